@@ -1,0 +1,61 @@
+import { RelayError } from '../errors.ts';
+import { assertStreamName } from '../media/stream-name.ts';
+
+/**
+ * Subject layout: `<prefix>.<stream>.<rendition>.<kind>`.
+ *
+ * The kind is a token of its own so that a late consumer can find the last
+ * keyframe with a direct get on `...k` and start from its sequence (nats-server
+ * 2.9 has no multi-filter consumers).
+ */
+export const SubjectKind = {
+  /** A video keyframe (random access point). It carries the stream's init. */
+  KEYFRAME: 'k',
+  /** A video frame that is not a keyframe. */
+  DELTA: 'd',
+  /** An audio frame. */
+  AUDIO: 'a',
+  /** The continuation of a frame split because it exceeded max_payload. */
+  PART: 'p',
+  /** The publisher has left: the stream ended. */
+  END: 'e',
+} as const;
+export type SubjectKind = (typeof SubjectKind)[keyof typeof SubjectKind];
+
+const RENDITION = /^[a-z0-9_-]{1,32}$/;
+const PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+export const SOURCE_RENDITION = 'source';
+
+export function assertSubjectPrefix(prefix: string): string {
+  if (!PREFIX.test(prefix)) throw new RelayError('CONFIG_INVALID', `subject prefix ${JSON.stringify(prefix)} must be dot-separated tokens of A-Z a-z 0-9 _ -`);
+  return prefix;
+}
+
+export class StreamSubjects {
+  readonly base: string;
+  /** Every message of this rendition: the consumer's filter. */
+  readonly all: string;
+  readonly keyframe: string;
+  readonly delta: string;
+  readonly audio: string;
+  readonly part: string;
+  readonly end: string;
+
+  constructor(prefix: string, stream: string, rendition: string = SOURCE_RENDITION) {
+    assertStreamName(stream);
+    if (!RENDITION.test(rendition)) throw new RelayError('STREAM_NAME_INVALID', `rendition ${JSON.stringify(rendition)}`);
+    this.base = `${prefix}.${stream}.${rendition}`;
+    this.all = `${this.base}.>`;
+    this.keyframe = `${this.base}.${SubjectKind.KEYFRAME}`;
+    this.delta = `${this.base}.${SubjectKind.DELTA}`;
+    this.audio = `${this.base}.${SubjectKind.AUDIO}`;
+    this.part = `${this.base}.${SubjectKind.PART}`;
+    this.end = `${this.base}.${SubjectKind.END}`;
+  }
+}
+
+/** The wildcard a JetStream stream binds to hold every rendition of every stream. */
+export function allStreamsSubject(prefix: string): string {
+  return `${prefix}.>`;
+}

@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { isStreamName } from '../media/stream-name.ts';
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+
+/**
+ * The one configuration schema. Every default lives in `config/default.json`;
+ * every key says here what reads it. Objects are strict, so a misspelt key stops
+ * start-up with its name.
+ */
+export const configSchema = z.object({
+  dataDir: z.string().min(1).describe('Folder for local state: the embedded nats-server store, generated stream keys.'),
+  log: z.object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('Log level of every module.'),
+    pretty: z.enum(['auto', 'true', 'false']).describe('Readable lines instead of JSON; auto = readable in the all-in-one mode on a terminal.'),
+  }).strict(),
+  nats: z.object({
+    url: z.string().describe('NATS server(s) to use, comma-separated. Empty: the all-in-one mode starts its own nats-server; origin and edge roles require it. NATS_URL sets it too.'),
+    embeddedPort: port.describe('Client port of the nats-server started by the all-in-one mode (0 picks a free one).'),
+    connectTimeoutMs: positiveInt.describe('How long start-up waits for NATS before giving up.'),
+  }).strict(),
+  bus: z.object({
+    subjectPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).describe('First subject tokens of every frame message: <prefix>.<stream>.<rendition>.<kind>.'),
+    streamName: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('Name of the JetStream stream holding frames; created or updated at start.'),
+    replicas: z.number().int().min(1).max(5).describe('JetStream replicas of the frame stream (3 in a 3-node cluster).'),
+    maxAgeSeconds: positiveInt.describe('How long frames are kept: a few GOPs, so a late edge can start at the last keyframe.'),
+    maxBytes: positiveInt.describe('Memory cap of the frame stream (oldest frames are dropped first).'),
+    publishWindow: positiveInt.describe('Frames in flight (published, not yet acknowledged) per publishing origin before ingest pushes back on the publisher.'),
+    publishTimeoutMs: positiveInt.describe('How long the origin waits for JetStream to acknowledge a frame before counting it as failed.'),
+  }).strict(),
+  rtmp: z.object({
+    host: z.string().describe('Address the RTMP listener binds to.'),
+    port: port.describe('RTMP listener port (OBS: rtmp://<host>:<port>/<app>).'),
+    app: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).describe('RTMP application name publishers use; the stream key is the RTMP stream name.'),
+    handshakeTimeoutMs: positiveInt.describe('A connection that has not started publishing within this time is closed.'),
+    idleTimeoutMs: positiveInt.describe('A publishing connection that sends nothing for this long is closed.'),
+    maxConnections: positiveInt.describe('RTMP connections accepted at once; more are refused.'),
+    maxMessageBytes: positiveInt.describe('Largest RTMP message accepted; larger ones close the connection.'),
+  }).strict(),
+  http: z.object({
+    host: z.string().describe('Address the HTTP listener (watch page, WebSocket, health) binds to.'),
+    port: port.describe('HTTP listener port.'),
+    publicUrl: z.string().describe('Base URL printed for viewers, e.g. https://live.example.com; empty: derived from the host name and port.'),
+  }).strict(),
+  edge: z.object({
+    watchdogIntervalMs: positiveInt.describe('How often the edge checks that each stream consumer is still receiving while its stream is live.'),
+    consumerMaxBytes: positiveInt.describe('Bytes a JetStream consumer may pull at once (bounded, see field notes).'),
+    gopCacheMaxBytes: positiveInt.describe('Largest GOP an edge keeps in memory for new viewers; a longer GOP is not cached past this.'),
+    viewerSkipBytes: positiveInt.describe('A viewer with more than this many bytes queued skips to the next keyframe.'),
+    viewerMaxLagMs: positiveInt.describe('A viewer that stays behind (skipping) for this long is disconnected.'),
+    viewerMaxBytes: positiveInt.describe('A viewer with more than this many bytes queued is disconnected at once.'),
+  }).strict(),
+  streams: z.array(z.object({
+    name: z.string().refine(isStreamName, 'stream names are 1-64 characters of A-Z, a-z, 0-9, _ and -').describe('Public stream name, used in watch URLs.'),
+    key: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/, 'stream keys are 16-128 characters of A-Z, a-z, 0-9, _ and -').describe('Secret publish key (the RTMP stream key).'),
+  }).strict()).describe('Streams and their secret publish keys. The all-in-one mode adds "demo" with a generated key. RELAY_STREAMS takes JSON.'),
+}).strict();
+
+export type RelayConfig = z.infer<typeof configSchema>;
+export type StreamEntry = RelayConfig['streams'][number];

@@ -1,0 +1,43 @@
+/**
+ * One catalogue of the errors a client or an operator can see. Codes are stable:
+ * operators grep logs for them, clients branch on them (RTMP status descriptions,
+ * WebSocket close reasons, HTTP bodies).
+ */
+export const ErrorCodes = {
+  CONFIG_INVALID: { status: 500, message: 'configuration is invalid' },
+  STREAM_NAME_INVALID: { status: 400, message: 'stream names are 1-64 characters of A-Z, a-z, 0-9, _ and -' },
+  STREAM_UNKNOWN: { status: 404, message: 'no such stream is configured' },
+  STREAM_KEY_INVALID: { status: 403, message: 'the stream key is not valid' },
+  STREAM_ALREADY_PUBLISHING: { status: 409, message: 'the stream already has a live publisher' },
+  RTMP_APP_UNKNOWN: { status: 404, message: 'unknown RTMP application' },
+  RTMP_PLAY_REFUSED: { status: 405, message: 'this server does not play RTMP; watch over HTTP instead' },
+  RTMP_PROTOCOL_ERROR: { status: 400, message: 'malformed RTMP or FLV data' },
+  RTMP_HANDSHAKE_TIMEOUT: { status: 408, message: 'the RTMP handshake did not finish in time' },
+  RTMP_TOO_MANY_CONNECTIONS: { status: 503, message: 'too many RTMP connections' },
+  CODEC_UNSUPPORTED: { status: 415, message: 'the codec is not supported' },
+  BUS_PUBLISH_FAILED: { status: 503, message: 'a frame could not be stored in JetStream' },
+  BUS_MESSAGE_INVALID: { status: 502, message: 'a message on the bus is not a frame this relay can read' },
+  BUS_UNAVAILABLE: { status: 503, message: 'NATS is not reachable' },
+  VIEWER_TOO_SLOW: { status: 408, message: 'the viewer stayed too far behind live and was disconnected' },
+  NOT_FOUND: { status: 404, message: 'not found' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class RelayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const base = ErrorCodes[code].message;
+    super(detail ? `${base}: ${detail}` : base, options);
+    this.name = 'RelayError';
+    this.code = code;
+    this.status = ErrorCodes[code].status;
+  }
+
+  /** The form a client sees: `CODE: sentence`. */
+  toClientString(): string {
+    return `${this.code}: ${this.message}`;
+  }
+}

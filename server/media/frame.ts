@@ -1,0 +1,63 @@
+/**
+ * The one frame type that travels between the pipeline's stages:
+ * ingest -> (transcode) -> bus -> edge -> viewer.
+ *
+ * Timestamps are in 90 kHz ticks (the MPEG clock): exact for RTMP milliseconds,
+ * for AAC frames of 1024 samples at 48 kHz (1920 ticks) and for RTP video.
+ */
+export const TICKS_PER_SECOND = 90_000;
+export const TICKS_PER_MS = 90;
+
+export type Track = 'video' | 'audio';
+export type VideoCodec = 'h264';
+export type AudioCodec = 'aac' | 'opus';
+export type Codec = VideoCodec | AudioCodec;
+
+export interface VideoConfig {
+  codec: VideoCodec;
+  /** AVCDecoderConfigurationRecord, as carried by FLV and written into `avcC`. */
+  avcC: Buffer;
+  /** RFC 6381 codec string, e.g. `avc1.64001f`, taken from the SPS in avcC. */
+  codecString: string;
+  width: number;
+  height: number;
+}
+
+export interface AudioConfig {
+  codec: AudioCodec;
+  /** AudioSpecificConfig for AAC; OpusHead-style parameters for Opus (empty for now). */
+  config: Buffer;
+  /** e.g. `mp4a.40.2` or `opus`. */
+  codecString: string;
+  sampleRate: number;
+  channels: number;
+}
+
+/** What a decoder needs before the first keyframe: the tracks and their configuration. */
+export interface StreamInit {
+  video?: VideoConfig;
+  audio?: AudioConfig;
+  /** The publisher's own description (FLV onMetaData): encoder, frame rate, bitrate... */
+  metadata: Record<string, string | number | boolean>;
+}
+
+export interface Frame {
+  track: Track;
+  codec: Codec;
+  /** Decode time, 90 kHz ticks, from the publisher's clock. */
+  dts: number;
+  /** Composition offset (pts - dts), 90 kHz ticks; positive with B-frames, may be negative. */
+  cto: number;
+  /** A random access point: an IDR picture for video; every audio frame is one. */
+  keyframe: boolean;
+  /** H.264: AVCC, 4-byte length-prefixed NAL units. AAC: one raw access unit. */
+  payload: Buffer;
+  /** Wall-clock time (ms since the epoch, fractional) at which the origin received the frame. */
+  receivedAt: number;
+  /** The stream's track configuration in force for this frame (a shared reference, not a copy). */
+  init: StreamInit;
+}
+
+export function ptsOf(frame: Frame): number {
+  return frame.dts + frame.cto;
+}

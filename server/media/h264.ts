@@ -1,0 +1,148 @@
+import { RelayError } from '../errors.ts';
+import { BitReader, unescapeRbsp } from './bit-reader.ts';
+
+export interface AvcDecoderConfig {
+  profile: number;
+  compatibility: number;
+  level: number;
+  /** Bytes per NAL unit length prefix in samples (1, 2 or 4). */
+  lengthSize: number;
+  sps: Buffer[];
+  pps: Buffer[];
+  codecString: string;
+  width: number;
+  height: number;
+}
+
+/** Parses an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1). */
+export function parseAvcC(avcC: Buffer): AvcDecoderConfig {
+  const fail = (why: string): never => {
+    throw new RelayError('CODEC_UNSUPPORTED', `bad AVC decoder configuration: ${why}`);
+  };
+  if (avcC.length < 7) fail('too short');
+  if (avcC[0] !== 1) fail(`version ${avcC[0]}`);
+  const lengthSize = (avcC[4]! & 3) + 1;
+  if (lengthSize === 3) fail('NAL length size 3');
+  let pos = 5;
+  const readSet = (count: number): Buffer[] => {
+    const sets: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      if (pos + 2 > avcC.length) fail('truncated parameter set');
+      const len = avcC.readUInt16BE(pos);
+      pos += 2;
+      if (pos + len > avcC.length) fail('truncated parameter set');
+      sets.push(avcC.subarray(pos, pos + len));
+      pos += len;
+    }
+    return sets;
+  };
+  const sps = readSet(avcC[5]! & 0x1f);
+  if (pos >= avcC.length) fail('no PPS count');
+  const pps = readSet(avcC[pos++]!);
+  const first = sps[0];
+  if (!first || first.length < 4) fail('no SPS');
+  const { width, height } = parseSpsDimensions(first!);
+  const profile = avcC[1]!;
+  const compatibility = avcC[2]!;
+  const level = avcC[3]!;
+  const hex = (n: number) => n.toString(16).padStart(2, '0');
+  return {
+    profile,
+    compatibility,
+    level,
+    lengthSize,
+    sps,
+    pps,
+    codecString: `avc1.${hex(profile)}${hex(compatibility)}${hex(level)}`,
+    width,
+    height,
+  };
+}
+
+const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
+
+/** Picture size after cropping, from a sequence parameter set NAL unit (header byte included). */
+export function parseSpsDimensions(spsNal: Uint8Array): { width: number; height: number } {
+  const r = new BitReader(unescapeRbsp(spsNal.subarray(1)));
+  const profileIdc = r.bits(8);
+  r.bits(16); // constraint flags, level_idc
+  r.ue(); // seq_parameter_set_id
+  let chromaFormatIdc = 1;
+  let separateColourPlane = false;
+  if (HIGH_PROFILES.has(profileIdc)) {
+    chromaFormatIdc = r.ue();
+    if (chromaFormatIdc === 3) separateColourPlane = r.bool();
+    r.ue(); // bit_depth_luma_minus8
+    r.ue(); // bit_depth_chroma_minus8
+    r.bool(); // qpprime_y_zero_transform_bypass_flag
+    if (r.bool()) {
+      const lists = chromaFormatIdc === 3 ? 12 : 8;
+      for (let i = 0; i < lists; i++) {
+        if (r.bool()) skipScalingList(r, i < 6 ? 16 : 64);
+      }
+    }
+  }
+  r.ue(); // log2_max_frame_num_minus4
+  const pocType = r.ue();
+  if (pocType === 0) {
+    r.ue();
+  } else if (pocType === 1) {
+    r.bool();
+    r.se();
+    r.se();
+    const cycle = r.ue();
+    for (let i = 0; i < cycle; i++) r.se();
+  }
+  r.ue(); // max_num_ref_frames
+  r.bool(); // gaps_in_frame_num_value_allowed_flag
+  const widthMbs = r.ue() + 1;
+  const heightMapUnits = r.ue() + 1;
+  const frameMbsOnly = r.bool();
+  if (!frameMbsOnly) r.bool(); // mb_adaptive_frame_field_flag
+  r.bool(); // direct_8x8_inference_flag
+  let cropLeft = 0;
+  let cropRight = 0;
+  let cropTop = 0;
+  let cropBottom = 0;
+  if (r.bool()) {
+    cropLeft = r.ue();
+    cropRight = r.ue();
+    cropTop = r.ue();
+    cropBottom = r.ue();
+  }
+  const chromaArrayType = separateColourPlane ? 0 : chromaFormatIdc;
+  const subWidthC = chromaArrayType === 1 || chromaArrayType === 2 ? 2 : 1;
+  const subHeightC = chromaArrayType === 1 ? 2 : 1;
+  const cropUnitX = chromaArrayType === 0 ? 1 : subWidthC;
+  const cropUnitY = (chromaArrayType === 0 ? 1 : subHeightC) * (frameMbsOnly ? 1 : 2);
+  const frameHeightMbs = (frameMbsOnly ? 1 : 2) * heightMapUnits;
+  return {
+    width: widthMbs * 16 - cropUnitX * (cropLeft + cropRight),
+    height: frameHeightMbs * 16 - cropUnitY * (cropTop + cropBottom),
+  };
+}
+
+function skipScalingList(r: BitReader, size: number): void {
+  let last = 8;
+  let next = 8;
+  for (let j = 0; j < size; j++) {
+    if (next !== 0) next = (last + r.se() + 256) % 256;
+    last = next === 0 ? last : next;
+  }
+}
+
+export const NalType = { IDR: 5, SEI: 6, SPS: 7, PPS: 8, AUD: 9 } as const;
+
+/** Calls `visit` with each NAL unit of a length-prefixed (AVCC) access unit; false on malformed input. */
+export function forEachNal(au: Buffer, lengthSize: number, visit: (nal: Buffer) => void): boolean {
+  let pos = 0;
+  while (pos < au.length) {
+    if (pos + lengthSize > au.length) return false;
+    const len = au.readUIntBE(pos, lengthSize);
+    pos += lengthSize;
+    if (len === 0 || pos + len > au.length) return false;
+    visit(au.subarray(pos, pos + len));
+    pos += len;
+  }
+  return true;
+}
