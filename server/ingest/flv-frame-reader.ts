@@ -2,6 +2,7 @@ import { RelayError } from '../errors.ts';
 import { parseAudioSpecificConfig } from '../media/aac.ts';
 import { TICKS_PER_MS, type AudioConfig, type Frame, type StreamInit, type VideoConfig } from '../media/frame.ts';
 import { parseAvcC } from '../media/h264.ts';
+import { decodeAmf0 } from './amf0.ts';
 
 export const FlvTagType = { AUDIO: 8, VIDEO: 9, SCRIPT: 18 } as const;
 
@@ -44,10 +45,21 @@ export class FlvFrameReader {
   push(tagType: number, timestampMs: number, body: Buffer, receivedAt: number): Frame | undefined {
     if (tagType === FlvTagType.VIDEO) return this.video(timestampMs, body, receivedAt);
     if (tagType === FlvTagType.AUDIO) return this.audio(timestampMs, body, receivedAt);
+    if (tagType === FlvTagType.SCRIPT) this.script(body);
     return undefined;
   }
 
-  /** onMetaData from the publisher (already decoded from AMF by the adapter). */
+  /** `@setDataFrame onMetaData {...}` or `onMetaData {...}`; other script tags are ignored. */
+  private script(body: Buffer): void {
+    const values = decodeAmf0(body);
+    const at = values[0] === '@setDataFrame' ? 1 : 0;
+    const data = values[at + 1];
+    if (values[at] === 'onMetaData' && typeof data === 'object' && data !== null && !Array.isArray(data) && !(data instanceof Date)) {
+      this.metadata(data);
+    }
+  }
+
+  /** Keeps the publisher's metadata that viewers may see. */
   metadata(data: Record<string, unknown>): void {
     const metadata: StreamInit['metadata'] = {};
     for (const key of METADATA_KEYS) {

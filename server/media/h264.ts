@@ -23,7 +23,7 @@ export function parseAvcC(avcC: Buffer): AvcDecoderConfig {
   if (avcC[0] !== 1) fail(`version ${avcC[0]}`);
   const lengthSize = (avcC[4]! & 3) + 1;
   if (lengthSize === 3) fail('NAL length size 3');
-  let pos = 5;
+  let pos = 6;
   const readSet = (count: number): Buffer[] => {
     const sets: Buffer[] = [];
     for (let i = 0; i < count; i++) {
