@@ -1,0 +1,116 @@
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '../../server/bus/nats-connection.ts';
+import type { StreamSubjects } from '../../server/bus/subjects.ts';
+import type { Logger } from '../../server/log.ts';
+
+export interface StreamFeedOptions {
+  /** The JetStream stream holding frames. */
+  jsStream: string;
+  subjects: StreamSubjects;
+  /** Bytes one pull may bring (bounded: see field notes on stalled ordered consumers). */
+  maxBytes: number;
+  watchdogIntervalMs: number;
+  log: Logger;
+}
+
+export interface FeedStats {
+  received: number;
+  restarts: number;
+  lastSeq: number;
+}
+
+/** Where a new consumer should start. */
+export type StartPoint = { kind: 'sequence'; seq: number } | { kind: 'new' };
+
+/**
+ * One JetStream consumer for one stream on one edge, however many viewers
+ * watch. It starts at the last keyframe (or at the next message when the stream
+ * is not live), hands messages over in order, and a watchdog recreates it when
+ * it has gone quiet while the bus holds newer messages for its subjects
+ * (ordered consumers can stall for good after the server cuts a connection).
+ */
+export class StreamFeed {
+  private jsm: JetStreamManager | undefined;
+  private messages: ConsumerMessages | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+  private lastMessageAt = Date.now();
+  private closed = false;
+  private checking = false;
+  readonly stats: FeedStats = { received: 0, restarts: 0, lastSeq: 0 };
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly options: StreamFeedOptions,
+    private readonly onMessage: (data: Uint8Array, seq: number) => void,
+    private readonly onRestart: (reason: string) => void = () => {},
+  ) {}
+
+  async start(): Promise<void> {
+    this.jsm = await jetstreamManager(this.nc);
+    await this.consumeFrom(await this.findStart());
+    this.watchdog = setInterval(() => void this.check(), this.options.watchdogIntervalMs);
+    this.watchdog.unref();
+  }
+
+  /** The last keyframe, unless the stream ended after it. */
+  async findStart(): Promise<StartPoint> {
+    const jsm = this.jsm!;
+    const { jsStream, subjects } = this.options;
+    const [key, end] = await Promise.all([
+      jsm.direct.getMessage(jsStream, { last_by_subj: subjects.keyframe }),
+      jsm.direct.getMessage(jsStream, { last_by_subj: subjects.end }),
+    ]);
+    if (key && (!end || end.seq < key.seq)) return { kind: 'sequence', seq: key.seq };
+    return { kind: 'new' };
+  }
+
+  private async consumeFrom(start: StartPoint): Promise<void> {
+    const js = jetstream(this.nc);
+    const consumer = await js.consumers.get(this.options.jsStream, {
+      filter_subjects: this.options.subjects.all,
+      ...(start.kind === 'sequence' ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start.seq } : { deliver_policy: DeliverPolicy.New }),
+    });
+    if (this.closed) return;
+    this.lastMessageAt = Date.now();
+    this.messages = await consumer.consume({
+      max_bytes: this.options.maxBytes,
+      callback: (msg: JsMsg) => {
+        this.lastMessageAt = Date.now();
+        this.stats.received++;
+        this.stats.lastSeq = msg.seq;
+        this.onMessage(msg.data, msg.seq);
+      },
+    });
+  }
+
+  /** The watchdog: quiet, but the bus has newer messages for us? Recreate from where we were. */
+  private async check(): Promise<void> {
+    if (this.closed || this.checking || Date.now() - this.lastMessageAt < this.options.watchdogIntervalMs) return;
+    this.checking = true;
+    try {
+      const last = await this.jsm!.direct.getMessage(this.options.jsStream, { last_by_subj: this.options.subjects.all });
+      if (!last || last.seq <= this.stats.lastSeq || this.closed) return;
+      this.options.log.warn({ lastDelivered: this.stats.lastSeq, lastOnBus: last.seq }, 'stream consumer stalled; recreating it');
+      await this.restart(this.stats.lastSeq > 0 ? { kind: 'sequence', seq: this.stats.lastSeq + 1 } : await this.findStart(), 'stalled');
+    } catch (err) {
+      this.options.log.debug({ err: (err as Error).message }, 'watchdog check failed (NATS unreachable?)');
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async restart(start: StartPoint, reason: string): Promise<void> {
+    this.stats.restarts++;
+    const old = this.messages;
+    this.messages = undefined;
+    await old?.close().catch(() => {});
+    this.onRestart(reason);
+    await this.consumeFrom(start);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.watchdog);
+    await this.messages?.close().catch(() => {});
+  }
+}

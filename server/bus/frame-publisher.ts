@@ -1,0 +1,146 @@
+import { EventEmitter } from 'node:events';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import type { Logger } from '../log.ts';
+import type { Frame, StreamInit } from '../media/frame.ts';
+import { encodeEnd, encodeFrame, encodeInit } from './frame-codec.ts';
+import type { NatsConnection } from './nats-connection.ts';
+import { StreamSubjects } from './subjects.ts';
+
+export interface PublisherOptions {
+  /** Messages published and not yet acknowledged, across all publications, before pushing back. */
+  window: number;
+  timeoutMs: number;
+  log: Logger;
+}
+
+export interface PublisherStats {
+  published: number;
+  failed: number;
+  inFlight: number;
+}
+
+/**
+ * Publishes frames to JetStream on a connection of its own, in order, with a
+ * bounded window of in-flight acknowledgements. When the window is full,
+ * `publish` returns false and 'drain' follows once half of it is free: ingest
+ * pauses its publisher socket meanwhile (back-pressure all the way to OBS).
+ */
+export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }> {
+  private readonly js: JetStreamClient;
+  private readonly maxMessageBytes: number;
+  readonly stats: PublisherStats = { published: 0, failed: 0, inFlight: 0 };
+  private lastFailureLog = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly nc: NatsConnection, private readonly options: PublisherOptions) {
+    super();
+    this.js = jetstream(nc, { timeout: options.timeoutMs });
+    // Room for the NATS protocol line and a margin below the server's max_payload.
+    this.maxMessageBytes = Math.max(4096, (nc.info?.max_payload ?? 1024 * 1024) - 1024);
+  }
+
+  get full(): boolean {
+    return this.stats.inFlight >= this.options.window;
+  }
+
+  /** Starts a publication: one stream rendition under one lease (fencing token). */
+  open(prefix: string, stream: string, rendition: string, token: number): Publication {
+    return new Publication(this, new StreamSubjects(prefix, stream, rendition), token, this.maxMessageBytes);
+  }
+
+  /** Resolves when every message sent so far has been acknowledged or has failed. */
+  idle(): Promise<void> {
+    if (this.stats.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** @internal Sends one message; `onFailure` runs if JetStream does not store it. */
+  send(subject: string, data: Buffer, onFailure: () => void): boolean {
+    this.stats.inFlight++;
+    this.js.publish(subject, data, { timeout: this.options.timeoutMs }).then(
+      () => {
+        this.stats.published++;
+        this.settle();
+      },
+      (err: Error) => {
+        this.stats.failed++;
+        onFailure();
+        const now = Date.now();
+        if (now - this.lastFailureLog > 5000) {
+          this.lastFailureLog = now;
+          this.options.log.warn({ code: 'BUS_PUBLISH_FAILED', subject, err: err.message, failed: this.stats.failed }, 'frame publish failed; the stream resumes at its next keyframe');
+        }
+        this.emit('failure', err);
+        this.settle();
+      },
+    );
+    return !this.full;
+  }
+
+  private settle(): void {
+    this.stats.inFlight--;
+    if (this.stats.inFlight === Math.floor(this.options.window / 2)) this.emit('drain');
+    if (this.stats.inFlight === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.idle();
+    await this.nc.drain().catch(() => {});
+  }
+}
+
+/** One rendition of one live stream being published: counters, init caching, resync after loss. */
+export class Publication {
+  private counter = 0;
+  private lastInit: StreamInit | undefined;
+  private lastInitBytes: Buffer | undefined;
+  /** After a lost message the stream resumes at the next keyframe. */
+  private resync = false;
+  private ended = false;
+
+  constructor(
+    private readonly publisher: FramePublisher,
+    readonly subjects: StreamSubjects,
+    readonly token: number,
+    private readonly maxMessageBytes: number,
+  ) {}
+
+  /** Publishes a frame; false means the window is full (pause the source until 'drain'). */
+  push(frame: Frame): boolean {
+    if (this.ended) return true;
+    if (this.resync) {
+      if (!(frame.track === 'video' && frame.keyframe)) return !this.publisher.full;
+      this.resync = false;
+    }
+    const isKey = frame.track === 'video' && frame.keyframe;
+    let initBytes: Buffer | undefined;
+    if (isKey) {
+      if (frame.init !== this.lastInit) {
+        this.lastInit = frame.init;
+        this.lastInitBytes = encodeInit(frame.init);
+      }
+      initBytes = this.lastInitBytes;
+    }
+    const messages = encodeFrame(frame, { counter: this.counter++, token: this.token }, isKey, this.maxMessageBytes, initBytes);
+    const subject = frame.track === 'audio' ? this.subjects.audio : isKey ? this.subjects.keyframe : this.subjects.delta;
+    let ok = true;
+    const lost = () => {
+      this.resync = true;
+    };
+    messages.forEach((m, i) => {
+      ok = this.publisher.send(i === 0 ? subject : this.subjects.part, m, lost);
+    });
+    return ok;
+  }
+
+  /** The publisher left: mark the end of the stream on the bus. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.publisher.send(this.subjects.end, encodeEnd({ counter: this.counter++, token: this.token }, Date.now()), () => {});
+  }
+}

@@ -1,0 +1,51 @@
+import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
+import type { RelayConfig } from '../config/schema.ts';
+import { RelayError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { NatsConnection } from './nats-connection.ts';
+import { allStreamsSubject } from './subjects.ts';
+
+/**
+ * Creates or updates the JetStream stream that holds every frame: memory storage,
+ * a retention of a few GOPs, direct gets allowed (late consumers look up the last
+ * keyframe with them).
+ */
+export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bus'], log: Logger): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const maxAge = nanos(bus.maxAgeSeconds * 1000);
+  const wanted: Partial<StreamConfig> & { name: string } = {
+    name: bus.streamName,
+    subjects: [allStreamsSubject(bus.subjectPrefix)],
+    storage: StorageType.Memory,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    max_age: maxAge,
+    max_bytes: bus.maxBytes,
+    num_replicas: bus.replicas,
+    allow_direct: true,
+    duplicate_window: Math.min(maxAge, nanos(10_000)),
+  };
+  let existing: StreamConfig | undefined;
+  try {
+    existing = (await jsm.streams.info(bus.streamName)).config;
+  } catch (err) {
+    if (!/stream not found/i.test((err as Error).message)) throw new RelayError('BUS_UNAVAILABLE', `cannot read stream ${bus.streamName}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    if (!existing) {
+      await jsm.streams.add(wanted);
+      log.info({ stream: bus.streamName, maxAgeSeconds: bus.maxAgeSeconds, replicas: bus.replicas }, 'frame stream created');
+      return;
+    }
+    if (existing.storage !== StorageType.Memory) {
+      throw new RelayError('CONFIG_INVALID', `JetStream stream ${bus.streamName} exists with ${existing.storage} storage; delete it or pick another bus.streamName`);
+    }
+    const { storage: _s, ...update } = wanted;
+    await jsm.streams.update(bus.streamName, update);
+    log.debug({ stream: bus.streamName }, 'frame stream updated');
+  } catch (err) {
+    if (err instanceof RelayError) throw err;
+    throw new RelayError('BUS_UNAVAILABLE', `cannot create or update stream ${bus.streamName}: ${(err as Error).message}`, { cause: err });
+  }
+}
