@@ -7,7 +7,8 @@ export interface ViewerQueueLimits {
   maxLagMs: number;
 }
 
-export type Decision = 'send' | 'skip' | 'disconnect';
+/** `fall-behind` is the first skip of an episode (counted once); `skip` the ones after it. */
+export type Decision = 'send' | 'skip' | 'fall-behind' | 'disconnect';
 
 /** Per-viewer state of the policy; lives on the viewer, no allocation per fragment. */
 export interface ViewerQueueState {
@@ -44,7 +45,7 @@ export function decide(limits: ViewerQueueLimits, state: ViewerQueueState, queue
     state.skippingSince = now;
     state.fellBehind++;
     state.skippedFragments++;
-    return 'skip';
+    return 'fall-behind';
   }
   return 'send';
 }

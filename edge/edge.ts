@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { RelayConfig } from '../server/config/schema.ts';
+import { RelayError } from '../server/errors.ts';
+import type { NatsConnection } from '../server/bus/nats-connection.ts';
+import type { Logger } from '../server/log.ts';
+import { isStreamName } from '../server/media/stream-name.ts';
+import { createEdgeMetrics, type EdgeMetrics } from './edge-metrics.ts';
+import { StreamHub } from './stream-hub.ts';
+import { CloseCode, Viewer } from './viewer/ws-viewer.ts';
+
+/** A hub with no viewers stays this long (its consumer and GOP warm) before it closes. */
+const HUB_LINGER_MS = 15_000;
+const HUB_RETRY_MS = 2_000;
+
+const playerFile = (name: string) => readFileSync(new URL(`./player/${name}`, import.meta.url), 'utf8');
+
+/**
+ * The edge role: serves viewers of any stream from one bus consumer per stream,
+ * created on the first viewer and closed a while after the last one leaves.
+ */
+export class Edge {
+  readonly hubs = new Map<string, StreamHub>();
+  readonly metrics: EdgeMetrics;
+  private readonly lingering = new Map<string, NodeJS.Timeout>();
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
+  private readonly log: Logger;
+  private readonly page = { html: playerFile('watch.html'), js: playerFile('player.js'), css: playerFile('player.css') };
+
+  constructor(
+    private readonly config: RelayConfig,
+    private readonly nc: NatsConnection,
+    private readonly isKnownStream: (name: string) => boolean,
+    log: Logger,
+    readonly registry: Registry = new Registry(),
+  ) {
+    this.log = log.child({ module: 'edge' });
+    this.metrics = createEdgeMetrics(registry);
+  }
+
+  attach(app: FastifyInstance): void {
+    app.get<{ Params: { stream: string } }>('/watch/:stream', async (req, reply) => {
+      const { stream } = req.params;
+      if (!isStreamName(stream)) throw Object.assign(new RelayError('STREAM_NAME_INVALID'), { statusCode: 400 });
+      if (!this.isKnownStream(stream)) throw Object.assign(new RelayError('STREAM_UNKNOWN', stream), { statusCode: 404 });
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(this.page.html.replaceAll('{{stream}}', stream));
+    });
+    app.get('/player/player.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.js));
+    app.get('/player/player.css', async (_req, reply) => reply.type('text/css; charset=utf-8').send(this.page.css));
+    app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const match = /^\/ws\/([^/?]*)/.exec(req.url ?? '');
+    if (!match) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    socket.on('error', () => {});
+    let name: string;
+    try {
+      name = decodeURIComponent(match[1]!);
+    } catch {
+      name = '';
+    }
+    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, name, remote));
+  }
+
+  private connected(ws: WebSocket, socket: Duplex, stream: string, remote: string): void {
+    ws.on('error', () => {});
+    const refuse = (err: RelayError, code: number) => {
+      ws.send(JSON.stringify({ type: 'error', code: err.code, message: err.message }));
+      ws.close(code, err.code);
+    };
+    if (!isStreamName(stream)) return refuse(new RelayError('STREAM_NAME_INVALID'), CloseCode.BAD_REQUEST);
+    if (!this.isKnownStream(stream)) return refuse(new RelayError('STREAM_UNKNOWN', stream), CloseCode.NOT_FOUND);
+    const hub = this.hubFor(stream);
+    const viewer = new Viewer(ws, socket, remote);
+    hub.add(viewer);
+    ws.on('close', () => {
+      hub.remove(viewer);
+      if (hub.viewers.size === 0) this.linger(hub);
+    });
+  }
+
+  private hubFor(stream: string): StreamHub {
+    clearTimeout(this.lingering.get(stream));
+    this.lingering.delete(stream);
+    let hub = this.hubs.get(stream);
+    if (hub) return hub;
+    hub = new StreamHub(stream, this.nc, this.config, this.metrics, this.log.child({ stream }));
+    this.hubs.set(stream, hub);
+    this.startHub(hub);
+    return hub;
+  }
+
+  private startHub(hub: StreamHub): void {
+    hub.start().catch((err: Error) => {
+      if (this.hubs.get(hub.stream) !== hub) return;
+      this.log.warn({ stream: hub.stream, err: err.message }, 'cannot start the stream consumer; retrying');
+      setTimeout(() => this.hubs.get(hub.stream) === hub && this.startHub(hub), HUB_RETRY_MS).unref();
+    });
+  }
+
+  private linger(hub: StreamHub): void {
+    clearTimeout(this.lingering.get(hub.stream));
+    this.lingering.set(hub.stream, setTimeout(() => {
+      this.lingering.delete(hub.stream);
+      if (hub.viewers.size > 0 || this.hubs.get(hub.stream) !== hub) return;
+      this.hubs.delete(hub.stream);
+      void hub.close();
+    }, HUB_LINGER_MS).unref());
+  }
+
+  /** Tells every viewer to reconnect (elsewhere, or here after a restart), then closes. */
+  async close(): Promise<void> {
+    for (const t of this.lingering.values()) clearTimeout(t);
+    for (const hub of this.hubs.values()) {
+      for (const v of hub.viewers) {
+        v.control({ type: 'reconnect', reason: 'edge shutting down' });
+        v.close(CloseCode.GOING_AWAY, 'edge shutting down');
+      }
+      await hub.close();
+    }
+    this.hubs.clear();
+  }
+}

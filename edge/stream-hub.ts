@@ -1,0 +1,233 @@
+import type { RelayConfig } from '../server/config/schema.ts';
+import { FrameDecoder } from '../server/bus/frame-codec.ts';
+import type { NatsConnection } from '../server/bus/nats-connection.ts';
+import { StreamSubjects } from '../server/bus/subjects.ts';
+import type { Logger } from '../server/log.ts';
+import type { Frame, StreamInit } from '../server/media/frame.ts';
+import { StreamFeed } from './feed/stream-feed.ts';
+import { GopCache, type WireFragment } from './gop-cache.ts';
+import type { EdgeMetrics } from './edge-metrics.ts';
+import { Fmp4Muxer } from './mp4/fmp4-muxer.ts';
+import { AUDIO_TRACK_ID, buildInitSegment, mimeType, VIDEO_TRACK_ID, VIDEO_TIMESCALE } from './mp4/init-segment.ts';
+import { decide, type ViewerQueueLimits } from './viewer/viewer-queue.ts';
+import { frameBinary, frameBinaryInPlace, WS_MAX_HEADER } from './viewer/ws-frame.ts';
+import { CloseCode, type ControlMessage, type Viewer } from './viewer/ws-viewer.ts';
+
+export type HubState = 'connecting' | 'offline' | 'live' | 'ended';
+
+/** Audio waits this long for a video frame to ride with before it goes out on its own. */
+const AUDIO_FLUSH_MS = 120;
+
+/**
+ * Everything one edge does for one stream: one bus consumer, one muxer, one GOP
+ * cache, and the fan-out of each fragment to every viewer from one buffer.
+ */
+export class StreamHub {
+  state: HubState = 'connecting';
+  readonly viewers = new Set<Viewer>();
+  private readonly decoder = new FrameDecoder();
+  private readonly gop: GopCache;
+  private readonly feed: StreamFeed;
+  private readonly limits: ViewerQueueLimits;
+  private muxer: Fmp4Muxer | undefined;
+  private initWire: { control: ControlMessage; segment: Buffer } | undefined;
+  /** Newest fencing token seen: frames from an older publication are dropped. */
+  private token = -Infinity;
+  private expectedCounter: number | undefined;
+  /** After a gap (lost frames, consumer restart) nothing goes out until the next keyframe. */
+  private needKeyframe = true;
+  private lastVideoAt = 0;
+  private readonly timer: NodeJS.Timeout;
+  readonly stats = { frames: 0, fragments: 0, gaps: 0, staleDropped: 0, badMessages: 0 };
+
+  constructor(
+    readonly stream: string,
+    nc: NatsConnection,
+    config: RelayConfig,
+    private readonly metrics: EdgeMetrics,
+    private readonly log: Logger,
+  ) {
+    this.gop = new GopCache(config.edge.gopCacheMaxBytes);
+    this.limits = { skipBytes: config.edge.viewerSkipBytes, maxBytes: config.edge.viewerMaxBytes, maxLagMs: config.edge.viewerMaxLagMs };
+    this.feed = new StreamFeed(nc, {
+      jsStream: config.bus.streamName,
+      subjects: new StreamSubjects(config.bus.subjectPrefix, stream),
+      maxBytes: config.edge.consumerMaxBytes,
+      watchdogIntervalMs: config.edge.watchdogIntervalMs,
+      log,
+    }, (data) => this.message(data), (reason) => {
+      metrics.consumerRestarts.inc();
+      this.decoder.reset();
+      log.info({ reason }, 'stream consumer recreated');
+    });
+    this.timer = setInterval(() => this.flushIdleAudio(), AUDIO_FLUSH_MS / 2);
+    this.timer.unref();
+  }
+
+  async start(): Promise<void> {
+    const start = await this.feed.start().then(() => this.feed.findStart());
+    if (this.state === 'connecting' && start.kind === 'new') this.setState('offline');
+  }
+
+  get feedStats() {
+    return this.feed.stats;
+  }
+
+  add(viewer: Viewer): void {
+    this.viewers.add(viewer);
+    this.metrics.viewers.inc();
+    viewer.control({ type: 'status', state: this.state, stream: this.stream });
+    if (this.state === 'live' && this.initWire) this.sendInit(viewer);
+  }
+
+  remove(viewer: Viewer): void {
+    if (this.viewers.delete(viewer)) this.metrics.viewers.dec();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    for (const v of this.viewers) this.remove(v);
+    await this.feed.close();
+  }
+
+  private sendInit(viewer: Viewer): void {
+    viewer.control(this.initWire!.control);
+    viewer.writeWire(this.initWire!.segment);
+    viewer.started = false;
+    const cached = this.gop.current;
+    if (cached.length === 0) return;
+    viewer.started = true;
+    for (const f of cached) viewer.writeWire(f.bytes);
+  }
+
+  private setState(state: HubState): void {
+    if (this.state === state) return;
+    this.state = state;
+    for (const v of this.viewers) v.control({ type: 'status', state, stream: this.stream });
+  }
+
+  private message(data: Uint8Array): void {
+    let msg;
+    try {
+      msg = this.decoder.decode(data);
+    } catch (err) {
+      this.stats.badMessages++;
+      this.needKeyframe = true;
+      this.log.warn({ code: 'BUS_MESSAGE_INVALID', err: (err as Error).message }, 'unreadable message on the bus; waiting for the next keyframe');
+      return;
+    }
+    if (msg.kind === 'partial') return;
+    const { stamp } = msg;
+    if (stamp.token < this.token) {
+      this.stats.staleDropped++;
+      return;
+    }
+    if (stamp.token > this.token) {
+      this.token = stamp.token;
+      this.expectedCounter = undefined;
+      this.needKeyframe = true;
+    }
+    if (this.expectedCounter !== undefined && stamp.counter !== this.expectedCounter) {
+      this.stats.gaps++;
+      this.metrics.gaps.inc();
+      this.needKeyframe = true;
+      this.log.warn({ expected: this.expectedCounter, got: stamp.counter }, 'frames missing on the bus; resuming at the next keyframe');
+    }
+    this.expectedCounter = (stamp.counter + 1) >>> 0;
+    if (msg.kind === 'end') {
+      this.ended();
+      return;
+    }
+    this.frame(msg.frame);
+  }
+
+  private ended(): void {
+    this.muxer = undefined;
+    this.initWire = undefined;
+    this.gop.clear();
+    this.needKeyframe = true;
+    this.setState('ended');
+  }
+
+  private frame(frame: Frame): void {
+    this.stats.frames++;
+    const isKey = frame.track === 'video' && frame.keyframe;
+    if (this.needKeyframe) {
+      if (!isKey) return;
+      this.needKeyframe = false;
+    }
+    if (isKey && (!this.muxer || this.muxer.init !== frame.init)) this.newInit(frame.init);
+    if (!this.muxer) return;
+    if (frame.track === 'video') this.lastVideoAt = performance.now();
+    const fragment = this.muxer.push(frame);
+    if (!fragment) return;
+    this.fanout({ bytes: frameBinaryInPlace(fragment.buffer, fragment.offset), keyframe: fragment.keyframe, receivedAt: fragment.receivedAt });
+  }
+
+  private newInit(init: StreamInit): void {
+    try {
+      this.muxer = new Fmp4Muxer(init, { headroom: WS_MAX_HEADER });
+      const segment = buildInitSegment(init);
+      this.initWire = {
+        control: {
+          type: 'init',
+          mime: mimeType(init),
+          width: init.video?.width,
+          height: init.video?.height,
+          timescales: { [VIDEO_TRACK_ID]: VIDEO_TIMESCALE, [AUDIO_TRACK_ID]: init.audio?.sampleRate ?? 48000 },
+          metadata: init.metadata,
+        },
+        segment: frameBinary(segment),
+      };
+    } catch (err) {
+      this.muxer = undefined;
+      this.initWire = undefined;
+      this.log.warn({ err: (err as Error).message }, 'cannot mux this stream for MSE');
+      return;
+    }
+    this.gop.clear();
+    this.setState('live');
+    for (const v of this.viewers) this.sendInit(v);
+  }
+
+  private flushIdleAudio(): void {
+    if (!this.muxer || this.muxer.pendingAudioFrames === 0 || performance.now() - this.lastVideoAt < AUDIO_FLUSH_MS) return;
+    const fragment = this.muxer.flushAudio();
+    if (fragment) this.fanout({ bytes: frameBinaryInPlace(fragment.buffer, fragment.offset), keyframe: fragment.keyframe, receivedAt: fragment.receivedAt });
+  }
+
+  /** The per-fragment hot path: one shared buffer, a policy decision per viewer, no allocation per viewer. */
+  private fanout(wire: WireFragment): void {
+    this.stats.fragments++;
+    this.gop.push(wire);
+    const now = performance.now();
+    let sent = 0;
+    for (const viewer of this.viewers) {
+      if (!viewer.started) {
+        if (!wire.keyframe) continue;
+        viewer.started = true;
+      }
+      switch (decide(this.limits, viewer.queue, viewer.queued, wire.keyframe, now)) {
+        case 'send':
+          viewer.writeWire(wire.bytes);
+          sent++;
+          break;
+        case 'fall-behind':
+          this.metrics.viewersSkipped.inc();
+          break;
+        case 'skip':
+          break;
+        case 'disconnect':
+          this.metrics.viewersDisconnected.inc();
+          viewer.control({ type: 'error', code: 'VIEWER_TOO_SLOW', message: 'the connection stayed too far behind live' });
+          viewer.close(CloseCode.TOO_SLOW, 'VIEWER_TOO_SLOW');
+          this.remove(viewer);
+          break;
+      }
+    }
+    if (sent > 0) {
+      this.metrics.bytesOut.inc(sent * wire.bytes.length);
+      this.metrics.relayLatency.observe((performance.timeOrigin + performance.now() - wire.receivedAt) / 1000);
+    }
+  }
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+import { networkInterfaces } from 'node:os';
+import { parseArgs } from 'node:util';
+import { configLeaves, loadConfig } from './config/load.ts';
+import type { RelayConfig } from './config/schema.ts';
+import { DEMO_STREAM, demoStreamKey } from './demo-key.ts';
+import { RelayError } from './errors.ts';
+import { createLogger } from './log.ts';
+import { startNode, type Role } from './relay-node.ts';
+
+const USAGE = `usage: relay [all|origin|edge|config] [--config file.json]
+
+  all      origin and edge in one process, with a local nats-server unless NATS_URL is set (default)
+  origin   RTMP ingest -> JetStream (needs NATS_URL)
+  edge     JetStream -> viewers: watch page, WebSocket fMP4 (needs NATS_URL)
+  config   print every setting: its value, environment variable and meaning`;
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({ options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+  const command = positionals[0] ?? 'all';
+  if (values.help || !['all', 'origin', 'edge', 'config'].includes(command)) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(values.help ? 0 : 2);
+  }
+  const config = loadConfig({ file: values.config });
+  if (command === 'config') return explain(config);
+  const roles: Role[] = command === 'all' ? ['origin', 'edge'] : [command as Role];
+  if (command !== 'all' && !config.nats.url) throw new RelayError('CONFIG_INVALID', `nats.url (env NATS_URL) is required for the ${command} role`);
+  let demoKey: string | undefined;
+  if (command === 'all' && !config.streams.some((s) => s.name === DEMO_STREAM)) {
+    const demo = demoStreamKey(config.dataDir);
+    demoKey = demo.key;
+    config.streams.push({ name: DEMO_STREAM, key: demo.key });
+  }
+  const pretty = config.log.pretty === 'true' || (config.log.pretty === 'auto' && command === 'all' && process.stdout.isTTY === true);
+  const log = createLogger({ level: config.log.level, pretty });
+  const node = await startNode(roles, config, log);
+  if (command !== 'edge') printBanner(config, node.httpPort, node.origin?.rtmp.port ?? config.rtmp.port, demoKey, command === 'all');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    await node.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+function publicHost(bind: string): string {
+  if (bind !== '0.0.0.0' && bind !== '::') return bind;
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function printBanner(config: RelayConfig, httpPort: number, rtmpPort: number, demoKey: string | undefined, withEdge: boolean): void {
+  const host = publicHost(config.rtmp.host);
+  const web = config.http.publicUrl || `http://${publicHost(config.http.host)}:${httpPort}`;
+  const lines = [
+    '',
+    'Relay is running.',
+    '',
+    'In OBS: Settings > Stream > Service "Custom..."',
+    `  Server:     rtmp://${host}:${rtmpPort}/${config.rtmp.app}`,
+  ];
+  if (demoKey) lines.push(`  Stream Key: ${demoKey}    (stream "${DEMO_STREAM}"; kept in ${config.dataDir}/demo-stream-key, or set RELAY_DEMO_KEY)`);
+  else lines.push(`  Stream Key: the key configured for your stream (streams[].key)`);
+  if (withEdge) {
+    lines.push('', 'Watch:');
+    for (const s of config.streams) lines.push(`  ${web}/watch/${s.name}`);
+  }
+  lines.push('', 'Stop with Ctrl+C.', '');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function explain(config: RelayConfig): void {
+  for (const leaf of configLeaves()) {
+    let value: unknown = config;
+    for (const p of leaf.path) value = (value as Record<string, unknown>)[p];
+    if (leaf.path[0] === 'streams') value = (value as { name: string }[]).map((s) => ({ name: s.name, key: '[secret]' }));
+    process.stdout.write(`${leaf.path.join('.')} = ${JSON.stringify(value)}\n    env ${leaf.env}: ${leaf.description}\n`);
+  }
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof RelayError ? `${err.code}: ${err.message}` : err instanceof Error ? err.stack ?? err.message : String(err);
+  process.stderr.write(`relay: ${message}\n`);
+  process.exit(1);
+});

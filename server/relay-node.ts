@@ -1,0 +1,108 @@
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Edge } from '../edge/edge.ts';
+import type { RelayConfig } from './config/schema.ts';
+import { RelayError } from './errors.ts';
+import type { Logger } from './log.ts';
+import { FramePublisher } from './bus/frame-publisher.ts';
+import { ensureFrameStream } from './bus/frame-stream.ts';
+import { connectNats, type NatsConnection } from './bus/nats-connection.ts';
+import { NatsServerProcess } from './bus/nats-server-process.ts';
+import { createHttpServer } from './http/http-server.ts';
+import { StreamKeys } from './ingest/stream-keys.ts';
+import { Origin } from './origin/origin.ts';
+
+export type Role = 'origin' | 'edge';
+
+export interface RelayNode {
+  config: RelayConfig;
+  http: FastifyInstance;
+  httpPort: number;
+  natsUrl: string;
+  origin?: Origin;
+  edge?: Edge;
+  embeddedNats?: NatsServerProcess;
+  registry: Registry;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a node with the given roles. With no NATS URL configured it starts a
+ * local nats-server first (the all-in-one default).
+ */
+export async function startNode(roles: Role[], config: RelayConfig, log: Logger): Promise<RelayNode> {
+  const closers: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    for (const c of closers.splice(0).reverse()) await c().catch((err) => log.warn({ err }, 'error while stopping'));
+  };
+  try {
+    let natsUrl = config.nats.url;
+    let embeddedNats: NatsServerProcess | undefined;
+    if (!natsUrl) {
+      embeddedNats = await startEmbeddedNats(config, log);
+      closers.push(() => embeddedNats!.stop());
+      natsUrl = embeddedNats.url;
+    }
+    const keys = new StreamKeys(config.streams);
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    const http = createHttpServer(log);
+    closers.push(() => http.close());
+    http.get('/healthz', async () => ({ status: 'ok', roles }));
+    http.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+
+    let origin: Origin | undefined;
+    if (roles.includes('origin')) {
+      const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs);
+      closers.push(() => nc.close());
+      await ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }));
+      const publisher = new FramePublisher(nc, { window: config.bus.publishWindow, timeoutMs: config.bus.publishTimeoutMs, log: log.child({ module: 'bus.publish' }) });
+      origin = new Origin(config, keys, publisher, log);
+      closers.push(() => origin!.stop());
+    }
+    let edge: Edge | undefined;
+    if (roles.includes('edge')) {
+      const nc: NatsConnection = await connectNats(natsUrl, 'relay-edge', log, config.nats.connectTimeoutMs);
+      closers.push(() => nc.close());
+      if (!origin) await ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }));
+      edge = new Edge(config, nc, (name) => keys.has(name), log, registry);
+      edge.attach(http);
+      closers.push(() => edge!.close());
+    }
+    http.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(indexPage(keys.names, roles)));
+    await http.listen({ host: config.http.host, port: config.http.port }).catch((err: NodeJS.ErrnoException) => {
+      throw new RelayError('CONFIG_INVALID', err.code === 'EADDRINUSE' ? `http.port ${config.http.port} is already in use` : err.message);
+    });
+    await origin?.start();
+    const address = http.server.address();
+    const httpPort = typeof address === 'object' && address ? address.port : config.http.port;
+    return { config, http, httpPort, natsUrl, origin, edge, embeddedNats, registry, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function startEmbeddedNats(config: RelayConfig, log: Logger): Promise<NatsServerProcess> {
+  const storeDir = resolve(join(config.dataDir, 'nats'));
+  const nlog = log.child({ module: 'nats-server' });
+  const server = new NatsServerProcess({ storeDir, port: config.nats.embeddedPort, log: nlog });
+  try {
+    await server.start();
+  } catch (err) {
+    if (config.nats.embeddedPort === 0 || !/address already in use/i.test((err as Error).message)) throw err;
+    nlog.warn({ port: config.nats.embeddedPort }, 'port taken; the embedded nats-server uses a free port instead');
+    const fallback = new NatsServerProcess({ storeDir, port: 0, log: nlog });
+    await fallback.start();
+    nlog.info({ url: fallback.url, storeDir }, 'embedded nats-server started');
+    return fallback;
+  }
+  nlog.info({ url: server.url, storeDir }, 'embedded nats-server started');
+  return server;
+}
+
+function indexPage(streams: string[], roles: Role[]): string {
+  const items = roles.includes('edge') ? streams.map((s) => `<li><a href="/watch/${s}">${s}</a></li>`).join('') : '';
+  return `<!doctype html><meta charset="utf-8"><title>relay</title><body style="font-family:system-ui;background:#0b0d10;color:#e8eaed"><h1>relay</h1><p>Roles: ${roles.join(', ')}</p><ul>${items}</ul>`;
+}

@@ -1,0 +1,17 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NatsServerProcess } from '../../server/bus/nats-server-process.ts';
+
+/** A real `nats-server -js` on a random port with a temporary store; one per test file. */
+export async function startNats(): Promise<NatsServerProcess & { cleanup(): Promise<void> }> {
+  const storeDir = mkdtempSync(join(tmpdir(), 'relay-nats-'));
+  const server = new NatsServerProcess({ storeDir });
+  await server.start();
+  return Object.assign(server, {
+    async cleanup() {
+      await server.stop();
+      rmSync(storeDir, { recursive: true, force: true });
+    },
+  });
+}

@@ -1,0 +1,49 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface PublisherOptions {
+  url: string;
+  size?: string;
+  fps?: number;
+  /** Keyframe interval in frames (OBS-like default: 2 s). */
+  gop?: number;
+  bitrate?: string;
+  /** Stop after this many seconds (default: run until stopped). */
+  seconds?: number;
+  /** Loop a file with -c copy instead of encoding (cheap, for many streams). */
+  file?: string;
+}
+
+export interface Publisher {
+  process: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+  stop(): Promise<void>;
+}
+
+/**
+ * An OBS-like publisher: H.264 High with B-frames, AAC-LC 48 kHz stereo, over RTMP
+ * (the command in shared/docs/field-notes.md, smaller by default to spare 2 cores).
+ */
+export function startPublisher(options: PublisherOptions): Publisher {
+  const { url, size = '640x360', fps = 30, gop = fps * 2, bitrate = '1000k', seconds, file } = options;
+  const args = file
+    ? ['-re', '-stream_loop', '-1', '-i', file, '-c', 'copy']
+    : ['-re', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${fps}`, '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+      '-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-bf', '2', '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
+      '-pix_fmt', 'yuv420p', '-b:v', bitrate, '-c:a', 'aac', '-ar', '48000', '-ac', '2'];
+  const child = spawn('ffmpeg', ['-hide_banner', '-v', 'error', '-nostdin', ...args, ...(seconds ? ['-t', String(seconds)] : []), '-f', 'flv', url], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    process: child,
+    stderr: () => err,
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

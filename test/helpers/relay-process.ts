@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, waitFor } from './ports.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const TSX = join(ROOT, 'node_modules/.bin/tsx');
+
+export interface RelayProcess {
+  child: ChildProcess;
+  httpPort: number;
+  rtmpPort: number;
+  http: string;
+  rtmpUrl(key: string): string;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** The relay CLI as a real child process, on free ports, with a temporary data folder. */
+export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record<string, string> = {}): Promise<RelayProcess> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'relay-data-'));
+  const httpPort = await freePort();
+  const rtmpPort = await freePort();
+  const child = spawn(TSX, [join(ROOT, 'server/cli.ts'), command], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      RELAY_DATA_DIR: dataDir,
+      RELAY_HTTP_HOST: '127.0.0.1',
+      RELAY_HTTP_PORT: String(httpPort),
+      RELAY_RTMP_HOST: '127.0.0.1',
+      RELAY_RTMP_PORT: String(rtmpPort),
+      RELAY_NATS_EMBEDDED_PORT: '0',
+      RELAY_LOG_PRETTY: 'false',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const collect = (d: Buffer) => {
+    out = (out + d.toString()).slice(-200_000);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await waitFor('the relay to listen', () => {
+    if (child.exitCode !== null) throw new Error(`relay exited at start:\n${out}`);
+    return command === 'edge' ? out.includes('Server listening') : out.includes('RTMP ingest listening');
+  }, 20_000);
+  return {
+    child,
+    httpPort,
+    rtmpPort,
+    http: `http://127.0.0.1:${httpPort}`,
+    rtmpUrl: (key) => `rtmp://127.0.0.1:${rtmpPort}/live/${key}`,
+    output: () => out,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+      await exited;
+      clearTimeout(timer);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
