@@ -1,0 +1,28 @@
+# Installs what a fresh Debian 12 machine is missing. Sourced by scripts/start and scripts/test.
+# Usage: ensure_deps <debian packages...>
+ensure_deps() {
+  local missing=() pkg bin
+  for pkg in "$@"; do
+    case "$pkg" in
+      nats-server) bin=nats-server ;;
+      ffmpeg) bin=ffmpeg ;;
+      chromium) bin=chromium ;;
+      prometheus) bin=promtool ;;
+      *) bin="$pkg" ;;
+    esac
+    command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "Installing ${missing[*]} (apt-get)..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+      || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+  fi
+  # npm ci when node_modules is missing or older than the lock file.
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "Installing npm packages (npm ci)..." >&2
+    npm ci --no-audit --no-fund --loglevel=error >&2
+  fi
+}
