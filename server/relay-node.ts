@@ -71,10 +71,11 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       closers.push(() => edge!.close());
     }
     http.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(indexPage(keys.names, roles)));
+    // Listeners last, HTTP after RTMP: once /healthz answers, the node takes publishers and viewers.
+    await origin?.start();
     await http.listen({ host: config.http.host, port: config.http.port }).catch((err: NodeJS.ErrnoException) => {
       throw new RelayError('CONFIG_INVALID', err.code === 'EADDRINUSE' ? `http.port ${config.http.port} is already in use` : err.message);
     });
-    await origin?.start();
     const address = http.server.address();
     const httpPort = typeof address === 'object' && address ? address.port : config.http.port;
     return { config, http, httpPort, natsUrl, origin, edge, embeddedNats, registry, close };

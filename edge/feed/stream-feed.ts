@@ -72,8 +72,18 @@ export class StreamFeed {
     });
     if (this.closed) return;
     this.lastMessageAt = Date.now();
+    // A pull whose byte budget is smaller than the next message gets a 409 and nats.js
+    // then waits for missed heartbeats (expires/2, 15 s by default) before pulling
+    // again. So: a budget of at least twice the largest message, refilled at half, so
+    // that a fresh pull larger than any message is always outstanding; and short
+    // heartbeats so its own recovery is quick. The watchdog stays the backstop.
+    const maxPayload = this.nc.info?.max_payload ?? 1024 * 1024;
+    const maxBytes = Math.max(this.options.maxBytes, 2 * maxPayload + 64 * 1024);
     this.messages = await consumer.consume({
-      max_bytes: this.options.maxBytes,
+      max_bytes: maxBytes,
+      threshold_bytes: Math.floor(maxBytes / 2),
+      expires: 5_000,
+      idle_heartbeat: 1_000,
       callback: (msg: JsMsg) => {
         this.lastMessageAt = Date.now();
         this.stats.received++;

@@ -13,7 +13,6 @@ const unmuteButton = document.getElementById('unmute');
 const MediaSourceImpl = window.ManagedMediaSource || window.MediaSource;
 
 const LIVE_TARGET_S = 0.4; // how far behind the newest frame we aim to play
-const CATCH_UP_RATE = 1.1;
 const JUMP_BEHIND_S = 2.5; // further behind than this: seek instead of speeding up
 const KEEP_BEHIND_S = 20; // buffer kept behind the playhead
 
@@ -111,7 +110,7 @@ function resetMedia(mime) {
     URL.revokeObjectURL(video.src);
     sourceBuffer = ms.addSourceBuffer(mime);
     sourceBuffer.mode = 'segments';
-    sourceBuffer.addEventListener('updateend', pump);
+    sourceBuffer.addEventListener('updateend', appended);
     pump();
   }, { once: true });
 }
@@ -150,8 +149,11 @@ function wallClockAt(mediaTime) {
 
 function pump() {
   if (!sourceBuffer || sourceBuffer.updating || queue.length === 0) return;
+  // Everything waiting goes in one append (a joining viewer gets a whole GOP at once).
+  const data = queue.length === 1 ? queue[0] : concat(queue);
+  queue = [];
   try {
-    sourceBuffer.appendBuffer(queue.shift());
+    sourceBuffer.appendBuffer(data);
   } catch (err) {
     if (err.name === 'QuotaExceededError') {
       trim(true);
@@ -160,6 +162,24 @@ function pump() {
       resetMedia(sourceBuffer.mimeType ?? '');
     }
   }
+}
+
+function concat(buffers) {
+  let size = 0;
+  for (const b of buffers) size += b.byteLength;
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const b of buffers) {
+    out.set(new Uint8Array(b), offset);
+    offset += b.byteLength;
+  }
+  return out;
+}
+
+/** After an append: start playing as soon as there is something to play. */
+function appended() {
+  if (player.state === 'live' && video.buffered.length > 0 && (video.paused || video.currentTime < video.buffered.start(0))) keepLive();
+  pump();
 }
 
 function trim(force) {
@@ -171,22 +191,30 @@ function trim(force) {
   if (until > video.buffered.start(0)) sourceBuffer.remove(0, until);
 }
 
+function keepLive() {
+  const buffered = video.buffered;
+  const start = buffered.start(0);
+  const end = buffered.end(buffered.length - 1);
+  // Start, or skip a gap (a keyframe skip leaves one), or jump to live when far behind.
+  if (video.currentTime < start || end - video.currentTime > JUMP_BEHIND_S) {
+    video.currentTime = Math.max(start, end - LIVE_TARGET_S);
+  } else {
+    for (let i = 1; i < buffered.length; i++) {
+      if (video.currentTime >= buffered.end(i - 1) - 0.05 && video.currentTime < buffered.start(i)) video.currentTime = buffered.start(i);
+    }
+  }
+  // Catch up by playing a little faster (pitch is kept), with hysteresis so the rate does not flap.
+  const behind = end - video.currentTime;
+  if (behind > LIVE_TARGET_S + 0.5) video.playbackRate = 1.25;
+  else if (behind > LIVE_TARGET_S + 0.15) video.playbackRate = Math.max(video.playbackRate, 1.1);
+  else if (behind < LIVE_TARGET_S + 0.03) video.playbackRate = 1;
+  if (video.paused) play();
+}
+
 function tick() {
   const buffered = video.buffered;
   if (player.state === 'live' && buffered.length > 0) {
-    const start = buffered.start(0);
-    const end = buffered.end(buffered.length - 1);
-    // Start, or skip a gap (a keyframe skip leaves one), or jump to live when far behind.
-    if (video.currentTime < start || end - video.currentTime > JUMP_BEHIND_S) {
-      video.currentTime = Math.max(start, end - LIVE_TARGET_S);
-    } else {
-      for (let i = 1; i < buffered.length; i++) {
-        if (video.currentTime >= buffered.end(i - 1) - 0.05 && video.currentTime < buffered.start(i)) video.currentTime = buffered.start(i);
-      }
-    }
-    const behind = end - video.currentTime;
-    video.playbackRate = behind > LIVE_TARGET_S + 0.4 ? CATCH_UP_RATE : 1;
-    if (video.paused) play();
+    keepLive();
     trim(false);
     const wall = wallClockAt(video.currentTime);
     player.latencyMs = wall === undefined ? undefined : Math.max(0, Date.now() - wall);

@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 import { freePort, waitFor } from './ports.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 
 export interface RelayProcess {
   child: ChildProcess;
@@ -23,7 +22,7 @@ export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record
   const dataDir = mkdtempSync(join(tmpdir(), 'relay-data-'));
   const httpPort = await freePort();
   const rtmpPort = await freePort();
-  const child = spawn(TSX, [join(ROOT, 'server/cli.ts'), command], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'server/cli.ts'), command], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -45,10 +44,10 @@ export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitFor('the relay to listen', () => {
+  await waitFor('the relay to answer /healthz', async () => {
     if (child.exitCode !== null) throw new Error(`relay exited at start:\n${out}`);
-    return command === 'edge' ? out.includes('Server listening') : out.includes('RTMP ingest listening');
-  }, 20_000);
+    return fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => r.ok, () => false);
+  }, 20_000, 100);
   return {
     child,
     httpPort,
