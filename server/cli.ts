@@ -26,16 +26,15 @@ async function main(): Promise<void> {
   if (command === 'config') return explain(config);
   const roles: Role[] = command === 'all' ? ['origin', 'edge'] : [command as Role];
   if (command !== 'all' && !config.nats.url) throw new RelayError('CONFIG_INVALID', `nats.url (env NATS_URL) is required for the ${command} role`);
-  let demoKey: string | undefined;
+  let demo: ReturnType<typeof demoStreamKey> | undefined;
   if (command === 'all' && !config.streams.some((s) => s.name === DEMO_STREAM)) {
-    const demo = demoStreamKey(config.dataDir);
-    demoKey = demo.key;
+    demo = demoStreamKey(config.dataDir);
     config.streams.push({ name: DEMO_STREAM, key: demo.key });
   }
   const pretty = config.log.pretty === 'true' || (config.log.pretty === 'auto' && command === 'all' && process.stdout.isTTY === true);
   const log = createLogger({ level: config.log.level, pretty });
   const node = await startNode(roles, config, log);
-  if (command !== 'edge') printBanner(config, node.httpPort, node.origin?.rtmp.port ?? config.rtmp.port, demoKey, command === 'all');
+  if (command !== 'edge') printBanner(config, node.httpPort, node.origin?.rtmp.port ?? config.rtmp.port, demo, command === 'all');
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -58,7 +57,7 @@ function publicHost(bind: string): string {
   return '127.0.0.1';
 }
 
-function printBanner(config: RelayConfig, httpPort: number, rtmpPort: number, demoKey: string | undefined, withEdge: boolean): void {
+function printBanner(config: RelayConfig, httpPort: number, rtmpPort: number, demo: ReturnType<typeof demoStreamKey> | undefined, withEdge: boolean): void {
   const host = publicHost(config.rtmp.host);
   const web = config.http.publicUrl || `http://${publicHost(config.http.host)}:${httpPort}`;
   const lines = [
@@ -68,7 +67,10 @@ function printBanner(config: RelayConfig, httpPort: number, rtmpPort: number, de
     'In OBS: Settings > Stream > Service "Custom..."',
     `  Server:     rtmp://${host}:${rtmpPort}/${config.rtmp.app}`,
   ];
-  if (demoKey) lines.push(`  Stream Key: ${demoKey}    (stream "${DEMO_STREAM}"; kept in ${config.dataDir}/demo-stream-key, or set RELAY_DEMO_KEY)`);
+  if (demo) {
+    const where = demo.source === 'env' ? 'from RELAY_DEMO_KEY' : `kept in ${demo.file}; RELAY_DEMO_KEY sets another`;
+    lines.push(`  Stream Key: ${demo.key}    (stream "${DEMO_STREAM}", ${where})`);
+  }
   else lines.push(`  Stream Key: the key configured for your stream (streams[].key)`);
   if (withEdge) {
     lines.push('', 'Watch:');

@@ -1,3 +1,4 @@
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -6,7 +7,7 @@ import type { RelayConfig } from './config/schema.ts';
 import { RelayError } from './errors.ts';
 import type { Logger } from './log.ts';
 import { FramePublisher } from './bus/frame-publisher.ts';
-import { ensureFrameStream } from './bus/frame-stream.ts';
+import { ensureFrameStream, frameStreamKeeper } from './bus/frame-stream.ts';
 import { connectNats, type NatsConnection } from './bus/nats-connection.ts';
 import { NatsServerProcess } from './bus/nats-server-process.ts';
 import { createHttpServer } from './http/http-server.ts';
@@ -58,6 +59,12 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       closers.push(() => nc.close());
       await ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }));
       const publisher = new FramePublisher(nc, { window: config.bus.publishWindow, timeoutMs: config.bus.publishTimeoutMs, log: log.child({ module: 'bus.publish' }) });
+      // A restarted nats-server has lost the memory stream: recreate it when publishing fails or NATS comes back.
+      const keepStream = frameStreamKeeper(nc, config.bus, log.child({ module: 'bus' }));
+      publisher.on('failure', keepStream);
+      void (async () => {
+        for await (const s of nc.status()) if (s.type === 'reconnect') keepStream();
+      })().catch(() => {});
       origin = new Origin(config, keys, publisher, log);
       closers.push(() => origin!.stop());
     }
@@ -88,6 +95,33 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
 async function startEmbeddedNats(config: RelayConfig, log: Logger): Promise<NatsServerProcess> {
   const storeDir = resolve(join(config.dataDir, 'nats'));
   const nlog = log.child({ module: 'nats-server' });
+  const pidFile = join(config.dataDir, 'nats-server.pid');
+  stopStaleNats(pidFile, nlog);
+  const started = await startEmbeddedNatsOn(config, storeDir, nlog);
+  writeFileSync(pidFile, `${started.pid}\n`);
+  return started;
+}
+
+/** A relay killed with -9 leaves its nats-server running on the store: stop that one first. */
+function stopStaleNats(pidFile: string, log: Logger): void {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return;
+  }
+  try {
+    if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('nats-server')) {
+      process.kill(pid, 'SIGKILL');
+      log.warn({ pid }, 'stopped a nats-server left over by an earlier run');
+    }
+  } catch {
+    // not running any more
+  }
+  rmSync(pidFile, { force: true });
+}
+
+async function startEmbeddedNatsOn(config: RelayConfig, storeDir: string, nlog: Logger): Promise<NatsServerProcess> {
   const server = new NatsServerProcess({ storeDir, port: config.nats.embeddedPort, log: nlog });
   try {
     await server.start();

@@ -93,15 +93,23 @@ export class StreamFeed {
     });
   }
 
-  /** The watchdog: quiet, but the bus has newer messages for us? Recreate from where we were. */
+  /**
+   * The watchdog: quiet, but the bus holds a message for us we have not had?
+   * A later sequence means we stalled: resume right after the last one delivered.
+   * An earlier one means the stream was recreated (a nats-server restart loses a
+   * memory stream and its sequences start again): start over at its last keyframe.
+   */
   private async check(): Promise<void> {
     if (this.closed || this.checking || Date.now() - this.lastMessageAt < this.options.watchdogIntervalMs) return;
     this.checking = true;
     try {
       const last = await this.jsm!.direct.getMessage(this.options.jsStream, { last_by_subj: this.options.subjects.all });
-      if (!last || last.seq <= this.stats.lastSeq || this.closed) return;
-      this.options.log.warn({ lastDelivered: this.stats.lastSeq, lastOnBus: last.seq }, 'stream consumer stalled; recreating it');
-      await this.restart(this.stats.lastSeq > 0 ? { kind: 'sequence', seq: this.stats.lastSeq + 1 } : await this.findStart(), 'stalled');
+      if (!last || last.seq === this.stats.lastSeq || this.closed) return;
+      const recreated = last.seq < this.stats.lastSeq;
+      this.options.log.warn({ lastDelivered: this.stats.lastSeq, lastOnBus: last.seq }, recreated ? 'frame stream was recreated; restarting the consumer' : 'stream consumer stalled; recreating it');
+      const start: StartPoint = recreated || this.stats.lastSeq === 0 ? await this.findStart() : { kind: 'sequence', seq: this.stats.lastSeq + 1 };
+      if (recreated) this.stats.lastSeq = 0;
+      await this.restart(start, recreated ? 'stream recreated' : 'stalled');
     } catch (err) {
       this.options.log.debug({ err: (err as Error).message }, 'watchdog check failed (NATS unreachable?)');
     } finally {

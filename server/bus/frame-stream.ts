@@ -49,3 +49,24 @@ export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bu
     throw new RelayError('BUS_UNAVAILABLE', `cannot create or update stream ${bus.streamName}: ${(err as Error).message}`, { cause: err });
   }
 }
+
+/**
+ * Returns a trigger that (re)creates the frame stream, at most once per
+ * `minIntervalMs` and one attempt at a time: a memory stream does not survive a
+ * nats-server restart, so publish failures and reconnects call it.
+ */
+export function frameStreamKeeper(nc: NatsConnection, bus: RelayConfig['bus'], log: Logger, minIntervalMs = 1000): () => void {
+  let running = false;
+  let lastRun = 0;
+  return () => {
+    const now = Date.now();
+    if (running || now - lastRun < minIntervalMs || nc.isClosed()) return;
+    running = true;
+    lastRun = now;
+    ensureFrameStream(nc, bus, log)
+      .catch((err: Error) => log.warn({ code: 'BUS_UNAVAILABLE', err: err.message }, 'cannot (re)create the frame stream yet'))
+      .finally(() => {
+        running = false;
+      });
+  };
+}

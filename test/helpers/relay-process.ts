@@ -44,10 +44,16 @@ export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitFor('the relay to answer /healthz', async () => {
-    if (child.exitCode !== null) throw new Error(`relay exited at start:\n${out}`);
-    return fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => r.ok, () => false);
-  }, 20_000, 100);
+  try {
+    await waitFor('the relay to answer /healthz', async () => {
+      if (child.exitCode !== null) throw new Error(`relay exited at start:\n${out}`);
+      return fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => r.ok, () => false);
+    }, 20_000, 100);
+  } catch (err) {
+    child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     child,
     httpPort,
