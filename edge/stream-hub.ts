@@ -17,6 +17,8 @@ export type HubState = 'connecting' | 'offline' | 'live' | 'ended';
 
 /** Audio waits this long for a video frame to ride with before it goes out on its own. */
 const AUDIO_FLUSH_MS = 120;
+/** A live stream with no frame for this long is shown offline (its origin died without an end marker). */
+const SILENT_OFFLINE_MS = 5000;
 
 /**
  * Everything one edge does for one stream: one bus consumer, one muxer, one GOP
@@ -37,6 +39,7 @@ export class StreamHub {
   /** After a gap (lost frames, consumer restart) nothing goes out until the next keyframe. */
   private needKeyframe = true;
   private lastVideoAt = 0;
+  private lastFrameAt = 0;
   private readonly timer: NodeJS.Timeout;
   readonly stats = { frames: 0, fragments: 0, gaps: 0, staleDropped: 0, badMessages: 0 };
 
@@ -60,7 +63,10 @@ export class StreamHub {
       this.decoder.reset();
       log.info({ reason }, 'stream consumer recreated');
     });
-    this.timer = setInterval(() => this.flushIdleAudio(), AUDIO_FLUSH_MS / 2);
+    this.timer = setInterval(() => {
+      this.flushIdleAudio();
+      if (this.state === 'live' && performance.now() - this.lastFrameAt > SILENT_OFFLINE_MS) this.setState('offline');
+    }, AUDIO_FLUSH_MS / 2);
     this.timer.unref();
   }
 
@@ -123,9 +129,11 @@ export class StreamHub {
       return;
     }
     if (stamp.token > this.token) {
+      // A new publication: its clock starts over, so viewers get a new init even if the codecs match.
       this.token = stamp.token;
       this.expectedCounter = undefined;
       this.needKeyframe = true;
+      this.muxer = undefined;
     }
     if (this.expectedCounter !== undefined && stamp.counter !== this.expectedCounter) {
       this.stats.gaps++;
@@ -151,6 +159,7 @@ export class StreamHub {
 
   private frame(frame: Frame): void {
     this.stats.frames++;
+    this.lastFrameAt = performance.now();
     const isKey = frame.track === 'video' && frame.keyframe;
     if (this.needKeyframe) {
       if (!isKey) return;
@@ -158,6 +167,7 @@ export class StreamHub {
     }
     if (isKey && (!this.muxer || this.muxer.init !== frame.init)) this.newInit(frame.init);
     if (!this.muxer) return;
+    if (this.state !== 'live') this.setState('live'); // frames again after a silence
     if (frame.track === 'video') this.lastVideoAt = performance.now();
     const fragment = this.muxer.push(frame);
     if (!fragment) return;

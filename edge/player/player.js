@@ -75,7 +75,9 @@ function connect() {
 function control(msg) {
   switch (msg.type) {
     case 'status':
+      // `live` alone (frames again after a silence) resumes what we have; a new stream comes with `init`.
       if (msg.state !== 'live') setState(msg.state);
+      else if (sourceBuffer) setState('live');
       break;
     case 'init':
       player.inits++;
