@@ -41,6 +41,7 @@ export class StreamHub {
   private lastVideoAt = 0;
   private lastFrameAt = 0;
   private readonly timer: NodeJS.Timeout;
+  private readonly housekeeping: NodeJS.Timeout;
   readonly stats = { frames: 0, fragments: 0, gaps: 0, staleDropped: 0, badMessages: 0 };
 
   constructor(
@@ -63,11 +64,10 @@ export class StreamHub {
       this.decoder.reset();
       log.info({ reason }, 'stream consumer recreated');
     });
-    this.timer = setInterval(() => {
-      this.flushIdleAudio();
-      if (this.state === 'live' && performance.now() - this.lastFrameAt > SILENT_OFFLINE_MS) this.setState('offline');
-    }, AUDIO_FLUSH_MS / 2);
+    this.timer = setInterval(() => this.flushIdleAudio(), AUDIO_FLUSH_MS / 2);
     this.timer.unref();
+    this.housekeeping = setInterval(() => this.housekeep(), 1000);
+    this.housekeeping.unref();
   }
 
   async start(): Promise<void> {
@@ -92,6 +92,7 @@ export class StreamHub {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.housekeeping);
     for (const v of this.viewers) this.remove(v);
     await this.feed.close();
   }
@@ -206,6 +207,22 @@ export class StreamHub {
     if (fragment) this.fanout({ bytes: frameBinaryInPlace(fragment.buffer, fragment.offset), keyframe: fragment.keyframe, receivedAt: fragment.receivedAt });
   }
 
+  /** Once a second: a silent live stream is shown offline; a viewer stuck behind is dropped even when no fragment comes to decide it. */
+  private housekeep(): void {
+    const now = performance.now();
+    if (this.state === 'live' && now - this.lastFrameAt > SILENT_OFFLINE_MS) this.setState('offline');
+    for (const viewer of this.viewers) {
+      if (viewer.queue.skipping && now - viewer.queue.skippingSince > this.limits.maxLagMs) this.dropSlow(viewer);
+    }
+  }
+
+  private dropSlow(viewer: Viewer): void {
+    this.metrics.viewersDisconnected.inc();
+    viewer.control({ type: 'error', code: 'VIEWER_TOO_SLOW', message: 'the connection stayed too far behind live' });
+    viewer.close(CloseCode.TOO_SLOW, 'VIEWER_TOO_SLOW');
+    this.remove(viewer);
+  }
+
   /** The per-fragment hot path: one shared buffer, a policy decision per viewer, no allocation per viewer. */
   private fanout(wire: WireFragment): void {
     this.stats.fragments++;
@@ -228,10 +245,7 @@ export class StreamHub {
         case 'skip':
           break;
         case 'disconnect':
-          this.metrics.viewersDisconnected.inc();
-          viewer.control({ type: 'error', code: 'VIEWER_TOO_SLOW', message: 'the connection stayed too far behind live' });
-          viewer.close(CloseCode.TOO_SLOW, 'VIEWER_TOO_SLOW');
-          this.remove(viewer);
+          this.dropSlow(viewer);
           break;
       }
     }

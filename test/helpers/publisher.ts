@@ -11,6 +11,10 @@ export interface PublisherOptions {
   seconds?: number;
   /** Loop a file with -c copy instead of encoding (cheap, for many streams). */
   file?: string;
+  /** With `file`: how many times to play it (default: forever). */
+  loops?: number;
+  /** With `file`: send as fast as possible instead of in real time. */
+  fast?: boolean;
 }
 
 export interface Publisher {
@@ -25,9 +29,9 @@ export interface Publisher {
  * (the command in shared/docs/field-notes.md, smaller by default to spare 2 cores).
  */
 export function startPublisher(options: PublisherOptions): Publisher {
-  const { url, size = '640x360', fps = 30, gop = fps * 2, bitrate = '1000k', seconds, file } = options;
+  const { url, size = '640x360', fps = 30, gop = fps * 2, bitrate = '1000k', seconds, file, loops, fast = false } = options;
   const args = file
-    ? ['-re', '-stream_loop', '-1', '-i', file, '-c', 'copy']
+    ? [...(fast ? [] : ['-re']), '-stream_loop', String(loops === undefined ? -1 : loops - 1), '-i', file, '-c', 'copy']
     : ['-re', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${fps}`, '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
       '-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-bf', '2', '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
       '-pix_fmt', 'yuv420p', '-b:v', bitrate, '-c:a', 'aac', '-ar', '48000', '-ac', '2'];
