@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { startNats } from '../helpers/nats.ts';
+import { waitFor } from '../helpers/ports.ts';
+import { startPublisher } from '../helpers/publisher.ts';
+import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
+import { watch } from '../helpers/ws-viewer.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const KEY = 'cli-test-key-0123456789abc';
+const STREAMS = JSON.stringify([{ name: 'main', key: KEY }]);
+
+function runCli(args: string[], env: Record<string, string>) {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'server/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
+}
+
+describe('the relay CLI', { timeout: 120_000 }, () => {
+  let nats: Awaited<ReturnType<typeof startNats>>;
+  let origin: RelayProcess;
+  let edge: RelayProcess;
+
+  before(async () => {
+    nats = await startNats();
+    origin = await startRelay('origin', { NATS_URL: nats.url, RELAY_STREAMS: STREAMS });
+    edge = await startRelay('edge', { NATS_URL: nats.url, RELAY_STREAMS: STREAMS });
+  });
+
+  after(async () => {
+    await edge?.stop();
+    await origin?.stop();
+    await nats?.cleanup();
+  });
+
+  test('origin and edge run as separate processes against one NATS', async () => {
+    const viewer = watch(`ws://127.0.0.1:${edge.httpPort}/ws/main`);
+    const publisher = startPublisher({ url: origin.rtmpUrl(KEY) });
+    await waitFor('frames at the edge', () => viewer.record.fragments.length > 60, 20_000);
+    await publisher.stop();
+    viewer.close();
+    assert.ok((await fetch(`${origin.http}/healthz`)).ok);
+    assert.deepEqual(await (await fetch(`${edge.http}/healthz`)).json(), { status: 'ok', roles: ['edge'] });
+    assert.equal(origin.output().includes(KEY), false, 'the origin never prints a configured key');
+  });
+
+  test('a bad setting stops start-up with a message naming the key', () => {
+    const run = runCli(['all'], { RELAY_HTTP_PORT: 'eighty', RELAY_DATA_DIR: '/tmp/unused' });
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /CONFIG_INVALID: .*http\.port \(env RELAY_HTTP_PORT\)/);
+  });
+
+  test('the origin and edge roles refuse to start without NATS_URL', () => {
+    for (const role of ['origin', 'edge']) {
+      const run = runCli([role], { NATS_URL: '', RELAY_NATS_URL: '' });
+      assert.equal(run.status, 1, role);
+      assert.match(run.stderr, new RegExp(`nats.url \\(env NATS_URL\\) is required for the ${role} role`));
+    }
+  });
+
+  test('config lists every setting with its variable and hides keys', () => {
+    const run = runCli(['config'], { RELAY_STREAMS: STREAMS });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /rtmp\.port = 1935\n {4}env RELAY_RTMP_PORT: /);
+    assert.match(run.stdout, /"key":"\[secret\]"/);
+    assert.equal(run.stdout.includes(KEY), false);
+  });
+});
