@@ -71,7 +71,7 @@ export class StreamHub {
   }
 
   async start(): Promise<void> {
-    const start = await this.feed.start().then(() => this.feed.findStart());
+    const start = await this.feed.start();
     if (this.state === 'connecting' && start.kind === 'new') this.setState('offline');
   }
 

@@ -45,11 +45,14 @@ export class StreamFeed {
     private readonly onRestart: (reason: string) => void = () => {},
   ) {}
 
-  async start(): Promise<void> {
+  /** Starts consuming; returns where: the last keyframe, or new messages only (the stream is not live). */
+  async start(): Promise<StartPoint> {
     this.jsm = await jetstreamManager(this.nc);
-    await this.consumeFrom(await this.findStart());
+    const start = await this.findStart();
+    await this.consumeFrom(start);
     this.watchdog = setInterval(() => void this.check(), this.options.watchdogIntervalMs);
     this.watchdog.unref();
+    return start;
   }
 
   /** The last keyframe, unless the stream ended after it. */

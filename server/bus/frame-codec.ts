@@ -19,7 +19,7 @@ export const MessageKind = { VIDEO: 1, AUDIO: 2, END: 3, PART: 4 } as const;
 type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
 
 const FLAG_KEYFRAME = 1;
-const FLAG_MORE_PARTS = 4;
+const FLAG_MORE_PARTS = 2;
 
 const CODEC_IDS: Record<Codec, number> = { h264: 1, aac: 2, opus: 3 };
 const CODECS: Codec[] = ['h264', 'h264', 'aac', 'opus'];
