@@ -9,6 +9,8 @@ export const ErrorCodes = {
   STREAM_UNKNOWN: { status: 404, message: 'no such stream is configured' },
   STREAM_KEY_INVALID: { status: 403, message: 'the stream key is not valid' },
   STREAM_ALREADY_PUBLISHING: { status: 409, message: 'the stream already has a live publisher' },
+  LEASE_LOST: { status: 503, message: 'this origin could not renew its lease on the stream in time and stopped publishing it' },
+  NO_EDGE_AVAILABLE: { status: 503, message: 'no edge has room for this viewer' },
   RTMP_APP_UNKNOWN: { status: 404, message: 'unknown RTMP application' },
   RTMP_PLAY_REFUSED: { status: 405, message: 'this server does not play RTMP; watch over HTTP instead' },
   RTMP_PROTOCOL_ERROR: { status: 400, message: 'malformed RTMP or FLV data' },

@@ -1,4 +1,5 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -13,6 +14,7 @@ import { NatsServerProcess } from './bus/nats-server-process.ts';
 import { createHttpServer } from './http/http-server.ts';
 import { StreamKeys } from './ingest/stream-keys.ts';
 import { Origin } from './origin/origin.ts';
+import { StreamLeases } from './cluster/stream-lease.ts';
 
 export type Role = 'origin' | 'edge';
 
@@ -46,6 +48,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       natsUrl = embeddedNats.url;
     }
     const keys = new StreamKeys(config.streams);
+    const nodeId = config.cluster.nodeId || `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`;
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
     const http = createHttpServer(log);
@@ -65,7 +68,8 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       void (async () => {
         for await (const s of nc.status()) if (s.type === 'reconnect') keepStream();
       })().catch(() => {});
-      origin = new Origin(config, keys, publisher, log);
+      const leases = await StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' }));
+      origin = new Origin(config, keys, publisher, leases, log);
       closers.push(() => origin!.stop());
     }
     let edge: Edge | undefined;

@@ -31,10 +31,18 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
   readonly stats: PublisherStats = { published: 0, failed: 0, inFlight: 0 };
   private lastFailureLog = 0;
   private idleWaiters: (() => void)[] = [];
+  /** nats.js buffers publishes while disconnected and flushes them later: we refuse to. */
+  private connected = true;
 
   constructor(private readonly nc: NatsConnection, private readonly options: PublisherOptions) {
     super();
     this.js = jetstream(nc, { timeout: options.timeoutMs });
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') this.connected = false;
+        else if (s.type === 'reconnect') this.connected = true;
+      }
+    })().catch(() => {});
     // Room for the NATS protocol line and a margin below the server's max_payload.
     this.maxMessageBytes = Math.max(4096, (nc.info?.max_payload ?? 1024 * 1024) - 1024);
   }
@@ -43,9 +51,13 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
     return this.stats.inFlight >= this.options.window;
   }
 
-  /** Starts a publication: one stream rendition under one lease (fencing token). */
-  open(prefix: string, stream: string, rendition: string, token: number): Publication {
-    return new Publication(this, new StreamSubjects(prefix, stream, rendition), token, this.maxMessageBytes);
+  /**
+   * Starts a publication: one stream rendition under one lease. `token` is the
+   * lease's fencing token; `mayPublish` is asked before every message and a
+   * false stops the publication for good (a lease that may have been lost).
+   */
+  open(prefix: string, stream: string, rendition: string, token: number, mayPublish: () => boolean = () => true): Publication {
+    return new Publication(this, new StreamSubjects(prefix, stream, rendition), token, this.maxMessageBytes, mayPublish);
   }
 
   /** Resolves when every message sent so far has been acknowledged or has failed. */
@@ -55,11 +67,17 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
   }
 
   /** @internal Sends one message; `onFailure` runs if JetStream does not store it. */
-  send(subject: string, data: Buffer, onFailure: () => void): boolean {
+  send(subject: string, data: Buffer, onFailure: () => void, onStored?: () => void): boolean {
     this.stats.inFlight++;
-    this.js.publish(subject, data, { timeout: this.options.timeoutMs }).then(
+    // While disconnected a message would wait in the client and could land long
+    // after a lease ran out: fail it now instead, the stream resyncs at a keyframe.
+    const publish = this.connected
+      ? this.js.publish(subject, data, { timeout: this.options.timeoutMs })
+      : Promise.reject(new Error('not connected to NATS'));
+    publish.then(
       () => {
         this.stats.published++;
+        onStored?.();
         this.settle();
       },
       (err: Error) => {
@@ -107,11 +125,16 @@ export class Publication {
     readonly subjects: StreamSubjects,
     readonly token: number,
     private readonly maxMessageBytes: number,
+    private readonly mayPublish: () => boolean,
   ) {}
 
   /** Publishes a frame; false means the window is full (pause the source until 'drain'). */
   push(frame: Frame): boolean {
     if (this.ended) return true;
+    if (!this.mayPublish()) {
+      this.ended = true; // never publish on a lease that may have been lost
+      return true;
+    }
     if (this.resync) {
       if (!(frame.track === 'video' && frame.keyframe)) return !this.publisher.full;
       this.resync = false;
@@ -137,10 +160,15 @@ export class Publication {
     return ok;
   }
 
-  /** The publisher left: mark the end of the stream on the bus. */
-  end(): void {
-    if (this.ended) return;
+  /** The publisher left: marks the end of the stream on the bus; resolves once stored (or failed). */
+  end(): Promise<void> {
+    if (this.ended || !this.mayPublish()) {
+      this.ended = true;
+      return Promise.resolve();
+    }
     this.ended = true;
-    this.publisher.send(this.subjects.end, encodeEnd({ counter: this.counter++, token: this.token }, Date.now()), () => {});
+    return new Promise((resolve) => {
+      this.publisher.send(this.subjects.end, encodeEnd({ counter: this.counter++, token: this.token }, Date.now()), resolve, resolve);
+    });
   }
 }

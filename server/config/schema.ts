@@ -51,6 +51,17 @@ export const configSchema = z.object({
     viewerMaxLagMs: positiveInt.describe('A viewer that stays behind (skipping) for this long is disconnected.'),
     viewerMaxBytes: positiveInt.describe('A viewer with more than this many bytes queued is disconnected at once.'),
   }).strict(),
+  cluster: z.object({
+    nodeId: z.string().regex(/^[A-Za-z0-9_-]{0,64}$/).describe('This node\'s name in leases and the edge ring; empty: hostname-pid.'),
+    kvReplicas: z.number().int().min(1).max(5).describe('Replicas of the lease and membership KV buckets (3 in a 3-node NATS cluster).'),
+    leaseBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('KV bucket of stream leases (one key per live stream, owned by one origin).'),
+    leaseTtlMs: z.number().int().min(1000).describe('Lease lifetime; the owner renews at a third of it and stops publishing before it could expire.'),
+    edgeBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('KV bucket where edges heartbeat their address, capacity and load.'),
+    edgeHeartbeatMs: z.number().int().min(100).describe('How often an edge heartbeats; other nodes poll the bucket as often.'),
+    edgeTtlMs: z.number().int().min(500).describe('An edge that has not heartbeated for this long is no longer placed.'),
+    edgeCapacity: positiveInt.describe('Viewers this edge takes at most (its weight on the ring).'),
+    balanceFactor: z.number().min(1).max(4).describe('1 + eps of consistent hashing with bounded loads: no edge takes more than this times its fair share.'),
+  }).strict(),
   streams: z.array(z.object({
     name: z.string().refine(isStreamName, 'stream names are 1-64 characters of A-Z, a-z, 0-9, _ and -').describe('Public stream name, used in watch URLs.'),
     key: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/, 'stream keys are 16-128 characters of A-Z, a-z, 0-9, _ and -').describe('Secret publish key (the RTMP stream key).'),

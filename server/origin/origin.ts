@@ -6,6 +6,7 @@ import type { FramePublisher, Publication } from '../bus/frame-publisher.ts';
 import { FlvFrameReader } from '../ingest/flv-frame-reader.ts';
 import { RtmpIngest, type PublishRequest, type PublishSink } from '../ingest/rtmp-ingest.ts';
 import type { StreamKeys } from '../ingest/stream-keys.ts';
+import type { StreamLease, StreamLeases } from '../cluster/stream-lease.ts';
 
 export interface LiveStream {
   stream: string;
@@ -13,6 +14,8 @@ export interface LiveStream {
   since: number;
   token: number;
   frames: number;
+  /** Set when the publisher has left: resolves once the end marker is stored and the lease released. */
+  leaving?: Promise<void>;
 }
 
 /**
@@ -28,6 +31,7 @@ export class Origin {
     private readonly config: RelayConfig,
     private readonly keys: StreamKeys,
     private readonly publisher: FramePublisher,
+    private readonly leases: StreamLeases,
     log: Logger,
   ) {
     this.log = log.child({ module: 'origin' });
@@ -48,21 +52,44 @@ export class Origin {
     return [...this.live.values()];
   }
 
-  private publish(req: PublishRequest): PublishSink {
+  /**
+   * A publish request: the key names the stream, the stream's lease makes this
+   * origin its only publisher. Async: taking over from a dead origin waits for
+   * its lease to expire (the RTMP socket is paused meanwhile).
+   */
+  private async publish(req: PublishRequest): Promise<PublishSink> {
     if (req.app !== this.config.rtmp.app) throw new RelayError('RTMP_APP_UNKNOWN', `use rtmp://<host>:${this.config.rtmp.port}/${this.config.rtmp.app}`);
     const stream = this.keys.streamFor(req.key);
     if (!stream) {
       this.log.warn({ code: 'STREAM_KEY_INVALID', remote: req.remote }, 'publisher refused: wrong stream key');
       throw new RelayError('STREAM_KEY_INVALID');
     }
-    if (this.live.has(stream)) {
-      this.log.warn({ code: 'STREAM_ALREADY_PUBLISHING', stream, remote: req.remote }, 'publisher refused: the stream is live');
-      throw new RelayError('STREAM_ALREADY_PUBLISHING', `stream ${stream} is live`);
-    }
-    const entry: LiveStream = { stream, remote: req.remote, since: Date.now(), token: Date.now(), frames: 0 };
+    const refuse = (err: RelayError): never => {
+      this.log.warn({ code: err.code, stream, remote: req.remote, reason: err.message }, 'publisher refused');
+      throw err;
+    };
+    // A publisher that just left is still handing the stream over (end marker, lease): wait for that.
+    const previous = this.live.get(stream);
+    if (previous?.leaving) await Promise.race([previous.leaving, new Promise((r) => setTimeout(r, this.config.cluster.leaseTtlMs))]);
+    if (this.live.has(stream)) refuse(new RelayError('STREAM_ALREADY_PUBLISHING', `stream ${stream} is live on this origin`));
+    const entry: LiveStream = { stream, remote: req.remote, since: Date.now(), token: 0, frames: 0 };
     this.live.set(stream, entry);
+    let lease: StreamLease;
+    try {
+      lease = await this.leases.acquire(stream);
+    } catch (err) {
+      this.live.delete(stream);
+      return refuse(err instanceof RelayError ? err : new RelayError('BUS_UNAVAILABLE', String(err)));
+    }
+    entry.token = lease.token;
+    return this.accept(req, entry, lease);
+  }
+
+  private accept(req: PublishRequest, entry: LiveStream, lease: StreamLease): PublishSink {
+    const { stream } = entry;
     const log = this.log.child({ stream });
-    const publication: Publication = this.publisher.open(this.config.bus.subjectPrefix, stream, SOURCE_RENDITION, entry.token);
+    const publication: Publication = this.publisher.open(this.config.bus.subjectPrefix, stream, SOURCE_RENDITION, lease.token, () => lease.valid);
+    lease.once('lost', (err) => req.control.disconnect(err));
     const reader = new FlvFrameReader((notice) => {
       if (notice.type === 'unsupported') {
         log.warn({ code: 'CODEC_UNSUPPORTED', track: notice.track, codec: notice.codec }, 'track dropped: codec not supported (H.264 and AAC are)');
@@ -72,7 +99,7 @@ export class Origin {
       }
     });
     const resume = () => req.control.resume();
-    log.info({ remote: req.remote }, 'publisher connected');
+    log.info({ remote: req.remote, token: lease.token }, 'publisher connected');
     return {
       tag: (type, ts, body, receivedAt) => {
         const frame = reader.push(type, ts, body, receivedAt);
@@ -85,9 +112,11 @@ export class Origin {
       },
       closed: (reason) => {
         this.publisher.off('drain', resume);
-        publication.end();
-        this.live.delete(stream);
         log.info({ frames: entry.frames, seconds: Math.round((Date.now() - entry.since) / 1000), code: reason?.code }, 'publisher left');
+        // The end marker first, then the lease: a next owner's frames always come after our last.
+        entry.leaving = publication.end().then(() => lease.release()).finally(() => {
+          if (this.live.get(stream) === entry) this.live.delete(stream);
+        });
       },
     };
   }

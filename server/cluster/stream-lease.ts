@@ -1,0 +1,205 @@
+import { EventEmitter } from 'node:events';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { RelayConfig } from '../config/schema.ts';
+import { RelayError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { NatsConnection } from '../bus/nats-connection.ts';
+
+export interface LeaseHolder {
+  origin: string;
+  since: number;
+}
+
+function isWrongSequence(err: unknown): boolean {
+  const e = err as { code?: number | string; api_error?: { err_code?: number }; message?: string };
+  return e?.api_error?.err_code === 10071 || e?.code === 10071 || /wrong last sequence/i.test(e?.message ?? '');
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Stream ownership by lease in NATS KV: one key per live stream. Acquire is
+ * create-if-absent, renewal is compare-and-set on the revision, and the revision
+ * at acquisition is the fencing token every frame carries. The bucket's TTL
+ * expires a lease that is not renewed (nats-server 2.9 has no per-key TTL, and
+ * its watchers do not see expiry: nothing here relies on them).
+ */
+export class StreamLeases {
+  private constructor(private readonly kv: KV, private readonly ttlMs: number, private readonly nodeId: string, private readonly log: Logger) {}
+
+  static async open(nc: NatsConnection, cluster: RelayConfig['cluster'], nodeId: string, log: Logger): Promise<StreamLeases> {
+    // Short request timeouts: a lost reply is retried well inside the lease's TTL.
+    const js = jetstream(nc, { timeout: Math.min(2000, Math.floor(cluster.leaseTtlMs / 3)) });
+    const kv = await new Kvm(js).create(cluster.leaseBucket, { ttl: cluster.leaseTtlMs, history: 1, replicas: cluster.kvReplicas });
+    const actual = (await kv.status()).ttl;
+    if (actual !== cluster.leaseTtlMs) {
+      throw new RelayError('CONFIG_INVALID', `KV bucket ${cluster.leaseBucket} exists with a TTL of ${actual} ms, not cluster.leaseTtlMs ${cluster.leaseTtlMs}; all origins must agree`);
+    }
+    return new StreamLeases(kv, cluster.leaseTtlMs, nodeId, log);
+  }
+
+  get renewEveryMs(): number {
+    return Math.floor(this.ttlMs / 3);
+  }
+
+  /** Who holds the stream's lease now, if anyone. */
+  async holder(stream: string): Promise<(LeaseHolder & { revision: number; ageMs: number }) | undefined> {
+    const entry = await this.kv.get(stream);
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    return { ...entry.json<LeaseHolder>(), revision: entry.revision, ageMs: Date.now() - entry.created.getTime() };
+  }
+
+  /**
+   * Takes the stream's lease. A live holder (renewing) means STREAM_ALREADY_PUBLISHING
+   * at once. A holder that has stopped renewing (its origin died) is waited out:
+   * its key expires within the TTL, and this publisher gets the stream then.
+   */
+  async acquire(stream: string): Promise<StreamLease> {
+    const value = JSON.stringify({ origin: this.nodeId, since: Date.now() } satisfies LeaseHolder);
+    const giveUpAt = Date.now() + this.ttlMs + 1000;
+    let waited = false;
+    for (;;) {
+      const sentAt = performance.now();
+      try {
+        const revision = await this.kv.create(stream, value);
+        if (waited) this.log.info({ stream }, 'took over the lease of an origin that stopped renewing');
+        return new StreamLease(this.kv, stream, value, revision, sentAt, this.ttlMs, this.log);
+      } catch (err) {
+        if (!isWrongSequence(err)) {
+          // Unreachable NATS, or a reply lost across a reconnect: retry until the deadline.
+          if (Date.now() > giveUpAt) throw new RelayError('BUS_UNAVAILABLE', `cannot take the lease of ${stream}: ${(err as Error).message}`, { cause: err });
+          await sleep(200);
+          continue;
+        }
+      }
+      const holder = await this.holder(stream).catch(() => undefined);
+      if (!holder) {
+        await sleep(50); // released or expired in between (or unreadable): try again
+        continue;
+      }
+      if (holder.origin === this.nodeId) {
+        // Ours, yet this origin publishes no such stream: a create whose reply was
+        // lost. Take it back by compare-and-set; the new revision is still the highest.
+        const retakenAt = performance.now();
+        const revision = await this.kv.update(stream, value, holder.revision).catch(() => undefined);
+        if (revision !== undefined) return new StreamLease(this.kv, stream, value, revision, retakenAt, this.ttlMs, this.log);
+        continue;
+      }
+      const silent = holder.ageMs > 2 * this.renewEveryMs + 500;
+      if (!silent || Date.now() > giveUpAt) {
+        throw new RelayError('STREAM_ALREADY_PUBLISHING', `stream ${stream} is live on origin ${holder.origin}`);
+      }
+      waited = true;
+      await sleep(200);
+    }
+  }
+}
+
+/**
+ * A held lease. It renews itself and is valid until (send time of the last
+ * acknowledged renewal + TTL - margin), measured on this process's monotonic
+ * clock: the server stored that write after it was sent, so the key cannot
+ * expire before this deadline. Past it, the owner must not publish.
+ */
+export class StreamLease extends EventEmitter<{ lost: [RelayError] }> {
+  /** The fencing token: the revision at acquisition, higher than any earlier lease's. */
+  readonly token: number;
+  private revision: number;
+  private validUntil: number;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private state: 'held' | 'lost' | 'released' = 'held';
+  /** Wall-clock ms of the last acknowledged renewal's sending (for logs and tests). */
+  lastRenewalSentAt: number;
+  private readonly margin: number;
+
+  constructor(
+    private readonly kv: KV,
+    readonly stream: string,
+    private readonly value: string,
+    revision: number,
+    sentAt: number,
+    private readonly ttlMs: number,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.token = revision;
+    this.revision = revision;
+    this.margin = Math.max(300, Math.floor(ttlMs * 0.1));
+    this.validUntil = sentAt + ttlMs - this.margin;
+    this.lastRenewalSentAt = performance.timeOrigin + sentAt;
+    this.schedule(Math.floor(ttlMs / 3));
+    this.armExpiry();
+  }
+
+  /** May frames still be published under this lease? A clock comparison: cheap per frame. */
+  get valid(): boolean {
+    return this.state === 'held' && performance.now() < this.validUntil;
+  }
+
+  /** Wall-clock ms until which the owner may publish. */
+  get validUntilWall(): number {
+    return performance.timeOrigin + this.validUntil;
+  }
+
+  private schedule(ms: number): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => void this.renew(), ms);
+    this.renewTimer.unref();
+  }
+
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = setTimeout(() => {
+      if (this.state === 'held' && performance.now() >= this.validUntil) this.lose('renewals did not succeed in time');
+      else if (this.state === 'held') this.armExpiry();
+    }, Math.max(0, this.validUntil - performance.now()));
+    this.expiryTimer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    if (this.state !== 'held') return;
+    const sentAt = performance.now();
+    const every = Math.floor(this.ttlMs / 3);
+    try {
+      const revision = await this.kv.update(this.stream, this.value, this.revision, every);
+      if (this.state !== 'held') return;
+      this.revision = revision;
+      this.validUntil = sentAt + this.ttlMs - this.margin;
+      this.lastRenewalSentAt = performance.timeOrigin + sentAt;
+      this.armExpiry();
+      this.schedule(every);
+    } catch (err) {
+      if (this.state !== 'held') return;
+      if (isWrongSequence(err)) {
+        this.lose('another origin holds the lease now');
+        return;
+      }
+      this.log.warn({ stream: this.stream, err: (err as Error).message, msLeft: Math.round(this.validUntil - performance.now()) }, 'lease renewal failed; retrying');
+      this.schedule(250);
+    }
+  }
+
+  private lose(why: string): void {
+    if (this.state !== 'held') return;
+    this.state = 'lost';
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.expiryTimer);
+    const error = new RelayError('LEASE_LOST', why);
+    this.log.warn({ code: error.code, stream: this.stream, why, lastRenewalSentAt: new Date(this.lastRenewalSentAt).toISOString(), stoppedAt: new Date().toISOString() }, 'stream lease lost; stopped publishing');
+    this.emit('lost', error);
+  }
+
+  /** Gives the stream up (the publisher left). Safe to call twice, and after a loss. */
+  async release(): Promise<void> {
+    const held = this.state === 'held';
+    this.state = 'released';
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.expiryTimer);
+    if (!held) return;
+    await this.kv.delete(this.stream, { previousSeq: this.revision }).catch(() => {
+      // already expired or taken: nothing to give up
+    });
+  }
+}
