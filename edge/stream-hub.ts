@@ -1,5 +1,5 @@
 import type { RelayConfig } from '../server/config/schema.ts';
-import { FrameDecoder } from '../server/bus/frame-codec.ts';
+import { FrameDecoder, readToken } from '../server/bus/frame-codec.ts';
 import type { NatsConnection } from '../server/bus/nats-connection.ts';
 import { StreamSubjects } from '../server/bus/subjects.ts';
 import type { Logger } from '../server/log.ts';
@@ -114,6 +114,12 @@ export class StreamHub {
   }
 
   private message(data: Uint8Array): void {
+    const token = readToken(data);
+    if (token !== undefined && token < this.token) {
+      // An older publication (an ex-owner still publishing): fenced off before it can touch any state.
+      this.stats.staleDropped++;
+      return;
+    }
     let msg;
     try {
       msg = this.decoder.decode(data);
@@ -125,10 +131,6 @@ export class StreamHub {
     }
     if (msg.kind === 'partial') return;
     const { stamp } = msg;
-    if (stamp.token < this.token) {
-      this.stats.staleDropped++;
-      return;
-    }
     if (stamp.token > this.token) {
       // A new publication: its clock starts over, so viewers get a new init even if the codecs match.
       this.token = stamp.token;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RelayError } from '../errors.ts';
 import type { Frame, StreamInit } from '../media/frame.ts';
-import { encodeEnd, encodeFrame, FrameDecoder, HEADER_SIZE } from './frame-codec.ts';
+import { encodeEnd, encodeFrame, FrameDecoder, HEADER_SIZE, readToken } from './frame-codec.ts';
 
 const init: StreamInit = {
   video: { codec: 'h264', avcC: Buffer.from('0164001fffe1', 'hex'), codecString: 'avc1.64001f', width: 1280, height: 720 },
@@ -81,4 +81,11 @@ test('garbage on the bus is refused with BUS_MESSAGE_INVALID', () => {
   const msg = encodeFrame(frame(), { counter: 1, token: 1 }, true, 1 << 20)[0]!;
   msg.writeUInt16BE(0xffff, 40); // init length past the end
   assert.throws(() => decoder.decode(msg), (e: RelayError) => e.code === 'BUS_MESSAGE_INVALID');
+});
+
+test('the fencing token can be read from the header alone, before any decoding', () => {
+  const msg = encodeFrame(frame(), { counter: 3, token: 12345 }, true, 1 << 20)[0]!;
+  assert.equal(readToken(msg), 12345);
+  assert.equal(readToken(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength)), 12345);
+  assert.equal(readToken(Buffer.from('garbage')), undefined);
 });

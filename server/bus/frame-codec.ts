@@ -117,6 +117,15 @@ export function encodeEnd(stamp: FrameStamp, receivedAt: number): Buffer {
 }
 
 /**
+ * The fencing token of a message, read from its header alone: a consumer drops
+ * stale messages before they can touch any decoding state.
+ */
+export function readToken(data: Uint8Array): number | undefined {
+  if (data.length < HEADER_SIZE || data[0] !== VERSION) return undefined;
+  return new DataView(data.buffer, data.byteOffset, data.byteLength).getFloat64(8);
+}
+
+/**
  * Decodes bus messages of one rendition, in order. Stateful: it reassembles
  * split frames and reuses one StreamInit object while the init does not change,
  * so that a consumer can tell a new init by reference.

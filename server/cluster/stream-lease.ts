@@ -51,19 +51,21 @@ export class StreamLeases {
   }
 
   /**
-   * Takes the stream's lease. A live holder (renewing) means STREAM_ALREADY_PUBLISHING
-   * at once. A holder that has stopped renewing (its origin died) is waited out:
-   * its key expires within the TTL, and this publisher gets the stream then.
+   * Takes the stream's lease. If another origin holds it, watch the holder: a
+   * renewal (its revision moves) means it is alive, and this publisher is refused
+   * with STREAM_ALREADY_PUBLISHING at once. No renewal means its origin may have
+   * died: keep trying until the lease expires (within the TTL), then take it.
+   * No clocks of other machines are compared.
    */
   async acquire(stream: string): Promise<StreamLease> {
     const value = JSON.stringify({ origin: this.nodeId, since: Date.now() } satisfies LeaseHolder);
     const giveUpAt = Date.now() + this.ttlMs + 1000;
-    let waited = false;
+    let seen: { origin: string; revision: number } | undefined;
     for (;;) {
       const sentAt = performance.now();
       try {
         const revision = await this.kv.create(stream, value);
-        if (waited) this.log.info({ stream }, 'took over the lease of an origin that stopped renewing');
+        if (seen) this.log.info({ stream, previousOwner: seen.origin }, 'took over the lease of an origin that stopped renewing');
         return new StreamLease(this.kv, stream, value, revision, sentAt, this.ttlMs, this.log);
       } catch (err) {
         if (!isWrongSequence(err)) {
@@ -86,11 +88,10 @@ export class StreamLeases {
         if (revision !== undefined) return new StreamLease(this.kv, stream, value, revision, retakenAt, this.ttlMs, this.log);
         continue;
       }
-      const silent = holder.ageMs > 2 * this.renewEveryMs + 500;
-      if (!silent || Date.now() > giveUpAt) {
+      if ((seen && seen.revision !== holder.revision) || Date.now() > giveUpAt) {
         throw new RelayError('STREAM_ALREADY_PUBLISHING', `stream ${stream} is live on origin ${holder.origin}`);
       }
-      waited = true;
+      seen ??= { origin: holder.origin, revision: holder.revision };
       await sleep(200);
     }
   }
