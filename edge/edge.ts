@@ -9,6 +9,8 @@ import { RelayError } from '../server/errors.ts';
 import type { NatsConnection } from '../server/bus/nats-connection.ts';
 import type { Logger } from '../server/log.ts';
 import { isStreamName } from '../server/media/stream-name.ts';
+import type { EdgeDirectory, EdgeHeartbeat } from '../server/cluster/edge-directory.ts';
+import type { EdgeMember } from '../server/cluster/placement-ring.ts';
 import { createEdgeMetrics, type EdgeMetrics } from './edge-metrics.ts';
 import { StreamHub } from './stream-hub.ts';
 import { CloseCode, Viewer } from './viewer/ws-viewer.ts';
@@ -19,9 +21,18 @@ const HUB_RETRY_MS = 2_000;
 
 const playerFile = (name: string) => readFileSync(new URL(`./player/${name}`, import.meta.url), 'utf8');
 
+/** The edge's place in the cluster: who it is, the directory it routes with, its heartbeat. */
+export interface EdgeCluster {
+  self: () => EdgeMember;
+  directory: EdgeDirectory;
+  heartbeat: EdgeHeartbeat;
+}
+
 /**
  * The edge role: serves viewers of any stream from one bus consumer per stream,
  * created on the first viewer and closed a while after the last one leaves.
+ * A viewer the ring places on another edge is sent there, unless an earlier hop
+ * routed it already (`?routed=1`): that keeps a stale view from looping.
  */
 export class Edge {
   readonly hubs = new Map<string, StreamHub>();
@@ -37,16 +48,19 @@ export class Edge {
     private readonly isKnownStream: (name: string) => boolean,
     log: Logger,
     readonly registry: Registry = new Registry(),
+    private readonly cluster?: EdgeCluster,
   ) {
     this.log = log.child({ module: 'edge' });
     this.metrics = createEdgeMetrics(registry);
   }
 
   attach(app: FastifyInstance): void {
-    app.get<{ Params: { stream: string } }>('/watch/:stream', async (req, reply) => {
+    app.get<{ Params: { stream: string }; Querystring: { routed?: string } }>('/watch/:stream', async (req, reply) => {
       const { stream } = req.params;
       if (!isStreamName(stream)) throw Object.assign(new RelayError('STREAM_NAME_INVALID'), { statusCode: 400 });
       if (!this.isKnownStream(stream)) throw Object.assign(new RelayError('STREAM_UNKNOWN', stream), { statusCode: 404 });
+      const elsewhere = req.query.routed ? undefined : this.elsewhere(stream);
+      if (elsewhere) return reply.redirect(`${elsewhere.url}/watch/${stream}?routed=1`, 302);
       return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(this.page.html.replaceAll('{{stream}}', stream));
     });
     app.get('/player/player.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.js));
@@ -54,8 +68,24 @@ export class Edge {
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
   }
 
+  /** The edge this viewer should use if it is not this one (and the ring knows this edge). */
+  private elsewhere(stream: string): EdgeMember | undefined {
+    if (!this.cluster) return undefined;
+    const selfId = this.cluster.self().id;
+    if (!this.cluster.directory.member(selfId)) return undefined; // not in the ring yet: serve
+    const edge = this.cluster.directory.route(stream);
+    return edge && edge.id !== selfId ? edge : undefined;
+  }
+
+  /** Viewers on this edge, all streams: its load in the ring. */
+  get load(): number {
+    let n = 0;
+    for (const hub of this.hubs.values()) n += hub.viewers.size;
+    return n;
+  }
+
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const match = /^\/ws\/([^/?]*)/.exec(req.url ?? '');
+    const match = /^\/ws\/([^/?]*)(\?.*)?$/.exec(req.url ?? '');
     if (!match) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -67,11 +97,12 @@ export class Edge {
     } catch {
       name = '';
     }
+    const routed = new URLSearchParams(match[2] ?? '').has('routed');
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, name, remote));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, name, remote, routed));
   }
 
-  private connected(ws: WebSocket, socket: Duplex, stream: string, remote: string): void {
+  private connected(ws: WebSocket, socket: Duplex, stream: string, remote: string, routed: boolean): void {
     ws.on('error', () => {});
     const refuse = (err: RelayError, code: number) => {
       ws.send(JSON.stringify({ type: 'error', code: err.code, message: err.message }));
@@ -79,6 +110,20 @@ export class Edge {
     };
     if (!isStreamName(stream)) return refuse(new RelayError('STREAM_NAME_INVALID'), CloseCode.BAD_REQUEST);
     if (!this.isKnownStream(stream)) return refuse(new RelayError('STREAM_UNKNOWN', stream), CloseCode.NOT_FOUND);
+    if (this.draining) {
+      ws.send(JSON.stringify({ type: 'reconnect', reason: 'edge shutting down', edge: this.cluster?.self().id }));
+      ws.close(CloseCode.GOING_AWAY, 'draining');
+      return;
+    }
+    if (this.cluster) {
+      ws.send(JSON.stringify({ type: 'hello', edge: this.cluster.self().id, peers: this.cluster.directory.members.map((m) => m.url) }));
+      const elsewhere = routed ? undefined : this.elsewhere(stream);
+      if (elsewhere) {
+        ws.send(JSON.stringify({ type: 'redirect', url: `${elsewhere.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1`, edge: elsewhere.id }));
+        ws.close(CloseCode.REDIRECT, 'redirect');
+        return;
+      }
+    }
     const hub = this.hubFor(stream);
     const viewer = new Viewer(ws, socket, remote);
     hub.add(viewer);
@@ -117,12 +162,21 @@ export class Edge {
     }, HUB_LINGER_MS).unref());
   }
 
-  /** Tells every viewer to reconnect (elsewhere, or here after a restart), then closes. */
+  private draining = false;
+
+  /**
+   * Drains: leaves the ring first (routes stop pointing here), then tells every
+   * viewer to reconnect elsewhere, then closes. Existing viewers lose only a reconnect.
+   */
   async close(): Promise<void> {
+    this.draining = true;
+    await this.cluster?.heartbeat.stop();
+    this.cluster?.directory.stop();
+    const edge = this.cluster?.self().id;
     for (const t of this.lingering.values()) clearTimeout(t);
     for (const hub of this.hubs.values()) {
       for (const v of hub.viewers) {
-        v.control({ type: 'reconnect', reason: 'edge shutting down' });
+        v.control({ type: 'reconnect', reason: 'edge shutting down', edge });
         v.close(CloseCode.GOING_AWAY, 'edge shutting down');
       }
       await hub.close();

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-import { networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { configLeaves, loadConfig } from './config/load.ts';
 import type { RelayConfig } from './config/schema.ts';
 import { DEMO_STREAM, demoStreamKey } from './demo-key.ts';
 import { RelayError } from './errors.ts';
 import { createLogger } from './log.ts';
+import { publicHost } from './net-address.ts';
 import { startNode, type Role } from './relay-node.ts';
 
 const USAGE = `usage: relay [all|origin|edge|config] [--config file.json]
@@ -47,14 +47,6 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
-}
-
-function publicHost(bind: string): string {
-  if (bind !== '0.0.0.0' && bind !== '::') return bind;
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return '127.0.0.1';
 }
 
 function printBanner(config: RelayConfig, httpPort: number, rtmpPort: number, demo: ReturnType<typeof demoStreamKey> | undefined, withEdge: boolean): void {

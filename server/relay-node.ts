@@ -15,6 +15,10 @@ import { createHttpServer } from './http/http-server.ts';
 import { StreamKeys } from './ingest/stream-keys.ts';
 import { Origin } from './origin/origin.ts';
 import { StreamLeases } from './cluster/stream-lease.ts';
+import { EdgeDirectory, EdgeHeartbeat, openEdgeBucket } from './cluster/edge-directory.ts';
+import type { EdgeMember } from './cluster/placement-ring.ts';
+import { isStreamName } from './media/stream-name.ts';
+import { publicHost } from './net-address.ts';
 
 export type Role = 'origin' | 'edge';
 
@@ -27,6 +31,8 @@ export interface RelayNode {
   edge?: Edge;
   embeddedNats?: NatsServerProcess;
   registry: Registry;
+  directory: EdgeDirectory;
+  nodeId: string;
   close(): Promise<void>;
 }
 
@@ -72,14 +78,44 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       origin = new Origin(config, keys, publisher, leases, log);
       closers.push(() => origin!.stop());
     }
+    // Every node knows the live edges and can route a viewer (GET /api/route/<stream>).
+    const ncCluster = await connectNats(natsUrl, 'relay-cluster', log, config.nats.connectTimeoutMs);
+    closers.push(() => ncCluster.close());
+    const edgeBucket = await openEdgeBucket(ncCluster, config.cluster);
+    const directory = new EdgeDirectory(edgeBucket, config.cluster, log.child({ module: 'cluster' }));
+    await directory.start();
+    closers.push(async () => directory.stop());
+    http.get<{ Params: { stream: string }; Querystring: { exclude?: string } }>('/api/route/:stream', async (req, reply) => {
+      const { stream } = req.params;
+      void reply.header('access-control-allow-origin', '*').header('cache-control', 'no-store');
+      if (!isStreamName(stream)) return reply.status(400).send({ code: 'STREAM_NAME_INVALID', message: new RelayError('STREAM_NAME_INVALID').message });
+      if (!keys.has(stream)) return reply.status(404).send({ code: 'STREAM_UNKNOWN', message: `no stream ${stream} is configured` });
+      const exclude = new Set((req.query.exclude ?? '').split(',').filter(Boolean));
+      const edge = directory.route(stream, exclude);
+      if (!edge) return reply.status(503).send({ code: 'NO_EDGE_AVAILABLE', message: new RelayError('NO_EDGE_AVAILABLE').message });
+      return { stream, edge: edge.id, url: edge.url, watch: `${edge.url}/watch/${stream}?routed=1`, ws: `${edge.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1` };
+    });
+
     let edge: Edge | undefined;
+    let heartbeat: EdgeHeartbeat | undefined;
     if (roles.includes('edge')) {
       const nc: NatsConnection = await connectNats(natsUrl, 'relay-edge', log, config.nats.connectTimeoutMs);
       closers.push(() => nc.close());
       if (!origin) await ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }));
-      edge = new Edge(config, nc, (name) => keys.has(name), log, registry);
+      let publicUrl = config.http.publicUrl.replace(/\/$/, '');
+      const self = (): EdgeMember => ({ id: nodeId, url: publicUrl, capacity: config.cluster.edgeCapacity, load: edge?.load ?? 0 });
+      heartbeat = new EdgeHeartbeat(edgeBucket, config.cluster, self, log.child({ module: 'cluster' }));
+      edge = new Edge(config, nc, (name) => keys.has(name), log, registry, { self, directory, heartbeat });
       edge.attach(http);
       closers.push(() => edge!.close());
+      // The advertised URL needs the real port: set once listening, before the first heartbeat.
+      http.addHook('onListen', async () => {
+        if (!publicUrl) {
+          const address = http.server.address();
+          const port = typeof address === 'object' && address ? address.port : config.http.port;
+          publicUrl = `http://${publicHost(config.http.host)}:${port}`;
+        }
+      });
     }
     http.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(indexPage(keys.names, roles)));
     // Listeners last, HTTP after RTMP: once /healthz answers, the node takes publishers and viewers.
@@ -89,7 +125,11 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     });
     const address = http.server.address();
     const httpPort = typeof address === 'object' && address ? address.port : config.http.port;
-    return { config, http, httpPort, natsUrl, origin, edge, embeddedNats, registry, close };
+    if (heartbeat) {
+      await heartbeat.start();
+      await directory.poll();
+    }
+    return { config, http, httpPort, natsUrl, origin, edge, embeddedNats, registry, directory, nodeId, close };
   } catch (err) {
     await close();
     throw err;

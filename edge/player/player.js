@@ -22,6 +22,8 @@ const player = {
   ttffMs: undefined, // WebSocket open -> first decoded frame, this connection
   glassToGlassMs: [], // ingest -> displayed, per displayed frame (last 600)
   reconnects: 0,
+  edge: undefined, // id of the edge serving this page now
+  edges: [], // edges it was routed to after a failure
   inits: 0,
   errors: [],
   framesDecoded: () => video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0,
@@ -29,6 +31,10 @@ const player = {
 window.relayPlayer = player;
 
 let ws;
+let wsUrl; // where to connect next; starts on the page's own edge
+let edgeId; // the edge serving us (from its hello)
+let peers = []; // other edges' base URLs, to ask for a route if ours fails
+const failedEdges = new Set();
 let mediaSource;
 let sourceBuffer;
 let queue = [];
@@ -49,27 +55,63 @@ function setState(state, text) {
   overlay.hidden = state === 'live';
 }
 
+const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+const ownUrl = `${scheme}://${location.host}/ws/${encodeURIComponent(stream)}${location.search.includes('routed=1') ? '?routed=1' : ''}`;
+
 function connect() {
-  setState('connecting');
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  ws = new WebSocket(`${scheme}://${location.host}/ws/${encodeURIComponent(stream)}`);
-  ws.binaryType = 'arraybuffer';
-  ws.onopen = () => {
+  const socket = new WebSocket(wsUrl ?? ownUrl);
+  ws = socket;
+  let redirected = false;
+  socket.binaryType = 'arraybuffer';
+  socket.onopen = () => {
     openedAt = performance.now();
     firstFrameSeen = false;
     retryMs = 500;
   };
-  ws.onmessage = (event) => (typeof event.data === 'string' ? control(JSON.parse(event.data)) : media(event.data));
-  ws.onclose = (event) => {
+  socket.onmessage = (event) => {
+    if (typeof event.data !== 'string') return media(event.data);
+    const msg = JSON.parse(event.data);
+    if (msg.type === 'redirect') {
+      redirected = true;
+      wsUrl = msg.url;
+    }
+    control(msg);
+  };
+  socket.onclose = (event) => {
+    if (socket !== ws) return;
     if (event.code === 4400 || event.code === 4404) {
       setState('error', `${event.reason}: this stream cannot be played.`);
       return;
     }
+    if (redirected) return connect();
     if (player.state === 'live' || player.state === 'connecting') setState('connecting', 'Reconnecting…');
     player.reconnects++;
-    setTimeout(connect, retryMs);
-    retryMs = Math.min(retryMs * 2, 5000);
+    void failover();
   };
+}
+
+/** Our edge is gone (or draining): ask any edge we know for a route that avoids it. */
+async function failover() {
+  if (edgeId) failedEdges.add(edgeId);
+  const exclude = [...failedEdges].join(',');
+  const bases = [...new Set([location.origin, ...peers])];
+  for (const base of bases) {
+    try {
+      const res = await fetch(`${base}/api/route/${encodeURIComponent(stream)}?exclude=${encodeURIComponent(exclude)}`, { signal: AbortSignal.timeout(800), cache: 'no-store' });
+      if (!res.ok) continue;
+      const route = await res.json();
+      wsUrl = route.ws;
+      player.edges.push(route.edge);
+      return connect();
+    } catch {
+      // that edge is unreachable too: try the next
+    }
+  }
+  // Nobody answered: try again later, the edges we excluded included.
+  failedEdges.clear();
+  wsUrl = undefined;
+  setTimeout(connect, retryMs);
+  retryMs = Math.min(retryMs * 2, 5000);
 }
 
 function control(msg) {
@@ -90,7 +132,13 @@ function control(msg) {
     case 'error':
       player.errors.push(msg.code);
       break;
+    case 'hello':
+      edgeId = msg.edge;
+      peers = msg.peers;
+      player.edge = msg.edge;
+      break;
     case 'reconnect':
+      if (msg.edge) edgeId = msg.edge;
       ws.close();
       break;
   }
@@ -255,4 +303,5 @@ unmuteButton.addEventListener('click', () => {
 video.muted = false;
 if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(onFrame);
 setInterval(tick, 200);
+setState('connecting');
 connect();

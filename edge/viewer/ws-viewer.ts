@@ -7,9 +7,14 @@ export type ControlMessage =
   | { type: 'status'; state: 'connecting' | 'offline' | 'live' | 'ended'; stream: string }
   | { type: 'init'; mime: string; width?: number; height?: number; timescales: Record<number, number>; metadata: Record<string, unknown> }
   | { type: 'error'; code: string; message: string }
-  | { type: 'reconnect'; reason: string };
+  /** This edge's id, and the edges a player may ask for a route if this one fails. */
+  | { type: 'hello'; edge: string; peers: string[] }
+  /** Another edge serves this viewer: reconnect there. */
+  | { type: 'redirect'; url: string; edge: string }
+  /** This edge is going away (draining): route again, without it. */
+  | { type: 'reconnect'; reason: string; edge?: string };
 
-export const CloseCode = { NORMAL: 1000, GOING_AWAY: 1001, BAD_REQUEST: 4400, NOT_FOUND: 4404, TOO_SLOW: 4408 } as const;
+export const CloseCode = { NORMAL: 1000, GOING_AWAY: 1001, REDIRECT: 4302, BAD_REQUEST: 4400, NOT_FOUND: 4404, TOO_SLOW: 4408, NO_EDGE: 4503 } as const;
 
 /**
  * One WebSocket viewer. Media goes out as pre-framed WebSocket messages written

@@ -1,0 +1,107 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import { jetstream } from '@nats-io/jetstream';
+import type { RelayConfig } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import type { NatsConnection } from '../bus/nats-connection.ts';
+import { PlacementRing, type EdgeMember } from './placement-ring.ts';
+
+export async function openEdgeBucket(nc: NatsConnection, cluster: RelayConfig['cluster']): Promise<KV> {
+  const js = jetstream(nc, { timeout: 2000 });
+  return new Kvm(js).create(cluster.edgeBucket, { ttl: cluster.edgeTtlMs, history: 1, replicas: cluster.kvReplicas });
+}
+
+/**
+ * What every node knows of the live edges: it polls the membership bucket
+ * (nats-server 2.9 watchers do not see keys expire, so nothing waits on them),
+ * keeps the placement ring, and routes viewers. Between polls it counts the
+ * viewers it sent to each edge, so that a burst does not all land on one.
+ */
+export class EdgeDirectory {
+  private ring = new PlacementRing([]);
+  private readonly sentSincePoll = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+
+  constructor(private readonly kv: KV, private readonly cluster: RelayConfig['cluster'], private readonly log: Logger) {}
+
+  async start(): Promise<void> {
+    await this.poll();
+    this.timer = setInterval(() => void this.poll(), this.cluster.edgeHeartbeatMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  get members(): readonly EdgeMember[] {
+    return this.ring.members;
+  }
+
+  member(id: string): EdgeMember | undefined {
+    return this.ring.members.find((m) => m.id === id);
+  }
+
+  async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      const members: EdgeMember[] = [];
+      for await (const key of await this.kv.keys()) {
+        const entry = await this.kv.get(key);
+        if (!entry || entry.operation !== 'PUT') continue;
+        try {
+          const m = entry.json<EdgeMember>();
+          if (typeof m.id === 'string' && typeof m.url === 'string' && m.capacity > 0 && m.load >= 0) members.push({ id: m.id, url: m.url, capacity: m.capacity, load: m.load });
+        } catch {
+          // a malformed record is not an edge
+        }
+      }
+      const before = this.ring.members.map((m) => m.id).join(',');
+      this.ring = new PlacementRing(members, { balanceFactor: this.cluster.balanceFactor });
+      this.sentSincePoll.clear();
+      const after = this.ring.members.map((m) => m.id).join(',');
+      if (before !== after) this.log.info({ edges: this.ring.members.map((m) => m.id) }, 'edge membership changed');
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'edge membership poll failed');
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  /** The edge a new viewer of `stream` should use now, skipping `exclude` (edges that failed it). */
+  route(stream: string, exclude?: ReadonlySet<string>): EdgeMember | undefined {
+    const loads = new Map<string, number>();
+    for (const m of this.ring.members) loads.set(m.id, m.load + (this.sentSincePoll.get(m.id) ?? 0));
+    const edge = this.ring.place(stream, { exclude, loads });
+    if (edge) this.sentSincePoll.set(edge.id, (this.sentSincePoll.get(edge.id) ?? 0) + 1);
+    return edge;
+  }
+}
+
+/** An edge's own heartbeat: its address, capacity and load, every `edgeHeartbeatMs`. */
+export class EdgeHeartbeat {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly kv: KV, private readonly cluster: RelayConfig['cluster'], private readonly self: () => EdgeMember, private readonly log: Logger) {}
+
+  async start(): Promise<void> {
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), this.cluster.edgeHeartbeatMs);
+    this.timer.unref();
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    const me = this.self();
+    await this.kv.put(me.id, JSON.stringify(me)).catch((err: Error) => this.log.warn({ err: err.message }, 'edge heartbeat failed'));
+  }
+
+  /** Leaves the ring at once (draining), rather than after the TTL. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.kv.delete(this.self().id).catch(() => {});
+  }
+}
