@@ -22,6 +22,24 @@ import { publicHost } from './net-address.ts';
 
 export type Role = 'origin' | 'edge';
 
+/**
+ * Retries a start-up step until it succeeds or `timeoutMs` passes: a new NATS
+ * cluster answers "JetStream temporarily unavailable" until it has elected its
+ * meta leader.
+ */
+async function retrying<T>(what: string, timeoutMs: number, log: Logger, step: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (err) {
+      if (Date.now() > deadline || (err instanceof RelayError && err.code === 'CONFIG_INVALID')) throw err;
+      if (attempt === 1) log.info({ err: (err as Error).message }, `${what}: not ready yet, retrying`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 export interface RelayNode {
   config: RelayConfig;
   http: FastifyInstance;
@@ -66,7 +84,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     if (roles.includes('origin')) {
       const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs);
       closers.push(() => nc.close());
-      await ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }));
+      await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
       const publisher = new FramePublisher(nc, { window: config.bus.publishWindow, timeoutMs: config.bus.publishTimeoutMs, log: log.child({ module: 'bus.publish' }) });
       // A restarted nats-server has lost the memory stream: recreate it when publishing fails or NATS comes back.
       const keepStream = frameStreamKeeper(nc, config.bus, log.child({ module: 'bus' }));
@@ -74,14 +92,14 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       void (async () => {
         for await (const s of nc.status()) if (s.type === 'reconnect') keepStream();
       })().catch(() => {});
-      const leases = await StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' }));
+      const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' })));
       origin = new Origin(config, keys, publisher, leases, log);
       closers.push(() => origin!.stop());
     }
     // Every node knows the live edges and can route a viewer (GET /api/route/<stream>).
     const ncCluster = await connectNats(natsUrl, 'relay-cluster', log, config.nats.connectTimeoutMs);
     closers.push(() => ncCluster.close());
-    const edgeBucket = await openEdgeBucket(ncCluster, config.cluster);
+    const edgeBucket = await retrying('edge bucket', config.nats.connectTimeoutMs, log, () => openEdgeBucket(ncCluster, config.cluster));
     const directory = new EdgeDirectory(edgeBucket, config.cluster, log.child({ module: 'cluster' }));
     await directory.start();
     closers.push(async () => directory.stop());
@@ -101,7 +119,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     if (roles.includes('edge')) {
       const nc: NatsConnection = await connectNats(natsUrl, 'relay-edge', log, config.nats.connectTimeoutMs);
       closers.push(() => nc.close());
-      if (!origin) await ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }));
+      if (!origin) await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
       let publicUrl = config.http.publicUrl.replace(/\/$/, '');
       const self = (): EdgeMember => ({ id: nodeId, url: publicUrl, capacity: config.cluster.edgeCapacity, load: edge?.load ?? 0 });
       heartbeat = new EdgeHeartbeat(edgeBucket, config.cluster, self, log.child({ module: 'cluster' }));

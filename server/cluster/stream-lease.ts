@@ -19,6 +19,13 @@ function isWrongSequence(err: unknown): boolean {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * Renewals come often, at a fifth of the TTL: a lease then survives a NATS outage
+ * of about 0.7 x TTL (a Raft leader re-election takes about 5 s on 2.9), since
+ * the outage may start just before a renewal was due.
+ */
+const renewInterval = (ttlMs: number) => Math.floor(ttlMs / 5);
+
+/**
  * Stream ownership by lease in NATS KV: one key per live stream. Acquire is
  * create-if-absent, renewal is compare-and-set on the revision, and the revision
  * at acquisition is the fencing token every frame carries. The bucket's TTL
@@ -30,7 +37,7 @@ export class StreamLeases {
 
   static async open(nc: NatsConnection, cluster: RelayConfig['cluster'], nodeId: string, log: Logger): Promise<StreamLeases> {
     // Short request timeouts: a lost reply is retried well inside the lease's TTL.
-    const js = jetstream(nc, { timeout: Math.min(2000, Math.floor(cluster.leaseTtlMs / 3)) });
+    const js = jetstream(nc, { timeout: Math.min(2000, renewInterval(cluster.leaseTtlMs)) });
     const kv = await new Kvm(js).create(cluster.leaseBucket, { ttl: cluster.leaseTtlMs, history: 1, replicas: cluster.kvReplicas });
     const actual = (await kv.status()).ttl;
     if (actual !== cluster.leaseTtlMs) {
@@ -40,7 +47,7 @@ export class StreamLeases {
   }
 
   get renewEveryMs(): number {
-    return Math.floor(this.ttlMs / 3);
+    return renewInterval(this.ttlMs);
   }
 
   /** Who holds the stream's lease now, if anyone. */
@@ -130,7 +137,7 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError] }> {
     this.margin = Math.max(300, Math.floor(ttlMs * 0.1));
     this.validUntil = sentAt + ttlMs - this.margin;
     this.lastRenewalSentAt = performance.timeOrigin + sentAt;
-    this.schedule(Math.floor(ttlMs / 3));
+    this.schedule(renewInterval(ttlMs));
     this.armExpiry();
   }
 
@@ -162,7 +169,7 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError] }> {
   private async renew(): Promise<void> {
     if (this.state !== 'held') return;
     const sentAt = performance.now();
-    const every = Math.floor(this.ttlMs / 3);
+    const every = renewInterval(this.ttlMs);
     try {
       const revision = await this.kv.update(this.stream, this.value, this.revision, every);
       if (this.state !== 'held') return;

@@ -55,7 +55,7 @@ export const configSchema = z.object({
     nodeId: z.string().regex(/^[A-Za-z0-9_-]{0,64}$/).describe('This node\'s name in leases and the edge ring; empty: hostname-pid.'),
     kvReplicas: z.number().int().min(1).max(5).describe('Replicas of the lease and membership KV buckets (3 in a 3-node NATS cluster).'),
     leaseBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('KV bucket of stream leases (one key per live stream, owned by one origin).'),
-    leaseTtlMs: z.number().int().min(1000).describe('Lease lifetime; the owner renews at a third of it and stops publishing before it could expire.'),
+    leaseTtlMs: z.number().int().min(1000).describe('Lease lifetime: a dead origin\'s stream is taken over within it; the owner renews every fifth of it, stops publishing before it could expire, and so rides out NATS outages of about 0.7 x TTL (Raft elections take ~5 s).'),
     edgeBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('KV bucket where edges heartbeat their address, capacity and load.'),
     edgeHeartbeatMs: z.number().int().min(100).describe('How often an edge heartbeats; other nodes poll the bucket as often.'),
     edgeTtlMs: z.number().int().min(500).describe('An edge that has not heartbeated for this long is no longer placed.'),
