@@ -58,7 +58,7 @@ export class EdgeDirectory {
         }
       }
       const before = this.ring.members.map((m) => m.id).join(',');
-      this.ring = new PlacementRing(members, { balanceFactor: this.cluster.balanceFactor });
+      this.ring = new PlacementRing(members, { balanceFactor: this.cluster.balanceFactor, spillAfter: this.cluster.spillAfter });
       this.sentSincePoll.clear();
       const after = this.ring.members.map((m) => m.id).join(',');
       if (before !== after) this.log.info({ edges: this.ring.members.map((m) => m.id) }, 'edge membership changed');

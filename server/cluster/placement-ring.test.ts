@@ -39,8 +39,12 @@ const edges = (n: number, capacity = 1_000_000, prefix = 'edge'): EdgeMember[] =
 
 /** Places viewers one by one, as routers would, with loads updated after each. */
 function simulate(members: EdgeMember[], viewers: number, pick: () => number, balanceFactor = 1.25): Map<string, number> {
+  return simulateWith(members, viewers, pick, 0, balanceFactor);
+}
+
+function simulateWith(members: EdgeMember[], viewers: number, pick: () => number, spillAfter: number, balanceFactor = 1.25): Map<string, number> {
   const loads = new Map(members.map((m) => [m.id, 0]));
-  const ring = new PlacementRing(members, { balanceFactor });
+  const ring = new PlacementRing(members, { balanceFactor, spillAfter });
   for (let v = 0; v < viewers; v++) {
     const edge = ring.place(`stream-${pick()}`, { loads })!;
     loads.set(edge.id, loads.get(edge.id)! + 1);
@@ -137,6 +141,22 @@ describe('PlacementRing', () => {
     assert.notEqual(second.id, first.id);
     assert.equal(ring.place('s', { exclude: new Set(edges(3).map((m) => m.id)) }), undefined);
     assert.equal(new PlacementRing([]).place('s'), undefined);
+  });
+
+  test('at low load a stream stays on its home edge up to spillAfter viewers, then spills', () => {
+    const members = edges(5, 2000);
+    const ring = new PlacementRing(members, { spillAfter: 50 });
+    const loads = new Map(members.map((m) => [m.id, 0]));
+    const home = ring.primary('lonely')!.id;
+    for (let i = 0; i < 50; i++) {
+      const e = ring.place('lonely', { loads })!;
+      assert.equal(e.id, home, `viewer ${i} stays home`);
+      loads.set(e.id, loads.get(e.id)! + 1);
+    }
+    assert.notEqual(ring.place('lonely', { loads })!.id, home, 'the 51st spills');
+    // At 10,000 viewers the floor is irrelevant: the (1 + eps) bound holds as before.
+    const busy = simulateWith(edges(10, 2000), 10_000, zipf(rng(3), 1000), 50);
+    assert.ok(Math.max(...busy.values()) <= Math.ceil(1.25 * 1000));
   });
 
   test('a full edge (at its capacity) takes no one', () => {

@@ -16,6 +16,12 @@ export interface PlacementOptions {
   pointsPerEdge?: number;
   /** 1 + eps: no edge takes more than ceil(balanceFactor x its fair share) of the viewers. */
   balanceFactor?: number;
+  /**
+   * Viewers an edge may always take before a stream spills past it, whatever the
+   * average. At low load the pure bound is 1-2 viewers per edge and would smear a
+   * lone stream over every edge (each consuming it); this keeps it on its home edge.
+   */
+  spillAfter?: number;
 }
 
 /** 32 bits of SHA-256: stable across processes and versions, well mixed. */
@@ -35,12 +41,14 @@ export class PlacementRing {
   private readonly points: Uint32Array;
   private readonly owners: Uint16Array;
   private readonly balanceFactor: number;
+  private readonly spillAfter: number;
   private readonly totalCapacity: number;
   private readonly totalLoad: number;
 
   constructor(members: readonly EdgeMember[], options: PlacementOptions = {}) {
     const pointsPerEdge = options.pointsPerEdge ?? 160;
     this.balanceFactor = options.balanceFactor ?? 1.25;
+    this.spillAfter = options.spillAfter ?? 0;
     if (this.balanceFactor < 1) throw new RangeError('balanceFactor must be at least 1');
     if (members.length > 0xffff) throw new RangeError('too many edges');
     this.members = [...members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -59,7 +67,7 @@ export class PlacementRing {
   bound(member: EdgeMember, totalLoad = this.totalLoad): number {
     if (this.totalCapacity <= 0) return 0;
     const share = ((totalLoad + 1) * Math.max(0, member.capacity)) / this.totalCapacity;
-    return Math.min(member.capacity, Math.ceil(this.balanceFactor * share));
+    return Math.min(member.capacity, Math.max(this.spillAfter, Math.ceil(this.balanceFactor * share)));
   }
 
   /** Edges in ring order from the stream's position, each once. */

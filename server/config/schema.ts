@@ -61,6 +61,7 @@ export const configSchema = z.object({
     edgeTtlMs: z.number().int().min(500).describe('An edge that has not heartbeated for this long is no longer placed.'),
     edgeCapacity: positiveInt.describe('Viewers this edge takes at most (its weight on the ring).'),
     balanceFactor: z.number().min(1).max(4).describe('1 + eps of consistent hashing with bounded loads: no edge takes more than this times its fair share.'),
+    spillAfter: z.number().int().min(0).describe('Viewers an edge always takes before a stream spills to the next edge, whatever the average (keeps quiet streams on one edge).'),
   }).strict(),
   streams: z.array(z.object({
     name: z.string().refine(isStreamName, 'stream names are 1-64 characters of A-Z, a-z, 0-9, _ and -').describe('Public stream name, used in watch URLs.'),
