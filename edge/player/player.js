@@ -26,9 +26,15 @@ const player = {
   edges: [], // edges it was routed to after a failure
   inits: 0,
   errors: [],
-  framesDecoded: () => video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0,
+  events: [], // the last connection events, for whoever debugs a player: [ms since load, what]
+  // Frames decoded since the page loaded: the element's own count starts over with each MediaSource.
+  framesDecoded: () => decodedBefore + (video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0),
 };
 window.relayPlayer = player;
+const note = (what) => {
+  player.events.push([Math.round(performance.now()), what]);
+  if (player.events.length > 60) player.events.shift();
+};
 
 let ws;
 let wsUrl; // where to connect next; starts on the page's own edge
@@ -44,6 +50,7 @@ let clockMap = []; // [{ media: seconds, wall: ms }], newest last
 let openedAt = 0;
 let firstFrameSeen = false;
 let retryMs = 500;
+let decodedBefore = 0;
 let lastTrim = 0;
 
 function setState(state, text) {
@@ -61,6 +68,7 @@ const ownUrl = `${scheme}://${location.host}/ws/${encodeURIComponent(stream)}${l
 function connect() {
   const socket = new WebSocket(wsUrl ?? ownUrl);
   ws = socket;
+  note(`connect ${wsUrl ?? ownUrl}`);
   let redirected = false;
   socket.binaryType = 'arraybuffer';
   socket.onopen = () => {
@@ -74,10 +82,12 @@ function connect() {
     if (msg.type === 'redirect') {
       redirected = true;
       wsUrl = msg.url;
+      edgeId = msg.edge;
     }
     control(msg);
   };
   socket.onclose = (event) => {
+    note(`close ${event.code} ${event.reason}`);
     if (socket !== ws) return;
     if (event.code === 4400 || event.code === 4404) {
       setState('error', `${event.reason}: this stream cannot be played.`);
@@ -93,18 +103,21 @@ function connect() {
 /** Our edge is gone (or draining): ask any edge we know for a route that avoids it. */
 async function failover() {
   if (edgeId) failedEdges.add(edgeId);
+  note(`failover, excluding ${[...failedEdges].join(',')}`);
   const exclude = [...failedEdges].join(',');
   const bases = [...new Set([location.origin, ...peers])];
   for (const base of bases) {
     try {
       const res = await fetch(`${base}/api/route/${encodeURIComponent(stream)}?exclude=${encodeURIComponent(exclude)}`, { signal: AbortSignal.timeout(800), cache: 'no-store' });
+      note(`route via ${base}: ${res.status}`);
       if (!res.ok) continue;
       const route = await res.json();
       wsUrl = route.ws;
+      edgeId = route.edge; // if this one fails before its hello, it is excluded next time too
       player.edges.push(route.edge);
       return connect();
-    } catch {
-      // that edge is unreachable too: try the next
+    } catch (err) {
+      note(`route via ${base} failed: ${err.name}`); // that edge is unreachable too: try the next
     }
   }
   // Nobody answered: try again later, the edges we excluded included.
@@ -152,6 +165,7 @@ function resetMedia(mime) {
     setState('error', `This browser cannot play ${mime}.`);
     return;
   }
+  decodedBefore += video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
   mediaSource = new MediaSourceImpl();
   const ms = mediaSource;
   video.src = URL.createObjectURL(ms);
