@@ -99,7 +99,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     // Every node knows the live edges and can route a viewer (GET /api/route/<stream>).
     const ncCluster = await connectNats(natsUrl, 'relay-cluster', log, config.nats.connectTimeoutMs);
     closers.push(() => ncCluster.close());
-    const edgeBucket = await retrying('edge bucket', config.nats.connectTimeoutMs, log, () => openEdgeBucket(ncCluster, config.cluster));
+    const edgeBucket = await retrying('edge bucket', config.nats.connectTimeoutMs, log, () => openEdgeBucket(ncCluster, config.cluster, log.child({ module: 'cluster' })));
     const directory = new EdgeDirectory(edgeBucket, config.cluster, log.child({ module: 'cluster' }));
     await directory.start();
     closers.push(async () => directory.stop());

@@ -1,13 +1,12 @@
-import { Kvm, type KV } from '@nats-io/kv';
-import { jetstream } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { openTtlBucket } from './kv-bucket.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { NatsConnection } from '../bus/nats-connection.ts';
 import { PlacementRing, type EdgeMember } from './placement-ring.ts';
 
-export async function openEdgeBucket(nc: NatsConnection, cluster: RelayConfig['cluster']): Promise<KV> {
-  const js = jetstream(nc, { timeout: 2000 });
-  return new Kvm(js).create(cluster.edgeBucket, { ttl: cluster.edgeTtlMs, history: 1, replicas: cluster.kvReplicas });
+export function openEdgeBucket(nc: NatsConnection, cluster: RelayConfig['cluster'], log: Logger): Promise<KV> {
+  return openTtlBucket(nc, cluster.edgeBucket, cluster.edgeTtlMs, cluster.kvReplicas, 2000, log);
 }
 
 /**

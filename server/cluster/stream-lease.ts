@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
+import { openTtlBucket } from './kv-bucket.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -37,12 +37,7 @@ export class StreamLeases {
 
   static async open(nc: NatsConnection, cluster: RelayConfig['cluster'], nodeId: string, log: Logger): Promise<StreamLeases> {
     // Short request timeouts: a lost reply is retried well inside the lease's TTL.
-    const js = jetstream(nc, { timeout: Math.min(2000, renewInterval(cluster.leaseTtlMs)) });
-    const kv = await new Kvm(js).create(cluster.leaseBucket, { ttl: cluster.leaseTtlMs, history: 1, replicas: cluster.kvReplicas });
-    const actual = (await kv.status()).ttl;
-    if (actual !== cluster.leaseTtlMs) {
-      throw new RelayError('CONFIG_INVALID', `KV bucket ${cluster.leaseBucket} exists with a TTL of ${actual} ms, not cluster.leaseTtlMs ${cluster.leaseTtlMs}; all origins must agree`);
-    }
+    const kv = await openTtlBucket(nc, cluster.leaseBucket, cluster.leaseTtlMs, cluster.kvReplicas, Math.min(2000, renewInterval(cluster.leaseTtlMs)), log);
     return new StreamLeases(kv, cluster.leaseTtlMs, nodeId, log);
   }
 
