@@ -35,6 +35,8 @@ export class StreamHub {
   private initWire: { control: ControlMessage; segment: Buffer } | undefined;
   /** Newest fencing token seen: frames from an older publication are dropped. */
   private token = -Infinity;
+  private tokenSeenAt = 0;
+  private readonly forgetTokenAfterMs: number;
   private expectedCounter: number | undefined;
   /** After a gap (lost frames, consumer restart) nothing goes out until the next keyframe. */
   private needKeyframe = true;
@@ -52,6 +54,7 @@ export class StreamHub {
     private readonly log: Logger,
   ) {
     this.gop = new GopCache(config.edge.gopCacheMaxBytes);
+    this.forgetTokenAfterMs = config.cluster.leaseTtlMs + 2000;
     this.limits = { skipBytes: config.edge.viewerSkipBytes, maxBytes: config.edge.viewerMaxBytes, maxLagMs: config.edge.viewerMaxLagMs };
     this.feed = new StreamFeed(nc, {
       jsStream: config.bus.streamName,
@@ -116,10 +119,18 @@ export class StreamHub {
   private message(data: Uint8Array): void {
     const token = readToken(data);
     if (token !== undefined && token < this.token) {
-      // An older publication (an ex-owner still publishing): fenced off before it can touch any state.
-      this.stats.staleDropped++;
-      return;
+      // An older publication (an ex-owner still publishing): fenced off before it can
+      // touch any state. Unless the newest token has been silent for longer than a
+      // lease lives: its owner has stopped for sure, and tokens started over (a lease
+      // bucket rebuilt under running edges).
+      if (performance.now() - this.tokenSeenAt < this.forgetTokenAfterMs) {
+        this.stats.staleDropped++;
+        return;
+      }
+      this.log.warn({ token: this.token, now: token }, 'the newest publication has been silent past a lease lifetime; accepting a lower token');
+      this.token = -Infinity;
     }
+    if (token === this.token) this.tokenSeenAt = performance.now();
     let msg;
     try {
       msg = this.decoder.decode(data);
@@ -134,6 +145,7 @@ export class StreamHub {
     if (stamp.token > this.token) {
       // A new publication: its clock starts over, so viewers get a new init even if the codecs match.
       this.token = stamp.token;
+      this.tokenSeenAt = performance.now();
       this.expectedCounter = undefined;
       this.needKeyframe = true;
       this.muxer = undefined;
