@@ -19,6 +19,13 @@ export interface FeedStats {
   lastSeq: number;
 }
 
+/**
+ * JetStream requests of the feed time out quickly: while a NATS cluster elects a
+ * new leader, a consumer creation hangs until its timeout, and the watchdog's next
+ * attempt should not wait long behind it.
+ */
+const JS_TIMEOUT_MS = 2000;
+
 /** Where a new consumer should start. */
 export type StartPoint = { kind: 'sequence'; seq: number } | { kind: 'new' };
 
@@ -47,7 +54,7 @@ export class StreamFeed {
 
   /** Starts consuming; returns where: the last keyframe, or new messages only (the stream is not live). */
   async start(): Promise<StartPoint> {
-    this.jsm = await jetstreamManager(this.nc);
+    this.jsm = await jetstreamManager(this.nc, { timeout: JS_TIMEOUT_MS });
     const start = await this.findStart();
     await this.consumeFrom(start);
     this.watchdog = setInterval(() => void this.check(), this.options.watchdogIntervalMs);
@@ -68,7 +75,7 @@ export class StreamFeed {
   }
 
   private async consumeFrom(start: StartPoint): Promise<void> {
-    const js = jetstream(this.nc);
+    const js = jetstream(this.nc, { timeout: JS_TIMEOUT_MS });
     const consumer = await js.consumers.get(this.options.jsStream, {
       filter_subjects: this.options.subjects.all,
       ...(start.kind === 'sequence' ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start.seq } : { deliver_policy: DeliverPolicy.New }),
