@@ -38,6 +38,8 @@ export class Edge {
   readonly hubs = new Map<string, StreamHub>();
   readonly metrics: EdgeMetrics;
   private readonly lingering = new Map<string, NodeJS.Timeout>();
+  /** Set on close: new viewers are told to go elsewhere. */
+  private draining = false;
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
   private readonly log: Logger;
   private readonly page = { html: playerFile('watch.html'), js: playerFile('player.js'), css: playerFile('player.css') };
@@ -161,8 +163,6 @@ export class Edge {
       void hub.close();
     }, HUB_LINGER_MS).unref());
   }
-
-  private draining = false;
 
   /**
    * Drains: leaves the ring first (routes stop pointing here), then tells every

@@ -27,8 +27,3 @@ export function createLogger(settings: LogSettings): Logger {
   }
   return pino(options);
 }
-
-/** A logger that drops everything: for unit tests of modules that log. */
-export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
-}

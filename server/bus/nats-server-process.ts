@@ -34,10 +34,6 @@ export class NatsServerProcess {
     return this.child?.pid;
   }
 
-  /** True once the process has exited (killed or stopped). */
-  get exitedFlag(): boolean {
-    return !this.child || this.child.exitCode !== null || this.child.signalCode !== null;
-  }
 
   async start(): Promise<void> {
     const { storeDir, host = '127.0.0.1', port = 0, args = [], startTimeoutMs = 10_000, log } = this.options;

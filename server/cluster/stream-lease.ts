@@ -41,10 +41,6 @@ export class StreamLeases {
     return new StreamLeases(kv, cluster.leaseTtlMs, nodeId, log);
   }
 
-  get renewEveryMs(): number {
-    return renewInterval(this.ttlMs);
-  }
-
   /** Who holds the stream's lease now, if anyone. */
   async holder(stream: string): Promise<(LeaseHolder & { revision: number; ageMs: number }) | undefined> {
     const entry = await this.kv.get(stream);
@@ -113,8 +109,8 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError] }> {
   private renewTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private state: 'held' | 'lost' | 'released' = 'held';
-  /** Wall-clock ms of the last acknowledged renewal's sending (for logs and tests). */
-  lastRenewalSentAt: number;
+  /** Wall-clock ms of the last acknowledged renewal's sending (logged when the lease is lost). */
+  private lastRenewalSentAt: number;
   private readonly margin: number;
 
   constructor(
@@ -139,11 +135,6 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError] }> {
   /** May frames still be published under this lease? A clock comparison: cheap per frame. */
   get valid(): boolean {
     return this.state === 'held' && performance.now() < this.validUntil;
-  }
-
-  /** Wall-clock ms until which the owner may publish. */
-  get validUntilWall(): number {
-    return performance.timeOrigin + this.validUntil;
   }
 
   private schedule(ms: number): void {
