@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { FlvFrameReader } from '../ingest/flv-frame-reader.ts';
+import { TICKS_PER_SECOND, type Frame } from '../media/frame.ts';
+import { readFlvFile } from '../../test/helpers/flv-file.ts';
+import { FfmpegTranscoder } from './ffmpeg-transcoder.ts';
+import { planLadder, type Rung } from './ladder.ts';
+
+const LADDER: Rung[] = [
+  { name: '1080p', height: 1080, videoKbps: 5000, audioKbps: 128 },
+  { name: '480p', height: 480, videoKbps: 1000, audioKbps: 96 },
+  { name: '360p', height: 360, videoKbps: 600, audioKbps: 64 },
+];
+
+describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'transcode-'));
+  let source: Frame[] = [];
+
+  before(() => {
+    // An OBS-like 720p source (High, B-frames, AAC 48 kHz) with an 8 s GOP, as OBS's default would be.
+    const file = join(dir, 'source.flv');
+    execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30', '-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', '6',
+      '-c:v', 'libx264', '-profile:v', 'high', '-preset', 'ultrafast', '-bf', '2', '-g', '240', '-pix_fmt', 'yuv420p', '-b:v', '2500k', '-c:a', 'aac', '-ar', '48000', '-f', 'flv', file]);
+    const reader = new FlvFrameReader();
+    source = readFlvFile(file).flatMap((t) => reader.push(t.type, t.timestamp, t.body, 1000) ?? []);
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('never plans a rung above the source; an unsupported source is passthrough only', () => {
+    const init = source.find((f) => f.track === 'video')!.init;
+    const plan = planLadder(LADDER, init);
+    assert.deepEqual(plan.rungs.map((r) => r.name), ['480p', '360p']);
+    assert.deepEqual(plan.skipped.map((s) => s.name), ['1080p']);
+    assert.match(planLadder(LADDER, { metadata: {} }).passthroughOnly!, /no video/);
+  });
+
+  test('every rung has its size, a bitrate within tolerance, and keyframes aligned with the other rungs', async () => {
+    const init = source.find((f) => f.track === 'video')!.init;
+    const plan = planLadder(LADDER, init);
+    const transcoder = new FfmpegTranscoder(plan.rungs, init, 2, pino({ level: 'silent' }));
+    const out = new Map<string, Frame[]>();
+    transcoder.on('frame', (rendition, frame) => {
+      if (!out.has(rendition)) out.set(rendition, []);
+      out.get(rendition)!.push(frame);
+    });
+    transcoder.start();
+    for (const f of source.slice(source.findIndex((x) => x.track === 'video'))) transcoder.push(f);
+    await transcoder.finish();
+    const expected = { '480p': { width: 854, height: 480 }, '360p': { width: 640, height: 360 } } as const;
+    const keyTimes = new Map<string, number[]>();
+    for (const rung of plan.rungs) {
+      const frames = out.get(rung.name) ?? [];
+      const video = frames.filter((f) => f.track === 'video');
+      assert.ok(video.length >= 170, `${rung.name}: ${video.length} video frames of 180`);
+      assert.deepEqual({ width: video[0]!.init.video!.width, height: video[0]!.init.video!.height }, expected[rung.name as keyof typeof expected]);
+      assert.ok(video.every((f) => f.cto === 0), `${rung.name} has no B-frames`);
+      assert.ok(frames.some((f) => f.track === 'audio'), `${rung.name} has audio`);
+      const seconds = (video.at(-1)!.dts - video[0]!.dts) / TICKS_PER_SECOND;
+      const kbps = (video.reduce((n, f) => n + f.payload.length, 0) * 8) / 1000 / seconds;
+      assert.ok(kbps > rung.videoKbps * 0.5 && kbps < rung.videoKbps * 1.5, `${rung.name}: ${kbps.toFixed(0)} kbit/s for ${rung.videoKbps}`);
+      keyTimes.set(rung.name, video.filter((f) => f.keyframe).map((f) => f.dts));
+      // The source's presentation timeline is kept (without B-frames, decode time = presentation time).
+      const firstSource = source.find((f) => f.track === 'video')!;
+      const sourceStart = firstSource.dts + firstSource.cto;
+      assert.ok(Math.abs(video[0]!.dts - sourceStart) <= 3000, `${rung.name} starts at ${video[0]!.dts}, the source presents at ${sourceStart}`);
+      assert.equal(video[0]!.receivedAt, 1000, 'transcoded frames carry the source frame\'s ingest time');
+    }
+    const [a, b] = [...keyTimes.values()];
+    assert.ok(a!.length >= 3, `keyframes every 2 s over 6 s: ${a!.length}`);
+    assert.equal(a!.length, b!.length);
+    a!.forEach((t, i) => assert.ok(Math.abs(t - b![i]!) <= 3000, `keyframe ${i}: ${t} vs ${b![i]} (within one frame)`));
+  });
+});
