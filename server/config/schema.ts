@@ -63,9 +63,22 @@ export const configSchema = z.object({
     balanceFactor: z.number().min(1).max(4).describe('1 + eps of consistent hashing with bounded loads: no edge takes more than this times its fair share.'),
     spillAfter: z.number().int().min(0).describe('Viewers an edge always takes before a stream spills to the next edge, whatever the average (keeps quiet streams on one edge).'),
   }).strict(),
+  transcode: z.object({
+    enabled: z.boolean().describe('Transcode live streams into the ladder (passthrough "source" is always there). Per stream: streams[].transcode.'),
+    gopSeconds: z.number().min(0.5).max(10).describe('Keyframe interval of every transcoded rendition (aligned across renditions: a player switches at any of them).'),
+    ladder: z.array(z.object({
+      name: z.string().regex(/^[a-z0-9_-]{1,32}$/).refine((n) => n !== 'source', 'the name "source" is the passthrough rendition'),
+      height: z.number().int().min(64).max(4320),
+      videoKbps: z.number().int().min(50),
+      audioKbps: z.number().int().min(16),
+    }).strict()).describe('Renditions to make, highest first; a rung above the source height is skipped (never upscaled).'),
+    restartMinMs: positiveInt.describe('First delay before restarting an ffmpeg that failed; doubles on each failure in a row.'),
+    restartMaxMs: positiveInt.describe('Longest delay between ffmpeg restarts.'),
+  }).strict(),
   streams: z.array(z.object({
     name: z.string().refine(isStreamName, 'stream names are 1-64 characters of A-Z, a-z, 0-9, _ and -').describe('Public stream name, used in watch URLs.'),
     key: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/, 'stream keys are 16-128 characters of A-Z, a-z, 0-9, _ and -').describe('Secret publish key (the RTMP stream key).'),
+    transcode: z.boolean().optional().describe('false: passthrough only for this stream, whatever transcode.enabled says.'),
   }).strict()).describe('Streams and their secret publish keys. The all-in-one mode adds "demo" with a generated key. RELAY_STREAMS takes JSON.'),
 }).strict();
 

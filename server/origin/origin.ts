@@ -7,6 +7,7 @@ import { FlvFrameReader } from '../ingest/flv-frame-reader.ts';
 import { RtmpIngest, type PublishRequest, type PublishSink } from '../ingest/rtmp-ingest.ts';
 import type { StreamKeys } from '../ingest/stream-keys.ts';
 import type { StreamLease, StreamLeases } from '../cluster/stream-lease.ts';
+import { StreamTranscoding } from '../transcode/stream-transcoding.ts';
 
 export interface LiveStream {
   stream: string;
@@ -16,6 +17,8 @@ export interface LiveStream {
   frames: number;
   /** Set when the publisher has left: resolves once the end marker is stored and the lease released. */
   leaving?: Promise<void>;
+  /** The stream's transcoding, when on. */
+  transcoding?: StreamTranscoding;
 }
 
 /**
@@ -88,7 +91,11 @@ export class Origin {
   private accept(req: PublishRequest, entry: LiveStream, lease: StreamLease): PublishSink {
     const { stream } = entry;
     const log = this.log.child({ stream });
-    const publication: Publication = this.publisher.open(this.config.bus.subjectPrefix, stream, SOURCE_RENDITION, lease.token, () => lease.valid);
+    const open = (rendition: string) => this.publisher.open(this.config.bus.subjectPrefix, stream, rendition, lease.token, () => lease.valid);
+    const publication: Publication = open(SOURCE_RENDITION);
+    const transcodeOn = this.config.transcode.enabled && this.config.streams.find((s) => s.name === stream)?.transcode !== false;
+    const transcoding = transcodeOn ? new StreamTranscoding(this.config.transcode, open, log.child({ module: 'transcode' })) : undefined;
+    entry.transcoding = transcoding;
     lease.once('lost', (err) => req.control.disconnect(err));
     const reader = new FlvFrameReader((notice) => {
       if (notice.type === 'unsupported') {
@@ -109,12 +116,13 @@ export class Origin {
           req.control.pause();
           this.publisher.once('drain', resume);
         }
+        transcoding?.push(frame);
       },
       closed: (reason) => {
         this.publisher.off('drain', resume);
         log.info({ frames: entry.frames, seconds: Math.round((Date.now() - entry.since) / 1000), code: reason?.code }, 'publisher left');
         // The end marker first, then the lease: a next owner's frames always come after our last.
-        entry.leaving = publication.end().then(() => lease.release()).finally(() => {
+        entry.leaving = Promise.all([publication.end(), transcoding?.close()]).then(() => lease.release()).finally(() => {
           if (this.live.get(stream) === entry) this.live.delete(stream);
         });
       },

@@ -30,6 +30,10 @@ export class FfmpegTranscoder extends EventEmitter<{ frame: [rendition: string, 
     super();
   }
 
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }

@@ -23,6 +23,8 @@ export async function startTestNode(roles: Role[], natsUrl: string, overrides: R
       rtmp: { host: '127.0.0.1', port: 0 },
       http: { host: '127.0.0.1', port: 0 },
       bus: { maxAgeSeconds: 20 },
+      // Tests measure passthrough unless they ask for transcoding (2 cores are shared).
+      transcode: { enabled: false },
       ...overrides,
     },
   });

@@ -33,6 +33,7 @@ export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record
       RELAY_RTMP_PORT: String(rtmpPort),
       RELAY_NATS_EMBEDDED_PORT: '0',
       RELAY_LOG_PRETTY: 'false',
+      RELAY_TRANSCODE_ENABLED: 'false',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { startNats } from '../helpers/nats.ts';
+import { startTestNode, type TestNode } from '../helpers/node-harness.ts';
+import { waitFor } from '../helpers/ports.ts';
+import { startPublisher, type Publisher } from '../helpers/publisher.ts';
+import { watch } from '../helpers/ws-viewer.ts';
+
+const KEY = 'transcoding-key-0123456789';
+const FLV1_KEY = 'transcoding-flv1-key-012345';
+
+describe('transcoding at the origin (real ffmpeg)', { timeout: 180_000 }, () => {
+  let nats: Awaited<ReturnType<typeof startNats>>;
+  let nc: NatsConnection;
+  let relay: TestNode;
+  let publisher: Publisher;
+
+  before(async () => {
+    nats = await startNats();
+    nc = await connect({ servers: nats.url });
+    relay = await startTestNode(['origin', 'edge'], nats.url, {
+      streams: [{ name: 'cam', key: KEY }, { name: 'old', key: FLV1_KEY }],
+      transcode: {
+        enabled: true,
+        ladder: [{ name: '1080p', height: 1080, videoKbps: 4000, audioKbps: 128 }, { name: '360p', height: 360, videoKbps: 600, audioKbps: 64 }, { name: '240p', height: 240, videoKbps: 300, audioKbps: 48 }],
+      },
+    });
+    publisher = startPublisher({ url: relay.rtmpUrl(KEY) });
+  });
+
+  after(async () => {
+    await publisher?.stop();
+    await relay?.node.close();
+    await nc?.close();
+    await nats?.cleanup();
+  });
+
+  /** Messages stored per subject of a stream, straight from JetStream. */
+  const counts = async (stream: string): Promise<Record<string, number>> => {
+    const info = await (await jetstreamManager(nc)).streams.info('RELAY_FRAMES', { subjects_filter: `relay.${stream}.>` });
+    return (info.state.subjects ?? {}) as Record<string, number>;
+  };
+
+  test('every rung at or below the source is published beside the source, on subjects of its own', async () => {
+    const c = await waitFor('renditions on the bus', async () => {
+      const x = await counts('cam');
+      return (x['relay.cam.240p.d'] ?? 0) > 30 && (x['relay.cam.360p.d'] ?? 0) > 30 ? x : undefined;
+    }, 30_000, 250);
+    for (const rendition of ['source', '360p', '240p']) {
+      for (const kind of ['k', 'd', 'a']) assert.ok((c[`relay.cam.${rendition}.${kind}`] ?? 0) > 0, `relay.cam.${rendition}.${kind}`);
+    }
+    assert.equal(Object.keys(c).some((s) => s.includes('1080p')), false, 'never upscaled');
+    assert.match(relay.logs(), /"msg":"transcoding"/);
+  });
+
+  test('ffmpeg killed mid-stream: passthrough viewers see no interruption, and the renditions come back', async () => {
+    const viewer = watch(relay.wsUrl('cam'));
+    await waitFor('frames', () => viewer.record.fragments.length > 30, 15_000);
+    const transcoding = relay.node.origin!.liveStreams().find((s) => s.stream === 'cam')!.transcoding!;
+    const pid = transcoding.pid!;
+    const before = await counts('cam');
+    process.kill(pid, 'SIGKILL');
+    const mark = viewer.record.fragments.length;
+    await waitFor('a new ffmpeg', () => transcoding.pid !== undefined && transcoding.pid !== pid && transcoding.stats.restarts === 1, 15_000);
+    await waitFor('renditions flowing again', async () => ((await counts('cam'))['relay.cam.240p.d'] ?? 0) > (before['relay.cam.240p.d'] ?? 0) + 60, 20_000, 250);
+    const after = viewer.record.fragments.slice(mark - 1);
+    const longestPause = Math.max(...after.slice(1).map((f, i) => f.at - after[i]!.at));
+    assert.ok(longestPause < 500, `passthrough paused ${longestPause} ms`);
+    for (let i = 1; i < after.length; i++) assert.equal(after[i]!.sequence, after[i - 1]!.sequence + 1, 'no passthrough frame lost');
+    assert.match(relay.logs(), /ffmpeg stopped; the source plays on/);
+    viewer.close();
+  });
+
+  test('a source the ladder cannot read is passed through, with a clear log line', async () => {
+    // Sorenson H.263 video (FLV codec 2) with AAC audio: the video track is refused, the audio passes.
+    const old = spawn('ffmpeg', ['-v', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=15', '-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', '6',
+      '-c:v', 'flv1', '-c:a', 'aac', '-ar', '48000', '-f', 'flv', relay.rtmpUrl(FLV1_KEY)], { stdio: 'ignore' });
+    await waitFor('audio passing through', async () => ((await counts('old'))['relay.old.source.a'] ?? 0) > 50, 20_000, 250);
+    assert.match(relay.logs(), /"code":"CODEC_UNSUPPORTED","track":"video","codec":"FLV video codec 2"/);
+    assert.equal(Object.keys(await counts('old')).some((s) => !s.startsWith('relay.old.source.')), false, 'no rendition is made');
+    old.kill();
+  });
+});
