@@ -13,7 +13,10 @@ import type { EdgeDirectory, EdgeHeartbeat } from '../server/cluster/edge-direct
 import type { EdgeMember } from '../server/cluster/placement-ring.ts';
 import { createEdgeMetrics, type EdgeMetrics } from './edge-metrics.ts';
 import { StreamHub } from './stream-hub.ts';
+import { SOURCE_RENDITION } from '../server/bus/subjects.ts';
 import { CloseCode, Viewer } from './viewer/ws-viewer.ts';
+
+const RENDITION = /^[a-z0-9_-]{1,32}$/;
 
 /** A hub with no viewers stays this long (its consumer and GOP warm) before it closes. */
 const HUB_LINGER_MS = 15_000;
@@ -99,18 +102,21 @@ export class Edge {
     } catch {
       name = '';
     }
-    const routed = new URLSearchParams(match[2] ?? '').has('routed');
+    const query = new URLSearchParams(match[2] ?? '');
+    const routed = query.has('routed');
+    const rendition = query.get('rendition') || SOURCE_RENDITION;
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, name, remote, routed));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, name, rendition, remote, routed));
   }
 
-  private connected(ws: WebSocket, socket: Duplex, stream: string, remote: string, routed: boolean): void {
+  private connected(ws: WebSocket, socket: Duplex, stream: string, rendition: string, remote: string, routed: boolean): void {
     ws.on('error', () => {});
     const refuse = (err: RelayError, code: number) => {
       ws.send(JSON.stringify({ type: 'error', code: err.code, message: err.message }));
       ws.close(code, err.code);
     };
     if (!isStreamName(stream)) return refuse(new RelayError('STREAM_NAME_INVALID'), CloseCode.BAD_REQUEST);
+    if (!RENDITION.test(rendition)) return refuse(new RelayError('STREAM_NAME_INVALID', `rendition ${JSON.stringify(rendition.slice(0, 40))}`), CloseCode.BAD_REQUEST);
     if (!this.isKnownStream(stream)) return refuse(new RelayError('STREAM_UNKNOWN', stream), CloseCode.NOT_FOUND);
     if (this.draining) {
       ws.send(JSON.stringify({ type: 'reconnect', reason: 'edge shutting down', edge: this.cluster?.self().id }));
@@ -121,12 +127,13 @@ export class Edge {
       ws.send(JSON.stringify({ type: 'hello', edge: this.cluster.self().id, peers: this.cluster.directory.members.map((m) => m.url) }));
       const elsewhere = routed ? undefined : this.elsewhere(stream);
       if (elsewhere) {
-        ws.send(JSON.stringify({ type: 'redirect', url: `${elsewhere.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1`, edge: elsewhere.id }));
+        const query = rendition === SOURCE_RENDITION ? '' : `&rendition=${rendition}`;
+        ws.send(JSON.stringify({ type: 'redirect', url: `${elsewhere.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1${query}`, edge: elsewhere.id }));
         ws.close(CloseCode.REDIRECT, 'redirect');
         return;
       }
     }
-    const hub = this.hubFor(stream);
+    const hub = this.hubFor(stream, rendition);
     const viewer = new Viewer(ws, socket, remote);
     hub.add(viewer);
     ws.on('close', () => {
@@ -135,31 +142,34 @@ export class Edge {
     });
   }
 
-  private hubFor(stream: string): StreamHub {
-    clearTimeout(this.lingering.get(stream));
-    this.lingering.delete(stream);
-    let hub = this.hubs.get(stream);
+  /** One hub per stream and rendition: `<stream>/<rendition>`. */
+  private hubFor(stream: string, rendition: string): StreamHub {
+    const key = `${stream}/${rendition}`;
+    clearTimeout(this.lingering.get(key));
+    this.lingering.delete(key);
+    let hub = this.hubs.get(key);
     if (hub) return hub;
-    hub = new StreamHub(stream, this.nc, this.config, this.metrics, this.log.child({ stream }));
-    this.hubs.set(stream, hub);
-    this.startHub(hub);
+    hub = new StreamHub(stream, rendition, this.nc, this.config, this.metrics, this.log.child({ stream, rendition }));
+    this.hubs.set(key, hub);
+    this.startHub(key, hub);
     return hub;
   }
 
-  private startHub(hub: StreamHub): void {
+  private startHub(key: string, hub: StreamHub): void {
     hub.start().catch((err: Error) => {
-      if (this.hubs.get(hub.stream) !== hub) return;
-      this.log.warn({ stream: hub.stream, err: err.message }, 'cannot start the stream consumer; retrying');
-      setTimeout(() => this.hubs.get(hub.stream) === hub && this.startHub(hub), HUB_RETRY_MS).unref();
+      if (this.hubs.get(key) !== hub) return;
+      this.log.warn({ stream: key, err: err.message }, 'cannot start the stream consumer; retrying');
+      setTimeout(() => this.hubs.get(key) === hub && this.startHub(key, hub), HUB_RETRY_MS).unref();
     });
   }
 
   private linger(hub: StreamHub): void {
-    clearTimeout(this.lingering.get(hub.stream));
-    this.lingering.set(hub.stream, setTimeout(() => {
-      this.lingering.delete(hub.stream);
-      if (hub.viewers.size > 0 || this.hubs.get(hub.stream) !== hub) return;
-      this.hubs.delete(hub.stream);
+    const key = `${hub.stream}/${hub.rendition}`;
+    clearTimeout(this.lingering.get(key));
+    this.lingering.set(key, setTimeout(() => {
+      this.lingering.delete(key);
+      if (hub.viewers.size > 0 || this.hubs.get(key) !== hub) return;
+      this.hubs.delete(key);
       void hub.close();
     }, HUB_LINGER_MS).unref());
   }

@@ -48,6 +48,7 @@ export class StreamHub {
 
   constructor(
     readonly stream: string,
+    readonly rendition: string,
     nc: NatsConnection,
     config: RelayConfig,
     private readonly metrics: EdgeMetrics,
@@ -58,7 +59,7 @@ export class StreamHub {
     this.limits = { skipBytes: config.edge.viewerSkipBytes, maxBytes: config.edge.viewerMaxBytes, maxLagMs: config.edge.viewerMaxLagMs };
     this.feed = new StreamFeed(nc, {
       jsStream: config.bus.streamName,
-      subjects: new StreamSubjects(config.bus.subjectPrefix, stream),
+      subjects: new StreamSubjects(config.bus.subjectPrefix, stream, rendition),
       maxBytes: config.edge.consumerMaxBytes,
       watchdogIntervalMs: config.edge.watchdogIntervalMs,
       log,
@@ -85,7 +86,7 @@ export class StreamHub {
   add(viewer: Viewer): void {
     this.viewers.add(viewer);
     this.metrics.viewers.inc();
-    viewer.control({ type: 'status', state: this.state, stream: this.stream });
+    viewer.control({ type: 'status', state: this.state, stream: this.stream, rendition: this.rendition });
     if (this.state === 'live' && this.initWire) this.sendInit(viewer);
   }
 
@@ -113,7 +114,7 @@ export class StreamHub {
   private setState(state: HubState): void {
     if (this.state === state) return;
     this.state = state;
-    for (const v of this.viewers) v.control({ type: 'status', state, stream: this.stream });
+    for (const v of this.viewers) v.control({ type: 'status', state, stream: this.stream, rendition: this.rendition });
   }
 
   private message(data: Uint8Array): void {

@@ -18,6 +18,7 @@ import { StreamLeases } from './cluster/stream-lease.ts';
 import { EdgeDirectory, EdgeHeartbeat, openEdgeBucket } from './cluster/edge-directory.ts';
 import type { EdgeMember } from './cluster/placement-ring.ts';
 import { isStreamName } from './media/stream-name.ts';
+import { RenditionCatalog } from './bus/rendition-catalog.ts';
 import { publicHost } from './net-address.ts';
 
 export type Role = 'origin' | 'edge';
@@ -112,6 +113,15 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       const edge = directory.route(stream, exclude);
       if (!edge) return reply.status(503).send({ code: 'NO_EDGE_AVAILABLE', message: new RelayError('NO_EDGE_AVAILABLE').message });
       return { stream, edge: edge.id, url: edge.url, watch: `${edge.url}/watch/${stream}?routed=1`, ws: `${edge.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1` };
+    });
+
+    const catalog = new RenditionCatalog(ncCluster, config.bus.streamName, config.bus.subjectPrefix);
+    http.get<{ Params: { stream: string } }>('/api/streams/:stream', async (req, reply) => {
+      const { stream } = req.params;
+      void reply.header('access-control-allow-origin', '*').header('cache-control', 'no-store');
+      if (!isStreamName(stream)) return reply.status(400).send({ code: 'STREAM_NAME_INVALID', message: new RelayError('STREAM_NAME_INVALID').message });
+      if (!keys.has(stream)) return reply.status(404).send({ code: 'STREAM_UNKNOWN', message: `no stream ${stream} is configured` });
+      return { stream, renditions: await catalog.renditions(stream) };
     });
 
     let edge: Edge | undefined;

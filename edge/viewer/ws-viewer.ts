@@ -4,7 +4,7 @@ import { newQueueState, type ViewerQueueState } from './viewer-queue.ts';
 
 /** Messages the player receives as JSON text. */
 export type ControlMessage =
-  | { type: 'status'; state: 'connecting' | 'offline' | 'live' | 'ended'; stream: string }
+  | { type: 'status'; state: 'connecting' | 'offline' | 'live' | 'ended'; stream: string; rendition: string }
   | { type: 'init'; mime: string; width?: number; height?: number; timescales: Record<number, number>; metadata: Record<string, unknown> }
   | { type: 'error'; code: string; message: string }
   /** This edge's id, and the edges a player may ask for a route if this one fails. */

@@ -42,6 +42,6 @@ describe('keyframes larger than NATS max_payload', { timeout: 120_000 }, () => {
     const keyframes = viewer.record.fragments.filter((f) => isSyncFlags(f.tracks.find((t) => t.trackId === 1)?.firstSampleFlags));
     assert.ok(keyframes.length >= 2);
     assert.ok(keyframes.every((f) => f.bytes > MAX_PAYLOAD), `keyframe fragments: ${keyframes.map((f) => f.bytes).join(', ')} bytes`);
-    assert.equal(relay.node.edge!.hubs.get('big')!.stats.gaps, 0);
+    assert.equal(relay.node.edge!.hubs.get('big/source')!.stats.gaps, 0);
   });
 });

@@ -49,7 +49,7 @@ describe('a viewer that stops reading', { timeout: 120_000 }, () => {
     await Promise.all([good.opened, slow.opened]);
     (slow.ws as unknown as { _socket: Socket })._socket.pause(); // never reads again
     const publisher = startPublisher({ url: relay.rtmpUrl(KEY), file: clip, loops: 3 });
-    const hub = await waitFor('the hub', () => relay.node.edge!.hubs.get('fat'));
+    const hub = await waitFor('the hub', () => relay.node.edge!.hubs.get('fat/source'));
     await waitFor('the slow viewer to be dropped', () => hub.viewers.size === 1, 11_000, 100);
     assert.ok(await metric('relay_edge_viewers_skipped_total') >= 1, 'the slow viewer skipped to a keyframe first');
     assert.equal(await metric('relay_edge_viewers_disconnected_slow_total'), 1);

@@ -74,6 +74,24 @@ describe('transcoding at the origin (real ffmpeg)', { timeout: 180_000 }, () => 
     viewer.close();
   });
 
+  test('the API lists the renditions with their sizes and codecs, and an edge serves each one', async () => {
+    const body = await waitFor('three renditions listed', async () => {
+      const b = (await (await fetch(`${relay.http}/api/streams/cam`)).json()) as { renditions: { name: string; width: number; height: number; codecs: string; videoKbps?: number }[] };
+      return b.renditions.length === 3 ? b : undefined;
+    }, 15_000, 250);
+    assert.deepEqual(body.renditions.map((r) => [r.name, r.width, r.height]), [['source', 640, 360], ['360p', 640, 360], ['240p', 426, 240]]);
+    assert.match(body.renditions[0]!.codecs, /^avc1\.64[0-9a-f]{4},mp4a\.40\.2$/, 'the source is High profile');
+    assert.match(body.renditions[2]!.codecs, /^avc1\.4d[0-9a-f]{4},mp4a\.40\.2$/, 'renditions are Main profile');
+    assert.ok(body.renditions[2]!.videoKbps! > 0);
+    const viewer = watch(`${relay.wsUrl('cam')}?rendition=240p`);
+    await waitFor('240p fragments', () => viewer.record.fragments.length > 30, 15_000);
+    assert.equal(viewer.record.controls.find((c) => c.type === 'init')!.width, 426);
+    viewer.close();
+    const bad = watch(`${relay.wsUrl('cam')}?rendition=${encodeURIComponent('../x')}`);
+    await waitFor('refused', () => bad.record.closed, 5000);
+    assert.deepEqual(bad.record.closed, { code: 4400, reason: 'STREAM_NAME_INVALID' });
+  });
+
   test('a source the ladder cannot read is passed through, with a clear log line', async () => {
     // Sorenson H.263 video (FLV codec 2) with AAC audio: the video track is refused, the audio passes.
     const old = spawn('ffmpeg', ['-v', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=15', '-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', '6',

@@ -1,0 +1,68 @@
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { FrameDecoder } from './frame-codec.ts';
+import type { NatsConnection } from './nats-connection.ts';
+import { SubjectKind } from './subjects.ts';
+
+export interface RenditionInfo {
+  name: string;
+  width?: number;
+  height?: number;
+  /** MSE codecs, e.g. `avc1.4d401f,mp4a.40.2`. */
+  codecs: string;
+  /** Video bitrate from the stream's own metadata, when it says (kbit/s). */
+  videoKbps?: number;
+}
+
+/**
+ * A stream's renditions, read from the bus itself: which renditions have a
+ * keyframe in the frame stream, and each one's init from its last keyframe. No
+ * registry to keep in sync; answers are cached for a second.
+ */
+export class RenditionCatalog {
+  private jsm: JetStreamManager | undefined;
+  private readonly cache = new Map<string, { at: number; value: Promise<RenditionInfo[]> }>();
+
+  constructor(private readonly nc: NatsConnection, private readonly jsStream: string, private readonly prefix: string) {}
+
+  renditions(stream: string): Promise<RenditionInfo[]> {
+    const hit = this.cache.get(stream);
+    if (hit && Date.now() - hit.at < 1000) return hit.value;
+    const value = this.read(stream);
+    this.cache.set(stream, { at: Date.now(), value });
+    if (this.cache.size > 1000) this.cache.delete(this.cache.keys().next().value!);
+    value.catch(() => this.cache.delete(stream));
+    return value;
+  }
+
+  private async read(stream: string): Promise<RenditionInfo[]> {
+    this.jsm ??= await jetstreamManager(this.nc, { timeout: 2000 });
+    const info = await this.jsm.streams.info(this.jsStream, { subjects_filter: `${this.prefix}.${stream}.*.${SubjectKind.KEYFRAME}` });
+    const names = Object.keys(info.state.subjects ?? {}).map((s) => s.split('.').at(-2)!);
+    const out: RenditionInfo[] = [];
+    for (const name of names) {
+      const [key, end] = await Promise.all([
+        this.jsm.direct.getMessage(this.jsStream, { last_by_subj: `${this.prefix}.${stream}.${name}.${SubjectKind.KEYFRAME}` }),
+        this.jsm.direct.getMessage(this.jsStream, { last_by_subj: `${this.prefix}.${stream}.${name}.${SubjectKind.END}` }),
+      ]);
+      if (!key || (end && end.seq > key.seq)) continue; // ended: not a live rendition
+      let init;
+      try {
+        const msg = new FrameDecoder().decode(key.data);
+        if (msg.kind !== 'frame') continue;
+        init = msg.frame.init;
+      } catch {
+        continue;
+      }
+      const rate = init.metadata.videodatarate;
+      out.push({
+        name,
+        width: init.video?.width,
+        height: init.video?.height,
+        codecs: [init.video?.codecString, init.audio?.codecString].filter(Boolean).join(','),
+        videoKbps: typeof rate === 'number' && rate > 0 ? Math.round(rate) : undefined,
+      });
+    }
+    // The source first, then by height, highest first.
+    return out.sort((a, b) => (a.name === 'source' ? -1 : b.name === 'source' ? 1 : (b.height ?? 0) - (a.height ?? 0)));
+  }
+}
