@@ -105,11 +105,12 @@ export class Edge {
     const query = new URLSearchParams(match[2] ?? '');
     const routed = query.has('routed');
     const rendition = query.get('rendition') || SOURCE_RENDITION;
+    const fromNextKeyframe = query.get('start') === 'next';
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, name, rendition, remote, routed));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, name, rendition, remote, routed, fromNextKeyframe));
   }
 
-  private connected(ws: WebSocket, socket: Duplex, stream: string, rendition: string, remote: string, routed: boolean): void {
+  private connected(ws: WebSocket, socket: Duplex, stream: string, rendition: string, remote: string, routed: boolean, fromNextKeyframe: boolean): void {
     ws.on('error', () => {});
     const refuse = (err: RelayError, code: number) => {
       ws.send(JSON.stringify({ type: 'error', code: err.code, message: err.message }));
@@ -135,7 +136,7 @@ export class Edge {
     }
     const hub = this.hubFor(stream, rendition);
     const viewer = new Viewer(ws, socket, remote);
-    hub.add(viewer);
+    hub.add(viewer, fromNextKeyframe);
     ws.on('close', () => {
       hub.remove(viewer);
       if (hub.viewers.size === 0) this.linger(hub);

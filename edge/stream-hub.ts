@@ -83,11 +83,18 @@ export class StreamHub {
     return this.feed.stats;
   }
 
-  add(viewer: Viewer): void {
+  /**
+   * A new viewer gets the init and the current GOP, so it starts on a keyframe at
+   * once. `fromNextKeyframe`: no GOP, it starts at the next keyframe (a player
+   * switching renditions already has the frames up to there).
+   */
+  add(viewer: Viewer, fromNextKeyframe = false): void {
+    // "Next" in time: a consumer just started replays its last GOP, and those keyframes are in the past.
+    if (fromNextKeyframe) viewer.startAfter = performance.timeOrigin + performance.now();
     this.viewers.add(viewer);
     this.metrics.viewers.inc();
     viewer.control({ type: 'status', state: this.state, stream: this.stream, rendition: this.rendition });
-    if (this.state === 'live' && this.initWire) this.sendInit(viewer);
+    if (this.state === 'live' && this.initWire) this.sendInit(viewer, fromNextKeyframe);
   }
 
   remove(viewer: Viewer): void {
@@ -101,12 +108,12 @@ export class StreamHub {
     await this.feed.close();
   }
 
-  private sendInit(viewer: Viewer): void {
+  private sendInit(viewer: Viewer, fromNextKeyframe = false): void {
     viewer.control(this.initWire!.control);
     viewer.writeWire(this.initWire!.segment);
     viewer.started = false;
     const cached = this.gop.current;
-    if (cached.length === 0) return;
+    if (cached.length === 0 || fromNextKeyframe) return;
     viewer.started = true;
     for (const f of cached) viewer.writeWire(f.bytes);
   }
@@ -246,7 +253,7 @@ export class StreamHub {
     let sent = 0;
     for (const viewer of this.viewers) {
       if (!viewer.started) {
-        if (!wire.keyframe) continue;
+        if (!wire.keyframe || wire.receivedAt < viewer.startAfter) continue;
         viewer.started = true;
       }
       switch (decide(this.limits, viewer.queue, viewer.queued, wire.keyframe, now)) {

@@ -10,6 +10,7 @@ const badge = document.getElementById('state');
 const latencyEl = document.getElementById('latency');
 const infoEl = document.getElementById('info');
 const unmuteButton = document.getElementById('unmute');
+const renditionSelect = document.getElementById('rendition');
 const MediaSourceImpl = window.ManagedMediaSource || window.MediaSource;
 
 const LIVE_TARGET_S = 0.4; // how far behind the newest frame we aim to play
@@ -25,6 +26,9 @@ const player = {
   edge: undefined, // id of the edge serving this page now
   edges: [], // edges it was routed to after a failure
   inits: 0,
+  rendition: new URLSearchParams(location.search).get('rendition') || 'source',
+  renditions: [],
+  switches: 0,
   errors: [],
   events: [], // the last connection events, for whoever debugs a player: [ms since load, what]
   // Frames decoded since the page loaded: the element's own count starts over with each MediaSource.
@@ -51,6 +55,8 @@ let openedAt = 0;
 let firstFrameSeen = false;
 let retryMs = 500;
 let decodedBefore = 0;
+let currentMime;
+let switching; // a rendition switch in progress: { socket, name, initMsg, initSegment }
 let lastTrim = 0;
 
 function setState(state, text) {
@@ -65,17 +71,31 @@ function setState(state, text) {
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
 const ownUrl = `${scheme}://${location.host}/ws/${encodeURIComponent(stream)}${location.search.includes('routed=1') ? '?routed=1' : ''}`;
 
+/** The URL of a socket for `rendition` on the edge of `base` (a ws URL). */
+function withRendition(base, rendition, extra = {}) {
+  const url = new URL(base);
+  if (rendition === 'source') url.searchParams.delete('rendition');
+  else url.searchParams.set('rendition', rendition);
+  for (const [k, v] of Object.entries(extra)) url.searchParams.set(k, v);
+  return url.toString();
+}
+
 function connect() {
-  const socket = new WebSocket(wsUrl ?? ownUrl);
-  ws = socket;
-  note(`connect ${wsUrl ?? ownUrl}`);
-  let redirected = false;
+  const socket = new WebSocket(withRendition(wsUrl ?? ownUrl, player.rendition));
   socket.binaryType = 'arraybuffer';
   socket.onopen = () => {
     openedAt = performance.now();
     firstFrameSeen = false;
     retryMs = 500;
   };
+  attach(socket);
+}
+
+/** Makes `socket` the one feeding the player. */
+function attach(socket) {
+  ws = socket;
+  note(`attach ${socket.url}`);
+  let redirected = false;
   socket.onmessage = (event) => {
     if (typeof event.data !== 'string') return media(event.data);
     const msg = JSON.parse(event.data);
@@ -138,7 +158,7 @@ function control(msg) {
       player.inits++;
       timescales = msg.timescales;
       expectInitSegment = true;
-      infoEl.textContent = [msg.width && `${msg.width}×${msg.height}`, msg.mime.replace(/^.*codecs="(.*)"$/, '$1')].filter(Boolean).join(' · ');
+      infoEl.textContent = describe(msg);
       resetMedia(msg.mime);
       setState('live');
       break;
@@ -161,6 +181,7 @@ function resetMedia(mime) {
   queue = [];
   clockMap = [];
   sourceBuffer = undefined;
+  currentMime = mime;
   if (!MediaSourceImpl || !MediaSourceImpl.isTypeSupported(mime)) {
     setState('error', `This browser cannot play ${mime}.`);
     return;
@@ -180,6 +201,14 @@ function resetMedia(mime) {
 }
 
 function media(data) {
+  // During a rendition switch the old socket feeds up to the new keyframe's time, then hands over.
+  if (switching?.switchAt !== undefined && !expectInitSegment) {
+    const at = presentationTime(data, timescales);
+    if (at === undefined || at >= switching.switchAt - 0.001) {
+      cutOver(switching);
+      return;
+    }
+  }
   if (expectInitSegment) {
     expectInitSegment = false;
     queue.unshift(data);
@@ -211,11 +240,32 @@ function wallClockAt(mediaTime) {
   return undefined;
 }
 
+/** Queue entries are media (ArrayBuffer) or, for a rendition switch, a step: { removeFrom } or { changeType }. */
+const isStep = (q) => !(q instanceof ArrayBuffer);
+
 function pump() {
   if (!sourceBuffer || sourceBuffer.updating || queue.length === 0) return;
-  // Everything waiting goes in one append (a joining viewer gets a whole GOP at once).
-  const data = queue.length === 1 ? queue[0] : concat(queue);
-  queue = [];
+  if (isStep(queue[0])) {
+    const step = queue.shift();
+    try {
+      if (step.removeFrom !== undefined) {
+        // Old rendition's frames from the switch point on go, so that nothing overlaps the new ones.
+        const end = video.buffered.length ? video.buffered.end(video.buffered.length - 1) : 0;
+        if (end > step.removeFrom) return sourceBuffer.remove(step.removeFrom, end + 1); // continues on updateend
+      } else if (step.changeType) {
+        sourceBuffer.changeType(step.changeType);
+      }
+    } catch (err) {
+      player.errors.push(`switch step: ${err}`);
+    }
+    return pump();
+  }
+  // Everything waiting up to the next step goes in one append (a joining viewer gets a whole GOP at once).
+  const upTo = queue.findIndex(isStep);
+  const batch = upTo < 0 ? queue : queue.slice(0, upTo);
+  if (batch.length === 0) return;
+  queue = upTo < 0 ? [] : queue.slice(upTo);
+  const data = batch.length === 1 ? batch[0] : concat(batch);
   try {
     sourceBuffer.appendBuffer(data);
   } catch (err) {
@@ -309,6 +359,170 @@ function onFrame(_now, meta) {
   }
   video.requestVideoFrameCallback(onFrame);
 }
+
+/**
+ * Switches rendition without a gap: a second socket asks for the new rendition
+ * from its next keyframe; the current one keeps feeding until that keyframe
+ * arrives; then the new init and fragments go into the same SourceBuffer (all
+ * renditions share one presentation timeline, so nothing is reset).
+ */
+function switchTo(name) {
+  if (!ws || name === player.rendition || switching?.name === name) return;
+  switching?.socket.close();
+  switching = undefined;
+  if (name === 'source' || player.rendition === 'source') {
+    // The source keeps the publisher's B-frames, and splicing into or out of them
+    // stalled Chromium's decoder in our tests: such a switch starts the media afresh
+    // (a short hitch). Between transcoded renditions the switch is seamless.
+    note(`switching to ${name} (media restart)`);
+    player.rendition = name;
+    player.switches++;
+    const old = ws;
+    old.onclose = null;
+    old.onmessage = null;
+    old.close();
+    connect();
+    return;
+  }
+  const socket = new WebSocket(withRendition(ws.url, name, { routed: '1', start: 'next' }));
+  socket.binaryType = 'arraybuffer';
+  const sw = { socket, name, initMsg: undefined, initSegment: undefined };
+  switching = sw;
+  note(`switching to ${name}`);
+  socket.onmessage = (event) => {
+    if (switching !== sw) return;
+    if (typeof event.data === 'string') {
+      const msg = JSON.parse(event.data);
+      if (msg.type === 'init') sw.initMsg = msg;
+      return;
+    }
+    if (!sw.initSegment) {
+      sw.initSegment = event.data;
+      return;
+    }
+    if (sw.pending) {
+      sw.pending.push(event.data);
+      return;
+    }
+    // The new rendition's keyframe to switch at: one still ahead of the playhead
+    // (a transcoded rendition runs behind the source). Hand over when the old one
+    // reaches its time.
+    const at = presentationTime(event.data, sw.initMsg.timescales);
+    if (at === undefined || !startsWithKeyframe(event.data) || at < video.currentTime + 0.15) return;
+    sw.switchAt = at;
+    note(`switch point ${at.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, buffered to ${video.buffered.length ? video.buffered.end(video.buffered.length - 1).toFixed(3) : '-'})`);
+    sw.pending = [event.data];
+    sw.deadline = setTimeout(() => cutOver(sw), 1500);
+  };
+  socket.onclose = () => {
+    if (switching === sw) switching = undefined;
+  };
+}
+
+/**
+ * Hands over from the old rendition to the new one. The old one may lag (a
+ * transcoded rendition runs behind the source): its frames are appended up to the
+ * new keyframe's presentation time, so the buffer has no hole.
+ */
+function cutOver(sw) {
+  if (switching !== sw) return;
+  note(`cut over at playhead ${video.currentTime.toFixed(3)}, buffered to ${video.buffered.length ? video.buffered.end(video.buffered.length - 1).toFixed(3) : '-'}`);
+  clearTimeout(sw.deadline);
+  switching = undefined;
+  const old = ws;
+  old.onclose = null;
+  old.onmessage = null;
+  old.close();
+  player.rendition = sw.name;
+  player.switches++;
+  renditionSelect.value = sw.name;
+  // Reconnects later go to the same edge, for the rendition in player.rendition, with a GOP to start from.
+  const next = new URL(sw.socket.url);
+  next.searchParams.delete('start');
+  wsUrl = withRendition(next.toString(), 'source');
+  timescales = sw.initMsg.timescales;
+  infoEl.textContent = describe(sw.initMsg);
+  queue.push({ removeFrom: sw.switchAt });
+  if (sw.initMsg.mime !== currentMime) {
+    queue.push({ changeType: sw.initMsg.mime });
+    currentMime = sw.initMsg.mime;
+  }
+  queue.push(sw.initSegment);
+  for (const fragment of sw.pending) {
+    readProducerTime(fragment);
+    queue.push(fragment);
+  }
+  attach(sw.socket);
+  pump();
+}
+
+/** Whether a fragment's first video sample is a sync sample (trun sample flags, ISO/IEC 14496-12). */
+function startsWithKeyframe(data) {
+  const view = new DataView(data);
+  const boxes = (start, end, visit) => {
+    for (let p = start; p + 8 <= end; ) {
+      const size = view.getUint32(p);
+      if (size < 8 || p + size > end) return;
+      visit(String.fromCharCode(view.getUint8(p + 4), view.getUint8(p + 5), view.getUint8(p + 6), view.getUint8(p + 7)), p + 8, p + size);
+      p += size;
+    }
+  };
+  let sync;
+  boxes(0, data.byteLength, (type, start, end) => {
+    if (type !== 'moof') return;
+    boxes(start, end, (t, s, e) => {
+      if (t !== 'traf') return;
+      let track = 0;
+      boxes(s, e, (bt, bs) => {
+        if (bt === 'tfhd') track = view.getUint32(bs + 4);
+        if (bt === 'trun' && track === 1 && sync === undefined) {
+          const flags = view.getUint32(bs) & 0xffffff;
+          let p = bs + 8 + (flags & 1 ? 4 : 0);
+          if (flags & 4) return void (sync = (view.getUint32(p) & 0x10000) === 0);
+          p += (flags & 0x100 ? 4 : 0) + (flags & 0x200 ? 4 : 0);
+          if (flags & 0x400) sync = (view.getUint32(p) & 0x10000) === 0;
+        }
+      });
+    });
+  });
+  return sync === true;
+}
+
+/** A fragment's presentation time in seconds, from its prft box (undefined without one). */
+function presentationTime(data, scales) {
+  if (data.byteLength < 32) return undefined;
+  const view = new DataView(data);
+  if (view.getUint32(4) !== 0x70726674) return undefined;
+  const track = view.getUint32(12);
+  return (view.getUint32(24) * 4294967296 + view.getUint32(28)) / (scales[track] || 90000);
+}
+
+function describe(msg) {
+  return [msg.width && `${msg.width}×${msg.height}`, msg.mime.replace(/^.*codecs="(.*)"$/, '$1')].filter(Boolean).join(' · ');
+}
+
+/** The renditions on offer, from the API; the selector lists them. */
+async function refreshRenditions() {
+  try {
+    const res = await fetch(`/api/streams/${encodeURIComponent(stream)}`, { cache: 'no-store' });
+    if (!res.ok) return;
+    const { renditions } = await res.json();
+    player.renditions = renditions;
+    const names = renditions.map((r) => r.name);
+    if (names.join() !== [...renditionSelect.options].map((o) => o.value).join()) {
+      renditionSelect.replaceChildren(...renditions.map((r) => new Option(r.name === 'source' ? `source${r.height ? ` (${r.height}p)` : ''}` : r.name, r.name)));
+      renditionSelect.value = player.rendition;
+    }
+    renditionSelect.disabled = renditions.length < 2;
+  } catch {
+    // the page's node is unreachable: keep what we have
+  }
+}
+
+renditionSelect.addEventListener('change', () => switchTo(renditionSelect.value));
+player.switchTo = switchTo;
+setInterval(refreshRenditions, 5000);
+void refreshRenditions();
 
 unmuteButton.addEventListener('click', () => {
   video.muted = false;

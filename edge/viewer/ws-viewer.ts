@@ -26,6 +26,8 @@ export class Viewer {
   readonly queue: ViewerQueueState = newQueueState();
   /** False until this viewer has been sent a keyframe to start from. */
   started = false;
+  /** Start only at a keyframe the origin received after this time (wall-clock ms): 0 for any. */
+  startAfter = 0;
   bytesOut = 0;
   readonly joinedAt = performance.now();
 

@@ -55,7 +55,8 @@ export function ffmpegArgs(rungs: readonly Rung[], options: FfmpegPlanOptions): 
       '-force_key_frames', `expr:gte(t,n_forced*${options.gopSeconds})`, '-g', '9999', '-keyint_min', '9999', '-sc_threshold', '0',
     );
     if (options.hasAudio) args.push('-c:a', 'aac', '-b:a', `${rung.audioKbps}k`, '-ar', '48000', '-ac', '2');
-    args.push('-flvflags', 'no_duration_filesize', '-f', 'flv', `pipe:${3 + i}`);
+    // Flush each packet: a pipe's 32 KB buffer would otherwise hold a low rung for most of a second.
+    args.push('-flush_packets', '1', '-flvflags', 'no_duration_filesize', '-f', 'flv', `pipe:${3 + i}`);
   });
   return args;
 }
