@@ -8,7 +8,11 @@ import { FlvTagStream } from './flv-tag-stream.ts';
 import { FlvWriter } from './flv-writer.ts';
 import { ffmpegArgs, type Rung } from './ladder.ts';
 
-/** Source frames remembered to give transcoded frames their ingest time (matched by decode time). */
+/**
+ * Source frames remembered to give transcoded frames their ingest time. They are
+ * matched by presentation time: a transcoded frame has no B-frames, so its decode
+ * time is its presentation time, which a B-frame source's decode time is not.
+ */
 const RECEIVED_AT_MEMORY = 512;
 
 /**
@@ -24,7 +28,8 @@ export class FfmpegTranscoder extends EventEmitter<{ frame: [rendition: string, 
   private stderr = '';
   /** After dropped input, feed ffmpeg again only from a keyframe: its decoder cannot start mid-GOP. */
   private resync = false;
-  readonly stats = { framesIn: 0, framesOut: 0, droppedIn: 0 };
+  /** ingestTimeMissed: output frames whose source frame was not found (they get the output time). */
+  readonly stats = { framesIn: 0, framesOut: 0, droppedIn: 0, ingestTimeMissed: 0 };
 
   constructor(private readonly rungs: readonly Rung[], private readonly init: StreamInit, private readonly gopSeconds: number, private readonly log: Logger) {
     super();
@@ -67,7 +72,9 @@ export class FfmpegTranscoder extends EventEmitter<{ frame: [rendition: string, 
           return;
         }
         for (const frame of frames) {
-          frame.receivedAt = this.receivedAt.get(Math.round(frame.dts / TICKS_PER_MS)) ?? performance.timeOrigin + performance.now();
+          const ingested = frame.track === 'video' ? this.ingestTimeOf(frame) : undefined;
+          if (frame.track === 'video' && ingested === undefined) this.stats.ingestTimeMissed++;
+          frame.receivedAt = ingested ?? performance.timeOrigin + performance.now();
           this.stats.framesOut++;
           this.emit('frame', rung.name, frame);
         }
@@ -92,11 +99,22 @@ export class FfmpegTranscoder extends EventEmitter<{ frame: [rendition: string, 
       }
       this.resync = false;
     }
-    const ms = Math.round(frame.dts / TICKS_PER_MS);
-    this.receivedAt.set(ms, frame.receivedAt);
-    if (this.receivedAt.size > RECEIVED_AT_MEMORY) this.receivedAt.delete(this.receivedAt.keys().next().value!);
+    if (frame.track === 'video') {
+      this.receivedAt.set(Math.round((frame.dts + frame.cto) / TICKS_PER_MS), frame.receivedAt);
+      if (this.receivedAt.size > RECEIVED_AT_MEMORY) this.receivedAt.delete(this.receivedAt.keys().next().value!);
+    }
     this.stats.framesIn++;
     stdin.write(this.writer.frame(frame));
+  }
+
+  /** The ingest time of the source frame presented at this frame's time (ffmpeg re-rounds by a millisecond or so). */
+  private ingestTimeOf(frame: Frame): number | undefined {
+    const ms = Math.round((frame.dts + frame.cto) / TICKS_PER_MS);
+    for (const d of [0, -1, 1, -2, 2]) {
+      const at = this.receivedAt.get(ms + d);
+      if (at !== undefined) return at;
+    }
+    return undefined;
   }
 
   /** Ends the input and waits for ffmpeg to flush every rung and exit. */

@@ -33,6 +33,11 @@ export class StreamTranscoding {
     private readonly log: Logger,
   ) {}
 
+  /** The current ffmpeg's counters. */
+  get transcoderStats() {
+    return this.transcoder?.stats;
+  }
+
   /** The ffmpeg process's pid (for tests and operators). */
   get pid(): number | undefined {
     return this.transcoder?.pid;
