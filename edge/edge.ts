@@ -64,7 +64,7 @@ export class Edge {
       const { stream } = req.params;
       if (!isStreamName(stream)) throw Object.assign(new RelayError('STREAM_NAME_INVALID'), { statusCode: 400 });
       if (!this.isKnownStream(stream)) throw Object.assign(new RelayError('STREAM_UNKNOWN', stream), { statusCode: 404 });
-      const elsewhere = req.query.routed ? undefined : this.elsewhere(stream);
+      const elsewhere = req.query.routed ? undefined : this.elsewhere(stream, false);
       if (elsewhere) return reply.redirect(`${elsewhere.url}/watch/${stream}?routed=1`, 302);
       return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(this.page.html.replaceAll('{{stream}}', stream));
     });
@@ -73,12 +73,15 @@ export class Edge {
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
   }
 
-  /** The edge this viewer should use if it is not this one (and the ring knows this edge). */
-  private elsewhere(stream: string): EdgeMember | undefined {
+  /**
+   * The edge this viewer should use if it is not this one (and the ring knows this
+   * edge). `count`: the caller is a viewer arriving (a WebSocket), not a page load.
+   */
+  private elsewhere(stream: string, count: boolean): EdgeMember | undefined {
     if (!this.cluster) return undefined;
     const selfId = this.cluster.self().id;
     if (!this.cluster.directory.member(selfId)) return undefined; // not in the ring yet: serve
-    const edge = this.cluster.directory.route(stream);
+    const edge = this.cluster.directory.route(stream, undefined, { count });
     return edge && edge.id !== selfId ? edge : undefined;
   }
 
@@ -126,7 +129,7 @@ export class Edge {
     }
     if (this.cluster) {
       ws.send(JSON.stringify({ type: 'hello', edge: this.cluster.self().id, peers: this.cluster.directory.members.map((m) => m.url) }));
-      const elsewhere = routed ? undefined : this.elsewhere(stream);
+      const elsewhere = routed ? undefined : this.elsewhere(stream, true);
       if (elsewhere) {
         const query = rendition === SOURCE_RENDITION ? '' : `&rendition=${rendition}`;
         ws.send(JSON.stringify({ type: 'redirect', url: `${elsewhere.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1${query}`, edge: elsewhere.id }));

@@ -7,7 +7,7 @@ import type { Frame, StreamInit } from '../server/media/frame.ts';
 import { StreamFeed } from './feed/stream-feed.ts';
 import { GopCache, type WireFragment } from './gop-cache.ts';
 import type { EdgeMetrics } from './edge-metrics.ts';
-import { Fmp4Muxer } from './mp4/fmp4-muxer.ts';
+import { Fmp4Muxer, type Fragment } from './mp4/fmp4-muxer.ts';
 import { AUDIO_TRACK_ID, buildInitSegment, mimeType, VIDEO_TRACK_ID, VIDEO_TIMESCALE } from './mp4/init-segment.ts';
 import { decide, type ViewerQueueLimits } from './viewer/viewer-queue.ts';
 import { frameBinary, frameBinaryInPlace, WS_MAX_HEADER } from './viewer/ws-frame.ts';
@@ -194,7 +194,7 @@ export class StreamHub {
     if (frame.track === 'video') this.lastVideoAt = performance.now();
     const fragment = this.muxer.push(frame);
     if (!fragment) return;
-    this.fanout({ bytes: frameBinaryInPlace(fragment.buffer, fragment.offset), keyframe: fragment.keyframe, receivedAt: fragment.receivedAt });
+    this.fanout(toWire(fragment));
   }
 
   private newInit(init: StreamInit): void {
@@ -226,7 +226,7 @@ export class StreamHub {
   private flushIdleAudio(): void {
     if (!this.muxer || this.muxer.pendingAudioFrames === 0 || performance.now() - this.lastVideoAt < AUDIO_FLUSH_MS) return;
     const fragment = this.muxer.flushAudio();
-    if (fragment) this.fanout({ bytes: frameBinaryInPlace(fragment.buffer, fragment.offset), keyframe: fragment.keyframe, receivedAt: fragment.receivedAt });
+    if (fragment) this.fanout(toWire(fragment));
   }
 
   /** Once a second: a silent live stream is shown offline; a viewer stuck behind is dropped even when no fragment comes to decide it. */
@@ -276,4 +276,9 @@ export class StreamHub {
       this.metrics.relayLatency.observe((performance.timeOrigin + performance.now() - wire.receivedAt) / 1000);
     }
   }
+}
+
+/** A muxed fragment as it goes on the wire: the WebSocket header written in its headroom, once for all viewers. */
+function toWire(fragment: Fragment): WireFragment {
+  return { bytes: frameBinaryInPlace(fragment.buffer, fragment.offset), keyframe: fragment.keyframe, receivedAt: fragment.receivedAt };
 }

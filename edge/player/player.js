@@ -219,15 +219,22 @@ function media(data) {
   pump();
 }
 
-// prft v1: size(4) 'prft'(4) version/flags(4) track(4) ntp(8) media_time(8)
-function readProducerTime(data) {
-  if (data.byteLength < 32) return;
+/** A fragment's prft v1 box: size(4) 'prft'(4) version/flags(4) track(4) ntp(8) media_time(8). */
+function readPrft(data) {
+  if (data.byteLength < 32) return undefined;
   const view = new DataView(data);
-  if (view.getUint32(4) !== 0x70726674) return;
-  const track = view.getUint32(12);
-  const wall = (view.getUint32(16) - 2208988800) * 1000 + (view.getUint32(20) / 4294967296) * 1000;
-  const mediaTicks = view.getUint32(24) * 4294967296 + view.getUint32(28);
-  clockMap.push({ media: mediaTicks / (timescales[track] || 90000), wall });
+  if (view.getUint32(4) !== 0x70726674) return undefined;
+  return {
+    track: view.getUint32(12),
+    wall: (view.getUint32(16) - 2208988800) * 1000 + (view.getUint32(20) / 4294967296) * 1000,
+    ticks: view.getUint32(24) * 4294967296 + view.getUint32(28),
+  };
+}
+
+function readProducerTime(data) {
+  const prft = readPrft(data);
+  if (!prft) return;
+  clockMap.push({ media: prft.ticks / (timescales[prft.track] || 90000), wall: prft.wall });
   if (clockMap.length > 900) clockMap.splice(0, 300);
 }
 
@@ -490,11 +497,8 @@ function startsWithKeyframe(data) {
 
 /** A fragment's presentation time in seconds, from its prft box (undefined without one). */
 function presentationTime(data, scales) {
-  if (data.byteLength < 32) return undefined;
-  const view = new DataView(data);
-  if (view.getUint32(4) !== 0x70726674) return undefined;
-  const track = view.getUint32(12);
-  return (view.getUint32(24) * 4294967296 + view.getUint32(28)) / (scales[track] || 90000);
+  const prft = readPrft(data);
+  return prft && prft.ticks / (scales[prft.track] || 90000);
 }
 
 function describe(msg) {

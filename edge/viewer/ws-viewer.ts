@@ -28,8 +28,6 @@ export class Viewer {
   started = false;
   /** Start only at a keyframe the origin received after this time (wall-clock ms): 0 for any. */
   startAfter = 0;
-  bytesOut = 0;
-  readonly joinedAt = performance.now();
 
   constructor(readonly ws: WebSocket, private readonly socket: Duplex, readonly remote: string) {}
 
@@ -43,7 +41,6 @@ export class Viewer {
   }
 
   writeWire(frame: Buffer): void {
-    this.bytesOut += frame.length;
     this.socket.write(frame);
   }
 

@@ -68,12 +68,16 @@ export class EdgeDirectory {
     }
   }
 
-  /** The edge a new viewer of `stream` should use now, skipping `exclude` (edges that failed it). */
-  route(stream: string, exclude?: ReadonlySet<string>): EdgeMember | undefined {
+  /**
+   * The edge a new viewer of `stream` should use now, skipping `exclude` (edges
+   * that failed it). `count: false` for a mere look-up (a page load, before its
+   * WebSocket is the viewer): it does not add to the edge's load.
+   */
+  route(stream: string, exclude?: ReadonlySet<string>, options: { count?: boolean } = {}): EdgeMember | undefined {
     const loads = new Map<string, number>();
     for (const m of this.ring.members) loads.set(m.id, m.load + (this.sentSincePoll.get(m.id) ?? 0));
     const edge = this.ring.place(stream, { exclude, loads });
-    if (edge) this.sentSincePoll.set(edge.id, (this.sentSincePoll.get(edge.id) ?? 0) + 1);
+    if (edge && options.count !== false) this.sentSincePoll.set(edge.id, (this.sentSincePoll.get(edge.id) ?? 0) + 1);
     return edge;
   }
 }

@@ -57,7 +57,3 @@ export interface Frame {
   /** The stream's track configuration in force for this frame (a shared reference, not a copy). */
   init: StreamInit;
 }
-
-export function ptsOf(frame: Frame): number {
-  return frame.dts + frame.cto;
-}

@@ -130,19 +130,3 @@ function skipScalingList(r: BitReader, size: number): void {
     last = next === 0 ? last : next;
   }
 }
-
-export const NalType = { IDR: 5, SEI: 6, SPS: 7, PPS: 8, AUD: 9 } as const;
-
-/** Calls `visit` with each NAL unit of a length-prefixed (AVCC) access unit; false on malformed input. */
-export function forEachNal(au: Buffer, lengthSize: number, visit: (nal: Buffer) => void): boolean {
-  let pos = 0;
-  while (pos < au.length) {
-    if (pos + lengthSize > au.length) return false;
-    const len = au.readUIntBE(pos, lengthSize);
-    pos += lengthSize;
-    if (len === 0 || pos + len > au.length) return false;
-    visit(au.subarray(pos, pos + len));
-    pos += len;
-  }
-  return true;
-}
