@@ -20,6 +20,7 @@ export const ErrorCodes = {
   BUS_PUBLISH_FAILED: { status: 503, message: 'a frame could not be stored in JetStream' },
   BUS_MESSAGE_INVALID: { status: 502, message: 'a message on the bus is not a frame this relay can read' },
   BUS_UNAVAILABLE: { status: 503, message: 'NATS is not reachable' },
+  TRANSCODE_BEHIND: { status: 503, message: 'ffmpeg could not keep up with real time; a rung was shed' },
   VIEWER_TOO_SLOW: { status: 408, message: 'the viewer stayed too far behind live and was disconnected' },
   NOT_FOUND: { status: 404, message: 'not found' },
 } as const satisfies Record<string, { status: number; message: string }>;

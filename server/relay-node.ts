@@ -94,7 +94,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
         for await (const s of nc.status()) if (s.type === 'reconnect') keepStream();
       })().catch(() => {});
       const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' })));
-      origin = new Origin(config, keys, publisher, leases, log);
+      origin = new Origin(config, keys, publisher, leases, log, registry);
       closers.push(() => origin!.stop());
     }
     // Every node knows the live edges and can route a viewer (GET /api/route/<stream>).

@@ -73,7 +73,7 @@ export class Fmp4Muxer {
   /** Returns a fragment when the frame closes one (every video frame; audio-only: every few frames). */
   push(frame: Frame): Fragment | undefined {
     if (frame.track === 'audio') {
-      if (!this.init.audio) return undefined;
+      if (frame.codec !== this.init.audio?.codec) return undefined; // e.g. Opus beside AAC, for WebRTC
       this.queueAudio(frame);
       if (!this.init.video && this.pendingAudio.length >= AUDIO_ONLY_SAMPLES_PER_FRAGMENT) return this.flushAudio();
       return undefined;

@@ -41,6 +41,7 @@ export type BusMessage =
 interface InitJson {
   v?: Omit<VideoConfig, 'avcC'> & { avcC: string };
   a?: Omit<AudioConfig, 'config'> & { config: string };
+  o?: Omit<AudioConfig, 'config'> & { config: string };
   m: StreamInit['metadata'];
 }
 
@@ -48,6 +49,7 @@ export function encodeInit(init: StreamInit): Buffer {
   const json: InitJson = { m: init.metadata };
   if (init.video) json.v = { ...init.video, avcC: init.video.avcC.toString('base64') };
   if (init.audio) json.a = { ...init.audio, config: init.audio.config.toString('base64') };
+  if (init.opus) json.o = { ...init.opus, config: init.opus.config.toString('base64') };
   return Buffer.from(JSON.stringify(json));
 }
 
@@ -61,6 +63,7 @@ export function decodeInit(bytes: Buffer): StreamInit {
   const init: StreamInit = { metadata: json.m ?? {} };
   if (json.v) init.video = { ...json.v, avcC: Buffer.from(json.v.avcC, 'base64') };
   if (json.a) init.audio = { ...json.a, config: Buffer.from(json.a.config, 'base64') };
+  if (json.o) init.opus = { ...json.o, config: Buffer.from(json.o.config, 'base64') };
   return init;
 }
 

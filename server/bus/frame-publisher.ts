@@ -149,7 +149,9 @@ export class Publication {
       initBytes = this.lastInitBytes;
     }
     const messages = encodeFrame(frame, { counter: this.counter++, token: this.token }, isKey, this.maxMessageBytes, initBytes);
-    const subject = frame.track === 'audio' ? this.subjects.audio : isKey ? this.subjects.keyframe : this.subjects.delta;
+    const subject = frame.track === 'audio'
+      ? (frame.codec === frame.init.audio?.codec ? this.subjects.audio : this.subjects.opus)
+      : isKey ? this.subjects.keyframe : this.subjects.delta;
     let ok = true;
     const lost = () => {
       this.resync = true;

@@ -11,6 +11,10 @@ export interface RenditionInfo {
   codecs: string;
   /** Video bitrate from the stream's own metadata, when it says (kbit/s). */
   videoKbps?: number;
+  /** Audio codecs carried, e.g. `["mp4a.40.2", "opus"]`: AAC for MSE, Opus for WebRTC. */
+  audio: string[];
+  /** Playable over WebRTC: H.264 without B-frames and Opus audio (the WHEP rendition). */
+  webrtc: boolean;
 }
 
 /**
@@ -60,6 +64,8 @@ export class RenditionCatalog {
         height: init.video?.height,
         codecs: [init.video?.codecString, init.audio?.codecString].filter(Boolean).join(','),
         videoKbps: typeof rate === 'number' && rate > 0 ? Math.round(rate) : undefined,
+        audio: [init.audio?.codecString, init.opus?.codecString].filter((c): c is string => c !== undefined),
+        webrtc: init.opus !== undefined || init.audio?.codec === 'opus',
       });
     }
     // The source first, then by height, highest first.

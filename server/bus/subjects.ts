@@ -13,8 +13,10 @@ export const SubjectKind = {
   KEYFRAME: 'k',
   /** A video frame that is not a keyframe. */
   DELTA: 'd',
-  /** An audio frame. */
+  /** An audio frame (the init's `audio` codec). */
   AUDIO: 'a',
+  /** An Opus frame beside AAC audio (the init's `opus`), for WebRTC viewers. */
+  OPUS: 'o',
   /** The continuation of a frame split because it exceeded max_payload. */
   PART: 'p',
   /** The publisher has left: the stream ended. */
@@ -39,6 +41,7 @@ export class StreamSubjects {
   readonly keyframe: string;
   readonly delta: string;
   readonly audio: string;
+  readonly opus: string;
   readonly part: string;
   readonly end: string;
 
@@ -50,6 +53,7 @@ export class StreamSubjects {
     this.keyframe = `${this.base}.${SubjectKind.KEYFRAME}`;
     this.delta = `${this.base}.${SubjectKind.DELTA}`;
     this.audio = `${this.base}.${SubjectKind.AUDIO}`;
+    this.opus = `${this.base}.${SubjectKind.OPUS}`;
     this.part = `${this.base}.${SubjectKind.PART}`;
     this.end = `${this.base}.${SubjectKind.END}`;
   }

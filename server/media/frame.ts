@@ -37,6 +37,11 @@ export interface AudioConfig {
 export interface StreamInit {
   video?: VideoConfig;
   audio?: AudioConfig;
+  /**
+   * Opus beside an AAC `audio`: a rendition made for WebRTC carries both, and its
+   * Opus frames travel on a subject of their own. MSE viewers take the AAC.
+   */
+  opus?: AudioConfig;
   /** The publisher's own description (FLV onMetaData): encoder, frame rate, bitrate... */
   metadata: Record<string, string | number | boolean>;
 }

@@ -8,6 +8,8 @@ import { RtmpIngest, type PublishRequest, type PublishSink } from '../ingest/rtm
 import type { StreamKeys } from '../ingest/stream-keys.ts';
 import type { StreamLease, StreamLeases } from '../cluster/stream-lease.ts';
 import { StreamTranscoding } from '../transcode/stream-transcoding.ts';
+import { createTranscodeMetrics, type TranscodeMetrics } from '../transcode/transcode-metrics.ts';
+import type { Registry } from 'prom-client';
 
 export interface LiveStream {
   stream: string;
@@ -29,6 +31,7 @@ export class Origin {
   readonly rtmp: RtmpIngest;
   private readonly live = new Map<string, LiveStream>();
   private readonly log: Logger;
+  private readonly transcodeMetrics: TranscodeMetrics | undefined;
 
   constructor(
     private readonly config: RelayConfig,
@@ -36,8 +39,10 @@ export class Origin {
     private readonly publisher: FramePublisher,
     private readonly leases: StreamLeases,
     log: Logger,
+    registry?: Registry,
   ) {
     this.log = log.child({ module: 'origin' });
+    this.transcodeMetrics = registry && createTranscodeMetrics(registry, () => this.transcodeProgress());
     this.rtmp = new RtmpIngest({ ...config.rtmp, log: log.child({ module: 'ingest.rtmp' }), onPublish: (req) => this.publish(req) });
   }
 
@@ -49,6 +54,13 @@ export class Origin {
   async stop(): Promise<void> {
     await this.rtmp.close();
     await this.publisher.idle();
+  }
+
+  private *transcodeProgress() {
+    for (const live of this.live.values()) {
+      const stats = live.transcoding?.transcoderStats;
+      if (stats) yield { stream: live.stream, speed: stats.speed, backlogMs: stats.backlogMs };
+    }
   }
 
   liveStreams(): LiveStream[] {
@@ -94,7 +106,7 @@ export class Origin {
     const open = (rendition: string) => this.publisher.open(this.config.bus.subjectPrefix, stream, rendition, lease.token, () => lease.valid);
     const publication: Publication = open(SOURCE_RENDITION);
     const transcodeOn = this.config.transcode.enabled && this.config.streams.find((s) => s.name === stream)?.transcode !== false;
-    const transcoding = transcodeOn ? new StreamTranscoding(this.config.transcode, open, log.child({ module: 'transcode' })) : undefined;
+    const transcoding = transcodeOn ? new StreamTranscoding(this.config.transcode, open, log.child({ module: 'transcode' }), this.transcodeMetrics) : undefined;
     entry.transcoding = transcoding;
     lease.once('lost', (err) => req.control.disconnect(err));
     const reader = new FlvFrameReader((notice) => {

@@ -12,9 +12,9 @@ import { FfmpegTranscoder } from './ffmpeg-transcoder.ts';
 import { planLadder, type Rung } from './ladder.ts';
 
 const LADDER: Rung[] = [
-  { name: '1080p', height: 1080, videoKbps: 5000, audioKbps: 128 },
-  { name: '480p', height: 480, videoKbps: 1000, audioKbps: 96 },
-  { name: '360p', height: 360, videoKbps: 600, audioKbps: 64 },
+  { name: '1080p', height: 1080, videoKbps: 5000, audioKbps: 128, priority: 1, preset: 'veryfast' },
+  { name: '480p', height: 480, videoKbps: 1000, audioKbps: 96, priority: 1, preset: 'veryfast' },
+  { name: '360p', height: 360, videoKbps: 600, audioKbps: 64, priority: 1, preset: 'veryfast' },
 ];
 
 describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
@@ -45,7 +45,7 @@ describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
   test('every rung has its size, a bitrate within tolerance, and keyframes aligned with the other rungs', async () => {
     const init = source.find((f) => f.track === 'video')!.init;
     const plan = planLadder(LADDER, init);
-    const transcoder = new FfmpegTranscoder(plan.rungs, init, 2, pino({ level: 'silent' }));
+    const transcoder = new FfmpegTranscoder(plan.rungs, init, { gopSeconds: 2, opusKbps: 64, maxBacklogMs: 1500 }, pino({ level: 'silent' }));
     const out = new Map<string, Frame[]>();
     transcoder.on('frame', (rendition, frame) => {
       if (!out.has(rendition)) out.set(rendition, []);
@@ -62,7 +62,7 @@ describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
       assert.ok(video.length >= 170, `${rung.name}: ${video.length} video frames of 180`);
       assert.deepEqual({ width: video[0]!.init.video!.width, height: video[0]!.init.video!.height }, expected[rung.name as keyof typeof expected]);
       assert.ok(video.every((f) => f.cto === 0), `${rung.name} has no B-frames`);
-      assert.ok(frames.some((f) => f.track === 'audio'), `${rung.name} has audio`);
+      assert.ok(frames.some((f) => f.track === 'audio' && f.codec === 'aac'), `${rung.name} has AAC audio`);
       const seconds = (video.at(-1)!.dts - video[0]!.dts) / TICKS_PER_SECOND;
       const kbps = (video.reduce((n, f) => n + f.payload.length, 0) * 8) / 1000 / seconds;
       assert.ok(kbps > rung.videoKbps * 0.5 && kbps < rung.videoKbps * 1.5, `${rung.name}: ${kbps.toFixed(0)} kbit/s for ${rung.videoKbps}`);
@@ -74,6 +74,21 @@ describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
       const matched = video.filter((f) => Math.abs(f.receivedAt - (1_000_000 + f.dts / 90)) <= 2).length;
       assert.ok(matched >= video.length - 1, `${rung.name}: ${matched} of ${video.length} frames carry their own source frame's ingest time`);
     }
+    // Opus beside AAC on the highest rung only (the stream's WebRTC rendition), on the source's timeline.
+    assert.equal(transcoder.webrtcRendition, '480p');
+    assert.ok(!(out.get('360p') ?? []).some((f) => f.codec === 'opus'), 'only the WebRTC rung carries Opus');
+    const opus = (out.get('480p') ?? []).filter((f) => f.codec === 'opus');
+    assert.ok(opus.length >= 250, `${opus.length} Opus packets of 20 ms over 6 s`);
+    assert.equal(opus[0]!.init.opus?.codec, 'opus');
+    assert.equal(opus[0]!.init.audio?.codec, 'aac');
+    for (let i = 1; i < opus.length; i++) assert.equal(opus[i]!.dts - opus[i - 1]!.dts, 1800, `Opus packet ${i} follows the previous by 20 ms`);
+    const firstAac = source.find((f) => f.track === 'audio')!;
+    // On the source's audio clock, less libopus's pre-skip (312 samples, 585 ticks: its priming samples play first).
+    const offset = (((opus[0]!.dts + 585 - firstAac.dts) % 1800) + 1800) % 1800;
+    assert.ok(offset <= 2 || offset >= 1798, `Opus at ${opus[0]!.dts} is on the source audio's 20 ms grid from ${firstAac.dts} (off by ${offset})`);
+    assert.ok(opus[0]!.dts - firstAac.dts < 90 * 500, 'Opus starts within half a second of the source audio');
+    const opusMatched = opus.filter((f) => Math.abs(f.receivedAt - (1_000_000 + f.dts / 90)) <= 25).length;
+    assert.ok(opusMatched >= opus.length - 2, `${opusMatched} of ${opus.length} Opus frames carry a nearby source frame's ingest time`);
     const [a, b] = [...keyTimes.values()];
     assert.ok(a!.length >= 3, `keyframes every 2 s over 6 s: ${a!.length}`);
     assert.equal(a!.length, b!.length);

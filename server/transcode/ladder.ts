@@ -7,6 +7,10 @@ export interface Rung {
   height: number;
   videoKbps: number;
   audioKbps: number;
+  /** When ffmpeg cannot keep up, the rung with the lowest priority is shed first. */
+  priority: number;
+  /** x264 preset; faster presets cost less CPU per rung. */
+  preset: string;
 }
 
 export interface LadderPlan {
@@ -34,11 +38,24 @@ export interface FfmpegPlanOptions {
   /** Seconds between forced keyframes, the same on every rung (aligned GOPs). */
   gopSeconds: number;
   hasAudio: boolean;
+  /** Opus audio beside the AAC, on one more output (Ogg); 0 for none. */
+  opusKbps: number;
+}
+
+/** The rung that carries Opus beside AAC: the stream's WebRTC rendition, the highest one it has. */
+export function webrtcRung(rungs: readonly Rung[]): Rung | undefined {
+  return rungs.reduce<Rung | undefined>((best, r) => (!best || r.height > best.height ? r : best), undefined);
+}
+
+/** The rung to shed first when ffmpeg falls behind: the lowest priority, then the most expensive (tallest). */
+export function rungToShed(rungs: readonly Rung[]): Rung | undefined {
+  return rungs.reduce<Rung | undefined>((worst, r) => (!worst || r.priority < worst.priority || (r.priority === worst.priority && r.height > worst.height) ? r : worst), undefined);
 }
 
 /**
  * ffmpeg arguments: FLV on stdin, one FLV output per rung on file descriptors
- * 3, 4, ... Timestamps are kept (-copyts) so that every rendition shares the
+ * 3, 4, ..., then, when asked for, Opus in Ogg on the next one (FLV cannot
+ * carry Opus; Ogg keeps its timing in granule positions). Timestamps are kept (-copyts) so that every rendition shares the
  * source's timeline, and keyframes are forced by one expression on every rung,
  * so that they fall on the same frames. x264 `zerolatency` (no lookahead, no
  * B-frames) keeps the added latency low and every rung WebRTC-safe for video.
@@ -50,7 +67,7 @@ export function ffmpegArgs(rungs: readonly Rung[], options: FfmpegPlanOptions): 
     if (options.hasAudio) args.push('-map', '0:a:0');
     args.push(
       '-vf', `scale=-2:${rung.height}:flags=bicubic`,
-      '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-profile:v', 'main', '-pix_fmt', 'yuv420p',
+      '-c:v', 'libx264', '-preset', rung.preset, '-tune', 'zerolatency', '-profile:v', 'main', '-pix_fmt', 'yuv420p',
       '-b:v', `${rung.videoKbps}k`, '-maxrate', `${rung.videoKbps}k`, '-bufsize', `${rung.videoKbps * 2}k`,
       '-force_key_frames', `expr:gte(t,n_forced*${options.gopSeconds})`, '-g', '9999', '-keyint_min', '9999', '-sc_threshold', '0',
     );
@@ -58,5 +75,10 @@ export function ffmpegArgs(rungs: readonly Rung[], options: FfmpegPlanOptions): 
     // Flush each packet: a pipe's 32 KB buffer would otherwise hold a low rung for most of a second.
     args.push('-flush_packets', '1', '-flvflags', 'no_duration_filesize', '-f', 'flv', `pipe:${3 + i}`);
   });
+  if (options.hasAudio && options.opusKbps > 0) {
+    // One Opus packet (20 ms) per Ogg page, flushed at once: the page's granule then dates that packet alone.
+    args.push('-map', '0:a:0', '-c:a', 'libopus', '-b:a', `${options.opusKbps}k`, '-ar', '48000', '-ac', '2', '-frame_duration', '20',
+      '-page_duration', '20000', '-flush_packets', '1', '-f', 'ogg', `pipe:${3 + rungs.length}`);
+  }
   return args;
 }
