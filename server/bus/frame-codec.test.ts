@@ -89,3 +89,15 @@ test('the fencing token can be read from the header alone, before any decoding',
   assert.equal(readToken(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength)), 12345);
   assert.equal(readToken(Buffer.from('garbage')), undefined);
 });
+
+test('an Opus frame beside AAC round-trips with the init that names both audio codecs', () => {
+  const both: StreamInit = { ...init, opus: { codec: 'opus', config: Buffer.alloc(0), codecString: 'opus', sampleRate: 48000, channels: 2 } };
+  const decoder = new FrameDecoder();
+  decoder.decode(encodeFrame(frame({ init: both }), { counter: 0, token: 1 }, true, 1 << 20)[0]!);
+  const out = decoder.decode(encodeFrame(frame({ track: 'audio', codec: 'opus', dts: 1800, cto: 0, payload: Buffer.from([0xfc, 1, 2]), init: both }), { counter: 1, token: 1 }, false, 1 << 20)[0]!);
+  assert.ok(out.kind === 'frame');
+  assert.equal(out.frame.codec, 'opus');
+  assert.equal(out.frame.track, 'audio');
+  assert.deepEqual(out.frame.init.opus, both.opus);
+  assert.equal(out.frame.init.audio?.codec, 'aac');
+});
