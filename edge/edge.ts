@@ -45,7 +45,7 @@ export class Edge {
   private draining = false;
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
   private readonly log: Logger;
-  private readonly page = { html: playerFile('watch.html'), js: playerFile('player.js'), css: playerFile('player.css') };
+  private readonly page = { html: playerFile('watch.html'), js: playerFile('player.js'), abr: playerFile('abr.js'), css: playerFile('player.css') };
 
   constructor(
     private readonly config: RelayConfig,
@@ -69,6 +69,7 @@ export class Edge {
       return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(this.page.html.replaceAll('{{stream}}', stream));
     });
     app.get('/player/player.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.js));
+    app.get('/player/abr.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.abr));
     app.get('/player/player.css', async (_req, reply) => reply.type('text/css; charset=utf-8').send(this.page.css));
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
   }

@@ -3,6 +3,8 @@
 // message the next binary message is the init segment, then one fragment per
 // video frame, each starting with a `prft` box (the relay's ingest wall-clock).
 
+import { AbrController, autoRenditions } from './abr.js';
+
 const stream = document.body.dataset.stream;
 const video = document.getElementById('video');
 const overlay = document.getElementById('overlay');
@@ -28,6 +30,8 @@ const player = {
   inits: 0,
   rendition: new URLSearchParams(location.search).get('rendition') || 'source',
   renditions: [],
+  // Automatic rendition choice, unless the URL or the viewer picked one.
+  abr: { mode: new URLSearchParams(location.search).get('rendition') ? 'manual' : 'auto', log: [], rateKbps: undefined },
   switches: 0,
   errors: [],
   events: [], // the last connection events, for whoever debugs a player: [ms since load, what]
@@ -58,6 +62,10 @@ let decodedBefore = 0;
 let currentMime;
 let switching; // a rendition switch in progress: { socket, name, initMsg, initSegment }
 let lastTrim = 0;
+let rxBytes = 0; // media bytes received on every socket: over a congested link, its rate is the link's
+const abr = new AbrController();
+player.abr.log = abr.log;
+const RATE_KEY = 'relay.player.kbps';
 
 function setState(state, text) {
   player.state = state;
@@ -97,7 +105,10 @@ function attach(socket) {
   note(`attach ${socket.url}`);
   let redirected = false;
   socket.onmessage = (event) => {
-    if (typeof event.data !== 'string') return media(event.data);
+    if (typeof event.data !== 'string') {
+      rxBytes += event.data.byteLength;
+      return media(event.data);
+    }
     const msg = JSON.parse(event.data);
     if (msg.type === 'redirect') {
       redirected = true;
@@ -343,6 +354,51 @@ function tick() {
   } else {
     latencyEl.textContent = '';
   }
+  adapt();
+}
+
+/** Rendition info for the ABR: total bitrate from the API (video + audio). */
+const abrRenditions = () => player.renditions.map((r) => ({ name: r.name, kbps: r.videoKbps && r.videoKbps + (r.audioKbps ?? 0) }));
+
+/** Auto mode: one ABR decision per tick; see abr.js for the rules. */
+function adapt() {
+  if (player.abr.mode !== 'auto' || !ws || player.renditions.length === 0) return;
+  const list = abrRenditions();
+  const choices = autoRenditions(list);
+  if (choices.length > 0 && !choices.some((r) => r.name === player.rendition) && !switching) {
+    // Not on an automatic rendition (the first one unknown at start, or ours was shed): go to one.
+    return switchTo(abr.initial(list, player.abr.rateKbps));
+  }
+  const stalled = player.state === 'live' && !video.paused && video.readyState < HTMLMediaElement.HAVE_FUTURE_DATA;
+  const next = abr.decide({ now: performance.now(), bytes: rxBytes, latencyMs: player.latencyMs, stalled, switching: switching !== undefined }, list, player.rendition);
+  const rate = abr.rateKbps();
+  if (rate !== undefined) player.abr.rateKbps = rate;
+  if (next) {
+    const [, from, to, why] = abr.log.at(-1);
+    note(`abr: ${from} -> ${to}: ${why}`);
+    switchTo(next);
+  }
+}
+
+// The last rate measured is where the next visit starts.
+setInterval(() => {
+  if (player.abr.rateKbps !== undefined) {
+    try {
+      localStorage.setItem(RATE_KEY, String(Math.round(player.abr.rateKbps)));
+    } catch {
+      // storage may be unavailable (private mode): start from the default guess next time
+    }
+  }
+}, 5000);
+
+function showRendition() {
+  if (player.abr.mode === 'auto') {
+    const auto = renditionSelect.querySelector('option[value="auto"]');
+    if (auto) auto.textContent = `Auto (${player.rendition})`;
+    renditionSelect.value = 'auto';
+  } else {
+    renditionSelect.value = player.rendition;
+  }
 }
 
 function play() {
@@ -384,6 +440,7 @@ function switchTo(name) {
     note(`switching to ${name} (media restart)`);
     player.rendition = name;
     player.switches++;
+    showRendition();
     const old = ws;
     old.onclose = null;
     old.onmessage = null;
@@ -391,6 +448,9 @@ function switchTo(name) {
     connect();
     return;
   }
+  // From the new rendition's next live keyframe. (Taking its cached GOP instead, for a
+  // quicker way down, made things worse over a congested link: the burst competes with
+  // the old rendition and the stall grew from about 1 s to 4 s in the ABR test.)
   const socket = new WebSocket(withRendition(ws.url, name, { routed: '1', start: 'next' }));
   socket.binaryType = 'arraybuffer';
   const sw = { socket, name, initMsg: undefined, initSegment: undefined };
@@ -403,6 +463,7 @@ function switchTo(name) {
       if (msg.type === 'init') sw.initMsg = msg;
       return;
     }
+    rxBytes += event.data.byteLength;
     if (!sw.initSegment) {
       sw.initSegment = event.data;
       return;
@@ -442,7 +503,7 @@ function cutOver(sw) {
   old.close();
   player.rendition = sw.name;
   player.switches++;
-  renditionSelect.value = sw.name;
+  showRendition();
   // Reconnects later go to the same edge, for the rendition in player.rendition, with a GOP to start from.
   const next = new URL(sw.socket.url);
   next.searchParams.delete('start');
@@ -512,10 +573,10 @@ async function refreshRenditions() {
     if (!res.ok) return;
     const { renditions } = await res.json();
     player.renditions = renditions;
-    const names = renditions.map((r) => r.name);
+    const names = ['auto', ...renditions.map((r) => r.name)];
     if (names.join() !== [...renditionSelect.options].map((o) => o.value).join()) {
-      renditionSelect.replaceChildren(...renditions.map((r) => new Option(r.name === 'source' ? `source${r.height ? ` (${r.height}p)` : ''}` : r.name, r.name)));
-      renditionSelect.value = player.rendition;
+      renditionSelect.replaceChildren(new Option('Auto', 'auto'), ...renditions.map((r) => new Option(r.name === 'source' ? `source${r.height ? ` (${r.height}p)` : ''}` : r.name, r.name)));
+      showRendition();
     }
     renditionSelect.disabled = renditions.length < 2;
   } catch {
@@ -523,10 +584,18 @@ async function refreshRenditions() {
   }
 }
 
-renditionSelect.addEventListener('change', () => switchTo(renditionSelect.value));
-player.switchTo = switchTo;
+renditionSelect.addEventListener('change', () => {
+  player.abr.mode = renditionSelect.value === 'auto' ? 'auto' : 'manual';
+  if (player.abr.mode === 'manual') switchTo(renditionSelect.value);
+  showRendition();
+});
+/** For tests and the console: a rendition name picks by hand, 'auto' hands the choice back. */
+player.switchTo = (name) => {
+  player.abr.mode = name === 'auto' ? 'auto' : 'manual';
+  if (name !== 'auto') switchTo(name);
+  showRendition();
+};
 setInterval(refreshRenditions, 5000);
-void refreshRenditions();
 
 unmuteButton.addEventListener('click', () => {
   video.muted = false;
@@ -536,4 +605,18 @@ video.muted = false;
 if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(onFrame);
 setInterval(tick, 200);
 setState('connecting');
+// Auto mode starts on the rendition that fits the last rate this browser measured (the API answers in a few ms).
+if (player.abr.mode === 'auto') {
+  await Promise.race([refreshRenditions(), new Promise((r) => setTimeout(r, 500))]);
+  let known;
+  try {
+    known = Number(localStorage.getItem(RATE_KEY)) || undefined;
+  } catch {
+    // no storage: the default guess
+  }
+  player.rendition = abr.initial(abrRenditions(), known) ?? 'source';
+  showRendition();
+} else {
+  void refreshRenditions();
+}
 connect();

@@ -11,6 +11,8 @@ export interface RenditionInfo {
   codecs: string;
   /** Video bitrate from the stream's own metadata, when it says (kbit/s). */
   videoKbps?: number;
+  /** Audio bitrate from the metadata, when it says (kbit/s). */
+  audioKbps?: number;
   /** Audio codecs carried, e.g. `["mp4a.40.2", "opus"]`: AAC for MSE, Opus for WebRTC. */
   audio: string[];
   /** Playable over WebRTC: H.264 without B-frames and Opus audio (the WHEP rendition). */
@@ -58,12 +60,14 @@ export class RenditionCatalog {
         continue;
       }
       const rate = init.metadata.videodatarate;
+      const audioRate = init.metadata.audiodatarate;
       out.push({
         name,
         width: init.video?.width,
         height: init.video?.height,
         codecs: [init.video?.codecString, init.audio?.codecString].filter(Boolean).join(','),
         videoKbps: typeof rate === 'number' && rate > 0 ? Math.round(rate) : undefined,
+        audioKbps: typeof audioRate === 'number' && audioRate > 0 ? Math.round(audioRate) : undefined,
         audio: [init.audio?.codecString, init.opus?.codecString].filter((c): c is string => c !== undefined),
         webrtc: init.opus !== undefined || init.audio?.codec === 'opus',
       });

@@ -1,0 +1,34 @@
+// Types for abr.js (plain JS: the browser loads it as it is).
+export interface AbrOptions {
+  behindMs: number;
+  healthyMs: number;
+  downAfterMs: number;
+  holdMs: number;
+  maxHoldMs: number;
+  failedTryMs: number;
+  safety: number;
+  windowMs: number;
+  startKbps: number;
+}
+export interface AbrRendition {
+  name: string;
+  /** Video + audio bitrate, kbit/s. */
+  kbps?: number;
+}
+export interface AbrSample {
+  now: number;
+  bytes: number;
+  latencyMs?: number;
+  stalled: boolean;
+  switching: boolean;
+}
+export const ABR_DEFAULTS: AbrOptions;
+export function autoRenditions(renditions: AbrRendition[]): AbrRendition[];
+export class AbrController {
+  constructor(options?: Partial<AbrOptions>);
+  hold: number;
+  log: [number, string, string, string][];
+  rateKbps(): number | undefined;
+  initial(renditions: AbrRendition[], knownKbps?: number): string | undefined;
+  decide(sample: AbrSample, renditions: AbrRendition[], current: string): string | undefined;
+}

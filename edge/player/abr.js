@@ -1,0 +1,118 @@
+// Automatic rendition choice for the live player: pure, no DOM (tested under node).
+//
+// Delivery is pushed over a WebSocket, so the player cannot time segment
+// downloads as HLS or DASH players do. What it can see every tick:
+//  - the bytes arriving (over a congested link, that is the link's rate),
+//  - how far behind live it plays (data arriving late makes this grow),
+//  - whether the video element is waiting for data (a stall).
+// Down: behind live and still falling back, or stalled, for `downAfterMs`:
+// go to the highest rendition that fits in `safety` x the measured rate.
+// Up: healthy for `holdMs` since the last switch: try one rendition higher.
+// A try that fails soon after doubles the hold (up to `maxHoldMs`), so a link
+// at its limit is not probed every few seconds.
+
+export const ABR_DEFAULTS = {
+  /** Latency (ms) above which, when rising, playback is falling behind. */
+  behindMs: 1400,
+  /** Latency (ms) under which playback is healthy enough to try a higher rendition. */
+  healthyMs: 1100,
+  /** How long trouble lasts before going down. */
+  downAfterMs: 1000,
+  /** Healthy time before trying one higher; doubled after a failed try. */
+  holdMs: 8000,
+  maxHoldMs: 64000,
+  /** An up-switch followed by a down-switch within this long was a failed try. */
+  failedTryMs: 15000,
+  /** Share of the measured rate a rendition may use. */
+  safety: 0.8,
+  /** The throughput window. */
+  windowMs: 3000,
+  /** Estimate used before anything is measured (kbit/s). */
+  startKbps: 2000,
+};
+
+/** The renditions auto mode chooses among: transcoded ones, highest first (the source only when alone). */
+export function autoRenditions(renditions) {
+  const withRate = renditions.filter((r) => r.name !== 'source' && r.kbps > 0);
+  const list = withRate.length > 0 ? withRate : renditions.filter((r) => r.name === 'source');
+  return [...list].sort((a, b) => (b.kbps ?? 0) - (a.kbps ?? 0));
+}
+
+export class AbrController {
+  constructor(options = {}) {
+    this.o = { ...ABR_DEFAULTS, ...options };
+    this.hold = this.o.holdMs;
+    this.samples = []; // [now, cumulative bytes]
+    this.latencies = []; // [now, ms]
+    this.troubleSince = undefined;
+    this.healthySince = undefined;
+    this.lastSwitch = { at: -Infinity, up: false };
+    this.log = []; // [now, from, to, why]
+  }
+
+  /** Measured throughput over the window (kbit/s), or undefined before a full window. */
+  rateKbps() {
+    const s = this.samples;
+    if (s.length < 2) return undefined;
+    const [t0, b0] = s[0];
+    const [t1, b1] = s[s.length - 1];
+    if (t1 - t0 < this.o.windowMs * 0.6) return undefined;
+    return ((b1 - b0) * 8) / (t1 - t0);
+  }
+
+  /** The rendition to start with: the highest that fits the last known rate. */
+  initial(renditions, knownKbps) {
+    const list = autoRenditions(renditions);
+    if (list.length === 0) return undefined;
+    const budget = (knownKbps ?? this.o.startKbps) * this.o.safety;
+    return (list.find((r) => r.kbps === undefined || r.kbps <= budget) ?? list[list.length - 1]).name;
+  }
+
+  /**
+   * One tick. `sample`: { now, bytes (cumulative, every socket), latencyMs, stalled, switching }.
+   * Returns a rendition name to switch to, or undefined to stay.
+   */
+  decide(sample, renditions, current) {
+    const { now } = sample;
+    // An up-switch that held: the next try waits the base hold again.
+    if (this.lastSwitch.up && now - this.lastSwitch.at > this.o.failedTryMs) this.hold = this.o.holdMs;
+    this.samples.push([now, sample.bytes]);
+    while (this.samples.length > 2 && now - this.samples[0][0] > this.o.windowMs) this.samples.shift();
+    if (sample.latencyMs !== undefined) this.latencies.push([now, sample.latencyMs]);
+    while (this.latencies.length > 2 && now - this.latencies[0][0] > 2000) this.latencies.shift();
+    const list = autoRenditions(renditions);
+    const index = list.findIndex((r) => r.name === current);
+    if (list.length < 2 || index < 0 || sample.switching) {
+      this.troubleSince = this.healthySince = undefined;
+      return undefined;
+    }
+    const latency = sample.latencyMs;
+    const oldest = this.latencies[0]?.[1];
+    const rising = latency !== undefined && oldest !== undefined && latency - oldest > 100;
+    const trouble = sample.stalled || (latency !== undefined && latency > this.o.behindMs && rising);
+    const healthy = !sample.stalled && latency !== undefined && latency < this.o.healthyMs;
+    this.troubleSince = trouble ? (this.troubleSince ?? now) : undefined;
+    this.healthySince = healthy ? (this.healthySince ?? now) : undefined;
+
+    if (this.troubleSince !== undefined && now - this.troubleSince >= this.o.downAfterMs && index < list.length - 1) {
+      const rate = this.rateKbps();
+      const fits = rate === undefined ? undefined : list.slice(index + 1).find((r) => r.kbps <= rate * this.o.safety);
+      const next = fits ?? list[index + 1];
+      if (this.lastSwitch.up && now - this.lastSwitch.at < this.o.failedTryMs) this.hold = Math.min(this.hold * 2, this.o.maxHoldMs);
+      return this.switched(now, current, next.name, false, `${sample.stalled ? 'stalled' : `${Math.round(latency)} ms behind and rising`}, ${rate === undefined ? 'rate unknown' : `${Math.round(rate)} kbit/s arriving`}`);
+    }
+    if (this.healthySince !== undefined && index > 0 && now - Math.max(this.healthySince, this.lastSwitch.at) >= this.hold) {
+      return this.switched(now, current, list[index - 1].name, true, `healthy for ${Math.round(this.hold / 1000)} s`);
+    }
+    return undefined;
+  }
+
+  switched(now, from, to, up, why) {
+    this.lastSwitch = { at: now, up };
+    this.troubleSince = this.healthySince = undefined;
+    this.latencies = [];
+    this.log.push([Math.round(now), from, to, why]);
+    if (this.log.length > 50) this.log.shift();
+    return to;
+  }
+}
