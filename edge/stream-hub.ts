@@ -60,7 +60,7 @@ export class StreamHub {
     this.feed = new StreamFeed(nc, {
       jsStream: config.bus.streamName,
       subjects: new StreamSubjects(config.bus.subjectPrefix, stream, rendition),
-      maxBytes: config.edge.consumerMaxBytes,
+      maxMessages: config.edge.consumerMaxMessages,
       watchdogIntervalMs: config.edge.watchdogIntervalMs,
       log,
     }, (data) => this.message(data), (reason) => {

@@ -7,8 +7,8 @@ export interface StreamFeedOptions {
   /** The JetStream stream holding frames. */
   jsStream: string;
   subjects: StreamSubjects;
-  /** Bytes one pull may bring (bounded: see field notes on stalled ordered consumers). */
-  maxBytes: number;
+  /** Messages one pull may bring (bounded: see field notes on stalled ordered consumers). */
+  maxMessages: number;
   watchdogIntervalMs: number;
   log: Logger;
 }
@@ -82,16 +82,16 @@ export class StreamFeed {
     });
     if (this.closed) return;
     this.lastMessageAt = Date.now();
-    // A pull whose byte budget is smaller than the next message gets a 409 and nats.js
-    // then waits for missed heartbeats (expires/2, 15 s by default) before pulling
-    // again. So: a budget of at least twice the largest message, refilled at half, so
-    // that a fresh pull larger than any message is always outstanding; and short
-    // heartbeats so its own recovery is quick. The watchdog stays the backstop.
-    const maxPayload = this.nc.info?.max_payload ?? 1024 * 1024;
-    const maxBytes = Math.max(this.options.maxBytes, 2 * maxPayload + 64 * 1024);
+    // Bounded by messages, not bytes. nats.js caps a byte-bounded pull at 100 messages
+    // and refills it when 75 remain, asking only for the bytes it has not yet accounted
+    // for; a pull ended by its message count leaves those bytes counted as pending, so
+    // the refills shrink until the next keyframe does not fit (409), and the consumer
+    // waits for missed heartbeats: pauses of 0.4-2 s, more often the more small messages
+    // a rendition carries (Opus beside AAC made it visible). A count budget has no such
+    // leak; 256 messages is a few seconds of one rendition, a GOP replay included.
     this.messages = await consumer.consume({
-      max_bytes: maxBytes,
-      threshold_bytes: Math.floor(maxBytes / 2),
+      max_messages: this.options.maxMessages,
+      threshold_messages: Math.floor(this.options.maxMessages / 2),
       expires: 5_000,
       idle_heartbeat: 1_000,
       callback: (msg: JsMsg) => {

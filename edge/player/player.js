@@ -159,6 +159,7 @@ async function failover() {
 }
 
 function control(msg) {
+  if (msg.type !== 'hello') note(`control ${msg.type}${msg.state ? ` ${msg.state}` : ''}${msg.code ? ` ${msg.code}` : ''}`);
   switch (msg.type) {
     case 'status':
       // `live` alone (frames again after a silence) resumes what we have; a new stream comes with `init`.
@@ -335,11 +336,15 @@ function keepLive() {
       if (video.currentTime >= buffered.end(i - 1) - 0.05 && video.currentTime < buffered.start(i)) video.currentTime = buffered.start(i);
     }
   }
-  // Catch up by playing a little faster (pitch is kept), with hysteresis so the rate does not flap.
+  // Catch up by playing a little faster, or rebuild a buffer run dry by playing a little
+  // slower (pitch is kept), with hysteresis so the rate does not flap. Without the slow
+  // side, one pause in delivery left the playhead at the very edge of the data for good,
+  // and every later jitter was a stall (seen after rendition switches).
   const behind = end - video.currentTime;
   if (behind > LIVE_TARGET_S + 0.5) video.playbackRate = 1.25;
   else if (behind > LIVE_TARGET_S + 0.15) video.playbackRate = Math.max(video.playbackRate, 1.1);
-  else if (behind < LIVE_TARGET_S + 0.03) video.playbackRate = 1;
+  else if (behind < LIVE_TARGET_S * 0.5) video.playbackRate = 0.9;
+  else if (video.playbackRate > 1 ? behind < LIVE_TARGET_S + 0.03 : behind > LIVE_TARGET_S - 0.03) video.playbackRate = 1;
   if (video.paused) play();
 }
 
