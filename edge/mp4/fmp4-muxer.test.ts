@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,8 @@ import { FlvFrameReader } from '../../server/ingest/flv-frame-reader.ts';
 import { FIXTURE_OBS_LIKE, readFlvFile } from '../../test/helpers/flv-file.ts';
 import { Fmp4Muxer, fragmentBytes, type Fragment } from './fmp4-muxer.ts';
 import { buildInitSegment, mimeType } from './init-segment.ts';
+import { opusConfig } from '../../server/media/opus.ts';
+import { OggOpusReader } from '../../server/transcode/ogg-opus-reader.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'fmp4-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,5 +104,28 @@ describe('Fmp4Muxer', () => {
 
   test('names the codecs from the stream configuration', () => {
     assert.equal(mimeType(video[0]!.init), 'video/mp4; codecs="avc1.64000d,mp4a.40.2"');
+  });
+
+  test('carries Opus audio (a WebRTC source) in an Opus/dOps track that ffmpeg decodes, on a clock of the packets\' own durations', () => {
+    const ogg = execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'sine=sample_rate=48000:duration=2', '-c:a', 'libopus', '-b:a', '64k', '-ac', '2', '-frame_duration', '20', '-page_duration', '20000', '-f', 'ogg', 'pipe:1']);
+    const reader = new OggOpusReader();
+    const packets = reader.push(ogg);
+    const start = video[0]!.dts;
+    const init = { ...video[0]!.init, audio: opusConfig(2) };
+    const opus: Frame[] = packets.map((p) => ({ track: 'audio', codec: 'opus', dts: start + Math.round((p.start - reader.head!.preSkip) * 1.875), cto: 0, keyframe: true, payload: p.payload, receivedAt: 0, init }));
+    const mixed = [...video.map((v) => ({ ...v, init })), ...opus].sort((a, b) => a.dts - b.dts || (a.track === 'video' ? -1 : 1));
+    const { file } = mux(mixed);
+    assert.equal(mimeType(init), 'video/mp4; codecs="avc1.64000d,opus"');
+    const streams = ffprobe(file, ['-count_packets', '-show_entries', 'stream=codec_name,nb_read_packets,sample_rate', '-of', 'csv=p=0']).trim().split('\n');
+    const audioRow = streams.find((r) => r.startsWith('opus'))!;
+    assert.ok(audioRow, streams.join(' | '));
+    const inMux = opus.filter((f) => f.dts >= video[0]!.dts && f.dts <= video.at(-1)!.dts).length;
+    assert.ok(Number(audioRow.split(',').at(-1)) >= inMux - 1, `${audioRow}: ${inMux} Opus packets fall within the video`);
+    const pts = ffprobe(file, ['-select_streams', 'a', '-show_entries', 'packet=pts', '-of', 'csv=p=0']).trim().split('\n').map(Number);
+    for (let i = 1; i < pts.length; i++) assert.equal(pts[i]! - pts[i - 1]!, 960, `Opus packet ${i} 960 samples after the previous`);
+    // Every packet decodes.
+    const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-map', '0:a', '-f', 'null', '-'], { encoding: 'utf8' });
+    assert.equal(decode.status, 0);
+    assert.equal(decode.stderr.trim(), '', 'ffmpeg decodes every Opus packet without an error');
   });
 });

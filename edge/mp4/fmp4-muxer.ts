@@ -1,5 +1,6 @@
 import { RelayError } from '../../server/errors.ts';
 import { AAC_FRAME_SAMPLES } from '../../server/media/aac.ts';
+import { opusPacketSamples } from '../../server/media/opus.ts';
 import { TICKS_PER_SECOND, type Frame, type StreamInit } from '../../server/media/frame.ts';
 import { AUDIO_TRACK_ID, VIDEO_TRACK_ID } from './init-segment.ts';
 
@@ -34,6 +35,8 @@ export interface MuxerOptions {
 interface PendingAudio {
   payload: Buffer;
   receivedAt: number;
+  /** Duration in samples: 1024 per AAC frame; an Opus packet says its own (TOC byte). */
+  samples: number;
 }
 
 /**
@@ -51,13 +54,14 @@ export class Fmp4Muxer {
   private audioClock: number | undefined;
   private pendingAudio: PendingAudio[] = [];
   private pendingAudioStart = 0;
+  private pendingAudioSamples = 0;
   private readonly headroom: number;
   private readonly prft: boolean;
   private readonly audioRate: number;
 
   constructor(readonly init: StreamInit, options: MuxerOptions = {}) {
     if (init.video && init.video.codec !== 'h264') throw new RelayError('CODEC_UNSUPPORTED', `video codec ${init.video.codec} in MP4`);
-    if (init.audio && init.audio.codec !== 'aac') throw new RelayError('CODEC_UNSUPPORTED', `audio codec ${init.audio.codec} in MP4`);
+    if (init.audio && init.audio.codec !== 'aac' && init.audio.codec !== 'opus') throw new RelayError('CODEC_UNSUPPORTED', `audio codec ${init.audio.codec} in MP4`);
     this.headroom = options.headroom ?? 0;
     this.prft = options.producerReferenceTime ?? true;
     this.audioRate = init.audio?.sampleRate ?? 48000;
@@ -94,16 +98,19 @@ export class Fmp4Muxer {
   }
 
   private queueAudio(frame: Frame): void {
+    const samples = frame.codec === 'opus' ? opusPacketSamples(frame.payload) : AAC_FRAME_SAMPLES;
     const expected = Math.round((frame.dts * this.audioRate) / TICKS_PER_SECOND);
-    const queuedEnd = this.pendingAudio.length === 0 ? this.audioClock : this.pendingAudioStart + this.pendingAudio.length * AAC_FRAME_SAMPLES;
-    if (queuedEnd === undefined || Math.abs(expected - queuedEnd) > 2 * AAC_FRAME_SAMPLES) {
+    const queuedEnd = this.pendingAudio.length === 0 ? this.audioClock : this.pendingAudioStart + this.pendingAudioSamples;
+    if (queuedEnd === undefined || Math.abs(expected - queuedEnd) > 2 * samples) {
       // First frame, or a real gap (publisher restart, lost frames): resync the clock.
       if (this.pendingAudio.length > 0) this.pendingAudio = []; // cannot express a gap inside one trun
+      this.pendingAudioSamples = 0;
       this.pendingAudioStart = expected;
     } else if (this.pendingAudio.length === 0) {
       this.pendingAudioStart = queuedEnd;
     }
-    this.pendingAudio.push({ payload: frame.payload, receivedAt: frame.receivedAt });
+    this.pendingAudio.push({ payload: frame.payload, receivedAt: frame.receivedAt, samples });
+    this.pendingAudioSamples += samples;
   }
 
   private write(video: Frame | undefined): Fragment {
@@ -181,7 +188,7 @@ export class Fmp4Muxer {
       buf.writeInt32BE(mdatPayloadOffset + videoBytes, p + 8);
       p += 12;
       for (const a of audio) {
-        buf.writeUInt32BE(AAC_FRAME_SAMPLES, p);
+        buf.writeUInt32BE(a.samples, p);
         buf.writeUInt32BE(a.payload.length, p + 4);
         p += 8;
       }
@@ -193,8 +200,9 @@ export class Fmp4Muxer {
     for (const a of audio) p += a.payload.copy(buf, p);
 
     if (audioCount > 0) {
-      this.audioClock = this.pendingAudioStart + audioCount * AAC_FRAME_SAMPLES;
+      this.audioClock = this.pendingAudioStart + this.pendingAudioSamples;
       this.pendingAudio = [];
+      this.pendingAudioSamples = 0;
     }
     return { buffer: buf, offset: this.headroom, keyframe: video ? video.keyframe : !this.init.video, receivedAt };
   }

@@ -10,7 +10,7 @@ export const VIDEO_TIMESCALE = TICKS_PER_SECOND;
 /** `ftyp` + `moov` for a live fragmented stream: empty sample tables, `mvex`/`trex` per track. */
 export function buildInitSegment(init: StreamInit): Buffer {
   if (!init.video && !init.audio) throw new RelayError('CODEC_UNSUPPORTED', 'stream has neither video nor audio');
-  if (init.audio && init.audio.codec !== 'aac') throw new RelayError('CODEC_UNSUPPORTED', `audio codec ${init.audio.codec} in MP4`);
+  if (init.audio && init.audio.codec !== 'aac' && init.audio.codec !== 'opus') throw new RelayError('CODEC_UNSUPPORTED', `audio codec ${init.audio.codec} in MP4`);
   const ftyp = box('ftyp', Buffer.from('isom', 'latin1'), u32(0x200), Buffer.from('isomiso6avc1mp41', 'latin1'));
   const traks: Buffer[] = [];
   const trexes: Buffer[] = [];
@@ -76,7 +76,23 @@ function videoTrak(video: VideoConfig): Buffer {
       box('minf', fullBox('vmhd', 0, 1, zeros(8)), dinf(), emptyTables(avc1))));
 }
 
+/** Opus in ISO BMFF (opus-codec.org "Encapsulation of Opus in ISO Base Media File Format"): an `Opus` entry with `dOps`. */
+function opusEntry(audio: AudioConfig): Buffer {
+  // From the OpusHead when the source had one (Ogg, 19+ bytes); WebRTC has none: no pre-skip.
+  const head = audio.config.length >= 19 && audio.config.toString('latin1', 0, 8) === 'OpusHead' ? audio.config : undefined;
+  const preSkip = head ? head.readUInt16LE(10) : 0;
+  const inputRate = head ? head.readUInt32LE(12) : 48000;
+  const dOps = box('dOps', u8(0, audio.channels), u16(preSkip), u32(inputRate), u16(0), u8(0));
+  return box('Opus', zeros(6), u16(1), zeros(8), u16(audio.channels, 16, 0, 0), u32(48000 * 65536), dOps);
+}
+
 function audioTrak(audio: AudioConfig): Buffer {
+  if (audio.codec === 'opus') {
+    return box('trak',
+      tkhd(AUDIO_TRACK_ID, 0x0100, 0, 0),
+      box('mdia', mdhd(48000), hdlr('soun', 'SoundHandler'),
+        box('minf', fullBox('smhd', 0, 0, zeros(4)), dinf(), emptyTables(opusEntry(audio)))));
+  }
   const esds = fullBox('esds', 0, 0,
     descriptor(0x03, u16(AUDIO_TRACK_ID), u8(0),
       descriptor(0x04, u8(0x40, 0x15), zeros(3), u32(0, 0), descriptor(0x05, audio.config)),
