@@ -130,3 +130,22 @@ function skipScalingList(r: BitReader, size: number): void {
     last = next === 0 ? last : next;
   }
 }
+
+/** An AVCDecoderConfigurationRecord from one SPS and one PPS (NAL units, header byte included), 4-byte lengths. */
+export function buildAvcC(sps: Buffer, pps: Buffer): Buffer {
+  if (sps.length < 4) throw new RelayError('CODEC_UNSUPPORTED', 'SPS too short');
+  const out = Buffer.alloc(6 + 2 + sps.length + 1 + 2 + pps.length);
+  out[0] = 1;
+  out[1] = sps[1]!; // profile
+  out[2] = sps[2]!; // compatibility
+  out[3] = sps[3]!; // level
+  out[4] = 0xff; // 6 reserved bits, lengthSizeMinusOne = 3
+  out[5] = 0xe1; // 3 reserved bits, one SPS
+  out.writeUInt16BE(sps.length, 6);
+  sps.copy(out, 8);
+  let p = 8 + sps.length;
+  out[p++] = 1;
+  out.writeUInt16BE(pps.length, p);
+  pps.copy(out, p + 2);
+  return out;
+}
