@@ -22,6 +22,12 @@ export const ErrorCodes = {
   BUS_UNAVAILABLE: { status: 503, message: 'NATS is not reachable' },
   TRANSCODE_BEHIND: { status: 503, message: 'ffmpeg could not keep up with real time; a rung was shed' },
   VIEWER_TOO_SLOW: { status: 408, message: 'the viewer stayed too far behind live and was disconnected' },
+  SDP_INVALID: { status: 400, message: 'the SDP offer cannot be read' },
+  CONTENT_TYPE_INVALID: { status: 415, message: 'WHIP and WHEP take an SDP offer as application/sdp' },
+  BODY_TOO_LARGE: { status: 413, message: 'the request body is too large' },
+  AUTH_REQUIRED: { status: 401, message: 'a bearer token is required (Authorization: Bearer <stream key>)' },
+  SESSION_UNKNOWN: { status: 404, message: 'no such WHIP or WHEP session' },
+  TRICKLE_UNSUPPORTED: { status: 405, message: 'trickle ICE and ICE restarts are not supported: the answer carries every candidate' },
   NOT_FOUND: { status: 404, message: 'not found' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

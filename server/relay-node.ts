@@ -12,6 +12,8 @@ import { ensureFrameStream, frameStreamKeeper } from './bus/frame-stream.ts';
 import { connectNats, type NatsConnection } from './bus/nats-connection.ts';
 import { NatsServerProcess } from './bus/nats-server-process.ts';
 import { createHttpServer } from './http/http-server.ts';
+import { WhipIngest } from './ingest/whip-ingest.ts';
+import { WeriftEngine } from './webrtc/werift-engine.ts';
 import { StreamKeys } from './ingest/stream-keys.ts';
 import { Origin } from './origin/origin.ts';
 import { StreamLeases } from './cluster/stream-lease.ts';
@@ -96,6 +98,14 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' })));
       origin = new Origin(config, keys, publisher, leases, log, registry);
       closers.push(() => origin!.stop());
+      if (config.webrtc.enabled) {
+        const { portMin, portMax, announcedAddresses, iceServers } = config.webrtc;
+        const engine = new WeriftEngine({ portRange: portMin > 0 ? [portMin, portMax] : undefined, announcedAddresses, iceServers });
+        await engine.warmUp(); // the first peer connection in a process is slow (key generation)
+        const whip = new WhipIngest(config.webrtc, engine, origin, log.child({ module: 'ingest.whip' }));
+        whip.attach(http);
+        closers.push(() => whip.close());
+      }
     }
     // Every node knows the live edges and can route a viewer (GET /api/route/<stream>).
     const ncCluster = await connectNats(natsUrl, 'relay-cluster', log, config.nats.connectTimeoutMs);

@@ -29,6 +29,15 @@ export const configSchema = z.object({
     publishWindow: positiveInt.describe('Frames in flight (published, not yet acknowledged) per publishing origin before ingest pushes back on the publisher.'),
     publishTimeoutMs: positiveInt.describe('How long the origin waits for JetStream to acknowledge a frame before counting it as failed.'),
   }).strict(),
+  webrtc: z.object({
+    enabled: z.boolean().describe('WHIP ingest on origins (POST /whip/<stream>) and, later, WHEP playback on edges.'),
+    portMin: z.number().int().min(0).max(65535).describe('Lowest UDP port for WebRTC media (0 with portMax 0: any free port). Each peer connection takes one or two.'),
+    portMax: z.number().int().min(0).max(65535).describe('Highest UDP port for WebRTC media.'),
+    announcedAddresses: z.array(z.string()).describe('Extra addresses to offer as ICE host candidates: the public address of a server behind NAT.'),
+    iceServers: z.array(z.object({ urls: z.string(), username: z.string().optional(), credential: z.string().optional() }).strict()).describe('STUN/TURN servers for the relay\'s own candidates; none needed on a reachable host.'),
+    maxSdpBytes: z.number().int().min(1024).max(1024 * 1024).describe('Largest SDP offer accepted; a larger body gets 413 BODY_TOO_LARGE.'),
+    keyframeRequestMinMs: z.number().int().min(100).describe('Shortest time between two keyframe requests (PLI) sent to a WHIP publisher.'),
+  }).strict().refine((w) => (w.portMin === 0) === (w.portMax === 0) && w.portMin <= w.portMax && (w.portMin === 0 || w.portMax > w.portMin), 'webrtc.portMin and portMax: both 0, or a range with portMax above portMin'),
   rtmp: z.object({
     host: z.string().describe('Address the RTMP listener binds to.'),
     port: port.describe('RTMP listener port (OBS: rtmp://<host>:<port>/<app>).'),

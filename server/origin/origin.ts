@@ -4,16 +4,25 @@ import type { Logger } from '../log.ts';
 import { SOURCE_RENDITION } from '../bus/subjects.ts';
 import type { FramePublisher, Publication } from '../bus/frame-publisher.ts';
 import { FlvFrameReader } from '../ingest/flv-frame-reader.ts';
-import { RtmpIngest, type PublishRequest, type PublishSink } from '../ingest/rtmp-ingest.ts';
+import { RtmpIngest, type PublisherControl, type PublishRequest, type PublishSink } from '../ingest/rtmp-ingest.ts';
+import type { Frame } from '../media/frame.ts';
 import type { StreamKeys } from '../ingest/stream-keys.ts';
 import type { StreamLease, StreamLeases } from '../cluster/stream-lease.ts';
 import { StreamTranscoding } from '../transcode/stream-transcoding.ts';
 import { createTranscodeMetrics, type TranscodeMetrics } from '../transcode/transcode-metrics.ts';
 import type { Registry } from 'prom-client';
 
+/** Where one publisher's frames go, whatever its protocol. */
+export interface FrameSink {
+  frame(frame: Frame): void;
+  /** The publisher is gone: end the stream on the bus and release the lease. */
+  closed(reason: RelayError | undefined): void;
+}
+
 export interface LiveStream {
   stream: string;
   remote: string;
+  protocol: 'rtmp' | 'whip';
   since: number;
   token: number;
   frames: number;
@@ -68,26 +77,56 @@ export class Origin {
   }
 
   /**
-   * A publish request: the key names the stream, the stream's lease makes this
-   * origin its only publisher. Async: taking over from a dead origin waits for
-   * its lease to expire (the RTMP socket is paused meanwhile).
+   * An RTMP publish request: the key names the stream. The FLV tags it sends
+   * become frames, which go where every protocol's frames go (`openStream`).
    */
   private async publish(req: PublishRequest): Promise<PublishSink> {
     if (req.app !== this.config.rtmp.app) throw new RelayError('RTMP_APP_UNKNOWN', `use rtmp://<host>:${this.config.rtmp.port}/${this.config.rtmp.app}`);
-    const stream = this.keys.streamFor(req.key);
+    const stream = this.streamForKey(req.key, req.remote);
+    const sink = await this.openStream(stream, req.remote, 'rtmp', req.control);
+    const log = this.log.child({ stream });
+    const reader = new FlvFrameReader((notice) => {
+      if (notice.type === 'unsupported') {
+        log.warn({ code: 'CODEC_UNSUPPORTED', track: notice.track, codec: notice.codec }, 'track dropped: codec not supported (H.264 and AAC are)');
+      } else {
+        const { video, audio } = notice.init;
+        log.info({ video: video && `${video.codecString} ${video.width}x${video.height}`, audio: audio && `${audio.codecString} ${audio.sampleRate} Hz ${audio.channels} ch` }, 'stream configuration');
+      }
+    });
+    return {
+      tag: (type, ts, body, receivedAt) => {
+        const frame = reader.push(type, ts, body, receivedAt);
+        if (frame) sink.frame(frame);
+      },
+      closed: (reason) => sink.closed(reason),
+    };
+  }
+
+  /** The stream a publish key names; STREAM_KEY_INVALID otherwise (logged without the key). */
+  streamForKey(key: string, remote: string): string {
+    const stream = this.keys.streamFor(key);
     if (!stream) {
-      this.log.warn({ code: 'STREAM_KEY_INVALID', remote: req.remote }, 'publisher refused: wrong stream key');
+      this.log.warn({ code: 'STREAM_KEY_INVALID', remote }, 'publisher refused: wrong stream key');
       throw new RelayError('STREAM_KEY_INVALID');
     }
+    return stream;
+  }
+
+  /**
+   * Makes this origin the stream's only publisher, whatever the protocol: its
+   * lease, then a publication for its frames and the stream's transcoding.
+   * Async: taking over from a dead origin waits for its lease to expire.
+   */
+  async openStream(stream: string, remote: string, protocol: 'rtmp' | 'whip', control: PublisherControl): Promise<FrameSink> {
     const refuse = (err: RelayError): never => {
-      this.log.warn({ code: err.code, stream, remote: req.remote, reason: err.message }, 'publisher refused');
+      this.log.warn({ code: err.code, stream, remote, protocol, reason: err.message }, 'publisher refused');
       throw err;
     };
     // A publisher that just left is still handing the stream over (end marker, lease): wait for that.
     const previous = this.live.get(stream);
     if (previous?.leaving) await Promise.race([previous.leaving, new Promise((r) => setTimeout(r, this.config.cluster.leaseTtlMs))]);
     if (this.live.has(stream)) refuse(new RelayError('STREAM_ALREADY_PUBLISHING', `stream ${stream} is live on this origin`));
-    const entry: LiveStream = { stream, remote: req.remote, since: Date.now(), token: 0, frames: 0 };
+    const entry: LiveStream = { stream, remote, protocol, since: Date.now(), token: 0, frames: 0 };
     this.live.set(stream, entry);
     let lease: StreamLease;
     try {
@@ -97,10 +136,10 @@ export class Origin {
       return refuse(err instanceof RelayError ? err : new RelayError('BUS_UNAVAILABLE', String(err)));
     }
     entry.token = lease.token;
-    return this.accept(req, entry, lease);
+    return this.accept(entry, lease, control);
   }
 
-  private accept(req: PublishRequest, entry: LiveStream, lease: StreamLease): PublishSink {
+  private accept(entry: LiveStream, lease: StreamLease, control: PublisherControl): FrameSink {
     const { stream } = entry;
     const log = this.log.child({ stream });
     const open = (rendition: string) => this.publisher.open(this.config.bus.subjectPrefix, stream, rendition, lease.token, () => lease.valid);
@@ -108,24 +147,14 @@ export class Origin {
     const transcodeOn = this.config.transcode.enabled && this.config.streams.find((s) => s.name === stream)?.transcode !== false;
     const transcoding = transcodeOn ? new StreamTranscoding(this.config.transcode, open, log.child({ module: 'transcode' }), this.transcodeMetrics) : undefined;
     entry.transcoding = transcoding;
-    lease.once('lost', (err) => req.control.disconnect(err));
-    const reader = new FlvFrameReader((notice) => {
-      if (notice.type === 'unsupported') {
-        log.warn({ code: 'CODEC_UNSUPPORTED', track: notice.track, codec: notice.codec }, 'track dropped: codec not supported (H.264 and AAC are)');
-      } else {
-        const { video, audio } = notice.init;
-        log.info({ video: video && `${video.codecString} ${video.width}x${video.height}`, audio: audio && `${audio.codecString} ${audio.sampleRate} Hz ${audio.channels} ch` }, 'stream configuration');
-      }
-    });
-    const resume = () => req.control.resume();
-    log.info({ remote: req.remote, token: lease.token }, 'publisher connected');
+    lease.once('lost', (err) => control.disconnect(err));
+    const resume = () => control.resume();
+    log.info({ remote: entry.remote, protocol: entry.protocol, token: lease.token }, 'publisher connected');
     return {
-      tag: (type, ts, body, receivedAt) => {
-        const frame = reader.push(type, ts, body, receivedAt);
-        if (!frame) return;
+      frame: (frame) => {
         entry.frames++;
         if (!publication.push(frame)) {
-          req.control.pause();
+          control.pause();
           this.publisher.once('drain', resume);
         }
         transcoding?.push(frame);

@@ -6,7 +6,7 @@ import { chromium, type BrowserContext } from 'playwright-core';
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /** Debian's Chromium, headless, with the flags shared/docs/field-notes.md found necessary here. */
-export async function launchChromium(): Promise<{ browser: BrowserContext; close(): Promise<void> }> {
+export async function launchChromium(extraArgs: string[] = []): Promise<{ browser: BrowserContext; close(): Promise<void> }> {
   const profile = mkdtempSync(join(tmpdir(), 'relay-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -15,6 +15,7 @@ export async function launchChromium(): Promise<{ browser: BrowserContext; close
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
       '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+      ...extraArgs,
     ],
   });
   return {
@@ -25,3 +26,6 @@ export async function launchChromium(): Promise<{ browser: BrowserContext; close
     },
   };
 }
+
+/** A camera and a microphone for WebRTC publishing tests: Chromium's fake devices, no prompt. */
+export const FAKE_MEDIA_ARGS = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];

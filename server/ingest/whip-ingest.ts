@@ -1,0 +1,164 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RelayConfig } from '../config/schema.ts';
+import { RelayError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { isStreamName } from '../media/stream-name.ts';
+import type { FrameSink, Origin } from '../origin/origin.ts';
+import type { IngestSession, WebRtcEngine } from '../webrtc/webrtc-engine.ts';
+import { RtpFrameAssembler } from './rtp-frame-assembler.ts';
+
+interface WhipSession {
+  id: string;
+  stream: string;
+  rtc: IngestSession;
+  sink: FrameSink;
+  closed: boolean;
+}
+
+/**
+ * WHIP ingest (RFC 9725) on an origin: `POST /whip/<stream>` with the stream key
+ * as bearer token and an SDP offer; `201 Created` with the answer and the
+ * session's `Location`; `DELETE` there ends the stream. No trickle ICE: the answer
+ * carries every candidate, and PATCH gets 405. The publisher's frames go where an
+ * RTMP publisher's go: same lease, same fencing, same bus subjects.
+ */
+export class WhipIngest {
+  private readonly sessions = new Map<string, WhipSession>();
+
+  constructor(
+    private readonly config: RelayConfig['webrtc'],
+    private readonly engine: WebRtcEngine,
+    private readonly origin: Origin,
+    private readonly log: Logger,
+  ) {}
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  attach(app: FastifyInstance): void {
+    const limit = this.config.maxSdpBytes;
+    app.addContentTypeParser('application/sdp', { parseAs: 'string', bodyLimit: limit }, (_req, body, done) => done(null, body));
+    const cors = (reply: FastifyReply) => reply
+      .header('access-control-allow-origin', '*')
+      .header('access-control-allow-methods', 'POST, DELETE, PATCH, OPTIONS')
+      .header('access-control-allow-headers', 'authorization, content-type')
+      .header('access-control-expose-headers', 'location');
+    app.options('/whip/:stream', async (_req, reply) => cors(reply).header('accept-post', 'application/sdp').status(204).send());
+    app.options('/whip/:stream/:session', async (_req, reply) => cors(reply).status(204).send());
+    app.post<{ Params: { stream: string } }>('/whip/:stream', { bodyLimit: limit }, async (req, reply) => {
+      cors(reply);
+      try {
+        const { location, answer } = await this.publish(req);
+        return reply.status(201).header('content-type', 'application/sdp').header('location', location).send(answer);
+      } catch (err) {
+        return this.refuse(reply, err);
+      }
+    });
+    app.delete<{ Params: { stream: string; session: string } }>('/whip/:stream/:session', async (req, reply) => {
+      cors(reply);
+      const session = this.sessions.get(req.params.session);
+      if (!session || session.stream !== req.params.stream) return this.refuse(reply, new RelayError('SESSION_UNKNOWN'));
+      await this.end(session, 'the publisher ended the session');
+      return reply.status(200).send();
+    });
+    app.patch('/whip/:stream/:session', async (_req, reply) => cors(reply).header('allow', 'DELETE, OPTIONS').status(405)
+      .send({ code: 'TRICKLE_UNSUPPORTED', message: new RelayError('TRICKLE_UNSUPPORTED').message }));
+    // A body over the limit, or of another type, is refused by fastify before the handler: keep our codes.
+    app.addHook('onError', async (req, reply, err) => {
+      if (!req.url.startsWith('/whip/')) return;
+      const code = (err as { code?: string }).code;
+      if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') void reply.code(413);
+    });
+  }
+
+  private async publish(req: FastifyRequest<{ Params: { stream: string } }>): Promise<{ location: string; answer: string }> {
+    const { stream } = req.params;
+    if (!isStreamName(stream)) throw new RelayError('STREAM_NAME_INVALID');
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/sdp') throw new RelayError('CONTENT_TYPE_INVALID', `got ${type || 'none'}`);
+    const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!auth) throw new RelayError('AUTH_REQUIRED');
+    const remote = req.ip;
+    const named = this.origin.streamForKey(auth[1]!, remote);
+    if (named !== stream) {
+      this.log.warn({ code: 'STREAM_KEY_INVALID', stream, remote }, 'WHIP publisher refused: the key is for another stream');
+      throw new RelayError('STREAM_KEY_INVALID');
+    }
+    const offer = typeof req.body === 'string' ? req.body : '';
+    if (!/^v=0\r?\n/.test(offer) || !/\r?\nm=(audio|video) /.test(offer)) throw new RelayError('SDP_INVALID', 'not an SDP offer with media');
+    const rtc = await this.engine.ingest(offer);
+    const tracks = { video: /\r?\nm=video /.test(rtc.answer) && !/\r?\nm=video 0 /.test(rtc.answer), audio: /\r?\nm=audio /.test(rtc.answer) && !/\r?\nm=audio 0 /.test(rtc.answer) };
+    const id = randomUUID();
+    let session: WhipSession | undefined;
+    let sink: FrameSink;
+    try {
+      sink = await this.origin.openStream(stream, remote, 'whip', {
+        pause: () => {}, // RTP cannot be paused; the bus publisher's window absorbs bursts
+        resume: () => {},
+        disconnect: (reason) => {
+          if (session) void this.end(session, reason.message, reason);
+        },
+      });
+    } catch (err) {
+      await rtc.close();
+      throw err;
+    }
+    session = { id, stream, rtc, sink, closed: false };
+    this.sessions.set(id, session);
+    this.wire(session, tracks);
+    this.log.info({ stream, session: id, remote, video: tracks.video, audio: tracks.audio }, 'WHIP publisher connected');
+    return { location: `/whip/${encodeURIComponent(stream)}/${id}`, answer: rtc.answer };
+  }
+
+  private wire(session: WhipSession, tracks: { video: boolean; audio: boolean }): void {
+    const frames = new RtpFrameAssembler(tracks, { encoder: 'WHIP' });
+    let lastPli = 0;
+    const askKeyframe = () => {
+      const now = performance.now();
+      if (now - lastPli < this.config.keyframeRequestMinMs) return;
+      lastPli = now;
+      session.rtc.requestKeyframe();
+    };
+    const log = this.log.child({ stream: session.stream, session: session.id });
+    const fail = (err: unknown) => {
+      log.warn({ code: err instanceof RelayError ? err.code : 'CODEC_UNSUPPORTED', err: (err as Error).message }, 'unreadable WHIP media; ending the session');
+      void this.end(session, 'unreadable media', err instanceof RelayError ? err : new RelayError('CODEC_UNSUPPORTED', (err as Error).message));
+    };
+    session.rtc.onVideo((packet) => {
+      if (session.closed) return;
+      try {
+        for (const frame of frames.video(packet, performance.timeOrigin + performance.now())) session.sink.frame(frame);
+      } catch (err) {
+        return fail(err);
+      }
+      if (frames.needKeyframe) askKeyframe();
+    });
+    session.rtc.onAudio((packet) => {
+      if (session.closed) return;
+      const frame = frames.audio(packet, performance.timeOrigin + performance.now());
+      if (frame) session.sink.frame(frame);
+    });
+    session.rtc.onClosed(() => void this.end(session, 'the peer connection closed'));
+  }
+
+  private async end(session: WhipSession, why: string, reason?: RelayError): Promise<void> {
+    if (session.closed) return;
+    session.closed = true;
+    this.sessions.delete(session.id);
+    this.log.info({ stream: session.stream, session: session.id, why }, 'WHIP session ended');
+    session.sink.closed(reason);
+    await session.rtc.close();
+  }
+
+  private refuse(reply: FastifyReply, err: unknown): FastifyReply {
+    const e = err instanceof RelayError ? err : new RelayError('SDP_INVALID', (err as Error).message);
+    if (!(err instanceof RelayError)) this.log.warn({ err: (err as Error).message }, 'WHIP request failed');
+    return reply.status(e.status).header('content-type', 'application/json').send({ code: e.code, message: e.message });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((s) => this.end(s, 'the origin is shutting down')));
+  }
+}

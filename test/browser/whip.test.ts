@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { FAKE_MEDIA_ARGS, launchChromium } from '../helpers/browser.ts';
+import { waitFor } from '../helpers/ports.ts';
+import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
+
+const KEY = 'whip-publish-key-0123456789';
+
+/** In the page: fake camera and microphone, H.264 preferred, an offer with every candidate. */
+async function makeOffer(page: Page): Promise<string> {
+  return page.evaluate(async () => {
+    const media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360, frameRate: 30 }, audio: true });
+    const pc = new RTCPeerConnection();
+    for (const track of media.getTracks()) {
+      const t = pc.addTransceiver(track, { direction: 'sendonly' });
+      if (track.kind === 'video') {
+        const h264 = RTCRtpSender.getCapabilities('video')!.codecs.filter((c) => c.mimeType === 'video/H264');
+        t.setCodecPreferences(h264);
+      }
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise<void>((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+      setTimeout(resolve, 2000);
+    });
+    (window as unknown as { pc: RTCPeerConnection }).pc = pc;
+    return pc.localDescription!.sdp;
+  });
+}
+
+/** In the page: POST the offer (WHIP), apply the answer. */
+async function whipPublish(page: Page, url: string, key: string): Promise<{ status: number; location: string | null; body: string }> {
+  const offer = await makeOffer(page);
+  return page.evaluate(async ({ url, key, offer }) => {
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${key}` }, body: offer });
+    const body = await res.text();
+    if (res.status === 201) await (window as unknown as { pc: RTCPeerConnection }).pc.setRemoteDescription({ type: 'answer', sdp: body });
+    return { status: res.status, location: res.headers.get('location'), body };
+  }, { url, key, offer });
+}
+
+describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
+  let relay: RelayProcess;
+  let chromium: Awaited<ReturnType<typeof launchChromium>>;
+  let publisherPage: Page;
+  let location: string;
+
+  before(async () => {
+    relay = await startRelay('all', { RELAY_DEMO_KEY: KEY });
+    chromium = await launchChromium(FAKE_MEDIA_ARGS);
+    publisherPage = await chromium.browser.newPage();
+    await publisherPage.goto(`${relay.http}/healthz`);
+  });
+
+  after(async () => {
+    await chromium?.close();
+    await relay?.stop();
+  });
+
+  test('Chromium publishes its fake camera and microphone: 201 with an answer and a session Location', async () => {
+    const res = await whipPublish(publisherPage, `${relay.http}/whip/demo`, KEY);
+    assert.equal(res.status, 201, res.body);
+    assert.match(res.body, /^v=0/);
+    assert.match(res.location!, /^\/whip\/demo\/[0-9a-f-]{36}$/);
+    location = res.location!;
+    await waitFor('the peer connection up', () => publisherPage.evaluate(() => (window as unknown as { pc: RTCPeerConnection }).pc.connectionState === 'connected'), 10_000, 100);
+  });
+
+  test('an MSE viewer plays the WHIP stream: H.264 and Opus in fMP4, decoded frames rising', async () => {
+    const viewer = await chromium.browser.newPage();
+    await viewer.goto(`${relay.http}/watch/demo`);
+    const frames = () => viewer.evaluate(() => (window as unknown as { relayPlayer: { framesDecoded(): number } }).relayPlayer.framesDecoded());
+    await waitFor('frames decoded', async () => (await frames()) > 30, 20_000, 250);
+    const a = await frames();
+    await new Promise((r) => setTimeout(r, 2000));
+    const b = await frames();
+    assert.ok(b - a > 30, `decoded ${b - a} frames in 2 s`);
+    const info = await viewer.$eval('#info', (e) => e.textContent);
+    assert.match(info ?? '', /opus/, `the page names the codecs: ${info}`);
+    await viewer.close();
+  });
+
+  test('a second WHIP publisher of the live stream gets 409, other bad requests their own 4xx, and the stream plays on', async () => {
+    const second = await chromium.browser.newPage();
+    await second.goto(`${relay.http}/healthz`);
+    const res = await whipPublish(second, `${relay.http}/whip/demo`, KEY);
+    assert.equal(res.status, 409, res.body);
+    assert.equal(JSON.parse(res.body).code, 'STREAM_ALREADY_PUBLISHING');
+    await second.close();
+    const post = (body: string, headers: Record<string, string>) => fetch(`${relay.http}/whip/demo`, { method: 'POST', headers, body });
+    const sdp = { 'content-type': 'application/sdp' };
+    const cases: [string, Promise<Response>, number, string][] = [
+      ['no token', post('v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n', sdp), 401, 'AUTH_REQUIRED'],
+      ['a wrong key', post('v=0\r\n', { ...sdp, authorization: 'Bearer wrong-key-0123456789abc' }), 403, 'STREAM_KEY_INVALID'],
+      ['not SDP', post('hello', { ...sdp, authorization: `Bearer ${KEY}` }), 400, 'SDP_INVALID'],
+      ['a bogus offer', post('v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=nonsense\r\n', { ...sdp, authorization: `Bearer ${KEY}` }), 400, 'SDP_INVALID'],
+      ['JSON', post('{}', { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }), 415, 'CONTENT_TYPE_INVALID'],
+      ['an oversized body', post(`v=0\r\n${'a=x\r\n'.repeat(40_000)}`, { ...sdp, authorization: `Bearer ${KEY}` }), 413, ''],
+      ['a bad stream name', fetch(`${relay.http}/whip/a.b`, { method: 'POST', headers: { ...sdp, authorization: `Bearer ${KEY}` }, body: 'v=0\r\n' }), 400, 'STREAM_NAME_INVALID'],
+    ];
+    for (const [what, response, status, code] of cases) {
+      const r = await response;
+      assert.equal(r.status, status, what);
+      if (code) assert.equal(((await r.json()) as { code: string }).code, code, what);
+    }
+    const patch = await fetch(`${relay.http}${location}`, { method: 'PATCH', headers: { 'content-type': 'application/trickle-ice-sdpfrag' }, body: 'a=end-of-candidates\r\n' });
+    assert.equal(patch.status, 405);
+    assert.match(patch.headers.get('allow') ?? '', /DELETE/);
+    assert.equal((await fetch(`${relay.http}/whip/demo/00000000-0000-0000-0000-000000000000`, { method: 'DELETE' })).status, 404);
+    // Still live.
+    const catalog = (await (await fetch(`${relay.http}/api/streams/demo`)).json()) as { renditions: { name: string; audio: string[]; webrtc: boolean }[] };
+    assert.deepEqual(catalog.renditions.map((r) => [r.name, r.audio, r.webrtc]), [['source', ['opus'], true]]);
+  });
+
+  test('DELETE on the session ends the stream', async () => {
+    const res = await fetch(`${relay.http}${location}`, { method: 'DELETE' });
+    assert.equal(res.status, 200);
+    await waitFor('the stream ended', async () => {
+      const c = (await (await fetch(`${relay.http}/api/streams/demo`)).json()) as { renditions: unknown[] };
+      return c.renditions.length === 0;
+    }, 10_000, 250);
+  });
+});
