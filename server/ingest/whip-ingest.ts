@@ -39,7 +39,7 @@ export class WhipIngest {
 
   attach(app: FastifyInstance): void {
     const limit = this.config.maxSdpBytes;
-    app.addContentTypeParser('application/sdp', { parseAs: 'string', bodyLimit: limit }, (_req, body, done) => done(null, body));
+    app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string', bodyLimit: limit }, (_req, body, done) => done(null, body));
     const cors = (reply: FastifyReply) => reply
       .header('access-control-allow-origin', '*')
       .header('access-control-allow-methods', 'POST, DELETE, PATCH, OPTIONS')
@@ -88,6 +88,9 @@ export class WhipIngest {
     }
     const offer = typeof req.body === 'string' ? req.body : '';
     if (!/^v=0\r?\n/.test(offer) || !/\r?\nm=(audio|video) /.test(offer)) throw new RelayError('SDP_INVALID', 'not an SDP offer with media');
+    for (const [attribute, what] of [['ice-ufrag', 'ICE credentials'], ['ice-pwd', 'ICE credentials'], ['fingerprint', 'a DTLS fingerprint']] as const) {
+      if (!new RegExp(`\\na=${attribute}:\\S`).test(offer)) throw new RelayError('SDP_INVALID', `the offer has no ${what} (a=${attribute})`);
+    }
     const rtc = await this.engine.ingest(offer);
     const tracks = { video: /\r?\nm=video /.test(rtc.answer) && !/\r?\nm=video 0 /.test(rtc.answer), audio: /\r?\nm=audio /.test(rtc.answer) && !/\r?\nm=audio 0 /.test(rtc.answer) };
     const id = randomUUID();

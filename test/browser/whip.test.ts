@@ -6,6 +6,10 @@ import { waitFor } from '../helpers/ports.ts';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 
 const KEY = 'whip-publish-key-0123456789';
+/** A well-formed offer whose only codec is VP8 (the relay takes H.264 and Opus). */
+const VP8_ONLY = ['v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0', 'm=video 9 UDP/TLS/RTP/SAVPF 96', 'c=IN IP4 0.0.0.0',
+  'a=ice-ufrag:abcd', 'a=ice-pwd:abcdefghijklmnopqrstuvwx', 'a=fingerprint:sha-256 ' + Array.from({ length: 32 }, () => 'AB').join(':'), 'a=setup:actpass',
+  'a=mid:0', 'a=sendonly', 'a=rtcp-mux', 'a=rtpmap:96 VP8/90000', ''].join('\r\n');
 
 /** In the page: fake camera and microphone, H.264 preferred, an offer with every candidate. */
 async function makeOffer(page: Page): Promise<string> {
@@ -96,6 +100,7 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
       ['a wrong key', post('v=0\r\n', { ...sdp, authorization: 'Bearer wrong-key-0123456789abc' }), 403, 'STREAM_KEY_INVALID'],
       ['not SDP', post('hello', { ...sdp, authorization: `Bearer ${KEY}` }), 400, 'SDP_INVALID'],
       ['a bogus offer', post('v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=nonsense\r\n', { ...sdp, authorization: `Bearer ${KEY}` }), 400, 'SDP_INVALID'],
+      ['only unsupported codecs', post(VP8_ONLY, { ...sdp, authorization: `Bearer ${KEY}` }), 415, 'CODEC_UNSUPPORTED'],
       ['JSON', post('{}', { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }), 415, 'CONTENT_TYPE_INVALID'],
       ['an oversized body', post(`v=0\r\n${'a=x\r\n'.repeat(40_000)}`, { ...sdp, authorization: `Bearer ${KEY}` }), 413, ''],
       ['a bad stream name', fetch(`${relay.http}/whip/a.b`, { method: 'POST', headers: { ...sdp, authorization: `Bearer ${KEY}` }, body: 'v=0\r\n' }), 400, 'STREAM_NAME_INVALID'],
