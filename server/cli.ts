@@ -64,6 +64,10 @@ function printBanner(config: RelayConfig, httpPort: number, rtmpPort: number, de
     lines.push(`  Stream Key: ${demo.key}    (stream "${DEMO_STREAM}", ${where})`);
   }
   else lines.push(`  Stream Key: the key configured for your stream (streams[].key)`);
+  if (config.webrtc.enabled) {
+    const stream = demo ? DEMO_STREAM : '<stream>';
+    lines.push('', 'Or, OBS 30+: Service "WHIP"', `  Server:       ${web}/whip/${stream}`, '  Bearer Token: the same stream key');
+  }
   if (withEdge) {
     lines.push('', 'Watch:');
     for (const s of config.streams) lines.push(`  ${web}/watch/${s.name}`);
