@@ -65,12 +65,6 @@ export class WhipIngest {
     });
     app.patch('/whip/:stream/:session', async (_req, reply) => cors(reply).header('allow', 'DELETE, OPTIONS').status(405)
       .send({ code: 'TRICKLE_UNSUPPORTED', message: new RelayError('TRICKLE_UNSUPPORTED').message }));
-    // A body over the limit, or of another type, is refused by fastify before the handler: keep our codes.
-    app.addHook('onError', async (req, reply, err) => {
-      if (!req.url.startsWith('/whip/')) return;
-      const code = (err as { code?: string }).code;
-      if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') void reply.code(413);
-    });
   }
 
   private async publish(req: FastifyRequest<{ Params: { stream: string } }>): Promise<{ location: string; answer: string }> {

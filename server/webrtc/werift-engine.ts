@@ -57,8 +57,9 @@ export class WeriftEngine implements WebRtcEngine {
       ended = true;
       for (const h of closed) h();
     };
+    // 'disconnected' can pass (a consent check missed on a busy network): only failed or closed ends a session.
     pc.connectionStateChange.subscribe((state) => {
-      if (state === 'failed' || state === 'closed' || state === 'disconnected') end();
+      if (state === 'failed' || state === 'closed') end();
     });
     try {
       await pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });

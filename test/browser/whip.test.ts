@@ -103,7 +103,7 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
       ['a bogus offer', post('v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=nonsense\r\n', { ...sdp, authorization: `Bearer ${KEY}` }), 400, 'SDP_INVALID'],
       ['only unsupported codecs', post(VP8_ONLY, { ...sdp, authorization: `Bearer ${KEY}` }), 415, 'CODEC_UNSUPPORTED'],
       ['JSON', post('{}', { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }), 415, 'CONTENT_TYPE_INVALID'],
-      ['an oversized body', post(`v=0\r\n${'a=x\r\n'.repeat(40_000)}`, { ...sdp, authorization: `Bearer ${KEY}` }), 413, ''],
+      ['an oversized body', post(`v=0\r\n${'a=x\r\n'.repeat(40_000)}`, { ...sdp, authorization: `Bearer ${KEY}` }), 413, 'BODY_TOO_LARGE'],
       ['a bad stream name', fetch(`${relay.http}/whip/a.b`, { method: 'POST', headers: { ...sdp, authorization: `Bearer ${KEY}` }, body: 'v=0\r\n' }), 400, 'STREAM_NAME_INVALID'],
     ];
     for (const [what, response, status, code] of cases) {
