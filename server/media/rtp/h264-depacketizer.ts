@@ -123,6 +123,7 @@ export class H264Depacketizer {
 
   private finish(out: AccessUnit[]): void {
     const nalus = this.nalus;
+    const size = this.bytes;
     const broken = this.broken || this.fu !== undefined;
     this.nalus = [];
     this.bytes = 0;
@@ -143,7 +144,7 @@ export class H264Depacketizer {
       this.needKeyframe = false;
     }
     if (keyframe) this.updateConfig();
-    const payload = Buffer.allocUnsafe(nalus.reduce((n, x) => n + 4 + x.length, 0));
+    const payload = Buffer.allocUnsafe(size);
     let p = 0;
     for (const nal of nalus) {
       payload.writeUInt32BE(nal.length, p);
