@@ -3,6 +3,9 @@ export interface AbrOptions {
   behindMs: number;
   healthyMs: number;
   downAfterMs: number;
+  slowArrival: number;
+  arrivalWindowMs: number;
+  slowAfterMs: number;
   holdMs: number;
   maxHoldMs: number;
   failedTryMs: number;
@@ -21,6 +24,8 @@ export interface AbrSample {
   latencyMs?: number;
   stalled: boolean;
   switching: boolean;
+  /** The newest media time received (s); undefined when nothing is live. */
+  receivedS?: number;
 }
 export const ABR_DEFAULTS: AbrOptions;
 export function autoRenditions(renditions: AbrRendition[]): AbrRendition[];
@@ -28,7 +33,10 @@ export class AbrController {
   constructor(options?: Partial<AbrOptions>);
   hold: number;
   log: [number, string, string, string][];
-  rateKbps(): number | undefined;
+  rateKbps(spanMs?: number): number | undefined;
+  arrivalRatio(): number | undefined;
+  lastSwitch: { at: number; up: boolean };
   initial(renditions: AbrRendition[], knownKbps?: number): string | undefined;
+  abandoned(now: number, current: string): void;
   decide(sample: AbrSample, renditions: AbrRendition[], current: string): string | undefined;
 }

@@ -4,9 +4,13 @@
 // downloads as HLS or DASH players do. What it can see every tick:
 //  - the bytes arriving (over a congested link, that is the link's rate),
 //  - how far behind live it plays (data arriving late makes this grow),
-//  - whether the video element is waiting for data (a stall).
-// Down: behind live and still falling back, or stalled, for `downAfterMs`:
-// go to the highest rendition that fits in `safety` x the measured rate.
+//  - whether the video element is waiting for data (a stall),
+//  - how fast media time arrives against wall time (1.0 on a link that keeps up).
+// Down: media arriving slower than `slowArrival` x real time for `slowAfterMs`
+// (the earliest sign: the buffer has not run dry yet), or behind live and still
+// falling back, or stalled, for `downAfterMs`: go to the highest rendition that
+// fits in `safety` x the measured rate. A down-switch is urgent: the player
+// drops the old rendition at once (see player.js).
 // Up: healthy for `holdMs` since the last switch: try one rendition higher.
 // A try that fails soon after doubles the hold (up to `maxHoldMs`), so a link
 // at its limit is not probed every few seconds.
@@ -18,6 +22,12 @@ export const ABR_DEFAULTS = {
   healthyMs: 1100,
   /** How long trouble lasts before going down. */
   downAfterMs: 1000,
+  /** Media time arriving per wall time under which the link does not keep up... */
+  slowArrival: 0.75,
+  /** ...measured over this window... */
+  arrivalWindowMs: 1000,
+  /** ...for this long (a hiccup shorter than about half a second does not count). */
+  slowAfterMs: 250,
   /** Healthy time before trying one higher; doubled after a failed try. */
   holdMs: 8000,
   maxHoldMs: 64000,
@@ -44,20 +54,34 @@ export class AbrController {
     this.hold = this.o.holdMs;
     this.samples = []; // [now, cumulative bytes]
     this.latencies = []; // [now, ms]
+    this.arrivals = []; // [now, newest media time received (s)]
+    this.slowSince = undefined;
     this.troubleSince = undefined;
     this.healthySince = undefined;
     this.lastSwitch = { at: -Infinity, up: false };
     this.log = []; // [now, from, to, why]
   }
 
-  /** Measured throughput over the window (kbit/s), or undefined before a full window. */
-  rateKbps() {
+  /** Measured throughput over the last `spanMs` (the window by default; kbit/s), or undefined before 60% of that span. */
+  rateKbps(spanMs = this.o.windowMs) {
     const s = this.samples;
     if (s.length < 2) return undefined;
-    const [t0, b0] = s[0];
     const [t1, b1] = s[s.length - 1];
-    if (t1 - t0 < this.o.windowMs * 0.6) return undefined;
+    let first = 0;
+    while (first < s.length - 2 && t1 - s[first + 1][0] >= spanMs) first++;
+    const [t0, b0] = s[first];
+    if (t1 - t0 < spanMs * 0.6) return undefined;
     return ((b1 - b0) * 8) / (t1 - t0);
+  }
+
+  /** Media seconds received per wall second over the arrival window, or undefined before a full window. */
+  arrivalRatio() {
+    const a = this.arrivals;
+    if (a.length < 2) return undefined;
+    const [t0, m0] = a[0];
+    const [t1, m1] = a[a.length - 1];
+    if (t1 - t0 < this.o.arrivalWindowMs * 0.8) return undefined;
+    return ((m1 - m0) * 1000) / (t1 - t0);
   }
 
   /** The rendition to start with: the highest that fits the last known rate. */
@@ -69,7 +93,8 @@ export class AbrController {
   }
 
   /**
-   * One tick. `sample`: { now, bytes (cumulative, every socket), latencyMs, stalled, switching }.
+   * One tick. `sample`: { now, bytes (cumulative, every socket), latencyMs, stalled, switching,
+   * receivedS (the newest media time received, seconds; undefined when nothing is live) }.
    * Returns a rendition name to switch to, or undefined to stay.
    */
   decide(sample, renditions, current) {
@@ -80,10 +105,13 @@ export class AbrController {
     while (this.samples.length > 2 && now - this.samples[0][0] > this.o.windowMs) this.samples.shift();
     if (sample.latencyMs !== undefined) this.latencies.push([now, sample.latencyMs]);
     while (this.latencies.length > 2 && now - this.latencies[0][0] > 2000) this.latencies.shift();
+    if (sample.receivedS === undefined) this.arrivals = [];
+    else this.arrivals.push([now, sample.receivedS]);
+    while (this.arrivals.length > 2 && now - this.arrivals[0][0] > this.o.arrivalWindowMs) this.arrivals.shift();
     const list = autoRenditions(renditions);
     const index = list.findIndex((r) => r.name === current);
     if (list.length < 2 || index < 0 || sample.switching) {
-      this.troubleSince = this.healthySince = undefined;
+      this.troubleSince = this.healthySince = this.slowSince = undefined;
       return undefined;
     }
     const latency = sample.latencyMs;
@@ -91,15 +119,22 @@ export class AbrController {
     const rising = latency !== undefined && oldest !== undefined && latency - oldest > 100;
     const trouble = sample.stalled || (latency !== undefined && latency > this.o.behindMs && rising);
     const healthy = !sample.stalled && latency !== undefined && latency < this.o.healthyMs;
+    const arrival = this.arrivalRatio();
+    const slow = arrival !== undefined && arrival < this.o.slowArrival;
     this.troubleSince = trouble ? (this.troubleSince ?? now) : undefined;
-    this.healthySince = healthy ? (this.healthySince ?? now) : undefined;
+    this.slowSince = slow ? (this.slowSince ?? now) : undefined;
+    this.healthySince = healthy && !slow ? (this.healthySince ?? now) : undefined;
 
-    if (this.troubleSince !== undefined && now - this.troubleSince >= this.o.downAfterMs && index < list.length - 1) {
-      const rate = this.rateKbps();
+    const troubled = this.troubleSince !== undefined && now - this.troubleSince >= this.o.downAfterMs;
+    const starved = this.slowSince !== undefined && now - this.slowSince >= this.o.slowAfterMs;
+    if ((troubled || starved) && index < list.length - 1) {
+      // Starved: the link changed just now, so the recent rate says what it is.
+      const rate = troubled ? this.rateKbps() : this.rateKbps(this.o.arrivalWindowMs);
       const fits = rate === undefined ? undefined : list.slice(index + 1).find((r) => r.kbps <= rate * this.o.safety);
       const next = fits ?? list[index + 1];
       if (this.lastSwitch.up && now - this.lastSwitch.at < this.o.failedTryMs) this.hold = Math.min(this.hold * 2, this.o.maxHoldMs);
-      return this.switched(now, current, next.name, false, `${sample.stalled ? 'stalled' : `${Math.round(latency)} ms behind and rising`}, ${rate === undefined ? 'rate unknown' : `${Math.round(rate)} kbit/s arriving`}`);
+      const why = troubled ? (sample.stalled ? 'stalled' : `${Math.round(latency)} ms behind and rising`) : `media arriving at ${arrival.toFixed(2)}x real time`;
+      return this.switched(now, current, next.name, false, `${why}, ${rate === undefined ? 'rate unknown' : `${Math.round(rate)} kbit/s arriving`}`);
     }
     if (this.healthySince !== undefined && index > 0 && now - Math.max(this.healthySince, this.lastSwitch.at) >= this.hold) {
       return this.switched(now, current, list[index - 1].name, true, `healthy for ${Math.round(this.hold / 1000)} s`);
@@ -107,10 +142,20 @@ export class AbrController {
     return undefined;
   }
 
+  /** The player could not reach the rendition it was sent up to (no keyframe came in time): a failed try. */
+  abandoned(now, current) {
+    this.hold = Math.min(this.hold * 2, this.o.maxHoldMs);
+    this.lastSwitch = { at: now, up: false };
+    this.troubleSince = this.healthySince = this.slowSince = undefined;
+    this.log.push([Math.round(now), current, current, 'switch abandoned: no keyframe in time']);
+    if (this.log.length > 50) this.log.shift();
+  }
+
   switched(now, from, to, up, why) {
     this.lastSwitch = { at: now, up };
-    this.troubleSince = this.healthySince = undefined;
+    this.troubleSince = this.healthySince = this.slowSince = undefined;
     this.latencies = [];
+    this.arrivals = [];
     this.log.push([Math.round(now), from, to, why]);
     if (this.log.length > 50) this.log.shift();
     return to;

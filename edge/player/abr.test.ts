@@ -10,13 +10,14 @@ const LADDER: AbrRendition[] = [
 ];
 
 /** Drives the controller through `seconds` of ticks every 250 ms; returns the switches it asked for. */
-function run(abr: AbrController, start: { t: number; bytes: number; current: string }, seconds: number, link: (t: number) => { kbps: number; latencyMs: number; stalled?: boolean }) {
+function run(abr: AbrController, start: { t: number; bytes: number; current: string; media?: number }, seconds: number, link: (t: number) => { kbps: number; latencyMs: number; stalled?: boolean; arrival?: number }) {
   const switches: string[] = [];
   for (let i = 0; i < seconds * 4; i++) {
     start.t += 250;
     const l = link(start.t);
     start.bytes += (l.kbps * 250) / 8;
-    const next = abr.decide({ now: start.t, bytes: start.bytes, latencyMs: l.latencyMs, stalled: l.stalled ?? false, switching: false }, LADDER, start.current);
+    start.media = (start.media ?? 0) + 0.25 * (l.arrival ?? 1);
+    const next = abr.decide({ now: start.t, bytes: start.bytes, latencyMs: l.latencyMs, stalled: l.stalled ?? false, switching: false, receivedS: start.media }, LADDER, start.current);
     if (next) {
       switches.push(next);
       start.current = next;
@@ -49,6 +50,28 @@ describe('adaptive bitrate', () => {
     assert.deepEqual(switches, ['360p'], '80% of 1000 kbit/s fits 360p, not 480p');
     assert.ok(abr.log[0]![0] - t0 <= 2500, `went down after ${abr.log[0]![0] - t0} ms`);
     assert.match(abr.log[0]![3], /behind and rising, 1\d\d\d kbit\/s arriving/);
+  });
+
+  test('media arriving at 40% of real time goes down before the buffer runs dry, within about a second', () => {
+    const abr = new AbrController();
+    const s = { t: 0, bytes: 0, current: '720p' };
+    assert.deepEqual(run(abr, s, 10, () => ({ kbps: 2600, latencyMs: 500 })), [], 'healthy at the top: stays');
+    const t0 = s.t;
+    // Latency has not grown yet (the 0.4 s buffer still plays): only the arrival rate tells.
+    const switches = run(abr, s, 3, () => ({ kbps: 1040, latencyMs: 500, arrival: 0.4 }));
+    assert.deepEqual(switches, ['360p'], '80% of the rate arriving fits 360p');
+    assert.ok(abr.log[0]![0] - t0 <= 1250, `went down after ${abr.log[0]![0] - t0} ms`);
+    assert.match(abr.log[0]![3], /media arriving at 0\.[3-6]\dx real time/);
+  });
+
+  test('a hiccup of half a second in arrivals, caught up at once, is not trouble', () => {
+    const abr = new AbrController();
+    const s = { t: 0, bytes: 0, current: '720p' };
+    assert.deepEqual(run(abr, s, 5, () => ({ kbps: 2600, latencyMs: 500 })), []);
+    const start = s.t;
+    // Nothing for 500 ms, then the missed media in one burst.
+    const arrival = (t: number) => (t - start <= 500 ? 0 : t - start <= 750 ? 3 : 1);
+    assert.deepEqual(run(abr, s, 5, (t) => ({ kbps: 2600, latencyMs: 500, arrival: arrival(t) })), []);
   });
 
   test('a stall goes one down even before the rate is known', () => {

@@ -18,6 +18,7 @@ const MediaSourceImpl = window.ManagedMediaSource || window.MediaSource;
 const LIVE_TARGET_S = 0.4; // how far behind the newest frame we aim to play
 const JUMP_BEHIND_S = 2.5; // further behind than this: seek instead of speeding up
 const KEEP_BEHIND_S = 20; // buffer kept behind the playhead
+const SWITCH_GIVE_UP_MS = 5000; // a switch whose keyframe has not come by then is abandoned (GOPs are 2 s by default)
 
 const player = {
   state: 'connecting',
@@ -33,6 +34,9 @@ const player = {
   // Automatic rendition choice, unless the URL or the viewer picked one.
   abr: { mode: new URLSearchParams(location.search).get('rendition') ? 'manual' : 'auto', log: [], rateKbps: undefined },
   switches: 0,
+  receivedS: undefined, // the newest media time received (s)
+  keyframeS: undefined, // the newest keyframe received (s)
+  presentedAt: [], // performance.now() of each frame shown (last 900): the gaps are what a viewer sees as freezes
   errors: [],
   events: [], // the last connection events, for whoever debugs a player: [ms since load, what]
   // Frames decoded since the page loaded: the element's own count starts over with each MediaSource.
@@ -63,6 +67,8 @@ let currentMime;
 let switching; // a rendition switch in progress: { socket, name, initMsg, initSegment }
 let lastTrim = 0;
 let rxBytes = 0; // media bytes received on every socket: over a congested link, its rate is the link's
+let receivedS; // the newest media time received (s): how fast it moves tells whether the link keeps up
+let resumeFrom; // after an urgent switch: the new rendition's keyframe, which may be behind the playhead
 const abr = new AbrController();
 player.abr.log = abr.log;
 const RATE_KEY = 'relay.player.kbps';
@@ -84,7 +90,10 @@ function withRendition(base, rendition, extra = {}) {
   const url = new URL(base);
   if (rendition === 'source') url.searchParams.delete('rendition');
   else url.searchParams.set('rendition', rendition);
-  for (const [k, v] of Object.entries(extra)) url.searchParams.set(k, v);
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) url.searchParams.delete(k);
+    else url.searchParams.set(k, v);
+  }
   return url.toString();
 }
 
@@ -192,6 +201,7 @@ function control(msg) {
 function resetMedia(mime) {
   queue = [];
   clockMap = [];
+  receivedS = resumeFrom = undefined;
   sourceBuffer = undefined;
   currentMime = mime;
   if (!MediaSourceImpl || !MediaSourceImpl.isTypeSupported(mime)) {
@@ -246,6 +256,9 @@ function readPrft(data) {
 function readProducerTime(data) {
   const prft = readPrft(data);
   if (!prft) return;
+  const at = prft.ticks / (timescales[prft.track] || 90000);
+  if (receivedS === undefined || at > receivedS) receivedS = player.receivedS = at;
+  if (prft.track === 1 && startsWithKeyframe(data)) player.keyframeS = at;
   clockMap.push({ media: prft.ticks / (timescales[prft.track] || 90000), wall: prft.wall });
   if (clockMap.length > 900) clockMap.splice(0, 300);
 }
@@ -311,8 +324,32 @@ function concat(buffers) {
 
 /** After an append: start playing as soon as there is something to play. */
 function appended() {
+  resume();
   if (player.state === 'live' && video.buffered.length > 0 && (video.paused || video.currentTime < video.buffered.start(0))) keepLive();
   pump();
+}
+
+/** Whether playback wants data it does not have. */
+const waiting = () => !video.paused && video.readyState < HTMLMediaElement.HAVE_FUTURE_DATA;
+
+/**
+ * After an urgent switch, once the new rendition covers where playback should go on
+ * (the playhead, or the new keyframe if that is ahead) with a little to spare: seek
+ * there. The seek makes the decoder start again from the new keyframe; the old data
+ * under the playhead is gone, or there is a gap before the keyframe.
+ */
+function resume() {
+  if (resumeFrom === undefined || video.buffered.length === 0) return;
+  const target = Math.max(video.currentTime, resumeFrom);
+  const b = video.buffered;
+  for (let i = 0; i < b.length; i++) {
+    if (b.start(i) <= target + 0.001 && b.end(i) >= target + 0.2) {
+      note(`resume at ${target.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, keyframe ${resumeFrom.toFixed(3)})`);
+      resumeFrom = undefined;
+      video.currentTime = target;
+      return;
+    }
+  }
 }
 
 function trim(force) {
@@ -332,8 +369,10 @@ function keepLive() {
   if (video.currentTime < start || end - video.currentTime > JUMP_BEHIND_S) {
     video.currentTime = Math.max(start, end - LIVE_TARGET_S);
   } else {
+    // Chromium waits a little before the end of a range (measured: 0.15 s), not only at it.
+    const slack = waiting() ? 0.3 : 0.05;
     for (let i = 1; i < buffered.length; i++) {
-      if (video.currentTime >= buffered.end(i - 1) - 0.05 && video.currentTime < buffered.start(i)) video.currentTime = buffered.start(i);
+      if (video.currentTime >= buffered.end(i - 1) - slack && video.currentTime < buffered.start(i)) video.currentTime = buffered.start(i);
     }
   }
   // Catch up by playing a little faster, or rebuild a buffer run dry by playing a little
@@ -341,9 +380,14 @@ function keepLive() {
   // side, one pause in delivery left the playhead at the very edge of the data for good,
   // and every later jitter was a stall (seen after rendition switches).
   const behind = end - video.currentTime;
-  if (behind > LIVE_TARGET_S + 0.5) video.playbackRate = 1.25;
+  // Nearly dry, or the old rendition already dropped by an urgent switch: half speed
+  // makes what is left last twice as long, which is often the whole wait for more.
+  // (Chromium stops with about 0.1 s still buffered, and once stopped it waits for
+  // about 0.25 s more before it plays on: measured. Not stopping is worth a lot.)
+  if (behind < 0.2 || switching?.urgent) video.playbackRate = 0.5;
+  else if (behind > LIVE_TARGET_S + 0.5) video.playbackRate = 1.25;
   else if (behind > LIVE_TARGET_S + 0.15) video.playbackRate = Math.max(video.playbackRate, 1.1);
-  else if (behind < LIVE_TARGET_S * 0.5) video.playbackRate = 0.9;
+  else if (behind < LIVE_TARGET_S * 0.75 || video.playbackRate < 0.9) video.playbackRate = 0.9;
   else if (video.playbackRate > 1 ? behind < LIVE_TARGET_S + 0.03 : behind > LIVE_TARGET_S - 0.03) video.playbackRate = 1;
   if (video.paused) play();
 }
@@ -351,6 +395,7 @@ function keepLive() {
 function tick() {
   const buffered = video.buffered;
   if (player.state === 'live' && buffered.length > 0) {
+    resume();
     keepLive();
     trim(false);
     const wall = wallClockAt(video.currentTime);
@@ -375,13 +420,13 @@ function adapt() {
     return switchTo(abr.initial(list, player.abr.rateKbps));
   }
   const stalled = player.state === 'live' && !video.paused && video.readyState < HTMLMediaElement.HAVE_FUTURE_DATA;
-  const next = abr.decide({ now: performance.now(), bytes: rxBytes, latencyMs: player.latencyMs, stalled, switching: switching !== undefined }, list, player.rendition);
+  const next = abr.decide({ now: performance.now(), bytes: rxBytes, latencyMs: player.latencyMs, stalled, switching: switching !== undefined, receivedS: player.state === 'live' ? receivedS : undefined }, list, player.rendition);
   const rate = abr.rateKbps();
   if (rate !== undefined) player.abr.rateKbps = rate;
   if (next) {
     const [, from, to, why] = abr.log.at(-1);
     note(`abr: ${from} -> ${to}: ${why}`);
-    switchTo(next);
+    switchTo(next, !abr.lastSwitch.up);
   }
 }
 
@@ -415,7 +460,9 @@ function play() {
   });
 }
 
-function onFrame(_now, meta) {
+function onFrame(now, meta) {
+  player.presentedAt.push(now);
+  if (player.presentedAt.length > 900) player.presentedAt.shift();
   if (!firstFrameSeen && openedAt > 0) {
     firstFrameSeen = true;
     player.ttffMs = performance.now() - openedAt;
@@ -433,8 +480,15 @@ function onFrame(_now, meta) {
  * from its next keyframe; the current one keeps feeding until that keyframe
  * arrives; then the new init and fragments go into the same SourceBuffer (all
  * renditions share one presentation timeline, so nothing is reset).
+ *
+ * `urgent` (the ABR going down: the link does not carry the current rendition):
+ * the old socket closes at once, so that it stops taking the link, and the new
+ * one starts from its cached keyframe instead of waiting up to a GOP for the
+ * next. In the ABR test (a cut to 40% of the rate) the old way froze the picture
+ * for 1-3 s: the wait for the next keyframe over a link still carrying the old
+ * rendition.
  */
-function switchTo(name) {
+function switchTo(name, urgent = false) {
   if (!ws || name === player.rendition || switching?.name === name) return;
   switching?.socket.close();
   switching = undefined;
@@ -453,14 +507,19 @@ function switchTo(name) {
     connect();
     return;
   }
-  // From the new rendition's next live keyframe. (Taking its cached GOP instead, for a
-  // quicker way down, made things worse over a congested link: the burst competes with
-  // the old rendition and the stall grew from about 1 s to 4 s in the ABR test.)
-  const socket = new WebSocket(withRendition(ws.url, name, { routed: '1', start: 'next' }));
+  const socket = new WebSocket(withRendition(ws.url, name, { routed: '1', start: urgent ? undefined : 'next' }));
   socket.binaryType = 'arraybuffer';
-  const sw = { socket, name, initMsg: undefined, initSegment: undefined };
+  const sw = { socket, name, urgent, initMsg: undefined, initSegment: undefined };
   switching = sw;
-  note(`switching to ${name}`);
+  note(`switching to ${name}${urgent ? ' (urgent)' : ''}`);
+  if (urgent) {
+    // Taking the cached GOP while the old socket still fed made things worse (the
+    // burst competed with the old rendition): the old one goes now.
+    const old = ws;
+    old.onclose = null;
+    old.onmessage = null;
+    old.close();
+  }
   socket.onmessage = (event) => {
     if (switching !== sw) return;
     if (typeof event.data === 'string') {
@@ -481,14 +540,54 @@ function switchTo(name) {
     // (a transcoded rendition runs behind the source). Hand over when the old one
     // reaches its time.
     const at = presentationTime(event.data, sw.initMsg.timescales);
+    if (urgent) {
+      // Keep what is left of the old rendition playing until the new one has a little
+      // more than it needs to go on from the playhead (its keyframe may be behind it).
+      if (sw.switchAt === undefined) {
+        if (at === undefined || !startsWithKeyframe(event.data)) return;
+        sw.switchAt = at;
+        sw.pending = [];
+        note(`urgent switch point ${at.toFixed(3)} (playhead ${video.currentTime.toFixed(3)})`);
+      }
+      sw.pending.push(event.data);
+      if ((at !== undefined && at >= Math.max(video.currentTime, sw.switchAt) + 0.25) || waiting()) {
+        resumeFrom = sw.switchAt;
+        cutOver(sw);
+      }
+      return;
+    }
     if (at === undefined || !startsWithKeyframe(event.data) || at < video.currentTime + 0.15) return;
     sw.switchAt = at;
     note(`switch point ${at.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, buffered to ${video.buffered.length ? video.buffered.end(video.buffered.length - 1).toFixed(3) : '-'})`);
     sw.pending = [event.data];
     sw.deadline = setTimeout(() => cutOver(sw), 1500);
   };
+  // A link too slow for the new rendition may never bring its keyframe: give up, and the
+  // ABR counts it as a failed try (it decides nothing while a switch is in progress).
+  sw.giveUp = setTimeout(() => {
+    if (switching !== sw || sw.switchAt !== undefined) return;
+    note(`switch to ${name} abandoned: no keyframe in time`);
+    switching = undefined;
+    socket.onclose = null;
+    socket.close();
+    if (urgent) {
+      // The old socket is gone already: start afresh on the new rendition.
+      player.rendition = name;
+      showRendition();
+      connect();
+    } else if (player.abr.mode === 'auto') {
+      abr.abandoned(performance.now(), player.rendition);
+    }
+  }, SWITCH_GIVE_UP_MS);
   socket.onclose = () => {
-    if (switching === sw) switching = undefined;
+    if (switching !== sw) return;
+    switching = undefined;
+    if (urgent) {
+      // Nothing feeds the player now: connect again, to the rendition we were going to.
+      player.rendition = name;
+      showRendition();
+      connect();
+    }
   };
 }
 
@@ -501,6 +600,7 @@ function cutOver(sw) {
   if (switching !== sw) return;
   note(`cut over at playhead ${video.currentTime.toFixed(3)}, buffered to ${video.buffered.length ? video.buffered.end(video.buffered.length - 1).toFixed(3) : '-'}`);
   clearTimeout(sw.deadline);
+  clearTimeout(sw.giveUp);
   switching = undefined;
   const old = ws;
   old.onclose = null;
@@ -608,7 +708,7 @@ unmuteButton.addEventListener('click', () => {
 });
 video.muted = false;
 if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(onFrame);
-setInterval(tick, 200);
+setInterval(tick, 100);
 setState('connecting');
 // Auto mode starts on the rendition that fits the last rate this browser measured (the API answers in a few ms).
 if (player.abr.mode === 'auto') {

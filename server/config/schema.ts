@@ -74,7 +74,7 @@ export const configSchema = z.object({
   }).strict(),
   transcode: z.object({
     enabled: z.boolean().describe('Transcode live streams into the ladder (passthrough "source" is always there). Per stream: streams[].transcode.'),
-    gopSeconds: z.number().min(0.5).max(10).describe('Keyframe interval of every transcoded rendition (aligned across renditions: a player switches at any of them).'),
+    gopSeconds: z.number().min(0.5).max(10).describe('Keyframe interval of every transcoded rendition (aligned across renditions: a player switches at any of them). 1 s: a player going down on a sudden bandwidth cut finds a keyframe it can afford within the time it has (2 s froze the picture for about 1 s when the cut fell late in a GOP).'),
     ladder: z.array(z.object({
       name: z.string().regex(/^[a-z0-9_-]{1,32}$/).refine((n) => n !== 'source', 'the name "source" is the passthrough rendition'),
       height: z.number().int().min(64).max(4320),
