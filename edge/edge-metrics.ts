@@ -7,6 +7,7 @@ export const RELAY_LATENCY_BUCKETS = [0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004
 export function createEdgeMetrics(registry: Registry) {
   return {
     viewers: new Gauge({ name: 'relay_edge_viewers', help: 'Viewers connected over WebSocket (fMP4).', registers: [registry] }),
+    rtcViewers: new Gauge({ name: 'relay_edge_webrtc_viewers', help: 'Viewers connected over WebRTC (WHEP), media flowing.', registers: [registry] }),
     bytesOut: new Counter({ name: 'relay_edge_bytes_out_total', help: 'Media bytes written to viewers.', registers: [registry] }),
     viewersSkipped: new Counter({ name: 'relay_edge_viewers_skipped_total', help: 'Times a viewer fell behind and skipped to the next keyframe.', registers: [registry] }),
     viewersDisconnected: new Counter({ name: 'relay_edge_viewers_disconnected_slow_total', help: 'Viewers disconnected for staying behind live.', registers: [registry] }),

@@ -15,6 +15,9 @@ import { createEdgeMetrics, type EdgeMetrics } from './edge-metrics.ts';
 import { StreamHub } from './stream-hub.ts';
 import { SOURCE_RENDITION } from '../server/bus/subjects.ts';
 import { CloseCode, Viewer } from './viewer/ws-viewer.ts';
+import type { RenditionInfo } from '../server/bus/rendition-catalog.ts';
+import type { WebRtcEngine } from '../server/webrtc/webrtc-engine.ts';
+import { WhepEgress } from './webrtc/whep-egress.ts';
 
 const RENDITION = /^[a-z0-9_-]{1,32}$/;
 
@@ -42,10 +45,12 @@ export class Edge {
   readonly metrics: EdgeMetrics;
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   /** Set on close: new viewers are told to go elsewhere. */
-  private draining = false;
+  draining = false;
+  /** WHEP playback, when the node has a WebRTC engine. */
+  readonly whep: WhepEgress | undefined;
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
   private readonly log: Logger;
-  private readonly page = { html: playerFile('watch.html'), js: playerFile('player.js'), abr: playerFile('abr.js'), css: playerFile('player.css') };
+  private readonly page = { html: playerFile('watch.html'), js: playerFile('player.js'), abr: playerFile('abr.js'), whep: playerFile('whep.js'), css: playerFile('player.css') };
 
   constructor(
     private readonly config: RelayConfig,
@@ -54,9 +59,20 @@ export class Edge {
     log: Logger,
     readonly registry: Registry = new Registry(),
     private readonly cluster?: EdgeCluster,
+    webrtc?: { engine: WebRtcEngine; renditions: (stream: string) => Promise<RenditionInfo[]> },
   ) {
     this.log = log.child({ module: 'edge' });
     this.metrics = createEdgeMetrics(registry);
+    if (webrtc) {
+      this.whep = new WhepEgress(config.webrtc, webrtc.engine, {
+        isKnownStream: (s) => this.isKnownStream(s),
+        renditions: webrtc.renditions,
+        elsewhere: (s) => this.elsewhere(s, true)?.url,
+        hubFor: (s, r) => this.hubFor(s, r),
+        released: (hub) => hub.viewerCount === 0 && this.linger(hub),
+        draining: () => this.draining,
+      }, this.log.child({ module: 'edge.whep' }));
+    }
   }
 
   attach(app: FastifyInstance): void {
@@ -66,12 +82,14 @@ export class Edge {
       if (!this.isKnownStream(stream)) throw Object.assign(new RelayError('STREAM_UNKNOWN', stream), { statusCode: 404 });
       const elsewhere = req.query.routed ? undefined : this.elsewhere(stream, false);
       if (elsewhere) return reply.redirect(`${elsewhere.url}/watch/${stream}?routed=1`, 302);
-      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(this.page.html.replaceAll('{{stream}}', stream));
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(this.page.html.replaceAll('{{stream}}', stream).replaceAll('{{protocol}}', this.config.edge.playerProtocol));
     });
     app.get('/player/player.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.js));
     app.get('/player/abr.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.abr));
+    app.get('/player/whep.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.whep));
     app.get('/player/player.css', async (_req, reply) => reply.type('text/css; charset=utf-8').send(this.page.css));
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+    this.whep?.attach(app);
   }
 
   /**
@@ -89,7 +107,7 @@ export class Edge {
   /** Viewers on this edge, all streams: its load in the ring. */
   get load(): number {
     let n = 0;
-    for (const hub of this.hubs.values()) n += hub.viewers.size;
+    for (const hub of this.hubs.values()) n += hub.viewerCount;
     return n;
   }
 
@@ -143,7 +161,7 @@ export class Edge {
     hub.add(viewer, fromNextKeyframe);
     ws.on('close', () => {
       hub.remove(viewer);
-      if (hub.viewers.size === 0) this.linger(hub);
+      if (hub.viewerCount === 0) this.linger(hub);
     });
   }
 
@@ -173,7 +191,7 @@ export class Edge {
     clearTimeout(this.lingering.get(key));
     this.lingering.set(key, setTimeout(() => {
       this.lingering.delete(key);
-      if (hub.viewers.size > 0 || this.hubs.get(key) !== hub) return;
+      if (hub.viewerCount > 0 || this.hubs.get(key) !== hub) return;
       this.hubs.delete(key);
       void hub.close();
     }, HUB_LINGER_MS).unref());
@@ -189,6 +207,7 @@ export class Edge {
     this.cluster?.directory.stop();
     const edge = this.cluster?.self().id;
     for (const t of this.lingering.values()) clearTimeout(t);
+    await this.whep?.close();
     for (const hub of this.hubs.values()) {
       for (const v of hub.viewers) {
         v.control({ type: 'reconnect', reason: 'edge shutting down', edge });

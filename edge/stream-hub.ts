@@ -1,7 +1,8 @@
 import type { RelayConfig } from '../server/config/schema.ts';
 import { FrameDecoder, readToken } from '../server/bus/frame-codec.ts';
 import type { NatsConnection } from '../server/bus/nats-connection.ts';
-import { StreamSubjects } from '../server/bus/subjects.ts';
+import { SOURCE_RENDITION, StreamSubjects } from '../server/bus/subjects.ts';
+import { requestKeyframe } from '../server/bus/keyframe-requests.ts';
 import type { Logger } from '../server/log.ts';
 import type { Frame, StreamInit } from '../server/media/frame.ts';
 import { StreamFeed } from './feed/stream-feed.ts';
@@ -12,6 +13,7 @@ import { AUDIO_TRACK_ID, buildInitSegment, mimeType, VIDEO_TRACK_ID, VIDEO_TIMES
 import { decide, type ViewerQueueLimits } from './viewer/viewer-queue.ts';
 import { frameBinary, frameBinaryInPlace, WS_MAX_HEADER } from './viewer/ws-frame.ts';
 import { CloseCode, type ControlMessage, type Viewer } from './viewer/ws-viewer.ts';
+import { RtpFanout, type RtpSink } from './webrtc/rtp-fanout.ts';
 
 export type HubState = 'connecting' | 'offline' | 'live' | 'ended';
 
@@ -26,7 +28,10 @@ const SILENT_OFFLINE_MS = 5000;
  */
 export class StreamHub {
   state: HubState = 'connecting';
+  /** WebSocket (fMP4) viewers. */
   readonly viewers = new Set<Viewer>();
+  /** WebRTC (WHEP) viewers of this rendition, fed as RTP. */
+  readonly rtc: RtpFanout;
   private readonly decoder = new FrameDecoder();
   private readonly gop: GopCache;
   private readonly feed: StreamFeed;
@@ -55,6 +60,9 @@ export class StreamHub {
     private readonly log: Logger,
   ) {
     this.gop = new GopCache(config.edge.gopCacheMaxBytes);
+    // The source rendition of a WHIP stream makes keyframes on demand: ask its origin (it throttles).
+    const wantKeyframe = rendition === SOURCE_RENDITION ? () => requestKeyframe(nc, config.bus.subjectPrefix, stream) : undefined;
+    this.rtc = new RtpFanout({ keyframeRequestMinMs: config.webrtc.keyframeRequestMinMs, wantKeyframe });
     this.forgetTokenAfterMs = config.cluster.leaseTtlMs + 2000;
     this.limits = { skipBytes: config.edge.viewerSkipBytes, maxBytes: config.edge.viewerMaxBytes, maxLagMs: config.edge.viewerMaxLagMs };
     this.feed = new StreamFeed(nc, {
@@ -101,10 +109,27 @@ export class StreamHub {
     if (this.viewers.delete(viewer)) this.metrics.viewers.dec();
   }
 
+  /** A WebRTC viewer whose connection is up. */
+  addRtc(sink: RtpSink): void {
+    this.rtc.add(sink);
+    this.metrics.rtcViewers.inc();
+  }
+
+  removeRtc(sink: RtpSink): void {
+    if (this.rtc.viewers.has(sink)) this.metrics.rtcViewers.dec();
+    this.rtc.remove(sink);
+  }
+
+  /** Viewers of every kind: the hub lingers when there are none. */
+  get viewerCount(): number {
+    return this.viewers.size + this.rtc.viewers.size;
+  }
+
   async close(): Promise<void> {
     clearInterval(this.timer);
     clearInterval(this.housekeeping);
     for (const v of this.viewers) this.remove(v);
+    for (const sink of [...this.rtc.viewers.keys()]) this.removeRtc(sink);
     await this.feed.close();
   }
 
@@ -157,6 +182,7 @@ export class StreamHub {
       this.expectedCounter = undefined;
       this.needKeyframe = true;
       this.muxer = undefined;
+      this.rtc.reset();
     }
     if (this.expectedCounter !== undefined && stamp.counter !== this.expectedCounter) {
       this.stats.gaps++;
@@ -176,6 +202,7 @@ export class StreamHub {
     this.muxer = undefined;
     this.initWire = undefined;
     this.gop.clear();
+    this.rtc.reset();
     this.needKeyframe = true;
     this.setState('ended');
   }
@@ -189,6 +216,7 @@ export class StreamHub {
       this.needKeyframe = false;
     }
     if (isKey && (!this.muxer || this.muxer.init !== frame.init)) this.newInit(frame.init);
+    this.rtc.push(frame);
     if (!this.muxer) return;
     if (this.state !== 'live') this.setState('live'); // frames again after a silence
     if (frame.track === 'video') this.lastVideoAt = performance.now();

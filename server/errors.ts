@@ -26,6 +26,8 @@ export const ErrorCodes = {
   CONTENT_TYPE_INVALID: { status: 415, message: 'WHIP and WHEP take an SDP offer as application/sdp' },
   BODY_TOO_LARGE: { status: 413, message: 'the request body is too large' },
   AUTH_REQUIRED: { status: 401, message: 'a bearer token is required (Authorization: Bearer <stream key>)' },
+  STREAM_OFFLINE: { status: 404, message: 'the stream is not live' },
+  WEBRTC_UNAVAILABLE: { status: 409, message: 'the stream has no WebRTC-safe rendition (H.264 without B-frames and Opus): turn transcoding on for it, or publish by WHIP' },
   SESSION_UNKNOWN: { status: 404, message: 'no such WHIP or WHEP session' },
   TRICKLE_UNSUPPORTED: { status: 405, message: 'trickle ICE and ICE restarts are not supported: the answer carries every candidate' },
   NOT_FOUND: { status: 404, message: 'not found' },

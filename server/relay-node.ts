@@ -13,6 +13,7 @@ import { connectNats, type NatsConnection } from './bus/nats-connection.ts';
 import { NatsServerProcess } from './bus/nats-server-process.ts';
 import { createHttpServer } from './http/http-server.ts';
 import { WhipIngest } from './ingest/whip-ingest.ts';
+import { onKeyframeRequest } from './bus/keyframe-requests.ts';
 import { WeriftEngine } from './webrtc/werift-engine.ts';
 import { StreamKeys } from './ingest/stream-keys.ts';
 import { Origin } from './origin/origin.ts';
@@ -83,6 +84,13 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     http.get('/healthz', async () => ({ status: 'ok', roles }));
     http.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
+    // One WebRTC engine per process: WHIP on an origin, WHEP on an edge.
+    let engine: WeriftEngine | undefined;
+    if (config.webrtc.enabled) {
+      const { portMin, portMax, announcedAddresses, iceServers } = config.webrtc;
+      engine = new WeriftEngine({ portRange: portMin > 0 ? [portMin, portMax] : undefined, announcedAddresses, iceServers });
+      await engine.warmUp(); // the first peer connection in a process is slow (key generation)
+    }
     let origin: Origin | undefined;
     if (roles.includes('origin')) {
       const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs);
@@ -98,11 +106,8 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' })));
       origin = new Origin(config, keys, publisher, leases, log, registry);
       closers.push(() => origin!.stop());
-      if (config.webrtc.enabled) {
-        const { portMin, portMax, announcedAddresses, iceServers } = config.webrtc;
-        const engine = new WeriftEngine({ portRange: portMin > 0 ? [portMin, portMax] : undefined, announcedAddresses, iceServers });
-        await engine.warmUp(); // the first peer connection in a process is slow (key generation)
-        const whip = new WhipIngest(config.webrtc, engine, origin, log.child({ module: 'ingest.whip' }));
+      if (engine) {
+        const whip = new WhipIngest(config.webrtc, engine, origin, log.child({ module: 'ingest.whip' }), (stream, handler) => onKeyframeRequest(nc, config.bus.subjectPrefix, stream, handler));
         whip.attach(http);
         closers.push(() => whip.close());
       }
@@ -143,7 +148,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       let publicUrl = config.http.publicUrl.replace(/\/$/, '');
       const self = (): EdgeMember => ({ id: nodeId, url: publicUrl, capacity: config.cluster.edgeCapacity, load: edge?.load ?? 0 });
       heartbeat = new EdgeHeartbeat(edgeBucket, config.cluster, self, log.child({ module: 'cluster' }));
-      edge = new Edge(config, nc, (name) => keys.has(name), log, registry, { self, directory, heartbeat });
+      edge = new Edge(config, nc, (name) => keys.has(name), log, registry, { self, directory, heartbeat }, engine && { engine, renditions: (s) => catalog.renditions(s) });
       edge.attach(http);
       closers.push(() => edge!.close());
       // The advertised URL needs the real port: set once listening, before the first heartbeat.

@@ -4,6 +4,7 @@
 // video frame, each starting with a `prft` box (the relay's ingest wall-clock).
 
 import { AbrController, autoRenditions } from './abr.js';
+import { startWhep } from './whep.js';
 
 const stream = document.body.dataset.stream;
 const video = document.getElementById('video');
@@ -30,6 +31,10 @@ const player = {
   edges: [], // edges it was routed to after a failure
   inits: 0,
   rendition: new URLSearchParams(location.search).get('rendition') || 'source',
+  // 'mse' (WebSocket fMP4), 'webrtc' (WHEP, falling back to MSE), or 'auto' (WHEP when the stream has a WebRTC rendition).
+  requested: new URLSearchParams(location.search).get('protocol') || document.body.dataset.protocol || 'mse',
+  protocol: undefined, // what plays now: 'webrtc' or 'mse'
+  fallback: undefined, // why WHEP was not used, when it was asked for
   renditions: [],
   // Automatic rendition choice, unless the URL or the viewer picked one.
   abr: { mode: new URLSearchParams(location.search).get('rendition') ? 'manual' : 'auto', log: [], rateKbps: undefined },
@@ -678,6 +683,7 @@ async function refreshRenditions() {
     if (!res.ok) return;
     const { renditions } = await res.json();
     player.renditions = renditions;
+    if (player.protocol === 'webrtc') return; // one rendition over WebRTC: the selector says which
     const names = ['auto', ...renditions.map((r) => r.name)];
     if (names.join() !== [...renditionSelect.options].map((o) => o.value).join()) {
       renditionSelect.replaceChildren(new Option('Auto', 'auto'), ...renditions.map((r) => new Option(r.name === 'source' ? `source${r.height ? ` (${r.height}p)` : ''}` : r.name, r.name)));
@@ -710,18 +716,60 @@ video.muted = false;
 if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(onFrame);
 setInterval(tick, 100);
 setState('connecting');
-// Auto mode starts on the rendition that fits the last rate this browser measured (the API answers in a few ms).
-if (player.abr.mode === 'auto') {
+if (player.requested !== 'mse') {
   await Promise.race([refreshRenditions(), new Promise((r) => setTimeout(r, 500))]);
-  let known;
-  try {
-    known = Number(localStorage.getItem(RATE_KEY)) || undefined;
-  } catch {
-    // no storage: the default guess
-  }
-  player.rendition = abr.initial(abrRenditions(), known) ?? 'source';
-  showRendition();
-} else {
-  void refreshRenditions();
+  const rtc = player.renditions.find((r) => r.webrtc);
+  if (!('RTCPeerConnection' in window)) player.fallback = 'this browser has no WebRTC';
+  else if (!rtc && player.requested === 'auto') player.fallback = 'the stream has no WebRTC rendition';
 }
-connect();
+if (player.requested !== 'mse' && player.fallback === undefined) {
+  void playWebRtc();
+} else {
+  void playMse();
+}
+
+/** WHEP; on a refusal, a failed connection or no picture in time, MSE instead. */
+async function playWebRtc() {
+  const started = performance.now();
+  try {
+    const session = await startWhep({ stream, video, note, onEnded: () => {
+      note('whep ended: over to MSE');
+      player.fallback = 'the WebRTC connection ended';
+      void playMse();
+    } });
+    player.protocol = 'webrtc';
+    player.rtc = session.pc; // for tests and the console: getStats()
+    // Leave at once (DELETE) rather than when the edge notices the peer is gone.
+    addEventListener('pagehide', session.close);
+    player.ttffMs = performance.now() - started;
+    player.rendition = player.renditions.find((r) => r.webrtc)?.name ?? player.rendition;
+    renditionSelect.replaceChildren(new Option(`WebRTC (${player.rendition})`, player.rendition));
+    renditionSelect.disabled = true;
+    infoEl.textContent = 'WebRTC';
+    setState('live');
+  } catch (err) {
+    note(`whep failed: ${err.message}`);
+    player.fallback = err.message;
+    await playMse();
+  }
+}
+
+async function playMse() {
+  player.protocol = 'mse';
+  video.srcObject = null;
+  // Auto mode starts on the rendition that fits the last rate this browser measured (the API answers in a few ms).
+  if (player.abr.mode === 'auto') {
+    await Promise.race([refreshRenditions(), new Promise((r) => setTimeout(r, 500))]);
+    let known;
+    try {
+      known = Number(localStorage.getItem(RATE_KEY)) || undefined;
+    } catch {
+      // no storage: the default guess
+    }
+    player.rendition = abr.initial(abrRenditions(), known) ?? 'source';
+    showRendition();
+  } else {
+    void refreshRenditions();
+  }
+  connect();
+}

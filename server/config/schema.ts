@@ -54,6 +54,7 @@ export const configSchema = z.object({
   }).strict(),
   edge: z.object({
     watchdogIntervalMs: positiveInt.describe('How often the edge checks that each stream consumer is still receiving while its stream is live.'),
+    playerProtocol: z.enum(['mse', 'webrtc', 'auto']).describe('What the watch page plays by default (a viewer overrides it with ?protocol=): "mse" (WebSocket fMP4, adaptive bitrate, cheapest per viewer), "webrtc" (WHEP, lowest latency, MSE when it fails), "auto" (WHEP when the stream has a WebRTC rendition, else MSE).'),
     consumerMaxMessages: z.number().int().min(16).max(10000).describe('Messages one stream consumer may have in flight from JetStream (a pull is refilled at half). Bounded, so that many consumers on one connection stay under the server\'s pending limit (see field notes).'),
     gopCacheMaxBytes: positiveInt.describe('Largest GOP an edge keeps in memory for new viewers; a longer GOP is not cached past this.'),
     viewerSkipBytes: positiveInt.describe('A viewer with more than this many bytes queued skips to the next keyframe.'),

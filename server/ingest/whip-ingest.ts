@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts';
 import { isStreamName } from '../media/stream-name.ts';
 import type { FrameSink, Origin } from '../origin/origin.ts';
 import type { IngestSession, WebRtcEngine } from '../webrtc/webrtc-engine.ts';
+import { acceptSdpBodies, allowCrossOrigin, readOffer, sendRefusal } from '../webrtc/sdp-offer.ts';
 import { RtpFrameAssembler } from './rtp-frame-assembler.ts';
 
 interface WhipSession {
@@ -14,6 +15,7 @@ interface WhipSession {
   rtc: IngestSession;
   sink: FrameSink;
   closed: boolean;
+  unsubscribe?: () => void;
 }
 
 /**
@@ -31,6 +33,8 @@ export class WhipIngest {
     private readonly engine: WebRtcEngine,
     private readonly origin: Origin,
     private readonly log: Logger,
+    /** Edges' keyframe requests for a stream (a WHEP viewer waiting): subscribe, get the unsubscribe. */
+    private readonly keyframeRequests?: (stream: string, handler: () => void) => () => void,
   ) {}
 
   get sessionCount(): number {
@@ -39,12 +43,8 @@ export class WhipIngest {
 
   attach(app: FastifyInstance): void {
     const limit = this.config.maxSdpBytes;
-    app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string', bodyLimit: limit }, (_req, body, done) => done(null, body));
-    const cors = (reply: FastifyReply) => reply
-      .header('access-control-allow-origin', '*')
-      .header('access-control-allow-methods', 'POST, DELETE, PATCH, OPTIONS')
-      .header('access-control-allow-headers', 'authorization, content-type')
-      .header('access-control-expose-headers', 'location');
+    acceptSdpBodies(app, limit);
+    const cors = allowCrossOrigin;
     app.options('/whip/:stream', async (_req, reply) => cors(reply).header('accept-post', 'application/sdp').status(204).send());
     app.options('/whip/:stream/:session', async (_req, reply) => cors(reply).status(204).send());
     app.post<{ Params: { stream: string } }>('/whip/:stream', { bodyLimit: limit }, async (req, reply) => {
@@ -70,8 +70,6 @@ export class WhipIngest {
   private async publish(req: FastifyRequest<{ Params: { stream: string } }>): Promise<{ location: string; answer: string }> {
     const { stream } = req.params;
     if (!isStreamName(stream)) throw new RelayError('STREAM_NAME_INVALID');
-    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/sdp') throw new RelayError('CONTENT_TYPE_INVALID', `got ${type || 'none'}`);
     const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     if (!auth) throw new RelayError('AUTH_REQUIRED');
     const remote = req.ip;
@@ -80,11 +78,7 @@ export class WhipIngest {
       this.log.warn({ code: 'STREAM_KEY_INVALID', stream, remote }, 'WHIP publisher refused: the key is for another stream');
       throw new RelayError('STREAM_KEY_INVALID');
     }
-    const offer = typeof req.body === 'string' ? req.body : '';
-    if (!/^v=0\r?\n/.test(offer) || !/\r?\nm=(audio|video) /.test(offer)) throw new RelayError('SDP_INVALID', 'not an SDP offer with media');
-    for (const [attribute, what] of [['ice-ufrag', 'ICE credentials'], ['ice-pwd', 'ICE credentials'], ['fingerprint', 'a DTLS fingerprint']] as const) {
-      if (!new RegExp(`\\na=${attribute}:\\S`).test(offer)) throw new RelayError('SDP_INVALID', `the offer has no ${what} (a=${attribute})`);
-    }
+    const offer = readOffer(req.headers['content-type'], req.body);
     const rtc = await this.engine.ingest(offer);
     const tracks = { video: /\r?\nm=video /.test(rtc.answer) && !/\r?\nm=video 0 /.test(rtc.answer), audio: /\r?\nm=audio /.test(rtc.answer) && !/\r?\nm=audio 0 /.test(rtc.answer) };
     const id = randomUUID();
@@ -138,11 +132,13 @@ export class WhipIngest {
       if (frame) session.sink.frame(frame);
     });
     session.rtc.onClosed(() => void this.end(session, 'the peer connection closed'));
+    session.unsubscribe = this.keyframeRequests?.(session.stream, askKeyframe);
   }
 
   private async end(session: WhipSession, why: string, reason?: RelayError): Promise<void> {
     if (session.closed) return;
     session.closed = true;
+    session.unsubscribe?.();
     this.sessions.delete(session.id);
     this.log.info({ stream: session.stream, session: session.id, why }, 'WHIP session ended');
     session.sink.closed(reason);
@@ -152,7 +148,7 @@ export class WhipIngest {
   private refuse(reply: FastifyReply, err: unknown): FastifyReply {
     const e = err instanceof RelayError ? err : new RelayError('SDP_INVALID', (err as Error).message);
     if (!(err instanceof RelayError)) this.log.warn({ err: (err as Error).message }, 'WHIP request failed');
-    return reply.status(e.status).header('content-type', 'application/json').send({ code: e.code, message: e.message });
+    return sendRefusal(reply, e);
   }
 
   async close(): Promise<void> {

@@ -23,6 +23,32 @@ export interface IngestSession {
   close(): Promise<void>;
 }
 
+/** An RTP packet to send. One object serves every viewer: an engine must not change it. */
+export interface RtpOut {
+  sequenceNumber: number;
+  timestamp: number;
+  marker: boolean;
+  payload: Buffer;
+}
+
+/** A viewer's peer connection (WHEP): the answer, then media sent as RTP. */
+export interface EgressSession {
+  readonly answer: string;
+  /** ICE and DTLS are up: media sent from now on arrives. */
+  onConnected(handler: () => void): void;
+  /** The connection failed or closed. */
+  onClosed(handler: () => void): void;
+  /** The viewer lost a picture and asks for a keyframe (RTCP PLI). */
+  onKeyframeRequest(handler: () => void): void;
+  /**
+   * Sends H.264 or Opus packets. Packets may skip ahead (a viewer held back until a
+   * keyframe): the engine keeps the viewer's sequence numbers contiguous.
+   */
+  sendVideo(packet: RtpOut): void;
+  sendAudio(packet: RtpOut): void;
+  close(): Promise<void>;
+}
+
 /**
  * The one small interface between the relay and a WebRTC implementation. werift
  * is the engine now (see ../shared/docs/field-notes.md on why not mediasoup here);
@@ -31,6 +57,8 @@ export interface IngestSession {
 export interface WebRtcEngine {
   /** Answers a publisher's offer: receive-only H.264 and Opus. Throws a RelayError for an offer it cannot take. */
   ingest(offerSdp: string): Promise<IngestSession>;
+  /** Answers a viewer's offer: send-only H.264 and Opus. Throws a RelayError for an offer it cannot take. */
+  egress(offerSdp: string): Promise<EgressSession>;
   /** The first peer connection in a process is slow (key generation): make it at start. */
   warmUp(): Promise<void>;
 }

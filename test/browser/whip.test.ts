@@ -87,6 +87,27 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
     await viewer.close();
   });
 
+  test('a WHEP viewer plays the WHIP stream from its own frames (WebRTC-safe already): decoded frames rising, Opus packets arriving', async () => {
+    const viewer = await chromium.browser.newPage();
+    await viewer.goto(`${relay.http}/watch/demo?protocol=webrtc`);
+    const look = () => viewer.evaluate(async () => {
+      const p = (window as unknown as { relayPlayer: { protocol?: string; fallback?: string; rtc?: RTCPeerConnection; framesDecoded(): number } }).relayPlayer;
+      let audio = 0;
+      (await p.rtc?.getStats())?.forEach((r: { type: string; kind?: string; packetsReceived?: number }) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'audio') audio = r.packetsReceived ?? 0;
+      });
+      return { protocol: p.protocol, fallback: p.fallback, frames: p.framesDecoded(), audio };
+    });
+    await waitFor('playing', async () => (await look()).protocol !== undefined, 15_000, 100);
+    const a = await look();
+    assert.equal(a.protocol, 'webrtc', `fell back: ${a.fallback}`);
+    await new Promise((r) => setTimeout(r, 2000));
+    const b = await look();
+    assert.ok(b.frames - a.frames > 30, `decoded ${b.frames - a.frames} frames in 2 s`);
+    assert.ok(b.audio - a.audio > 50, `Opus packets in 2 s: ${b.audio - a.audio}`);
+    await viewer.close();
+  });
+
   test('a second WHIP publisher of the live stream gets 409, other bad requests their own 4xx, and the stream plays on', async () => {
     const second = await chromium.browser.newPage();
     await second.goto(`${relay.http}/healthz`);

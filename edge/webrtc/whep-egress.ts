@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RelayConfig } from '../../server/config/schema.ts';
+import { RelayError } from '../../server/errors.ts';
+import type { Logger } from '../../server/log.ts';
+import type { RenditionInfo } from '../../server/bus/rendition-catalog.ts';
+import { isStreamName } from '../../server/media/stream-name.ts';
+import { acceptSdpBodies, allowCrossOrigin, readOffer, sendRefusal } from '../../server/webrtc/sdp-offer.ts';
+import type { EgressSession, WebRtcEngine } from '../../server/webrtc/webrtc-engine.ts';
+import type { StreamHub } from '../stream-hub.ts';
+
+/** What WHEP needs of the edge it runs on. */
+export interface WhepHost {
+  isKnownStream(stream: string): boolean;
+  /** The stream's renditions, from the bus. */
+  renditions(stream: string): Promise<RenditionInfo[]>;
+  /** Another edge's base URL when the ring places this stream there, unless `routed`. */
+  elsewhere(stream: string): string | undefined;
+  /** The hub of a stream's rendition (created on demand) and its release when a viewer leaves. */
+  hubFor(stream: string, rendition: string): StreamHub;
+  released(hub: StreamHub): void;
+  draining(): boolean;
+}
+
+/** A viewer whose connection is not up by then is dropped. */
+const CONNECT_TIMEOUT_MS = 15_000;
+
+interface WhepSession {
+  id: string;
+  stream: string;
+  rendition: string;
+  rtc: EgressSession;
+  hub: StreamHub | undefined;
+  closed: boolean;
+}
+
+/**
+ * WHEP playback on an edge: `POST /whep/<stream>` with an SDP offer gets `201
+ * Created`, the answer and a `Location`; `DELETE` there leaves. The viewer gets
+ * the stream's WebRTC rendition (H.264 without B-frames, Opus): a transcoded one
+ * for an RTMP source, the source itself for a WHIP one. No trickle: PATCH gets 405.
+ * A stream the ring places on another edge is redirected there (307, as RFC 9725
+ * allows), unless `?routed=1`.
+ */
+export class WhepEgress {
+  private readonly sessions = new Map<string, WhepSession>();
+
+  constructor(
+    private readonly config: RelayConfig['webrtc'],
+    private readonly engine: WebRtcEngine,
+    private readonly host: WhepHost,
+    private readonly log: Logger,
+  ) {}
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  attach(app: FastifyInstance): void {
+    acceptSdpBodies(app, this.config.maxSdpBytes);
+    app.options('/whep/:stream', async (_req, reply) => allowCrossOrigin(reply).header('accept-post', 'application/sdp').status(204).send());
+    app.options('/whep/:stream/:session', async (_req, reply) => allowCrossOrigin(reply).status(204).send());
+    app.post<{ Params: { stream: string }; Querystring: { routed?: string } }>('/whep/:stream', { bodyLimit: this.config.maxSdpBytes }, async (req, reply) => {
+      allowCrossOrigin(reply);
+      try {
+        const other = req.query.routed ? undefined : this.host.elsewhere(req.params.stream);
+        if (other && isStreamName(req.params.stream)) return reply.redirect(`${other}/whep/${req.params.stream}?routed=1`, 307);
+        const { location, answer } = await this.play(req);
+        return reply.status(201).header('content-type', 'application/sdp').header('location', location).send(answer);
+      } catch (err) {
+        return this.refuse(reply, err);
+      }
+    });
+    app.delete<{ Params: { stream: string; session: string } }>('/whep/:stream/:session', async (req, reply) => {
+      allowCrossOrigin(reply);
+      const session = this.sessions.get(req.params.session);
+      if (!session || session.stream !== req.params.stream) return this.refuse(reply, new RelayError('SESSION_UNKNOWN'));
+      await this.end(session, 'the viewer left');
+      return reply.status(200).send();
+    });
+    app.patch('/whep/:stream/:session', async (_req, reply) => allowCrossOrigin(reply).header('allow', 'DELETE, OPTIONS').status(405)
+      .send({ code: 'TRICKLE_UNSUPPORTED', message: new RelayError('TRICKLE_UNSUPPORTED').message }));
+  }
+
+  private async play(req: FastifyRequest<{ Params: { stream: string } }>): Promise<{ location: string; answer: string }> {
+    const { stream } = req.params;
+    if (!isStreamName(stream)) throw new RelayError('STREAM_NAME_INVALID');
+    const offer = readOffer(req.headers['content-type'], req.body);
+    if (!this.host.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
+    if (this.host.draining()) throw new RelayError('NO_EDGE_AVAILABLE', 'this edge is shutting down');
+    const renditions = await this.host.renditions(stream);
+    if (renditions.length === 0) throw new RelayError('STREAM_OFFLINE', stream);
+    const rendition = renditions.find((r) => r.webrtc);
+    if (!rendition) throw new RelayError('WEBRTC_UNAVAILABLE', `${stream} has ${renditions.map((r) => `${r.name} (${r.codecs})`).join(', ')}`);
+    const rtc = await this.engine.egress(offer);
+    const session: WhepSession = { id: randomUUID(), stream, rendition: rendition.name, rtc, hub: undefined, closed: false };
+    this.sessions.set(session.id, session);
+    rtc.onClosed(() => void this.end(session, 'the peer connection closed'));
+    setTimeout(() => {
+      if (!session.hub) void this.end(session, 'ICE and DTLS did not connect in time');
+    }, CONNECT_TIMEOUT_MS).unref();
+    // Media only once ICE and DTLS are up: a keyframe sent before would be lost.
+    rtc.onConnected(() => {
+      if (session.closed) return;
+      session.hub = this.host.hubFor(stream, rendition.name);
+      session.hub.addRtc(rtc);
+      rtc.onKeyframeRequest(() => session.hub?.rtc.keyframeRequested(rtc));
+    });
+    this.log.info({ stream, rendition: rendition.name, session: session.id, remote: req.ip }, 'WHEP viewer connecting');
+    return { location: `/whep/${encodeURIComponent(stream)}/${session.id}`, answer: rtc.answer };
+  }
+
+  private async end(session: WhepSession, why: string): Promise<void> {
+    if (session.closed) return;
+    session.closed = true;
+    this.sessions.delete(session.id);
+    if (session.hub) {
+      session.hub.removeRtc(session.rtc);
+      this.host.released(session.hub);
+    }
+    this.log.info({ stream: session.stream, session: session.id, why }, 'WHEP viewer left');
+    await session.rtc.close();
+  }
+
+  private refuse(reply: FastifyReply, err: unknown): FastifyReply {
+    if (!(err instanceof RelayError)) this.log.warn({ err: (err as Error).message }, 'WHEP request failed');
+    return sendRefusal(reply, err instanceof RelayError ? err : new RelayError('SDP_INVALID', (err as Error).message));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((s) => this.end(s, 'the edge is shutting down')));
+  }
+}
