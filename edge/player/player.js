@@ -19,7 +19,7 @@ const MediaSourceImpl = window.ManagedMediaSource || window.MediaSource;
 const LIVE_TARGET_S = 0.4; // how far behind the newest frame we aim to play
 const JUMP_BEHIND_S = 2.5; // further behind than this: seek instead of speeding up
 const KEEP_BEHIND_S = 20; // buffer kept behind the playhead
-const SWITCH_GIVE_UP_MS = 5000; // a switch whose keyframe has not come by then is abandoned (GOPs are 2 s by default)
+const SWITCH_GIVE_UP_MS = 5000; // a switch whose keyframe has not come by then is abandoned (transcoded GOPs are 1 s by default)
 
 const player = {
   state: 'connecting',
@@ -264,7 +264,7 @@ function readProducerTime(data) {
   const at = prft.ticks / (timescales[prft.track] || 90000);
   if (receivedS === undefined || at > receivedS) receivedS = player.receivedS = at;
   if (prft.track === 1 && startsWithKeyframe(data)) player.keyframeS = at;
-  clockMap.push({ media: prft.ticks / (timescales[prft.track] || 90000), wall: prft.wall });
+  clockMap.push({ media: at, wall: prft.wall });
   if (clockMap.length > 900) clockMap.splice(0, 300);
 }
 
