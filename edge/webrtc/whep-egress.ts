@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { RelayConfig } from '../../server/config/schema.ts';
 import { RelayError } from '../../server/errors.ts';
 import type { Logger } from '../../server/log.ts';
 import type { RenditionInfo } from '../../server/bus/rendition-catalog.ts';
 import { isStreamName } from '../../server/media/stream-name.ts';
-import { acceptSdpBodies, allowCrossOrigin, readOffer, sendRefusal } from '../../server/webrtc/sdp-offer.ts';
+import { attachSdpSessions, readOffer, type OfferRequest } from '../../server/webrtc/sdp-sessions.ts';
 import type { EgressSession, WebRtcEngine } from '../../server/webrtc/webrtc-engine.ts';
 import type { StreamHub } from '../stream-hub.ts';
 
@@ -57,32 +57,22 @@ export class WhepEgress {
   }
 
   attach(app: FastifyInstance): void {
-    acceptSdpBodies(app, this.config.maxSdpBytes);
-    app.options('/whep/:stream', async (_req, reply) => allowCrossOrigin(reply).header('accept-post', 'application/sdp').status(204).send());
-    app.options('/whep/:stream/:session', async (_req, reply) => allowCrossOrigin(reply).status(204).send());
-    app.post<{ Params: { stream: string }; Querystring: { routed?: string } }>('/whep/:stream', { bodyLimit: this.config.maxSdpBytes }, async (req, reply) => {
-      allowCrossOrigin(reply);
-      try {
+    attachSdpSessions(app, 'whep', this.config.maxSdpBytes, {
+      create: async (req) => {
         const other = req.query.routed ? undefined : this.host.elsewhere(req.params.stream);
-        if (other && isStreamName(req.params.stream)) return reply.redirect(`${other}/whep/${req.params.stream}?routed=1`, 307);
-        const { location, answer } = await this.play(req);
-        return reply.status(201).header('content-type', 'application/sdp').header('location', location).send(answer);
-      } catch (err) {
-        return this.refuse(reply, err);
-      }
-    });
-    app.delete<{ Params: { stream: string; session: string } }>('/whep/:stream/:session', async (req, reply) => {
-      allowCrossOrigin(reply);
-      const session = this.sessions.get(req.params.session);
-      if (!session || session.stream !== req.params.stream) return this.refuse(reply, new RelayError('SESSION_UNKNOWN'));
-      await this.end(session, 'the viewer left');
-      return reply.status(200).send();
-    });
-    app.patch('/whep/:stream/:session', async (_req, reply) => allowCrossOrigin(reply).header('allow', 'DELETE, OPTIONS').status(405)
-      .send({ code: 'TRICKLE_UNSUPPORTED', message: new RelayError('TRICKLE_UNSUPPORTED').message }));
+        if (other && isStreamName(req.params.stream)) return { redirect: `${other}/whep/${req.params.stream}?routed=1` };
+        return this.play(req);
+      },
+      end: async (stream, id) => {
+        const session = this.sessions.get(id);
+        if (!session || session.stream !== stream) return false;
+        await this.end(session, 'the viewer left');
+        return true;
+      },
+    }, this.log);
   }
 
-  private async play(req: FastifyRequest<{ Params: { stream: string } }>): Promise<{ location: string; answer: string }> {
+  private async play(req: OfferRequest): Promise<{ location: string; answer: string }> {
     const { stream } = req.params;
     if (!isStreamName(stream)) throw new RelayError('STREAM_NAME_INVALID');
     const offer = readOffer(req.headers['content-type'], req.body);
@@ -120,11 +110,6 @@ export class WhepEgress {
     }
     this.log.info({ stream: session.stream, session: session.id, why }, 'WHEP viewer left');
     await session.rtc.close();
-  }
-
-  private refuse(reply: FastifyReply, err: unknown): FastifyReply {
-    if (!(err instanceof RelayError)) this.log.warn({ err: (err as Error).message }, 'WHEP request failed');
-    return sendRefusal(reply, err instanceof RelayError ? err : new RelayError('SDP_INVALID', (err as Error).message));
   }
 
   async close(): Promise<void> {

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { isStreamName } from '../media/stream-name.ts';
 import type { FrameSink, Origin } from '../origin/origin.ts';
 import type { IngestSession, WebRtcEngine } from '../webrtc/webrtc-engine.ts';
-import { acceptSdpBodies, allowCrossOrigin, readOffer, sendRefusal } from '../webrtc/sdp-offer.ts';
+import { attachSdpSessions, readOffer, type OfferRequest } from '../webrtc/sdp-sessions.ts';
 import { RtpFrameAssembler } from './rtp-frame-assembler.ts';
 
 interface WhipSession {
@@ -42,32 +42,18 @@ export class WhipIngest {
   }
 
   attach(app: FastifyInstance): void {
-    const limit = this.config.maxSdpBytes;
-    acceptSdpBodies(app, limit);
-    const cors = allowCrossOrigin;
-    app.options('/whip/:stream', async (_req, reply) => cors(reply).header('accept-post', 'application/sdp').status(204).send());
-    app.options('/whip/:stream/:session', async (_req, reply) => cors(reply).status(204).send());
-    app.post<{ Params: { stream: string } }>('/whip/:stream', { bodyLimit: limit }, async (req, reply) => {
-      cors(reply);
-      try {
-        const { location, answer } = await this.publish(req);
-        return reply.status(201).header('content-type', 'application/sdp').header('location', location).send(answer);
-      } catch (err) {
-        return this.refuse(reply, err);
-      }
-    });
-    app.delete<{ Params: { stream: string; session: string } }>('/whip/:stream/:session', async (req, reply) => {
-      cors(reply);
-      const session = this.sessions.get(req.params.session);
-      if (!session || session.stream !== req.params.stream) return this.refuse(reply, new RelayError('SESSION_UNKNOWN'));
-      await this.end(session, 'the publisher ended the session');
-      return reply.status(200).send();
-    });
-    app.patch('/whip/:stream/:session', async (_req, reply) => cors(reply).header('allow', 'DELETE, OPTIONS').status(405)
-      .send({ code: 'TRICKLE_UNSUPPORTED', message: new RelayError('TRICKLE_UNSUPPORTED').message }));
+    attachSdpSessions(app, 'whip', this.config.maxSdpBytes, {
+      create: (req) => this.publish(req),
+      end: async (stream, id) => {
+        const session = this.sessions.get(id);
+        if (!session || session.stream !== stream) return false;
+        await this.end(session, 'the publisher ended the session');
+        return true;
+      },
+    }, this.log);
   }
 
-  private async publish(req: FastifyRequest<{ Params: { stream: string } }>): Promise<{ location: string; answer: string }> {
+  private async publish(req: OfferRequest): Promise<{ location: string; answer: string }> {
     const { stream } = req.params;
     if (!isStreamName(stream)) throw new RelayError('STREAM_NAME_INVALID');
     const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
@@ -143,12 +129,6 @@ export class WhipIngest {
     this.log.info({ stream: session.stream, session: session.id, why }, 'WHIP session ended');
     session.sink.closed(reason);
     await session.rtc.close();
-  }
-
-  private refuse(reply: FastifyReply, err: unknown): FastifyReply {
-    const e = err instanceof RelayError ? err : new RelayError('SDP_INVALID', (err as Error).message);
-    if (!(err instanceof RelayError)) this.log.warn({ err: (err as Error).message }, 'WHIP request failed');
-    return sendRefusal(reply, e);
   }
 
   async close(): Promise<void> {
