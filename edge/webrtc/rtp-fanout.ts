@@ -34,6 +34,12 @@ export class RtpFanout {
   /** The last keyframe, for viewers that join or lose a picture. */
   private keyframe: Frame | undefined;
   private lastVideoTs: number | undefined;
+  private lastVideoWallMs = 0;
+  /**
+   * Wall clock minus media clock (ms): the smallest ingest delay seen since the last
+   * reset, so that one late frame does not move the mapping sender reports carry.
+   */
+  private clockOffsetMs: number | undefined;
   private lengthSize = 4;
   private parameterSets: Buffer[] = [];
   private configOf: StreamInit | undefined;
@@ -70,6 +76,7 @@ export class RtpFanout {
   reset(): void {
     this.keyframe = undefined;
     this.lastVideoTs = undefined;
+    this.clockOffsetMs = undefined;
     for (const v of this.viewers.values()) v.started = false;
   }
 
@@ -79,9 +86,19 @@ export class RtpFanout {
     else if (frame.codec === 'opus') this.audio(frame);
   }
 
+  /** The wall-clock time a frame's presentation time stands for (both tracks share the 90 kHz frame clock). */
+  private wallOf(frame: Frame): number {
+    const mediaMs = (frame.dts + frame.cto) / 90;
+    const offset = frame.receivedAt - mediaMs;
+    if (this.clockOffsetMs === undefined || offset < this.clockOffsetMs) this.clockOffsetMs = offset;
+    return mediaMs + this.clockOffsetMs;
+  }
+
   private video(frame: Frame): void {
     const timestamp = (frame.dts + frame.cto) >>> 0;
+    const wallMs = this.wallOf(frame);
     this.lastVideoTs = timestamp;
+    this.lastVideoWallMs = wallMs;
     if (frame.keyframe) this.keyframe = frame;
     if (this.viewers.size === 0) return;
     const payloads = this.packetize(frame);
@@ -89,7 +106,7 @@ export class RtpFanout {
     this.stats.frames++;
     const packets = new Array<RtpOut>(payloads.length);
     for (let i = 0; i < payloads.length; i++) {
-      packets[i] = { sequenceNumber: this.videoSeq, timestamp, marker: i === payloads.length - 1, payload: payloads[i]! };
+      packets[i] = { sequenceNumber: this.videoSeq, timestamp, marker: i === payloads.length - 1, payload: payloads[i]!, wallMs };
       this.videoSeq = (this.videoSeq + 1) & 0xffff;
     }
     this.stats.packets += packets.length;
@@ -121,7 +138,7 @@ export class RtpFanout {
   }
 
   private audio(frame: Frame): void {
-    const packet: RtpOut = { sequenceNumber: this.audioSeq, timestamp: Math.round((frame.dts + frame.cto) * OPUS_PER_TICK) >>> 0, marker: false, payload: frame.payload };
+    const packet: RtpOut = { sequenceNumber: this.audioSeq, timestamp: Math.round((frame.dts + frame.cto) * OPUS_PER_TICK) >>> 0, marker: false, payload: frame.payload, wallMs: this.wallOf(frame) };
     this.audioSeq = (this.audioSeq + 1) & 0xffff;
     this.stats.packets++;
     for (const viewer of this.viewers.values()) viewer.sink.sendAudio(packet);
@@ -141,6 +158,7 @@ export class RtpFanout {
     if (!payloads) return;
     this.stats.keyframesFromCache++;
     const timestamp = (this.lastVideoTs + 1) >>> 0;
-    payloads.forEach((payload, i) => viewer.sink.sendVideo({ sequenceNumber: i, timestamp, marker: i === payloads.length - 1, payload }));
+    const wallMs = this.lastVideoWallMs;
+    payloads.forEach((payload, i) => viewer.sink.sendVideo({ sequenceNumber: i, timestamp, marker: i === payloads.length - 1, payload, wallMs }));
   }
 }

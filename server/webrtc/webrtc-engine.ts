@@ -29,6 +29,12 @@ export interface RtpOut {
   timestamp: number;
   marker: boolean;
   payload: Buffer;
+  /**
+   * The wall-clock time (ms since the epoch) this timestamp stands for: the stream's
+   * media clock anchored to ingest time. RTCP sender reports map RTP time to it, so
+   * that a player syncs audio with video and knows how old the picture is.
+   */
+  wallMs: number;
 }
 
 /** A viewer's peer connection (WHEP): the answer, then media sent as RTP. */

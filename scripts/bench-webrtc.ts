@@ -1,0 +1,146 @@
+/**
+ * WebRTC benchmark (issue 5 targets), real processes on loopback:
+ *  - capacity: one edge process, one 2 Mbit/s WHIP stream (H.264 without B-frames +
+ *    Opus, published by werift from a pre-encoded clip to an origin process), WHEP
+ *    viewers added in steps by load-generator processes until packets go missing or
+ *    the edge saturates one core. Figures: viewers per edge core, CPU and memory per
+ *    viewer. The load generators check sequence continuity and report their own CPU.
+ *  - viewer experience in Chromium over WHEP: time to first frame and glass-to-glass
+ *    (origin ingest -> displayed), against the same page over MSE in the same run.
+ *
+ *   node --import tsx scripts/bench-webrtc.ts [--steps 50,100,200,300,400] [--seconds 10] [--no-browser]
+ *
+ * Writes bench-results/webrtc.json and bench-results/webrtc.md.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { startNats } from '../test/helpers/nats.ts';
+import { waitFor } from '../test/helpers/ports.ts';
+import { startRelay, type RelayProcess } from '../test/helpers/relay-process.ts';
+import { encodeWhipClip, publishWhipClip } from './lib/whip-clip-publisher.ts';
+
+const { values } = parseArgs({ options: {
+  steps: { type: 'string', default: '50,100,200,300,400,500' },
+  seconds: { type: 'string', default: '10' },
+  kbps: { type: 'string', default: '2000' },
+  loaders: { type: 'string', default: '2' },
+  'no-browser': { type: 'boolean', default: false },
+} });
+const steps = values.steps.split(',').map(Number);
+const seconds = Number(values.seconds);
+const out = new URL('../bench-results/', import.meta.url).pathname;
+mkdirSync(out, { recursive: true });
+const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function procStat(pid: number): { cpu: number; sys: number; rssMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { cpu: (Number(stat[11]) + Number(stat[12])) / 100, sys: Number(stat[12]) / 100, rssMb: Number(stat[21]) * 4096 / 2 ** 20 };
+}
+
+interface LoaderReport { connected: number; failed: number; packets: number; bytes: number; missing: number; reordered: number; closed: number; cpuSeconds: number }
+
+/** One load-generator process and its latest report. */
+function startLoader(whepUrl: string) {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', new URL('./lib/whep-load.ts', import.meta.url).pathname, whepUrl], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const state = { last: undefined as LoaderReport | undefined, child };
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const r = JSON.parse(line) as LoaderReport & { added?: number };
+    if (r.added === undefined) state.last = r;
+  });
+  return { ...state, get report() { return state.last; }, add: (n: number) => child.stdin!.write(JSON.stringify({ add: n }) + '\n'), stop: () => child.kill('SIGKILL') };
+}
+
+interface Step { viewers: number; edgeCpuPercent: number; edgeSysPercent: number; edgeRssMb: number; deliveredMbps: number; expectedMbps: number; missing: number; lossPercent: number; loaderCpuPercent: number; failed: number }
+
+async function capacity(clipDir: string) {
+  const key = 'bench-webrtc-key-0123456789';
+  const nats = await startNats();
+  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', RELAY_CLUSTER_EDGE_CAPACITY: '100000' });
+  const origin = await startRelay('origin', env('origin-1'));
+  const edge = await startRelay('edge', { ...env('edge-1'), ...(process.env.EDGE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.EDGE_NODE_OPTIONS } : {}) });
+  const clip = encodeWhipClip(clipDir, { size: '1280x720', kbps: Number(values.kbps), seconds: 10 });
+  const publisher = await publishWhipClip(`${origin.http}/whip/cam`, key, clip);
+  const loaders = Array.from({ length: Number(values.loaders) }, () => startLoader(`${edge.http}/whep/cam?routed=1`));
+  const rows: Step[] = [];
+  let baseRss = 0;
+  let idle: { viewers: number; edgeCpuPercent: number } | undefined;
+  let viewers = 0;
+  try {
+    await waitFor("the stream live on the edge", async () => ((await (await fetch(`${edge.http}/api/streams/cam`)).json().catch(() => ({}))) as { renditions?: { webrtc?: boolean }[] }).renditions?.some((r) => r.webrtc), 30_000, 200);
+    baseRss = procStat(edge.child.pid!).rssMb;
+    for (const target of steps) {
+      const add = target - viewers;
+      loaders.forEach((l, i) => l.add(Math.floor(add / loaders.length) + (i < add % loaders.length ? 1 : 0)));
+      await waitFor(`${target} viewers connected`, () => loaders.reduce((n, l) => n + (l.report?.connected ?? 0) + (l.report?.failed ?? 0), 0) >= target, 120_000, 250);
+      viewers = target;
+      await sleep(3000);
+      const sum = () => loaders.reduce((a, l) => ({ packets: a.packets + l.report!.packets, bytes: a.bytes + l.report!.bytes, missing: a.missing + l.report!.missing, cpu: a.cpu + l.report!.cpuSeconds, failed: a.failed + l.report!.failed }), { packets: 0, bytes: 0, missing: 0, cpu: 0, failed: 0 });
+      const s0 = sum();
+      const e0 = procStat(edge.child.pid!);
+      const t0 = performance.now();
+      await sleep(seconds * 1000);
+      await sleep(1100); // the loaders' next report covers the window
+      const s1 = sum();
+      const e1 = procStat(edge.child.pid!);
+      const dt = (performance.now() - t0) / 1000;
+      const packets = s1.packets - s0.packets;
+      const missing = s1.missing - s0.missing;
+      const row: Step = {
+        viewers: target - s1.failed,
+        edgeCpuPercent: round((e1.cpu - e0.cpu) / dt * 100),
+        edgeSysPercent: round((e1.sys - e0.sys) / dt * 100),
+        edgeRssMb: round(e1.rssMb),
+        deliveredMbps: round((s1.bytes - s0.bytes) * 8 / dt / 1e6),
+        expectedMbps: round((target - s1.failed) * (Number(values.kbps) + 64) / 1000),
+        missing,
+        lossPercent: round(missing / Math.max(1, packets + missing) * 100, 3),
+        loaderCpuPercent: round((s1.cpu - s0.cpu) / dt * 100),
+        failed: s1.failed,
+      };
+      rows.push(row);
+      process.stderr.write(JSON.stringify(row) + '\n');
+      if (row.edgeCpuPercent > 95 || row.lossPercent > 0.5 || row.failed > 0) break;
+    }
+    // What the connected viewers cost with no media flowing: ICE consent, RTCP, timers.
+    await publisher.stop();
+    await sleep(3000);
+    const i0 = procStat(edge.child.pid!);
+    const ti = performance.now();
+    await sleep(seconds * 1000);
+    idle = { viewers, edgeCpuPercent: round((procStat(edge.child.pid!).cpu - i0.cpu) / ((performance.now() - ti) / 1000) * 100) };
+    process.stderr.write(`no media, ${viewers} viewers connected: edge CPU ${idle.edgeCpuPercent}%\n`);
+  } finally {
+    loaders.forEach((l) => l.stop());
+    await publisher.stop();
+    await edge.stop();
+    await origin.stop();
+    await nats.cleanup();
+  }
+  return { baseRssMb: round(baseRss), rows, idle };
+}
+
+const clipDir = mkdtempSync(join(tmpdir(), 'bench-webrtc-'));
+const cap = await capacity(clipDir);
+const good = cap.rows.filter((r) => r.lossPercent <= 0.1 && r.edgeCpuPercent <= 95 && r.failed === 0);
+const best = good.at(-1);
+const perViewer = best && {
+  cpuPercent: round(best.edgeCpuPercent / best.viewers, 3),
+  memoryKb: round((best.edgeRssMb - cap.baseRssMb) * 1024 / best.viewers, 0),
+  viewersPerCore: Math.round(best.viewers / (best.edgeCpuPercent / 100)),
+};
+const result = { date: new Date().toISOString(), machine: { cores: cpus().length, model: cpus()[0]?.model, node: process.version }, streamKbps: Number(values.kbps), capacity: cap, perViewer };
+writeFileSync(join(out, 'webrtc.json'), JSON.stringify(result, null, 2) + '\n');
+const md = [
+  `| WHEP viewers (${values.kbps} kbit/s H.264 + 64 kbit/s Opus) | edge CPU (of it kernel) | edge RSS | delivered | expected | packets missing | load generators' CPU |`,
+  '|---|---|---|---|---|---|---|',
+  ...cap.rows.map((r) => `| ${r.viewers} | ${r.edgeCpuPercent}% (${r.edgeSysPercent}%) | ${r.edgeRssMb} MB | ${r.deliveredMbps} Mbit/s | ${r.expectedMbps} Mbit/s | ${r.missing} (${r.lossPercent}%) | ${r.loaderCpuPercent}% |`),
+  '',
+  perViewer ? `Per viewer at ${best!.viewers} viewers: ${perViewer.cpuPercent}% of a core, ${perViewer.memoryKb} KB; **${perViewer.viewersPerCore} viewers per edge core**.` : 'No step without loss.',
+].join('\n');
+writeFileSync(join(out, 'webrtc.md'), md + '\n');
+process.stdout.write(md + '\n');

@@ -1,0 +1,122 @@
+/**
+ * A WHIP publisher for benchmarks: a werift peer connection that sends a pre-encoded
+ * clip (H.264 without B-frames from an FLV file, Opus from an Ogg file) in real
+ * time, looped, as OBS 30+ would over WHIP. The clip is encoded once by ffmpeg
+ * (`encodeWhipClip`), so that publishing costs no encoder time on the machine under test.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RTCPeerConnection, RtpHeader, RtpPacket, useH264, useOPUS, usePLI, useNACK } from 'werift';
+import { FlvFrameReader } from '../../server/ingest/flv-frame-reader.ts';
+import type { Frame } from '../../server/media/frame.ts';
+import { parseAvcC } from '../../server/media/h264.ts';
+import { packetizeH264 } from '../../server/media/rtp/h264-packetizer.ts';
+import { OggOpusReader } from '../../server/transcode/ogg-opus-reader.ts';
+import { readFlvTags } from '../../test/helpers/flv-file.ts';
+
+export interface WhipClip {
+  video: string;
+  audio: string;
+}
+
+/** A WebRTC-safe clip: H.264 Constrained Baseline without B-frames, 2 s GOP, and Opus 20 ms packets. */
+export function encodeWhipClip(dir: string, options: { size: string; kbps: number; seconds: number }): WhipClip {
+  const video = join(dir, 'whip-video.flv');
+  const audio = join(dir, 'whip-audio.ogg');
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${options.size}:rate=30`, '-t', String(options.seconds),
+    '-c:v', 'libx264', '-profile:v', 'baseline', '-preset', 'veryfast', '-bf', '0', '-g', '60', '-keyint_min', '60', '-sc_threshold', '0', '-pix_fmt', 'yuv420p',
+    '-b:v', `${options.kbps}k`, '-maxrate', `${options.kbps}k`, '-bufsize', `${options.kbps}k`, '-f', 'flv', video]);
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', String(options.seconds), '-ac', '2',
+    '-c:a', 'libopus', '-b:a', '64k', '-frame_duration', '20', '-f', 'ogg', audio]);
+  return { video, audio };
+}
+
+interface Timed { atMs: number; kind: 'video' | 'audio'; frame?: Frame; opus?: Buffer; samples?: number }
+
+/** The clip as one timeline of video frames and Opus packets, in ms from its start. */
+function loadClip(clip: WhipClip): { items: Timed[]; durationMs: number; paramSets: Buffer[]; lengthSize: number } {
+  const reader = new FlvFrameReader();
+  const frames: Frame[] = [];
+  for (const tag of readFlvTags(readFileSync(clip.video))) {
+    const f = reader.push(tag.type, tag.timestamp, tag.body, 0);
+    if (f?.track === 'video') frames.push(f);
+  }
+  const avc = parseAvcC(reader.current.video!.avcC);
+  const ogg = new OggOpusReader();
+  const packets = ogg.push(readFileSync(clip.audio));
+  const t0 = frames[0]!.dts;
+  const items: Timed[] = frames.map((f) => ({ atMs: (f.dts - t0) / 90, kind: 'video', frame: f }));
+  const a0 = packets[0]!.start;
+  for (const p of packets) items.push({ atMs: (p.start - a0) / 48, kind: 'audio', opus: p.payload, samples: p.samples });
+  items.sort((a, b) => a.atMs - b.atMs);
+  const frameMs = frames.length > 1 ? (frames[1]!.dts - frames[0]!.dts) / 90 : 33.3;
+  return { items, durationMs: (frames.at(-1)!.dts - t0) / 90 + frameMs, paramSets: [...avc.sps, ...avc.pps], lengthSize: avc.lengthSize };
+}
+
+export interface WhipPublisher {
+  stop(): Promise<void>;
+  stats: { videoFrames: number; audioPackets: number };
+}
+
+/** Publishes `clip` to `whipUrl` with the stream key as bearer token, looped until stopped. */
+export async function publishWhipClip(whipUrl: string, key: string, clip: WhipClip): Promise<WhipPublisher> {
+  const { items, durationMs, paramSets, lengthSize } = loadClip(clip);
+  const pc = new RTCPeerConnection({ codecs: { video: [useH264({ rtcpFeedback: [usePLI(), useNACK()] })], audio: [useOPUS()] }, headerExtensions: { video: [], audio: [] } });
+  const video = pc.addTransceiver('video', { direction: 'sendonly' });
+  const audio = pc.addTransceiver('audio', { direction: 'sendonly' });
+  await pc.setLocalDescription(await pc.createOffer());
+  const res = await fetch(whipUrl, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${key}` }, body: pc.localDescription!.sdp });
+  if (res.status !== 201) throw new Error(`WHIP refused: ${res.status} ${await res.text()}`);
+  const location = new URL(res.headers.get('location')!, whipUrl).toString();
+  await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('WHIP: not connected in 10 s')), 10_000);
+    pc.connectionStateChange.subscribe((s) => {
+      if (s === 'connected') {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const stats = { videoFrames: 0, audioPackets: 0 };
+  let vSeq = 0;
+  let aSeq = 0;
+  let next = 0;
+  let loop = 0;
+  const started = performance.now();
+  const send = () => {
+    const now = performance.now() - started;
+    while (now >= loop * durationMs + items[next]!.atMs) {
+      const item = items[next]!;
+      const atMs = loop * durationMs + item.atMs;
+      if (item.kind === 'video') {
+        const f = item.frame!;
+        const payloads = packetizeH264(f.payload, lengthSize, f.keyframe ? paramSets : []);
+        const ts = Math.round(atMs * 90) >>> 0;
+        payloads.forEach((p, i) => {
+          void video.sender.sendRtp(new RtpPacket(new RtpHeader({ sequenceNumber: vSeq, timestamp: ts, marker: i === payloads.length - 1, payloadType: video.sender.codec!.payloadType }), p));
+          vSeq = (vSeq + 1) & 0xffff;
+        });
+        stats.videoFrames++;
+      } else {
+        void audio.sender.sendRtp(new RtpPacket(new RtpHeader({ sequenceNumber: aSeq, timestamp: Math.round(atMs * 48) >>> 0, marker: false, payloadType: audio.sender.codec!.payloadType }), item.opus!));
+        aSeq = (aSeq + 1) & 0xffff;
+        stats.audioPackets++;
+      }
+      if (++next === items.length) {
+        next = 0;
+        loop++;
+      }
+    }
+  };
+  const timer = setInterval(send, 5);
+  return {
+    stats,
+    async stop() {
+      clearInterval(timer);
+      await fetch(location, { method: 'DELETE' }).catch(() => {});
+      await pc.close();
+    },
+  };
+}
