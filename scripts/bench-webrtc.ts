@@ -12,13 +12,18 @@
  *
  * Writes bench-results/webrtc.json and bench-results/webrtc.md.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import type { Page } from 'playwright-core';
+import { launchChromium } from '../test/helpers/browser.ts';
+import { boxes } from '../test/helpers/mp4-read.ts';
 import { startNats } from '../test/helpers/nats.ts';
+import { startPublisher, type Publisher } from '../test/helpers/publisher.ts';
+import { watch } from '../test/helpers/ws-viewer.ts';
 import { waitFor } from '../test/helpers/ports.ts';
 import { startRelay, type RelayProcess } from '../test/helpers/relay-process.ts';
 import { encodeWhipClip, publishWhipClip } from './lib/whip-clip-publisher.ts';
@@ -62,7 +67,7 @@ async function capacity(clipDir: string) {
   const nats = await startNats();
   const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', RELAY_CLUSTER_EDGE_CAPACITY: '100000' });
   const origin = await startRelay('origin', env('origin-1'));
-  const edge = await startRelay('edge', { ...env('edge-1'), ...(process.env.EDGE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.EDGE_NODE_OPTIONS } : {}) });
+  const edge = await startRelay('edge', env('edge-1'));
   const clip = encodeWhipClip(clipDir, { size: '1280x720', kbps: Number(values.kbps), seconds: 10 });
   const publisher = await publishWhipClip(`${origin.http}/whip/cam`, key, clip);
   const loaders = Array.from({ length: Number(values.loaders) }, () => startLoader(`${edge.http}/whep/cam?routed=1`));
@@ -124,7 +129,90 @@ async function capacity(clipDir: string) {
   return { baseRssMb: round(baseRss), rows, idle };
 }
 
+const quantile = (sorted: number[], q: number) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
+/** Ingest wall-clock time of each video picture, keyed by its 90 kHz presentation time mod 2^32 (= its RTP timestamp), from the prft boxes a WebSocket viewer gets. */
+function ingestClock(wsUrl: string) {
+  const clock = new Map<number, number>();
+  const viewer = watch(wsUrl);
+  viewer.ws.on('message', (data: Buffer, binary: boolean) => {
+    if (!binary) return;
+    const prft = boxes(data).find((b) => b.type === 'prft');
+    if (!prft || prft.body.readUInt32BE(4) !== 1) return;
+    const wall = (prft.body.readUInt32BE(8) - 2_208_988_800) * 1000 + prft.body.readUInt32BE(12) / 2 ** 32 * 1000;
+    clock.set(Number(prft.body.readBigUInt64BE(16) % 2n ** 32n), wall);
+  });
+  return { clock, close: () => viewer.close() };
+}
+
+interface Experience { protocol: 'webrtc' | 'mse'; ttffP50Ms: number; ttffMaxMs: number; loads: number; g2gP50Ms: number; g2gP95Ms: number; samples: number; reportP50Ms?: number }
+
+/**
+ * Time to first frame over `loads` page loads, then glass-to-glass (ingest ->
+ * displayed) for 10 s. Over WebRTC each shown frame's RTP timestamp is looked up in
+ * `clock` (independent of the relay's sender reports); the player's own figure,
+ * from those reports, is given beside it.
+ */
+async function experience(page: Page, url: string, protocol: 'webrtc' | 'mse', clock: Map<number, number>, loads = 6): Promise<Experience> {
+  type P = { ttffMs?: number; protocol?: string; glassToGlassMs: number[] };
+  const player = () => page.evaluate(() => (window as unknown as { relayPlayer: P }).relayPlayer);
+  const ttff: number[] = [];
+  for (let i = 0; i < loads; i++) {
+    await page.goto(`${url}?protocol=${protocol}`);
+    ttff.push(await waitFor('the first frame', async () => { const p = await player(); return p.protocol === protocol ? p.ttffMs : undefined; }, 20_000, 20));
+    await sleep(1700); // join at another point of the GOP each time
+  }
+  // Per shown frame: its RTP timestamp and when it is displayed (string: no bundler helpers in the page).
+  await page.evaluate(`(() => { const v = document.querySelector('video'); window.shown = []; function cb(now, m) { window.shown.push([m.rtpTimestamp, performance.timeOrigin + m.expectedDisplayTime]); v.requestVideoFrameCallback(cb); } v.requestVideoFrameCallback(cb); })()`);
+  await sleep(10_000);
+  let g2g: number[];
+  if (protocol === 'webrtc') {
+    const shown = await page.evaluate('window.shown') as [number | undefined, number][];
+    g2g = shown.flatMap(([rtp, at]) => { const wall = rtp === undefined ? undefined : clock.get(rtp); return wall === undefined ? [] : [at - wall]; });
+  } else {
+    g2g = (await player()).glassToGlassMs.slice(-300);
+  }
+  g2g.sort((a, b) => a - b);
+  ttff.sort((a, b) => a - b);
+  const reports = protocol === 'webrtc' ? [...(await player()).glassToGlassMs].sort((a, b) => a - b) : [];
+  return { protocol, ttffP50Ms: round(quantile(ttff, 0.5)), ttffMaxMs: round(ttff.at(-1)!), loads, g2gP50Ms: round(quantile(g2g, 0.5)), g2gP95Ms: round(quantile(g2g, 0.95)), samples: g2g.length, ...(reports.length ? { reportP50Ms: round(quantile(reports, 0.5)) } : {}) };
+}
+
+/** Chromium over WHEP and over MSE, for a WHIP source (its own frames) and an OBS-like RTMP source (the transcoded WebRTC rung). */
+async function viewerExperience(clipDir: string) {
+  const whipKey = 'bench-whip-key-0123456789';
+  const rtmpKey = 'bench-rtmp-key-0123456789';
+  const relay = await startRelay('all', {
+    RELAY_STREAMS: JSON.stringify([{ name: 'whip', key: whipKey }, { name: 'obs', key: rtmpKey }]), RELAY_LOG_LEVEL: 'warn',
+    RELAY_TRANSCODE_ENABLED: 'true', RELAY_TRANSCODE_LADDER: JSON.stringify([{ name: '360p', height: 360, videoKbps: 800, audioKbps: 96 }]),
+  });
+  const clip = encodeWhipClip(clipDir, { size: '1280x720', kbps: Number(values.kbps), seconds: 10 });
+  const whip = await publishWhipClip(`${relay.http}/whip/whip`, whipKey, clip);
+  const obs: Publisher = startPublisher({ url: relay.rtmpUrl(rtmpKey), size: '1280x720', bitrate: '2500k' });
+  const chromium = await launchChromium();
+  const rows: (Experience & { source: string })[] = [];
+  try {
+    await waitFor('the transcoded WebRTC rung', async () => ((await (await fetch(`${relay.http}/api/streams/obs`)).json().catch(() => ({}))) as { renditions?: { webrtc?: boolean }[] }).renditions?.some((r) => r.webrtc), 60_000, 250);
+    const page = await chromium.browser.newPage();
+    for (const [source, stream, rendition] of [['WHIP (passthrough)', 'whip', 'source'], ['RTMP, B-frames (transcoded 360p rung)', 'obs', '360p']] as const) {
+      const clock = ingestClock(`ws://127.0.0.1:${relay.httpPort}/ws/${stream}${rendition === 'source' ? '' : `?rendition=${rendition}`}`);
+      for (const protocol of ['webrtc', 'mse'] as const) {
+        rows.push({ source, ...await experience(page, `${relay.http}/watch/${stream}`, protocol, clock.clock) });
+        process.stderr.write(JSON.stringify(rows.at(-1)) + '\n');
+      }
+      clock.close();
+    }
+  } finally {
+    await chromium.close();
+    await whip.stop();
+    await obs.stop();
+    await relay.stop();
+  }
+  return rows;
+}
+
 const clipDir = mkdtempSync(join(tmpdir(), 'bench-webrtc-'));
+const viewers = values['no-browser'] ? [] : await viewerExperience(clipDir);
 const cap = await capacity(clipDir);
 const good = cap.rows.filter((r) => r.lossPercent <= 0.1 && r.edgeCpuPercent <= 95 && r.failed === 0);
 const best = good.at(-1);
@@ -133,7 +221,13 @@ const perViewer = best && {
   memoryKb: round((best.edgeRssMb - cap.baseRssMb) * 1024 / best.viewers, 0),
   viewersPerCore: Math.round(best.viewers / (best.edgeCpuPercent / 100)),
 };
-const result = { date: new Date().toISOString(), machine: { cores: cpus().length, model: cpus()[0]?.model, node: process.version }, streamKbps: Number(values.kbps), capacity: cap, perViewer };
+/** The floor at the same viewer count: plain UDP sends of the same packet shape, then with SRTP protection too (scripts/lib/udp-floor.ts). */
+function floor(viewers: number, srtp: boolean): { viewers: number; cpuPercent: number; sysPercent: number } {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', new URL('./lib/udp-floor.ts', import.meta.url).pathname, String(viewers), String(seconds), values.kbps], { env: { ...process.env, ...(srtp ? { SRTP: '1' } : {}) } });
+  return JSON.parse(out.toString()) as { viewers: number; cpuPercent: number; sysPercent: number };
+}
+const floors = best ? { udp: floor(best.viewers, false), srtp: floor(best.viewers, true) } : undefined;
+const result = { date: new Date().toISOString(), machine: { cores: cpus().length, model: cpus()[0]?.model, node: process.version }, streamKbps: Number(values.kbps), capacity: cap, perViewer, floors, viewers };
 writeFileSync(join(out, 'webrtc.json'), JSON.stringify(result, null, 2) + '\n');
 const md = [
   `| WHEP viewers (${values.kbps} kbit/s H.264 + 64 kbit/s Opus) | edge CPU (of it kernel) | edge RSS | delivered | expected | packets missing | load generators' CPU |`,
@@ -141,6 +235,21 @@ const md = [
   ...cap.rows.map((r) => `| ${r.viewers} | ${r.edgeCpuPercent}% (${r.edgeSysPercent}%) | ${r.edgeRssMb} MB | ${r.deliveredMbps} Mbit/s | ${r.expectedMbps} Mbit/s | ${r.missing} (${r.lossPercent}%) | ${r.loaderCpuPercent}% |`),
   '',
   perViewer ? `Per viewer at ${best!.viewers} viewers: ${perViewer.cpuPercent}% of a core, ${perViewer.memoryKb} KB; **${perViewer.viewersPerCore} viewers per edge core**.` : 'No step without loss.',
+  ...(floors ? [
+    '',
+    `| the floor at ${floors.udp.viewers} viewers' packets, same run | CPU (of it kernel) | viewers per core |`,
+    '|---|---|---|',
+    `| Node UDP sends alone (no SRTP, no RTP work), one socket per viewer | ${floors.udp.cpuPercent}% (${floors.udp.sysPercent}%) | ${Math.round(floors.udp.viewers / (floors.udp.cpuPercent / 100))} |`,
+    `| the same with SRTP (AES-GCM) on the video packets | ${floors.srtp.cpuPercent}% (${floors.srtp.sysPercent}%) | ${Math.round(floors.srtp.viewers / (floors.srtp.cpuPercent / 100))} |`,
+    `| the edge (above) | ${best!.edgeCpuPercent}% (${best!.edgeSysPercent}%) | ${perViewer!.viewersPerCore} |`,
+  ] : []),
+  ...(cap.idle ? [`With no media flowing, ${cap.idle.viewers} connected viewers cost the edge ${cap.idle.edgeCpuPercent}% of a core (ICE consent, RTCP).`] : []),
+  '',
+  ...(viewers.length ? [
+    '| Chromium, source | protocol | time to first frame p50 | worst | glass-to-glass p50 | p95 | frames | player\'s own figure p50 |',
+    '|---|---|---|---|---|---|---|---|',
+    ...viewers.map((v) => `| ${v.source} | ${v.protocol === 'webrtc' ? 'WHEP' : 'MSE (WebSocket)'} | ${v.ttffP50Ms} ms | ${v.ttffMaxMs} ms | ${v.g2gP50Ms} ms | ${v.g2gP95Ms} ms | ${v.samples} | ${v.reportP50Ms === undefined ? '' : `${v.reportP50Ms} ms`} |`),
+  ] : []),
 ].join('\n');
 writeFileSync(join(out, 'webrtc.md'), md + '\n');
 process.stdout.write(md + '\n');

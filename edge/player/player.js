@@ -25,7 +25,7 @@ const player = {
   state: 'connecting',
   latencyMs: undefined,
   ttffMs: undefined, // WebSocket open -> first decoded frame, this connection
-  glassToGlassMs: [], // ingest -> displayed, per displayed frame (last 600)
+  glassToGlassMs: [], // ingest -> displayed (last 600): per displayed frame over MSE, every 0.5 s over WebRTC (from sender reports)
   reconnects: 0,
   edge: undefined, // id of the edge serving this page now
   edges: [], // edges it was routed to after a failure
@@ -406,7 +406,7 @@ function tick() {
     const wall = wallClockAt(video.currentTime);
     player.latencyMs = wall === undefined ? undefined : Math.max(0, Date.now() - wall);
     latencyEl.textContent = player.latencyMs === undefined ? '' : `${(player.latencyMs / 1000).toFixed(2)} s behind live`;
-  } else {
+  } else if (player.protocol !== 'webrtc') {
     latencyEl.textContent = '';
   }
   adapt();
@@ -742,6 +742,7 @@ async function playWebRtc() {
     // Leave at once (DELETE) rather than when the edge notices the peer is gone.
     addEventListener('pagehide', session.close);
     player.ttffMs = performance.now() - started;
+    watchRtcLatency(session.pc);
     player.rendition = player.renditions.find((r) => r.webrtc)?.name ?? player.rendition;
     renditionSelect.replaceChildren(new Option(`WebRTC (${player.rendition})`, player.rendition));
     renditionSelect.disabled = true;
@@ -752,6 +753,28 @@ async function playWebRtc() {
     player.fallback = err.message;
     await playMse();
   }
+}
+
+/** Unix epoch in NTP time (1900), ms. */
+const NTP_UNIX_OFFSET_MS = 2208988800000;
+
+/**
+ * How old the picture is over WebRTC. The relay's sender reports map RTP time to
+ * the stream's ingest wall-clock time, so the receiver's estimatedPlayoutTimestamp
+ * (NTP, ms) is the ingest time of what plays now.
+ */
+function watchRtcLatency(pc) {
+  const timer = setInterval(async () => {
+    if (pc.connectionState === 'closed') return clearInterval(timer);
+    const stats = await pc.getStats().catch(() => undefined);
+    stats?.forEach((s) => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'video' || !s.estimatedPlayoutTimestamp) return;
+      player.latencyMs = Math.max(0, Date.now() + NTP_UNIX_OFFSET_MS - s.estimatedPlayoutTimestamp);
+      player.glassToGlassMs.push(player.latencyMs);
+      if (player.glassToGlassMs.length > 600) player.glassToGlassMs.shift();
+      latencyEl.textContent = `${(player.latencyMs / 1000).toFixed(2)} s behind live`;
+    });
+  }, 500);
 }
 
 async function playMse() {

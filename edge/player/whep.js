@@ -22,6 +22,7 @@ export async function startWhep({ stream, video, note, onEnded }) {
     if (location) fetch(location, { method: 'DELETE', keepalive: true }).catch(() => {});
   };
   try {
+    note('whep start');
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.addTransceiver('audio', { direction: 'recvonly' });
     const media = new MediaStream();
@@ -31,6 +32,7 @@ export async function startWhep({ stream, video, note, onEnded }) {
     };
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
+    note('whep offer ready');
     const res = await fetch(`/whep/${encodeURIComponent(stream)}`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription.sdp });
     if (res.status !== 201) {
       const body = await res.json().catch(() => ({}));
@@ -39,6 +41,7 @@ export async function startWhep({ stream, video, note, onEnded }) {
     location = new URL(res.headers.get('location'), res.url).toString();
     note(`whep session ${location}`);
     await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    note('whep answer applied');
     pc.addEventListener('connectionstatechange', () => {
       note(`whep ${pc.connectionState}`);
       if (pc.connectionState === 'failed' || pc.connectionState === 'closed') {

@@ -111,9 +111,12 @@ export async function publishWhipClip(whipUrl: string, key: string, clip: WhipCl
     }
   };
   const timer = setInterval(send, 5);
+  let stopped = false;
   return {
     stats,
     async stop() {
+      if (stopped) return;
+      stopped = true;
       clearInterval(timer);
       await fetch(location, { method: 'DELETE' }).catch(() => {});
       await pc.close();

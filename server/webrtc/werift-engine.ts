@@ -161,49 +161,6 @@ interface WeriftDtls {
 }
 interface IcePair { remoteAddr: [string, number]; protocol: { transport?: { socket?: Socket; send(data: Buffer, addr?: [string, number]): Promise<void> } } }
 
-/** Sockets of nominated pairs: connected to the viewer, or on the way. */
-const pairSockets = new WeakMap<Socket, 'connecting' | 'connected'>();
-
-/** Whether the kernel has the socket connected (a syscall: not for the per-packet path). */
-function isConnected(socket: Socket): boolean {
-  try {
-    socket.remoteAddress();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * The nominated pair's UDP socket, connected to the viewer once ICE is done: a
- * datagram on a connected socket skips the address lookup and the tick dgram
- * spends on every unconnected send (measured: 7.4 against 11.1 us of CPU per
- * packet). werift's own sends on it (DTLS, RTCP, consent checks) then go without an
- * address; anything for another address is dropped, as ICE has finished with it.
- * Returns the socket once connected, undefined until then (or for a relayed pair).
- */
-function connectedSocket(pair: IcePair): Socket | undefined {
-  const transport = pair.protocol.transport;
-  const socket = transport?.socket;
-  if (!transport || !socket) return undefined;
-  const state = pairSockets.get(socket);
-  if (state === 'connected') return socket;
-  if (state === 'connecting') return undefined;
-  pairSockets.set(socket, 'connecting');
-  const [host, port] = pair.remoteAddr;
-  const original = transport.send;
-  transport.send = async (data, addr) => {
-    if (!isConnected(socket)) return original(data, addr);
-    if (!addr || (addr[0] === host && addr[1] === port)) socket.send(data);
-  };
-  try {
-    socket.connect(port, host, () => pairSockets.set(socket, 'connected'));
-  } catch {
-    transport.send = original; // already connected or closed: stay on werift's path
-  }
-  return undefined;
-}
-
 /**
  * One viewer's RTP sender for one track, in place of werift's per-packet path
  * (which cloned each packet, rebuilt its header extensions and sent through three
@@ -288,13 +245,14 @@ class ViewerRtpSender {
     const header = writeRtpHeader(Buffer.allocUnsafe(RTP_HEADER_BYTES), this.sender.codec!.payloadType, p.marker, seq, p.timestamp, this.sender.ssrc);
     const parts = this.protector!.protect(header, p.payload, rolloverCounter);
     const pair = connection.nominated!;
+    const socket = pair.protocol.transport?.socket;
     try {
-      const connected = connectedSocket(pair);
-      if (connected) connected.send(parts);
-      else if (pair.protocol.transport?.socket) pair.protocol.transport.socket.send(parts, pair.remoteAddr[1], pair.remoteAddr[0]);
+      // Not connect()ed: that would save dgram's address lookup per packet, but a socket
+      // in the middle of connecting loses what is sent meanwhile (the first keyframe: measured).
+      if (socket) socket.send(parts, pair.remoteAddr[1], pair.remoteAddr[0]);
       else void connection.send(Buffer.concat(parts)).catch(() => {});
     } catch {
-      // Connecting at this very tick, or the socket closed under us (the session is ending): this packet is lost.
+      // The socket closed under us: the session is ending.
     }
   }
 }
