@@ -26,7 +26,7 @@ import { startPublisher, type Publisher } from '../test/helpers/publisher.ts';
 import { watch } from '../test/helpers/ws-viewer.ts';
 import { waitFor } from '../test/helpers/ports.ts';
 import { startRelay, type RelayProcess } from '../test/helpers/relay-process.ts';
-import { encodeWhipClip, publishWhipClip } from './lib/whip-clip-publisher.ts';
+import { encodeWhipClip, publishWhipClip } from '../test/helpers/whip-publisher.ts';
 
 const { values } = parseArgs({ options: {
   steps: { type: 'string', default: '50,100,200,300,400,500' },
@@ -243,7 +243,7 @@ const md = [
     `| the same with SRTP (AES-GCM) on the video packets | ${floors.srtp.cpuPercent}% (${floors.srtp.sysPercent}%) | ${Math.round(floors.srtp.viewers / (floors.srtp.cpuPercent / 100))} |`,
     `| the edge (above) | ${best!.edgeCpuPercent}% (${best!.edgeSysPercent}%) | ${perViewer!.viewersPerCore} |`,
   ] : []),
-  ...(cap.idle ? [`With no media flowing, ${cap.idle.viewers} connected viewers cost the edge ${cap.idle.edgeCpuPercent}% of a core (ICE consent, RTCP).`] : []),
+  ...(cap.idle ? ['', `With no media flowing, ${cap.idle.viewers} connected viewers cost the edge ${cap.idle.edgeCpuPercent}% of a core (ICE consent, RTCP).`] : []),
   '',
   ...(viewers.length ? [
     '| Chromium, source | protocol | time to first frame p50 | worst | glass-to-glass p50 | p95 | frames | player\'s own figure p50 |',

@@ -24,7 +24,7 @@ const peers: RTCPeerConnection[] = [];
 const isRtp = (d: Buffer) => d.length >= 12 && d[0]! >= 128 && d[0]! <= 191 && !(d[1]! >= 192 && d[1]! <= 223);
 
 async function viewer(): Promise<void> {
-  const pc = new RTCPeerConnection({ codecs: { video: [useH264({ rtcpFeedback: [usePLI(), useNACK()] })], audio: [useOPUS()] }, headerExtensions: { video: [], audio: [] } });
+  const pc = new RTCPeerConnection({ codecs: { video: [useH264({ rtcpFeedback: [usePLI(), useNACK()] })], audio: [useOPUS()] }, headerExtensions: { video: [], audio: [] }, bundlePolicy: 'max-bundle' });
   peers.push(pc);
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });

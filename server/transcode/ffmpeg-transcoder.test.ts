@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { FlvFrameReader } from '../ingest/flv-frame-reader.ts';
 import { TICKS_PER_SECOND, type Frame } from '../media/frame.ts';
 import { readFlvFile } from '../../test/helpers/flv-file.ts';
+import { whipLikeFrames } from '../../test/helpers/whip-publisher.ts';
 import { FfmpegTranscoder } from './ffmpeg-transcoder.ts';
 import { planLadder, type Rung } from './ladder.ts';
 
@@ -93,5 +94,36 @@ describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
     assert.ok(a!.length >= 3, `keyframes every 2 s over 6 s: ${a!.length}`);
     assert.equal(a!.length, b!.length);
     a!.forEach((t, i) => assert.ok(Math.abs(t - b![i]!) <= 3000, `keyframe ${i}: ${t} vs ${b![i]} (within one frame)`));
+  });
+
+  test('a WHIP source (H.264 with Opus) goes through the ladder: every rung gets video and AAC, the top one Opus too, on the source timeline', async () => {
+    const whip = whipLikeFrames(dir);
+    for (const f of whip) f.receivedAt = 1_000_000 + (f.dts + f.cto) / 90;
+    const init = whip[0]!.init;
+    const ladder: Rung[] = [{ name: '144p', height: 144, videoKbps: 150, audioKbps: 64, priority: 1, preset: 'ultrafast' }, { name: '90p', height: 90, videoKbps: 80, audioKbps: 48, priority: 1, preset: 'ultrafast' }];
+    const plan = planLadder(ladder, init);
+    assert.equal(plan.passthroughOnly, undefined);
+    const transcoder = new FfmpegTranscoder(plan.rungs, init, { gopSeconds: 1, opusKbps: 48, maxBacklogMs: 1500 }, pino({ level: 'silent' }));
+    const out = new Map<string, Frame[]>();
+    transcoder.on('frame', (rendition, frame) => {
+      if (!out.has(rendition)) out.set(rendition, []);
+      out.get(rendition)!.push(frame);
+    });
+    transcoder.start();
+    for (const f of whip) transcoder.push(f);
+    await transcoder.finish();
+    const sourceVideo = whip.filter((f) => f.track === 'video');
+    for (const rung of plan.rungs) {
+      const frames = out.get(rung.name) ?? [];
+      const video = frames.filter((f) => f.track === 'video');
+      assert.ok(video.length >= sourceVideo.length - 2, `${rung.name}: ${video.length} of ${sourceVideo.length} pictures`);
+      assert.equal(video[0]!.init.video!.height, rung.height);
+      assert.ok(frames.filter((f) => f.codec === 'aac').length >= 80, `${rung.name}: AAC made from the Opus source`);
+      assert.ok(Math.abs(video[0]!.dts - sourceVideo[0]!.dts) <= 90, `${rung.name} keeps the source's timeline`);
+      const matched = video.filter((f) => Math.abs(f.receivedAt - (1_000_000 + f.dts / 90)) <= 2).length;
+      assert.ok(matched >= video.length - 1, `${rung.name}: ${matched} of ${video.length} pictures carry their source's ingest time`);
+    }
+    assert.equal(transcoder.webrtcRendition, '144p');
+    assert.ok((out.get('144p') ?? []).filter((f) => f.codec === 'opus').length >= 80, 'Opus on the WebRTC rung');
   });
 });

@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts';
 import { FlvFrameReader } from '../ingest/flv-frame-reader.ts';
 import { FlvTagStream } from './flv-tag-stream.ts';
 import { FlvWriter } from './flv-writer.ts';
+import { MatroskaWriter } from './matroska-writer.ts';
 import { ffmpegArgs, webrtcRung, type Rung } from './ladder.ts';
 import { OggOpusReader } from './ogg-opus-reader.ts';
 import { OPUS_SAMPLE_RATE, opusConfig } from '../media/opus.ts';
@@ -33,7 +34,7 @@ const RECEIVED_AT_MEMORY = 512;
 
 /**
  * One ffmpeg child process transcoding one stream into its ladder: source frames
- * go in through stdin as FLV, each rung comes back on a pipe of its own as FLV
+ * go in through stdin as FLV (Matroska for Opus sources), each rung comes back on a pipe of its own as FLV
  * and leaves as frames ('frame' events). A thin adapter: the pure parts are the
  * FLV writer and reader and the ladder plan.
  */
@@ -44,7 +45,8 @@ export class FfmpegTranscoder extends EventEmitter<{
   behind: [backlogMs: number];
 }> {
   private child: ChildProcess | undefined;
-  private readonly writer = new FlvWriter();
+  /** FLV for H.264 with AAC; Matroska for H.264 with Opus (a WHIP source), which FLV cannot carry. */
+  private readonly writer: { start(init: StreamInit): Buffer; frame(frame: Frame): Buffer };
   private readonly receivedAt = new Map<number, number>();
   /** Source audio, oldest first: [presentation ms, ingest time]; Opus packets do not line up with AAC frames. */
   private readonly audioReceivedAt: [number, number][] = [];
@@ -68,6 +70,7 @@ export class FfmpegTranscoder extends EventEmitter<{
 
   constructor(private readonly rungs: readonly Rung[], private readonly init: StreamInit, private readonly options: TranscoderOptions, private readonly log: Logger) {
     super();
+    this.writer = init.audio?.codec === 'opus' ? new MatroskaWriter() : new FlvWriter();
     const top = init.audio && options.opusKbps > 0 ? webrtcRung(rungs) : undefined;
     this.webrtc = top && { name: top.name };
   }
@@ -90,7 +93,7 @@ export class FfmpegTranscoder extends EventEmitter<{
   }
 
   start(): void {
-    const args = ffmpegArgs(this.rungs, { gopSeconds: this.options.gopSeconds, hasAudio: this.init.audio !== undefined, opusKbps: this.webrtc ? this.options.opusKbps : 0 });
+    const args = ffmpegArgs(this.rungs, { gopSeconds: this.options.gopSeconds, hasAudio: this.init.audio !== undefined, opusKbps: this.webrtc ? this.options.opusKbps : 0, input: this.writer instanceof MatroskaWriter ? 'matroska' : 'flv' });
     const outputs = this.rungs.length + (this.webrtc ? 1 : 0);
     const child = spawn('ffmpeg', args, { stdio: ['pipe', 'ignore', 'pipe', ...Array.from({ length: outputs }, () => 'pipe' as const)] });
     this.child = child;

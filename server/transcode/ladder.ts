@@ -25,7 +25,7 @@ export function planLadder(ladder: readonly Rung[], source: StreamInit): LadderP
   const plan: LadderPlan = { rungs: [], skipped: [] };
   if (!source.video) return { ...plan, passthroughOnly: 'the source has no video' };
   if (source.video.codec !== 'h264') return { ...plan, passthroughOnly: `the source video codec ${source.video.codec} is not transcoded` };
-  if (source.audio && source.audio.codec !== 'aac') return { ...plan, passthroughOnly: `the source audio codec ${source.audio.codec} is not transcoded` };
+  if (source.audio && source.audio.codec !== 'aac' && source.audio.codec !== 'opus') return { ...plan, passthroughOnly: `the source audio codec ${source.audio.codec} is not transcoded` };
   if (source.video.width < 16 || source.video.height < 16) return { ...plan, passthroughOnly: `the source is ${source.video.width}x${source.video.height}` };
   for (const rung of ladder) {
     if (rung.height > source.video.height) plan.skipped.push({ name: rung.name, why: `above the source's ${source.video.height} lines` });
@@ -40,6 +40,8 @@ export interface FfmpegPlanOptions {
   hasAudio: boolean;
   /** Opus audio beside the AAC, on one more output (Ogg); 0 for none. */
   opusKbps: number;
+  /** What stdin carries: FLV (H.264 with AAC, from RTMP) or Matroska (H.264 with Opus, from WHIP; FLV cannot carry Opus). */
+  input?: 'flv' | 'matroska';
 }
 
 /** The rung that carries Opus beside AAC: the stream's WebRTC rendition, the highest one it has. */
@@ -53,7 +55,7 @@ export function rungToShed(rungs: readonly Rung[]): Rung | undefined {
 }
 
 /**
- * ffmpeg arguments: FLV on stdin, one FLV output per rung on file descriptors
+ * ffmpeg arguments: FLV (or Matroska) on stdin, one FLV output per rung on file descriptors
  * 3, 4, ..., then, when asked for, Opus in Ogg on the next one (FLV cannot
  * carry Opus; Ogg keeps its timing in granule positions). Timestamps are kept (-copyts) so that every rendition shares the
  * source's timeline, and keyframes are forced by one expression on every rung,
@@ -61,7 +63,7 @@ export function rungToShed(rungs: readonly Rung[]): Rung | undefined {
  * B-frames) keeps the added latency low and every rung WebRTC-safe for video.
  */
 export function ffmpegArgs(rungs: readonly Rung[], options: FfmpegPlanOptions): string[] {
-  const args = ['-hide_banner', '-loglevel', 'error', '-nostdin', '-probesize', '65536', '-analyzeduration', '200000', '-f', 'flv', '-i', 'pipe:0', '-copyts'];
+  const args = ['-hide_banner', '-loglevel', 'error', '-nostdin', '-probesize', '65536', '-analyzeduration', '200000', '-f', options.input ?? 'flv', '-i', 'pipe:0', '-copyts'];
   rungs.forEach((rung, i) => {
     args.push('-map', '0:v:0');
     if (options.hasAudio) args.push('-map', '0:a:0');

@@ -1,5 +1,5 @@
 /**
- * A WHIP publisher for benchmarks: a werift peer connection that sends a pre-encoded
+ * A WHIP publisher for tests and benchmarks: a werift peer connection that sends a pre-encoded
  * clip (H.264 without B-frames from an FLV file, Opus from an Ogg file) in real
  * time, looped, as OBS 30+ would over WHIP. The clip is encoded once by ffmpeg
  * (`encodeWhipClip`), so that publishing costs no encoder time on the machine under test.
@@ -9,11 +9,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RTCPeerConnection, RtpHeader, RtpPacket, useH264, useOPUS, usePLI, useNACK } from 'werift';
 import { FlvFrameReader } from '../../server/ingest/flv-frame-reader.ts';
-import type { Frame } from '../../server/media/frame.ts';
+import type { Frame, StreamInit } from '../../server/media/frame.ts';
+import { opusConfig } from '../../server/media/opus.ts';
 import { parseAvcC } from '../../server/media/h264.ts';
 import { packetizeH264 } from '../../server/media/rtp/h264-packetizer.ts';
 import { OggOpusReader } from '../../server/transcode/ogg-opus-reader.ts';
-import { readFlvTags } from '../../test/helpers/flv-file.ts';
+import { readFlvFile, readFlvTags } from './flv-file.ts';
 
 export interface WhipClip {
   video: string;
@@ -30,6 +31,18 @@ export function encodeWhipClip(dir: string, options: { size: string; kbps: numbe
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', String(options.seconds), '-ac', '2',
     '-c:a', 'libopus', '-b:a', '64k', '-frame_duration', '20', '-f', 'ogg', audio]);
   return { video, audio };
+}
+
+/** A WHIP-like source: H.264 without B-frames and Opus, on one 90 kHz timeline starting at 5 s. */
+export function whipLikeFrames(dir: string): Frame[] {
+  const clip = encodeWhipClip(dir, { size: '320x180', kbps: 300, seconds: 2 });
+  const reader = new FlvFrameReader();
+  const video = readFlvFile(clip.video).flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? []).filter((f) => f.track === 'video');
+  const init: StreamInit = { video: reader.current.video, audio: opusConfig(2), metadata: {} };
+  const packets = new OggOpusReader().push(readFileSync(clip.audio));
+  const audio: Frame[] = packets.map((p) => ({ track: 'audio', codec: 'opus', dts: Math.round(((p.start - packets[0]!.start) * 90) / 48), cto: 0, keyframe: true, payload: p.payload, receivedAt: 0, init }));
+  const frames = [...video.map((f) => ({ ...f, init })), ...audio].map((f) => ({ ...f, dts: f.dts + 450_000 }));
+  return frames.sort((a, b) => a.dts - b.dts);
 }
 
 interface Timed { atMs: number; kind: 'video' | 'audio'; frame?: Frame; opus?: Buffer; samples?: number }
@@ -62,7 +75,7 @@ export interface WhipPublisher {
 /** Publishes `clip` to `whipUrl` with the stream key as bearer token, looped until stopped. */
 export async function publishWhipClip(whipUrl: string, key: string, clip: WhipClip): Promise<WhipPublisher> {
   const { items, durationMs, paramSets, lengthSize } = loadClip(clip);
-  const pc = new RTCPeerConnection({ codecs: { video: [useH264({ rtcpFeedback: [usePLI(), useNACK()] })], audio: [useOPUS()] }, headerExtensions: { video: [], audio: [] } });
+  const pc = new RTCPeerConnection({ codecs: { video: [useH264({ rtcpFeedback: [usePLI(), useNACK()] })], audio: [useOPUS()] }, headerExtensions: { video: [], audio: [] }, bundlePolicy: 'max-bundle' });
   const video = pc.addTransceiver('video', { direction: 'sendonly' });
   const audio = pc.addTransceiver('audio', { direction: 'sendonly' });
   await pc.setLocalDescription(await pc.createOffer());
