@@ -93,4 +93,17 @@ describe('RTP fan-out of a WebRTC rendition', () => {
     fanout.keyframeRequested(sink);
     assert.equal(sink.pictures().length, before + 2);
   });
+
+  test('every packet carries the wall-clock time of its media time: one mapping for audio and video, anchored on the least delayed frame', () => {
+    const fanout = new RtpFanout({ keyframeRequestMinMs: 1000 });
+    const sink = new Sink();
+    fanout.add(sink);
+    // Ingest 100 ms after the media clock, except one frame that came 40 ms early and another 300 ms late.
+    const timed = frames.slice(0, 60).map((f, i) => ({ ...f, receivedAt: 1_000_000 + (f.dts + f.cto) / 90 + (i === 10 ? 60 : i === 20 ? 400 : 100) }));
+    timed.forEach((f) => fanout.push(f));
+    const audioAfter = sink.audio.filter((p) => p.timestamp >= Math.round(timed[10]!.dts * 48 / 90));
+    for (const p of audioAfter) assert.equal(p.wallMs, 1_000_060 + (p.timestamp * 90) / 48 / 90, 'audio: the media time plus the least delay seen');
+    const late = sink.video.filter((p) => p.timestamp >= timed[20]!.dts + timed[20]!.cto);
+    for (const p of late) assert.ok(Math.abs(p.wallMs - (1_000_060 + p.timestamp / 90)) < 1e-6, 'a late frame does not move the mapping');
+  });
 });
