@@ -10,7 +10,7 @@
  * Writes bench-results/relay.json and bench-results/relay.md.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +19,7 @@ import { waitFor } from '../test/helpers/ports.ts';
 import { startPublisher, type Publisher } from '../test/helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../test/helpers/relay-process.ts';
 import { watch } from '../test/helpers/ws-viewer.ts';
+import { processStat, quantile, round } from './lib/figures.ts';
 
 const { values } = parseArgs({ options: { streams: { type: 'string', default: '1,20' }, seconds: { type: 'string', default: '20' }, 'no-browser': { type: 'boolean', default: false } } });
 const streamCounts = values.streams.split(',').map(Number);
@@ -26,8 +27,6 @@ const seconds = Number(values.seconds);
 const out = new URL('../bench-results/', import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
 
-const quantile = (sorted: number[], q: number) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 
 function makeClip(): string {
   const dir = mkdtempSync(join(tmpdir(), 'bench-clip-'));
@@ -68,10 +67,6 @@ function histogramQuantile(before: Map<number, number>, after: Map<number, numbe
   return NaN;
 }
 
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, clock ticks of 10 ms
-}
 
 interface LatencyRow { streams: number; fragments: number; p50Ms: number; p99Ms: number; clientP50Ms: number; clientP99Ms: number; missing: number; relayCpuPercent: number }
 
@@ -86,10 +81,10 @@ async function latencyRun(clip: string, n: number): Promise<LatencyRow> {
     await new Promise((r) => setTimeout(r, 3000));
     const before = await scrapeHistogram(relay, 'relay_edge_relay_latency_seconds');
     const marks = viewers.map((v) => v.record.fragments.length);
-    const cpu0 = cpuSeconds(relay.child.pid!);
+    const cpu0 = processStat(relay.child.pid!).cpu;
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    const cpu = (cpuSeconds(relay.child.pid!) - cpu0) / ((Date.now() - t0) / 1000);
+    const cpu = (processStat(relay.child.pid!).cpu - cpu0) / ((Date.now() - t0) / 1000);
     const after = await scrapeHistogram(relay, 'relay_edge_relay_latency_seconds');
     const client: number[] = [];
     let missing = 0;

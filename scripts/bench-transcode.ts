@@ -8,7 +8,7 @@
  *
  *   node --import tsx scripts/bench-transcode.ts [--seconds 20]
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../server/config/load.ts';
@@ -18,6 +18,7 @@ import { startTestNode } from '../test/helpers/node-harness.ts';
 import { waitFor } from '../test/helpers/ports.ts';
 import { startPublisher } from '../test/helpers/publisher.ts';
 import { watch } from '../test/helpers/ws-viewer.ts';
+import { processStat, round } from './lib/figures.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '20' } } });
 const seconds = Number(values.seconds);
@@ -25,12 +26,7 @@ const out = new URL('../bench-results/', import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
 const KEY = 'bench-transcode-key-012345';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(stat[11]) + Number(stat[12])) / 100;
-}
 
 interface Run { ladder: string[]; ffmpegCpuPercent: number; latencyMs: Record<string, number>; ingestTimeMissed: number; speed?: number; opusFrames: number }
 
@@ -45,10 +41,10 @@ async function run(ladder: Rung[]): Promise<Run> {
     await new Promise((r) => setTimeout(r, 3000));
     const pid = relay.node.origin!.liveStreams()[0]!.transcoding!.pid!;
     const marks = viewers.map(({ v }) => v.record.fragments.length);
-    const cpu0 = cpuSeconds(pid);
+    const cpu0 = processStat(pid).cpu;
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    const cpu = (cpuSeconds(pid) - cpu0) / ((Date.now() - t0) / 1000);
+    const cpu = (processStat(pid).cpu - cpu0) / ((Date.now() - t0) / 1000);
     const latencyMs: Record<string, number> = {};
     viewers.forEach(({ r, v }, i) => {
       latencyMs[r] = round(median(v.record.fragments.slice(marks[i]).flatMap((f) => (f.prftWallMs ? [f.at - f.prftWallMs] : []))));

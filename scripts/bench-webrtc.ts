@@ -13,7 +13,7 @@
  * Writes bench-results/webrtc.json and bench-results/webrtc.md.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -27,6 +27,7 @@ import { watch } from '../test/helpers/ws-viewer.ts';
 import { waitFor } from '../test/helpers/ports.ts';
 import { startRelay, type RelayProcess } from '../test/helpers/relay-process.ts';
 import { encodeWhipClip, publishWhipClip } from '../test/helpers/whip-publisher.ts';
+import { processStat, quantile, round } from './lib/figures.ts';
 
 const { values } = parseArgs({ options: {
   steps: { type: 'string', default: '50,100,200,300,400,500' },
@@ -39,13 +40,8 @@ const steps = values.steps.split(',').map(Number);
 const seconds = Number(values.seconds);
 const out = new URL('../bench-results/', import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
-const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function procStat(pid: number): { cpu: number; sys: number; rssMb: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return { cpu: (Number(stat[11]) + Number(stat[12])) / 100, sys: Number(stat[12]) / 100, rssMb: Number(stat[21]) * 4096 / 2 ** 20 };
-}
 
 interface LoaderReport { connected: number; failed: number; packets: number; bytes: number; missing: number; reordered: number; closed: number; cpuSeconds: number }
 
@@ -77,7 +73,7 @@ async function capacity(clipDir: string) {
   let viewers = 0;
   try {
     await waitFor("the stream live on the edge", async () => ((await (await fetch(`${edge.http}/api/streams/cam`)).json().catch(() => ({}))) as { renditions?: { webrtc?: boolean }[] }).renditions?.some((r) => r.webrtc), 30_000, 200);
-    baseRss = procStat(edge.child.pid!).rssMb;
+    baseRss = processStat(edge.child.pid!).rssMb;
     for (const target of steps) {
       const add = target - viewers;
       loaders.forEach((l, i) => l.add(Math.floor(add / loaders.length) + (i < add % loaders.length ? 1 : 0)));
@@ -86,12 +82,12 @@ async function capacity(clipDir: string) {
       await sleep(3000);
       const sum = () => loaders.reduce((a, l) => ({ packets: a.packets + l.report!.packets, bytes: a.bytes + l.report!.bytes, missing: a.missing + l.report!.missing, cpu: a.cpu + l.report!.cpuSeconds, failed: a.failed + l.report!.failed }), { packets: 0, bytes: 0, missing: 0, cpu: 0, failed: 0 });
       const s0 = sum();
-      const e0 = procStat(edge.child.pid!);
+      const e0 = processStat(edge.child.pid!);
       const t0 = performance.now();
       await sleep(seconds * 1000);
       await sleep(1100); // the loaders' next report covers the window
       const s1 = sum();
-      const e1 = procStat(edge.child.pid!);
+      const e1 = processStat(edge.child.pid!);
       const dt = (performance.now() - t0) / 1000;
       const packets = s1.packets - s0.packets;
       const missing = s1.missing - s0.missing;
@@ -114,10 +110,10 @@ async function capacity(clipDir: string) {
     // What the connected viewers cost with no media flowing: ICE consent, RTCP, timers.
     await publisher.stop();
     await sleep(3000);
-    const i0 = procStat(edge.child.pid!);
+    const i0 = processStat(edge.child.pid!);
     const ti = performance.now();
     await sleep(seconds * 1000);
-    idle = { viewers, edgeCpuPercent: round((procStat(edge.child.pid!).cpu - i0.cpu) / ((performance.now() - ti) / 1000) * 100) };
+    idle = { viewers, edgeCpuPercent: round((processStat(edge.child.pid!).cpu - i0.cpu) / ((performance.now() - ti) / 1000) * 100) };
     process.stderr.write(`no media, ${viewers} viewers connected: edge CPU ${idle.edgeCpuPercent}%\n`);
   } finally {
     loaders.forEach((l) => l.stop());
@@ -129,7 +125,6 @@ async function capacity(clipDir: string) {
   return { baseRssMb: round(baseRss), rows, idle };
 }
 
-const quantile = (sorted: number[], q: number) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
 /** Ingest wall-clock time of each video picture, keyed by its 90 kHz presentation time mod 2^32 (= its RTP timestamp), from the prft boxes a WebSocket viewer gets. */
 function ingestClock(wsUrl: string) {

@@ -159,13 +159,13 @@ interface WeriftDtls {
   srtp?: { localContext: { profile: number; srtpSessionKey: Buffer; srtpSessionSalt: Buffer; srtpSessionAuthTag: Buffer } };
   iceTransport: { connection: { canSendApplicationData(): boolean; nominated?: IcePair; send(data: Buffer): Promise<void> } };
 }
-interface IcePair { remoteAddr: [string, number]; protocol: { transport?: { socket?: Socket; send(data: Buffer, addr?: [string, number]): Promise<void> } } }
+interface IcePair { remoteAddr: [string, number]; protocol: { transport?: { socket?: Socket } } }
 
 /**
  * One viewer's RTP sender for one track, in place of werift's per-packet path
  * (which cloned each packet, rebuilt its header extensions and sent through three
  * promises: about 1.3% of a core per 2 Mbit/s viewer). Per packet: a 12-byte header,
- * SRTP protection (src/media/rtp/srtp-protector.ts), one scatter-gather datagram
+ * SRTP protection (server/media/rtp/srtp-protector.ts), one scatter-gather datagram
  * on the ICE pair's socket. It keeps the viewer's sequence numbers contiguous when
  * the shared packets skip ahead (a viewer held back until a keyframe), answers NACK
  * from its own history, and gives werift's sender-report loop the media clock
@@ -186,16 +186,14 @@ class ViewerRtpSender {
   private protector: SrtpProtector | undefined;
   private protectorOf: unknown;
   private reporting = false;
-  readonly stats = { sent: 0, retransmitted: 0 };
 
   constructor(private readonly sender: RTCRtpSender) {
-    const self = this;
     // werift's RTCP loop reads these for each sender report: the media clock, not the send time.
     Object.defineProperties(sender, {
-      ntpTimestamp: { configurable: true, get: () => ntpFromMs(self.lastWallMs), set: () => {} },
-      rtpTimestamp: { configurable: true, get: () => self.lastTimestamp, set: () => {} },
-      packetCount: { configurable: true, get: () => self.packets >>> 0, set: () => {} },
-      octetCount: { configurable: true, get: () => self.octets >>> 0, set: () => {} },
+      ntpTimestamp: { configurable: true, get: () => ntpFromMs(this.lastWallMs), set: () => {} },
+      rtpTimestamp: { configurable: true, get: () => this.lastTimestamp, set: () => {} },
+      packetCount: { configurable: true, get: () => this.packets >>> 0, set: () => {} },
+      octetCount: { configurable: true, get: () => this.octets >>> 0, set: () => {} },
     });
     sender.onRtcp.subscribe((rtcp) => {
       if (rtcp.type !== RtcpTransportLayerFeedback.type) return;
@@ -204,10 +202,7 @@ class ViewerRtpSender {
       for (const seq of (feedback as GenericNack).lost) {
         const slot = seq % HISTORY;
         const packet = this.history[slot];
-        if (packet && this.historySeq[slot] === seq) {
-          this.stats.retransmitted++;
-          this.transmit(packet, seq, this.historyRoc[slot]!);
-        }
+        if (packet && this.historySeq[slot] === seq) this.transmit(packet, seq, this.historyRoc[slot]!);
       }
     });
   }
@@ -228,7 +223,6 @@ class ViewerRtpSender {
     this.octets += p.payload.length;
     this.lastTimestamp = p.timestamp;
     this.lastWallMs = p.wallMs;
-    this.stats.sent++;
     this.transmit(p, seq, this.rolloverCounter);
     if (!this.reporting) {
       this.reporting = true;

@@ -14,7 +14,7 @@ import { opusConfig } from '../../server/media/opus.ts';
 import { parseAvcC } from '../../server/media/h264.ts';
 import { packetizeH264 } from '../../server/media/rtp/h264-packetizer.ts';
 import { OggOpusReader } from '../../server/transcode/ogg-opus-reader.ts';
-import { readFlvFile, readFlvTags } from './flv-file.ts';
+import { readFlvFile } from './flv-file.ts';
 
 export interface WhipClip {
   video: string;
@@ -33,38 +33,24 @@ export function encodeWhipClip(dir: string, options: { size: string; kbps: numbe
   return { video, audio };
 }
 
-/** A WHIP-like source: H.264 without B-frames and Opus, on one 90 kHz timeline starting at 5 s. */
-export function whipLikeFrames(dir: string): Frame[] {
-  const clip = encodeWhipClip(dir, { size: '320x180', kbps: 300, seconds: 2 });
+/** The clip as WHIP carries it: H.264 pictures and Opus packets as frames, on one 90 kHz timeline from 0. */
+export function clipFrames(clip: WhipClip): Frame[] {
   const reader = new FlvFrameReader();
   const video = readFlvFile(clip.video).flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? []).filter((f) => f.track === 'video');
   const init: StreamInit = { video: reader.current.video, audio: opusConfig(2), metadata: {} };
   const packets = new OggOpusReader().push(readFileSync(clip.audio));
-  const audio: Frame[] = packets.map((p) => ({ track: 'audio', codec: 'opus', dts: Math.round(((p.start - packets[0]!.start) * 90) / 48), cto: 0, keyframe: true, payload: p.payload, receivedAt: 0, init }));
-  const frames = [...video.map((f) => ({ ...f, init })), ...audio].map((f) => ({ ...f, dts: f.dts + 450_000 }));
-  return frames.sort((a, b) => a.dts - b.dts);
+  const v0 = video[0]!.dts;
+  const a0 = packets[0]!.start;
+  const frames: Frame[] = [
+    ...video.map((f) => ({ ...f, dts: f.dts - v0, init })),
+    ...packets.map((p): Frame => ({ track: 'audio', codec: 'opus', dts: Math.round(((p.start - a0) * 90) / 48), cto: 0, keyframe: true, payload: p.payload, receivedAt: 0, init })),
+  ];
+  return frames.sort((x, y) => x.dts - y.dts);
 }
 
-interface Timed { atMs: number; kind: 'video' | 'audio'; frame?: Frame; opus?: Buffer; samples?: number }
-
-/** The clip as one timeline of video frames and Opus packets, in ms from its start. */
-function loadClip(clip: WhipClip): { items: Timed[]; durationMs: number; paramSets: Buffer[]; lengthSize: number } {
-  const reader = new FlvFrameReader();
-  const frames: Frame[] = [];
-  for (const tag of readFlvTags(readFileSync(clip.video))) {
-    const f = reader.push(tag.type, tag.timestamp, tag.body, 0);
-    if (f?.track === 'video') frames.push(f);
-  }
-  const avc = parseAvcC(reader.current.video!.avcC);
-  const ogg = new OggOpusReader();
-  const packets = ogg.push(readFileSync(clip.audio));
-  const t0 = frames[0]!.dts;
-  const items: Timed[] = frames.map((f) => ({ atMs: (f.dts - t0) / 90, kind: 'video', frame: f }));
-  const a0 = packets[0]!.start;
-  for (const p of packets) items.push({ atMs: (p.start - a0) / 48, kind: 'audio', opus: p.payload, samples: p.samples });
-  items.sort((a, b) => a.atMs - b.atMs);
-  const frameMs = frames.length > 1 ? (frames[1]!.dts - frames[0]!.dts) / 90 : 33.3;
-  return { items, durationMs: (frames.at(-1)!.dts - t0) / 90 + frameMs, paramSets: [...avc.sps, ...avc.pps], lengthSize: avc.lengthSize };
+/** A WHIP-like source: H.264 without B-frames and Opus, on one 90 kHz timeline starting at 5 s. */
+export function whipLikeFrames(dir: string): Frame[] {
+  return clipFrames(encodeWhipClip(dir, { size: '320x180', kbps: 300, seconds: 2 })).map((f) => ({ ...f, dts: f.dts + 450_000 }));
 }
 
 export interface WhipPublisher {
@@ -74,7 +60,11 @@ export interface WhipPublisher {
 
 /** Publishes `clip` to `whipUrl` with the stream key as bearer token, looped until stopped. */
 export async function publishWhipClip(whipUrl: string, key: string, clip: WhipClip): Promise<WhipPublisher> {
-  const { items, durationMs, paramSets, lengthSize } = loadClip(clip);
+  const frames = clipFrames(clip);
+  const avc = parseAvcC(frames[0]!.init.video!.avcC);
+  const paramSets = [...avc.sps, ...avc.pps];
+  const pictures = frames.filter((f) => f.track === 'video');
+  const durationTicks = pictures.at(-1)!.dts + (pictures.length > 1 ? pictures[1]!.dts - pictures[0]!.dts : 3000);
   const pc = new RTCPeerConnection({ codecs: { video: [useH264({ rtcpFeedback: [usePLI(), useNACK()] })], audio: [useOPUS()] }, headerExtensions: { video: [], audio: [] }, bundlePolicy: 'max-bundle' });
   const video = pc.addTransceiver('video', { direction: 'sendonly' });
   const audio = pc.addTransceiver('audio', { direction: 'sendonly' });
@@ -99,25 +89,24 @@ export async function publishWhipClip(whipUrl: string, key: string, clip: WhipCl
   let loop = 0;
   const started = performance.now();
   const send = () => {
-    const now = performance.now() - started;
-    while (now >= loop * durationMs + items[next]!.atMs) {
-      const item = items[next]!;
-      const atMs = loop * durationMs + item.atMs;
-      if (item.kind === 'video') {
-        const f = item.frame!;
-        const payloads = packetizeH264(f.payload, lengthSize, f.keyframe ? paramSets : []);
-        const ts = Math.round(atMs * 90) >>> 0;
+    const nowTicks = (performance.now() - started) * 90;
+    while (nowTicks >= loop * durationTicks + frames[next]!.dts) {
+      const f = frames[next]!;
+      const ticks = loop * durationTicks + f.dts;
+      if (f.track === 'video') {
+        const payloads = packetizeH264(f.payload, avc.lengthSize, f.keyframe ? paramSets : []);
+        const ts = ticks >>> 0;
         payloads.forEach((p, i) => {
           void video.sender.sendRtp(new RtpPacket(new RtpHeader({ sequenceNumber: vSeq, timestamp: ts, marker: i === payloads.length - 1, payloadType: video.sender.codec!.payloadType }), p));
           vSeq = (vSeq + 1) & 0xffff;
         });
         stats.videoFrames++;
       } else {
-        void audio.sender.sendRtp(new RtpPacket(new RtpHeader({ sequenceNumber: aSeq, timestamp: Math.round(atMs * 48) >>> 0, marker: false, payloadType: audio.sender.codec!.payloadType }), item.opus!));
+        void audio.sender.sendRtp(new RtpPacket(new RtpHeader({ sequenceNumber: aSeq, timestamp: Math.round((ticks * 48) / 90) >>> 0, marker: false, payloadType: audio.sender.codec!.payloadType }), f.payload));
         aSeq = (aSeq + 1) & 0xffff;
         stats.audioPackets++;
       }
-      if (++next === items.length) {
+      if (++next === frames.length) {
         next = 0;
         loop++;
       }
