@@ -62,7 +62,7 @@ export class Edge {
     webrtc?: { engine: WebRtcEngine; renditions: (stream: string) => Promise<RenditionInfo[]> },
   ) {
     this.log = log.child({ module: 'edge' });
-    this.metrics = createEdgeMetrics(registry);
+    this.metrics = createEdgeMetrics(registry, () => this.consumers());
     if (webrtc) {
       this.whep = new WhepEgress(config.webrtc, webrtc.engine, {
         isKnownStream: (s) => this.isKnownStream(s),
@@ -102,6 +102,10 @@ export class Edge {
     if (!this.cluster.directory.member(selfId)) return undefined; // not in the ring yet: serve
     const edge = this.cluster.directory.route(stream, undefined, { count });
     return edge && edge.id !== selfId ? edge : undefined;
+  }
+
+  private *consumers() {
+    for (const hub of this.hubs.values()) yield { stream: hub.stream, rendition: hub.rendition, pending: hub.pending };
   }
 
   /** Viewers on this edge, all streams: its load in the ring. */

@@ -62,7 +62,12 @@ export class StreamHub {
     this.gop = new GopCache(config.edge.gopCacheMaxBytes);
     // The source rendition of a WHIP stream makes keyframes on demand: ask its origin (it throttles).
     const wantKeyframe = rendition === SOURCE_RENDITION ? () => requestKeyframe(nc, config.bus.subjectPrefix, stream) : undefined;
-    this.rtc = new RtpFanout({ keyframeRequestMinMs: config.webrtc.keyframeRequestMinMs, wantKeyframe });
+    this.rtc = new RtpFanout({
+      keyframeRequestMinMs: config.webrtc.keyframeRequestMinMs,
+      wantKeyframe,
+      firstPicture: (ms) => metrics.timeToFirstFrame.webrtc.observe(ms / 1000),
+      sent: (bytes) => metrics.bytesOut.webrtc.inc(bytes),
+    });
     this.forgetTokenAfterMs = config.cluster.leaseTtlMs + 2000;
     this.limits = { skipBytes: config.edge.viewerSkipBytes, maxBytes: config.edge.viewerMaxBytes, maxLagMs: config.edge.viewerMaxLagMs };
     this.feed = new StreamFeed(nc, {
@@ -72,7 +77,7 @@ export class StreamHub {
       watchdogIntervalMs: config.edge.watchdogIntervalMs,
       log,
     }, (data) => this.message(data), (reason) => {
-      metrics.consumerRestarts.inc();
+      metrics.bus.restarts.inc();
       this.decoder.reset();
       log.info({ reason }, 'stream consumer recreated');
     });
@@ -85,6 +90,11 @@ export class StreamHub {
   async start(): Promise<void> {
     const start = await this.feed.start();
     if (this.state === 'connecting' && start.kind === 'new') this.setState('offline');
+  }
+
+  /** Messages on the bus for this hub's consumer, not yet delivered. */
+  get pending(): number {
+    return this.feed.stats.pending;
   }
 
   get feedStats() {
@@ -100,23 +110,23 @@ export class StreamHub {
     // "Next" in time: a consumer just started replays its last GOP, and those keyframes are in the past.
     if (fromNextKeyframe) viewer.startAfter = performance.timeOrigin + performance.now();
     this.viewers.add(viewer);
-    this.metrics.viewers.inc();
+    this.metrics.viewers.ws.inc();
     viewer.control({ type: 'status', state: this.state, stream: this.stream, rendition: this.rendition });
     if (this.state === 'live' && this.initWire) this.sendInit(viewer, fromNextKeyframe);
   }
 
   remove(viewer: Viewer): void {
-    if (this.viewers.delete(viewer)) this.metrics.viewers.dec();
+    if (this.viewers.delete(viewer)) this.metrics.viewers.ws.dec();
   }
 
-  /** A WebRTC viewer whose connection is up. */
-  addRtc(sink: RtpSink): void {
-    this.rtc.add(sink);
-    this.metrics.rtcViewers.inc();
+  /** A WebRTC viewer whose connection is up; it asked to watch at `since` (performance.now() ms). */
+  addRtc(sink: RtpSink, since?: number): void {
+    this.rtc.add(sink, since);
+    this.metrics.viewers.webrtc.inc();
   }
 
   removeRtc(sink: RtpSink): void {
-    if (this.rtc.viewers.has(sink)) this.metrics.rtcViewers.dec();
+    if (this.rtc.viewers.has(sink)) this.metrics.viewers.webrtc.dec();
     this.rtc.remove(sink);
   }
 
@@ -139,8 +149,13 @@ export class StreamHub {
     viewer.started = false;
     const cached = this.gop.current;
     if (cached.length === 0 || fromNextKeyframe) return;
-    viewer.started = true;
-    for (const f of cached) viewer.writeWire(f.bytes);
+    this.started(viewer);
+    let bytes = 0;
+    for (const f of cached) {
+      viewer.writeWire(f.bytes);
+      bytes += f.bytes.length;
+    }
+    this.metrics.bytesOut.ws.inc(bytes);
   }
 
   private setState(state: HubState): void {
@@ -273,6 +288,15 @@ export class StreamHub {
     this.remove(viewer);
   }
 
+  /** A viewer gets its first keyframe: time to first frame, once per connection. */
+  private started(viewer: Viewer): void {
+    viewer.started = true;
+    if (viewer.firstFrameAt === 0) {
+      viewer.firstFrameAt = performance.now();
+      this.metrics.timeToFirstFrame.ws.observe((viewer.firstFrameAt - viewer.connectedAt) / 1000);
+    }
+  }
+
   /** The per-fragment hot path: one shared buffer, a policy decision per viewer, no allocation per viewer. */
   private fanout(wire: WireFragment): void {
     this.stats.fragments++;
@@ -282,7 +306,7 @@ export class StreamHub {
     for (const viewer of this.viewers) {
       if (!viewer.started) {
         if (!wire.keyframe || wire.receivedAt < viewer.startAfter) continue;
-        viewer.started = true;
+        this.started(viewer);
       }
       switch (decide(this.limits, viewer.queue, viewer.queued, wire.keyframe, now)) {
         case 'send':
@@ -300,7 +324,7 @@ export class StreamHub {
       }
     }
     if (sent > 0) {
-      this.metrics.bytesOut.inc(sent * wire.bytes.length);
+      this.metrics.bytesOut.ws.inc(sent * wire.bytes.length);
       this.metrics.relayLatency.observe((performance.timeOrigin + performance.now() - wire.receivedAt) / 1000);
     }
   }

@@ -2,12 +2,15 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { createNodeRegistry } from './node-metrics.ts';
+import { RELAY_VERSION } from './version.ts';
 import { Edge } from '../edge/edge.ts';
 import type { RelayConfig } from './config/schema.ts';
 import { RelayError } from './errors.ts';
 import type { Logger } from './log.ts';
 import { FramePublisher } from './bus/frame-publisher.ts';
+import { createPublishMetrics, type PublishMetrics } from './bus/bus-metrics.ts';
 import { ensureFrameStream, frameStreamKeeper } from './bus/frame-stream.ts';
 import { connectNats, type NatsConnection } from './bus/nats-connection.ts';
 import { NatsServerProcess } from './bus/nats-server-process.ts';
@@ -77,8 +80,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     }
     const keys = new StreamKeys(config.streams);
     const nodeId = config.cluster.nodeId || `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`;
-    const registry = new Registry();
-    collectDefaultMetrics({ register: registry });
+    const registry = createNodeRegistry({ id: nodeId, roles, version: RELAY_VERSION });
     const http = createHttpServer(log);
     closers.push(() => http.close());
     http.get('/healthz', async () => ({ status: 'ok', roles }));
@@ -96,14 +98,21 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs);
       closers.push(() => nc.close());
       await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
-      const publisher = new FramePublisher(nc, { window: config.bus.publishWindow, timeoutMs: config.bus.publishTimeoutMs, log: log.child({ module: 'bus.publish' }) });
+      let publishMetrics: PublishMetrics | undefined;
+      const publisher = new FramePublisher(nc, {
+        window: config.bus.publishWindow,
+        timeoutMs: config.bus.publishTimeoutMs,
+        log: log.child({ module: 'bus.publish' }),
+        acked: (seconds) => publishMetrics?.publishLatency.observe(seconds),
+      });
+      publishMetrics = createPublishMetrics(registry, () => publisher.stats);
       // A restarted nats-server has lost the memory stream: recreate it when publishing fails or NATS comes back.
       const keepStream = frameStreamKeeper(nc, config.bus, log.child({ module: 'bus' }));
       publisher.on('failure', keepStream);
       void (async () => {
         for await (const s of nc.status()) if (s.type === 'reconnect') keepStream();
       })().catch(() => {});
-      const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' })));
+      const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' }), registry));
       origin = new Origin(config, keys, publisher, leases, log, registry);
       closers.push(() => origin!.stop());
       if (engine) {

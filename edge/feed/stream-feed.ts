@@ -17,6 +17,8 @@ export interface FeedStats {
   received: number;
   restarts: number;
   lastSeq: number;
+  /** Messages stored for this consumer and not yet delivered (the consumer lag), as of the last delivery. */
+  pending: number;
 }
 
 /**
@@ -43,7 +45,7 @@ export class StreamFeed {
   private lastMessageAt = Date.now();
   private closed = false;
   private checking = false;
-  readonly stats: FeedStats = { received: 0, restarts: 0, lastSeq: 0 };
+  readonly stats: FeedStats = { received: 0, restarts: 0, lastSeq: 0, pending: 0 };
 
   constructor(
     private readonly nc: NatsConnection,
@@ -98,6 +100,7 @@ export class StreamFeed {
         this.lastMessageAt = Date.now();
         this.stats.received++;
         this.stats.lastSeq = msg.seq;
+        this.stats.pending = msg.info.pending;
         this.onMessage(msg.data, msg.seq);
       },
     });

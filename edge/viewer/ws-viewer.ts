@@ -28,6 +28,9 @@ export class Viewer {
   started = false;
   /** Start only at a keyframe the origin received after this time (wall-clock ms): 0 for any. */
   startAfter = 0;
+  /** performance.now() ms at the WebSocket's opening, and at its first keyframe (0: none yet). */
+  readonly connectedAt = performance.now();
+  firstFrameAt = 0;
 
   constructor(readonly ws: WebSocket, private readonly socket: Duplex, readonly remote: string) {}
 

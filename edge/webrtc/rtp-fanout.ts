@@ -13,7 +13,22 @@ interface RtcViewer {
   sink: RtpSink;
   /** Has had a keyframe: delta frames may follow. */
   started: boolean;
+  /** Has been sent a picture at all (cached or live). */
+  pictured: boolean;
+  /** When the viewer asked to watch (performance.now() ms): time to first frame runs from here. */
+  since: number;
   lastKeyframeRequest: number;
+}
+
+export interface RtpFanoutOptions {
+  keyframeRequestMinMs: number;
+  now?: () => number;
+  /** Called when a viewer is left waiting for a keyframe (joining, or after a PLI); a source that can make one on demand (WHIP) is asked upstream. */
+  wantKeyframe?: () => void;
+  /** A viewer's first picture went out: ms since it asked to watch. */
+  firstPicture?: (ms: number) => void;
+  /** Media payload bytes sent to viewers, once per frame for all of them. */
+  sent?: (bytes: number) => void;
 }
 
 /** Opus's RTP clock (RFC 7587) against the frame clock (90 kHz). */
@@ -45,15 +60,15 @@ export class RtpFanout {
   private configOf: StreamInit | undefined;
   readonly stats = { frames: 0, packets: 0, keyframesFromCache: 0, refused: 0 };
 
-  /**
-   * `wantKeyframe`: called when a viewer is left waiting for a keyframe (joining, or
-   * after a PLI); a source that can make one on demand (WHIP) is asked upstream.
-   */
-  constructor(private readonly options: { keyframeRequestMinMs: number; now?: () => number; wantKeyframe?: () => void }) {}
+  constructor(private readonly options: RtpFanoutOptions) {}
 
-  /** A viewer whose connection is up: the cached keyframe, if any, and audio from now on. */
-  add(sink: RtpSink): void {
-    const viewer: RtcViewer = { sink, started: false, lastKeyframeRequest: -Infinity };
+  private now(): number {
+    return this.options.now?.() ?? performance.now();
+  }
+
+  /** A viewer whose connection is up (it asked at `since`): the cached keyframe, if any, and audio from now on. */
+  add(sink: RtpSink, since = this.now()): void {
+    const viewer: RtcViewer = { sink, started: false, pictured: false, since, lastKeyframeRequest: -Infinity };
     this.viewers.set(sink, viewer);
     this.fromCache(viewer);
   }
@@ -66,7 +81,7 @@ export class RtpFanout {
   keyframeRequested(sink: RtpSink): void {
     const viewer = this.viewers.get(sink);
     if (!viewer) return;
-    const now = this.options.now?.() ?? performance.now();
+    const now = this.now();
     if (now - viewer.lastKeyframeRequest < this.options.keyframeRequestMinMs) return;
     viewer.lastKeyframeRequest = now;
     this.fromCache(viewer);
@@ -110,13 +125,26 @@ export class RtpFanout {
       this.videoSeq = (this.videoSeq + 1) & 0xffff;
     }
     this.stats.packets += packets.length;
+    let receivers = 0;
     for (const viewer of this.viewers.values()) {
       if (!viewer.started) {
         if (!frame.keyframe) continue;
         viewer.started = true;
+        if (!viewer.pictured) this.pictured(viewer);
       }
       for (const p of packets) viewer.sink.sendVideo(p);
+      receivers++;
     }
+    if (receivers > 0 && this.options.sent) {
+      let bytes = 0;
+      for (const p of payloads) bytes += p.length;
+      this.options.sent(bytes * receivers);
+    }
+  }
+
+  private pictured(viewer: RtcViewer): void {
+    viewer.pictured = true;
+    this.options.firstPicture?.(this.now() - viewer.since);
   }
 
   /** RTP payloads of a frame (parameter sets before a keyframe), or undefined for one that cannot be read. */
@@ -142,6 +170,7 @@ export class RtpFanout {
     this.audioSeq = (this.audioSeq + 1) & 0xffff;
     this.stats.packets++;
     for (const viewer of this.viewers.values()) viewer.sink.sendAudio(packet);
+    if (this.viewers.size > 0) this.options.sent?.(frame.payload.length * this.viewers.size);
   }
 
   /**
@@ -159,6 +188,12 @@ export class RtpFanout {
     this.stats.keyframesFromCache++;
     const timestamp = (this.lastVideoTs + 1) >>> 0;
     const wallMs = this.lastVideoWallMs;
-    payloads.forEach((payload, i) => viewer.sink.sendVideo({ sequenceNumber: i, timestamp, marker: i === payloads.length - 1, payload, wallMs }));
+    let bytes = 0;
+    payloads.forEach((payload, i) => {
+      viewer.sink.sendVideo({ sequenceNumber: i, timestamp, marker: i === payloads.length - 1, payload, wallMs });
+      bytes += payload.length;
+    });
+    this.options.sent?.(bytes);
+    if (!viewer.pictured) this.pictured(viewer);
   }
 }

@@ -75,6 +75,7 @@ export class WhepEgress {
   private async play(req: OfferRequest): Promise<{ location: string; answer: string }> {
     const { stream } = req.params;
     if (!isStreamName(stream)) throw new RelayError('STREAM_NAME_INVALID');
+    const askedAt = performance.now();
     const offer = readOffer(req.headers['content-type'], req.body);
     if (!this.host.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
     if (this.host.draining()) throw new RelayError('NO_EDGE_AVAILABLE', 'this edge is shutting down');
@@ -93,7 +94,7 @@ export class WhepEgress {
     rtc.onConnected(() => {
       if (session.closed) return;
       session.hub = this.host.hubFor(stream, rendition.name);
-      session.hub.addRtc(rtc);
+      session.hub.addRtc(rtc, askedAt);
       rtc.onKeyframeRequest(() => session.hub?.rtc.keyframeRequested(rtc));
     });
     this.log.info({ stream, rendition: rendition.name, session: session.id, remote: req.ip }, 'WHEP viewer connecting');

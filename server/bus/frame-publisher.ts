@@ -11,6 +11,8 @@ export interface PublisherOptions {
   window: number;
   timeoutMs: number;
   log: Logger;
+  /** Called with each acknowledged message's publish -> ack time, in seconds (the publish-latency metric). */
+  acked?: (seconds: number) => void;
 }
 
 export interface PublisherStats {
@@ -69,6 +71,7 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
   /** @internal Sends one message; `onFailure` runs if JetStream does not store it. */
   send(subject: string, data: Buffer, onFailure: () => void, onStored?: () => void): boolean {
     this.stats.inFlight++;
+    const sentAt = performance.now();
     // While disconnected a message would wait in the client and could land long
     // after a lease ran out: fail it now instead, the stream resyncs at a keyframe.
     const publish = this.connected
@@ -77,6 +80,7 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
     publish.then(
       () => {
         this.stats.published++;
+        this.options.acked?.((performance.now() - sentAt) / 1000);
         onStored?.();
         this.settle();
       },

@@ -5,6 +5,8 @@ import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { NatsConnection } from '../bus/nats-connection.ts';
+import { createLeaseMetrics, type LeaseMetrics } from './lease-metrics.ts';
+import type { Registry } from 'prom-client';
 
 export interface LeaseHolder {
   origin: string;
@@ -33,12 +35,43 @@ const renewInterval = (ttlMs: number) => Math.floor(ttlMs / 5);
  * its watchers do not see expiry: nothing here relies on them).
  */
 export class StreamLeases {
-  private constructor(private readonly kv: KV, private readonly ttlMs: number, private readonly nodeId: string, private readonly log: Logger) {}
+  /** Leases this process holds now. */
+  readonly held = new Set<StreamLease>();
+  private readonly metrics: LeaseMetrics | undefined;
 
-  static async open(nc: NatsConnection, cluster: RelayConfig['cluster'], nodeId: string, log: Logger): Promise<StreamLeases> {
+  private constructor(private readonly kv: KV, private readonly ttlMs: number, private readonly nodeId: string, private readonly log: Logger, registry?: Registry) {
+    this.metrics = registry && createLeaseMetrics(registry, () => this.held.size);
+  }
+
+  static async open(nc: NatsConnection, cluster: RelayConfig['cluster'], nodeId: string, log: Logger, registry?: Registry): Promise<StreamLeases> {
     // Short request timeouts: a lost reply is retried well inside the lease's TTL.
     const kv = await openTtlBucket(nc, cluster.leaseBucket, cluster.leaseTtlMs, cluster.kvReplicas, Math.min(2000, renewInterval(cluster.leaseTtlMs)), log);
-    return new StreamLeases(kv, cluster.leaseTtlMs, nodeId, log);
+    return new StreamLeases(kv, cluster.leaseTtlMs, nodeId, log, registry);
+  }
+
+  /** Every stream lease in the bucket, whoever holds it (the admin API's view). */
+  async all(): Promise<Map<string, LeaseHolder & { revision: number }>> {
+    const leases = new Map<string, LeaseHolder & { revision: number }>();
+    for await (const key of await this.kv.keys()) {
+      const entry = await this.kv.get(key).catch(() => null);
+      if (!entry || entry.operation !== 'PUT') continue;
+      try {
+        leases.set(key, { ...entry.json<LeaseHolder>(), revision: entry.revision });
+      } catch {
+        // not a lease record
+      }
+    }
+    return leases;
+  }
+
+  private track(lease: StreamLease, how: 'free' | 'takeover'): StreamLease {
+    this.held.add(lease);
+    this.metrics?.acquired.inc({ how });
+    lease.once('done', (lost) => {
+      this.held.delete(lease);
+      if (lost) this.metrics?.lost.inc();
+    });
+    return lease;
   }
 
   /** Who holds the stream's lease now, if anyone. */
@@ -64,7 +97,7 @@ export class StreamLeases {
       try {
         const revision = await this.kv.create(stream, value);
         if (seen) this.log.info({ stream, previousOwner: seen.origin }, 'took over the lease of an origin that stopped renewing');
-        return new StreamLease(this.kv, stream, value, revision, sentAt, this.ttlMs, this.log);
+        return this.track(new StreamLease(this.kv, stream, value, revision, sentAt, this.ttlMs, this.log, this.metrics), seen ? 'takeover' : 'free');
       } catch (err) {
         if (!isWrongSequence(err)) {
           // Unreachable NATS, or a reply lost across a reconnect: retry until the deadline.
@@ -83,7 +116,7 @@ export class StreamLeases {
         // lost. Take it back by compare-and-set; the new revision is still the highest.
         const retakenAt = performance.now();
         const revision = await this.kv.update(stream, value, holder.revision).catch(() => undefined);
-        if (revision !== undefined) return new StreamLease(this.kv, stream, value, revision, retakenAt, this.ttlMs, this.log);
+        if (revision !== undefined) return this.track(new StreamLease(this.kv, stream, value, revision, retakenAt, this.ttlMs, this.log, this.metrics), 'free');
         continue;
       }
       if ((seen && seen.revision !== holder.revision) || Date.now() > giveUpAt) {
@@ -101,7 +134,7 @@ export class StreamLeases {
  * clock: the server stored that write after it was sent, so the key cannot
  * expire before this deadline. Past it, the owner must not publish.
  */
-export class StreamLease extends EventEmitter<{ lost: [RelayError] }> {
+export class StreamLease extends EventEmitter<{ lost: [RelayError]; done: [lost: boolean] }> {
   /** The fencing token: the revision at acquisition, higher than any earlier lease's. */
   readonly token: number;
   private revision: number;
@@ -121,6 +154,7 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError] }> {
     sentAt: number,
     private readonly ttlMs: number,
     private readonly log: Logger,
+    private readonly metrics?: LeaseMetrics,
   ) {
     super();
     this.token = revision;
@@ -159,6 +193,7 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError] }> {
     try {
       const revision = await this.kv.update(this.stream, this.value, this.revision, every);
       if (this.state !== 'held') return;
+      this.metrics?.renewalLatency.observe((performance.now() - sentAt) / 1000);
       this.revision = revision;
       this.validUntil = sentAt + this.ttlMs - this.margin;
       this.lastRenewalSentAt = performance.timeOrigin + sentAt;
@@ -183,6 +218,7 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError] }> {
     const error = new RelayError('LEASE_LOST', why);
     this.log.warn({ code: error.code, stream: this.stream, why, lastRenewalSentAt: new Date(this.lastRenewalSentAt).toISOString(), stoppedAt: new Date().toISOString() }, 'stream lease lost; stopped publishing');
     this.emit('lost', error);
+    this.emit('done', true);
   }
 
   /** Gives the stream up (the publisher left). Safe to call twice, and after a loss. */
@@ -192,6 +228,7 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError] }> {
     clearTimeout(this.renewTimer);
     clearTimeout(this.expiryTimer);
     if (!held) return;
+    this.emit('done', false);
     await this.kv.delete(this.stream, { previousSeq: this.revision }).catch(() => {
       // already expired or taken: nothing to give up
     });

@@ -46,6 +46,8 @@ export interface RtmpIngestOptions {
   log: Logger;
   /** Decide on a publish: return a sink (possibly later), or throw/reject with a RelayError. */
   onPublish: (request: PublishRequest) => PublishSink | Promise<PublishSink>;
+  /** A connection refused before any publish could be decided (too many connections): its code. */
+  onRefused?: (code: 'RTMP_TOO_MANY_CONNECTIONS') => void;
 }
 
 const MAX_CHUNK_STREAMS = 64;
@@ -82,6 +84,7 @@ export class RtmpIngest {
         server.on('error', (err) => this.options.log.error({ err }, 'RTMP listener error'));
         server.on('drop', () => {
           this.stats.refused++;
+          this.options.onRefused?.('RTMP_TOO_MANY_CONNECTIONS');
           this.options.log.warn({ code: 'RTMP_TOO_MANY_CONNECTIONS', max: this.options.maxConnections }, 'RTMP connection refused');
         });
         resolve();

@@ -43,7 +43,10 @@ export class WhipIngest {
 
   attach(app: FastifyInstance): void {
     attachSdpSessions(app, 'whip', this.config.maxSdpBytes, {
-      create: (req) => this.publish(req),
+      create: (req) => this.publish(req).catch((err: unknown) => {
+        this.origin.refused('whip', err);
+        throw err;
+      }),
       end: async (stream, id) => {
         const session = this.sessions.get(id);
         if (!session || session.stream !== stream) return false;

@@ -11,6 +11,7 @@ import type { StreamLease, StreamLeases } from '../cluster/stream-lease.ts';
 import { StreamTranscoding } from '../transcode/stream-transcoding.ts';
 import { createTranscodeMetrics, type TranscodeMetrics } from '../transcode/transcode-metrics.ts';
 import type { Registry } from 'prom-client';
+import { createIngestMetrics, RateMeter, type IngestMetrics } from '../ingest/ingest-metrics.ts';
 
 /** Where one publisher's frames go, whatever its protocol. */
 export interface FrameSink {
@@ -26,6 +27,8 @@ export interface LiveStream {
   since: number;
   token: number;
   frames: number;
+  /** Incoming bitrate and frame rate. */
+  meter: RateMeter;
   /** Set when the publisher has left: resolves once the end marker is stored and the lease released. */
   leaving?: Promise<void>;
   /** The stream's transcoding, when on. */
@@ -41,6 +44,7 @@ export class Origin {
   private readonly live = new Map<string, LiveStream>();
   private readonly log: Logger;
   private readonly transcodeMetrics: TranscodeMetrics | undefined;
+  private readonly ingestMetrics: IngestMetrics | undefined;
 
   constructor(
     private readonly config: RelayConfig,
@@ -52,7 +56,16 @@ export class Origin {
   ) {
     this.log = log.child({ module: 'origin' });
     this.transcodeMetrics = registry && createTranscodeMetrics(registry, () => this.transcodeProgress());
-    this.rtmp = new RtmpIngest({ ...config.rtmp, log: log.child({ module: 'ingest.rtmp' }), onPublish: (req) => this.publish(req) });
+    this.ingestMetrics = registry && createIngestMetrics(registry, () => this.live.values());
+    this.rtmp = new RtmpIngest({
+      ...config.rtmp,
+      log: log.child({ module: 'ingest.rtmp' }),
+      onPublish: (req) => this.publish(req).catch((err: unknown) => {
+        this.refused('rtmp', err);
+        throw err;
+      }),
+      onRefused: (code) => this.ingestMetrics?.refusals.inc({ protocol: 'rtmp', reason: code }),
+    });
   }
 
   async start(): Promise<void> {
@@ -60,8 +73,20 @@ export class Origin {
     this.log.info({ port: this.rtmp.port, app: this.config.rtmp.app }, 'RTMP ingest listening');
   }
 
+  /** A publisher was refused: counted by protocol and stable code. */
+  refused(protocol: 'rtmp' | 'whip', err: unknown): void {
+    this.ingestMetrics?.refusals.inc({ protocol, reason: err instanceof RelayError ? err.code : 'INTERNAL' });
+  }
+
+  /**
+   * Stops taking publishers and ends the live ones cleanly: each stream's end
+   * marker is stored and its lease released, so viewers see "ended" and another
+   * origin may take the stream at once (no waiting for a TTL).
+   */
   async stop(): Promise<void> {
     await this.rtmp.close();
+    const leaving = [...this.live.values()].map((l) => l.leaving).filter((p): p is Promise<void> => p !== undefined);
+    await Promise.race([Promise.all(leaving), new Promise((r) => setTimeout(r, 5000).unref())]);
     await this.publisher.idle();
   }
 
@@ -126,7 +151,7 @@ export class Origin {
     const previous = this.live.get(stream);
     if (previous?.leaving) await Promise.race([previous.leaving, new Promise((r) => setTimeout(r, this.config.cluster.leaseTtlMs))]);
     if (this.live.has(stream)) refuse(new RelayError('STREAM_ALREADY_PUBLISHING', `stream ${stream} is live on this origin`));
-    const entry: LiveStream = { stream, remote, protocol, since: Date.now(), token: 0, frames: 0 };
+    const entry: LiveStream = { stream, remote, protocol, since: Date.now(), token: 0, frames: 0, meter: new RateMeter(performance.now()) };
     this.live.set(stream, entry);
     let lease: StreamLease;
     try {
@@ -150,9 +175,11 @@ export class Origin {
     lease.once('lost', (err) => control.disconnect(err));
     const resume = () => control.resume();
     log.info({ remote: entry.remote, protocol: entry.protocol, token: lease.token }, 'publisher connected');
+    this.ingestMetrics?.connects.inc({ protocol: entry.protocol });
     return {
       frame: (frame) => {
         entry.frames++;
+        entry.meter.add(frame.payload.length, frame.track === 'video', performance.now());
         if (!publication.push(frame)) {
           control.pause();
           this.publisher.once('drain', resume);

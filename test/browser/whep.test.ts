@@ -82,7 +82,7 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
       return page;
     }));
     for (const page of pages) await waitFor('playing', async () => (await view(page)).protocol === 'webrtc', 15_000, 100);
-    const metric = async () => Number(/^relay_edge_webrtc_viewers (\d+)/m.exec(await (await fetch(`${relay.http}/metrics`)).text())?.[1]);
+    const metric = async () => Number(/^relay_edge_viewers\{protocol="webrtc"\} (\d+)/m.exec(await (await fetch(`${relay.http}/metrics`)).text())?.[1]);
     await waitFor('three WebRTC viewers counted', async () => {
       const n = await metric();
       if (process.env.DEBUG_WHEP) process.stderr.write(`webrtc viewers ${n}\n`);
