@@ -108,6 +108,17 @@ export class Edge {
     for (const hub of this.hubs.values()) yield { stream: hub.stream, rendition: hub.rendition, pending: hub.pending };
   }
 
+  /** Viewers per stream and protocol, every rendition together (the node record, the dashboard). */
+  viewersByStream(): Record<string, { ws: number; webrtc: number }> {
+    const out: Record<string, { ws: number; webrtc: number }> = {};
+    for (const hub of this.hubs.values()) {
+      const v = (out[hub.stream] ??= { ws: 0, webrtc: 0 });
+      v.ws += hub.viewers.size;
+      v.webrtc += hub.rtc.viewers.size;
+    }
+    return out;
+  }
+
   /** Viewers on this edge, all streams: its load in the ring. */
   get load(): number {
     let n = 0;

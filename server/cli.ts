@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { configLeaves, loadConfig } from './config/load.ts';
 import type { RelayConfig } from './config/schema.ts';
-import { DEMO_STREAM, demoStreamKey } from './demo-key.ts';
+import { DEMO_STREAM, demoStreamKey, localAdminToken, type KeptSecret } from './demo-key.ts';
 import { RelayError } from './errors.ts';
 import { createLogger } from './log.ts';
 import { publicHost } from './net-address.ts';
@@ -26,15 +26,22 @@ async function main(): Promise<void> {
   if (command === 'config') return explain(config);
   const roles: Role[] = command === 'all' ? ['origin', 'edge'] : [command as Role];
   if (command !== 'all' && !config.nats.url) throw new RelayError('CONFIG_INVALID', `nats.url (env NATS_URL) is required for the ${command} role`);
-  let demo: ReturnType<typeof demoStreamKey> | undefined;
+  let demo: KeptSecret | undefined;
   if (command === 'all' && !config.streams.some((s) => s.name === DEMO_STREAM)) {
     demo = demoStreamKey(config.dataDir);
     config.streams.push({ name: DEMO_STREAM, key: demo.key });
   }
+  // The all-in-one mode always has a dashboard: a token kept in the data folder unless one is set.
+  let admin: KeptSecret | undefined;
+  if (command === 'all' && !config.admin.token) {
+    admin = localAdminToken(config.dataDir);
+    config.admin.token = admin.key;
+  }
   const pretty = config.log.pretty === 'true' || (config.log.pretty === 'auto' && command === 'all' && process.stdout.isTTY === true);
   const log = createLogger({ level: config.log.level, pretty });
   const node = await startNode(roles, config, log);
-  if (command !== 'edge') printBanner(config, node.httpPort, node.origin?.rtmp.port ?? config.rtmp.port, demo, command === 'all');
+  if (!config.admin.token) log.warn({ code: 'ADMIN_DISABLED' }, 'no admin token (admin.token, RELAY_ADMIN_TOKEN): the admin API and dashboard are off');
+  if (command !== 'edge') printBanner(config, node.httpPort, node.origin?.rtmp.port ?? config.rtmp.port, demo, command === 'all', admin);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -49,7 +56,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
-function printBanner(config: RelayConfig, httpPort: number, rtmpPort: number, demo: ReturnType<typeof demoStreamKey> | undefined, withEdge: boolean): void {
+function printBanner(config: RelayConfig, httpPort: number, rtmpPort: number, demo: KeptSecret | undefined, withEdge: boolean, admin: KeptSecret | undefined): void {
   const host = publicHost(config.rtmp.host);
   const web = config.http.publicUrl || `http://${publicHost(config.http.host)}:${httpPort}`;
   const lines = [
@@ -71,6 +78,9 @@ function printBanner(config: RelayConfig, httpPort: number, rtmpPort: number, de
   if (withEdge) {
     lines.push('', 'Watch:');
     for (const s of config.streams) lines.push(`  ${web}/watch/${s.name}`);
+  }
+  if (config.admin.token) {
+    lines.push('', 'Dashboard and admin API:', `  ${web}/admin`, `  Token: ${admin ? `kept in ${admin.file}` : 'admin.token (RELAY_ADMIN_TOKEN)'}`);
   }
   lines.push('', 'Stop with Ctrl+C.', '');
   process.stdout.write(lines.join('\n') + '\n');

@@ -25,12 +25,18 @@ export const ErrorCodes = {
   SDP_INVALID: { status: 400, message: 'the SDP offer cannot be read' },
   CONTENT_TYPE_INVALID: { status: 415, message: 'WHIP and WHEP take an SDP offer as application/sdp' },
   BODY_TOO_LARGE: { status: 413, message: 'the request body is too large' },
-  AUTH_REQUIRED: { status: 401, message: 'a bearer token is required (Authorization: Bearer <stream key>)' },
+  AUTH_REQUIRED: { status: 401, message: 'a bearer token is required (Authorization: Bearer <token>)' },
   STREAM_OFFLINE: { status: 404, message: 'the stream is not live' },
   WEBRTC_UNAVAILABLE: { status: 409, message: 'the stream has no WebRTC-safe rendition (H.264 without B-frames and Opus): turn transcoding on for it, or publish by WHIP' },
   SESSION_UNKNOWN: { status: 404, message: 'no such WHIP or WHEP session' },
   TRICKLE_UNSUPPORTED: { status: 405, message: 'trickle ICE and ICE restarts are not supported: the answer carries every candidate' },
   NOT_FOUND: { status: 404, message: 'not found' },
+  ADMIN_DISABLED: { status: 503, message: 'the admin API is off: set admin.token (RELAY_ADMIN_TOKEN)' },
+  ADMIN_TOKEN_INVALID: { status: 403, message: 'the admin token is not valid' },
+  BODY_INVALID: { status: 400, message: 'the request body is not valid' },
+  REQUEST_INVALID: { status: 400, message: 'the request is not valid' },
+  ORIGIN_UNREACHABLE: { status: 502, message: 'the origin holding the stream did not answer' },
+  STREAM_ENDED_BY_ADMIN: { status: 410, message: 'an operator ended the stream' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
@@ -38,6 +44,8 @@ export type ErrorCode = keyof typeof ErrorCodes;
 export class RelayError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
+  /** Set by an HTTP handler that answers with another status than the code's. */
+  statusCode?: number;
 
   constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
     const base = ErrorCodes[code].message;

@@ -26,6 +26,11 @@ import type { EdgeMember } from './cluster/placement-ring.ts';
 import { isStreamName } from './media/stream-name.ts';
 import { RenditionCatalog } from './bus/rendition-catalog.ts';
 import { publicHost } from './net-address.ts';
+import { isNatsConnected } from './bus/nats-connection.ts';
+import { NodeHeartbeat, openNodeBucket, readNodes, type NodeRecord } from './cluster/node-registry.ts';
+import { requestEndStream, serveStreamControl } from './cluster/stream-control.ts';
+import { registerAdminApi } from './admin/admin-api.ts';
+import { attachDashboard } from './admin/dashboard.ts';
 
 export type Role = 'origin' | 'edge';
 
@@ -58,7 +63,33 @@ export interface RelayNode {
   registry: Registry;
   directory: EdgeDirectory;
   nodeId: string;
+  /** Set once close() has begun: /readyz answers 503. */
+  readonly draining: boolean;
   close(): Promise<void>;
+}
+
+/** One readiness check's outcome. */
+interface Check {
+  ok: boolean;
+  detail?: string;
+}
+
+/** Runs a check with a deadline: a hung NATS request is a failed check, not a hung probe. */
+async function check(what: () => Promise<unknown> | unknown, timeoutMs = 1500): Promise<Check> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const ok = await Promise.race([
+      Promise.resolve().then(what),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return ok === false ? { ok: false } : { ok: true };
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -67,9 +98,12 @@ export interface RelayNode {
  */
 export async function startNode(roles: Role[], config: RelayConfig, log: Logger): Promise<RelayNode> {
   const closers: (() => Promise<unknown>)[] = [];
+  let draining = false;
   const close = async () => {
+    draining = true;
     for (const c of closers.splice(0).reverse()) await c().catch((err) => log.warn({ err }, 'error while stopping'));
   };
+  const readiness: Record<string, () => Promise<unknown> | unknown> = {};
   try {
     let natsUrl = config.nats.url;
     let embeddedNats: NatsServerProcess | undefined;
@@ -83,7 +117,18 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     const registry = createNodeRegistry({ id: nodeId, roles, version: RELAY_VERSION });
     const http = createHttpServer(log);
     closers.push(() => http.close());
+    // Alive: the process answers. Ready: NATS connected, buckets reachable, listeners up, not draining.
     http.get('/healthz', async () => ({ status: 'ok', roles }));
+    http.get('/readyz', async (_req, reply) => {
+      const names = Object.keys(readiness);
+      const results = await Promise.all(names.map((n) => check(readiness[n]!)));
+      const checks: Record<string, Check> = {};
+      names.forEach((n, i) => (checks[n] = results[i]!));
+      checks.draining = { ok: !draining };
+      const ready = Object.values(checks).every((c) => c.ok);
+      return reply.status(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'ready' : 'not ready', roles, checks });
+    });
+    readiness.http = () => http.server.listening;
     http.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
     // One WebRTC engine per process: WHIP on an origin, WHEP on an edge.
@@ -97,6 +142,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     if (roles.includes('origin')) {
       const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs);
       closers.push(() => nc.close());
+      readiness.natsPublish = () => isNatsConnected(nc);
       await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
       let publishMetrics: PublishMetrics | undefined;
       const publisher = new FramePublisher(nc, {
@@ -114,6 +160,8 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       })().catch(() => {});
       const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' }), registry));
       origin = new Origin(config, keys, publisher, leases, log, registry);
+      readiness.rtmp = () => origin!.rtmp.listening;
+      readiness.leaseBucket = () => leases.reachable();
       closers.push(() => origin!.stop());
       if (engine) {
         const whip = new WhipIngest(config.webrtc, engine, origin, log.child({ module: 'ingest.whip' }), (stream, handler) => onKeyframeRequest(nc, config.bus.subjectPrefix, stream, handler));
@@ -124,6 +172,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     // Every node knows the live edges and can route a viewer (GET /api/route/<stream>).
     const ncCluster = await connectNats(natsUrl, 'relay-cluster', log, config.nats.connectTimeoutMs);
     closers.push(() => ncCluster.close());
+    readiness.natsCluster = () => isNatsConnected(ncCluster);
     const edgeBucket = await retrying('edge bucket', config.nats.connectTimeoutMs, log, () => openEdgeBucket(ncCluster, config.cluster, log.child({ module: 'cluster' })));
     const directory = new EdgeDirectory(edgeBucket, config.cluster, log.child({ module: 'cluster' }));
     await directory.start();
@@ -139,6 +188,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       return { stream, edge: edge.id, url: edge.url, watch: `${edge.url}/watch/${stream}?routed=1`, ws: `${edge.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1` };
     });
 
+    readiness.edgeBucket = async () => (await edgeBucket.status()).bucket !== undefined;
     const catalog = new RenditionCatalog(ncCluster, config.bus.streamName, config.bus.subjectPrefix);
     http.get<{ Params: { stream: string } }>('/api/streams/:stream', async (req, reply) => {
       const { stream } = req.params;
@@ -153,6 +203,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     if (roles.includes('edge')) {
       const nc: NatsConnection = await connectNats(natsUrl, 'relay-edge', log, config.nats.connectTimeoutMs);
       closers.push(() => nc.close());
+      readiness.natsEdge = () => isNatsConnected(nc);
       if (!origin) await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
       let publicUrl = config.http.publicUrl.replace(/\/$/, '');
       const self = (): EdgeMember => ({ id: nodeId, url: publicUrl, capacity: config.cluster.edgeCapacity, load: edge?.load ?? 0 });
@@ -169,6 +220,52 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
         }
       });
     }
+    // Leases as any node reads them (the origin's own StreamLeases takes and renews them).
+    const leasesView = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(ncCluster, config.cluster, nodeId, log.child({ module: 'lease' })));
+    // Every node: a heartbeat of what it runs, the admin API and the dashboard over the whole cluster.
+    const nodeBucket = await retrying('node bucket', config.nats.connectTimeoutMs, log, () => openNodeBucket(ncCluster, config.cluster, log.child({ module: 'cluster' })));
+    readiness.nodeBucket = async () => (await nodeBucket.status()).bucket !== undefined;
+    const startedAt = Date.now();
+    let baseUrl = config.http.publicUrl.replace(/\/$/, '');
+    const rtmpUrl = () => `rtmp://${publicHost(config.rtmp.host)}:${origin?.rtmp.port ?? config.rtmp.port}/${config.rtmp.app}`;
+    const record = (): NodeRecord => ({
+      id: nodeId,
+      roles,
+      version: RELAY_VERSION,
+      url: baseUrl,
+      startedAt,
+      draining,
+      origin: origin && {
+        rtmp: rtmpUrl(),
+        streams: origin.liveStreams().filter((l) => l.token > 0 && !l.leaving).map((l) => {
+          const rate = l.meter.read(performance.now());
+          return { stream: l.stream, protocol: l.protocol, since: l.since, token: l.token, bitsPerSecond: Math.round(rate.bitsPerSecond), framesPerSecond: Math.round(rate.framesPerSecond * 10) / 10 };
+        }),
+      },
+      edge: edge && { capacity: config.cluster.edgeCapacity, load: edge.load, viewers: edge.viewersByStream() },
+    });
+    const nodeHeartbeat = new NodeHeartbeat(nodeBucket, config.cluster, record, log.child({ module: 'cluster' }));
+    closers.push(() => nodeHeartbeat.stop());
+    if (origin) {
+      const o = origin;
+      const unsubscribe = serveStreamControl(ncCluster, config.bus.subjectPrefix, nodeId, (stream, reason) => o.end(stream, reason));
+      closers.push(async () => unsubscribe());
+    }
+    await registerAdminApi(http, {
+      token: config.admin.token,
+      streams: () => keys.names,
+      nodes: () => readNodes(nodeBucket),
+      leases: () => leasesView.all(),
+      renditions: (stream) => catalog.renditions(stream),
+      ring: () => ({
+        members: directory.members,
+        balanceFactor: config.cluster.balanceFactor,
+        spillAfter: config.cluster.spillAfter,
+        place: (stream) => directory.route(stream, undefined, { count: false })?.id,
+      }),
+      endStream: async (stream, reason) => (await requestEndStream(ncCluster, config.bus.subjectPrefix, stream, reason))?.origin,
+    });
+    attachDashboard(http);
     http.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(indexPage(keys.names, roles)));
     // Listeners last, HTTP after RTMP: once /healthz answers, the node takes publishers and viewers.
     await origin?.start();
@@ -177,11 +274,18 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     });
     const address = http.server.address();
     const httpPort = typeof address === 'object' && address ? address.port : config.http.port;
+    if (!baseUrl) baseUrl = `http://${publicHost(config.http.host)}:${httpPort}`;
     if (heartbeat) {
       await heartbeat.start();
       await directory.poll();
     }
-    return { config, http, httpPort, natsUrl, origin, edge, embeddedNats, registry, directory, nodeId, close };
+    await nodeHeartbeat.start();
+    return {
+      config, http, httpPort, natsUrl, origin, edge, embeddedNats, registry, directory, nodeId, close,
+      get draining() {
+        return draining;
+      },
+    };
   } catch (err) {
     await close();
     throw err;

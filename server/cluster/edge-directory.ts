@@ -82,29 +82,39 @@ export class EdgeDirectory {
   }
 }
 
-/** An edge's own heartbeat: its address, capacity and load, every `edgeHeartbeatMs`. */
-export class EdgeHeartbeat {
+/**
+ * A record a node keeps alive in a TTL bucket: written every `intervalMs`, gone
+ * `ttl` after the last write (the node died) or at once on `stop` (it left).
+ */
+export class Heartbeat<T extends { id: string }> {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(private readonly kv: KV, private readonly cluster: RelayConfig['cluster'], private readonly self: () => EdgeMember, private readonly log: Logger) {}
+  constructor(private readonly kv: KV, private readonly intervalMs: number, private readonly record: () => T, private readonly log: Logger, private readonly what: string) {}
 
   async start(): Promise<void> {
     await this.beat();
-    this.timer = setInterval(() => void this.beat(), this.cluster.edgeHeartbeatMs);
+    this.timer = setInterval(() => void this.beat(), this.intervalMs);
     this.timer.unref();
   }
 
   private async beat(): Promise<void> {
     if (this.stopped) return;
-    const me = this.self();
-    await this.kv.put(me.id, JSON.stringify(me)).catch((err: Error) => this.log.warn({ err: err.message }, 'edge heartbeat failed'));
+    const record = this.record();
+    await this.kv.put(record.id, JSON.stringify(record)).catch((err: Error) => this.log.warn({ err: err.message }, `${this.what} heartbeat failed`));
   }
 
-  /** Leaves the ring at once (draining), rather than after the TTL. */
+  /** Leaves at once, rather than after the TTL. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    await this.kv.delete(this.self().id).catch(() => {});
+    await this.kv.delete(this.record().id).catch(() => {});
+  }
+}
+
+/** An edge's own heartbeat: its address, capacity and load, every `edgeHeartbeatMs`; stopping leaves the ring (draining). */
+export class EdgeHeartbeat extends Heartbeat<EdgeMember> {
+  constructor(kv: KV, cluster: RelayConfig['cluster'], self: () => EdgeMember, log: Logger) {
+    super(kv, cluster.edgeHeartbeatMs, self, log, 'edge');
   }
 }

@@ -11,6 +11,8 @@ import type { Registry } from 'prom-client';
 export interface LeaseHolder {
   origin: string;
   since: number;
+  /** The fencing token, written by the first renewal (the create's revision is not known before it). */
+  token?: number;
 }
 
 function isWrongSequence(err: unknown): boolean {
@@ -72,6 +74,11 @@ export class StreamLeases {
       if (lost) this.metrics?.lost.inc();
     });
     return lease;
+  }
+
+  /** The bucket answers (for /readyz). */
+  async reachable(): Promise<boolean> {
+    return (await this.kv.status()).bucket !== undefined;
   }
 
   /** Who holds the stream's lease now, if anyone. */
@@ -149,7 +156,7 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError]; done: [lost:
   constructor(
     private readonly kv: KV,
     readonly stream: string,
-    private readonly value: string,
+    private value: string,
     revision: number,
     sentAt: number,
     private readonly ttlMs: number,
@@ -159,6 +166,7 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError]; done: [lost:
     super();
     this.token = revision;
     this.revision = revision;
+    this.value = JSON.stringify({ ...(JSON.parse(value) as LeaseHolder), token: revision });
     this.margin = Math.max(300, Math.floor(ttlMs * 0.1));
     this.validUntil = sentAt + ttlMs - this.margin;
     this.lastRenewalSentAt = performance.timeOrigin + sentAt;

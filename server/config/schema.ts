@@ -69,9 +69,13 @@ export const configSchema = z.object({
     edgeBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('KV bucket where edges heartbeat their address, capacity and load.'),
     edgeHeartbeatMs: z.number().int().min(100).describe('How often an edge heartbeats; other nodes poll the bucket as often.'),
     edgeTtlMs: z.number().int().min(500).describe('An edge that has not heartbeated for this long is no longer placed.'),
+    nodeBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('KV bucket where every node (origin and edge) heartbeats what it runs, for the admin API and dashboard; same heartbeat and TTL as edges.'),
     edgeCapacity: positiveInt.describe('Viewers this edge takes at most (its weight on the ring).'),
     balanceFactor: z.number().min(1).max(4).describe('1 + eps of consistent hashing with bounded loads: no edge takes more than this times its fair share.'),
     spillAfter: z.number().int().min(0).describe('Viewers an edge always takes before a stream spills to the next edge, whatever the average (keeps quiet streams on one edge).'),
+  }).strict(),
+  admin: z.object({
+    token: z.string().refine((t) => t === '' || /^[\x21-\x7e]{16,256}$/.test(t), 'the admin token is 16-256 printable ASCII characters without spaces').describe('Bearer token of the admin API (/admin/api) and the dashboard (/admin). Empty: the admin API answers 503 ADMIN_DISABLED, except in the all-in-one mode, which makes one and keeps it in the data folder.'),
   }).strict(),
   transcode: z.object({
     enabled: z.boolean().describe('Transcode live streams into the ladder (passthrough "source" is always there). Per stream: streams[].transcode.'),

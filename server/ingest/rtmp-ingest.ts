@@ -65,6 +65,10 @@ export class RtmpIngest {
 
   constructor(private readonly options: RtmpIngestOptions) {}
 
+  get listening(): boolean {
+    return this.server?.listening === true;
+  }
+
   get port(): number {
     const address = this.server?.address();
     return typeof address === 'object' && address ? address.port : 0;

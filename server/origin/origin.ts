@@ -33,6 +33,8 @@ export interface LiveStream {
   leaving?: Promise<void>;
   /** The stream's transcoding, when on. */
   transcoding?: StreamTranscoding;
+  /** The publisher's connection, once accepted. */
+  control?: PublisherControl;
 }
 
 /**
@@ -164,8 +166,22 @@ export class Origin {
     return this.accept(entry, lease, control);
   }
 
+  /**
+   * Ends a live stream's publication (an operator's request): the publisher is
+   * disconnected with STREAM_ENDED_BY_ADMIN, the end marker stored, the lease
+   * released. False when the stream is not live here.
+   */
+  end(stream: string, reason: string): boolean {
+    const entry = this.live.get(stream);
+    if (!entry?.control || entry.leaving) return false;
+    this.log.warn({ stream, reason }, 'stream ended by an operator');
+    entry.control.disconnect(new RelayError('STREAM_ENDED_BY_ADMIN', reason));
+    return true;
+  }
+
   private accept(entry: LiveStream, lease: StreamLease, control: PublisherControl): FrameSink {
     const { stream } = entry;
+    entry.control = control;
     const log = this.log.child({ stream });
     const open = (rendition: string) => this.publisher.open(this.config.bus.subjectPrefix, stream, rendition, lease.token, () => lease.valid);
     const publication: Publication = open(SOURCE_RENDITION);

@@ -1,0 +1,151 @@
+// The cluster dashboard: reads /admin/api/cluster with the admin token every 2 s.
+// Everything is written with textContent: nothing from the API is parsed as HTML.
+const TOKEN_KEY = 'relay-admin-token';
+const $ = (sel) => document.querySelector(sel);
+let timer;
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function row(cells, testid) {
+  const tr = document.createElement('tr');
+  if (testid) tr.dataset.testid = testid;
+  for (const c of cells) tr.append(c instanceof Node ? wrap(c) : el('td', c));
+  return tr;
+}
+
+function wrap(node) {
+  if (node.tagName === 'TD') return node;
+  const td = document.createElement('td');
+  td.append(node);
+  return td;
+}
+
+function ago(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function kbps(bps) {
+  return bps === null || bps === undefined ? '' : `${Math.round(bps / 1000)} kbit/s`;
+}
+
+function showLogin(message) {
+  clearTimeout(timer);
+  $('#cluster').hidden = true;
+  $('#login').hidden = false;
+  $('#login-error').textContent = message || '';
+  $('#token').focus();
+}
+
+async function api(path, init = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) throw Object.assign(new Error('token needed'), { login: '' });
+  const res = await fetch(`/admin/api${path}`, { ...init, headers: { ...(init.headers || {}), authorization: `Bearer ${token}` } });
+  const body = await res.json().catch(() => ({}));
+  if (res.status === 401 || res.status === 403 || res.status === 503 && body.code === 'ADMIN_DISABLED') {
+    throw Object.assign(new Error(body.message || res.statusText), { login: `${body.code}: ${body.message}` });
+  }
+  if (!res.ok) throw new Error(`${body.code || res.status}: ${body.message || res.statusText}`);
+  return body;
+}
+
+function render(cluster) {
+  const origins = cluster.nodes.filter((n) => n.roles.includes('origin'));
+  const edges = cluster.nodes.filter((n) => n.roles.includes('edge'));
+  const live = cluster.streams.filter((s) => s.live);
+  const viewers = cluster.streams.reduce((sum, s) => sum + s.viewers.total, 0);
+  const summary = $('[data-testid=summary]');
+  summary.replaceChildren(
+    ...[['origins', origins.length], ['edges', edges.length], ['live streams', live.length], ['viewers', viewers]].map(([label, n]) => {
+      const span = el('span');
+      span.dataset.testid = `count-${label.replace(' ', '-')}`;
+      span.append(el('b', n), ` ${label}`);
+      return span;
+    }),
+    el('span', `v${cluster.version}`),
+  );
+
+  $('[data-testid=origins] tbody').replaceChildren(...(origins.length ? origins.map((n) => row([
+    el('td', n.id + (n.draining ? ' (draining)' : ''), n.draining ? 'draining' : ''),
+    n.url,
+    n.origin?.rtmp ?? '',
+    n.origin ? n.origin.streams.map((s) => `${s.stream} (${s.protocol})`).join(', ') || '—' : '',
+    ago(n.startedAt),
+  ], `origin-${n.id}`)) : [row([el('td', 'no origin is running', 'empty')])]));
+
+  const inRing = new Set(cluster.ring.members.map((m) => m.id));
+  $('[data-testid=edges] tbody').replaceChildren(...(edges.length ? edges.map((n) => {
+    const load = n.edge?.load ?? 0;
+    const capacity = n.edge?.capacity ?? 1;
+    const bar = el('span', undefined, 'bar');
+    const fill = el('i');
+    fill.style.width = `${Math.min(100, (100 * load) / capacity)}%`;
+    bar.append(fill);
+    const loadCell = el('td');
+    loadCell.append(bar, `${load} / ${capacity}`);
+    const per = Object.entries(n.edge?.viewers ?? {}).filter(([, v]) => v.ws + v.webrtc > 0).map(([s, v]) => `${s}: ${v.ws} / ${v.webrtc}`).join(', ');
+    return row([el('td', n.id + (n.draining ? ' (draining)' : ''), n.draining ? 'draining' : ''), n.url, loadCell, per || '—', inRing.has(n.id) ? 'yes' : 'no'], `edge-${n.id}`);
+  }) : [row([el('td', 'no edge is running', 'empty')])]));
+
+  $('[data-testid=streams] tbody').replaceChildren(...cluster.streams.map((s) => {
+    const end = el('td');
+    if (s.live) {
+      const b = el('button', 'End');
+      b.dataset.testid = `end-${s.name}`;
+      b.onclick = () => endStream(s.name);
+      end.append(b);
+    }
+    return row([
+      s.name,
+      el('td', s.live ? 'live' : 'offline', s.live ? 'live' : 'offline'),
+      s.live ? `${s.origin} · ${s.leaseToken ?? '?'}` : '',
+      s.live ? [s.protocol, kbps(s.bitsPerSecond), s.framesPerSecond ? `${s.framesPerSecond} fps` : ''].filter(Boolean).join(' · ') : '',
+      s.renditions.map((r) => `${r.name}${r.height ? ` ${r.height}p` : ''}${r.webrtc ? ' (WebRTC)' : ''}`).join(', '),
+      Object.entries(s.viewers.byEdge).map(([edge, v]) => `${edge}: ${v.ws + v.webrtc}`).join(', ') || '0',
+      s.placedOn ?? '—',
+      end,
+    ], `stream-${s.name}`);
+  }));
+  $('#login').hidden = true;
+  $('#cluster').hidden = false;
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  try {
+    render(await api('/cluster'));
+    $('#status').textContent = `updated ${new Date().toLocaleTimeString()}`;
+    $('#status').className = 'empty';
+  } catch (err) {
+    if (err.login !== undefined) return showLogin(err.login);
+    $('#status').textContent = err.message;
+    $('#status').className = 'err';
+  }
+  timer = setTimeout(refresh, 2000);
+}
+
+async function endStream(name) {
+  if (!confirm(`End the stream ${name}? Its publisher is disconnected.`)) return;
+  try {
+    await api(`/streams/${encodeURIComponent(name)}/end`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'ended from the dashboard' }) });
+  } catch (err) {
+    $('#status').textContent = err.message;
+    $('#status').className = 'err';
+  }
+  refresh();
+}
+
+$('#login-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $('#token').value.trim());
+  refresh();
+});
+
+refresh();

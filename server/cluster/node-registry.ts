@@ -1,0 +1,60 @@
+import type { KV } from '@nats-io/kv';
+import type { RelayConfig } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import type { NatsConnection } from '../bus/nats-connection.ts';
+import { Heartbeat } from './edge-directory.ts';
+import { openTtlBucket } from './kv-bucket.ts';
+
+/** A stream live on an origin, as that origin reports it. */
+export interface OriginStreamRecord {
+  stream: string;
+  protocol: 'rtmp' | 'whip';
+  /** Wall-clock ms the publisher was accepted. */
+  since: number;
+  /** The lease's fencing token. */
+  token: number;
+  bitsPerSecond: number;
+  framesPerSecond: number;
+}
+
+/** What one node runs, as it heartbeats it into the node bucket. */
+export interface NodeRecord {
+  id: string;
+  roles: ('origin' | 'edge')[];
+  version: string;
+  /** Its HTTP base URL. */
+  url: string;
+  /** Wall-clock ms it started. */
+  startedAt: number;
+  /** Set while it shuts down. */
+  draining: boolean;
+  origin?: { rtmp: string; streams: OriginStreamRecord[] };
+  edge?: { capacity: number; load: number; viewers: Record<string, { ws: number; webrtc: number }> };
+}
+
+export function openNodeBucket(nc: NatsConnection, cluster: RelayConfig['cluster'], log: Logger): Promise<KV> {
+  return openTtlBucket(nc, cluster.nodeBucket, cluster.edgeTtlMs, cluster.kvReplicas, 2000, log);
+}
+
+/** Every node's heartbeat: what the admin API and the dashboard show. */
+export class NodeHeartbeat extends Heartbeat<NodeRecord> {
+  constructor(kv: KV, cluster: RelayConfig['cluster'], record: () => NodeRecord, log: Logger) {
+    super(kv, cluster.edgeHeartbeatMs, record, log, 'node');
+  }
+}
+
+/** The nodes alive now (records not renewed within the TTL are gone from the bucket). */
+export async function readNodes(kv: KV): Promise<NodeRecord[]> {
+  const nodes: NodeRecord[] = [];
+  for await (const key of await kv.keys()) {
+    const entry = await kv.get(key).catch(() => null);
+    if (!entry || entry.operation !== 'PUT') continue;
+    try {
+      const record = entry.json<NodeRecord>();
+      if (typeof record.id === 'string' && Array.isArray(record.roles)) nodes.push(record);
+    } catch {
+      // not a node record
+    }
+  }
+  return nodes.sort((a, b) => a.id.localeCompare(b.id));
+}

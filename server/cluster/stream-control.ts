@@ -1,0 +1,42 @@
+import type { NatsConnection } from '../bus/nats-connection.ts';
+
+/**
+ * Operator commands to whichever origin publishes a stream, on plain NATS beside
+ * the keyframe requests (never stored by the frame stream). Every origin listens;
+ * only the one with the stream live answers.
+ */
+const endSubject = (prefix: string, stream: string) => `${prefix}_control.${stream}.end`;
+
+export interface EndReply {
+  ended: boolean;
+  origin: string;
+}
+
+/** Asks the origin publishing `stream` to end it. Undefined when no origin answered in time. */
+export async function requestEndStream(nc: NatsConnection, prefix: string, stream: string, reason: string, timeoutMs = 2000): Promise<EndReply | undefined> {
+  try {
+    const reply = await nc.request(endSubject(prefix, stream), JSON.stringify({ reason }), { timeout: timeoutMs });
+    return reply.json<EndReply>();
+  } catch {
+    return undefined; // no responders, or a timeout
+  }
+}
+
+/** Serves end requests for every stream: `end` ends it if live here and says whether it did. Returns the unsubscribe. */
+export function serveStreamControl(nc: NatsConnection, prefix: string, origin: string, end: (stream: string, reason: string) => boolean): () => void {
+  const sub = nc.subscribe(`${prefix}_control.*.end`, {
+    callback: (err, msg) => {
+      if (err) return;
+      const stream = msg.subject.slice(prefix.length + '_control.'.length, -'.end'.length);
+      let reason = 'ended by an operator';
+      try {
+        const body = msg.json<{ reason?: unknown }>();
+        if (typeof body.reason === 'string' && body.reason) reason = body.reason.slice(0, 200);
+      } catch {
+        // no body: the default reason
+      }
+      if (end(stream, reason)) msg.respond(JSON.stringify({ ended: true, origin } satisfies EndReply));
+    },
+  });
+  return () => sub.unsubscribe();
+}
