@@ -36,6 +36,7 @@ export const ErrorCodes = {
   BODY_INVALID: { status: 400, message: 'the request body is not valid' },
   REQUEST_INVALID: { status: 400, message: 'the request is not valid' },
   ORIGIN_UNREACHABLE: { status: 502, message: 'the origin holding the stream did not answer' },
+  ORIGIN_SHUTTING_DOWN: { status: 503, message: 'the origin is shutting down; publish again (to another origin)' },
   STREAM_ENDED_BY_ADMIN: { status: 410, message: 'an operator ended the stream' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

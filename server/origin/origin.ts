@@ -86,9 +86,12 @@ export class Origin {
    * origin may take the stream at once (no waiting for a TTL).
    */
   async stop(): Promise<void> {
-    await this.rtmp.close();
+    for (const entry of this.live.values()) {
+      if (!entry.leaving) entry.control?.disconnect(new RelayError('ORIGIN_SHUTTING_DOWN'));
+    }
     const leaving = [...this.live.values()].map((l) => l.leaving).filter((p): p is Promise<void> => p !== undefined);
     await Promise.race([Promise.all(leaving), new Promise((r) => setTimeout(r, 5000).unref())]);
+    await this.rtmp.close();
     await this.publisher.idle();
   }
 

@@ -133,4 +133,26 @@ describe('stream leases across origins (real processes)', { timeout: 180_000 }, 
       await proxy.close();
     }
   });
+
+  test('an origin stopping on SIGTERM ends its stream cleanly: viewers see the end, and the lease is free at once for another origin', async () => {
+    const a = await start('origin', 'term-a');
+    const b = await start('origin', 'term-b');
+    const edge = await start('edge', 'term-edge');
+    const viewer = watch(`ws://127.0.0.1:${edge.httpPort}/ws/cam`);
+    const pa = publish(a.rtmpUrl(KEY));
+    await waitFor('frames at the viewer', () => viewer.record.fragments.length > 30, 20_000);
+    const stopping = a.stop('SIGTERM');
+    await waitFor('the viewer to see the end', () => viewer.record.controls.some((c) => c.type === 'status' && c.state === 'ended'), 5_000);
+    await stopping;
+    assert.notEqual(a.child.exitCode, null, 'the origin exited');
+    assert.equal(a.child.signalCode, null, 'by itself, not killed after the grace period');
+    assert.equal(a.child.exitCode, 0);
+    await pa.exited;
+    const leftAt = Date.now();
+    publish(b.rtmpUrl(KEY));
+    const took = await waitFor('the other origin to take the stream', async () => findLog(b.output(), 'publisher connected'), 3 * TTL_MS);
+    assert.ok(Number(took.time) - leftAt < TTL_MS / 2, `taken ${Number(took.time) - leftAt} ms after the origin left: released, not expired (TTL ${TTL_MS} ms)`);
+    assert.equal(findLog(b.output(), /took over the lease/), undefined, 'nothing was left to take over');
+    viewer.close();
+  });
 });
