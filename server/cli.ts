@@ -37,7 +37,8 @@ async function main(): Promise<void> {
     admin = localAdminToken(config.dataDir);
     config.admin.token = admin.key;
   }
-  const pretty = config.log.pretty === 'true' || (config.log.pretty === 'auto' && command === 'all' && process.stdout.isTTY === true);
+  // Readable lines for a person running everything on one machine; JSON for the roles a cluster runs.
+  const pretty = config.log.pretty === 'true' || (config.log.pretty === 'auto' && command === 'all');
   const log = createLogger({ level: config.log.level, pretty });
   const node = await startNode(roles, config, log);
   if (!config.admin.token) log.warn({ code: 'ADMIN_DISABLED' }, 'no admin token (admin.token, RELAY_ADMIN_TOKEN): the admin API and dashboard are off');

@@ -13,7 +13,7 @@ export const configSchema = z.object({
   dataDir: z.string().min(1).describe('Folder for local state: the embedded nats-server store, generated stream keys.'),
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('Log level of every module.'),
-    pretty: z.enum(['auto', 'true', 'false']).describe('Readable lines instead of JSON; auto = readable in the all-in-one mode on a terminal.'),
+    pretty: z.enum(['auto', 'true', 'false']).describe('Readable lines instead of JSON. auto: readable lines in the all-in-one mode, JSON for the origin and edge roles (production).'),
   }).strict(),
   nats: z.object({
     url: z.string().describe('NATS server(s) to use, comma-separated. Empty: the all-in-one mode starts its own nats-server; origin and edge roles require it. NATS_URL sets it too.'),

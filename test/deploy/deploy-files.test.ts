@@ -56,7 +56,7 @@ describe('deployment files', () => {
       assert.match(command, /-js/);
       for (const other of [1, 2, 3].filter((o) => o !== n)) assert.match(command, new RegExp(`nats://nats-${other}:6222`), `nats-${n} routes to nats-${other}`);
     }
-    for (const [name, role] of [['origin-1', 'origin'], ['origin-2', 'origin'], ['edge-1', 'edge'], ['edge-2', 'edge'], ['edge-3', 'edge']]) {
+    for (const [name, role] of [['origin-1', 'origin'], ['origin-2', 'origin'], ['edge-1', 'edge'], ['edge-2', 'edge'], ['edge-3', 'edge']] as const) {
       const s = compose.services[name]!;
       assert.deepEqual(s.command, [role]);
       const env = s.environment as Record<string, string>;

@@ -44,6 +44,26 @@ describe('the relay CLI', { timeout: 120_000 }, () => {
     assert.equal(origin.output().includes(KEY), false, 'the origin never prints a configured key');
   });
 
+  test('logs are JSON for the origin and edge roles, and readable lines in the all-in-one mode', async () => {
+    const all = await startRelay('all', { RELAY_LOG_PRETTY: 'auto', RELAY_WEBRTC_ENABLED: 'false' });
+    const role = await startRelay('edge', { NATS_URL: nats.url, RELAY_STREAMS: STREAMS, RELAY_LOG_PRETTY: 'auto' });
+    try {
+      await waitFor('the all-in-one logs', () => /Server listening/.test(all.output()), 10_000);
+      const lines = all.output().split('\n').filter((l) => /Server listening|RTMP ingest listening/.test(l));
+      assert.ok(lines.length >= 2, all.output());
+      for (const line of lines) {
+        assert.equal(line.trimStart().startsWith('{'), false, `readable: ${line}`);
+        assert.match(line, /INFO/);
+      }
+      await waitFor('the edge logs', () => /Server listening/.test(role.output()), 10_000);
+      const json = role.output().split('\n').filter((l) => l.includes('Server listening'));
+      for (const line of json) assert.equal((JSON.parse(line) as { msg: string }).msg.startsWith('Server listening'), true);
+    } finally {
+      await all.stop();
+      await role.stop();
+    }
+  });
+
   test('a bad setting stops start-up with a message naming the key', () => {
     const run = runCli(['all'], { RELAY_HTTP_PORT: 'eighty', RELAY_DATA_DIR: '/tmp/unused' });
     assert.equal(run.status, 1);
