@@ -12,7 +12,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clusterUrl, natsCluster } from '../server/bus/nats-cluster.ts';
-import { DEMO_STREAM, demoStreamKey } from '../server/demo-key.ts';
+import { DEMO_STREAM, demoStreamKey, localAdminToken } from '../server/demo-key.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DIR = join(ROOT, 'data', 'cluster');
@@ -69,6 +69,7 @@ async function start(): Promise<void> {
   save();
   const natsUrl = clusterUrl(nodes);
   const demo = demoStreamKey(join(ROOT, 'data'));
+  const admin = process.env.RELAY_ADMIN_TOKEN ? { key: process.env.RELAY_ADMIN_TOKEN, file: 'RELAY_ADMIN_TOKEN' } : localAdminToken(join(ROOT, 'data'));
   const common = {
     NATS_URL: natsUrl,
     RELAY_STREAMS: process.env.RELAY_STREAMS ?? JSON.stringify([{ name: DEMO_STREAM, key: demo.key }]),
@@ -78,6 +79,7 @@ async function start(): Promise<void> {
     RELAY_HTTP_HOST: '127.0.0.1',
     RELAY_RTMP_HOST: '127.0.0.1',
     RELAY_LOG_PRETTY: 'false',
+    RELAY_ADMIN_TOKEN: admin.key,
   };
   for (const o of ORIGINS) {
     started.push(launch(o.id, process.execPath, ['--import', 'tsx', 'server/cli.ts', 'origin'], { ...common, RELAY_CLUSTER_NODE_ID: o.id, RELAY_RTMP_PORT: String(o.rtmp), RELAY_HTTP_PORT: String(o.http) }));
@@ -99,6 +101,7 @@ async function start(): Promise<void> {
     'Watch on any edge (it sends you to the edge that serves the stream):',
     ...EDGES.map((e) => `  http://127.0.0.1:${e.http}/watch/${DEMO_STREAM}   (${e.id})`),
     '',
+    `Dashboard (any node): http://127.0.0.1:${EDGES[0]!.http}/admin   token in ${admin.file}`,
     `Route of a stream: curl http://127.0.0.1:${EDGES[0]!.http}/api/route/${DEMO_STREAM}`,
     `Logs: ${DIR}/*.log     Stop: scripts/cluster stop`,
     '',

@@ -75,7 +75,7 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
     await page.close();
   });
 
-  test('several WHEP viewers at once, one leaving by DELETE: the others play on, and the edge counts them', async () => {
+  test('several WHEP viewers at once, one leaving by DELETE: the others play on, and the edge counts them, their bytes and their time to first frame', async () => {
     const pages = await Promise.all([0, 1, 2].map(async () => {
       const page = await chromium.browser.newPage();
       await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
@@ -96,6 +96,12 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
     await new Promise((r) => setTimeout(r, 2000));
     const after = await Promise.all(pages.slice(1).map(view));
     after.forEach((v, i) => assert.ok(v.frames - before[i]!.frames > 40, `viewer ${i + 2}: ${v.frames - before[i]!.frames} frames in 2 s`));
+    const text = await (await fetch(`${relay.http}/metrics`)).text();
+    const first = Number(/^relay_edge_time_to_first_frame_seconds_count\{protocol="webrtc"\} (\d+)/m.exec(text)?.[1]);
+    assert.ok(first >= 3, `time to first frame observed for each WebRTC viewer (${first})`);
+    const sum = Number(/^relay_edge_time_to_first_frame_seconds_sum\{protocol="webrtc"\} (\S+)/m.exec(text)?.[1]);
+    assert.ok(sum / first > 0 && sum / first < 5, `mean WebRTC time to first frame ${(sum / first).toFixed(3)} s`);
+    assert.ok(Number(/^relay_edge_bytes_out_total\{protocol="webrtc"\} (\S+)/m.exec(text)?.[1]) > 100_000, 'WebRTC bytes counted');
     for (const page of pages) await page.close();
   });
 
