@@ -94,7 +94,7 @@ export class StreamHub {
 
   /** Messages on the bus for this hub's consumer, not yet delivered. */
   get pending(): number {
-    return this.feed.stats.pending;
+    return this.feed.pending;
   }
 
   get feedStats() {

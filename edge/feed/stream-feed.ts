@@ -17,8 +17,6 @@ export interface FeedStats {
   received: number;
   restarts: number;
   lastSeq: number;
-  /** Messages stored for this consumer and not yet delivered (the consumer lag), as of the last delivery. */
-  pending: number;
 }
 
 /**
@@ -45,7 +43,9 @@ export class StreamFeed {
   private lastMessageAt = Date.now();
   private closed = false;
   private checking = false;
-  readonly stats: FeedStats = { received: 0, restarts: 0, lastSeq: 0, pending: 0 };
+  readonly stats: FeedStats = { received: 0, restarts: 0, lastSeq: 0 };
+  /** The last message delivered: its reply subject says how many are still pending, read at scrape time only. */
+  private lastMessage: JsMsg | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -100,10 +100,15 @@ export class StreamFeed {
         this.lastMessageAt = Date.now();
         this.stats.received++;
         this.stats.lastSeq = msg.seq;
-        this.stats.pending = msg.info.pending;
+        this.lastMessage = msg;
         this.onMessage(msg.data, msg.seq);
       },
     });
+  }
+
+  /** Messages stored for this consumer and not yet delivered (the consumer lag), as of the last delivery. */
+  get pending(): number {
+    return this.lastMessage?.info.pending ?? 0;
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { KV } from '@nats-io/kv';
-import { openTtlBucket } from './kv-bucket.ts';
+import { Heartbeat, openTtlBucket, readRecords } from './kv-bucket.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { NatsConnection } from '../bus/nats-connection.ts';
@@ -45,17 +45,8 @@ export class EdgeDirectory {
     if (this.polling) return;
     this.polling = true;
     try {
-      const members: EdgeMember[] = [];
-      for await (const key of await this.kv.keys()) {
-        const entry = await this.kv.get(key);
-        if (!entry || entry.operation !== 'PUT') continue;
-        try {
-          const m = entry.json<EdgeMember>();
-          if (typeof m.id === 'string' && typeof m.url === 'string' && m.capacity > 0 && m.load >= 0) members.push({ id: m.id, url: m.url, capacity: m.capacity, load: m.load });
-        } catch {
-          // a malformed record is not an edge
-        }
-      }
+      const records = await readRecords<EdgeMember>(this.kv, (m) => typeof m.id === 'string' && typeof m.url === 'string' && m.capacity > 0 && m.load >= 0);
+      const members = records.map(({ value: m }): EdgeMember => ({ id: m.id, url: m.url, capacity: m.capacity, load: m.load }));
       const before = this.ring.members.map((m) => m.id).join(',');
       this.ring = new PlacementRing(members, { balanceFactor: this.cluster.balanceFactor, spillAfter: this.cluster.spillAfter });
       this.sentSincePoll.clear();
@@ -79,36 +70,6 @@ export class EdgeDirectory {
     const edge = this.ring.place(stream, { exclude, loads });
     if (edge && options.count !== false) this.sentSincePoll.set(edge.id, (this.sentSincePoll.get(edge.id) ?? 0) + 1);
     return edge;
-  }
-}
-
-/**
- * A record a node keeps alive in a TTL bucket: written every `intervalMs`, gone
- * `ttl` after the last write (the node died) or at once on `stop` (it left).
- */
-export class Heartbeat<T extends { id: string }> {
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-
-  constructor(private readonly kv: KV, private readonly intervalMs: number, private readonly record: () => T, private readonly log: Logger, private readonly what: string) {}
-
-  async start(): Promise<void> {
-    await this.beat();
-    this.timer = setInterval(() => void this.beat(), this.intervalMs);
-    this.timer.unref();
-  }
-
-  private async beat(): Promise<void> {
-    if (this.stopped) return;
-    const record = this.record();
-    await this.kv.put(record.id, JSON.stringify(record)).catch((err: Error) => this.log.warn({ err: err.message }, `${this.what} heartbeat failed`));
-  }
-
-  /** Leaves at once, rather than after the TTL. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.kv.delete(this.record().id).catch(() => {});
   }
 }
 

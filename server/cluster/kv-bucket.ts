@@ -20,3 +20,54 @@ export async function openTtlBucket(nc: NatsConnection, name: string, ttlMs: num
   }
   return kv;
 }
+
+/**
+ * Every live record of a bucket, parsed as JSON: `{ key, revision, value }`.
+ * Deleted keys and what is not JSON are skipped; `accept` drops records of the
+ * wrong shape. A key that cannot be read fails the whole read (the caller keeps
+ * what it had), unless `skipUnreadable`.
+ */
+export async function readRecords<T>(kv: KV, accept: (value: T) => boolean = () => true, skipUnreadable = false): Promise<{ key: string; revision: number; value: T }[]> {
+  const records: { key: string; revision: number; value: T }[] = [];
+  for await (const key of await kv.keys()) {
+    const entry = skipUnreadable ? await kv.get(key).catch(() => null) : await kv.get(key);
+    if (!entry || entry.operation !== 'PUT') continue;
+    try {
+      const value = entry.json<T>();
+      if (value && accept(value)) records.push({ key, revision: entry.revision, value });
+    } catch {
+      // not JSON: not one of ours
+    }
+  }
+  return records;
+}
+
+/**
+ * A record a node keeps alive in a TTL bucket: written every `intervalMs`, gone
+ * a TTL after the last write (the node died) or at once on `stop` (it left).
+ */
+export class Heartbeat<T extends { id: string }> {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly kv: KV, private readonly intervalMs: number, private readonly record: () => T, private readonly log: Logger, private readonly what: string) {}
+
+  async start(): Promise<void> {
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    const record = this.record();
+    await this.kv.put(record.id, JSON.stringify(record)).catch((err: Error) => this.log.warn({ err: err.message }, `${this.what} heartbeat failed`));
+  }
+
+  /** Leaves at once, rather than after the TTL. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.kv.delete(this.record().id).catch(() => {});
+  }
+}

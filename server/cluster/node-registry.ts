@@ -2,8 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { NatsConnection } from '../bus/nats-connection.ts';
-import { Heartbeat } from './edge-directory.ts';
-import { openTtlBucket } from './kv-bucket.ts';
+import { Heartbeat, openTtlBucket, readRecords } from './kv-bucket.ts';
 
 /** A stream live on an origin, as that origin reports it. */
 export interface OriginStreamRecord {
@@ -45,16 +44,7 @@ export class NodeHeartbeat extends Heartbeat<NodeRecord> {
 
 /** The nodes alive now (records not renewed within the TTL are gone from the bucket). */
 export async function readNodes(kv: KV): Promise<NodeRecord[]> {
-  const nodes: NodeRecord[] = [];
-  for await (const key of await kv.keys()) {
-    const entry = await kv.get(key).catch(() => null);
-    if (!entry || entry.operation !== 'PUT') continue;
-    try {
-      const record = entry.json<NodeRecord>();
-      if (typeof record.id === 'string' && Array.isArray(record.roles)) nodes.push(record);
-    } catch {
-      // not a node record
-    }
-  }
+  const records = await readRecords<NodeRecord>(kv, (n) => typeof n.id === 'string' && Array.isArray(n.roles), true);
+  const nodes = records.map((r) => r.value);
   return nodes.sort((a, b) => a.id.localeCompare(b.id));
 }

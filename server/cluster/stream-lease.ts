@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { KV } from '@nats-io/kv';
-import { openTtlBucket } from './kv-bucket.ts';
+import { openTtlBucket, readRecords } from './kv-bucket.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -53,17 +53,8 @@ export class StreamLeases {
 
   /** Every stream lease in the bucket, whoever holds it (the admin API's view). */
   async all(): Promise<Map<string, LeaseHolder & { revision: number }>> {
-    const leases = new Map<string, LeaseHolder & { revision: number }>();
-    for await (const key of await this.kv.keys()) {
-      const entry = await this.kv.get(key).catch(() => null);
-      if (!entry || entry.operation !== 'PUT') continue;
-      try {
-        leases.set(key, { ...entry.json<LeaseHolder>(), revision: entry.revision });
-      } catch {
-        // not a lease record
-      }
-    }
-    return leases;
+    const records = await readRecords<LeaseHolder>(this.kv, (h) => typeof h.origin === 'string', true);
+    return new Map(records.map((r) => [r.key, { ...r.value, revision: r.revision }]));
   }
 
   private track(lease: StreamLease, how: 'free' | 'takeover'): StreamLease {
