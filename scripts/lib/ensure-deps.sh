@@ -3,11 +3,16 @@
 ensure_deps() {
   local missing=() pkg bin
   for pkg in "$@"; do
+    if [ "$pkg" = libnginx-mod-rtmp ]; then
+      [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing+=("$pkg")
+      continue
+    fi
     case "$pkg" in
       nats-server) bin=nats-server ;;
       ffmpeg) bin=ffmpeg ;;
       chromium) bin=chromium ;;
       prometheus) bin=promtool ;;
+      nginx-light) bin=nginx ;;
       *) bin="$pkg" ;;
     esac
     command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")

@@ -1,0 +1,140 @@
+/**
+ * The benchmark against peers (issue 7), side by side in one run on this machine:
+ *   ceiling  loopback TCP throughput (iperf3): the limit row of the fan-out table
+ *   fanout   one 2.5 Mbit/s OBS-like stream to ever more players: this relay's edge
+ *            (WebSocket fMP4), node-media-server 4 (HTTP-FLV), nginx-rtmp (RTMP)
+ *   latency  relay latency, origin receipt -> edge socket write, at 1/20/100 streams
+ *   bus      renditions one origin core pushes through JetStream with p99 <= 20 ms
+ *   viewer   Chromium: time to first frame and glass-to-glass, MSE and WHEP
+ *
+ *   node --import tsx scripts/bench-peers.ts [--parts ceiling,fanout,latency,bus,viewer]
+ *     [--steps 100,200,...] [--seconds 10] [--streams 1,20,100] [--bus-steps 50,100,...]
+ *
+ * Needs nginx-light, libnginx-mod-rtmp and iperf3 (apt-get; scripts/bench installs them).
+ * Writes bench-results/peers.json and bench-results/peers.md.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { busScale, type BusResult } from './lib/bus-scale.ts';
+import { fanout, type FanoutResult, type FanoutTarget } from './lib/fanout.ts';
+import { loopbackCeiling, type CeilingRow } from './lib/loopback-ceiling.ts';
+import { latencyRun, makeClip, type LatencyRow } from './lib/relay-latency.ts';
+import { viewerExperience, type Experience } from './lib/viewer-experience.ts';
+import { round } from './lib/figures.ts';
+
+const { values } = parseArgs({ options: {
+  parts: { type: 'string', default: 'ceiling,fanout,latency,bus,viewer' },
+  steps: { type: 'string', default: '100,200,400,600,800,1000,1200,1400,1600,2000' },
+  seconds: { type: 'string', default: '10' },
+  loaders: { type: 'string', default: '3' },
+  streams: { type: 'string', default: '1,20,100' },
+  'latency-seconds': { type: 'string', default: '15' },
+  'bus-steps': { type: 'string', default: '50,100,150,200,250,300,400,500' },
+  'bus-kbps': { type: 'string', default: '1000' },
+  servers: { type: 'string', default: 'relay,nms,nginx' },
+} });
+const parts = new Set(values.parts.split(','));
+const numbers = (s: string) => s.split(',').map(Number);
+const seconds = Number(values.seconds);
+const out = new URL('../bench-results/', import.meta.url).pathname;
+mkdirSync(out, { recursive: true });
+const say = (s: string) => process.stderr.write(`\n== ${s}\n`);
+
+const result: {
+  date: string;
+  machine: { cores: number; model?: string; node: string };
+  ceiling?: CeilingRow[];
+  fanout?: FanoutResult[];
+  latency?: LatencyRow[];
+  bus?: BusResult;
+  viewer?: (Experience & { source: string })[];
+} = { date: new Date().toISOString(), machine: { cores: cpus().length, model: cpus()[0]?.model, node: process.version } };
+
+const clip = makeClip();
+const clipKbps = Math.round(readFileSync(clip).length * 8 / 10 / 1000);
+if (parts.has('ceiling')) {
+  say('loopback ceiling (iperf3)');
+  result.ceiling = await loopbackCeiling(5);
+}
+if (parts.has('fanout')) {
+  result.fanout = [];
+  for (const target of values.servers.split(',') as FanoutTarget[]) {
+    say(`fan-out: ${target}`);
+    result.fanout.push(await fanout(target, clip, numbers(values.steps), seconds, Number(values.loaders)));
+  }
+}
+if (parts.has('latency')) {
+  result.latency = [];
+  for (const n of numbers(values.streams)) {
+    say(`relay latency, ${n} live stream(s)`);
+    result.latency.push(await latencyRun(clip, n, Number(values['latency-seconds'])));
+    process.stderr.write(JSON.stringify(result.latency.at(-1)) + '\n');
+  }
+}
+if (parts.has('bus')) {
+  say('bus scale');
+  result.bus = await busScale(numbers(values['bus-steps']), seconds, Number(values['bus-kbps']));
+}
+if (parts.has('viewer')) {
+  say('viewer experience (Chromium)');
+  result.viewer = await viewerExperience(mkdtempSync(join(tmpdir(), 'bench-peers-')), 2000);
+}
+
+writeFileSync(join(out, 'peers.json'), JSON.stringify(result, null, 2) + '\n');
+const md = markdown();
+writeFileSync(join(out, 'peers.md'), md + '\n');
+process.stdout.write(md + '\n');
+
+function markdown(): string {
+  const lines: string[] = [`Run of ${result.date.slice(0, 10)}: ${result.machine.cores} cores (${result.machine.model ?? 'unknown CPU'}), Node ${result.machine.node}. Everything on loopback, on the same cores.`, ''];
+  if (result.fanout || result.ceiling) {
+    lines.push(
+      `**Fan-out**: one OBS-like stream (720p30 H.264 High with B-frames, AAC 48 kHz; ${clipKbps} kbit/s as published), players added in steps by ${values.loaders} load-generator processes that check every frame's continuity. A step passes when no frame is missing and every player gets >= 95% of the frame rate. Figures at the last passing step.`,
+      '',
+      '| server (protocol) | players, no drop | server CPU | players per core | delivered | Gbit/s per core | CPU-s per GB | memory per player | load generators\' CPU | the ramp stopped at |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const f of result.fanout ?? []) {
+      const b = f.best;
+      const step = b && f.steps.find((s) => s.viewers === b.viewers);
+      lines.push(b && step
+        ? `| ${f.server} (${f.protocol}) | ${b.viewers} | ${b.cpuPercent}% | ${b.viewersPerCore} | ${step.deliveredGbps} Gbit/s | ${b.gbpsPerCore} | ${b.cpuSecondsPerGB} | ${b.memoryKbPerViewer} KB | ${step.loadCpuPercent}% | ${f.stoppedBy} |`
+        : `| ${f.server} (${f.protocol}) | none | | | | | | | | ${f.stoppedBy} |`);
+    }
+    for (const c of result.ceiling ?? []) lines.push(`| limit: loopback TCP, iperf3, ${c.streams} stream${c.streams > 1 ? 's' : ''} | | sender ${c.senderCpuPercent}%, receiver ${c.receiverCpuPercent}% | | ${c.gbps} Gbit/s | | | | | |`);
+    const by = (t: FanoutTarget) => result.fanout?.find((f) => f.target === t)?.best;
+    const relay = by('relay');
+    const nginx = by('nginx');
+    const nms = by('nms');
+    if (relay && (nginx || nms)) {
+      lines.push('', '| ratio (this relay / peer), same run | Gbit/s per core | players per core | CPU-s per GB | memory per player |', '|---|---|---|---|---|');
+      for (const [name, peer] of [['nginx-rtmp', nginx], ['node-media-server HTTP-FLV', nms]] as const) {
+        if (peer) lines.push(`| / ${name} | ${round(relay.gbpsPerCore / peer.gbpsPerCore, 2)}x | ${round(relay.viewersPerCore / peer.viewersPerCore, 2)}x | ${round(relay.cpuSecondsPerGB / peer.cpuSecondsPerGB, 2)}x | ${round(relay.memoryKbPerViewer / peer.memoryKbPerViewer, 2)}x |`);
+      }
+    }
+    for (const f of result.fanout ?? []) {
+      lines.push('', `Steps, ${f.server}:`, '', '| players | server CPU (of it kernel) | RSS | delivered | frames missing | load generators\' CPU | machine CPU |', '|---|---|---|---|---|---|---|');
+      for (const s of f.steps) lines.push(`| ${s.viewers}${s.failed ? ` (${s.failed} failed)` : ''}${s.slowPlayers ? ' (a player below 95% of the frame rate)' : ''} | ${s.serverCpuPercent}% (${s.serverSysPercent}%) | ${s.serverRssMb} MB | ${s.deliveredGbps} Gbit/s | ${s.lost} | ${s.loadCpuPercent}% | ${s.machineCpuPercent}% |`);
+    }
+  }
+  if (result.latency) {
+    lines.push('', '**Relay latency**, origin receipt -> edge socket write (the edge\'s histogram), and to the WebSocket client\'s read (from each fragment\'s `prft`); one `all` process with its embedded nats-server, one ffmpeg publisher and one viewer per stream.', '',
+      '| live streams (720p30 B-frames) | p50 | p99 | viewer-side p50 | p99 | frames missing | relay CPU |', '|---|---|---|---|---|---|---|',
+      ...result.latency.map((r) => `| ${r.streams} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.clientP50Ms} ms | ${r.clientP99Ms} ms | ${r.missing} | ${r.relayCpuPercent}% |`));
+  }
+  if (result.bus) {
+    const b = result.bus;
+    lines.push('', `**Bus scale**: renditions of ${b.renditionKbps} kbit/s (30 fps video with a 2 s GOP, 46.9 fps AAC) published by one origin process with the origin's FramePublisher, consumed by two edge processes with the edge's StreamFeed; latency from the origin handing a frame over to the edge decoding it, worst edge.`, '',
+      '| renditions | frames/s | origin CPU | nats-server CPU | edges\' CPU | machine CPU | p50 | p99 | max |', '|---|---|---|---|---|---|---|---|---|',
+      ...b.steps.map((s) => `| ${s.renditions} | ${s.framesPerSecond} | ${s.originCpuPercent}% | ${s.natsCpuPercent}% | ${s.edgesCpuPercent}% | ${s.machineCpuPercent}% | ${s.p50Ms} ms | ${s.p99Ms} ms | ${s.maxMs} ms |`),
+      '', b.best ? `At ${b.best.renditions} renditions (p99 ${b.best.p99Ms} ms): **${b.best.renditionsPerOriginCore} renditions per origin core**. The ramp stopped at: ${b.stoppedBy}.` : `No step met p99 <= 20 ms; the ramp stopped at: ${b.stoppedBy}.`);
+  }
+  if (result.viewer) {
+    lines.push('', '**Viewer experience**, headless Chromium on the watch page.', '',
+      '| source | protocol | time to first frame p50 | worst | glass-to-glass p50 | p95 | frames |', '|---|---|---|---|---|---|---|',
+      ...result.viewer.map((v) => `| ${v.source} | ${v.protocol === 'webrtc' ? 'WHEP' : 'MSE (WebSocket)'} | ${v.ttffP50Ms} ms | ${v.ttffMaxMs} ms | ${v.g2gP50Ms} ms | ${v.g2gP95Ms} ms | ${v.samples} |`));
+  }
+  return lines.join('\n');
+}

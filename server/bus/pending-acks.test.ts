@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PendingAcks } from './pending-acks.ts';
+
+function tracker(capacity = 4) {
+  const log: string[] = [];
+  const acks = new PendingAcks((ok, subject, onFailure, onStored, expired) => {
+    log.push(`${subject}:${ok ? 'stored' : expired ? 'expired' : 'refused'}`);
+    if (ok) onStored?.();
+    else onFailure();
+  }, capacity);
+  return { acks, log };
+}
+
+test('acknowledgements settle their own message in any order and report the time since sending', () => {
+  const { acks, log } = tracker();
+  const a = acks.add(0, 'a', () => {});
+  const b = acks.add(1, 'b', () => {});
+  assert.equal(acks.settle(b, true, 5), 4);
+  assert.equal(acks.settle(a, false, 7), 7);
+  assert.deepEqual(log, ['b:stored', 'a:refused']);
+  assert.equal(acks.size, 0);
+});
+
+test('a late or repeated acknowledgement is ignored', () => {
+  const { acks, log } = tracker();
+  const a = acks.add(0, 'a', () => {});
+  acks.settle(a, true, 1);
+  assert.equal(acks.settle(a, true, 2), -1);
+  assert.equal(acks.settle(12345, true, 2), -1);
+  assert.equal(acks.expire(10_000, 100), 0);
+  assert.deepEqual(log, ['a:stored']);
+});
+
+test('messages without an acknowledgement expire oldest first, and only once they are older than the timeout', () => {
+  const { acks, log } = tracker();
+  let failures = 0;
+  acks.add(0, 'a', () => failures++);
+  const b = acks.add(50, 'b', () => failures++);
+  acks.add(90, 'c', () => failures++);
+  acks.settle(b, true, 60);
+  assert.equal(acks.expire(120, 100), 1);
+  assert.equal(acks.expire(200, 100), 1);
+  assert.deepEqual(log, ['b:stored', 'a:expired', 'c:expired']);
+  assert.equal(failures, 2);
+  assert.equal(acks.size, 0);
+});
+
+test('the ring grows past its capacity while the oldest message waits, keeping every entry', () => {
+  const { acks, log } = tracker(2);
+  const ids = Array.from({ length: 100 }, (_, i) => acks.add(i, `m${i}`, () => {}));
+  assert.equal(acks.size, 100);
+  for (const id of ids.slice(1).reverse()) acks.settle(id, true, 200);
+  acks.settle(ids[0]!, true, 200);
+  assert.equal(log.length, 100);
+  assert.equal(log.at(-1), 'm0:stored');
+  assert.equal(log[0], 'm99:stored');
+  // Ids keep counting after a wrap: the slots are reused.
+  const next = acks.add(300, 'n', () => {});
+  assert.equal(acks.settle(next, true, 301), 1);
+});

@@ -1,0 +1,110 @@
+/**
+ * Messages published and waiting for their JetStream acknowledgement, by id. Ids
+ * are handed out in order, so the entries live in a ring (parallel arrays, grown
+ * when full): no object, promise or timer per message. Acknowledgements may
+ * arrive in any order; expiry walks from the oldest entry only.
+ */
+/** How an entry ended: stored (`ok`), refused by JetStream, or expired (`ok` false). */
+export type Settled = (ok: boolean, subject: string, onFailure: () => void, onStored: (() => void) | undefined, expired: boolean) => void;
+
+export class PendingAcks {
+  private capacity: number;
+  private subject: string[];
+  private sentAt: Float64Array;
+  private onFailure: ((() => void) | undefined)[];
+  private onStored: ((() => void) | undefined)[];
+  private waiting: Uint8Array;
+  /** Id of the oldest entry still in the ring (settled or not), and the next id to hand out. */
+  private head = 0;
+  private next = 0;
+  /** Entries not yet settled. */
+  size = 0;
+
+  constructor(private readonly settled: Settled, initialCapacity = 1024) {
+    this.capacity = 1 << Math.ceil(Math.log2(Math.max(2, initialCapacity)));
+    this.subject = new Array(this.capacity);
+    this.sentAt = new Float64Array(this.capacity);
+    this.onFailure = new Array(this.capacity);
+    this.onStored = new Array(this.capacity);
+    this.waiting = new Uint8Array(this.capacity);
+  }
+
+  /** Registers a message sent at `now`; returns its id. */
+  add(now: number, subject: string, onFailure: () => void, onStored?: () => void): number {
+    if (this.next - this.head === this.capacity) this.grow();
+    const id = this.next++;
+    const i = id & (this.capacity - 1);
+    this.sentAt[i] = now;
+    this.subject[i] = subject;
+    this.onFailure[i] = onFailure;
+    this.onStored[i] = onStored;
+    this.waiting[i] = 1;
+    this.size++;
+    return id;
+  }
+
+  /**
+   * Settles a message: stored (`ok`) or refused. Returns its publish -> settle time
+   * in ms, or -1 when the id is unknown or already settled (a late or repeated ack).
+   */
+  settle(id: number, ok: boolean, now: number): number {
+    if (id < this.head || id >= this.next) return -1;
+    const i = id & (this.capacity - 1);
+    if (!this.waiting[i]) return -1;
+    const elapsed = now - this.sentAt[i]!;
+    const [subject, onFailure, onStored] = [this.subject[i]!, this.onFailure[i]!, this.onStored[i]];
+    this.clear(i);
+    this.advance();
+    this.settled(ok, subject, onFailure, onStored, false);
+    return elapsed;
+  }
+
+  /** Fails every message older than `timeoutMs` (oldest first); returns how many. */
+  expire(now: number, timeoutMs: number): number {
+    let failed = 0;
+    while (this.head < this.next) {
+      const i = this.head & (this.capacity - 1);
+      if (this.waiting[i]) {
+        if (now - this.sentAt[i]! < timeoutMs) break;
+        const [subject, onFailure, onStored] = [this.subject[i]!, this.onFailure[i]!, this.onStored[i]];
+        this.clear(i);
+        failed++;
+        this.settled(false, subject, onFailure, onStored, true);
+      }
+      this.head++;
+    }
+    return failed;
+  }
+
+  private clear(i: number): void {
+    this.waiting[i] = 0;
+    this.subject[i] = '';
+    this.onFailure[i] = undefined;
+    this.onStored[i] = undefined;
+    this.size--;
+  }
+
+  /** Drops settled entries from the front, so the ring only holds the window. */
+  private advance(): void {
+    while (this.head < this.next && !this.waiting[this.head & (this.capacity - 1)]) this.head++;
+  }
+
+  private grow(): void {
+    const old = { capacity: this.capacity, sentAt: this.sentAt, subject: this.subject, onFailure: this.onFailure, onStored: this.onStored, waiting: this.waiting };
+    this.capacity *= 2;
+    this.sentAt = new Float64Array(this.capacity);
+    this.subject = new Array(this.capacity);
+    this.onFailure = new Array(this.capacity);
+    this.onStored = new Array(this.capacity);
+    this.waiting = new Uint8Array(this.capacity);
+    for (let id = this.head; id < this.next; id++) {
+      const from = id & (old.capacity - 1);
+      const to = id & (this.capacity - 1);
+      this.sentAt[to] = old.sentAt[from]!;
+      this.subject[to] = old.subject[from]!;
+      this.onFailure[to] = old.onFailure[from];
+      this.onStored[to] = old.onStored[from];
+      this.waiting[to] = old.waiting[from]!;
+    }
+  }
+}
