@@ -13,7 +13,7 @@
  * Needs nginx-light, libnginx-mod-rtmp and iperf3 (apt-get; scripts/bench installs them).
  * Writes bench-results/peers.json and bench-results/peers.md.
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,7 +26,7 @@ import { round } from './lib/figures.ts';
 
 const { values } = parseArgs({ options: {
   parts: { type: 'string', default: 'ceiling,fanout,latency,bus,viewer' },
-  steps: { type: 'string', default: '100,200,400,600,800,1000,1200,1400,1600,2000' },
+  steps: { type: 'string', default: '100,200,400,600,800,1000,1200,1400,1600,2000,2400,2800' },
   seconds: { type: 'string', default: '10' },
   loaders: { type: 'string', default: '3' },
   streams: { type: 'string', default: '1,20,100' },
@@ -34,6 +34,8 @@ const { values } = parseArgs({ options: {
   'bus-steps': { type: 'string', default: '50,100,150,200,250,300,400,500' },
   'bus-kbps': { type: 'string', default: '1000' },
   servers: { type: 'string', default: 'relay,nms,nginx' },
+  /** Only rewrite peers.md from the last peers.json. */
+  'report-only': { type: 'boolean', default: false },
 } });
 const parts = new Set(values.parts.split(','));
 const numbers = (s: string) => s.split(',').map(Number);
@@ -42,18 +44,31 @@ const out = new URL('../bench-results/', import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
 const say = (s: string) => process.stderr.write(`\n== ${s}\n`);
 
-const result: {
+type Result = {
   date: string;
+  /** The parts a partial run re-measured. */
+  partial?: string;
+  clipKbps?: number;
+  loaders?: number;
   machine: { cores: number; model?: string; node: string };
   ceiling?: CeilingRow[];
   fanout?: FanoutResult[];
   latency?: LatencyRow[];
   bus?: BusResult;
   viewer?: (Experience & { source: string })[];
-} = { date: new Date().toISOString(), machine: { cores: cpus().length, model: cpus()[0]?.model, node: process.version } };
+};
+
+if (values['report-only']) {
+  const md = markdown(JSON.parse(readFileSync(join(out, 'peers.json'), 'utf8')) as Result);
+  writeFileSync(join(out, 'peers.md'), md + '\n');
+  process.stdout.write(md + '\n');
+  process.exit(0);
+}
 
 const clip = makeClip();
-const clipKbps = Math.round(readFileSync(clip).length * 8 / 10 / 1000);
+// A subset of the parts (--parts) updates them in the last peers.json and keeps the rest.
+const previous = parts.size < 5 && existsSync(join(out, 'peers.json')) ? JSON.parse(readFileSync(join(out, 'peers.json'), 'utf8')) as Result : {};
+const result: Result = { ...previous, partial: parts.size < 5 ? [...parts].join(', ') : undefined, date: new Date().toISOString(), clipKbps: Math.round(readFileSync(clip).length * 8 / 10 / 1000), loaders: Number(values.loaders), machine: { cores: cpus().length, model: cpus()[0]?.model, node: process.version } };
 if (parts.has('ceiling')) {
   say('loopback ceiling (iperf3)');
   result.ceiling = await loopbackCeiling(5);
@@ -83,15 +98,15 @@ if (parts.has('viewer')) {
 }
 
 writeFileSync(join(out, 'peers.json'), JSON.stringify(result, null, 2) + '\n');
-const md = markdown();
+const md = markdown(result);
 writeFileSync(join(out, 'peers.md'), md + '\n');
 process.stdout.write(md + '\n');
 
-function markdown(): string {
-  const lines: string[] = [`Run of ${result.date.slice(0, 10)}: ${result.machine.cores} cores (${result.machine.model ?? 'unknown CPU'}), Node ${result.machine.node}. Everything on loopback, on the same cores.`, ''];
+function markdown(result: Result): string {
+  const lines: string[] = [`Run of ${result.date.slice(0, 10)}${result.partial ? ` (${result.partial} re-measured then; the rest from an earlier run)` : ''}: ${result.machine.cores} cores (${result.machine.model ?? 'unknown CPU'}), Node ${result.machine.node}. Everything on loopback, on the same cores.`, ''];
   if (result.fanout || result.ceiling) {
     lines.push(
-      `**Fan-out**: one OBS-like stream (720p30 H.264 High with B-frames, AAC 48 kHz; ${clipKbps} kbit/s as published), players added in steps by ${values.loaders} load-generator processes that check every frame's continuity. A step passes when no frame is missing and every player gets >= 95% of the frame rate. Figures at the last passing step.`,
+      `**Fan-out**: one OBS-like stream (720p30 H.264 High with B-frames, AAC 48 kHz; ${result.clipKbps} kbit/s as published), players added in steps by ${result.loaders} load-generator processes that check every frame's continuity. A step passes when no frame is missing and every player gets >= 95% of the frame rate. Figures at the last passing step.`,
       '',
       '| server (protocol) | players, no drop | server CPU | players per core | delivered | Gbit/s per core | CPU-s per GB | memory per player | load generators\' CPU | the ramp stopped at |',
       '|---|---|---|---|---|---|---|---|---|---|',
@@ -114,6 +129,16 @@ function markdown(): string {
         if (peer) lines.push(`| / ${name} | ${round(relay.gbpsPerCore / peer.gbpsPerCore, 2)}x | ${round(relay.viewersPerCore / peer.viewersPerCore, 2)}x | ${round(relay.cpuSecondsPerGB / peer.cpuSecondsPerGB, 2)}x | ${round(relay.memoryKbPerViewer / peer.memoryKbPerViewer, 2)}x |`);
       }
     }
+    // The fairest comparison: the same number of players, the largest step every server passed.
+    const passed = (f: FanoutResult) => new Set(f.steps.filter((st) => st.lost === 0 && st.gaps === 0 && st.slowPlayers === 0 && st.failed === 0 && st.closed === 0).map((st) => st.viewers));
+    const common = result.fanout && result.fanout.length > 1 ? Math.max(0, ...[...passed(result.fanout[0]!)].filter((n) => result.fanout!.every((f) => passed(f).has(n)))) : 0;
+    if (common > 0) {
+      lines.push('', `At the same load, ${common} players (the largest step every server passed):`, '', '| server | CPU | of it kernel | RSS | delivered |', '|---|---|---|---|---|');
+      for (const f of result.fanout!) {
+        const st = f.steps.find((x) => x.viewers === common)!;
+        lines.push(`| ${f.server} (${f.protocol}) | ${st.serverCpuPercent}% | ${st.serverSysPercent}% | ${st.serverRssMb} MB | ${st.deliveredGbps} Gbit/s |`);
+      }
+    }
     for (const f of result.fanout ?? []) {
       lines.push('', `Steps, ${f.server}:`, '', '| players | server CPU (of it kernel) | RSS | delivered | frames missing | load generators\' CPU | machine CPU |', '|---|---|---|---|---|---|---|');
       for (const s of f.steps) lines.push(`| ${s.viewers}${s.failed ? ` (${s.failed} failed)` : ''}${s.slowPlayers ? ' (a player below 95% of the frame rate)' : ''} | ${s.serverCpuPercent}% (${s.serverSysPercent}%) | ${s.serverRssMb} MB | ${s.deliveredGbps} Gbit/s | ${s.lost} | ${s.loadCpuPercent}% | ${s.machineCpuPercent}% |`);
@@ -121,8 +146,8 @@ function markdown(): string {
   }
   if (result.latency) {
     lines.push('', '**Relay latency**, origin receipt -> edge socket write (the edge\'s histogram), and to the WebSocket client\'s read (from each fragment\'s `prft`); one `all` process with its embedded nats-server, one ffmpeg publisher and one viewer per stream.', '',
-      '| live streams (720p30 B-frames) | p50 | p99 | viewer-side p50 | p99 | frames missing | relay CPU |', '|---|---|---|---|---|---|---|',
-      ...result.latency.map((r) => `| ${r.streams} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.clientP50Ms} ms | ${r.clientP99Ms} ms | ${r.missing} | ${r.relayCpuPercent}% |`));
+      '| live streams (720p30 B-frames) | p50 | p99 | viewer-side p50 | p99 | frames missing | relay CPU | nats-server CPU | machine CPU |', '|---|---|---|---|---|---|---|---|---|',
+      ...result.latency.map((r) => `| ${r.streams} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.clientP50Ms} ms | ${r.clientP99Ms} ms | ${r.missing} | ${r.relayCpuPercent}% | ${r.natsCpuPercent ?? ''}% | ${r.machineCpuPercent ?? ''}% |`));
   }
   if (result.bus) {
     const b = result.bus;

@@ -4,11 +4,10 @@
  * adding renditions in steps, two edge processes consuming them all.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { startNats } from '../../test/helpers/nats.ts';
 import { waitFor } from '../../test/helpers/ports.ts';
-import { processStat, round } from './figures.ts';
+import { machinePercent, machineTicks, processStat, round } from './figures.ts';
 
 interface BusReport { frames: number; failed: number; backpressure: number; streams: number; observations: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; cpuSeconds: number }
 
@@ -35,10 +34,6 @@ export interface BusResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function machineTicks(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return { busy: f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!, total: f.reduce((a, b) => a + b, 0) };
-}
 
 function start(role: 'origin' | 'edge', natsUrl: string, kbps: number) {
   const child = spawn(process.execPath, ['--import', 'tsx', new URL('./bus-load.ts', import.meta.url).pathname, role, natsUrl, String(kbps)], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -90,7 +85,7 @@ export async function busScale(steps: number[], seconds: number, kbps = 1000, ed
         originCpuPercent: round((o1.cpuSeconds - o0.cpuSeconds) / dt * 100),
         natsCpuPercent: round((processStat(nats.pid!).cpu - n0.cpu) / dt * 100),
         edgesCpuPercent: round(e1.reduce((a, r, i) => a + r.cpuSeconds - e0[i]!.cpuSeconds, 0) / dt * 100),
-        machineCpuPercent: round((m1.busy - m0.busy) / (m1.total - m0.total) * 100),
+        machineCpuPercent: machinePercent(m0, m1),
         framesPerSecond: Math.round((o1.frames - o0.frames) / dt),
         // The worst edge process's quantiles: every rendition must meet the target.
         p50Ms: round(Math.max(...e1.map((r) => r.p50Ms ?? Infinity)), 2),

@@ -6,13 +6,12 @@
  * (scripts/lib/fanout-load.ts) that check every frame's continuity.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { startNats } from '../../test/helpers/nats.ts';
 import { waitFor } from '../../test/helpers/ports.ts';
 import { startPublisher } from '../../test/helpers/publisher.ts';
 import { startRelay } from '../../test/helpers/relay-process.ts';
-import { processStat, round } from './figures.ts';
+import { machinePercent, machineTicks, processStat, round } from './figures.ts';
 import { startNginxRtmp, startNodeMediaServer } from './peer-servers.ts';
 
 export type FanoutTarget = 'relay' | 'nms' | 'nginx';
@@ -53,13 +52,6 @@ interface LoadReport { connected: number; failed: number; closed: number; bytes:
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Busy and total jiffies of the whole machine, from /proc/stat. */
-function machineTicks(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const idle = f[3]! + f[4]!;
-  const total = f.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
 
 function startLoader(protocol: string, url: string) {
   const child = spawn(process.execPath, ['--import', 'tsx', new URL('./fanout-load.ts', import.meta.url).pathname, protocol, url], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -161,7 +153,7 @@ export async function fanout(target: FanoutTarget, clip: string, steps: number[]
         failed: s1.failed,
         closed: s1.closed,
         loadCpuPercent: round((s1.cpu - s0.cpu) / dt * 100),
-        machineCpuPercent: round((m1.busy - m0.busy) / (m1.total - m0.total) * 100),
+        machineCpuPercent: machinePercent(m0, m1),
         bytes: s1.bytes - s0.bytes,
         serverCpuSeconds: p1.cpu - p0.cpu,
       };

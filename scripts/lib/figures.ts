@@ -12,3 +12,13 @@ export function processStat(pid: number): { cpu: number; sys: number; rssMb: num
   // utime and stime in clock ticks of 10 ms; rss in 4 KiB pages.
   return { cpu: (Number(stat[11]) + Number(stat[12])) / 100, sys: Number(stat[12]) / 100, rssMb: (Number(stat[21]) * 4096) / 2 ** 20 };
 }
+
+/** Busy and total jiffies of the whole machine so far, from /proc/stat. */
+export function machineTicks(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total };
+}
+
+/** The machine's CPU use between two readings, in percent of all cores. */
+export const machinePercent = (a: { busy: number; total: number }, b: { busy: number; total: number }) => round((b.busy - a.busy) / (b.total - a.total) * 100);

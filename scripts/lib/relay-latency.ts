@@ -13,7 +13,7 @@ import { waitFor } from '../../test/helpers/ports.ts';
 import { startPublisher, type Publisher } from '../../test/helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../../test/helpers/relay-process.ts';
 import { watch } from '../../test/helpers/ws-viewer.ts';
-import { processStat, quantile, round } from './figures.ts';
+import { machinePercent, machineTicks, processStat, quantile, round } from './figures.ts';
 
 export function makeClip(): string {
   const dir = mkdtempSync(join(tmpdir(), 'bench-clip-'));
@@ -55,7 +55,7 @@ function histogramQuantile(before: Map<number, number>, after: Map<number, numbe
 }
 
 
-export interface LatencyRow { streams: number; fragments: number; p50Ms: number; p99Ms: number; clientP50Ms: number; clientP99Ms: number; missing: number; relayCpuPercent: number }
+export interface LatencyRow { streams: number; fragments: number; p50Ms: number; p99Ms: number; clientP50Ms: number; clientP99Ms: number; missing: number; relayCpuPercent: number; natsCpuPercent?: number; machineCpuPercent?: number }
 
 export async function latencyRun(clip: string, n: number, seconds: number): Promise<LatencyRow> {
   const streams = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, key: `bench-stream-key-${String(i).padStart(4, '0')}-abcdef` }));
@@ -68,10 +68,17 @@ export async function latencyRun(clip: string, n: number, seconds: number): Prom
     await new Promise((r) => setTimeout(r, 3000));
     const before = await scrapeHistogram(relay, 'relay_edge_relay_latency_seconds');
     const marks = viewers.map((v) => v.record.fragments.length);
+    // The embedded nats-server is the relay's child process.
+    const natsPid = Number(execFileSync('pgrep', ['-P', String(relay.child.pid), 'nats-server'], { encoding: 'utf8' }).trim().split('\n')[0]);
     const cpu0 = processStat(relay.child.pid!).cpu;
+    const nats0 = processStat(natsPid).cpu;
+    const m0 = machineTicks();
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    const cpu = (processStat(relay.child.pid!).cpu - cpu0) / ((Date.now() - t0) / 1000);
+    const dt = (Date.now() - t0) / 1000;
+    const cpu = (processStat(relay.child.pid!).cpu - cpu0) / dt;
+    const natsCpu = (processStat(natsPid).cpu - nats0) / dt;
+    const m1 = machineTicks();
     const after = await scrapeHistogram(relay, 'relay_edge_relay_latency_seconds');
     const client: number[] = [];
     let missing = 0;
@@ -90,6 +97,8 @@ export async function latencyRun(clip: string, n: number, seconds: number): Prom
       clientP99Ms: round(quantile(client, 0.99), 1),
       missing,
       relayCpuPercent: round(cpu * 100),
+      natsCpuPercent: round(natsCpu * 100),
+      machineCpuPercent: machinePercent(m0, m1),
     };
   } finally {
     viewers.forEach((v) => v.close());

@@ -49,6 +49,7 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
 
   constructor(private readonly nc: NatsConnection, private readonly options: PublisherOptions) {
     super();
+    this.setMaxListeners(0); // one 'drain' listener per paused stream: as many as the origin carries
     this.pending = new PendingAcks((ok, subject, onFailure, onStored, expired) => {
       if (ok) this.stored(onStored);
       else this.failed(subject, new Error(expired ? 'no acknowledgement from JetStream in time' : 'JetStream refused the message'), onFailure);

@@ -192,14 +192,20 @@ export class Origin {
     const transcoding = transcodeOn ? new StreamTranscoding(this.config.transcode, open, log.child({ module: 'transcode' }), this.transcodeMetrics) : undefined;
     entry.transcoding = transcoding;
     lease.once('lost', (err) => control.disconnect(err));
-    const resume = () => control.resume();
+    let waiting = false;
+    const resume = () => {
+      waiting = false;
+      control.resume();
+    };
     log.info({ remote: entry.remote, protocol: entry.protocol, token: lease.token }, 'publisher connected');
     this.ingestMetrics?.connects.inc({ protocol: entry.protocol });
     return {
       frame: (frame) => {
         entry.frames++;
         entry.meter.add(frame.payload.length, frame.track === 'video', performance.now());
-        if (!publication.push(frame)) {
+        // Frames already read keep coming after a pause: wait for one 'drain' per stream, not one per frame.
+        if (!publication.push(frame) && !waiting) {
+          waiting = true;
           control.pause();
           this.publisher.once('drain', resume);
         }
