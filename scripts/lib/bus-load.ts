@@ -27,7 +27,8 @@ import type { Frame, StreamInit } from '../../server/media/frame.ts';
 import { StreamFeed } from '../../edge/feed/stream-feed.ts';
 
 const [role, natsUrl, kbpsArg] = process.argv.slice(2) as ['origin' | 'edge', string, string | undefined];
-const config = loadConfig({ env: {} });
+// Defaults, overridable from the environment like the relay's (e.g. RELAY_BUS_MAX_AGE_SECONDS).
+const config = loadConfig();
 const log = createLogger({ level: 'warn', pretty: false });
 const nc = await connectNats(natsUrl, `bench-bus-${role}`, log);
 const wallNow = () => performance.timeOrigin + performance.now();
