@@ -31,6 +31,8 @@ const { values } = parseArgs({ options: {
   loaders: { type: 'string', default: '3' },
   streams: { type: 'string', default: '1,20,100' },
   'latency-seconds': { type: 'string', default: '15' },
+  /** Latency publishers: one process replaying the clip over RTMP for every stream, or one ffmpeg per stream. */
+  publishers: { type: 'string', default: 'replay' },
   'bus-steps': { type: 'string', default: '50,100,150,200,250,300,400,500' },
   'bus-kbps': { type: 'string', default: '1000' },
   servers: { type: 'string', default: 'relay,nms,nginx' },
@@ -84,7 +86,7 @@ if (parts.has('latency')) {
   result.latency = [];
   for (const n of numbers(values.streams)) {
     say(`relay latency, ${n} live stream(s)`);
-    result.latency.push(await latencyRun(clip, n, Number(values['latency-seconds'])));
+    result.latency.push(await latencyRun(clip, n, Number(values['latency-seconds']), values.publishers as 'ffmpeg' | 'replay'));
     process.stderr.write(JSON.stringify(result.latency.at(-1)) + '\n');
   }
 }
@@ -145,9 +147,9 @@ function markdown(result: Result): string {
     }
   }
   if (result.latency) {
-    lines.push('', '**Relay latency**, origin receipt -> edge socket write (the edge\'s histogram), and to the WebSocket client\'s read (from each fragment\'s `prft`); one `all` process with its embedded nats-server, one ffmpeg publisher and one viewer per stream.', '',
-      '| live streams (720p30 B-frames) | p50 | p99 | viewer-side p50 | p99 | frames missing | relay CPU | nats-server CPU | machine CPU |', '|---|---|---|---|---|---|---|---|---|',
-      ...result.latency.map((r) => `| ${r.streams} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.clientP50Ms} ms | ${r.clientP99Ms} ms | ${r.missing} | ${r.relayCpuPercent}% | ${r.natsCpuPercent ?? ''}% | ${r.machineCpuPercent ?? ''}% |`));
+    lines.push('', '**Relay latency**, origin receipt -> edge socket write (the edge\'s histogram), and to the WebSocket client\'s read (from each fragment\'s `prft`); one `all` process with its embedded nats-server, one viewer per stream, and publishers replaying the OBS-like clip over RTMP in real time (one process for all streams, or one ffmpeg `-re -c copy` each).', '',
+      '| live streams (720p30 B-frames) | p50 | p99 | viewer-side p50 | p99 | frames missing | relay CPU | nats-server CPU | publishers | their CPU | machine CPU |', '|---|---|---|---|---|---|---|---|---|---|---|',
+      ...result.latency.map((r) => `| ${r.streams} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.clientP50Ms} ms | ${r.clientP99Ms} ms | ${r.missing} | ${r.relayCpuPercent}% | ${r.natsCpuPercent ?? ''}% | ${r.publisher === 'replay' ? 'one replay process' : 'ffmpeg each'} | ${r.publishersCpuPercent ?? ''}% | ${r.machineCpuPercent ?? ''}% |`));
   }
   if (result.bus) {
     const b = result.bus;

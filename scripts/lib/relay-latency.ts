@@ -4,7 +4,7 @@
  * only: the relay CLI with its own nats-server, ffmpeg publishers (an OBS-like 720p
  * clip sent with -c copy), WebSocket viewers, headless Chromium.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,15 +55,30 @@ function histogramQuantile(before: Map<number, number>, after: Map<number, numbe
 }
 
 
-export interface LatencyRow { streams: number; fragments: number; p50Ms: number; p99Ms: number; clientP50Ms: number; clientP99Ms: number; missing: number; relayCpuPercent: number; natsCpuPercent?: number; machineCpuPercent?: number }
+export interface LatencyRow { streams: number; fragments: number; p50Ms: number; p99Ms: number; clientP50Ms: number; clientP99Ms: number; missing: number; relayCpuPercent: number; natsCpuPercent?: number; machineCpuPercent?: number; publisher?: 'ffmpeg' | 'replay'; publishersCpuPercent?: number }
 
-export async function latencyRun(clip: string, n: number, seconds: number): Promise<LatencyRow> {
+/** All streams' publishers in one process (scripts/lib/rtmp-replay.ts). */
+function startReplay(clip: string, rtmpBase: string, keys: string[]) {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./rtmp-replay.ts', import.meta.url).pathname, clip, rtmpBase, keys.join(',')], { stdio: ['pipe', 'ignore', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return { pid: child.pid!, stop: async () => { child.kill('SIGKILL'); await exited; } };
+}
+
+/**
+ * Relay latency with `n` live streams, each with one WebSocket viewer. Publishers:
+ * one ffmpeg (`-re -c copy`) per stream, or `replay`: one process replaying the same
+ * clip over RTMP for all streams, which leaves 2 cores to the relay at 100 streams.
+ */
+export async function latencyRun(clip: string, n: number, seconds: number, publisher: 'ffmpeg' | 'replay' = 'ffmpeg'): Promise<LatencyRow> {
   const streams = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, key: `bench-stream-key-${String(i).padStart(4, '0')}-abcdef` }));
   const relay = await startRelay('all', { RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn' });
   const publishers: Publisher[] = [];
+  let replay: ReturnType<typeof startReplay> | undefined;
   const viewers = streams.map((s) => watch(`ws://127.0.0.1:${relay.httpPort}/ws/${s.name}`));
+  const publishersCpu = () => replay ? processStat(replay.pid).cpu : publishers.reduce((a, p) => a + (p.process.exitCode === null ? processStat(p.process.pid!).cpu : 0), 0);
   try {
-    for (const s of streams) publishers.push(startPublisher({ url: relay.rtmpUrl(s.key), file: clip }));
+    if (publisher === 'replay') replay = startReplay(clip, `rtmp://127.0.0.1:${relay.rtmpPort}/live`, streams.map((s) => s.key));
+    else for (const s of streams) publishers.push(startPublisher({ url: relay.rtmpUrl(s.key), file: clip }));
     await waitFor('every stream to reach its viewer', () => viewers.every((v) => v.record.fragments.length > 30), 180_000, 200);
     await new Promise((r) => setTimeout(r, 3000));
     const before = await scrapeHistogram(relay, 'relay_edge_relay_latency_seconds');
@@ -72,12 +87,14 @@ export async function latencyRun(clip: string, n: number, seconds: number): Prom
     const natsPid = Number(execFileSync('pgrep', ['-P', String(relay.child.pid), 'nats-server'], { encoding: 'utf8' }).trim().split('\n')[0]);
     const cpu0 = processStat(relay.child.pid!).cpu;
     const nats0 = processStat(natsPid).cpu;
+    const pub0 = publishersCpu();
     const m0 = machineTicks();
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const dt = (Date.now() - t0) / 1000;
     const cpu = (processStat(relay.child.pid!).cpu - cpu0) / dt;
     const natsCpu = (processStat(natsPid).cpu - nats0) / dt;
+    const pubCpu = (publishersCpu() - pub0) / dt;
     const m1 = machineTicks();
     const after = await scrapeHistogram(relay, 'relay_edge_relay_latency_seconds');
     const client: number[] = [];
@@ -99,10 +116,13 @@ export async function latencyRun(clip: string, n: number, seconds: number): Prom
       relayCpuPercent: round(cpu * 100),
       natsCpuPercent: round(natsCpu * 100),
       machineCpuPercent: machinePercent(m0, m1),
+      publisher,
+      publishersCpuPercent: round(pubCpu * 100),
     };
   } finally {
     viewers.forEach((v) => v.close());
     await Promise.all(publishers.map((p) => p.stop()));
+    await replay?.stop();
     await relay.stop();
   }
 }
