@@ -33,6 +33,8 @@ const { values } = parseArgs({ options: {
   'latency-seconds': { type: 'string', default: '15' },
   /** Latency publishers: one process replaying the clip over RTMP for every stream, or one ffmpeg per stream. */
   publishers: { type: 'string', default: 'replay' },
+  /** Latency layout: origin and edge processes on their own nats-server (split), or one all-in-one process. */
+  layout: { type: 'string', default: 'split' },
   'bus-steps': { type: 'string', default: '50,100,150,200,250,300,400,500' },
   'bus-kbps': { type: 'string', default: '1000' },
   servers: { type: 'string', default: 'relay,nms,nginx' },
@@ -86,7 +88,7 @@ if (parts.has('latency')) {
   result.latency = [];
   for (const n of numbers(values.streams)) {
     say(`relay latency, ${n} live stream(s)`);
-    result.latency.push(await latencyRun(clip, n, Number(values['latency-seconds']), values.publishers as 'ffmpeg' | 'replay'));
+    result.latency.push(await latencyRun(clip, n, Number(values['latency-seconds']), values.publishers as 'ffmpeg' | 'replay', values.layout as 'all' | 'split'));
     process.stderr.write(JSON.stringify(result.latency.at(-1)) + '\n');
   }
 }

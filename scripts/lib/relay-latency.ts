@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchChromium } from '../../test/helpers/browser.ts';
 import { waitFor } from '../../test/helpers/ports.ts';
+import { startNats } from '../../test/helpers/nats.ts';
 import { startPublisher, type Publisher } from '../../test/helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../../test/helpers/relay-process.ts';
 import { watch } from '../../test/helpers/ws-viewer.ts';
@@ -55,7 +56,7 @@ function histogramQuantile(before: Map<number, number>, after: Map<number, numbe
 }
 
 
-export interface LatencyRow { streams: number; fragments: number; p50Ms: number; p99Ms: number; clientP50Ms: number; clientP99Ms: number; missing: number; relayCpuPercent: number; natsCpuPercent?: number; machineCpuPercent?: number; publisher?: 'ffmpeg' | 'replay'; publishersCpuPercent?: number }
+export interface LatencyRow { streams: number; fragments: number; p50Ms: number; p99Ms: number; clientP50Ms: number; clientP99Ms: number; missing: number; relayCpuPercent: number; natsCpuPercent?: number; machineCpuPercent?: number; publisher?: 'ffmpeg' | 'replay'; layout?: 'all' | 'split'; publishersCpuPercent?: number }
 
 /** All streams' publishers in one process (scripts/lib/rtmp-replay.ts). */
 function startReplay(clip: string, rtmpBase: string, keys: string[]) {
@@ -69,30 +70,36 @@ function startReplay(clip: string, rtmpBase: string, keys: string[]) {
  * one ffmpeg (`-re -c copy`) per stream, or `replay`: one process replaying the same
  * clip over RTMP for all streams, which leaves 2 cores to the relay at 100 streams.
  */
-export async function latencyRun(clip: string, n: number, seconds: number, publisher: 'ffmpeg' | 'replay' = 'ffmpeg'): Promise<LatencyRow> {
+export async function latencyRun(clip: string, n: number, seconds: number, publisher: 'ffmpeg' | 'replay' = 'ffmpeg', layout: 'all' | 'split' = 'all'): Promise<LatencyRow> {
   const streams = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, key: `bench-stream-key-${String(i).padStart(4, '0')}-abcdef` }));
-  const relay = await startRelay('all', { RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn' });
+  const env = { RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn' };
+  // 'split': an origin process and an edge process on a nats-server of their own, as deployed; 'all': one process with its embedded nats-server.
+  const nats = layout === 'split' ? await startNats() : undefined;
+  const origin = nats ? await startRelay('origin', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'origin-1' }) : undefined;
+  const relay = nats ? await startRelay('edge', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'edge-1', RELAY_CLUSTER_EDGE_CAPACITY: '100000' }) : await startRelay('all', env);
+  const ingest = origin ?? relay;
+  const relayCpu = () => processStat(relay.child.pid!).cpu + (origin ? processStat(origin.child.pid!).cpu : 0);
   const publishers: Publisher[] = [];
   let replay: ReturnType<typeof startReplay> | undefined;
-  const viewers = streams.map((s) => watch(`ws://127.0.0.1:${relay.httpPort}/ws/${s.name}`));
+  const viewers = streams.map((s) => watch(`ws://127.0.0.1:${relay.httpPort}/ws/${s.name}${origin ? '?routed=1' : ''}`));
   const publishersCpu = () => replay ? processStat(replay.pid).cpu : publishers.reduce((a, p) => a + (p.process.exitCode === null ? processStat(p.process.pid!).cpu : 0), 0);
   try {
-    if (publisher === 'replay') replay = startReplay(clip, `rtmp://127.0.0.1:${relay.rtmpPort}/live`, streams.map((s) => s.key));
-    else for (const s of streams) publishers.push(startPublisher({ url: relay.rtmpUrl(s.key), file: clip }));
+    if (publisher === 'replay') replay = startReplay(clip, `rtmp://127.0.0.1:${ingest.rtmpPort}/live`, streams.map((s) => s.key));
+    else for (const s of streams) publishers.push(startPublisher({ url: ingest.rtmpUrl(s.key), file: clip }));
     await waitFor('every stream to reach its viewer', () => viewers.every((v) => v.record.fragments.length > 30), 180_000, 200);
     await new Promise((r) => setTimeout(r, 3000));
     const before = await scrapeHistogram(relay, 'relay_edge_relay_latency_seconds');
     const marks = viewers.map((v) => v.record.fragments.length);
     // The embedded nats-server is the relay's child process.
-    const natsPid = Number(execFileSync('pgrep', ['-P', String(relay.child.pid), 'nats-server'], { encoding: 'utf8' }).trim().split('\n')[0]);
-    const cpu0 = processStat(relay.child.pid!).cpu;
+    const natsPid = nats?.pid ?? Number(execFileSync('pgrep', ['-P', String(relay.child.pid), 'nats-server'], { encoding: 'utf8' }).trim().split('\n')[0]);
+    const cpu0 = relayCpu();
     const nats0 = processStat(natsPid).cpu;
     const pub0 = publishersCpu();
     const m0 = machineTicks();
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const dt = (Date.now() - t0) / 1000;
-    const cpu = (processStat(relay.child.pid!).cpu - cpu0) / dt;
+    const cpu = (relayCpu() - cpu0) / dt;
     const natsCpu = (processStat(natsPid).cpu - nats0) / dt;
     const pubCpu = (publishersCpu() - pub0) / dt;
     const m1 = machineTicks();
@@ -117,6 +124,7 @@ export async function latencyRun(clip: string, n: number, seconds: number, publi
       natsCpuPercent: round(natsCpu * 100),
       machineCpuPercent: machinePercent(m0, m1),
       publisher,
+      layout,
       publishersCpuPercent: round(pubCpu * 100),
     };
   } finally {
@@ -124,6 +132,8 @@ export async function latencyRun(clip: string, n: number, seconds: number, publi
     await Promise.all(publishers.map((p) => p.stop()));
     await replay?.stop();
     await relay.stop();
+    await origin?.stop();
+    await nats?.cleanup();
   }
 }
 

@@ -18,11 +18,11 @@ export interface RelayProcess {
 }
 
 /** The relay CLI as a real child process, on free ports, with a temporary data folder. */
-export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record<string, string> = {}): Promise<RelayProcess> {
+export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<RelayProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'relay-data-'));
   const httpPort = await freePort();
   const rtmpPort = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'server/cli.ts'), command], {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'server/cli.ts'), command], {
     cwd: ROOT,
     env: {
       ...process.env,
