@@ -120,7 +120,12 @@ export async function fanout(target: FanoutTarget, clip: string, steps: number[]
         const n = Math.floor(add / load.length) + (i < add % load.length ? 1 : 0);
         if (n > 0) l.send({ add: n });
       });
-      await waitFor(`${target} players connected`, () => { const t = sum(); return t.connected + t.failed >= target; }, 120_000, 200);
+      try {
+        await waitFor(`${target} players connected`, () => { const t = sum(); return t.connected + t.failed >= target; }, 120_000, 200);
+      } catch {
+        stoppedBy = `${target} players could not all connect within 120 s (${sum().connected} did)`;
+        break;
+      }
       viewers = target;
       await sleep(3000);
       load.forEach((l) => l.send({ mark: true }));
@@ -161,7 +166,7 @@ export async function fanout(target: FanoutTarget, clip: string, steps: number[]
       process.stderr.write(`${target}: ${JSON.stringify(row)}\n`);
       if (row.lost > 0 || row.gaps > 0 || row.slowPlayers > 0 || row.failed > 0 || row.closed > 0) { stoppedBy = `frames dropped or players failed at ${target} players`; break; }
       if (row.serverCpuPercent >= 95) { stoppedBy = `the server saturated one core at ${target} players`; break; }
-      if (row.machineCpuPercent >= 97) { stoppedBy = `the machine was full at ${target} players (server and load generators share 2 cores)`; break; }
+      if (row.machineCpuPercent >= 95) { stoppedBy = `the machine was full at ${target} players (server and load generators share 2 cores)`; break; }
     }
   } finally {
     load.forEach((l) => l.stop());
