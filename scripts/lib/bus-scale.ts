@@ -3,11 +3,10 @@
  * p99 <= 20 ms: a real nats-server, one origin process (scripts/lib/bus-load.ts)
  * adding renditions in steps, two edge processes consuming them all.
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { startNats } from '../../test/helpers/nats.ts';
 import { waitFor } from '../../test/helpers/ports.ts';
 import { machinePercent, machineTicks, processStat, round } from './figures.ts';
+import { reportingChild } from './reporting-child.ts';
 
 interface BusReport { frames: number; failed: number; backpressure: number; streams: number; observations: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; cpuSeconds: number }
 
@@ -35,21 +34,7 @@ export interface BusResult {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 
-function start(role: 'origin' | 'edge', natsUrl: string, kbps: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./bus-load.ts', import.meta.url).pathname, role, natsUrl, String(kbps)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let last: BusReport | undefined;
-  let waiter: (() => void) | undefined;
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    last = JSON.parse(line) as BusReport;
-    waiter?.();
-  });
-  return {
-    get report() { return last; },
-    next: () => new Promise<BusReport>((resolve) => { waiter = () => { waiter = undefined; resolve(last!); }; }),
-    send: (cmd: object) => child.stdin!.write(JSON.stringify(cmd) + '\n'),
-    stop: () => child.kill('SIGKILL'),
-  };
-}
+const start = (role: 'origin' | 'edge', natsUrl: string, kbps: number) => reportingChild<BusReport>('./bus-load.ts', [role, natsUrl, String(kbps)]);
 
 export async function busScale(steps: number[], seconds: number, kbps = 1000, edges = 2): Promise<BusResult> {
   const nats = await startNats();

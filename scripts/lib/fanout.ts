@@ -5,14 +5,13 @@
  * with ffmpeg -c copy to each; players are added in steps by load-generator processes
  * (scripts/lib/fanout-load.ts) that check every frame's continuity.
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { startNats } from '../../test/helpers/nats.ts';
 import { waitFor } from '../../test/helpers/ports.ts';
 import { startPublisher } from '../../test/helpers/publisher.ts';
 import { startRelay } from '../../test/helpers/relay-process.ts';
 import { machinePercent, machineTicks, processStat, round } from './figures.ts';
 import { startNginxRtmp, startNodeMediaServer } from './peer-servers.ts';
+import { reportingChild } from './reporting-child.ts';
 
 export type FanoutTarget = 'relay' | 'nms' | 'nginx';
 
@@ -53,22 +52,7 @@ interface LoadReport { connected: number; failed: number; closed: number; bytes:
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 
-function startLoader(protocol: string, url: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./fanout-load.ts', import.meta.url).pathname, protocol, url], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let last: LoadReport | undefined;
-  let waiter: (() => void) | undefined;
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    last = JSON.parse(line) as LoadReport;
-    waiter?.();
-  });
-  return {
-    get report() { return last; },
-    /** Resolves with the next report this loader sends. */
-    next: () => new Promise<LoadReport>((resolve) => { waiter = () => { waiter = undefined; resolve(last!); }; }),
-    send: (cmd: object) => child.stdin!.write(JSON.stringify(cmd) + '\n'),
-    stop: () => child.kill('SIGKILL'),
-  };
-}
+const startLoader = (protocol: string, url: string) => reportingChild<LoadReport>('./fanout-load.ts', [protocol, url]);
 
 interface Setup { server: string; protocol: 'ws' | 'flv' | 'rtmp'; pid: number; publishUrl: string; playUrl: string; stop(): Promise<void> }
 
