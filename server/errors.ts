@@ -20,6 +20,7 @@ export const ErrorCodes = {
   BUS_PUBLISH_FAILED: { status: 503, message: 'a frame could not be stored in JetStream' },
   BUS_MESSAGE_INVALID: { status: 502, message: 'a message on the bus is not a frame this relay can read' },
   BUS_UNAVAILABLE: { status: 503, message: 'NATS is not reachable' },
+  BUS_AUTH_FAILED: { status: 503, message: 'NATS refused the relay\'s credentials (nats.auth)' },
   TRANSCODE_BEHIND: { status: 503, message: 'ffmpeg could not keep up with real time; a rung was shed' },
   VIEWER_TOO_SLOW: { status: 408, message: 'the viewer stayed too far behind live and was disconnected' },
   SDP_INVALID: { status: 400, message: 'the SDP offer cannot be read' },

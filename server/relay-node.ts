@@ -105,6 +105,8 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
   const readiness: Record<string, () => Promise<unknown> | unknown> = {};
   try {
     let natsUrl = config.nats.url;
+    // Credentials and TLS are for an external NATS; the embedded one listens locally without them.
+    const security = config.nats.url ? { auth: config.nats.auth, tls: config.nats.tls } : undefined;
     let embeddedNats: NatsServerProcess | undefined;
     if (!natsUrl) {
       embeddedNats = await startEmbeddedNats(config, log);
@@ -139,7 +141,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     }
     let origin: Origin | undefined;
     if (roles.includes('origin')) {
-      const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs);
+      const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs, security);
       closers.push(() => nc.close());
       readiness.natsPublish = () => isNatsConnected(nc);
       await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
@@ -169,7 +171,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       }
     }
     // Every node knows the live edges and can route a viewer (GET /api/route/<stream>).
-    const ncCluster = await connectNats(natsUrl, 'relay-cluster', log, config.nats.connectTimeoutMs);
+    const ncCluster = await connectNats(natsUrl, 'relay-cluster', log, config.nats.connectTimeoutMs, security);
     closers.push(() => ncCluster.close());
     readiness.natsCluster = () => isNatsConnected(ncCluster);
     const edgeBucket = await retrying('edge bucket', config.nats.connectTimeoutMs, log, () => openEdgeBucket(ncCluster, config.cluster, log.child({ module: 'cluster' })));
@@ -200,7 +202,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     let edge: Edge | undefined;
     let heartbeat: EdgeHeartbeat | undefined;
     if (roles.includes('edge')) {
-      const nc: NatsConnection = await connectNats(natsUrl, 'relay-edge', log, config.nats.connectTimeoutMs);
+      const nc: NatsConnection = await connectNats(natsUrl, 'relay-edge', log, config.nats.connectTimeoutMs, security);
       closers.push(() => nc.close());
       readiness.natsEdge = () => isNatsConnected(nc);
       if (!origin) await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));

@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, usernamePasswordAuthenticator, type Authenticator, type TlsOptions } from '@nats-io/nats-core';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
@@ -11,25 +14,74 @@ export function isNatsConnected(nc: NatsConnection): boolean {
   return !nc.isClosed() && connected.get(nc) === true;
 }
 
+/** How the relay proves itself to an external NATS: `nats.auth` and `nats.tls`. */
+export type NatsSecurity = Pick<RelayConfig['nats'], 'auth' | 'tls'>;
+
+function readSecretFile(key: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new RelayError('CONFIG_INVALID', `${key}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The nats.js connection options for `security` (files are read now, so a bad path fails at start). */
+export function securityOptions(security: NatsSecurity | undefined): { authenticator?: Authenticator; tls?: TlsOptions } {
+  if (!security) return {};
+  const { auth, tls } = security;
+  let authenticator: Authenticator | undefined;
+  if (auth.user) authenticator = usernamePasswordAuthenticator(auth.user, auth.password);
+  else if (auth.token) authenticator = tokenAuthenticator(auth.token);
+  else if (auth.nkeySeedFile) {
+    const seed = readSecretFile('nats.auth.nkeySeedFile', auth.nkeySeedFile).toString('utf8').trim();
+    if (!/^SU[A-Z2-7]+$/.test(seed)) throw new RelayError('CONFIG_INVALID', `nats.auth.nkeySeedFile: ${auth.nkeySeedFile} does not hold a user NKey seed (SU...)`);
+    authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
+  } else if (auth.credsFile) authenticator = credsAuthenticator(new Uint8Array(readSecretFile('nats.auth.credsFile', auth.credsFile)));
+  const files = { caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile };
+  for (const [name, file] of Object.entries(files)) if (file) readSecretFile(`nats.tls.${name}`, file);
+  const useTls = Object.values(files).some(Boolean);
+  return {
+    ...(authenticator && { authenticator }),
+    ...(useTls && { tls: Object.fromEntries(Object.entries(files).filter(([, f]) => f)) as TlsOptions }),
+  };
+}
+
+/** nats.js's refusal of our credentials, as opposed to a server out of reach. */
+const isAuthError = (err: unknown) => /authorization violation|authentication|auth(entication)? (timeout|expired)|permissions violation/i.test(String((err as Error)?.message ?? err)) || /AUTH/i.test(String((err as { code?: string })?.code ?? ''));
+
 /**
  * Connects with endless reconnects (a relay outlives NATS restarts) and logs
  * status changes. `name` shows in the server's connection list.
  */
-export async function connectNats(url: string, name: string, log: Logger, timeoutMs = 10_000): Promise<NatsConnection> {
+export async function connectNats(url: string, name: string, log: Logger, timeoutMs = 10_000, security?: NatsSecurity): Promise<NatsConnection> {
   const servers = url.split(',').map((s) => s.trim()).filter(Boolean);
-  let nc: NatsConnection;
-  try {
-    nc = await connect({
-      servers,
-      name,
-      timeout: timeoutMs,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      pingInterval: 10_000,
-      waitOnFirstConnect: true,
-    });
-  } catch (err) {
-    throw new RelayError('BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(', ')}: ${(err as Error).message}`, { cause: err });
+  const secured = securityOptions(security);
+  // Our own first-connect loop, not nats.js's waitOnFirstConnect: that one retries a
+  // TLS failure forever. Here a refusal of our credentials fails at once, anything
+  // else is retried until `timeoutMs` and then reported with its last cause.
+  const deadline = Date.now() + timeoutMs;
+  let nc: NatsConnection | undefined;
+  let lastError: unknown;
+  while (!nc) {
+    try {
+      nc = await connect({
+        ...secured,
+        servers,
+        name,
+        timeout: Math.max(500, Math.min(2000, deadline - Date.now())),
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        pingInterval: 10_000,
+        waitOnFirstConnect: false,
+      });
+    } catch (err) {
+      lastError = err;
+      if (isAuthError(err)) throw new RelayError('BUS_AUTH_FAILED', `NATS at ${servers.join(', ')} refused the credentials (nats.auth): ${(err as Error).message}`, { cause: err });
+      if (Date.now() + 250 >= deadline) {
+        throw new RelayError('BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(', ')} within ${timeoutMs} ms: ${(err as Error).message}`, { cause: lastError });
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
   connected.set(nc, true);
   void (async () => {

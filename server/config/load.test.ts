@@ -55,3 +55,17 @@ test('a missing or broken config file is a clear error', () => {
   writeFileSync(join(dir, 'bad.json'), '{ nope');
   assert.match(codeOf(() => loadConfig({ file: join(dir, 'bad.json'), env: {} }))!.message, /not valid JSON/);
 });
+
+test('NATS credentials: one way at a time, a password needs a user, and a client certificate needs its key', () => {
+  const refused = (env: Record<string, string>) => {
+    const err = codeOf(() => loadConfig({ env }));
+    assert.equal(err?.code, 'CONFIG_INVALID', JSON.stringify(env));
+    return err!.message;
+  };
+  assert.match(refused({ RELAY_NATS_AUTH_TOKEN: 't', RELAY_NATS_AUTH_USER: 'u' }), /nats\.auth.*only one of user\/password, token, nkeySeedFile and credsFile/);
+  assert.match(refused({ RELAY_NATS_AUTH_CREDS_FILE: '/a.creds', RELAY_NATS_AUTH_NKEY_SEED_FILE: '/b.nk' }), /only one of/);
+  assert.match(refused({ RELAY_NATS_AUTH_PASSWORD: 'p' }), /nats\.auth.*password needs user/);
+  assert.match(refused({ RELAY_NATS_TLS_CERT_FILE: '/c.pem' }), /nats\.tls.*certFile and keyFile go together/);
+  const ok = loadConfig({ env: { RELAY_NATS_AUTH_USER: 'relay', RELAY_NATS_AUTH_PASSWORD: 'p', RELAY_NATS_TLS_CA_FILE: '/ca.pem' } });
+  assert.deepEqual([ok.nats.auth.user, ok.nats.auth.password, ok.nats.tls.caFile], ['relay', 'p', '/ca.pem']);
+});

@@ -19,6 +19,20 @@ export const configSchema = z.object({
     url: z.string().describe('NATS server(s) to use, comma-separated. Empty: the all-in-one mode starts its own nats-server; origin and edge roles require it. NATS_URL sets it too.'),
     embeddedPort: port.describe('Client port of the nats-server started by the all-in-one mode (0 picks a free one).'),
     connectTimeoutMs: positiveInt.describe('How long start-up waits for NATS before giving up.'),
+    auth: z.object({
+      user: z.string().describe('User name for NATS user/password authentication (with password). Empty: none.'),
+      password: z.string().describe('Password for NATS user/password authentication.'),
+      token: z.string().describe('NATS token authentication. Empty: none.'),
+      nkeySeedFile: z.string().describe('File holding an NKey seed (SU...) for NATS nkey authentication. Empty: none.'),
+      credsFile: z.string().describe('NATS credentials file (a user JWT and its NKey seed, from nsc) for decentralized auth. Empty: none.'),
+    }).strict().describe('How the relay authenticates to an external NATS: at most one of user/password, token, nkey seed file or creds file.')
+      .refine((a) => [a.user || a.password, a.token, a.nkeySeedFile, a.credsFile].filter(Boolean).length <= 1, 'set only one of user/password, token, nkeySeedFile and credsFile')
+      .refine((a) => !a.password || !!a.user, 'password needs user'),
+    tls: z.object({
+      caFile: z.string().describe('CA certificate (PEM) that signed the NATS servers\' certificates; setting any TLS file turns TLS on. Empty: the system CAs.'),
+      certFile: z.string().describe('Client certificate (PEM) for NATS servers that verify clients (with keyFile).'),
+      keyFile: z.string().describe('Private key (PEM) of the client certificate.'),
+    }).strict().refine((t) => !t.certFile === !t.keyFile, 'certFile and keyFile go together'),
   }).strict(),
   bus: z.object({
     subjectPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).describe('First subject tokens of every frame message: <prefix>.<stream>.<rendition>.<kind>.'),
