@@ -18,7 +18,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { busScale, type BusResult } from './lib/bus-scale.ts';
-import { fanout, type FanoutResult, type FanoutTarget } from './lib/fanout.ts';
+import { fanout, stepPassed, type FanoutResult, type FanoutTarget } from './lib/fanout.ts';
 import { loopbackCeiling, type CeilingRow } from './lib/loopback-ceiling.ts';
 import { latencyRun, makeClip, type LatencyRow } from './lib/relay-latency.ts';
 import { viewerExperience, type Experience } from './lib/viewer-experience.ts';
@@ -134,7 +134,7 @@ function markdown(result: Result): string {
       }
     }
     // The fairest comparison: the same number of players, the largest step every server passed.
-    const passed = (f: FanoutResult) => new Set(f.steps.filter((st) => st.lost === 0 && st.gaps === 0 && st.slowPlayers === 0 && st.failed === 0 && st.closed === 0).map((st) => st.viewers));
+    const passed = (f: FanoutResult) => new Set(f.steps.filter(stepPassed).map((st) => st.viewers));
     const common = result.fanout && result.fanout.length > 1 ? Math.max(0, ...[...passed(result.fanout[0]!)].filter((n) => result.fanout!.every((f) => passed(f).has(n)))) : 0;
     if (common > 0) {
       lines.push('', `At the same load, ${common} players (the largest step every server passed):`, '', '| server | CPU | of it kernel | RSS | delivered |', '|---|---|---|---|---|');

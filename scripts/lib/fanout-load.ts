@@ -16,12 +16,14 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
-import { FlvChecker, RtmpPlayChecker, WsFmp4Checker, rtmpPlayCommands, type StreamChecker } from './stream-checkers.ts';
+import { FlvChecker, RtmpPlayChecker, WsFmp4Checker, rtmpC0C1, rtmpHandshakeDone, rtmpPlayCommands, type StreamChecker } from './stream-checkers.ts';
 
 type Protocol = 'ws' | 'flv' | 'rtmp';
 const protocol = process.argv[2] as Protocol;
 const url = new URL(process.argv[3]!);
 if (!['ws', 'flv', 'rtmp'].includes(protocol)) throw new Error(`unknown protocol ${protocol}`);
+/** RTMP: rtmp://host:port/<app>/<stream>. */
+const [, rtmpApp = '', ...rtmpStream] = url.pathname.split('/');
 
 interface Player { checker: StreamChecker; socket: net.Socket; markFrames: number; open: boolean }
 const players: Player[] = [];
@@ -36,7 +38,7 @@ function opening(): { request: Buffer; handshake: 'http' | 'rtmp' } {
     return { request: Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`), handshake: 'http' };
   }
   if (protocol === 'flv') return { request: Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nConnection: keep-alive\r\n\r\n`), handshake: 'http' };
-  return { request: Buffer.concat([Buffer.from([3]), Buffer.alloc(8), randomBytes(1528)]), handshake: 'rtmp' };
+  return { request: rtmpC0C1(), handshake: 'rtmp' };
 }
 
 function connect(): Promise<void> {
@@ -72,9 +74,10 @@ function connect(): Promise<void> {
       if (pending === undefined) return media(chunk);
       pending = Buffer.concat([pending, chunk]);
       if (handshake === 'rtmp') {
-        if (pending.length < 3073) return;
-        const rest = pending.subarray(3073);
-        socket.write(Buffer.concat([pending.subarray(1, 1537), rtmpPlayCommands(`rtmp://${url.host}${url.pathname.split('/').slice(0, 2).join('/')}`, url.pathname.split('/')[1]!, url.pathname.split('/').slice(2).join('/'))]));
+        const done = rtmpHandshakeDone(pending);
+        if (!done) return;
+        const { c2, rest } = done;
+        socket.write(Buffer.concat([c2, rtmpPlayCommands(`rtmp://${url.host}/${rtmpApp}`, rtmpApp, rtmpStream.join('/'))]));
         pending = undefined;
         settle(true);
         if (rest.length) media(rest);

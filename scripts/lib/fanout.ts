@@ -47,6 +47,9 @@ export interface FanoutResult {
   best?: { viewers: number; viewersPerCore: number; gbpsPerCore: number; cpuSecondsPerGB: number; memoryKbPerViewer: number; cpuPercent: number };
 }
 
+/** A step passes when no frame is missing, no player failed or left, and every player kept >= 95% of the frame rate. */
+export const stepPassed = (s: FanoutStep) => s.lost === 0 && s.gaps === 0 && s.slowPlayers === 0 && s.failed === 0 && s.closed === 0;
+
 interface LoadReport { connected: number; failed: number; closed: number; bytes: number; frames: number; gaps: number; lost: number; errors: number; minWindowFrames: number; lastError: string; cpuSeconds: number }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -148,7 +151,7 @@ export async function fanout(target: FanoutTarget, clip: string, steps: number[]
       };
       rows.push(row);
       process.stderr.write(`${target}: ${JSON.stringify(row)}\n`);
-      if (row.lost > 0 || row.gaps > 0 || row.slowPlayers > 0 || row.failed > 0 || row.closed > 0) { stoppedBy = `frames dropped or players failed at ${target} players`; break; }
+      if (!stepPassed(row)) { stoppedBy = `frames dropped or players failed at ${target} players`; break; }
       if (row.serverCpuPercent >= 95) { stoppedBy = `the server saturated one core at ${target} players`; break; }
       if (row.machineCpuPercent >= 95) { stoppedBy = `the machine was full at ${target} players (server and load generators share 2 cores)`; break; }
     }
@@ -157,8 +160,7 @@ export async function fanout(target: FanoutTarget, clip: string, steps: number[]
     await publisher.stop();
     await s.stop();
   }
-  const good = rows.filter((r) => r.lost === 0 && r.gaps === 0 && r.slowPlayers === 0 && r.failed === 0 && r.closed === 0);
-  const b = good.at(-1);
+  const b = rows.filter(stepPassed).at(-1);
   return {
     target,
     server: s.server,

@@ -9,11 +9,10 @@
  *
  * stdout, one JSON line per second: connections open and closed, bytes sent, CPU seconds.
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { readFlvTags } from '../../test/helpers/flv-file.ts';
-import { amf0, rtmpMessage } from './stream-checkers.ts';
+import { rtmpC0C1, rtmpHandshakeDone, rtmpPublishCommands } from './stream-checkers.ts';
 
 const [file, base, keyList] = process.argv.slice(2) as [string, string, string];
 const url = new URL(base);
@@ -52,21 +51,13 @@ function publish(key: string): Publisher {
   const p: Publisher = { socket, next: 0, loop: 0, started: 0, ready: false };
   let handshake = Buffer.alloc(0);
   socket.setNoDelay(true);
-  socket.on('connect', () => socket.write(Buffer.concat([Buffer.from([3]), Buffer.alloc(8), randomBytes(1528)])));
+  socket.on('connect', () => socket.write(rtmpC0C1()));
   socket.on('data', (d: Buffer) => {
     if (p.ready) return; // the server's answers are not needed
     handshake = Buffer.concat([handshake, d]);
-    if (handshake.length < 3073) return; // S0, S1, S2
-    const s1 = handshake.subarray(1, 1537);
-    const chunkSize = Buffer.alloc(4);
-    chunkSize.writeUInt32BE(CHUNK);
-    socket.write(Buffer.concat([
-      s1, // C2 echoes S1
-      rtmpMessage(2, 1, 0, chunkSize),
-      rtmpMessage(3, 20, 0, amf0('connect', 1, { app, type: 'nonprivate', flashVer: 'FMLE/3.0', tcUrl: `rtmp://${url.host}/${app}` })),
-      rtmpMessage(3, 20, 0, amf0('createStream', 2, null)),
-      rtmpMessage(8, 20, 1, amf0('publish', 3, null, key, 'live')),
-    ]));
+    const done = rtmpHandshakeDone(handshake);
+    if (!done) return;
+    socket.write(Buffer.concat([done.c2, rtmpPublishCommands(`rtmp://${url.host}/${app}`, app, key, CHUNK)]));
     p.ready = true;
     p.started = performance.now() - Math.random() * 1000; // streams spread over a second
     totals.open++;

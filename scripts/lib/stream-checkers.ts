@@ -10,6 +10,8 @@
  * step longer than `gapMs` (1.5 frame intervals at 30 fps) is a frame missing.
  */
 
+import { randomBytes } from 'node:crypto';
+
 export interface ViewerCounts {
   bytes: number;
   /** Video frames (fragments for fMP4; coded frames for FLV and RTMP). */
@@ -354,11 +356,31 @@ export function amf0(...values: Amf0[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/** C0 and C1 of a plain (not digest) RTMP handshake, as a client sends them. */
+export const rtmpC0C1 = () => Buffer.concat([Buffer.from([3]), Buffer.alloc(8), randomBytes(1528)]);
+
+/** Once S0, S1 and S2 have all arrived: C2 (S1 echoed) and the bytes after them; undefined before. */
+export function rtmpHandshakeDone(received: Buffer): { c2: Buffer; rest: Buffer } | undefined {
+  return received.length < 3073 ? undefined : { c2: received.subarray(1, 1537), rest: received.subarray(3073) };
+}
+
 /** What a player sends after the handshake: connect, createStream, play (pipelined). */
 export function rtmpPlayCommands(tcUrl: string, app: string, stream: string): Buffer {
   return Buffer.concat([
     rtmpMessage(3, 20, 0, amf0('connect', 1, { app, flashVer: 'LNX 9,0,124,2', tcUrl, fpad: false, capabilities: 15, audioCodecs: 3191, videoCodecs: 252, videoFunction: 1 })),
     rtmpMessage(3, 20, 0, amf0('createStream', 2, null)),
     rtmpMessage(8, 20, 1, amf0('play', 3, null, stream)),
+  ]);
+}
+
+/** What an encoder sends after the handshake: a 4096-byte chunk size, connect, createStream, publish (pipelined). */
+export function rtmpPublishCommands(tcUrl: string, app: string, key: string, chunkSize: number): Buffer {
+  const size = Buffer.alloc(4);
+  size.writeUInt32BE(chunkSize);
+  return Buffer.concat([
+    rtmpMessage(2, 1, 0, size),
+    rtmpMessage(3, 20, 0, amf0('connect', 1, { app, type: 'nonprivate', flashVer: 'FMLE/3.0', tcUrl })),
+    rtmpMessage(3, 20, 0, amf0('createStream', 2, null)),
+    rtmpMessage(8, 20, 1, amf0('publish', 3, null, key, 'live')),
   ]);
 }

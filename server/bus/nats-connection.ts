@@ -47,7 +47,7 @@ export function securityOptions(security: NatsSecurity | undefined): { authentic
 }
 
 /** nats.js's refusal of our credentials, as opposed to a server out of reach. */
-const isAuthError = (err: unknown) => /authorization violation|authentication|auth(entication)? (timeout|expired)|permissions violation/i.test(String((err as Error)?.message ?? err)) || /AUTH/i.test(String((err as { code?: string })?.code ?? ''));
+const isAuthError = (err: unknown) => /authorization violation|authentication (timeout|expired)|user authentication/i.test(String((err as Error)?.message ?? err));
 
 /**
  * Connects with endless reconnects (a relay outlives NATS restarts) and logs
@@ -61,7 +61,6 @@ export async function connectNats(url: string, name: string, log: Logger, timeou
   // else is retried until `timeoutMs` and then reported with its last cause.
   const deadline = Date.now() + timeoutMs;
   let nc: NatsConnection | undefined;
-  let lastError: unknown;
   while (!nc) {
     try {
       nc = await connect({
@@ -75,10 +74,9 @@ export async function connectNats(url: string, name: string, log: Logger, timeou
         waitOnFirstConnect: false,
       });
     } catch (err) {
-      lastError = err;
       if (isAuthError(err)) throw new RelayError('BUS_AUTH_FAILED', `NATS at ${servers.join(', ')} refused the credentials (nats.auth): ${(err as Error).message}`, { cause: err });
       if (Date.now() + 250 >= deadline) {
-        throw new RelayError('BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(', ')} within ${timeoutMs} ms: ${(err as Error).message}`, { cause: lastError });
+        throw new RelayError('BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(', ')} within ${timeoutMs} ms: ${(err as Error).message}`, { cause: err });
       }
       await new Promise((r) => setTimeout(r, 250));
     }

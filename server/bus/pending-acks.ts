@@ -52,7 +52,9 @@ export class PendingAcks {
     const i = id & (this.capacity - 1);
     if (!this.waiting[i]) return -1;
     const elapsed = now - this.sentAt[i]!;
-    const [subject, onFailure, onStored] = [this.subject[i]!, this.onFailure[i]!, this.onStored[i]];
+    const subject = this.subject[i]!;
+    const onFailure = this.onFailure[i]!;
+    const onStored = this.onStored[i];
     this.clear(i);
     this.advance();
     this.settled(ok, subject, onFailure, onStored, false);
@@ -66,7 +68,9 @@ export class PendingAcks {
       const i = this.head & (this.capacity - 1);
       if (this.waiting[i]) {
         if (now - this.sentAt[i]! < timeoutMs) break;
-        const [subject, onFailure, onStored] = [this.subject[i]!, this.onFailure[i]!, this.onStored[i]];
+        const subject = this.subject[i]!;
+        const onFailure = this.onFailure[i]!;
+        const onStored = this.onStored[i];
         this.clear(i);
         failed++;
         this.settled(false, subject, onFailure, onStored, true);
