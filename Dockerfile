@@ -1,7 +1,8 @@
 # One runtime image for both roles (and the all-in-one mode with NATS_URL set):
 #   docker build -t relay .
-#   docker run -e NATS_URL=nats://nats:4222 -e RELAY_STREAMS='[...]' relay origin
-#   docker run -e NATS_URL=nats://nats:4222 -e RELAY_STREAMS='[...]' relay edge
+#   docker run -e NATS_URL=nats://nats:4222 -e RELAY_NATS_AUTH_TOKEN=... -e RELAY_ADMIN_TOKEN=... -e RELAY_STREAMS='[...]' relay origin
+#   docker run -e NATS_URL=nats://nats:4222 -e RELAY_NATS_AUTH_TOKEN=... -e RELAY_ADMIN_TOKEN=... -e RELAY_STREAMS='[...]' relay edge
+# NODE_ENV=production puts the relay in production mode: empty or example secrets stop start-up.
 
 # ---- dependencies: production packages only, installed from the lock file
 FROM node:20-bookworm-slim AS deps

@@ -18,6 +18,7 @@ import { CloseCode, Viewer } from './viewer/ws-viewer.ts';
 import type { RenditionInfo } from '../server/bus/rendition-catalog.ts';
 import type { WebRtcEngine } from '../server/webrtc/webrtc-engine.ts';
 import { WhepEgress } from './webrtc/whep-egress.ts';
+import { tokenQuery, type ViewerAccess } from './viewer-access.ts';
 
 const RENDITION = /^[a-z0-9_-]{1,32}$/;
 
@@ -55,7 +56,7 @@ export class Edge {
   constructor(
     private readonly config: RelayConfig,
     private readonly nc: NatsConnection,
-    private readonly isKnownStream: (name: string) => boolean,
+    private readonly access: ViewerAccess,
     log: Logger,
     readonly registry: Registry = new Registry(),
     private readonly cluster?: EdgeCluster,
@@ -65,7 +66,7 @@ export class Edge {
     this.metrics = createEdgeMetrics(registry, () => this.consumers());
     if (webrtc) {
       this.whep = new WhepEgress(config.webrtc, webrtc.engine, {
-        isKnownStream: (s) => this.isKnownStream(s),
+        access,
         renditions: webrtc.renditions,
         elsewhere: (s) => this.elsewhere(s, true)?.url,
         hubFor: (s, r) => this.hubFor(s, r),
@@ -76,12 +77,14 @@ export class Edge {
   }
 
   attach(app: FastifyInstance): void {
-    app.get<{ Params: { stream: string }; Querystring: { routed?: string } }>('/watch/:stream', async (req, reply) => {
+    app.get<{ Params: { stream: string }; Querystring: { routed?: string; token?: string } }>('/watch/:stream', async (req, reply) => {
       const { stream } = req.params;
       if (!isStreamName(stream)) throw Object.assign(new RelayError('STREAM_NAME_INVALID'), { statusCode: 400 });
-      if (!this.isKnownStream(stream)) throw Object.assign(new RelayError('STREAM_UNKNOWN', stream), { statusCode: 404 });
+      if (!this.access.isKnownStream(stream)) throw Object.assign(new RelayError('STREAM_UNKNOWN', stream), { statusCode: 404 });
+      const token = typeof req.query.token === 'string' ? req.query.token : undefined;
+      this.access.checkPlayback(stream, token);
       const elsewhere = req.query.routed ? undefined : this.elsewhere(stream, false);
-      if (elsewhere) return reply.redirect(`${elsewhere.url}/watch/${stream}?routed=1`, 302);
+      if (elsewhere) return reply.redirect(`${elsewhere.url}/watch/${stream}?routed=1${tokenQuery(token)}`, 302);
       return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(this.page.html.replaceAll('{{stream}}', stream).replaceAll('{{protocol}}', this.config.edge.playerProtocol));
     });
     app.get('/player/player.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.js));
@@ -143,11 +146,12 @@ export class Edge {
     const routed = query.has('routed');
     const rendition = query.get('rendition') || SOURCE_RENDITION;
     const fromNextKeyframe = query.get('start') === 'next';
+    const token = query.get('token') ?? undefined;
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, name, rendition, remote, routed, fromNextKeyframe));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, name, rendition, remote, routed, fromNextKeyframe, token));
   }
 
-  private connected(ws: WebSocket, socket: Duplex, stream: string, rendition: string, remote: string, routed: boolean, fromNextKeyframe: boolean): void {
+  private connected(ws: WebSocket, socket: Duplex, stream: string, rendition: string, remote: string, routed: boolean, fromNextKeyframe: boolean, token: string | undefined): void {
     ws.on('error', () => {});
     const refuse = (err: RelayError, code: number) => {
       ws.send(JSON.stringify({ type: 'error', code: err.code, message: err.message }));
@@ -155,7 +159,13 @@ export class Edge {
     };
     if (!isStreamName(stream)) return refuse(new RelayError('STREAM_NAME_INVALID'), CloseCode.BAD_REQUEST);
     if (!RENDITION.test(rendition)) return refuse(new RelayError('STREAM_NAME_INVALID', `rendition ${JSON.stringify(rendition.slice(0, 40))}`), CloseCode.BAD_REQUEST);
-    if (!this.isKnownStream(stream)) return refuse(new RelayError('STREAM_UNKNOWN', stream), CloseCode.NOT_FOUND);
+    if (!this.access.isKnownStream(stream)) return refuse(new RelayError('STREAM_UNKNOWN', stream), CloseCode.NOT_FOUND);
+    try {
+      this.access.checkPlayback(stream, token);
+    } catch (err) {
+      const e = err as RelayError;
+      return refuse(e, e.status === 401 ? CloseCode.UNAUTHORIZED : CloseCode.FORBIDDEN);
+    }
     if (this.draining) {
       ws.send(JSON.stringify({ type: 'reconnect', reason: 'edge shutting down', edge: this.cluster?.self().id }));
       ws.close(CloseCode.GOING_AWAY, 'draining');
@@ -165,7 +175,7 @@ export class Edge {
       ws.send(JSON.stringify({ type: 'hello', edge: this.cluster.self().id, peers: this.cluster.directory.members.map((m) => m.url) }));
       const elsewhere = routed ? undefined : this.elsewhere(stream, true);
       if (elsewhere) {
-        const query = rendition === SOURCE_RENDITION ? '' : `&rendition=${rendition}`;
+        const query = (rendition === SOURCE_RENDITION ? '' : `&rendition=${rendition}`) + tokenQuery(token);
         ws.send(JSON.stringify({ type: 'redirect', url: `${elsewhere.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1${query}`, edge: elsewhere.id }));
         ws.close(CloseCode.REDIRECT, 'redirect');
         return;

@@ -5,9 +5,14 @@
  */
 export const ErrorCodes = {
   CONFIG_INVALID: { status: 500, message: 'configuration is invalid' },
+  CONFIG_INSECURE: { status: 500, message: 'production mode refuses empty or example secrets' },
   STREAM_NAME_INVALID: { status: 400, message: 'stream names are 1-64 characters of A-Z, a-z, 0-9, _ and -' },
   STREAM_UNKNOWN: { status: 404, message: 'no such stream is configured' },
   STREAM_KEY_INVALID: { status: 403, message: 'the stream key is not valid' },
+  STREAM_KEY_EXPIRED: { status: 403, message: 'the signed stream key has expired' },
+  PLAYBACK_TOKEN_REQUIRED: { status: 401, message: 'this relay requires a playback token (?token=)' },
+  PLAYBACK_TOKEN_INVALID: { status: 403, message: 'the playback token is not valid for this stream' },
+  PLAYBACK_TOKEN_EXPIRED: { status: 403, message: 'the playback token has expired' },
   STREAM_ALREADY_PUBLISHING: { status: 409, message: 'the stream already has a live publisher' },
   LEASE_LOST: { status: 503, message: 'this origin could not renew its lease on the stream in time and stopped publishing it' },
   NO_EDGE_AVAILABLE: { status: 503, message: 'no edge has room for this viewer' },

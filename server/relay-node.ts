@@ -18,7 +18,7 @@ import { createHttpServer } from './http/http-server.ts';
 import { WhipIngest } from './ingest/whip-ingest.ts';
 import { onKeyframeRequest } from './bus/keyframe-requests.ts';
 import { WeriftEngine } from './webrtc/werift-engine.ts';
-import { StreamKeys } from './ingest/stream-keys.ts';
+import { AccessKeys } from './auth/access-keys.ts';
 import { Origin } from './origin/origin.ts';
 import { StreamLeases } from './cluster/stream-lease.ts';
 import { EdgeDirectory, EdgeHeartbeat, openEdgeBucket } from './cluster/edge-directory.ts';
@@ -60,6 +60,8 @@ export interface RelayNode {
   edge?: Edge;
   embeddedNats?: NatsServerProcess;
   registry: Registry;
+  /** Publish keys, signing secrets and playback tokens: `reload()` re-reads auth.keysFile. */
+  keys: AccessKeys;
   directory: EdgeDirectory;
   nodeId: string;
   /** Set once close() has begun: /readyz answers 503. */
@@ -95,7 +97,7 @@ async function check(what: () => Promise<unknown> | unknown, timeoutMs = 1500): 
  * Starts a node with the given roles. With no NATS URL configured it starts a
  * local nats-server first (the all-in-one default).
  */
-export async function startNode(roles: Role[], config: RelayConfig, log: Logger): Promise<RelayNode> {
+export async function startNode(roles: Role[], config: RelayConfig, log: Logger, keys = new AccessKeys(config, log.child({ module: 'auth' }))): Promise<RelayNode> {
   const closers: (() => Promise<unknown>)[] = [];
   let draining = false;
   const close = async () => {
@@ -103,6 +105,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     for (const c of closers.splice(0).reverse()) await c().catch((err) => log.warn({ err }, 'error while stopping'));
   };
   const readiness: Record<string, () => Promise<unknown> | unknown> = {};
+  const stopWatchingKeys = keys.watch();
   try {
     let natsUrl = config.nats.url;
     // Credentials and TLS are for an external NATS; the embedded one listens locally without them.
@@ -113,7 +116,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       closers.push(() => embeddedNats!.stop());
       natsUrl = embeddedNats.url;
     }
-    const keys = new StreamKeys(config.streams);
+    closers.push(async () => stopWatchingKeys());
     const nodeId = config.cluster.nodeId || `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`;
     const registry = createNodeRegistry({ id: nodeId, roles, version: RELAY_VERSION });
     const http = createHttpServer(log);
@@ -182,7 +185,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       const { stream } = req.params;
       void reply.header('access-control-allow-origin', '*').header('cache-control', 'no-store');
       if (!isStreamName(stream)) return reply.status(400).send({ code: 'STREAM_NAME_INVALID', message: new RelayError('STREAM_NAME_INVALID').message });
-      if (!keys.has(stream)) return reply.status(404).send({ code: 'STREAM_UNKNOWN', message: `no stream ${stream} is configured` });
+      if (!keys.isKnownStream(stream)) return reply.status(404).send({ code: 'STREAM_UNKNOWN', message: `no stream ${stream} is configured` });
       const exclude = new Set((req.query.exclude ?? '').split(',').filter(Boolean));
       const edge = directory.route(stream, exclude);
       if (!edge) return reply.status(503).send({ code: 'NO_EDGE_AVAILABLE', message: new RelayError('NO_EDGE_AVAILABLE').message });
@@ -195,7 +198,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       const { stream } = req.params;
       void reply.header('access-control-allow-origin', '*').header('cache-control', 'no-store');
       if (!isStreamName(stream)) return reply.status(400).send({ code: 'STREAM_NAME_INVALID', message: new RelayError('STREAM_NAME_INVALID').message });
-      if (!keys.has(stream)) return reply.status(404).send({ code: 'STREAM_UNKNOWN', message: `no stream ${stream} is configured` });
+      if (!keys.isKnownStream(stream)) return reply.status(404).send({ code: 'STREAM_UNKNOWN', message: `no stream ${stream} is configured` });
       return { stream, renditions: await catalog.renditions(stream) };
     });
 
@@ -209,7 +212,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
       let publicUrl = config.http.publicUrl.replace(/\/$/, '');
       const self = (): EdgeMember => ({ id: nodeId, url: publicUrl, capacity: config.cluster.edgeCapacity, load: edge?.load ?? 0 });
       heartbeat = new EdgeHeartbeat(edgeBucket, config.cluster, self, log.child({ module: 'cluster' }));
-      edge = new Edge(config, nc, (name) => keys.has(name), log, registry, { self, directory, heartbeat }, engine && { engine, renditions: (s) => catalog.renditions(s) });
+      edge = new Edge(config, nc, keys, log, registry, { self, directory, heartbeat }, engine && { engine, renditions: (s) => catalog.renditions(s) });
       edge.attach(http);
       closers.push(() => edge!.close());
       // The advertised URL needs the real port: set once listening, before the first heartbeat.
@@ -255,6 +258,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     await registerAdminApi(http, {
       token: config.admin.token,
       streams: () => keys.names,
+      isKnownStream: (name) => keys.isKnownStream(name),
       nodes: () => readNodes(nodeBucket),
       leases: () => leasesView.all(),
       renditions: (stream) => catalog.renditions(stream),
@@ -282,7 +286,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger)
     }
     await nodeHeartbeat.start();
     return {
-      config, http, httpPort, natsUrl, origin, edge, embeddedNats, registry, directory, nodeId, close,
+      config, http, httpPort, natsUrl, origin, edge, embeddedNats, registry, keys, directory, nodeId, close,
       get draining() {
         return draining;
       },

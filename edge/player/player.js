@@ -7,6 +7,8 @@ import { AbrController, autoRenditions } from './abr.js';
 import { startWhep } from './whep.js';
 
 const stream = document.body.dataset.stream;
+// A playback token (when the relay requires one) rides on every socket and WHEP request.
+const token = new URLSearchParams(location.search).get('token') || undefined;
 const video = document.getElementById('video');
 const overlay = document.getElementById('overlay');
 const badge = document.getElementById('state');
@@ -93,6 +95,7 @@ const ownUrl = `${scheme}://${location.host}/ws/${encodeURIComponent(stream)}${l
 /** The URL of a socket for `rendition` on the edge of `base` (a ws URL). */
 function withRendition(base, rendition, extra = {}) {
   const url = new URL(base);
+  if (token) url.searchParams.set('token', token);
   if (rendition === 'source') url.searchParams.delete('rendition');
   else url.searchParams.set('rendition', rendition);
   for (const [k, v] of Object.entries(extra)) {
@@ -134,7 +137,7 @@ function attach(socket) {
   socket.onclose = (event) => {
     note(`close ${event.code} ${event.reason}`);
     if (socket !== ws) return;
-    if (event.code === 4400 || event.code === 4404) {
+    if (event.code === 4400 || event.code === 4401 || event.code === 4403 || event.code === 4404) {
       setState('error', `${event.reason}: this stream cannot be played.`);
       return;
     }
@@ -732,7 +735,7 @@ if (player.requested !== 'mse' && player.fallback === undefined) {
 async function playWebRtc() {
   const started = performance.now();
   try {
-    const session = await startWhep({ stream, video, note, onEnded: () => {
+    const session = await startWhep({ stream, token, video, note, onEnded: () => {
       note('whep ended: over to MSE');
       player.fallback = 'the WebRTC connection ended';
       void playMse();

@@ -7,10 +7,10 @@ const GATHER_MS = 2000; // loopback and LAN candidates come in a few ms; do not 
 const FIRST_FRAME_MS = 6000;
 
 /**
- * @param {{ stream: string, video: HTMLVideoElement, note: (what: string) => void, onEnded: () => void }} options
+ * @param {{ stream: string, token?: string, video: HTMLVideoElement, note: (what: string) => void, onEnded: () => void }} options
  * @returns {Promise<{ close: () => void, pc: RTCPeerConnection, location: string }>}
  */
-export async function startWhep({ stream, video, note, onEnded }) {
+export async function startWhep({ stream, token, video, note, onEnded }) {
   const pc = new RTCPeerConnection();
   let location;
   let closed = false;
@@ -33,7 +33,9 @@ export async function startWhep({ stream, video, note, onEnded }) {
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
     note('whep offer ready');
-    const res = await fetch(`/whep/${encodeURIComponent(stream)}`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription.sdp });
+    const headers = { 'content-type': 'application/sdp' };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(`/whep/${encodeURIComponent(stream)}`, { method: 'POST', headers, body: pc.localDescription.sdp });
     if (res.status !== 201) {
       const body = await res.json().catch(() => ({}));
       throw Object.assign(new Error(`WHEP refused: ${res.status} ${body.code ?? ''}`), { code: body.code });

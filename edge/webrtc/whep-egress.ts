@@ -5,13 +5,14 @@ import { RelayError } from '../../server/errors.ts';
 import type { Logger } from '../../server/log.ts';
 import type { RenditionInfo } from '../../server/bus/rendition-catalog.ts';
 import { isStreamName } from '../../server/media/stream-name.ts';
-import { attachSdpSessions, readOffer, type OfferRequest } from '../../server/webrtc/sdp-sessions.ts';
+import { attachSdpSessions, bearerToken, readOffer, type OfferRequest } from '../../server/webrtc/sdp-sessions.ts';
 import type { EgressSession, WebRtcEngine } from '../../server/webrtc/webrtc-engine.ts';
 import type { StreamHub } from '../stream-hub.ts';
+import { tokenQuery, type ViewerAccess } from '../viewer-access.ts';
 
 /** What WHEP needs of the edge it runs on. */
 export interface WhepHost {
-  isKnownStream(stream: string): boolean;
+  access: ViewerAccess;
   /** The stream's renditions, from the bus. */
   renditions(stream: string): Promise<RenditionInfo[]>;
   /** Another edge's base URL when the ring places this stream there, unless `routed`. */
@@ -59,8 +60,13 @@ export class WhepEgress {
   attach(app: FastifyInstance): void {
     attachSdpSessions(app, 'whep', this.config.maxSdpBytes, {
       create: async (req) => {
-        const other = req.query.routed ? undefined : this.host.elsewhere(req.params.stream);
-        if (other && isStreamName(req.params.stream)) return { redirect: `${other}/whep/${req.params.stream}?routed=1` };
+        const { stream } = req.params;
+        if (!isStreamName(stream)) throw new RelayError('STREAM_NAME_INVALID');
+        if (!this.host.access.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
+        const token = bearerToken(req) ?? (typeof req.query.token === 'string' && req.query.token ? req.query.token : undefined);
+        this.host.access.checkPlayback(stream, token);
+        const other = req.query.routed ? undefined : this.host.elsewhere(stream);
+        if (other) return { redirect: `${other}/whep/${stream}?routed=1${tokenQuery(token)}` };
         return this.play(req);
       },
       end: async (stream, id) => {
@@ -74,10 +80,8 @@ export class WhepEgress {
 
   private async play(req: OfferRequest): Promise<{ location: string; answer: string }> {
     const { stream } = req.params;
-    if (!isStreamName(stream)) throw new RelayError('STREAM_NAME_INVALID');
     const askedAt = performance.now();
     const offer = readOffer(req.headers['content-type'], req.body);
-    if (!this.host.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
     if (this.host.draining()) throw new RelayError('NO_EDGE_AVAILABLE', 'this edge is shutting down');
     const renditions = await this.host.renditions(stream);
     if (renditions.length === 0) throw new RelayError('STREAM_OFFLINE', stream);

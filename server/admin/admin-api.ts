@@ -14,8 +14,10 @@ import { RELAY_VERSION } from '../version.ts';
 export interface AdminBackend {
   /** The admin token; empty: the API is off (503 ADMIN_DISABLED). */
   token: string;
-  /** Configured stream names. */
+  /** Configured stream names (streams opened by signed keys are listed while they are live). */
   streams(): string[];
+  /** A stream name the relay could serve: configured, or any valid name when signed publish keys are on. */
+  isKnownStream(name: string): boolean;
   nodes(): Promise<NodeRecord[]>;
   leases(): Promise<Map<string, LeaseHolder & { revision: number }>>;
   renditions(stream: string): Promise<RenditionInfo[]>;
@@ -134,7 +136,7 @@ export async function registerAdminApi(app: FastifyInstance, backend: AdminBacke
       schema: { summary: 'One stream', params: streamParams, response: { 200: json(streamView), ...errors } },
     }, async (req) => {
       const { stream } = req.params;
-      if (!backend.streams().includes(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
+      if (!backend.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
       return (await clusterNow(backend, [stream])).streams[0]!;
     });
 
@@ -147,7 +149,7 @@ export async function registerAdminApi(app: FastifyInstance, backend: AdminBacke
       },
     }, async (req) => {
       const { stream } = req.params;
-      if (!isStreamName(stream) || !backend.streams().includes(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
+      if (!isStreamName(stream) || !backend.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
       const lease = (await backend.leases()).get(stream);
       if (!lease) throw new RelayError('STREAM_OFFLINE', stream);
       const origin = await backend.endStream(stream, req.body?.reason ?? 'ended by an operator');
@@ -168,7 +170,7 @@ function ringNow(backend: AdminBackend): z.infer<typeof ringView> {
 async function clusterNow(backend: AdminBackend, only?: string[]): Promise<ClusterView> {
   const [nodes, leases] = await Promise.all([backend.nodes(), backend.leases()]);
   const ring = ringNow(backend);
-  const names = only ?? backend.streams();
+  const names = only ?? [...new Set([...backend.streams(), ...leases.keys()])];
   const streams = await Promise.all(names.map(async (name): Promise<StreamView> => {
     const lease = leases.get(name);
     const reported = lease && nodes.find((n) => n.id === lease.origin)?.origin?.streams.find((s) => s.stream === name);

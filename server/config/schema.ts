@@ -4,12 +4,22 @@ import { isStreamName } from '../media/stream-name.ts';
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
 
+/** A signing secret: long enough that guessing it is hopeless, printable so it fits an environment variable. */
+export const signingSecret = z.string().regex(/^[\x21-\x7e]{32,256}$/, 'signing secrets are 32-256 printable ASCII characters without spaces (e.g. openssl rand -base64 33)');
+
+export const streamEntry = z.object({
+  name: z.string().refine(isStreamName, 'stream names are 1-64 characters of A-Z, a-z, 0-9, _ and -').describe('Public stream name, used in watch URLs.'),
+  key: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/, 'stream keys are 16-128 characters of A-Z, a-z, 0-9, _ and -').describe('Secret publish key (the RTMP stream key).'),
+  transcode: z.boolean().optional().describe('false: passthrough only for this stream, whatever transcode.enabled says.'),
+}).strict();
+
 /**
  * The one configuration schema. Every default lives in `config/default.json`;
  * every key says here what reads it. Objects are strict, so a misspelt key stops
  * start-up with its name.
  */
 export const configSchema = z.object({
+  mode: z.enum(['auto', 'development', 'production']).describe('production: start-up refuses empty or example secrets (admin token, stream keys, signing secrets, NATS credentials). auto: production when NODE_ENV=production (the container image sets it), else development.'),
   dataDir: z.string().min(1).describe('Folder for local state: the embedded nats-server store, generated stream keys.'),
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('Log level of every module.'),
@@ -88,6 +98,11 @@ export const configSchema = z.object({
     balanceFactor: z.number().min(1).max(4).describe('1 + eps of consistent hashing with bounded loads: no edge takes more than this times its fair share.'),
     spillAfter: z.number().int().min(0).describe('Viewers an edge always takes before a stream spills to the next edge, whatever the average (keeps quiet streams on one edge).'),
   }).strict(),
+  auth: z.object({
+    publishSecrets: z.array(signingSecret).describe('Secrets that sign publish keys (<stream>.<expiresAt>.<signature>): with one set, any stream name can be published with a key signed for it, as well as the static streams[].key. Several at once: rotation. RELAY_AUTH_PUBLISH_SECRETS takes JSON.'),
+    playbackSecrets: z.array(signingSecret).describe('Secrets that sign playback tokens (<expiresAt>.<signature>, bound to a stream). With one set, every viewer path (watch page, WebSocket, WHEP) requires a valid token; empty: playback is open.'),
+    keysFile: z.string().describe('JSON file of more streams (with keys), publishSecrets and playbackSecrets, re-read when it changes and on SIGHUP: keys rotate without a restart. A bad file is logged and the keys in use are kept. Empty: none.'),
+  }).strict(),
   admin: z.object({
     token: z.string().refine((t) => t === '' || /^[\x21-\x7e]{16,256}$/.test(t), 'the admin token is 16-256 printable ASCII characters without spaces').describe('Bearer token of the admin API (/admin/api) and the dashboard (/admin). Empty: the admin API answers 503 ADMIN_DISABLED, except in the all-in-one mode, which makes one and keeps it in the data folder.'),
   }).strict(),
@@ -107,11 +122,7 @@ export const configSchema = z.object({
     restartMinMs: positiveInt.describe('First delay before restarting an ffmpeg that failed; doubles on each failure in a row.'),
     restartMaxMs: positiveInt.describe('Longest delay between ffmpeg restarts.'),
   }).strict(),
-  streams: z.array(z.object({
-    name: z.string().refine(isStreamName, 'stream names are 1-64 characters of A-Z, a-z, 0-9, _ and -').describe('Public stream name, used in watch URLs.'),
-    key: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/, 'stream keys are 16-128 characters of A-Z, a-z, 0-9, _ and -').describe('Secret publish key (the RTMP stream key).'),
-    transcode: z.boolean().optional().describe('false: passthrough only for this stream, whatever transcode.enabled says.'),
-  }).strict()).describe('Streams and their secret publish keys. The all-in-one mode adds "demo" with a generated key. RELAY_STREAMS takes JSON.'),
+  streams: z.array(streamEntry).describe('Streams and their secret publish keys. The all-in-one mode adds "demo" with a generated key. RELAY_STREAMS takes JSON. auth.keysFile can add more, and change them without a restart.'),
 }).strict();
 
 export type RelayConfig = z.infer<typeof configSchema>;

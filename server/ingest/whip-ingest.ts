@@ -6,7 +6,7 @@ import type { Logger } from '../log.ts';
 import { isStreamName } from '../media/stream-name.ts';
 import type { FrameSink, Origin } from '../origin/origin.ts';
 import type { IngestSession, WebRtcEngine } from '../webrtc/webrtc-engine.ts';
-import { attachSdpSessions, readOffer, type OfferRequest } from '../webrtc/sdp-sessions.ts';
+import { attachSdpSessions, bearerToken, readOffer, type OfferRequest } from '../webrtc/sdp-sessions.ts';
 import { RtpFrameAssembler } from './rtp-frame-assembler.ts';
 
 interface WhipSession {
@@ -59,10 +59,10 @@ export class WhipIngest {
   private async publish(req: OfferRequest): Promise<{ location: string; answer: string }> {
     const { stream } = req.params;
     if (!isStreamName(stream)) throw new RelayError('STREAM_NAME_INVALID');
-    const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-    if (!auth) throw new RelayError('AUTH_REQUIRED');
+    const key = bearerToken(req);
+    if (!key) throw new RelayError('AUTH_REQUIRED');
     const remote = req.ip;
-    const named = this.origin.streamForKey(auth[1]!, remote);
+    const named = this.origin.streamForKey(key, remote);
     if (named !== stream) {
       this.log.warn({ code: 'STREAM_KEY_INVALID', stream, remote }, 'WHIP publisher refused: the key is for another stream');
       throw new RelayError('STREAM_KEY_INVALID');

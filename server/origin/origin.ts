@@ -6,7 +6,7 @@ import type { FramePublisher, Publication } from '../bus/frame-publisher.ts';
 import { FlvFrameReader } from '../ingest/flv-frame-reader.ts';
 import { RtmpIngest, type PublisherControl, type PublishRequest, type PublishSink } from '../ingest/rtmp-ingest.ts';
 import type { Frame } from '../media/frame.ts';
-import type { StreamKeys } from '../ingest/stream-keys.ts';
+import type { AccessKeys } from '../auth/access-keys.ts';
 import type { StreamLease, StreamLeases } from '../cluster/stream-lease.ts';
 import { StreamTranscoding } from '../transcode/stream-transcoding.ts';
 import { createTranscodeMetrics, type TranscodeMetrics } from '../transcode/transcode-metrics.ts';
@@ -50,7 +50,7 @@ export class Origin {
 
   constructor(
     private readonly config: RelayConfig,
-    private readonly keys: StreamKeys,
+    private readonly keys: AccessKeys,
     private readonly publisher: FramePublisher,
     private readonly leases: StreamLeases,
     log: Logger,
@@ -132,14 +132,15 @@ export class Origin {
     };
   }
 
-  /** The stream a publish key names; STREAM_KEY_INVALID otherwise (logged without the key). */
+  /** The stream a publish key opens; STREAM_KEY_INVALID or STREAM_KEY_EXPIRED otherwise (logged without the key). */
   streamForKey(key: string, remote: string): string {
-    const stream = this.keys.streamFor(key);
-    if (!stream) {
-      this.log.warn({ code: 'STREAM_KEY_INVALID', remote }, 'publisher refused: wrong stream key');
-      throw new RelayError('STREAM_KEY_INVALID');
+    try {
+      return this.keys.streamForKey(key);
+    } catch (err) {
+      const code = err instanceof RelayError ? err.code : 'STREAM_KEY_INVALID';
+      this.log.warn({ code, remote }, 'publisher refused: wrong stream key');
+      throw err;
     }
-    return stream;
   }
 
   /**
@@ -188,7 +189,7 @@ export class Origin {
     const log = this.log.child({ stream });
     const open = (rendition: string) => this.publisher.open(this.config.bus.subjectPrefix, stream, rendition, lease.token, () => lease.valid);
     const publication: Publication = open(SOURCE_RENDITION);
-    const transcodeOn = this.config.transcode.enabled && this.config.streams.find((s) => s.name === stream)?.transcode !== false;
+    const transcodeOn = this.config.transcode.enabled && this.keys.entry(stream)?.transcode !== false;
     const transcoding = transcodeOn ? new StreamTranscoding(this.config.transcode, open, log.child({ module: 'transcode' }), this.transcodeMetrics) : undefined;
     entry.transcoding = transcoding;
     lease.once('lost', (err) => control.disconnect(err));

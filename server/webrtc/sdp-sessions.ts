@@ -40,7 +40,12 @@ function sendRefusal(reply: FastifyReply, err: unknown, log: Logger): FastifyRep
   return reply.status(e.status).header('content-type', 'application/json').send({ code: e.code, message: e.message });
 }
 
-export type OfferRequest = FastifyRequest<{ Params: { stream: string }; Querystring: { routed?: string } }>;
+export type OfferRequest = FastifyRequest<{ Params: { stream: string }; Querystring: { routed?: string; token?: string } }>;
+
+/** The bearer token of a WHIP or WHEP request (RFC 9725). */
+export function bearerToken(req: OfferRequest): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+}
 
 /** What a WHIP or WHEP endpoint does; the HTTP around it is the same for both. */
 export interface SdpSessions {
@@ -59,7 +64,7 @@ export function attachSdpSessions(app: FastifyInstance, path: 'whip' | 'whep', m
   acceptSdpBodies(app, maxBytes);
   app.options(`/${path}/:stream`, async (_req, reply) => allowCrossOrigin(reply).header('accept-post', 'application/sdp').status(204).send());
   app.options(`/${path}/:stream/:session`, async (_req, reply) => allowCrossOrigin(reply).status(204).send());
-  app.post<{ Params: { stream: string }; Querystring: { routed?: string } }>(`/${path}/:stream`, { bodyLimit: maxBytes }, async (req, reply) => {
+  app.post<{ Params: { stream: string }; Querystring: { routed?: string; token?: string } }>(`/${path}/:stream`, { bodyLimit: maxBytes }, async (req, reply) => {
     allowCrossOrigin(reply);
     try {
       const made = await sessions.create(req);

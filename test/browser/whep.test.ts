@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
+import { signPlaybackToken } from '../../server/auth/signatures.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { startPublisher, type Publisher } from '../helpers/publisher.ts';
@@ -9,6 +10,10 @@ import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 const KEY = 'whep-demo-key-0123456789';
 const PLAIN_KEY = 'whep-plain-key-0123456789';
 const IDLE_KEY = 'whep-idle-key-0123456789';
+// Playback tokens are required here: every page, socket and WHEP request below carries one.
+const PLAY_SECRET = 'whep-playback-secret-bX7qL2v9ZtR4mW8nK3pS6y';
+const token = (stream: string) => signPlaybackToken(PLAY_SECRET, stream, Math.floor(Date.now() / 1000) + 600);
+const bearer = (stream: string) => ({ authorization: `Bearer ${token(stream)}` });
 
 interface PlayerView { protocol?: string; fallback?: string; frames: number; height: number; ttffMs?: number; audioPackets: number; videoPackets: number; state: string }
 
@@ -37,6 +42,7 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
       RELAY_DEMO_KEY: KEY,
       RELAY_STREAMS: JSON.stringify([{ name: 'plain', key: PLAIN_KEY, transcode: false }, { name: 'idle', key: IDLE_KEY }]),
       RELAY_TRANSCODE_ENABLED: 'true',
+      RELAY_AUTH_PLAYBACK_SECRETS: JSON.stringify([PLAY_SECRET]),
       RELAY_TRANSCODE_LADDER: JSON.stringify([{ name: '240p', height: 240, videoKbps: 500, audioKbps: 64 }]),
     });
     publisher = startPublisher({ url: relay.rtmpUrl(KEY), bitrate: '1500k' }); // H.264 High with B-frames, AAC
@@ -61,7 +67,7 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
 
   test('the player asked for WebRTC plays the transcoded rendition (no B-frames, Opus) over WHEP: frames and audio packets keep coming', async () => {
     const page = await chromium.browser.newPage();
-    await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
+    await page.goto(`${relay.http}/watch/demo?protocol=webrtc&token=${token('demo')}`);
     await waitFor('playing over WebRTC', async () => (await view(page)).protocol !== undefined, 15_000, 100);
     const first = await view(page);
     assert.equal(first.protocol, 'webrtc', `fell back: ${first.fallback}`);
@@ -78,7 +84,7 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
   test('several WHEP viewers at once, one leaving by DELETE: the others play on, and the edge counts them, their bytes and their time to first frame', async () => {
     const pages = await Promise.all([0, 1, 2].map(async () => {
       const page = await chromium.browser.newPage();
-      await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
+      await page.goto(`${relay.http}/watch/demo?protocol=webrtc&token=${token('demo')}`);
       return page;
     }));
     for (const page of pages) await waitFor('playing', async () => (await view(page)).protocol === 'webrtc', 15_000, 100);
@@ -106,11 +112,11 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
   });
 
   test('a stream without a WebRTC rendition gets 409 over WHEP, and the player set to auto plays it over MSE instead', async () => {
-    const offer = await fetch(`${relay.http}/whep/plain`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: await browserOffer() });
+    const offer = await fetch(`${relay.http}/whep/plain`, { method: 'POST', headers: { 'content-type': 'application/sdp', ...bearer('plain') }, body: await browserOffer() });
     assert.equal(offer.status, 409);
     assert.equal(((await offer.json()) as { code: string }).code, 'WEBRTC_UNAVAILABLE');
     const page = await chromium.browser.newPage();
-    await page.goto(`${relay.http}/watch/plain?protocol=auto`);
+    await page.goto(`${relay.http}/watch/plain?protocol=auto&token=${token('plain')}`);
     await waitFor('frames over MSE', async () => (await view(page)).frames > 30, 20_000, 250);
     const v = await view(page);
     assert.equal(v.protocol, 'mse');
@@ -120,7 +126,7 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
 
   test('bad requests get a clear 4xx each, and WHEP viewers play on', async () => {
     const sdp = { 'content-type': 'application/sdp' };
-    const post = (stream: string, body: string, headers: Record<string, string> = sdp) => fetch(`${relay.http}/whep/${stream}`, { method: 'POST', headers, body });
+    const post = (stream: string, body: string, headers: Record<string, string> = sdp, auth: Record<string, string> = bearer(stream)) => fetch(`${relay.http}/whep/${stream}`, { method: 'POST', headers: { ...headers, ...auth }, body });
     const offer = await browserOffer();
     const cases: [string, Promise<Response>, number, string][] = [
       ['not SDP', post('demo', 'hello'), 400, 'SDP_INVALID'],
@@ -130,6 +136,8 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
       ['a bad stream name', post('a.b', offer), 400, 'STREAM_NAME_INVALID'],
       ['an unknown stream', post('nobody', offer), 404, 'STREAM_UNKNOWN'],
       ['a stream that is not live', post('idle', offer), 404, 'STREAM_OFFLINE'],
+      ['no playback token', post('demo', offer, sdp, {}), 401, 'PLAYBACK_TOKEN_REQUIRED'],
+      ['a token for another stream', post('demo', offer, sdp, bearer('plain')), 403, 'PLAYBACK_TOKEN_INVALID'],
     ];
     for (const [what, response, status, code] of cases) {
       const r = await response;
@@ -139,7 +147,7 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
     const patch = await fetch(`${relay.http}/whep/demo/00000000-0000-0000-0000-000000000000`, { method: 'PATCH', headers: { 'content-type': 'application/trickle-ice-sdpfrag' }, body: 'a=end-of-candidates\r\n' });
     assert.equal(patch.status, 405);
     const page = await chromium.browser.newPage();
-    await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
+    await page.goto(`${relay.http}/watch/demo?protocol=webrtc&token=${token('demo')}`);
     await waitFor('still plays', async () => (await view(page)).frames > 30, 15_000, 100);
     assert.equal((await view(page)).protocol, 'webrtc');
     await page.close();

@@ -54,6 +54,7 @@ describe('deployment files', () => {
     for (const n of [1, 2, 3]) {
       const command = (compose.services[`nats-${n}`]!.command as string[]).join(' ');
       assert.match(command, /-js/);
+      assert.match(command, /--auth \$\{RELAY_NATS_TOKEN:\?/, `nats-${n} requires the client token`);
       for (const other of [1, 2, 3].filter((o) => o !== n)) assert.match(command, new RegExp(`nats://nats-${other}:6222`), `nats-${n} routes to nats-${other}`);
     }
     for (const [name, role] of [['origin-1', 'origin'], ['origin-2', 'origin'], ['edge-1', 'edge'], ['edge-2', 'edge'], ['edge-3', 'edge']] as const) {
@@ -63,6 +64,7 @@ describe('deployment files', () => {
       assert.equal(env.NATS_URL, 'nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222');
       assert.equal(env.RELAY_BUS_REPLICAS, '3');
       assert.equal(env.RELAY_CLUSTER_NODE_ID, name);
+      assert.match(env.RELAY_NATS_AUTH_TOKEN!, /^\$\{RELAY_NATS_TOKEN:\?/, `${name} authenticates to NATS`);
     }
     // Every file the stack mounts is in the repository.
     for (const s of Object.values(compose.services)) {

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { AccessKeys } from '../../server/auth/access-keys.ts';
 import { startNats } from '../helpers/nats.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { startPublisher } from '../helpers/publisher.ts';
@@ -78,11 +80,41 @@ describe('the relay CLI', { timeout: 120_000 }, () => {
     }
   });
 
-  test('config lists every setting with its variable and hides keys', () => {
-    const run = runCli(['config'], { RELAY_STREAMS: STREAMS });
+  test('config lists every setting with its variable and hides keys, tokens, passwords and secrets', () => {
+    const secrets = { RELAY_ADMIN_TOKEN: 'admin-token-Zb9VjYhQ2m0tq3k', RELAY_NATS_AUTH_PASSWORD: 'nats-password-Tq8mZ2vLw4', RELAY_NATS_AUTH_USER: 'relay', RELAY_AUTH_PLAYBACK_SECRETS: JSON.stringify(['playback-secret-bX7qL2v9ZtR4mW8nK3pS6y']) };
+    const run = runCli(['config'], { RELAY_STREAMS: STREAMS, ...secrets });
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /rtmp\.port = 1935\n {4}env RELAY_RTMP_PORT: /);
     assert.match(run.stdout, /"key":"\[secret\]"/);
-    assert.equal(run.stdout.includes(KEY), false);
+    assert.match(run.stdout, /admin\.token = "\[secret\]"/);
+    assert.match(run.stdout, /auth\.playbackSecrets = \["\[secret\]"\]/);
+    for (const secret of [KEY, ...Object.values(secrets).filter((v) => v !== 'relay')]) assert.equal(run.stdout.includes(secret.replace(/^\["|"\]$/g, '')), false, secret);
+  });
+
+  test('production mode refuses to start with an empty admin token, an example stream key or a NATS without credentials, naming each', () => {
+    const run = runCli(['origin'], { NATS_URL: nats.url, RELAY_MODE: 'production', RELAY_ADMIN_TOKEN: '', RELAY_STREAMS: JSON.stringify([{ name: 'show', key: 'a-secret-stream-key-123' }]) });
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /CONFIG_INSECURE: .*admin\.token is empty.*the key of stream "show" is an example from the docs.*nats\.auth is empty/);
+    assert.equal(run.stderr.includes('a-secret-stream-key-123'), false, 'the secret itself is not printed');
+    const byNodeEnv = runCli(['edge'], { NATS_URL: nats.url, NODE_ENV: 'production', RELAY_MODE: 'auto', RELAY_ADMIN_TOKEN: '' });
+    assert.equal(byNodeEnv.status, 1);
+    assert.match(byNodeEnv.stderr, /CONFIG_INSECURE/);
+  });
+
+  test('sign prints a publish key and a playback token that the relay accepts for that stream', () => {
+    const env = { RELAY_AUTH_PUBLISH_SECRETS: JSON.stringify(['publish-secret-Zb9VjYhQ2m0tq3kRfx1LwA8c']) };
+    const run = runCli(['sign', 'publish', 'show', '--ttl', '60'], env);
+    assert.equal(run.status, 0, run.stderr);
+    const [stream, expiry, sig] = run.stdout.trim().split('.');
+    assert.equal(stream, 'show');
+    assert.ok(Math.abs(Number(expiry) - (Date.now() / 1000 + 60)) < 10);
+    assert.match(sig!, /^[A-Za-z0-9_-]{43}$/);
+    const keys = new AccessKeys({ streams: [], auth: { publishSecrets: JSON.parse(env.RELAY_AUTH_PUBLISH_SECRETS) as string[], playbackSecrets: [], keysFile: '' } }, pino({ level: 'silent' }));
+    assert.equal(keys.streamForKey(run.stdout.trim()), 'show');
+    const noSecret = runCli(['sign', 'play', 'show'], {});
+    assert.equal(noSecret.status, 1);
+    assert.match(noSecret.stderr, /no auth\.playbackSecrets to sign with/);
+    const badName = runCli(['sign', 'publish', 'a.b'], env);
+    assert.match(badName.stderr, /STREAM_NAME_INVALID/);
   });
 });
