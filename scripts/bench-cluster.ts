@@ -20,6 +20,7 @@ import { waitFor } from '../test/helpers/ports.ts';
 import { startPublisher, type Publisher } from '../test/helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../test/helpers/relay-process.ts';
 import { watch } from '../test/helpers/ws-viewer.ts';
+import { ONE_ADDRESS_LOAD } from './lib/one-address.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
 const runs = Number(values.runs);
@@ -63,7 +64,7 @@ function placement() {
 async function originFailover(): Promise<number[]> {
   const key = 'bench-failover-key-0123456';
   const nats = await startNats();
-  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn' });
+  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD });
   const edge = await startRelay('edge', env('edge-1'));
   const times: number[] = [];
   const publishers: Publisher[] = [];
@@ -97,7 +98,7 @@ async function originFailover(): Promise<number[]> {
 async function edgeFailover(): Promise<number[]> {
   const key = 'bench-edge-failover-key-012';
   const nats = await startNats();
-  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn' });
+  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD });
   const origin = await startRelay('origin', env('origin-1'));
   const edges = new Map<string, RelayProcess>();
   for (let i = 0; i <= runs; i++) edges.set(`edge-${i}`, await startRelay('edge', env(`edge-${i}`)));

@@ -25,6 +25,7 @@ import { startRelay } from '../test/helpers/relay-process.ts';
 import { encodeWhipClip, publishWhipClip } from '../test/helpers/whip-publisher.ts';
 import { processStat, round } from './lib/figures.ts';
 import { viewerExperience } from './lib/viewer-experience.ts';
+import { ONE_ADDRESS_LOAD } from './lib/one-address.ts';
 
 const { values } = parseArgs({ options: {
   steps: { type: 'string', default: '50,100,200,300,400,500' },
@@ -57,7 +58,7 @@ interface Step { viewers: number; edgeCpuPercent: number; edgeSysPercent: number
 async function capacity(clipDir: string) {
   const key = 'bench-webrtc-key-0123456789';
   const nats = await startNats();
-  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', RELAY_CLUSTER_EDGE_CAPACITY: '100000' });
+  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD, RELAY_CLUSTER_EDGE_CAPACITY: '100000' });
   const origin = await startRelay('origin', env('origin-1'));
   const edge = await startRelay('edge', env('edge-1'));
   const clip = encodeWhipClip(clipDir, { size: '1280x720', kbps: Number(values.kbps), seconds: 10 });

@@ -21,6 +21,7 @@ export const ErrorCodes = {
   RTMP_PROTOCOL_ERROR: { status: 400, message: 'malformed RTMP or FLV data' },
   RTMP_HANDSHAKE_TIMEOUT: { status: 408, message: 'the RTMP handshake did not finish in time' },
   RTMP_TOO_MANY_CONNECTIONS: { status: 503, message: 'too many RTMP connections' },
+  TOO_MANY_CONNECTIONS: { status: 429, message: 'too many connections from this address' },
   CODEC_UNSUPPORTED: { status: 415, message: 'the codec is not supported' },
   BUS_PUBLISH_FAILED: { status: 503, message: 'a frame could not be stored in JetStream' },
   BUS_MESSAGE_INVALID: { status: 502, message: 'a message on the bus is not a frame this relay can read' },

@@ -119,7 +119,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger,
     closers.push(async () => stopWatchingKeys());
     const nodeId = config.cluster.nodeId || `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`;
     const registry = createNodeRegistry({ id: nodeId, roles, version: RELAY_VERSION });
-    const http = createHttpServer(log);
+    const http = createHttpServer(log, config.http);
     closers.push(() => http.close());
     // Alive: the process answers. Ready: NATS connected, buckets reachable, listeners up, not draining.
     http.get('/healthz', async () => ({ status: 'ok', roles }));

@@ -12,6 +12,7 @@ import { startRelay } from '../../test/helpers/relay-process.ts';
 import { machinePercent, machineTicks, processStat, round } from './figures.ts';
 import { startNginxRtmp, startNodeMediaServer } from './peer-servers.ts';
 import { reportingChild } from './reporting-child.ts';
+import { ONE_ADDRESS_LOAD } from './one-address.ts';
 
 export type FanoutTarget = 'relay' | 'nms' | 'nginx';
 
@@ -64,7 +65,7 @@ async function setUp(target: FanoutTarget): Promise<Setup> {
   if (target === 'nginx') return { ...(await startNginxRtmp('cam')), server: 'nginx 1.22 + nginx-rtmp', protocol: 'rtmp' };
   const key = 'bench-fanout-key-0123456789';
   const nats = await startNats();
-  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', RELAY_CLUSTER_EDGE_CAPACITY: '1000000' });
+  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD, RELAY_CLUSTER_EDGE_CAPACITY: '1000000' });
   const origin = await startRelay('origin', env('origin-1'));
   const edge = await startRelay('edge', env('edge-1'));
   return {

@@ -15,6 +15,7 @@ import { startPublisher, type Publisher } from '../../test/helpers/publisher.ts'
 import { startRelay, type RelayProcess } from '../../test/helpers/relay-process.ts';
 import { watch } from '../../test/helpers/ws-viewer.ts';
 import { machinePercent, machineTicks, processStat, quantile, round } from './figures.ts';
+import { ONE_ADDRESS_LOAD } from './one-address.ts';
 
 export function makeClip(): string {
   const dir = mkdtempSync(join(tmpdir(), 'bench-clip-'));
@@ -72,7 +73,7 @@ function startReplay(clip: string, rtmpBase: string, keys: string[]) {
  */
 export async function latencyRun(clip: string, n: number, seconds: number, publisher: 'ffmpeg' | 'replay' = 'ffmpeg', layout: 'all' | 'split' = 'all'): Promise<LatencyRow> {
   const streams = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, key: `bench-stream-key-${String(i).padStart(4, '0')}-abcdef` }));
-  const env = { RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn' };
+  const env = { RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD };
   // 'split': an origin process and an edge process on a nats-server of their own, as deployed; 'all': one process with its embedded nats-server.
   const nats = layout === 'split' ? await startNats() : undefined;
   const origin = nats ? await startRelay('origin', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'origin-1' }) : undefined;
@@ -141,7 +142,7 @@ export interface ViewerRow { ttffP50Ms: number; ttffMaxMs: number; loads: number
 
 export async function browserRun(clip: string): Promise<ViewerRow> {
   const key = 'bench-browser-key-0123456789';
-  const relay = await startRelay('all', { RELAY_DEMO_KEY: key, RELAY_LOG_LEVEL: 'warn' });
+  const relay = await startRelay('all', { RELAY_DEMO_KEY: key, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD });
   const publisher = startPublisher({ url: relay.rtmpUrl(key), file: clip });
   const chromium = await launchChromium();
   try {

@@ -12,6 +12,7 @@ import { startRelay } from '../../test/helpers/relay-process.ts';
 import { encodeWhipClip, publishWhipClip } from '../../test/helpers/whip-publisher.ts';
 import { watch } from '../../test/helpers/ws-viewer.ts';
 import { quantile, round } from './figures.ts';
+import { ONE_ADDRESS_LOAD } from './one-address.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -67,7 +68,7 @@ export async function viewerExperience(clipDir: string, kbps: number) {
   const whipKey = 'bench-whip-key-0123456789';
   const rtmpKey = 'bench-rtmp-key-0123456789';
   const relay = await startRelay('all', {
-    RELAY_STREAMS: JSON.stringify([{ name: 'whip', key: whipKey }, { name: 'obs', key: rtmpKey }]), RELAY_LOG_LEVEL: 'warn',
+    RELAY_STREAMS: JSON.stringify([{ name: 'whip', key: whipKey }, { name: 'obs', key: rtmpKey }]), RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD,
     RELAY_TRANSCODE_ENABLED: 'true', RELAY_TRANSCODE_LADDER: JSON.stringify([{ name: '360p', height: 360, videoKbps: 800, audioKbps: 96 }]),
   });
   const clip = encodeWhipClip(clipDir, { size: '1280x720', kbps: kbps, seconds: 10 });

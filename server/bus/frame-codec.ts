@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { RelayError } from '../errors.ts';
 import type { AudioConfig, Codec, Frame, StreamInit, VideoConfig } from '../media/frame.ts';
 
@@ -14,6 +15,8 @@ import type { AudioConfig, Codec, Frame, StreamInit, VideoConfig } from '../medi
  */
 const VERSION = 1;
 export const HEADER_SIZE = 42;
+/** No video frame is this large (a 4K intra frame is a few MB): a split message claiming more is refused, not allocated. */
+const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
 export const MessageKind = { VIDEO: 1, AUDIO: 2, END: 3, PART: 4 } as const;
 type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
@@ -53,13 +56,28 @@ export function encodeInit(init: StreamInit): Buffer {
   return Buffer.from(JSON.stringify(json));
 }
 
+const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/).max(65536);
+const dimension = z.number().int().min(0).max(16384);
+const codecString = z.string().regex(/^[A-Za-z0-9.]{1,40}$/);
+const audioJson = z.object({ codec: z.enum(['aac', 'opus']), config: base64, codecString, sampleRate: z.number().int().min(1).max(384000), channels: z.number().int().min(1).max(255) });
+/** What an init may be: a message from the bus is input like any other (fuzzed in test/fuzz). */
+const initJson = z.object({
+  v: z.object({ codec: z.literal('h264'), avcC: base64, codecString, width: dimension, height: dimension }).optional(),
+  a: audioJson.optional(),
+  o: audioJson.optional(),
+  m: z.record(z.string().max(64), z.union([z.string().max(200), z.number(), z.boolean()])).optional(),
+});
+
 export function decodeInit(bytes: Buffer): StreamInit {
-  let json: InitJson;
+  let parsed: unknown;
   try {
-    json = JSON.parse(bytes.toString('utf8')) as InitJson;
+    parsed = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
     throw new RelayError('BUS_MESSAGE_INVALID', 'bus message has an unreadable init', { cause: err });
   }
+  const checked = initJson.safeParse(parsed);
+  if (!checked.success) throw new RelayError('BUS_MESSAGE_INVALID', `bus message init: ${checked.error.issues[0]?.path.join('.')}: ${checked.error.issues[0]?.message}`);
+  const json = checked.data as InitJson;
   const init: StreamInit = { metadata: json.m ?? {} };
   if (json.v) init.video = { ...json.v, avcC: Buffer.from(json.v.avcC, 'base64') };
   if (json.a) init.audio = { ...json.a, config: Buffer.from(json.a.config, 'base64') };
@@ -183,7 +201,7 @@ export class FrameDecoder {
       dts: buf.readDoubleBE(16),
       cto: buf.readInt32BE(24),
       keyframe: (flags & FLAG_KEYFRAME) !== 0,
-      payload: more ? Buffer.allocUnsafe(totalLength) : chunk,
+      payload: chunk,
       receivedAt,
       init: this.init ?? { metadata: {} },
     };
@@ -192,6 +210,8 @@ export class FrameDecoder {
       return { kind: 'frame', frame, stamp };
     }
     if (chunk.length >= totalLength) throw new RelayError('BUS_MESSAGE_INVALID', 'split bus message claims more parts than its length');
+    if (totalLength > MAX_FRAME_BYTES) throw new RelayError('BUS_MESSAGE_INVALID', `split bus message claims ${totalLength} bytes`);
+    frame.payload = Buffer.allocUnsafe(totalLength);
     chunk.copy(frame.payload, 0);
     this.pending = { frame, stamp, filled: chunk.length };
     return { kind: 'partial' };

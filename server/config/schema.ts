@@ -69,12 +69,16 @@ export const configSchema = z.object({
     handshakeTimeoutMs: positiveInt.describe('A connection that has not started publishing within this time is closed.'),
     idleTimeoutMs: positiveInt.describe('A publishing connection that sends nothing for this long is closed.'),
     maxConnections: positiveInt.describe('RTMP connections accepted at once; more are refused.'),
+    maxConnectionsPerAddress: z.number().int().min(0).describe('RTMP connections one remote address may hold at once; more are refused (RTMP_TOO_MANY_CONNECTIONS). 0: no limit.'),
     maxMessageBytes: positiveInt.describe('Largest RTMP message accepted; larger ones close the connection.'),
   }).strict(),
   http: z.object({
     host: z.string().describe('Address the HTTP listener (watch page, WebSocket, health) binds to.'),
     port: port.describe('HTTP listener port.'),
     publicUrl: z.string().describe('Base URL printed for viewers, e.g. https://live.example.com; empty: derived from the host name and port.'),
+    maxConnectionsPerAddress: z.number().int().min(0).describe('HTTP and WebSocket connections one remote address may hold at once; more get 429 TOO_MANY_CONNECTIONS and are closed. Many viewers behind one NAT share an address: keep it well above one household. 0: no limit.'),
+    headersTimeoutMs: z.number().int().min(1000).describe('A client must send its whole request head within this (slow-header attacks); the connection is closed otherwise.'),
+    requestTimeoutMs: z.number().int().min(1000).describe('A client must send its whole request, body included, within this. WebSocket viewers are not affected once upgraded.'),
   }).strict(),
   edge: z.object({
     watchdogIntervalMs: positiveInt.describe('How often the edge checks that each stream consumer is still receiving while its stream is live.'),

@@ -1,4 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Socket } from 'node:net';
+import { ConnectionsPerAddress } from '../connections-per-address.ts';
 import type { Logger } from '../log.ts';
 import { ErrorCodes, RelayError } from '../errors.ts';
 
@@ -9,12 +11,24 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'BODY_INVALID',
 };
 
+export interface HttpLimits {
+  maxConnectionsPerAddress: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+const TOO_MANY = JSON.stringify({ code: 'TOO_MANY_CONNECTIONS', message: ErrorCodes.TOO_MANY_CONNECTIONS.message });
+const TOO_MANY_RESPONSE = `HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(TOO_MANY)}\r\nConnection: close\r\n\r\n${TOO_MANY}`;
+
 /**
  * The HTTP listener a node serves: roles add their routes to it (in the
- * all-in-one mode origin and edge share one port).
+ * all-in-one mode origin and edge share one port). Limits: connections per
+ * remote address (WebSocket viewers included), time to send a request head and
+ * a whole request.
  */
-export function createHttpServer(log: Logger): FastifyInstance {
+export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnectionsPerAddress: 0, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }): FastifyInstance {
   const app = Fastify({
+    requestTimeout: limits.requestTimeoutMs,
     loggerInstance: log.child({ module: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
@@ -37,6 +51,22 @@ export function createHttpServer(log: Logger): FastifyInstance {
     // Bodies fastify refuses before any handler runs get the relay's stable codes.
     const code = FASTIFY_CODES[err.code] ?? err.code ?? 'INTERNAL';
     return reply.status(status).send({ code, message: err.message });
+  });
+  app.server.headersTimeout = limits.headersTimeoutMs;
+  // How often Node looks for requests past their timeouts (default 30 s: too coarse for a 10 s limit).
+  (app.server as unknown as { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.min(limits.headersTimeoutMs, 1000);
+  const perAddress = new ConnectionsPerAddress(limits.maxConnectionsPerAddress);
+  let lastWarned = 0;
+  app.server.on('connection', (socket: Socket) => {
+    if (perAddress.admit(socket)) return;
+    socket.on('error', () => {});
+    socket.end(TOO_MANY_RESPONSE);
+    setTimeout(() => socket.destroy(), 1000).unref();
+    // One line per second at most: a flood must not become a log flood.
+    if (Date.now() - lastWarned > 1000) {
+      lastWarned = Date.now();
+      log.warn({ code: 'TOO_MANY_CONNECTIONS', remote: socket.remoteAddress, max: limits.maxConnectionsPerAddress, refusedSoFar: perAddress.refused }, 'HTTP connection refused: too many from one address');
+    }
   });
   return app as unknown as FastifyInstance;
 }

@@ -11,6 +11,7 @@
 import net from 'node:net';
 import Rtmp from 'node-media-server/src/protocol/rtmp.js';
 import nmsLogger from 'node-media-server/src/core/logger.js';
+import { ConnectionsPerAddress } from '../connections-per-address.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
@@ -42,6 +43,7 @@ export interface RtmpIngestOptions {
   handshakeTimeoutMs: number;
   idleTimeoutMs: number;
   maxConnections: number;
+  maxConnectionsPerAddress: number;
   maxMessageBytes: number;
   log: Logger;
   /** Decide on a publish: return a sink (possibly later), or throw/reject with a RelayError. */
@@ -61,9 +63,13 @@ nmsLogger.log = () => {};
 export class RtmpIngest {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
+  private readonly perAddress: ConnectionsPerAddress;
+  private lastWarned = 0;
   readonly stats = { connections: 0, refused: 0, protocolErrors: 0 };
 
-  constructor(private readonly options: RtmpIngestOptions) {}
+  constructor(private readonly options: RtmpIngestOptions) {
+    this.perAddress = new ConnectionsPerAddress(options.maxConnectionsPerAddress);
+  }
 
   get listening(): boolean {
     return this.server?.listening === true;
@@ -102,6 +108,17 @@ export class RtmpIngest {
   }
 
   private accept(socket: net.Socket): void {
+    if (!this.perAddress.admit(socket)) {
+      this.stats.refused++;
+      this.options.onRefused?.('RTMP_TOO_MANY_CONNECTIONS');
+      if (Date.now() - this.lastWarned > 1000) { // a flood must not become a log flood
+        this.lastWarned = Date.now();
+        this.options.log.warn({ code: 'RTMP_TOO_MANY_CONNECTIONS', remote: socket.remoteAddress, max: this.options.maxConnectionsPerAddress, refusedSoFar: this.stats.refused }, 'RTMP connection refused: too many from one address');
+      }
+      socket.on('error', () => {});
+      socket.destroy();
+      return;
+    }
     this.stats.connections++;
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));

@@ -41,7 +41,13 @@ export function parseAvcC(avcC: Buffer): AvcDecoderConfig {
   const pps = readSet(avcC[pos++]!);
   const first = sps[0];
   if (!first || first.length < 4) fail('no SPS');
-  const { width, height } = parseSpsDimensions(first!);
+  let size: { width: number; height: number };
+  try {
+    size = parseSpsDimensions(first!);
+  } catch (err) {
+    return fail(`unreadable SPS (${(err as Error).message})`);
+  }
+  const { width, height } = size;
   const profile = avcC[1]!;
   const compatibility = avcC[2]!;
   const level = avcC[3]!;

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { H264Packetizer } from 'werift';
+import { encodeEnd, encodeFrame, FrameDecoder } from '../../server/bus/frame-codec.ts';
+import { RelayError, type ErrorCode } from '../../server/errors.ts';
+import { decodeAmf0 } from '../../server/ingest/amf0.ts';
+import { FlvFrameReader } from '../../server/ingest/flv-frame-reader.ts';
+import { RtpFrameAssembler } from '../../server/ingest/rtp-frame-assembler.ts';
+import { parseAvcC } from '../../server/media/h264.ts';
+import type { Frame } from '../../server/media/frame.ts';
+import { readOffer } from '../../server/webrtc/sdp-sessions.ts';
+import { FIXTURE_OBS_LIKE, readFlvFile } from '../helpers/flv-file.ts';
+import { FUZZ_SEED, iterations, mutate, mutateText, Rng } from '../helpers/fuzz.ts';
+
+/**
+ * Fuzzing of everything that reads bytes from outside, as pure functions: FLV tags
+ * (the RTMP adapter hands us their bodies), AMF0 metadata, bus messages, RTP
+ * packets from WHIP publishers, SDP offers. The rule for each: a result, or a
+ * RelayError with one of the stable codes that input can earn. Anything else (a
+ * TypeError, a RangeError, a hang, an allocation the input asked for) is a bug.
+ */
+const tags = readFlvFile(FIXTURE_OBS_LIKE);
+const frames: Frame[] = (() => {
+  const reader = new FlvFrameReader();
+  return tags.flatMap((t) => reader.push(t.type, t.timestamp, t.body, 1) ?? []);
+})();
+
+function expectOnly<T>(allowed: readonly ErrorCode[], what: () => T, input: () => string): T | undefined {
+  try {
+    return what();
+  } catch (err) {
+    if (err instanceof RelayError && allowed.includes(err.code)) return undefined;
+    assert.fail(`seed ${FUZZ_SEED}: ${(err as Error)?.name}: ${(err as Error)?.message} for ${input()}`);
+  }
+}
+
+const hex = (b: Buffer) => `${b.length} bytes ${b.subarray(0, 48).toString('hex')}`;
+
+describe(`fuzzing the parsers (seed ${FUZZ_SEED}; RELAY_FUZZ_SEED=${FUZZ_SEED} repeats it)`, () => {
+  test('mutated FLV tags give frames or RTMP_PROTOCOL_ERROR / CODEC_UNSUPPORTED, never another exception, and frames stay well-formed', () => {
+    const rng = new Rng(FUZZ_SEED);
+    const bodies = tags.map((t) => t.body);
+    for (let session = 0; session < iterations(40); session++) {
+      const reader = new FlvFrameReader();
+      for (const tag of tags) {
+        const body = rng.int(8) === 0 ? mutate(rng, tag.body, bodies) : tag.body;
+        const type = rng.int(50) === 0 ? rng.pick([8, 9, 18, 0, 255]) : tag.type;
+        const frame = expectOnly(['RTMP_PROTOCOL_ERROR', 'CODEC_UNSUPPORTED'], () => reader.push(type, tag.timestamp, body, 1), () => `tag type ${type}: ${hex(body)}`);
+        if (frame) {
+          assert.ok(Buffer.isBuffer(frame.payload) && Number.isFinite(frame.dts) && Number.isFinite(frame.cto), `seed ${FUZZ_SEED}: a frame with a bad field`);
+          assert.ok(frame.payload.length <= body.length, 'no payload larger than its tag');
+        }
+      }
+    }
+  });
+
+  test('mutated and random AMF0 gives values or RTMP_PROTOCOL_ERROR, never another exception', () => {
+    const rng = new Rng(FUZZ_SEED + 1);
+    const scripts = tags.filter((t) => t.type === 18).map((t) => t.body);
+    assert.ok(scripts.length > 0, 'the fixture has metadata');
+    for (let i = 0; i < iterations(3000); i++) {
+      const input = i % 4 === 0 ? rng.bytes(rng.int(300)) : mutate(rng, rng.pick(scripts), scripts);
+      expectOnly(['RTMP_PROTOCOL_ERROR'], () => decodeAmf0(input), () => hex(input));
+    }
+  });
+
+  test('deeply nested AMF0 is refused, not a stack overflow', () => {
+    // 100 000 nested strict arrays of one element each.
+    const nested = Buffer.concat([Buffer.alloc(0), ...Array.from({ length: 100_000 }, () => Buffer.from([0x0a, 0, 0, 0, 1])), Buffer.from([0x05])]);
+    expectOnly(['RTMP_PROTOCOL_ERROR'], () => decodeAmf0(nested), () => 'nested arrays');
+  });
+
+  test('mutated bus messages decode or fail with BUS_MESSAGE_INVALID / CODEC_UNSUPPORTED, and never allocate what a header claims', () => {
+    const rng = new Rng(FUZZ_SEED + 2);
+    // Real messages: with init, without, split into parts, end markers.
+    const messages = frames.slice(0, 120).flatMap((f, i) => encodeFrame(f, { counter: i, token: 7 }, f.keyframe, 4096 + rng.int(20_000)));
+    messages.push(encodeEnd({ counter: 999, token: 7 }, 1));
+    for (let session = 0; session < iterations(30); session++) {
+      const decoder = new FrameDecoder();
+      for (const message of messages) {
+        const input = rng.int(6) === 0 ? mutate(rng, message, messages) : message;
+        const before = process.memoryUsage().arrayBuffers;
+        const out = expectOnly(['BUS_MESSAGE_INVALID', 'CODEC_UNSUPPORTED'], () => decoder.decode(input), () => hex(input));
+        const grown = process.memoryUsage().arrayBuffers - before;
+        assert.ok(grown < 64 * 1024 * 1024, `seed ${FUZZ_SEED}: decoding ${input.length} bytes allocated ${grown} bytes`);
+        if (out?.kind === 'frame') assert.ok(Number.isFinite(out.frame.payload.length));
+      }
+    }
+  });
+
+  test('mutated RTP from a WHIP publisher gives frames or a RelayError, never another exception', () => {
+    const rng = new Rng(FUZZ_SEED + 3);
+    const video = frames.filter((f) => f.track === 'video').slice(0, 90);
+    const { sps, pps } = parseAvcC(video[0]!.init.video!.avcC);
+    const packetizer = new H264Packetizer({ naluLengthSize: 4, inputFormat: 'length-prefixed', parameterSets: [sps[0]!, pps[0]!] });
+    const packets = video.flatMap((f, i) => packetizer.packetize(f.payload, i * 3000, { isKeyframe: f.keyframe }).map((p) => ({ sequenceNumber: p.header.sequenceNumber, timestamp: p.header.timestamp, marker: p.header.marker, payload: p.payload })));
+    const payloads = packets.map((p) => p.payload);
+    for (let session = 0; session < iterations(20); session++) {
+      const assembler = new RtpFrameAssembler({ video: true, audio: true });
+      for (const p of packets) {
+        const packet = rng.int(5) === 0
+          ? { sequenceNumber: rng.int(8) === 0 ? rng.int(65536) : p.sequenceNumber, timestamp: rng.int(8) === 0 ? rng.int(2 ** 32) : p.timestamp, marker: rng.int(8) === 0 ? !p.marker : p.marker, payload: mutate(rng, p.payload, payloads) }
+          : p;
+        expectOnly(['CODEC_UNSUPPORTED', 'RTMP_PROTOCOL_ERROR'], () => assembler.video(packet, 1), () => hex(packet.payload));
+        if (rng.int(4) === 0) {
+          const audio = { sequenceNumber: rng.int(65536), timestamp: rng.int(2 ** 32), marker: false, payload: rng.bytes(rng.int(200)) };
+          expectOnly(['CODEC_UNSUPPORTED'], () => assembler.audio(audio, 1), () => hex(audio.payload));
+        }
+      }
+    }
+  });
+
+  test('mutated SDP offers are read or refused with SDP_INVALID / CONTENT_TYPE_INVALID', () => {
+    const rng = new Rng(FUZZ_SEED + 4);
+    const offer = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\na=rtpmap:96 H264/90000\r\n';
+    for (let i = 0; i < iterations(3000); i++) {
+      const body = mutateText(rng, offer);
+      const type = rng.int(10) === 0 ? mutateText(rng, 'application/sdp') : 'application/sdp';
+      expectOnly(['SDP_INVALID', 'CONTENT_TYPE_INVALID'], () => readOffer(type, body), () => JSON.stringify(body.slice(0, 80)));
+    }
+  });
+});
