@@ -6,6 +6,7 @@ import { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { RelayConfig } from '../server/config/schema.ts';
 import { RelayError } from '../server/errors.ts';
+import { endWithError } from '../server/http/http-server.ts';
 import type { NatsConnection } from '../server/bus/nats-connection.ts';
 import type { Logger } from '../server/log.ts';
 import { isStreamName } from '../server/media/stream-name.ts';
@@ -130,12 +131,15 @@ export class Edge {
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const match = /^\/ws\/([^/?]*)(\?.*)?$/.exec(req.url ?? '');
-    if (!match) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
     socket.on('error', () => {});
+    const match = /^\/ws\/([^/?]*)(\?.*)?$/.exec(req.url ?? '');
+    if (!match) return endWithError(socket, 404, 'NOT_FOUND');
+    // What ws would refuse with a plain-text line: refused here with a stable code instead.
+    const key = req.headers['sec-websocket-key'];
+    if (req.method !== 'GET' || req.headers.upgrade?.toLowerCase() !== 'websocket' || typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key.trim())
+      || !['8', '13'].includes(String(req.headers['sec-websocket-version']))) {
+      return endWithError(socket, 400, 'REQUEST_INVALID', 'not a WebSocket handshake');
+    }
     let name: string;
     try {
       name = decodeURIComponent(match[1]!);

@@ -42,6 +42,7 @@ export const ErrorCodes = {
   ADMIN_TOKEN_INVALID: { status: 403, message: 'the admin token is not valid' },
   BODY_INVALID: { status: 400, message: 'the request body is not valid' },
   REQUEST_INVALID: { status: 400, message: 'the request is not valid' },
+  REQUEST_TIMEOUT: { status: 408, message: 'the request did not arrive in time (http.headersTimeoutMs, http.requestTimeoutMs)' },
   ORIGIN_UNREACHABLE: { status: 502, message: 'the origin holding the stream did not answer' },
   ORIGIN_SHUTTING_DOWN: { status: 503, message: 'the origin is shutting down; publish again (to another origin)' },
   STREAM_ENDED_BY_ADMIN: { status: 410, message: 'an operator ended the stream' },

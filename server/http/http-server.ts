@@ -1,8 +1,10 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ConnectionsPerAddress } from '../connections-per-address.ts';
 import type { Logger } from '../log.ts';
-import { ErrorCodes, RelayError } from '../errors.ts';
+import { ErrorCodes, RelayError, type ErrorCode } from '../errors.ts';
 
 const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
@@ -17,8 +19,18 @@ export interface HttpLimits {
   requestTimeoutMs: number;
 }
 
-const TOO_MANY = JSON.stringify({ code: 'TOO_MANY_CONNECTIONS', message: ErrorCodes.TOO_MANY_CONNECTIONS.message });
-const TOO_MANY_RESPONSE = `HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(TOO_MANY)}\r\nConnection: close\r\n\r\n${TOO_MANY}`;
+const REASONS: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large' };
+
+/**
+ * A refusal written straight to a socket, for the places no HTTP framework reaches
+ * (Node's parser errors, WebSocket upgrades, connections over the limit): the same
+ * JSON with a stable code as every other refusal. Closes the connection.
+ */
+export function endWithError(socket: Duplex, status: number, code: ErrorCode, detail?: string): void {
+  const body = JSON.stringify({ code, message: detail ? `${ErrorCodes[code].message}: ${detail}` : ErrorCodes[code].message });
+  socket.end(`HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
 
 /**
  * The HTTP listener a node serves: roles add their routes to it (in the
@@ -28,7 +40,16 @@ const TOO_MANY_RESPONSE = `HTTP/1.1 429 Too Many Requests\r\nContent-Type: appli
  */
 export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnectionsPerAddress: 0, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }): FastifyInstance {
   const app = Fastify({
+    // A request without Host is served like any other (Node would answer 400 with no body).
+    serverFactory: (handler) => createServer({ requireHostHeader: false }, handler),
     requestTimeout: limits.requestTimeoutMs,
+    // Bytes Node's HTTP parser cannot read (or that come too slowly) get a stable code too.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
+      if (err.code === 'HPE_HEADER_OVERFLOW') return endWithError(socket, 431, 'REQUEST_INVALID', 'request head too large');
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return endWithError(socket, 408, 'REQUEST_TIMEOUT');
+      endWithError(socket, 400, 'REQUEST_INVALID', 'unreadable HTTP');
+    },
     loggerInstance: log.child({ module: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
@@ -52,7 +73,9 @@ export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnecti
     const code = FASTIFY_CODES[err.code] ?? err.code ?? 'INTERNAL';
     return reply.status(status).send({ code, message: err.message });
   });
+  app.setNotFoundHandler((_req, reply) => reply.status(404).send({ code: 'NOT_FOUND', message: ErrorCodes.NOT_FOUND.message }));
   app.server.headersTimeout = limits.headersTimeoutMs;
+  app.server.requestTimeout = limits.requestTimeoutMs;
   // How often Node looks for requests past their timeouts (default 30 s: too coarse for a 10 s limit).
   (app.server as unknown as { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.min(limits.headersTimeoutMs, 1000);
   const perAddress = new ConnectionsPerAddress(limits.maxConnectionsPerAddress);
@@ -60,8 +83,7 @@ export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnecti
   app.server.on('connection', (socket: Socket) => {
     if (perAddress.admit(socket)) return;
     socket.on('error', () => {});
-    socket.end(TOO_MANY_RESPONSE);
-    setTimeout(() => socket.destroy(), 1000).unref();
+    endWithError(socket, 429, 'TOO_MANY_CONNECTIONS');
     // One line per second at most: a flood must not become a log flood.
     if (Date.now() - lastWarned > 1000) {
       lastWarned = Date.now();

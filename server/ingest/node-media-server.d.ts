@@ -8,8 +8,8 @@ declare module 'node-media-server/src/protocol/rtmp.js' {
     streamName?: string;
     streamId: number;
     inChunkSize: number;
-    inPackets: Map<number, unknown>;
-    parserPacket: { header: RtmpPacketHeader };
+    inPackets: Map<number, { capacity: number }>;
+    parserPacket: { header: RtmpPacketHeader; capacity: number };
     onConnectCallback: (req: { app: string; name: string; host: string; query: Record<string, unknown> }) => void;
     onPlayCallback: () => void;
     onPushCallback: () => void;

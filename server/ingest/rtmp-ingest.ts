@@ -54,6 +54,12 @@ export interface RtmpIngestOptions {
 
 const MAX_CHUNK_STREAMS = 64;
 const MAX_TAGS_WHILE_DECIDING = 512;
+/** Buffers of the other chunk streams (audio, commands) beside the largest message. */
+const MESSAGE_BUFFERS_SLACK = 1024 * 1024;
+/** Media that arrives while a publish is being decided is kept up to this many bytes. */
+const MAX_BYTES_WHILE_DECIDING = 32 * 1024 * 1024;
+/** Before a publish names a key, messages are commands: small. Nobody unauthenticated gets to make us allocate more. */
+const MAX_MESSAGE_BEFORE_PUBLISH = 64 * 1024;
 const TAG_TYPES = new Set([8, 9, 18]);
 
 // NMS forces a debug-level console logger on import; nothing it says reaches the console.
@@ -132,7 +138,8 @@ type State = 'handshake' | 'deciding' | 'publishing' | 'closed';
 class RtmpConnection implements PublisherControl {
   private readonly rtmp = new Rtmp();
   private readonly remote: string;
-  private state: State = 'handshake';
+  state: State = 'handshake';
+  private earlyBytes = 0;
   private sink: PublishSink | undefined;
   private readonly early: { type: number; ts: number; body: Buffer; at: number }[] = [];
   private readonly handshakeTimer: NodeJS.Timeout;
@@ -147,10 +154,20 @@ class RtmpConnection implements PublisherControl {
   start(): void {
     const rtmp = this.rtmp;
     const maxMessageBytes = this.options.maxMessageBytes;
-    // Limits the parser does not have: message size and number of chunk streams.
+    const connection = this;
+    // Limits the parser does not have: message size, number of chunk streams, and the
+    // buffers all its chunk streams hold at once (each keeps the largest message it saw:
+    // 64 streams of 16 MiB would be 1 GiB for one connection).
     rtmp.packetAlloc = function (this: Rtmp) {
-      if (this.parserPacket.header.length > maxMessageBytes) throw new RelayError('RTMP_PROTOCOL_ERROR', `RTMP message of ${this.parserPacket.header.length} bytes exceeds ${maxMessageBytes}`);
+      const length = this.parserPacket.header.length;
+      const max = connection.state === 'handshake' ? MAX_MESSAGE_BEFORE_PUBLISH : maxMessageBytes;
+      if (length > max) throw new RelayError('RTMP_PROTOCOL_ERROR', `RTMP message of ${length} bytes exceeds ${max}${connection.state === 'handshake' ? ' before publishing' : ''}`);
       if (this.inPackets.size > MAX_CHUNK_STREAMS) throw new RelayError('RTMP_PROTOCOL_ERROR', 'too many RTMP chunk streams');
+      if (this.parserPacket.capacity < length) {
+        let held = 0;
+        for (const p of this.inPackets.values()) if (p !== this.parserPacket) held += p.capacity;
+        if (held + length > max + MESSAGE_BUFFERS_SLACK) throw new RelayError('RTMP_PROTOCOL_ERROR', `RTMP message buffers of ${held + length} bytes exceed ${max + MESSAGE_BUFFERS_SLACK}`);
+      }
       Rtmp.prototype.packetAlloc.call(this);
     };
     rtmp.controlHandler = function (this: Rtmp) {
@@ -235,7 +252,8 @@ class RtmpConnection implements PublisherControl {
     if (this.state === 'publishing') {
       this.deliver(type, timestamp, body, at);
     } else if (this.state === 'deciding') {
-      if (this.early.length >= MAX_TAGS_WHILE_DECIDING) throw new RelayError('RTMP_PROTOCOL_ERROR', 'too much media before the publish was accepted');
+      this.earlyBytes += body.length;
+      if (this.early.length >= MAX_TAGS_WHILE_DECIDING || this.earlyBytes > MAX_BYTES_WHILE_DECIDING) throw new RelayError('RTMP_PROTOCOL_ERROR', 'too much media before the publish was accepted');
       this.early.push({ type, ts: timestamp, body: Buffer.from(body), at });
     } else {
       throw new RelayError('RTMP_PROTOCOL_ERROR', 'media before publish');
