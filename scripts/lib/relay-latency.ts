@@ -60,7 +60,7 @@ function histogramQuantile(before: Map<number, number>, after: Map<number, numbe
 export interface LatencyRow { streams: number; fragments: number; p50Ms: number; p99Ms: number; clientP50Ms: number; clientP99Ms: number; missing: number; relayCpuPercent: number; natsCpuPercent?: number; machineCpuPercent?: number; publisher?: 'ffmpeg' | 'replay'; layout?: 'all' | 'split'; publishersCpuPercent?: number }
 
 /** All streams' publishers in one process (scripts/lib/rtmp-replay.ts). */
-function startReplay(clip: string, rtmpBase: string, keys: string[]) {
+export function startReplay(clip: string, rtmpBase: string, keys: string[]) {
   const child = spawn(process.execPath, ['--import', 'tsx', new URL('./rtmp-replay.ts', import.meta.url).pathname, clip, rtmpBase, keys.join(',')], { stdio: ['pipe', 'ignore', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return { pid: child.pid!, stop: async () => { child.kill('SIGKILL'); await exited; } };
