@@ -38,6 +38,7 @@ export const ErrorCodes = {
   SESSION_UNKNOWN: { status: 404, message: 'no such WHIP or WHEP session' },
   TRICKLE_UNSUPPORTED: { status: 405, message: 'trickle ICE and ICE restarts are not supported: the answer carries every candidate' },
   NOT_FOUND: { status: 404, message: 'not found' },
+  INTERNAL: { status: 500, message: 'an unexpected error (logged on the node)' },
   ADMIN_DISABLED: { status: 503, message: 'the admin API is off: set admin.token (RELAY_ADMIN_TOKEN)' },
   ADMIN_TOKEN_INVALID: { status: 403, message: 'the admin token is not valid' },
   BODY_INVALID: { status: 400, message: 'the request body is not valid' },

@@ -11,6 +11,7 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'CONTENT_TYPE_INVALID',
   FST_ERR_CTP_INVALID_JSON_BODY: 'BODY_INVALID',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'BODY_INVALID',
+  FST_ERR_BAD_URL: 'REQUEST_INVALID',
 };
 
 export interface HttpLimits {
@@ -69,9 +70,9 @@ export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnecti
     }
     const status = err.statusCode ?? 500;
     if (status >= 500) log.error({ err }, 'HTTP handler failed');
-    // Bodies fastify refuses before any handler runs get the relay's stable codes.
-    const code = FASTIFY_CODES[err.code] ?? err.code ?? 'INTERNAL';
-    return reply.status(status).send({ code, message: err.message });
+    // What fastify refuses before any handler runs (bodies, URLs) gets the relay's stable codes.
+    const code = FASTIFY_CODES[err.code] ?? (status < 500 ? 'REQUEST_INVALID' : 'INTERNAL');
+    return reply.status(status).send({ code, message: status < 500 ? err.message : ErrorCodes.INTERNAL.message });
   });
   app.setNotFoundHandler((_req, reply) => reply.status(404).send({ code: 'NOT_FOUND', message: ErrorCodes.NOT_FOUND.message }));
   app.server.headersTimeout = limits.headersTimeoutMs;
