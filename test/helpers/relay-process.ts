@@ -18,18 +18,21 @@ export interface RelayProcess {
 }
 
 /** The relay CLI as a real child process, on free ports, with a temporary data folder. */
-export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<RelayProcess> {
+export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record<string, string> = {}, nodeArgs: string[] = [], where: { launcher?: string[]; host?: string } = {}): Promise<RelayProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'relay-data-'));
   const httpPort = await freePort();
   const rtmpPort = await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'server/cli.ts'), command], {
+  // `launcher`: a command the relay runs under (e.g. `ip netns exec <ns>`); `host`: the address it listens on and is reached at.
+  const host = where.host ?? '127.0.0.1';
+  const [bin, ...args] = [...(where.launcher ?? []), process.execPath, ...nodeArgs, '--import', 'tsx', join(ROOT, 'server/cli.ts'), command];
+  const child = spawn(bin!, args, {
     cwd: ROOT,
     env: {
       ...process.env,
       RELAY_DATA_DIR: dataDir,
-      RELAY_HTTP_HOST: '127.0.0.1',
+      RELAY_HTTP_HOST: host,
       RELAY_HTTP_PORT: String(httpPort),
-      RELAY_RTMP_HOST: '127.0.0.1',
+      RELAY_RTMP_HOST: host,
       RELAY_RTMP_PORT: String(rtmpPort),
       RELAY_NATS_EMBEDDED_PORT: '0',
       RELAY_LOG_PRETTY: 'false',
@@ -48,7 +51,7 @@ export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record
   try {
     await waitFor('the relay to answer /healthz', async () => {
       if (child.exitCode !== null) throw new Error(`relay exited at start:\n${out}`);
-      return fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => r.ok, () => false);
+      return fetch(`http://${host}:${httpPort}/healthz`).then((r) => r.ok, () => false);
     }, 20_000, 100);
   } catch (err) {
     child.kill('SIGKILL');
@@ -59,8 +62,8 @@ export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record
     child,
     httpPort,
     rtmpPort,
-    http: `http://127.0.0.1:${httpPort}`,
-    rtmpUrl: (key) => `rtmp://127.0.0.1:${rtmpPort}/live/${key}`,
+    http: `http://${host}:${httpPort}`,
+    rtmpUrl: (key) => `rtmp://${host}:${rtmpPort}/live/${key}`,
     output: () => out,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
