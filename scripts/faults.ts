@@ -72,6 +72,27 @@ function lostText(r: Row): string {
   return r.scenario === 'edge-kill' ? 'none missed by design: a reconnected viewer starts at the current keyframe' : 'a new publication: the publisher\'s frames from the fault to the takeover';
 }
 
+/** A nats-server of the scenario's own, on a temporary store. */
+async function ownNats(port = 0, host?: string) {
+  const storeDir = mkdtempSync(join(tmpdir(), 'faults-nats-'));
+  const nats = new NatsServerProcess({ storeDir, port, host });
+  await nats.start();
+  return { nats, storeDir, stop: async () => { await nats.stop(); rmSync(storeDir, { recursive: true, force: true }); } };
+}
+
+/** Plays 3 s, injects the fault, waits `settleMs`, and measures what the viewers saw (they are closed after). */
+async function observe(viewers: Viewer[], inject: () => Promise<void>, settleMs: number) {
+  const since = Date.now();
+  await sleep(3000);
+  const faultAt = Date.now();
+  await inject();
+  await sleep(settleMs);
+  const m = measure(viewers, since, faultAt);
+  const stayedConnected = viewers.filter((v) => !v.record.closed).length;
+  viewers.forEach((v) => v.close());
+  return { viewers: viewers.length, stayedConnected, ...m };
+}
+
 async function viewersOn(edge: RelayProcess, n: number): Promise<Viewer[]> {
   const viewers = Array.from({ length: n }, () => watch(`ws://${new URL(edge.http).host}/ws/cam?routed=1`));
   await waitFor('viewers playing', () => viewers.every((v) => videoOf(v).length > 60), 30_000, 100);
@@ -79,33 +100,26 @@ async function viewersOn(edge: RelayProcess, n: number): Promise<Viewer[]> {
 }
 
 async function natsRestart(): Promise<Row> {
-  const storeDir = mkdtempSync(join(tmpdir(), 'faults-nats-'));
-  let nats = new NatsServerProcess({ storeDir });
-  await nats.start();
+  const own = await ownNats();
+  let nats = own.nats;
   const origin = await startRelay('origin', env('origin-1', nats.url));
   const edge = await startRelay('edge', env('edge-1', nats.url));
   const publisher = publish(origin.rtmpUrl(KEY));
   try {
-    const viewers = await viewersOn(edge, 5);
-    const since = Date.now();
-    await sleep(3000);
-    const faultAt = Date.now();
-    const port = nats.port;
-    await nats.kill();
-    await sleep(2000);
-    nats = new NatsServerProcess({ storeDir, port });
-    await nats.start();
-    await sleep(15_000);
-    const m = measure(viewers, since, faultAt);
-    const stayed = viewers.filter((v) => !v.record.closed).length;
-    viewers.forEach((v) => v.close());
-    return { fault: 'nats-server killed (-9) and restarted 2 s later, single node', viewers: viewers.length, stayedConnected: stayed, ...m, note: `publisher ${publisher.exitCode === null ? 'stayed connected' : 'was disconnected'}` };
+    const seen = await observe(await viewersOn(edge, 5), async () => {
+      const port = nats.port;
+      await nats.kill();
+      await sleep(2000);
+      nats = new NatsServerProcess({ storeDir: own.storeDir, port });
+      await nats.start();
+    }, 15_000);
+    return { fault: 'nats-server killed (-9) and restarted 2 s later, single node', ...seen, note: `publisher ${publisher.exitCode === null ? 'stayed connected' : 'was disconnected'}` };
   } finally {
     publisher.kill('SIGKILL');
     await edge.stop();
     await origin.stop();
     await nats.stop();
-    rmSync(storeDir, { recursive: true, force: true });
+    await own.stop();
   }
 }
 
@@ -116,16 +130,9 @@ async function clusterNode(): Promise<Row> {
   const edge = await startRelay('edge', env('edge-1', cluster.url, replicated));
   const publisher = publish(origin.rtmpUrl(KEY));
   try {
-    const viewers = await viewersOn(edge, 5);
-    const since = Date.now();
-    await sleep(3000);
-    const faultAt = Date.now();
-    await cluster.nodes[0]!.server.kill(); // the first URL: where the relay's connections went
-    await sleep(25_000);
-    const m = measure(viewers, since, faultAt);
-    const stayed = viewers.filter((v) => !v.record.closed).length;
-    viewers.forEach((v) => v.close());
-    return { fault: 'one node of a 3-node NATS cluster killed (-9), replicas 3', viewers: viewers.length, stayedConnected: stayed, ...m, note: `publisher ${publisher.exitCode === null ? 'stayed connected' : 'was disconnected'}` };
+    // The first URL: where the relay's connections went.
+    const seen = await observe(await viewersOn(edge, 5), () => cluster.nodes[0]!.server.kill(), 25_000);
+    return { fault: 'one node of a 3-node NATS cluster killed (-9), replicas 3', ...seen, note: `publisher ${publisher.exitCode === null ? 'stayed connected' : 'was disconnected'}` };
   } finally {
     publisher.kill('SIGKILL');
     await edge.stop();
@@ -147,54 +154,47 @@ async function netnsCut(): Promise<Row> {
   ip('netns', 'exec', ns, 'ip', 'addr', 'add', '10.77.0.2/24', 'dev', 'rf-origin');
   ip('netns', 'exec', ns, 'ip', 'link', 'set', 'rf-origin', 'up');
   ip('netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
-  const storeDir = mkdtempSync(join(tmpdir(), 'faults-nats-'));
-  const nats = new NatsServerProcess({ storeDir, host: '10.77.0.1' });
+  const own = await ownNats(0, '10.77.0.1');
+  const nats = own.nats;
   const launcher = ['ip', 'netns', 'exec', ns];
   let cutOff: RelayProcess | undefined;
   let other: RelayProcess | undefined;
   let edge: RelayProcess | undefined;
   const publishers: ChildProcess[] = [];
   try {
-    await nats.start();
     cutOff = await startRelay('origin', env('origin-1', nats.url), [], { launcher, host: '10.77.0.2' });
     other = await startRelay('origin', env('origin-2', nats.url));
     edge = await startRelay('edge', env('edge-1', nats.url));
     // The publisher shares the origin's namespace: the cut is between the origin and NATS only.
     const first = publish(cutOff.rtmpUrl(KEY), launcher);
     publishers.push(first);
-    const viewers = await viewersOn(edge, 5);
-    const since = Date.now();
-    await sleep(3000);
-    const faultAt = Date.now();
-    ip('link', 'set', 'rf-host', 'down');
-    // The origin stops publishing before its lease could expire and drops its publisher (LEASE_LOST);
-    // like OBS, the publisher then reconnects, through the load balancer, to the other origin.
-    await waitFor('the cut-off origin to drop its publisher', () => first.exitCode !== null || first.signalCode !== null, 30_000, 100);
-    const droppedAfter = Date.now() - faultAt;
-    publishers.push(publish(other.rtmpUrl(KEY)));
-    await sleep(20_000);
-    ip('link', 'set', 'rf-host', 'up'); // healed: the old origin must not publish over the new one
-    await sleep(5000);
-    const m = measure(viewers, since, faultAt);
-    const stayed = viewers.filter((v) => !v.record.closed).length;
-    viewers.forEach((v) => v.close());
-    return { fault: 'an origin cut off from NATS (veth down between network namespaces); its publisher reconnects to another origin', viewers: viewers.length, stayedConnected: stayed, ...m, framesLost: null, note: `the cut-off origin dropped its publisher after ${round(droppedAfter / 1000)} s (lease TTL 10 s); a new publication, so frames from the cut to the takeover are lost` };
+    let droppedAfter = 0;
+    const seen = await observe(await viewersOn(edge, 5), async () => {
+      const cut = Date.now();
+      ip('link', 'set', 'rf-host', 'down');
+      // The origin stops publishing before its lease could expire and drops its publisher (LEASE_LOST);
+      // like OBS, the publisher then reconnects, through the load balancer, to the other origin.
+      await waitFor('the cut-off origin to drop its publisher', () => first.exitCode !== null || first.signalCode !== null, 30_000, 100);
+      droppedAfter = Date.now() - cut;
+      publishers.push(publish(other!.rtmpUrl(KEY)));
+      await sleep(20_000);
+      ip('link', 'set', 'rf-host', 'up'); // healed: the old origin must not publish over the new one
+    }, 5000);
+    return { fault: 'an origin cut off from NATS (veth down between network namespaces); its publisher reconnects to another origin', ...seen, framesLost: null, note: `the cut-off origin dropped its publisher after ${round(droppedAfter / 1000)} s (lease TTL 10 s); a new publication, so frames from the cut to the takeover are lost` };
   } finally {
     for (const p of publishers) p.kill('SIGKILL');
     await edge?.stop();
     await other?.stop();
     await cutOff?.stop('SIGKILL');
-    await nats.stop();
+    await own.stop();
     try { ip('netns', 'del', ns); } catch { /* gone */ }
     try { ip('link', 'del', 'rf-host'); } catch { /* gone with the namespace */ }
-    rmSync(storeDir, { recursive: true, force: true });
   }
 }
 
 async function edgeKill(): Promise<Row> {
-  const storeDir = mkdtempSync(join(tmpdir(), 'faults-nats-'));
-  const nats = new NatsServerProcess({ storeDir });
-  await nats.start();
+  const own = await ownNats();
+  const nats = own.nats;
   const origin = await startRelay('origin', env('origin-1', nats.url));
   const edge1 = await startRelay('edge', env('edge-1', nats.url));
   const edge2 = await startRelay('edge', env('edge-2', nats.url));
@@ -220,38 +220,29 @@ async function edgeKill(): Promise<Row> {
     await edge2.stop();
     await edge1.stop();
     await origin.stop();
-    await nats.stop();
-    rmSync(storeDir, { recursive: true, force: true });
+    await own.stop();
   }
 }
 
 async function originKill(): Promise<Row> {
-  const storeDir = mkdtempSync(join(tmpdir(), 'faults-nats-'));
-  const nats = new NatsServerProcess({ storeDir });
-  await nats.start();
+  const own = await ownNats();
+  const nats = own.nats;
   const origin1 = await startRelay('origin', env('origin-1', nats.url));
   const origin2 = await startRelay('origin', env('origin-2', nats.url));
   const edge = await startRelay('edge', env('edge-1', nats.url));
   const publishers = [publish(origin1.rtmpUrl(KEY))];
   try {
-    const viewers = await viewersOn(edge, 20);
-    const since = Date.now();
-    await sleep(3000);
-    const faultAt = Date.now();
-    origin1.child.kill('SIGKILL');
-    publishers.push(publish(origin2.rtmpUrl(KEY))); // OBS reconnecting through the load balancer
-    await sleep(20_000);
-    const m = measure(viewers, since, faultAt);
-    const stayed = viewers.filter((v) => !v.record.closed).length;
-    viewers.forEach((v) => v.close());
-    return { fault: 'the origin holding the stream killed (-9) under 20 viewers; the publisher reconnects to another origin at once', viewers: viewers.length, stayedConnected: stayed, ...m, framesLost: null, note: 'the other origin takes the stream when the dead one\'s lease expires (TTL 10 s); a new publication' };
+    const seen = await observe(await viewersOn(edge, 20), async () => {
+      origin1.child.kill('SIGKILL');
+      publishers.push(publish(origin2.rtmpUrl(KEY))); // OBS reconnecting through the load balancer
+    }, 20_000);
+    return { fault: 'the origin holding the stream killed (-9) under 20 viewers; the publisher reconnects to another origin at once', ...seen, framesLost: null, note: 'the other origin takes the stream when the dead one\'s lease expires (TTL 10 s); a new publication' };
   } finally {
     for (const p of publishers) p.kill('SIGKILL');
     await edge.stop();
     await origin2.stop();
     await origin1.stop();
-    await nats.stop();
-    rmSync(storeDir, { recursive: true, force: true });
+    await own.stop();
   }
 }
 
