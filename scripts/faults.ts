@@ -2,8 +2,8 @@
  * Faults, measured for what a viewer sees (issue #8): each scenario runs origins,
  * edges and nats-servers as real processes, one stream (an OBS-like clip, -c copy)
  * and WebSocket viewers, injects one fault, and reports whether the viewers stayed
- * connected, their longest wait for a frame, the video frames they lost (decode-time
- * steps longer than a frame, same publication only), and when playback came back.
+ * connected, their longest wait for a frame, the video frames they lost (steps in the
+ * frames' ingest time longer than a frame, same publication only), and when playback came back.
  * Writes bench-results/faults.{json,md}. Needs root for the network namespace.
  *
  *   node --import tsx scripts/faults.ts [--only nats-restart,cluster-node,netns,edge-kill,origin-kill]
@@ -23,7 +23,7 @@ import { round } from './lib/figures.ts';
 import { ONE_ADDRESS_LOAD } from './lib/one-address.ts';
 
 const KEY = 'faults-stream-key-0123456789';
-const FRAME_TICKS = 3000; // 30 fps at 90 kHz
+const FRAME_MS = 1000 / 30;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const env = (id: string, natsUrl: string, extra: Record<string, string> = {}) => ({ NATS_URL: natsUrl, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key: KEY }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD, ...extra });
 
@@ -40,18 +40,23 @@ function publish(url: string, launcher: string[] = []): ChildProcess {
 type Viewer = ReturnType<typeof watch>;
 const videoOf = (v: Viewer) => v.record.fragments.filter((f) => f.tracks.some((t) => t.trackId === 1));
 
-/** From `since` (ms epoch): the longest wait between frames, frames lost to decode-time jumps, and when frames flowed again after `faultAt`. */
+/** From `since` (ms epoch), the worst viewer's: longest wait between frames, frames lost (ingest-time steps), and when frames flowed again after `faultAt`. */
 function measure(viewers: Viewer[], since: number, faultAt: number) {
   let longest = 0;
   let lost = 0;
   let back = 0;
   for (const v of viewers) {
     const frames = videoOf(v).filter((f) => f.at >= since);
+    let lostHere = 0;
     for (let i = 1; i < frames.length; i++) {
       longest = Math.max(longest, frames[i]!.at - frames[i - 1]!.at);
-      const step = frames[i]!.tracks.find((t) => t.trackId === 1)!.baseDecodeTime - frames[i - 1]!.tracks.find((t) => t.trackId === 1)!.baseDecodeTime;
-      if (step > FRAME_TICKS * 1.5) lost += Math.round(step / FRAME_TICKS) - 1;
+      // Frames carry the time the origin received them (prft): a step of more than a frame
+      // between two frames a viewer got is frames it never got. (Decode times can restart
+      // with a new init segment; ingest times cannot.)
+      const step = frames[i]!.prftWallMs! - frames[i - 1]!.prftWallMs!;
+      if (step > FRAME_MS * 1.5) lostHere += Math.round(step / FRAME_MS) - 1;
     }
+    lost = Math.max(lost, lostHere); // per viewer: the one that lost most
     // Playing again: the first frame after the longest silence that began after the fault.
     let gapEnd = 0;
     let gap = 0;
@@ -265,7 +270,7 @@ rows.sort((a, b) => Object.keys(scenarios).indexOf(a.scenario!) - Object.keys(sc
 mkdirSync('bench-results', { recursive: true });
 writeFileSync('bench-results/faults.json', JSON.stringify({ at: new Date().toISOString(), rows }, null, 1));
 const md = [
-  '| fault | viewers stayed connected | longest wait for a frame | video frames lost | playing again after | notes |',
+  '| fault | viewers stayed connected | longest wait for a frame | video frames lost (per viewer, the worst) | playing again after | notes |',
   '|---|---|---|---|---|---|',
   ...rows.map((r) => `| ${r.fault} | ${r.stayedConnected} of ${r.viewers} | ${r.longestWaitMs} ms | ${lostText(r)} | ${r.playingAgainAfterMs ? `${r.playingAgainAfterMs} ms` : 'no pause over 1 s'} | ${r.note} |`),
 ].join('\n');
