@@ -27,6 +27,8 @@ export interface AbuseOptions {
   phaseSeconds: number;
   /** Edge settings for the run (env), e.g. a shorter viewerMaxLagMs. */
   edgeEnv?: Record<string, string>;
+  /** The FLV file published in a loop (default: the OBS-like fixture, about 2.7 Mbit/s). */
+  file?: string;
 }
 
 export interface PhaseRow {
@@ -55,7 +57,7 @@ export async function abuseRun(o: AbuseOptions, log: (line: string) => void = ()
   const nats = await startNats();
   const origin = await startRelay('origin', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'origin-1' });
   const edge = await startRelay('edge', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'edge-1', RELAY_CLUSTER_EDGE_CAPACITY: '1000000', ...o.edgeEnv });
-  const publisher = startPublisher({ url: origin.rtmpUrl(key), file: FIXTURE_OBS_LIKE });
+  const publisher = startPublisher({ url: origin.rtmpUrl(key), file: o.file ?? FIXTURE_OBS_LIKE });
   const url = `ws://127.0.0.1:${edge.httpPort}/ws/cam?routed=1`;
   const good: WsClient[] = [];
   let bad: WsClient[] = [];
