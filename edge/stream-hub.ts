@@ -49,7 +49,7 @@ export class StreamHub {
   private lastFrameAt = 0;
   private readonly timer: NodeJS.Timeout;
   private readonly housekeeping: NodeJS.Timeout;
-  readonly stats = { frames: 0, fragments: 0, gaps: 0, staleDropped: 0, badMessages: 0 };
+  readonly stats = { frames: 0, fragments: 0, gaps: 0, staleDropped: 0, badMessages: 0, duplicates: 0 };
 
   constructor(
     readonly stream: string,
@@ -198,6 +198,12 @@ export class StreamHub {
       this.needKeyframe = true;
       this.muxer = undefined;
       this.rtc.reset();
+    }
+    // A frame sent again after NATS came back, stored the first time after all: seen already.
+    const behind = this.expectedCounter === undefined ? 0 : (this.expectedCounter - stamp.counter) >>> 0;
+    if (behind >= 1 && behind < 0x80000000) {
+      this.stats.duplicates++;
+      return;
     }
     if (this.expectedCounter !== undefined && stamp.counter !== this.expectedCounter) {
       this.stats.gaps++;

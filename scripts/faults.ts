@@ -6,7 +6,7 @@
  * frames' ingest time longer than a frame, same publication only), and when playback came back.
  * Writes bench-results/faults.{json,md}. Needs root for the network namespace.
  *
- *   node --import tsx scripts/faults.ts [--only nats-restart,cluster-node,netns,edge-kill,origin-kill]
+ *   node --import tsx scripts/faults.ts [--only nats-restart,nats-restart-file,cluster-node,netns,edge-kill,origin-kill]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -104,11 +104,11 @@ async function viewersOn(edge: RelayProcess, n: number): Promise<Viewer[]> {
   return viewers;
 }
 
-async function natsRestart(): Promise<Row> {
+async function natsRestart(storage: 'memory' | 'file'): Promise<Row> {
   const own = await ownNats();
   let nats = own.nats;
-  const origin = await startRelay('origin', env('origin-1', nats.url));
-  const edge = await startRelay('edge', env('edge-1', nats.url));
+  const origin = await startRelay('origin', env('origin-1', nats.url, { RELAY_BUS_STORAGE: storage }));
+  const edge = await startRelay('edge', env('edge-1', nats.url, { RELAY_BUS_STORAGE: storage }));
   const publisher = publish(origin.rtmpUrl(KEY));
   try {
     const seen = await observe(await viewersOn(edge, 5), async () => {
@@ -118,7 +118,7 @@ async function natsRestart(): Promise<Row> {
       nats = new NatsServerProcess({ storeDir: own.storeDir, port });
       await nats.start();
     }, 15_000);
-    return { fault: 'nats-server killed (-9) and restarted 2 s later, single node', ...seen, note: `publisher ${publisher.exitCode === null ? 'stayed connected' : 'was disconnected'}` };
+    return { fault: `nats-server killed (-9) and restarted 2 s later, single node, frames in ${storage} storage (bus.storage)`, ...seen, note: `publisher ${publisher.exitCode === null ? 'stayed connected' : 'was disconnected'}` };
   } finally {
     publisher.kill('SIGKILL');
     await edge.stop();
@@ -251,7 +251,7 @@ async function originKill(): Promise<Row> {
   }
 }
 
-const scenarios: Record<string, () => Promise<Row>> = { 'nats-restart': natsRestart, 'cluster-node': clusterNode, netns: netnsCut, 'edge-kill': edgeKill, 'origin-kill': originKill };
+const scenarios: Record<string, () => Promise<Row>> = { 'nats-restart': () => natsRestart('memory'), 'nats-restart-file': () => natsRestart('file'), 'cluster-node': clusterNode, netns: netnsCut, 'edge-kill': edgeKill, 'origin-kill': originKill };
 const { values } = parseArgs({ options: { only: { type: 'string', default: Object.keys(scenarios).join(',') } } });
 // A partial run (--only) replaces its scenarios' rows in the last results and keeps the others.
 let rows: Row[] = [];

@@ -39,6 +39,15 @@ export function createPublishMetrics(registry: Registry, stats: () => PublisherS
         this.inc(stats().failed);
       },
     }),
+    resent: new Counter({
+      name: 'relay_bus_messages_resent_total',
+      help: 'Frame messages sent again after NATS came back: unacknowledged when it went away, or held while it was away.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(stats().resent);
+      },
+    }),
   };
 }
 

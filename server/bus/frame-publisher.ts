@@ -20,7 +20,16 @@ export interface PublisherStats {
   published: number;
   failed: number;
   inFlight: number;
+  /** Messages sent again after NATS came back (unacknowledged when it went, or held while it was away). */
+  resent: number;
 }
+
+/** A message waiting for NATS to come back. Objects only on that rare path. */
+interface Held { subject: string; data: Buffer; onFailure: () => void; onStored: (() => void) | undefined; valid: () => boolean }
+
+/** Bytes held while NATS is away, beyond which new messages fail (a WHIP source cannot be paused). */
+const MAX_HELD_BYTES = 64 * 1024 * 1024;
+const always = () => true;
 
 /**
  * Publishes frames to JetStream on a connection of its own, in order, with a
@@ -36,11 +45,13 @@ export interface PublisherStats {
  */
 export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }> {
   private readonly maxMessageBytes: number;
-  readonly stats: PublisherStats = { published: 0, failed: 0, inFlight: 0 };
+  readonly stats: PublisherStats = { published: 0, failed: 0, inFlight: 0, resent: 0 };
   private lastFailureLog = 0;
   private idleWaiters: (() => void)[] = [];
-  /** nats.js buffers publishes while disconnected and flushes them later: we refuse to. */
+  /** While disconnected, messages wait here (and the window fills, pausing publishers). */
   private connected = true;
+  private held: Held[] = [];
+  private heldBytes = 0;
   private readonly pending: PendingAcks;
   private readonly inbox: string;
   private readonly acks: Subscription;
@@ -56,8 +67,8 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
     }, Math.max(1024, options.window * 4));
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type === 'disconnect') this.connected = false;
-        else if (s.type === 'reconnect') this.connected = true;
+        if (s.type === 'disconnect') this.disconnected();
+        else if (s.type === 'reconnect') this.reconnected();
       }
     })().catch(() => {});
     // Room for the NATS protocol line and a margin below the server's max_payload.
@@ -87,23 +98,65 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** @internal Sends one message; `onFailure` runs if JetStream does not store it. */
-  send(subject: string, data: Buffer, onFailure: () => void, onStored?: () => void): boolean {
+  /**
+   * @internal Sends one message; `onFailure` runs if JetStream does not store it.
+   * `valid` is asked again before a message held while NATS was away goes out: a
+   * publication whose lease may have run out meanwhile must not land late.
+   */
+  send(subject: string, data: Buffer, onFailure: () => void, onStored?: () => void, valid: () => boolean = always): boolean {
     this.stats.inFlight++;
-    // While disconnected a message would wait in the client and could land long
-    // after a lease ran out: fail it now instead, the stream resyncs at a keyframe.
-    if (!this.connected) {
-      queueMicrotask(() => this.failed(subject, new Error('not connected to NATS'), onFailure));
-      return !this.full;
-    }
-    const id = this.pending.add(performance.now(), subject, onFailure, onStored);
+    if (this.connected) this.publishNow(subject, data, onFailure, onStored, valid);
+    else this.hold({ subject, data, onFailure, onStored, valid });
+    return !this.full;
+  }
+
+  private publishNow(subject: string, data: Buffer, onFailure: () => void, onStored: (() => void) | undefined, valid: () => boolean): void {
+    const id = this.pending.add(performance.now(), subject, data, valid, onFailure, onStored);
     this.publishOptions.reply = this.inbox + id;
     try {
       this.nc.publish(subject, data, this.publishOptions);
     } catch {
       this.pending.settle(id, false, performance.now()); // a closed connection
     }
-    return !this.full;
+  }
+
+  private hold(message: Held): void {
+    if (this.heldBytes + message.data.length > MAX_HELD_BYTES) {
+      queueMicrotask(() => this.failed(message.subject, new Error('NATS has been away too long: too much held'), message.onFailure));
+      return;
+    }
+    this.held.push(message);
+    this.heldBytes += message.data.length;
+  }
+
+  /**
+   * NATS went away: what was sent and not acknowledged may never have been stored,
+   * so it waits with what comes next, in order, to be sent again. (A copy stored
+   * after all is a duplicate the edge drops by its frame counter.)
+   */
+  private disconnected(): void {
+    this.connected = false;
+    const unsettled: Held[] = [];
+    this.pending.takeUnsettled((subject, data, onFailure, onStored, valid) => void unsettled.push({ subject, data, onFailure, onStored, valid }));
+    this.held = [...unsettled, ...this.held];
+    this.heldBytes += unsettled.reduce((a, m) => a + m.data.length, 0);
+  }
+
+  /** NATS is back: everything held goes out in order, unless its publication may no longer publish. */
+  private reconnected(): void {
+    this.connected = true;
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    for (const m of held) {
+      if (!m.valid()) {
+        this.failed(m.subject, new Error('held while NATS was away, and the publication may no longer publish'), m.onFailure);
+        continue;
+      }
+      this.stats.resent++;
+      this.publishNow(m.subject, m.data, m.onFailure, m.onStored, m.valid);
+    }
+    if (held.length) this.options.log.info({ resent: held.length }, 'NATS is back: held frames sent in order');
   }
 
   /** A JetStream answer: `{"stream":..,"seq":..}` when stored, `{"error":..}` or an empty 503 (no stream bound) when not. */
@@ -148,6 +201,9 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
   }
 
   async close(): Promise<void> {
+    const held = this.held;
+    this.held = [];
+    for (const m of held) this.failed(m.subject, new Error('closing while NATS is away'), m.onFailure);
     await this.idle();
     clearInterval(this.expiry);
     this.acks.unsubscribe();
@@ -201,7 +257,7 @@ export class Publication {
       ? (frame.codec === frame.init.audio?.codec ? this.subjects.audio : this.subjects.opus)
       : isKey ? this.subjects.keyframe : this.subjects.delta;
     let ok = true;
-    for (let i = 0; i < messages.length; i++) ok = this.publisher.send(i === 0 ? subject : this.subjects.part, messages[i]!, this.lost);
+    for (let i = 0; i < messages.length; i++) ok = this.publisher.send(i === 0 ? subject : this.subjects.part, messages[i]!, this.lost, undefined, this.mayPublish);
     return ok;
   }
 
@@ -213,7 +269,7 @@ export class Publication {
     }
     this.ended = true;
     return new Promise((resolve) => {
-      this.publisher.send(this.subjects.end, encodeEnd({ counter: this.counter++, token: this.token }, Date.now()), resolve, resolve);
+      this.publisher.send(this.subjects.end, encodeEnd({ counter: this.counter++, token: this.token }, Date.now()), resolve, resolve, this.mayPublish);
     });
   }
 }

@@ -7,8 +7,8 @@ import type { NatsConnection } from './nats-connection.ts';
 import { allStreamsSubject } from './subjects.ts';
 
 /**
- * Creates or updates the JetStream stream that holds every frame: memory storage,
- * a retention of a few GOPs, direct gets allowed (late consumers look up the last
+ * Creates or updates the JetStream stream that holds every frame: memory or file
+ * storage (bus.storage), a retention of a few GOPs, direct gets allowed (late consumers look up the last
  * keyframe with them).
  */
 export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bus'], log: Logger): Promise<void> {
@@ -17,7 +17,7 @@ export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bu
   const wanted: Partial<StreamConfig> & { name: string } = {
     name: bus.streamName,
     subjects: [allStreamsSubject(bus.subjectPrefix)],
-    storage: StorageType.Memory,
+    storage: bus.storage === 'file' ? StorageType.File : StorageType.Memory,
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
     max_age: maxAge,
@@ -38,8 +38,8 @@ export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bu
       log.info({ stream: bus.streamName, maxAgeSeconds: bus.maxAgeSeconds, replicas: bus.replicas }, 'frame stream created');
       return;
     }
-    if (existing.storage !== StorageType.Memory) {
-      throw new RelayError('CONFIG_INVALID', `JetStream stream ${bus.streamName} exists with ${existing.storage} storage; delete it or pick another bus.streamName`);
+    if (existing.storage !== wanted.storage) {
+      throw new RelayError('CONFIG_INVALID', `JetStream stream ${bus.streamName} exists with ${existing.storage} storage, not ${wanted.storage} (bus.storage); delete it or pick another bus.streamName`);
     }
     const { storage: _s, ...update } = wanted;
     await jsm.streams.update(bus.streamName, update);

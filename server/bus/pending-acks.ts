@@ -7,9 +7,14 @@
 /** How an entry ended: stored (`ok`), refused by JetStream, or expired (`ok` false). */
 export type Settled = (ok: boolean, subject: string, onFailure: () => void, onStored: (() => void) | undefined, expired: boolean) => void;
 
+/** An unsettled entry handed back (to be sent again): what it was sent with. */
+export type Unsettled = (subject: string, data: Buffer, onFailure: () => void, onStored: (() => void) | undefined, valid: () => boolean) => void;
+
 export class PendingAcks {
   private capacity: number;
   private subject: string[];
+  private data: (Buffer | undefined)[];
+  private valid: ((() => boolean) | undefined)[];
   private sentAt: Float64Array;
   private onFailure: ((() => void) | undefined)[];
   private onStored: ((() => void) | undefined)[];
@@ -23,19 +28,26 @@ export class PendingAcks {
   constructor(private readonly settled: Settled, initialCapacity = 1024) {
     this.capacity = 1 << Math.ceil(Math.log2(Math.max(2, initialCapacity)));
     this.subject = new Array(this.capacity);
+    this.data = new Array(this.capacity);
+    this.valid = new Array(this.capacity);
     this.sentAt = new Float64Array(this.capacity);
     this.onFailure = new Array(this.capacity);
     this.onStored = new Array(this.capacity);
     this.waiting = new Uint8Array(this.capacity);
   }
 
-  /** Registers a message sent at `now`; returns its id. */
-  add(now: number, subject: string, onFailure: () => void, onStored?: () => void): number {
+  /**
+   * Registers a message sent at `now`; returns its id. `data` and `valid` are kept
+   * so that an unacknowledged message can be sent again (`takeUnsettled`).
+   */
+  add(now: number, subject: string, data: Buffer, valid: () => boolean, onFailure: () => void, onStored?: () => void): number {
     if (this.next - this.head === this.capacity) this.grow();
     const id = this.next++;
     const i = id & (this.capacity - 1);
     this.sentAt[i] = now;
     this.subject[i] = subject;
+    this.data[i] = data;
+    this.valid[i] = valid;
     this.onFailure[i] = onFailure;
     this.onStored[i] = onStored;
     this.waiting[i] = 1;
@@ -80,9 +92,34 @@ export class PendingAcks {
     return failed;
   }
 
+  /**
+   * Hands back every unsettled message, oldest first, and forgets them: their acks
+   * will not come (the connection that carried them is gone). Acks for their old
+   * ids that do arrive are ignored.
+   */
+  takeUnsettled(visit: Unsettled): number {
+    let taken = 0;
+    for (let id = this.head; id < this.next; id++) {
+      const i = id & (this.capacity - 1);
+      if (!this.waiting[i]) continue;
+      const subject = this.subject[i]!;
+      const data = this.data[i]!;
+      const onFailure = this.onFailure[i]!;
+      const onStored = this.onStored[i];
+      const valid = this.valid[i]!;
+      this.clear(i);
+      taken++;
+      visit(subject, data, onFailure, onStored, valid);
+    }
+    this.head = this.next;
+    return taken;
+  }
+
   private clear(i: number): void {
     this.waiting[i] = 0;
     this.subject[i] = '';
+    this.data[i] = undefined;
+    this.valid[i] = undefined;
     this.onFailure[i] = undefined;
     this.onStored[i] = undefined;
     this.size--;
@@ -94,10 +131,12 @@ export class PendingAcks {
   }
 
   private grow(): void {
-    const old = { capacity: this.capacity, sentAt: this.sentAt, subject: this.subject, onFailure: this.onFailure, onStored: this.onStored, waiting: this.waiting };
+    const old = { capacity: this.capacity, sentAt: this.sentAt, subject: this.subject, data: this.data, valid: this.valid, onFailure: this.onFailure, onStored: this.onStored, waiting: this.waiting };
     this.capacity *= 2;
     this.sentAt = new Float64Array(this.capacity);
     this.subject = new Array(this.capacity);
+    this.data = new Array(this.capacity);
+    this.valid = new Array(this.capacity);
     this.onFailure = new Array(this.capacity);
     this.onStored = new Array(this.capacity);
     this.waiting = new Uint8Array(this.capacity);
@@ -106,6 +145,8 @@ export class PendingAcks {
       const to = id & (this.capacity - 1);
       this.sentAt[to] = old.sentAt[from]!;
       this.subject[to] = old.subject[from]!;
+      this.data[to] = old.data[from];
+      this.valid[to] = old.valid[from];
       this.onFailure[to] = old.onFailure[from];
       this.onStored[to] = old.onStored[from];
       this.waiting[to] = old.waiting[from]!;

@@ -24,7 +24,7 @@ function metricCatalogue(): Set<string> {
   const registry = createNodeRegistry({ id: 'n', roles: ['origin', 'edge'], version: '0' });
   const reg = registry as Registry;
   createIngestMetrics(reg, () => []);
-  createPublishMetrics(reg, () => ({ published: 0, failed: 0, inFlight: 0 }));
+  createPublishMetrics(reg, () => ({ published: 0, failed: 0, inFlight: 0, resent: 0 }));
   createLeaseMetrics(reg, () => 0);
   createEdgeMetrics(reg);
   createTranscodeMetrics(reg, () => []);

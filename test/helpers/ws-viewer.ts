@@ -4,6 +4,8 @@ import { readFragment, type FragmentInfo } from './mp4-read.ts';
 export interface ViewerRecord {
   controls: { type: string; [k: string]: unknown }[];
   initSegments: number;
+  /** For each init: how many fragments had arrived before it (the next fragment is its first). */
+  initAt: number[];
   fragments: (FragmentInfo & { at: number; bytes: number })[];
   closed?: { code: number; reason: string };
 }
@@ -11,13 +13,16 @@ export interface ViewerRecord {
 /** A WebSocket viewer that records what the edge sends and parses each fragment. */
 export function watch(url: string): { ws: WebSocket; record: ViewerRecord; opened: Promise<void>; close(): void } {
   const ws = new WebSocket(url);
-  const record: ViewerRecord = { controls: [], initSegments: 0, fragments: [] };
+  const record: ViewerRecord = { controls: [], initSegments: 0, initAt: [], fragments: [] };
   let expectInit = false;
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (!isBinary) {
       const msg = JSON.parse(data.toString()) as ViewerRecord['controls'][number];
       record.controls.push(msg);
-      if (msg.type === 'init') expectInit = true;
+      if (msg.type === 'init') {
+        expectInit = true;
+        record.initAt.push(record.fragments.length);
+      }
       return;
     }
     if (expectInit) {
