@@ -2,8 +2,8 @@
  * Faults, measured for what a viewer sees (issue #8): each scenario runs origins,
  * edges and nats-servers as real processes, one stream (an OBS-like clip, -c copy)
  * and WebSocket viewers, injects one fault, and reports whether the viewers stayed
- * connected, their longest wait for a frame, the video frames they lost (steps in the
- * frames' ingest time longer than a frame, same publication only), and when playback came back.
+ * connected, their longest wait for a frame, the video frames they lost (decode-time steps
+ * longer than a frame within one init segment), and when playback came back.
  * Writes bench-results/faults.{json,md}. Needs root for the network namespace.
  *
  *   node --import tsx scripts/faults.ts [--only nats-restart,nats-restart-file,cluster-node,netns,edge-kill,origin-kill]
@@ -23,7 +23,7 @@ import { round } from './lib/figures.ts';
 import { ONE_ADDRESS_LOAD } from './lib/one-address.ts';
 
 const KEY = 'faults-stream-key-0123456789';
-const FRAME_MS = 1000 / 30;
+const FRAME_TICKS = 3000; // 30 fps at 90 kHz
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const env = (id: string, natsUrl: string, extra: Record<string, string> = {}) => ({ NATS_URL: natsUrl, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key: KEY }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD, ...extra });
 
@@ -40,21 +40,25 @@ function publish(url: string, launcher: string[] = []): ChildProcess {
 type Viewer = ReturnType<typeof watch>;
 const videoOf = (v: Viewer) => v.record.fragments.filter((f) => f.tracks.some((t) => t.trackId === 1));
 
-/** From `since` (ms epoch), the worst viewer's: longest wait between frames, frames lost (ingest-time steps), and when frames flowed again after `faultAt`. */
+/** From `since` (ms epoch), the worst viewer's: longest wait between frames, frames lost (decode-time steps within one init), and when frames flowed again after `faultAt`. */
 function measure(viewers: Viewer[], since: number, faultAt: number) {
   let longest = 0;
   let lost = 0;
   let back = 0;
   for (const v of viewers) {
-    const frames = videoOf(v).filter((f) => f.at >= since);
+    // Fragments with their index, to tell which init (publication clock) each belongs to.
+    const all = v.record.fragments.map((f, i) => ({ f, i })).filter(({ f }) => f.at >= since && f.tracks.some((t) => t.trackId === 1));
+    const initOf = (i: number) => v.record.initAt.filter((at) => at <= i).length;
+    const frames = all.map(({ f }) => f);
     let lostHere = 0;
-    for (let i = 1; i < frames.length; i++) {
-      longest = Math.max(longest, frames[i]!.at - frames[i - 1]!.at);
-      // Frames carry the time the origin received them (prft): a step of more than a frame
-      // between two frames a viewer got is frames it never got. (Decode times can restart
-      // with a new init segment; ingest times cannot.)
-      const step = frames[i]!.prftWallMs! - frames[i - 1]!.prftWallMs!;
-      if (step > FRAME_MS * 1.5) lostHere += Math.round(step / FRAME_MS) - 1;
+    for (let k = 1; k < all.length; k++) {
+      const [a, b] = [all[k - 1]!, all[k]!];
+      longest = Math.max(longest, b.f.at - a.f.at);
+      // Decode times step one frame at a time within one publication (a new init restarts
+      // them). Ingest times would not do: back-pressure delays frames without losing any.
+      if (initOf(a.i) !== initOf(b.i)) continue;
+      const step = b.f.tracks.find((t) => t.trackId === 1)!.baseDecodeTime - a.f.tracks.find((t) => t.trackId === 1)!.baseDecodeTime;
+      if (step > FRAME_TICKS * 1.5) lostHere += Math.round(step / FRAME_TICKS) - 1;
     }
     lost = Math.max(lost, lostHere); // per viewer: the one that lost most
     // Playing again: the first frame after the longest silence that began after the fault.
