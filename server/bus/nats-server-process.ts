@@ -13,6 +13,10 @@ export interface NatsServerOptions {
   args?: string[];
   startTimeoutMs?: number;
   log?: Logger;
+  /** Extra environment for the child (GODEBUG=gctrace=1 in the soak). */
+  env?: Record<string, string>;
+  /** Every line nats-server writes to stderr, for as long as it runs. */
+  onStderrLine?: (line: string) => void;
 }
 
 /**
@@ -36,37 +40,43 @@ export class NatsServerProcess {
 
 
   async start(): Promise<void> {
-    const { storeDir, host = '127.0.0.1', port = 0, args = [], startTimeoutMs = 10_000, log } = this.options;
+    const { storeDir, host = '127.0.0.1', port = 0, args = [], startTimeoutMs = 10_000, log, env, onStderrLine } = this.options;
     mkdirSync(storeDir, { recursive: true });
     const argv = ['-js', '-a', host, '-p', String(port === 0 ? -1 : port), '-sd', storeDir, ...args];
     let child: ChildProcess;
     try {
-      child = spawn('nats-server', argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = spawn('nats-server', argv, { stdio: ['ignore', 'ignore', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
     } catch (err) {
       throw new RelayError('BUS_UNAVAILABLE', 'cannot start nats-server (apt-get install nats-server)', { cause: err });
     }
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     const tail: string[] = [];
+    let whileStarting: ((line: string) => void) | undefined;
+    let pending = '';
+    // The listener stays for the child's life, so its pipe never fills.
+    child.stderr!.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('utf8');
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        if (/\[(ERR|FTL)\]/.test(line)) log?.warn({ line }, 'nats-server');
+        whileStarting?.(line);
+        onStderrLine?.(line);
+      }
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new RelayError('BUS_UNAVAILABLE', `nats-server did not become ready in ${startTimeoutMs} ms: ${tail.join(' | ')}`)), startTimeoutMs);
-      let pending = '';
-      child.stderr!.on('data', (chunk: Buffer) => {
-        pending += chunk.toString('utf8');
-        const lines = pending.split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) {
-          tail.push(line);
-          if (tail.length > 5) tail.shift();
-          if (/\[(ERR|FTL)\]/.test(line)) log?.warn({ line }, 'nats-server');
-          const listening = /Listening for client connections on .*:(\d+)\s*$/.exec(line);
-          if (listening) this.port = Number(listening[1]);
-          if (line.includes('Server is ready')) {
-            clearTimeout(timer);
-            resolve();
-          }
+      whileStarting = (line) => {
+        tail.push(line);
+        if (tail.length > 5) tail.shift();
+        const listening = /Listening for client connections on .*:(\d+)\s*$/.exec(line);
+        if (listening) this.port = Number(listening[1]);
+        if (line.includes('Server is ready')) {
+          clearTimeout(timer);
+          resolve();
         }
-      });
+      };
       child.once('error', (err) => {
         clearTimeout(timer);
         reject(new RelayError('BUS_UNAVAILABLE', `cannot start nats-server: ${err.message} (apt-get install nats-server)`, { cause: err }));
@@ -75,9 +85,9 @@ export class NatsServerProcess {
         clearTimeout(timer);
         reject(new RelayError('BUS_UNAVAILABLE', `nats-server exited (${signal ?? code}) at start: ${tail.join(' | ')}`));
       });
+    }).finally(() => {
+      whileStarting = undefined;
     });
-    // Keep draining stderr so the child never blocks on a full pipe.
-    child.stderr!.resume();
   }
 
   /** kill -9, as a crash would. */

@@ -1,11 +1,10 @@
-import type { KV } from '@nats-io/kv';
-import { Heartbeat, openTtlBucket, readRecords } from './kv-bucket.ts';
+import { Heartbeat, openTtlBucket, readRecords, type TtlBucket } from './kv-bucket.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { NatsConnection } from '../bus/nats-connection.ts';
 import { PlacementRing, type EdgeMember } from './placement-ring.ts';
 
-export function openEdgeBucket(nc: NatsConnection, cluster: RelayConfig['cluster'], log: Logger): Promise<KV> {
+export function openEdgeBucket(nc: NatsConnection, cluster: RelayConfig['cluster'], log: Logger): Promise<TtlBucket> {
   return openTtlBucket(nc, cluster.edgeBucket, cluster.edgeTtlMs, cluster.kvReplicas, 2000, log);
 }
 
@@ -21,7 +20,7 @@ export class EdgeDirectory {
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
 
-  constructor(private readonly kv: KV, private readonly cluster: RelayConfig['cluster'], private readonly log: Logger) {}
+  constructor(private readonly kv: TtlBucket, private readonly cluster: RelayConfig['cluster'], private readonly log: Logger) {}
 
   async start(): Promise<void> {
     await this.poll();
@@ -75,7 +74,7 @@ export class EdgeDirectory {
 
 /** An edge's own heartbeat: its address, capacity and load, every `edgeHeartbeatMs`; stopping leaves the ring (draining). */
 export class EdgeHeartbeat extends Heartbeat<EdgeMember> {
-  constructor(kv: KV, cluster: RelayConfig['cluster'], self: () => EdgeMember, log: Logger) {
+  constructor(kv: TtlBucket, cluster: RelayConfig['cluster'], self: () => EdgeMember, log: Logger) {
     super(kv, cluster.edgeHeartbeatMs, self, log, 'edge');
   }
 }

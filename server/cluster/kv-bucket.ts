@@ -4,21 +4,38 @@ import { nanos } from '@nats-io/nats-core';
 import type { Logger } from '../log.ts';
 import type { NatsConnection } from '../bus/nats-connection.ts';
 
+/** A TTL bucket: the KV, and its live keys listed without a consumer. */
+export type TtlBucket = KV & {
+  /**
+   * The keys with a message now (deleted keys too: their marker is a message),
+   * from the stream's subject counts. `kv.keys()` would create an ordered
+   * consumer per call, which nats-server keeps for its 5-minute inactivity
+   * threshold: polled every second by every node, thousands of them.
+   */
+  liveKeys(): Promise<string[]>;
+};
+
 /**
  * Opens (or creates) a KV bucket whose TTL is part of the design (leases,
  * membership). A bucket left by an earlier configuration gets the configured TTL:
  * changing a setting just works.
  */
-export async function openTtlBucket(nc: NatsConnection, name: string, ttlMs: number, replicas: number, requestTimeoutMs: number, log: Logger): Promise<KV> {
+export async function openTtlBucket(nc: NatsConnection, name: string, ttlMs: number, replicas: number, requestTimeoutMs: number, log: Logger): Promise<TtlBucket> {
   const js = jetstream(nc, { timeout: requestTimeoutMs });
   const kv = await new Kvm(js).create(name, { ttl: ttlMs, history: 1, replicas });
+  const jsm = await jetstreamManager(nc, { timeout: requestTimeoutMs });
   const actual = (await kv.status()).ttl;
   if (actual !== ttlMs) {
-    const jsm = await jetstreamManager(nc);
     await jsm.streams.update(`KV_${name}`, { max_age: nanos(ttlMs), duplicate_window: nanos(Math.min(ttlMs, 120_000)) });
     log.warn({ bucket: name, was: actual, now: ttlMs }, 'KV bucket TTL changed to the configured value');
   }
-  return kv;
+  const prefix = `$KV.${name}.`;
+  return Object.assign(kv, {
+    async liveKeys(): Promise<string[]> {
+      const info = await jsm.streams.info(`KV_${name}`, { subjects_filter: `${prefix}>` });
+      return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
+    },
+  });
 }
 
 /**
@@ -27,9 +44,9 @@ export async function openTtlBucket(nc: NatsConnection, name: string, ttlMs: num
  * wrong shape. A key that cannot be read fails the whole read (the caller keeps
  * what it had), unless `skipUnreadable`.
  */
-export async function readRecords<T>(kv: KV, accept: (value: T) => boolean = () => true, skipUnreadable = false): Promise<{ key: string; revision: number; value: T }[]> {
+export async function readRecords<T>(kv: TtlBucket, accept: (value: T) => boolean = () => true, skipUnreadable = false): Promise<{ key: string; revision: number; value: T }[]> {
   const records: { key: string; revision: number; value: T }[] = [];
-  for await (const key of await kv.keys()) {
+  for (const key of await kv.liveKeys()) {
     const entry = skipUnreadable ? await kv.get(key).catch(() => null) : await kv.get(key);
     if (!entry || entry.operation !== 'PUT') continue;
     try {

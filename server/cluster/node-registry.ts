@@ -1,8 +1,7 @@
-import type { KV } from '@nats-io/kv';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { NatsConnection } from '../bus/nats-connection.ts';
-import { Heartbeat, openTtlBucket, readRecords } from './kv-bucket.ts';
+import { Heartbeat, openTtlBucket, readRecords, type TtlBucket } from './kv-bucket.ts';
 
 /** A stream live on an origin, as that origin reports it. */
 export interface OriginStreamRecord {
@@ -31,19 +30,19 @@ export interface NodeRecord {
   edge?: { capacity: number; load: number; viewers: Record<string, { ws: number; webrtc: number }> };
 }
 
-export function openNodeBucket(nc: NatsConnection, cluster: RelayConfig['cluster'], log: Logger): Promise<KV> {
+export function openNodeBucket(nc: NatsConnection, cluster: RelayConfig['cluster'], log: Logger): Promise<TtlBucket> {
   return openTtlBucket(nc, cluster.nodeBucket, cluster.edgeTtlMs, cluster.kvReplicas, 2000, log);
 }
 
 /** Every node's heartbeat: what the admin API and the dashboard show. */
 export class NodeHeartbeat extends Heartbeat<NodeRecord> {
-  constructor(kv: KV, cluster: RelayConfig['cluster'], record: () => NodeRecord, log: Logger) {
+  constructor(kv: TtlBucket, cluster: RelayConfig['cluster'], record: () => NodeRecord, log: Logger) {
     super(kv, cluster.edgeHeartbeatMs, record, log, 'node');
   }
 }
 
 /** The nodes alive now (records not renewed within the TTL are gone from the bucket). */
-export async function readNodes(kv: KV): Promise<NodeRecord[]> {
+export async function readNodes(kv: TtlBucket): Promise<NodeRecord[]> {
   const records = await readRecords<NodeRecord>(kv, (n) => typeof n.id === 'string' && Array.isArray(n.roles), true);
   const nodes = records.map((r) => r.value);
   return nodes.sort((a, b) => a.id.localeCompare(b.id));

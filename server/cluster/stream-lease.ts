@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { KV } from '@nats-io/kv';
-import { openTtlBucket, readRecords } from './kv-bucket.ts';
+import { openTtlBucket, readRecords, type TtlBucket } from './kv-bucket.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -41,7 +40,7 @@ export class StreamLeases {
   readonly held = new Set<StreamLease>();
   private readonly metrics: LeaseMetrics | undefined;
 
-  private constructor(private readonly kv: KV, private readonly ttlMs: number, private readonly nodeId: string, private readonly log: Logger, registry?: Registry) {
+  private constructor(private readonly kv: TtlBucket, private readonly ttlMs: number, private readonly nodeId: string, private readonly log: Logger, registry?: Registry) {
     this.metrics = registry && createLeaseMetrics(registry, () => this.held.size);
   }
 
@@ -145,7 +144,7 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError]; done: [lost:
   private readonly margin: number;
 
   constructor(
-    private readonly kv: KV,
+    private readonly kv: TtlBucket,
     readonly stream: string,
     private value: string,
     revision: number,

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import SwaggerParser from '@apidevtools/swagger-parser';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { startNats } from '../helpers/nats.ts';
 import { startTestNode, type TestNode } from '../helpers/node-harness.ts';
 import { waitFor } from '../helpers/ports.ts';
@@ -78,6 +80,22 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
     assert.equal(one.leaseToken, token);
     assert.equal((await get('/admin/api/streams/nope')).status, 404);
     assert.equal((await get('/admin/api/streams/a.b')).status, 400);
+  });
+
+  test('polling the cluster buckets every heartbeat and answering admin reads leaves no consumer on NATS', async () => {
+    // Both nodes poll the edge bucket every 300 ms; each admin view reads the node and lease buckets too.
+    for (let i = 0; i < 10; i++) assert.equal((await get('/admin/api/cluster')).status, 200);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      for (const bucket of ['KV_relay_edges', 'KV_relay_nodes', 'KV_relay_leases']) {
+        const consumers = await jsm.consumers.list(bucket).next();
+        assert.deepEqual(consumers.map((c) => c.name), [], `${bucket} keeps no consumer`);
+      }
+    } finally {
+      await nc.close();
+    }
   });
 
   test('validates request bodies against the schema, with stable codes', async () => {
