@@ -2,7 +2,9 @@
  * Soak: N streams, M steady viewers and churn for a long time (30 minutes by
  * default), in the deployed layout: a nats-server, an origin process and an edge
  * process. Every 10 s it samples each process's resident memory, V8 heap and open
- * file descriptors (prom-client's own metrics), and nats-server's memory. At the end:
+ * file descriptors (prom-client's own metrics), and nats-server's resident memory,
+ * its Go heap live after the last collection (GODEBUG=gctrace=1) and the JetStream
+ * consumers it holds (the edge's, one per stream watched, and nothing else). At the end:
  * the first and last five minutes side by side, the growth per hour (a least-squares
  * slope), what the steady viewers saw (frames lost, longest wait for a frame), and
  * how many churn viewers came and went. Writes bench-results/soak.{json,md}.
@@ -12,6 +14,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { startNats } from '../test/helpers/nats.ts';
 import { FIXTURE_OBS_LIKE } from '../test/helpers/flv-file.ts';
 import { waitFor } from '../test/helpers/ports.ts';
@@ -28,7 +32,8 @@ const viewerCount = Number(values.viewers);
 const churnPerSecond = Number(values.churn);
 const SAMPLE_MS = 10_000;
 
-interface Sample { t: number; origin: NodeFigures; edge: NodeFigures; natsRssMb: number }
+interface Sample { t: number; origin: NodeFigures; edge: NodeFigures; nats: NatsFigures }
+interface NatsFigures { rssMb: number; liveHeapMb: number; consumers: number }
 interface NodeFigures { rssMb: number; heapMb: number; fds: number }
 
 async function figures(node: RelayProcess): Promise<NodeFigures> {
@@ -49,7 +54,22 @@ function perHour(points: { t: number; y: number }[]): number {
 
 const streams = Array.from({ length: streamCount }, (_, i) => ({ name: `soak${i}`, key: `soak-stream-key-${String(i).padStart(4, '0')}-abcdef` }));
 const env = { RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD };
-const nats = await startNats();
+/** nats-server's Go heap after the last collection, from its gctrace lines ("12->13->6 MB, 24 MB goal"). */
+let natsLiveHeapMb = 0;
+const nats = await startNats({
+  env: { GODEBUG: 'gctrace=1' },
+  onStderrLine: (line) => {
+    const gc = /\d+->\d+->(\d+) MB, \d+ MB goal/.exec(line);
+    if (gc) natsLiveHeapMb = Number(gc[1]);
+  },
+});
+const observer = await connect({ servers: nats.url, name: 'soak observer' });
+const jsm = await jetstreamManager(observer);
+async function natsFigures(): Promise<NatsFigures> {
+  let consumers = 0;
+  for (const info of await jsm.streams.list().next()) consumers += info.state.consumer_count;
+  return { rssMb: round(processStat(nats.pid!).rssMb), liveHeapMb: natsLiveHeapMb, consumers };
+}
 const origin = await startRelay('origin', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'origin-1' });
 const edge = await startRelay('edge', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'edge-1', RELAY_CLUSTER_EDGE_CAPACITY: '100000' });
 const replay = startReplay(FIXTURE_OBS_LIKE, `rtmp://127.0.0.1:${origin.rtmpPort}/live`, streams.map((s) => s.key));
@@ -78,22 +98,23 @@ try {
   const t0 = Date.now();
   process.stderr.write(`soak: ${streamCount} streams, ${viewerCount} steady viewers, ${churnPerSecond} churn viewers/s, ${minutes} min\n`);
   while (Date.now() - t0 < minutes * 60_000) {
-    const s: Sample = { t: Date.now() - t0, origin: await figures(origin), edge: await figures(edge), natsRssMb: round(processStat(nats.pid!).rssMb) };
+    const s: Sample = { t: Date.now() - t0, origin: await figures(origin), edge: await figures(edge), nats: await natsFigures() };
     samples.push(s);
-    if (samples.length % 6 === 1) process.stderr.write(`  ${round(s.t / 60_000)} min: edge ${s.edge.rssMb} MB rss, ${s.edge.heapMb} MB heap, ${s.edge.fds} fds; origin ${s.origin.rssMb} MB, ${s.origin.fds} fds; nats ${s.natsRssMb} MB; churn ${churn.opened}\n`);
+    if (samples.length % 6 === 1) process.stderr.write(`  ${round(s.t / 60_000)} min: edge ${s.edge.rssMb} MB rss, ${s.edge.heapMb} MB heap, ${s.edge.fds} fds; origin ${s.origin.rssMb} MB, ${s.origin.fds} fds; nats ${s.nats.rssMb} MB rss, ${s.nats.liveHeapMb} MB live heap, ${s.nats.consumers} consumers; churn ${churn.opened}\n`);
     if (origin.child.exitCode !== null || edge.child.exitCode !== null) throw new Error('a relay process exited');
     await new Promise((r) => setTimeout(r, SAMPLE_MS));
   }
   stopping = true;
   await churner;
   await new Promise((r) => setTimeout(r, 8000)); // the last churn viewers leave
-  const settled: Sample = { t: Date.now() - t0, origin: await figures(origin), edge: await figures(edge), natsRssMb: round(processStat(nats.pid!).rssMb) };
+  const settled: Sample = { t: Date.now() - t0, origin: await figures(origin), edge: await figures(edge), nats: await natsFigures() };
   const window = Math.min(30, Math.max(1, Math.floor(samples.length / 3)));
   const avg = (list: Sample[], pick: (s: Sample) => number) => round(list.reduce((a, s) => a + pick(s), 0) / list.length);
   const rows: { what: string; pick: (s: Sample) => number }[] = [
     { what: 'edge RSS (MB)', pick: (s) => s.edge.rssMb }, { what: 'edge heap (MB)', pick: (s) => s.edge.heapMb }, { what: 'edge open fds', pick: (s) => s.edge.fds },
     { what: 'origin RSS (MB)', pick: (s) => s.origin.rssMb }, { what: 'origin heap (MB)', pick: (s) => s.origin.heapMb }, { what: 'origin open fds', pick: (s) => s.origin.fds },
-    { what: 'nats-server RSS (MB)', pick: (s) => s.natsRssMb },
+    { what: 'nats-server RSS (MB)', pick: (s) => s.nats.rssMb }, { what: 'nats-server Go heap live (MB)', pick: (s) => s.nats.liveHeapMb },
+    { what: 'JetStream consumers', pick: (s) => s.nats.consumers },
   ];
   const table = rows.map((r) => ({
     what: r.what,
@@ -128,5 +149,6 @@ try {
   await replay.stop();
   await edge.stop();
   await origin.stop();
+  await observer.close();
   await nats.cleanup();
 }

@@ -1,12 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NatsServerProcess } from '../../server/bus/nats-server-process.ts';
+import { NatsServerProcess, type NatsServerOptions } from '../../server/bus/nats-server-process.ts';
 
 /** A real `nats-server -js` on a random port with a temporary store; one per test file. */
-export async function startNats(): Promise<NatsServerProcess & { cleanup(): Promise<void> }> {
+export async function startNats(options: Omit<NatsServerOptions, 'storeDir'> = {}): Promise<NatsServerProcess & { cleanup(): Promise<void> }> {
   const storeDir = mkdtempSync(join(tmpdir(), 'relay-nats-'));
-  const server = new NatsServerProcess({ storeDir });
+  const server = new NatsServerProcess({ ...options, storeDir });
   await server.start();
   return Object.assign(server, {
     async cleanup() {

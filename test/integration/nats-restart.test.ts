@@ -12,7 +12,7 @@ import { watch } from '../helpers/ws-viewer.ts';
 
 const KEY = 'nats-restart-key-012345678';
 
-describe('a nats-server restart mid-stream', { timeout: 120_000 }, () => {
+describe('a nats-server restart mid-stream, with frames in memory storage', { timeout: 120_000 }, () => {
   const storeDir = mkdtempSync(join(tmpdir(), 'relay-nats-'));
   let nats: NatsServerProcess;
   let relay: TestNode;
@@ -21,7 +21,7 @@ describe('a nats-server restart mid-stream', { timeout: 120_000 }, () => {
   before(async () => {
     nats = new NatsServerProcess({ storeDir });
     await nats.start();
-    relay = await startTestNode(['origin', 'edge'], nats.url, { streams: [{ name: 'cam', key: KEY }], edge: { watchdogIntervalMs: 1000 } });
+    relay = await startTestNode(['origin', 'edge'], nats.url, { streams: [{ name: 'cam', key: KEY }], bus: { storage: 'memory' }, edge: { watchdogIntervalMs: 1000 } });
     publisher = startPublisher({ url: relay.rtmpUrl(KEY) });
   });
 
@@ -32,7 +32,7 @@ describe('a nats-server restart mid-stream', { timeout: 120_000 }, () => {
     rmSync(storeDir, { recursive: true, force: true });
   });
 
-  test('publish failures are handled: the publisher stays connected, the stream is recreated and the viewer plays again', async () => {
+  test('publish failures are handled: the publisher stays connected, the lost stream is recreated and the viewer plays again from a keyframe', async () => {
     const viewer = watch(relay.wsUrl('cam'));
     await waitFor('frames flowing', () => viewer.record.fragments.length > 30, 15_000);
     const port = nats.port;
