@@ -73,6 +73,14 @@ async function natsFigures(): Promise<NatsFigures> {
 const origin = await startRelay('origin', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'origin-1' });
 const edge = await startRelay('edge', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'edge-1', RELAY_CLUSTER_EDGE_CAPACITY: '100000' });
 const replay = startReplay(FIXTURE_OBS_LIKE, `rtmp://127.0.0.1:${origin.rtmpPort}/live`, streams.map((s) => s.key));
+// Ctrl-C or a kill ends the run without leaving nats-server or the relays behind.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    origin.child.kill('SIGKILL');
+    edge.child.kill('SIGKILL');
+    void replay.stop().finally(() => nats.cleanup()).finally(() => process.exit(130));
+  });
+}
 const wsUrl = (i: number) => `ws://127.0.0.1:${edge.httpPort}/ws/${streams[i % streamCount]!.name}?routed=1`;
 const steady: WsClient[] = [];
 const churn = { opened: 0, refused: 0, aborted: 0 };
