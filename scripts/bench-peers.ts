@@ -4,11 +4,13 @@
  *   fanout   one 2.5 Mbit/s OBS-like stream to ever more players: this relay's edge
  *            (WebSocket fMP4), node-media-server 4 (HTTP-FLV), nginx-rtmp (RTMP)
  *   latency  relay latency, origin receipt -> edge socket write, at 1/20/100 streams
- *   bus      renditions one origin core pushes through JetStream with p99 <= 20 ms
+ *   bus      renditions one origin core pushes through JetStream with p99 <= 20 ms,
+ *            with frames in file storage and in memory storage (bus.storage)
  *   viewer   Chromium: time to first frame and glass-to-glass, MSE and WHEP
  *
  *   node --import tsx scripts/bench-peers.ts [--parts ceiling,fanout,latency,bus,viewer]
  *     [--steps 100,200,...] [--seconds 10] [--streams 1,20,100] [--bus-steps 50,100,...]
+ *     [--bus-storage file,memory] [--latency-storage auto]
  *
  * Needs nginx-light, libnginx-mod-rtmp and iperf3 (apt-get; scripts/bench installs them).
  * Writes bench-results/peers.json and bench-results/peers.md.
@@ -37,6 +39,10 @@ const { values } = parseArgs({ options: {
   layout: { type: 'string', default: 'split' },
   'bus-steps': { type: 'string', default: '50,100,150,200,250,300,400,500' },
   'bus-kbps': { type: 'string', default: '1000' },
+  /** One bus ramp per storage. */
+  'bus-storage': { type: 'string', default: 'file,memory' },
+  /** bus.storage of the latency runs: auto (the default configuration) is file on their single nats-server. */
+  'latency-storage': { type: 'string', default: 'auto' },
   servers: { type: 'string', default: 'relay,nms,nginx' },
   /** Only rewrite peers.md from the last peers.json. */
   'report-only': { type: 'boolean', default: false },
@@ -58,7 +64,7 @@ type Result = {
   ceiling?: CeilingRow[];
   fanout?: FanoutResult[];
   latency?: LatencyRow[];
-  bus?: BusResult;
+  bus?: BusResult[];
   viewer?: (Experience & { source: string })[];
 };
 
@@ -88,13 +94,16 @@ if (parts.has('latency')) {
   result.latency = [];
   for (const n of numbers(values.streams)) {
     say(`relay latency, ${n} live stream(s)`);
-    result.latency.push(await latencyRun(clip, n, Number(values['latency-seconds']), values.publishers as 'ffmpeg' | 'replay', values.layout as 'all' | 'split'));
+    result.latency.push(await latencyRun(clip, n, Number(values['latency-seconds']), values.publishers as 'ffmpeg' | 'replay', values.layout as 'all' | 'split', values['latency-storage'] as 'auto' | 'file' | 'memory'));
     process.stderr.write(JSON.stringify(result.latency.at(-1)) + '\n');
   }
 }
 if (parts.has('bus')) {
-  say('bus scale');
-  result.bus = await busScale(numbers(values['bus-steps']), seconds, Number(values['bus-kbps']));
+  result.bus = [];
+  for (const storage of values['bus-storage'].split(',') as ('file' | 'memory')[]) {
+    say(`bus scale, ${storage} storage`);
+    result.bus.push(await busScale(numbers(values['bus-steps']), seconds, Number(values['bus-kbps']), storage));
+  }
 }
 if (parts.has('viewer')) {
   say('viewer experience (Chromium)');
@@ -149,16 +158,18 @@ function markdown(result: Result): string {
     }
   }
   if (result.latency) {
-    lines.push('', '**Relay latency**, origin receipt -> edge socket write (the edge\'s histogram), and to the WebSocket client\'s read (from each fragment\'s `prft`); one `all` process with its embedded nats-server, one viewer per stream, and publishers replaying the OBS-like clip over RTMP in real time (one process for all streams, or one ffmpeg `-re -c copy` each).', '',
-      '| live streams (720p30 B-frames) | p50 | p99 | viewer-side p50 | p99 | frames missing | relay CPU | nats-server CPU | publishers | their CPU | machine CPU |', '|---|---|---|---|---|---|---|---|---|---|---|',
-      ...result.latency.map((r) => `| ${r.streams} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.clientP50Ms} ms | ${r.clientP99Ms} ms | ${r.missing} | ${r.relayCpuPercent}% | ${r.natsCpuPercent ?? ''}% | ${r.publisher === 'replay' ? 'one replay process' : 'ffmpeg each'} | ${r.publishersCpuPercent ?? ''}% | ${r.machineCpuPercent ?? ''}% |`));
+    lines.push('', '**Relay latency**, origin receipt -> edge socket write (the edge\'s histogram), and to the WebSocket client\'s read (from each fragment\'s `prft`); an origin process and an edge process on a nats-server of their own (split), or one `all` process with its embedded nats-server; one viewer per stream, and publishers replaying the OBS-like clip over RTMP in real time (one process for all streams, or one ffmpeg `-re -c copy` each).', '',
+      '| live streams (720p30 B-frames) | layout | bus storage | p50 | p99 | viewer-side p50 | p99 | frames missing | relay CPU | nats-server CPU | publishers | their CPU | machine CPU |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      // Runs before 2026-11-23 did not record the storage: memory, the default then.
+      ...result.latency.map((r) => `| ${r.streams} | ${r.layout ?? 'all'} | ${r.storage ?? 'memory'} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.clientP50Ms} ms | ${r.clientP99Ms} ms | ${r.missing} | ${r.relayCpuPercent}% | ${r.natsCpuPercent ?? ''}% | ${r.publisher === 'replay' ? 'one replay process' : 'ffmpeg each'} | ${r.publishersCpuPercent ?? ''}% | ${r.machineCpuPercent ?? ''}% |`));
   }
   if (result.bus) {
-    const b = result.bus;
-    lines.push('', `**Bus scale**: renditions of ${b.renditionKbps} kbit/s (30 fps video with a 2 s GOP, 46.9 fps AAC) published by one origin process with the origin's FramePublisher, consumed by two edge processes with the edge's StreamFeed; latency from the origin handing a frame over to the edge decoding it, worst edge.`, '',
-      '| renditions | frames/s | origin CPU | nats-server CPU | edges\' CPU | machine CPU | p50 | p99 | max |', '|---|---|---|---|---|---|---|---|---|',
-      ...b.steps.map((s) => `| ${s.renditions} | ${s.framesPerSecond} | ${s.originCpuPercent}% | ${s.natsCpuPercent}% | ${s.edgesCpuPercent}% | ${s.machineCpuPercent}% | ${s.p50Ms} ms | ${s.p99Ms} ms | ${s.maxMs} ms |`),
-      '', b.best ? `At ${b.best.renditions} renditions (p99 ${b.best.p99Ms} ms): **${b.best.renditionsPerOriginCore} renditions per origin core**. The ramp stopped at: ${b.stoppedBy}.` : `No step met p99 <= 20 ms; the ramp stopped at: ${b.stoppedBy}.`);
+    // Runs before 2026-11-23 measured one ramp, in memory storage.
+    const ramps = Array.isArray(result.bus) ? result.bus : [{ ...(result.bus as BusResult), storage: 'memory' as const }];
+    lines.push('', `**Bus scale**: renditions of ${ramps[0]?.renditionKbps} kbit/s (30 fps video with a 2 s GOP, 46.9 fps AAC) published by one origin process with the origin's FramePublisher, consumed by two edge processes with the edge's StreamFeed; latency from the origin handing a frame over to the edge decoding it, worst edge. One ramp per storage of the frame stream (bus.storage).`, '',
+      '| storage | renditions | frames/s | origin CPU | nats-server CPU | edges\' CPU | machine CPU | p50 | p99 | max |', '|---|---|---|---|---|---|---|---|---|---|',
+      ...ramps.flatMap((b) => b.steps.map((s) => `| ${b.storage} | ${s.renditions} | ${s.framesPerSecond} | ${s.originCpuPercent}% | ${s.natsCpuPercent}% | ${s.edgesCpuPercent}% | ${s.machineCpuPercent}% | ${s.p50Ms} ms | ${s.p99Ms} ms | ${s.maxMs} ms |`)), '',
+      ...ramps.map((b) => `- ${b.storage} storage: ${b.best ? `at ${b.best.renditions} renditions (p99 ${b.best.p99Ms} ms), **${b.best.renditionsPerOriginCore} renditions per origin core**` : 'no step met p99 <= 20 ms'}. The ramp stopped at: ${b.stoppedBy}.`));
   }
   if (result.viewer) {
     lines.push('', '**Viewer experience**, headless Chromium on the watch page.', '',

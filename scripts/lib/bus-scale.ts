@@ -1,7 +1,8 @@
 /**
  * How many renditions one origin core pushes through JetStream with publish -> edge
  * p99 <= 20 ms: a real nats-server, one origin process (scripts/lib/bus-load.ts)
- * adding renditions in steps, two edge processes consuming them all.
+ * adding renditions in steps, two edge processes consuming them all; frames in the
+ * storage given (bus.storage).
  */
 import { startNats } from '../../test/helpers/nats.ts';
 import { waitFor } from '../../test/helpers/ports.ts';
@@ -25,6 +26,7 @@ export interface BusStep {
 }
 
 export interface BusResult {
+  storage: 'file' | 'memory';
   renditionKbps: number;
   steps: BusStep[];
   stoppedBy: string;
@@ -36,12 +38,12 @@ const meetsTarget = (s: BusStep) => s.p99Ms <= 20 && s.failed === 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 
-const start = (role: 'origin' | 'edge', natsUrl: string, kbps: number) => reportingChild<BusReport>('./bus-load.ts', [role, natsUrl, String(kbps)]);
+const start = (role: 'origin' | 'edge', natsUrl: string, kbps: number, storage: string) => reportingChild<BusReport>('./bus-load.ts', [role, natsUrl, String(kbps)], { RELAY_BUS_STORAGE: storage });
 
-export async function busScale(steps: number[], seconds: number, kbps = 1000, edges = 2): Promise<BusResult> {
+export async function busScale(steps: number[], seconds: number, kbps = 1000, storage: 'file' | 'memory' = 'memory', edges = 2): Promise<BusResult> {
   const nats = await startNats();
-  const origin = start('origin', nats.url, kbps);
-  const consumers = Array.from({ length: edges }, () => start('edge', nats.url, kbps));
+  const origin = start('origin', nats.url, kbps, storage);
+  const consumers = Array.from({ length: edges }, () => start('edge', nats.url, kbps, storage));
   const rows: BusStep[] = [];
   let stoppedBy = `the last step (${steps.at(-1)} renditions)`;
   let n = 0;
@@ -83,7 +85,7 @@ export async function busScale(steps: number[], seconds: number, kbps = 1000, ed
       };
       const received = e1.reduce((a, r, i) => a + r.frames - e0[i]!.frames, 0);
       rows.push(row);
-      process.stderr.write(`${target}: ${JSON.stringify({ ...row, receivedPerSecond: Math.round(received / dt) })}\n`);
+      process.stderr.write(`${storage} ${target}: ${JSON.stringify({ ...row, receivedPerSecond: Math.round(received / dt) })}\n`);
       if (!meetsTarget(row)) { stoppedBy = `p99 over 20 ms or failures at ${target} renditions`; break; }
       if (row.originCpuPercent >= 95) { stoppedBy = `the origin saturated one core at ${target} renditions`; break; }
       if (row.machineCpuPercent >= 95) { stoppedBy = `the machine was full at ${target} renditions (origin, nats-server and edges share 2 cores)`; break; }
@@ -94,5 +96,5 @@ export async function busScale(steps: number[], seconds: number, kbps = 1000, ed
     await nats.cleanup();
   }
   const b = rows.filter(meetsTarget).at(-1);
-  return { renditionKbps: kbps, steps: rows, stoppedBy, ...(b && { best: { renditions: b.renditions, originCpuPercent: b.originCpuPercent, renditionsPerOriginCore: Math.round(b.renditions / (b.originCpuPercent / 100)), p99Ms: b.p99Ms } }) };
+  return { storage, renditionKbps: kbps, steps: rows, stoppedBy, ...(b && { best: { renditions: b.renditions, originCpuPercent: b.originCpuPercent, renditionsPerOriginCore: Math.round(b.renditions / (b.originCpuPercent / 100)), p99Ms: b.p99Ms } }) };
 }

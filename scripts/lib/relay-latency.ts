@@ -8,6 +8,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { frameStorage } from '../../server/bus/frame-stream.ts';
+import type { RelayConfig } from '../../server/config/schema.ts';
 import { launchChromium } from '../../test/helpers/browser.ts';
 import { waitFor } from '../../test/helpers/ports.ts';
 import { startNats } from '../../test/helpers/nats.ts';
@@ -16,6 +18,8 @@ import { startRelay, type RelayProcess } from '../../test/helpers/relay-process.
 import { watch } from '../../test/helpers/ws-viewer.ts';
 import { machinePercent, machineTicks, processStat, quantile, round } from './figures.ts';
 import { ONE_ADDRESS_LOAD } from './one-address.ts';
+
+type BusStorage = RelayConfig['bus']['storage'];
 
 export function makeClip(): string {
   const dir = mkdtempSync(join(tmpdir(), 'bench-clip-'));
@@ -57,7 +61,7 @@ function histogramQuantile(before: Map<number, number>, after: Map<number, numbe
 }
 
 
-export interface LatencyRow { streams: number; fragments: number; p50Ms: number; p99Ms: number; clientP50Ms: number; clientP99Ms: number; missing: number; relayCpuPercent: number; natsCpuPercent?: number; machineCpuPercent?: number; publisher?: 'ffmpeg' | 'replay'; layout?: 'all' | 'split'; publishersCpuPercent?: number }
+export interface LatencyRow { streams: number; fragments: number; p50Ms: number; p99Ms: number; clientP50Ms: number; clientP99Ms: number; missing: number; relayCpuPercent: number; natsCpuPercent?: number; machineCpuPercent?: number; publisher?: 'ffmpeg' | 'replay'; layout?: 'all' | 'split'; publishersCpuPercent?: number; storage?: 'file' | 'memory' }
 
 /** All streams' publishers in one process (scripts/lib/rtmp-replay.ts). */
 export function startReplay(clip: string, rtmpBase: string, keys: string[]) {
@@ -71,9 +75,9 @@ export function startReplay(clip: string, rtmpBase: string, keys: string[]) {
  * one ffmpeg (`-re -c copy`) per stream, or `replay`: one process replaying the same
  * clip over RTMP for all streams, which leaves 2 cores to the relay at 100 streams.
  */
-export async function latencyRun(clip: string, n: number, seconds: number, publisher: 'ffmpeg' | 'replay' = 'ffmpeg', layout: 'all' | 'split' = 'all'): Promise<LatencyRow> {
+export async function latencyRun(clip: string, n: number, seconds: number, publisher: 'ffmpeg' | 'replay' = 'ffmpeg', layout: 'all' | 'split' = 'all', storage: BusStorage = 'auto'): Promise<LatencyRow> {
   const streams = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, key: `bench-stream-key-${String(i).padStart(4, '0')}-abcdef` }));
-  const env = { RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD };
+  const env = { RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn', RELAY_BUS_STORAGE: storage, ...ONE_ADDRESS_LOAD };
   // 'split': an origin process and an edge process on a nats-server of their own, as deployed; 'all': one process with its embedded nats-server.
   const nats = layout === 'split' ? await startNats() : undefined;
   const origin = nats ? await startRelay('origin', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'origin-1' }) : undefined;
@@ -127,6 +131,8 @@ export async function latencyRun(clip: string, n: number, seconds: number, publi
       publisher,
       layout,
       publishersCpuPercent: round(pubCpu * 100),
+      // What the frame stream was created with: the relay's own nats-server, one replica.
+      storage: frameStorage({ storage, replicas: 1 }),
     };
   } finally {
     viewers.forEach((v) => v.close());

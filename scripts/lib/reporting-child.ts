@@ -6,8 +6,8 @@ import { createInterface } from 'node:readline';
  * commands go in as JSON lines on its stdin, and it reports a JSON line on stdout
  * every second.
  */
-export function reportingChild<R>(script: string, args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL(script, import.meta.url).pathname, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+export function reportingChild<R>(script: string, args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL(script, import.meta.url).pathname, ...args], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   let last: R | undefined;
   let waiter: (() => void) | undefined;
   createInterface({ input: child.stdout! }).on('line', (line) => {

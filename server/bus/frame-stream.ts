@@ -7,9 +7,23 @@ import type { NatsConnection } from './nats-connection.ts';
 import { allStreamsSubject } from './subjects.ts';
 
 /**
+ * The storage `bus.storage` asks for, given whether the frame stream exists already.
+ * `auto`: an existing stream keeps its storage (switching means deleting the stream,
+ * which viewers would see); a new one is file-backed with one replica (no other copy
+ * survives a nats-server restart) and in memory when replicated (the replicas keep the
+ * frames through one node's restart, at a lower p99 than the file store).
+ */
+export function frameStorage(bus: Pick<RelayConfig['bus'], 'storage' | 'replicas'>, existing?: StorageType): StorageType {
+  if (bus.storage === 'file') return StorageType.File;
+  if (bus.storage === 'memory') return StorageType.Memory;
+  if (existing) return existing;
+  return bus.replicas > 1 ? StorageType.Memory : StorageType.File;
+}
+
+/**
  * Creates or updates the JetStream stream that holds every frame: memory or file
- * storage (bus.storage), a retention of a few GOPs, direct gets allowed (late consumers look up the last
- * keyframe with them).
+ * storage (see frameStorage), a retention of a few GOPs, direct gets allowed (late
+ * consumers look up the last keyframe with them).
  */
 export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bus'], log: Logger): Promise<void> {
   const jsm = await jetstreamManager(nc);
@@ -17,7 +31,6 @@ export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bu
   const wanted: Partial<StreamConfig> & { name: string } = {
     name: bus.streamName,
     subjects: [allStreamsSubject(bus.subjectPrefix)],
-    storage: bus.storage === 'file' ? StorageType.File : StorageType.Memory,
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
     max_age: maxAge,
@@ -32,17 +45,17 @@ export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bu
   } catch (err) {
     if (!/stream not found/i.test((err as Error).message)) throw new RelayError('BUS_UNAVAILABLE', `cannot read stream ${bus.streamName}: ${(err as Error).message}`, { cause: err });
   }
+  const storage = frameStorage(bus, existing?.storage);
   try {
     if (!existing) {
-      await jsm.streams.add(wanted);
-      log.info({ stream: bus.streamName, maxAgeSeconds: bus.maxAgeSeconds, replicas: bus.replicas }, 'frame stream created');
+      await jsm.streams.add({ ...wanted, storage });
+      log.info({ stream: bus.streamName, storage, maxAgeSeconds: bus.maxAgeSeconds, replicas: bus.replicas }, 'frame stream created');
       return;
     }
-    if (existing.storage !== wanted.storage) {
-      throw new RelayError('CONFIG_INVALID', `JetStream stream ${bus.streamName} exists with ${existing.storage} storage, not ${wanted.storage} (bus.storage); delete it or pick another bus.streamName`);
+    if (existing.storage !== storage) {
+      throw new RelayError('CONFIG_INVALID', `JetStream stream ${bus.streamName} exists with ${existing.storage} storage, not ${storage} (bus.storage ${bus.storage}); delete it, pick another bus.streamName, or set bus.storage to auto`);
     }
-    const { storage: _s, ...update } = wanted;
-    await jsm.streams.update(bus.streamName, update);
+    await jsm.streams.update(bus.streamName, wanted);
     log.debug({ stream: bus.streamName }, 'frame stream updated');
   } catch (err) {
     if (err instanceof RelayError) throw err;

@@ -49,7 +49,7 @@ export const configSchema = z.object({
     streamName: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('Name of the JetStream stream holding frames; created or updated at start.'),
     replicas: z.number().int().min(1).max(5).describe('JetStream replicas of the frame stream (3 in a 3-node cluster).'),
     maxAgeSeconds: positiveInt.describe('How long frames are kept: a few GOPs, so a late edge can start at the last keyframe.'),
-    storage: z.enum(['memory', 'file']).describe('Where JetStream keeps frames. file (the default): a restarted nats-server still has them, and viewers lose no frame across a restart within maxAgeSeconds. memory: a lower p99 on a busy bus, but a single nats-server\'s restart loses the stream (a 3-node cluster with replicas 3 keeps it through one node\'s restart).'),
+    storage: z.enum(['auto', 'file', 'memory']).describe('Where JetStream keeps frames. file: a restarted nats-server still has them, and viewers lose no frame across a restart within maxAgeSeconds. memory: a lower p99 on a busy bus, but a single nats-server\'s restart loses the stream (a cluster with replicas 3 keeps it through one node\'s restart). auto (the default): file with replicas 1, memory with more; an existing frame stream keeps its storage.'),
     maxBytes: positiveInt.describe('Size cap of the frame stream, on disk or in memory (oldest frames are dropped first).'),
     publishWindow: positiveInt.describe('Frames in flight (published, not yet acknowledged) per publishing origin before ingest pushes back on the publisher.'),
     publishTimeoutMs: positiveInt.describe('How long the origin waits for JetStream to acknowledge a frame before counting it as failed.'),

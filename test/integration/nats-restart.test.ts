@@ -51,7 +51,7 @@ describe('a nats-server restart mid-stream, with frames in memory storage', { ti
   });
 });
 
-describe('a nats-server restart mid-stream, with frames in file storage', { timeout: 120_000 }, () => {
+describe('a nats-server restart mid-stream, with the default storage (file, on a single node)', { timeout: 120_000 }, () => {
   const storeDir = mkdtempSync(join(tmpdir(), 'relay-nats-'));
   let nats: NatsServerProcess;
   let relay: TestNode;
@@ -60,7 +60,7 @@ describe('a nats-server restart mid-stream, with frames in file storage', { time
   before(async () => {
     nats = new NatsServerProcess({ storeDir });
     await nats.start();
-    relay = await startTestNode(['origin', 'edge'], nats.url, { streams: [{ name: 'cam', key: KEY }], bus: { maxAgeSeconds: 30, storage: 'file' } });
+    relay = await startTestNode(['origin', 'edge'], nats.url, { streams: [{ name: 'cam', key: KEY }], bus: { maxAgeSeconds: 30 } });
     publisher = startPublisher({ url: relay.rtmpUrl(KEY) });
   });
 

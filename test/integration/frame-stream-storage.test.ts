@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { ensureFrameStream, frameStorage } from '../../server/bus/frame-stream.ts';
+import { loadConfig } from '../../server/config/load.ts';
+import { RelayError } from '../../server/errors.ts';
+import { createLogger } from '../../server/log.ts';
+import { startNats } from '../helpers/nats.ts';
+
+const log = createLogger({ level: 'silent', pretty: false });
+const defaults = loadConfig({ env: {} }).bus;
+
+describe('where the frame stream keeps frames (bus.storage)', { timeout: 60_000 }, () => {
+  let nats: Awaited<ReturnType<typeof startNats>>;
+  let nc: NatsConnection;
+
+  before(async () => {
+    nats = await startNats();
+    nc = await connect({ servers: nats.url });
+  });
+  after(async () => {
+    await nc?.close();
+    await nats?.cleanup();
+  });
+
+  const storageOf = async (name: string) => (await (await jetstreamManager(nc)).streams.info(name)).config.storage;
+
+  test('auto is the default, and means file with one replica and memory with more', () => {
+    assert.equal(defaults.storage, 'auto');
+    assert.equal(frameStorage({ storage: 'auto', replicas: 1 }), StorageType.File);
+    assert.equal(frameStorage({ storage: 'auto', replicas: 3 }), StorageType.Memory);
+    assert.equal(frameStorage({ storage: 'memory', replicas: 1 }), StorageType.Memory);
+    assert.equal(frameStorage({ storage: 'file', replicas: 3 }), StorageType.File);
+  });
+
+  test('the default configuration on a single nats-server creates a file-backed frame stream', async () => {
+    await ensureFrameStream(nc, { ...defaults, streamName: 'FRAMES_DEFAULT', subjectPrefix: 'd' }, log);
+    assert.equal(await storageOf('FRAMES_DEFAULT'), StorageType.File);
+  });
+
+  test('auto keeps the storage of a frame stream that exists, and still applies the other settings', async () => {
+    const bus = { ...defaults, streamName: 'FRAMES_KEPT', subjectPrefix: 'k' };
+    await ensureFrameStream(nc, { ...bus, storage: 'memory' }, log);
+    await ensureFrameStream(nc, { ...bus, storage: 'auto', maxAgeSeconds: 12 }, log);
+    const info = await (await jetstreamManager(nc)).streams.info('FRAMES_KEPT');
+    assert.equal(info.config.storage, StorageType.Memory);
+    assert.equal(info.config.max_age, 12_000_000_000);
+  });
+
+  test('an explicit storage that differs from the existing stream is refused with CONFIG_INVALID, naming the way out', async () => {
+    const bus = { ...defaults, streamName: 'FRAMES_CLASH', subjectPrefix: 'c' };
+    await ensureFrameStream(nc, { ...bus, storage: 'memory' }, log);
+    await assert.rejects(ensureFrameStream(nc, { ...bus, storage: 'file' }, log), (err: unknown) => {
+      assert.ok(err instanceof RelayError);
+      assert.equal(err.code, 'CONFIG_INVALID');
+      assert.match(err.message, /FRAMES_CLASH exists with memory storage, not file .*set bus.storage to auto/);
+      return true;
+    });
+    assert.equal(await storageOf('FRAMES_CLASH'), StorageType.Memory);
+  });
+});
