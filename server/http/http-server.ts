@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -12,6 +12,8 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'BODY_INVALID',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'BODY_INVALID',
   FST_ERR_BAD_URL: 'REQUEST_INVALID',
+  FST_ERR_MAX_PARAM_LENGTH: 'REQUEST_INVALID',
+  FST_ERR_ASYNC_CONSTRAINT: 'REQUEST_INVALID',
 };
 
 export interface HttpLimits {
@@ -56,8 +58,11 @@ export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnecti
     bodyLimit: 64 * 1024,
     // Validation refuses what does not match: no coercion of types, no silent removal of unknown keys.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    // What the router refuses before any route matches (a path with a bad percent-escape, a
+    // parameter past its length) bypasses setErrorHandler unless routed here.
+    frameworkErrors: (err, _req, reply) => refuse(err, reply),
   });
-  app.setErrorHandler((err: FastifyError, _req, reply) => {
+  const refuse = (err: FastifyError, reply: FastifyReply) => {
     if (err instanceof RelayError) {
       // A RelayError carries its status; a handler may override it with statusCode.
       if (err.status >= 500 && err.code !== 'ADMIN_DISABLED') log.warn({ code: err.code, err: err.message }, 'HTTP request refused');
@@ -73,7 +78,8 @@ export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnecti
     // What fastify refuses before any handler runs (bodies, URLs) gets the relay's stable codes.
     const code = FASTIFY_CODES[err.code] ?? (status < 500 ? 'REQUEST_INVALID' : 'INTERNAL');
     return reply.status(status).send({ code, message: status < 500 ? err.message : ErrorCodes.INTERNAL.message });
-  });
+  };
+  app.setErrorHandler((err: FastifyError, _req, reply) => refuse(err, reply));
   app.setNotFoundHandler((_req, reply) => reply.status(404).send({ code: 'NOT_FOUND', message: ErrorCodes.NOT_FOUND.message }));
   app.server.headersTimeout = limits.headersTimeoutMs;
   app.server.requestTimeout = limits.requestTimeoutMs;
