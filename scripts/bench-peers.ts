@@ -10,7 +10,7 @@
  *
  *   node --import tsx scripts/bench-peers.ts [--parts ceiling,fanout,latency,bus,viewer]
  *     [--steps 100,200,...] [--seconds 10] [--streams 1,20,100] [--bus-steps 50,100,...]
- *     [--bus-storage file,memory] [--latency-storage auto]
+ *     [--bus-storage file,memory] [--latency-storage auto,memory]
  *
  * Needs nginx-light, libnginx-mod-rtmp and iperf3 (apt-get; scripts/bench installs them).
  * Writes bench-results/peers.json and bench-results/peers.md.
@@ -41,13 +41,17 @@ const { values } = parseArgs({ options: {
   'bus-kbps': { type: 'string', default: '1000' },
   /** One bus ramp per storage. */
   'bus-storage': { type: 'string', default: 'file,memory' },
-  /** bus.storage of the latency runs: auto (the default configuration) is file on their single nats-server. */
-  'latency-storage': { type: 'string', default: 'auto' },
+  /** One latency ramp per bus.storage: auto (the default configuration) is file on their single nats-server; memory beside it, in the same run. */
+  'latency-storage': { type: 'string', default: 'auto,memory' },
   servers: { type: 'string', default: 'relay,nms,nginx' },
   /** Only rewrite peers.md from the last peers.json. */
   'report-only': { type: 'boolean', default: false },
 } });
 const parts = new Set(values.parts.split(','));
+for (const [option, allowed] of [['bus-storage', ['file', 'memory']], ['latency-storage', ['auto', 'file', 'memory']]] as const) {
+  const wrong = values[option].split(',').filter((s) => !(allowed as readonly string[]).includes(s));
+  if (wrong.length) throw new Error(`--${option}: ${wrong.join(',')} is not one of ${allowed.join(', ')}`);
+}
 const numbers = (s: string) => s.split(',').map(Number);
 const seconds = Number(values.seconds);
 const out = new URL('../bench-results/', import.meta.url).pathname;
@@ -92,10 +96,12 @@ if (parts.has('fanout')) {
 }
 if (parts.has('latency')) {
   result.latency = [];
-  for (const n of numbers(values.streams)) {
-    say(`relay latency, ${n} live stream(s)`);
-    result.latency.push(await latencyRun(clip, n, Number(values['latency-seconds']), values.publishers as 'ffmpeg' | 'replay', values.layout as 'all' | 'split', values['latency-storage'] as 'auto' | 'file' | 'memory'));
-    process.stderr.write(JSON.stringify(result.latency.at(-1)) + '\n');
+  for (const storage of values['latency-storage'].split(',') as ('auto' | 'file' | 'memory')[]) {
+    for (const n of numbers(values.streams)) {
+      say(`relay latency, ${n} live stream(s), bus.storage ${storage}`);
+      result.latency.push(await latencyRun(clip, n, Number(values['latency-seconds']), values.publishers as 'ffmpeg' | 'replay', values.layout as 'all' | 'split', storage));
+      process.stderr.write(JSON.stringify(result.latency.at(-1)) + '\n');
+    }
   }
 }
 if (parts.has('bus')) {
