@@ -48,10 +48,15 @@ const { values } = parseArgs({ options: {
   'report-only': { type: 'boolean', default: false },
 } });
 const parts = new Set(values.parts.split(','));
-for (const [option, allowed] of [['bus-storage', ['file', 'memory']], ['latency-storage', ['auto', 'file', 'memory']]] as const) {
-  const wrong = values[option].split(',').filter((s) => !(allowed as readonly string[]).includes(s));
+/** A comma-separated option whose every item must be one of `allowed`. */
+function choices<T extends string>(option: 'bus-storage' | 'latency-storage', allowed: readonly T[]): T[] {
+  const items = values[option].split(',');
+  const wrong = items.filter((s) => !(allowed as readonly string[]).includes(s));
   if (wrong.length) throw new Error(`--${option}: ${wrong.join(',')} is not one of ${allowed.join(', ')}`);
+  return items as T[];
 }
+const busStorages = choices('bus-storage', ['file', 'memory'] as const);
+const latencyStorages = choices('latency-storage', ['auto', 'file', 'memory'] as const);
 const numbers = (s: string) => s.split(',').map(Number);
 const seconds = Number(values.seconds);
 const out = new URL('../bench-results/', import.meta.url).pathname;
@@ -96,7 +101,7 @@ if (parts.has('fanout')) {
 }
 if (parts.has('latency')) {
   result.latency = [];
-  for (const storage of values['latency-storage'].split(',') as ('auto' | 'file' | 'memory')[]) {
+  for (const storage of latencyStorages) {
     for (const n of numbers(values.streams)) {
       say(`relay latency, ${n} live stream(s), bus.storage ${storage}`);
       result.latency.push(await latencyRun(clip, n, Number(values['latency-seconds']), values.publishers as 'ffmpeg' | 'replay', values.layout as 'all' | 'split', storage));
@@ -106,7 +111,7 @@ if (parts.has('latency')) {
 }
 if (parts.has('bus')) {
   result.bus = [];
-  for (const storage of values['bus-storage'].split(',') as ('file' | 'memory')[]) {
+  for (const storage of busStorages) {
     say(`bus scale, ${storage} storage`);
     result.bus.push(await busScale(numbers(values['bus-steps']), seconds, Number(values['bus-kbps']), storage));
   }
