@@ -33,5 +33,5 @@ VOLUME ["/data"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.RELAY_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # tini forwards SIGTERM to node, which drains (edges) or ends its streams cleanly (origins).
-ENTRYPOINT ["tini", "--", "node", "--import", "tsx", "server/cli.ts"]
+ENTRYPOINT ["tini", "--", "node", "--import", "tsx", "server/node/cli.ts"]
 CMD ["all"]

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { createConsumeMetrics, LATENCY_BUCKETS, type ConsumerSample } from '../server/bus/bus-metrics.ts';
+import { createConsumeMetrics, LATENCY_BUCKETS, type ConsumerSample } from '../server/core/bus/bus-metrics.ts';
 
 export type ViewerProtocol = 'ws' | 'webrtc';
 

@@ -12,8 +12,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../server/config/load.ts';
-import { PlacementRing, type EdgeMember } from '../server/cluster/placement-ring.ts';
+import { loadConfig } from '../server/core/config/load.ts';
+import { PlacementRing, type EdgeMember } from '../server/core/cluster/placement-ring.ts';
 import { launchChromium } from '../test/helpers/browser.ts';
 import { startNats } from '../test/helpers/nats.ts';
 import { waitFor } from '../test/helpers/ports.ts';

@@ -11,8 +11,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../server/config/load.ts';
-import type { Rung } from '../server/transcode/ladder.ts';
+import { loadConfig } from '../server/core/config/load.ts';
+import type { Rung } from '../server/origin/transcode/ladder.ts';
 import { startNats } from '../test/helpers/nats.ts';
 import { startTestNode } from '../test/helpers/node-harness.ts';
 import { waitFor } from '../test/helpers/ports.ts';

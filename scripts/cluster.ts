@@ -11,8 +11,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clusterUrl, natsCluster } from '../server/bus/nats-cluster.ts';
-import { DEMO_STREAM, demoStreamKey, localAdminToken } from '../server/demo-key.ts';
+import { clusterUrl, natsCluster } from '../server/node/nats-cluster.ts';
+import { DEMO_STREAM, demoStreamKey, localAdminToken } from '../server/node/demo-key.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DIR = join(ROOT, 'data', 'cluster');
@@ -82,11 +82,11 @@ async function start(): Promise<void> {
     RELAY_ADMIN_TOKEN: admin.key,
   };
   for (const o of ORIGINS) {
-    started.push(launch(o.id, process.execPath, ['--import', 'tsx', 'server/cli.ts', 'origin'], { ...common, RELAY_CLUSTER_NODE_ID: o.id, RELAY_RTMP_PORT: String(o.rtmp), RELAY_HTTP_PORT: String(o.http) }));
+    started.push(launch(o.id, process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'origin'], { ...common, RELAY_CLUSTER_NODE_ID: o.id, RELAY_RTMP_PORT: String(o.rtmp), RELAY_HTTP_PORT: String(o.http) }));
     save();
   }
   for (const e of EDGES) {
-    started.push(launch(e.id, process.execPath, ['--import', 'tsx', 'server/cli.ts', 'edge'], { ...common, RELAY_CLUSTER_NODE_ID: e.id, RELAY_HTTP_PORT: String(e.http) }));
+    started.push(launch(e.id, process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'edge'], { ...common, RELAY_CLUSTER_NODE_ID: e.id, RELAY_HTTP_PORT: String(e.http) }));
     save();
   }
   await Promise.all([...ORIGINS, ...EDGES].map((n) => waitHealthy(`http://127.0.0.1:${n.http}/healthz`, n.id)));

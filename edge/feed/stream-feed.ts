@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '../../server/bus/nats-connection.ts';
-import type { StreamSubjects } from '../../server/bus/subjects.ts';
-import type { Logger } from '../../server/log.ts';
+import type { NatsConnection } from '../../server/core/bus/nats-connection.ts';
+import type { StreamSubjects } from '../../server/core/bus/subjects.ts';
+import type { Logger } from '../../server/core/log.ts';
 
 export interface StreamFeedOptions {
   /** The JetStream stream holding frames. */

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { RelayConfig } from '../../server/config/schema.ts';
-import { RelayError } from '../../server/errors.ts';
-import type { Logger } from '../../server/log.ts';
-import type { RenditionInfo } from '../../server/bus/rendition-catalog.ts';
-import { isStreamName } from '../../server/media/stream-name.ts';
-import { attachSdpSessions, bearerToken, readOffer, type OfferRequest } from '../../server/webrtc/sdp-sessions.ts';
-import type { EgressSession, WebRtcEngine } from '../../server/webrtc/webrtc-engine.ts';
+import type { RelayConfig } from '../../server/core/config/schema.ts';
+import { RelayError } from '../../server/core/errors.ts';
+import type { Logger } from '../../server/core/log.ts';
+import type { RenditionInfo } from '../../server/core/bus/rendition-catalog.ts';
+import { isStreamName } from '../../server/core/media/stream-name.ts';
+import { attachSdpSessions, bearerToken, readOffer, type OfferRequest } from '../../server/core/webrtc/sdp-sessions.ts';
+import type { EgressSession, WebRtcEngine } from '../../server/core/webrtc/webrtc-engine.ts';
 import type { StreamHub } from '../stream-hub.ts';
 import { tokenQuery, type ViewerAccess } from '../viewer-access.ts';
 

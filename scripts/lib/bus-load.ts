@@ -16,14 +16,14 @@
  * quantiles since the mark (edge), CPU seconds.
  */
 import { createInterface } from 'node:readline';
-import { FrameDecoder } from '../../server/bus/frame-codec.ts';
-import { FramePublisher, type Publication } from '../../server/bus/frame-publisher.ts';
-import { ensureFrameStream } from '../../server/bus/frame-stream.ts';
-import { connectNats } from '../../server/bus/nats-connection.ts';
-import { StreamSubjects } from '../../server/bus/subjects.ts';
-import { loadConfig } from '../../server/config/load.ts';
-import { createLogger } from '../../server/log.ts';
-import type { Frame, StreamInit } from '../../server/media/frame.ts';
+import { FrameDecoder } from '../../server/core/bus/frame-codec.ts';
+import { FramePublisher, type Publication } from '../../server/core/bus/frame-publisher.ts';
+import { ensureFrameStream } from '../../server/core/bus/frame-stream.ts';
+import { connectNats } from '../../server/core/bus/nats-connection.ts';
+import { StreamSubjects } from '../../server/core/bus/subjects.ts';
+import { loadConfig } from '../../server/core/config/load.ts';
+import { createLogger } from '../../server/core/log.ts';
+import type { Frame, StreamInit } from '../../server/core/media/frame.ts';
 import { StreamFeed } from '../../edge/feed/stream-feed.ts';
 
 const [role, natsUrl, kbpsArg] = process.argv.slice(2) as ['origin' | 'edge', string, string | undefined];

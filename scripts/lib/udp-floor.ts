@@ -13,7 +13,7 @@
 import { fork } from 'node:child_process';
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { SrtpProtector, writeRtpHeader } from '../../server/media/rtp/srtp-protector.ts';
+import { SrtpProtector, writeRtpHeader } from '../../server/core/media/rtp/srtp-protector.ts';
 
 const [viewers, seconds, kbps] = process.argv.slice(2).map(Number) as [number, number, number];
 

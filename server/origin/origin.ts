@@ -1,17 +1,17 @@
-import type { RelayConfig } from '../config/schema.ts';
-import { RelayError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import { SOURCE_RENDITION } from '../bus/subjects.ts';
-import type { FramePublisher, Publication } from '../bus/frame-publisher.ts';
-import { FlvFrameReader } from '../ingest/flv-frame-reader.ts';
-import { RtmpIngest, type PublisherControl, type PublishRequest, type PublishSink } from '../ingest/rtmp-ingest.ts';
-import type { Frame } from '../media/frame.ts';
-import type { AccessKeys } from '../auth/access-keys.ts';
-import type { StreamLease, StreamLeases } from '../cluster/stream-lease.ts';
-import { StreamTranscoding } from '../transcode/stream-transcoding.ts';
-import { createTranscodeMetrics, type TranscodeMetrics } from '../transcode/transcode-metrics.ts';
+import type { RelayConfig } from '../core/config/schema.ts';
+import { RelayError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { SOURCE_RENDITION } from '../core/bus/subjects.ts';
+import type { FramePublisher, Publication } from '../core/bus/frame-publisher.ts';
+import { FlvFrameReader } from '../core/media/flv/flv-frame-reader.ts';
+import { RtmpIngest, type PublisherControl, type PublishRequest, type PublishSink } from './ingest/rtmp-ingest.ts';
+import type { Frame } from '../core/media/frame.ts';
+import type { AccessKeys } from '../core/auth/access-keys.ts';
+import type { StreamLease, StreamLeases } from '../core/cluster/stream-lease.ts';
+import { StreamTranscoding } from './transcode/stream-transcoding.ts';
+import { createTranscodeMetrics, type TranscodeMetrics } from './transcode/transcode-metrics.ts';
 import type { Registry } from 'prom-client';
-import { createIngestMetrics, RateMeter, type IngestMetrics } from '../ingest/ingest-metrics.ts';
+import { createIngestMetrics, RateMeter, type IngestMetrics } from './ingest/ingest-metrics.ts';
 
 /** Where one publisher's frames go, whatever its protocol. */
 export interface FrameSink {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { signPlaybackToken } from '../../server/auth/signatures.ts';
+import { signPlaybackToken } from '../../server/core/auth/signatures.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { startPublisher, type Publisher } from '../helpers/publisher.ts';

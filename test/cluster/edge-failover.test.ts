@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { PlacementRing } from '../../server/cluster/placement-ring.ts';
+import { PlacementRing } from '../../server/core/cluster/placement-ring.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { startNats } from '../helpers/nats.ts';
 import { waitFor } from '../helpers/ports.ts';

@@ -9,11 +9,11 @@ import { DockerfileParser } from 'dockerfile-ast';
 import { Registry } from 'prom-client';
 import { parse, parseAllDocuments } from 'yaml';
 import { createEdgeMetrics } from '../../edge/edge-metrics.ts';
-import { createPublishMetrics } from '../../server/bus/bus-metrics.ts';
-import { createLeaseMetrics } from '../../server/cluster/lease-metrics.ts';
-import { createIngestMetrics } from '../../server/ingest/ingest-metrics.ts';
-import { createNodeRegistry } from '../../server/node-metrics.ts';
-import { createTranscodeMetrics } from '../../server/transcode/transcode-metrics.ts';
+import { createPublishMetrics } from '../../server/core/bus/bus-metrics.ts';
+import { createLeaseMetrics } from '../../server/core/cluster/lease-metrics.ts';
+import { createIngestMetrics } from '../../server/origin/ingest/ingest-metrics.ts';
+import { createNodeRegistry } from '../../server/node/node-metrics.ts';
+import { createTranscodeMetrics } from '../../server/origin/transcode/transcode-metrics.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { RTCPeerConnection, useH264, useOPUS } from 'werift';
 import WebSocket from 'ws';
-import { ErrorCodes } from '../../server/errors.ts';
+import { ErrorCodes } from '../../server/core/errors.ts';
 import { amf0, rtmpC0C1, rtmpHandshakeDone, rtmpMessage, rtmpPublishCommands } from '../../scripts/lib/stream-checkers.ts';
 import { FIXTURE_OBS_LIKE, readFlvFile } from '../helpers/flv-file.ts';
 import { FUZZ_SEED, iterations, mutate, mutateText, Rng } from '../helpers/fuzz.ts';

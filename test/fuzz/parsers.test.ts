@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { H264Packetizer } from 'werift';
-import { encodeEnd, encodeFrame, FrameDecoder } from '../../server/bus/frame-codec.ts';
-import { RelayError, type ErrorCode } from '../../server/errors.ts';
-import { decodeAmf0 } from '../../server/ingest/amf0.ts';
-import { FlvFrameReader } from '../../server/ingest/flv-frame-reader.ts';
-import { RtpFrameAssembler } from '../../server/ingest/rtp-frame-assembler.ts';
-import { parseAvcC } from '../../server/media/h264.ts';
-import type { Frame } from '../../server/media/frame.ts';
-import { readOffer } from '../../server/webrtc/sdp-sessions.ts';
+import { encodeEnd, encodeFrame, FrameDecoder } from '../../server/core/bus/frame-codec.ts';
+import { RelayError, type ErrorCode } from '../../server/core/errors.ts';
+import { decodeAmf0 } from '../../server/core/media/flv/amf0.ts';
+import { FlvFrameReader } from '../../server/core/media/flv/flv-frame-reader.ts';
+import { RtpFrameAssembler } from '../../server/origin/ingest/rtp-frame-assembler.ts';
+import { parseAvcC } from '../../server/core/media/h264.ts';
+import type { Frame } from '../../server/core/media/frame.ts';
+import { readOffer } from '../../server/core/webrtc/sdp-sessions.ts';
 import { FIXTURE_OBS_LIKE, readFlvFile } from '../helpers/flv-file.ts';
 import { FUZZ_SEED, iterations, mutate, mutateText, Rng } from '../helpers/fuzz.ts';
 

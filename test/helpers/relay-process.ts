@@ -24,7 +24,7 @@ export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record
   const rtmpPort = await freePort();
   // `launcher`: a command the relay runs under (e.g. `ip netns exec <ns>`); `host`: the address it listens on and is reached at.
   const host = where.host ?? '127.0.0.1';
-  const [bin, ...args] = [...(where.launcher ?? []), process.execPath, ...nodeArgs, '--import', 'tsx', join(ROOT, 'server/cli.ts'), command];
+  const [bin, ...args] = [...(where.launcher ?? []), process.execPath, ...nodeArgs, '--import', 'tsx', join(ROOT, 'server/node/cli.ts'), command];
   const child = spawn(bin!, args, {
     cwd: ROOT,
     env: {

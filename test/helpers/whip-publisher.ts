@@ -8,12 +8,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RTCPeerConnection, RtpHeader, RtpPacket, useH264, useOPUS, usePLI, useNACK } from 'werift';
-import { FlvFrameReader } from '../../server/ingest/flv-frame-reader.ts';
-import type { Frame, StreamInit } from '../../server/media/frame.ts';
-import { opusConfig } from '../../server/media/opus.ts';
-import { parseAvcC } from '../../server/media/h264.ts';
-import { packetizeH264 } from '../../server/media/rtp/h264-packetizer.ts';
-import { OggOpusReader } from '../../server/transcode/ogg-opus-reader.ts';
+import { FlvFrameReader } from '../../server/core/media/flv/flv-frame-reader.ts';
+import type { Frame, StreamInit } from '../../server/core/media/frame.ts';
+import { opusConfig } from '../../server/core/media/opus.ts';
+import { parseAvcC } from '../../server/core/media/h264.ts';
+import { packetizeH264 } from '../../server/core/media/rtp/h264-packetizer.ts';
+import { OggOpusReader } from '../../server/core/media/ogg/ogg-opus-reader.ts';
 import { readFlvFile } from './flv-file.ts';
 
 export interface WhipClip {

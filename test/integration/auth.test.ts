@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { signPlaybackToken, signPublishKey } from '../../server/auth/signatures.ts';
+import { signPlaybackToken, signPublishKey } from '../../server/core/auth/signatures.ts';
 import { FIXTURE_OBS_LIKE } from '../helpers/flv-file.ts';
 import { startNats } from '../helpers/nats.ts';
 import { startTestNode, type TestNode } from '../helpers/node-harness.ts';

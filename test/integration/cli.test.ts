@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { AccessKeys } from '../../server/auth/access-keys.ts';
+import { AccessKeys } from '../../server/core/auth/access-keys.ts';
 import { startNats } from '../helpers/nats.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { startPublisher } from '../helpers/publisher.ts';
@@ -15,7 +15,7 @@ const KEY = 'cli-test-key-0123456789abc';
 const STREAMS = JSON.stringify([{ name: 'main', key: KEY }]);
 
 function runCli(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'server/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
+  return spawnSync(process.execPath, ['--import', 'tsx', 'server/node/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
 }
 
 describe('the relay CLI', { timeout: 120_000 }, () => {

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { ensureFrameStream, frameStorage } from '../../server/bus/frame-stream.ts';
-import { loadConfig } from '../../server/config/load.ts';
-import { RelayError } from '../../server/errors.ts';
-import { createLogger } from '../../server/log.ts';
+import { ensureFrameStream, frameStorage } from '../../server/core/bus/frame-stream.ts';
+import { loadConfig } from '../../server/core/config/load.ts';
+import { RelayError } from '../../server/core/errors.ts';
+import { createLogger } from '../../server/core/log.ts';
 import { startNats } from '../helpers/nats.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });

@@ -6,7 +6,7 @@ import { waitFor } from '../helpers/ports.ts';
 import { promtoolCheck, sample, scrape } from '../helpers/prometheus.ts';
 import { startPublisher, type Publisher } from '../helpers/publisher.ts';
 import { watch } from '../helpers/ws-viewer.ts';
-import { RELAY_VERSION } from '../../server/version.ts';
+import { RELAY_VERSION } from '../../server/core/version.ts';
 
 const KEY = 'metrics-test-key-0123456789';
 

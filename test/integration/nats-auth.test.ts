@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { createUser } from '@nats-io/nkeys';
-import { connectNats, type NatsSecurity } from '../../server/bus/nats-connection.ts';
-import { NatsServerProcess } from '../../server/bus/nats-server-process.ts';
-import { RelayError } from '../../server/errors.ts';
-import { createLogger } from '../../server/log.ts';
+import { connectNats, type NatsSecurity } from '../../server/core/bus/nats-connection.ts';
+import { NatsServerProcess } from '../../server/node/nats-server-process.ts';
+import { RelayError } from '../../server/core/errors.ts';
+import { createLogger } from '../../server/core/log.ts';
 import { startRelay } from '../helpers/relay-process.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -120,7 +120,7 @@ describe('NATS credentials and TLS', { timeout: 120_000 }, () => {
     } finally {
       await edge.stop();
     }
-    const run = spawnSync(process.execPath, ['--import', 'tsx', 'server/cli.ts', 'edge'], { cwd: ROOT, env: { ...process.env, ...env, RELAY_NATS_AUTH_PASSWORD: 'wrong', RELAY_HTTP_PORT: '0', RELAY_LOG_PRETTY: 'false' }, encoding: 'utf8', timeout: 30_000 });
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'edge'], { cwd: ROOT, env: { ...process.env, ...env, RELAY_NATS_AUTH_PASSWORD: 'wrong', RELAY_HTTP_PORT: '0', RELAY_LOG_PRETTY: 'false' }, encoding: 'utf8', timeout: 30_000 });
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stdout + run.stderr, /BUS_AUTH_FAILED/);
   });

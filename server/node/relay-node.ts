@@ -1,0 +1,348 @@
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import { createNodeRegistry } from './node-metrics.ts';
+import { RELAY_VERSION } from '../core/version.ts';
+import { Edge } from '../../edge/edge.ts';
+import type { RelayConfig } from '../core/config/schema.ts';
+import { RelayError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { FramePublisher } from '../core/bus/frame-publisher.ts';
+import { createPublishMetrics, type PublishMetrics } from '../core/bus/bus-metrics.ts';
+import { ensureFrameStream, frameStreamKeeper } from '../core/bus/frame-stream.ts';
+import { connectNats, isNatsConnected, type NatsConnection } from '../core/bus/nats-connection.ts';
+import { NatsServerProcess } from './nats-server-process.ts';
+import { createHttpServer } from '../core/http/http-server.ts';
+import { WhipIngest } from '../origin/ingest/whip-ingest.ts';
+import { onKeyframeRequest } from '../core/bus/keyframe-requests.ts';
+import { WeriftEngine } from '../core/webrtc/werift-engine.ts';
+import { AccessKeys } from '../core/auth/access-keys.ts';
+import { Origin } from '../origin/origin.ts';
+import { StreamLeases } from '../core/cluster/stream-lease.ts';
+import { EdgeDirectory, EdgeHeartbeat, openEdgeBucket } from '../core/cluster/edge-directory.ts';
+import type { EdgeMember } from '../core/cluster/placement-ring.ts';
+import { isStreamName } from '../core/media/stream-name.ts';
+import { RenditionCatalog } from '../core/bus/rendition-catalog.ts';
+import { publicHost } from '../core/http/net-address.ts';
+import { NodeHeartbeat, openNodeBucket, readNodes, type NodeRecord } from '../core/cluster/node-registry.ts';
+import { requestEndStream, serveStreamControl } from '../core/cluster/stream-control.ts';
+import { registerAdminApi } from './admin/admin-api.ts';
+import { attachDashboard } from './admin/dashboard.ts';
+
+export type Role = 'origin' | 'edge';
+
+/**
+ * Retries a start-up step until it succeeds or `timeoutMs` passes: a new NATS
+ * cluster answers "JetStream temporarily unavailable" until it has elected its
+ * meta leader.
+ */
+async function retrying<T>(what: string, timeoutMs: number, log: Logger, step: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (err) {
+      if (Date.now() > deadline || (err instanceof RelayError && err.code === 'CONFIG_INVALID')) throw err;
+      if (attempt === 1) log.info({ err: (err as Error).message }, `${what}: not ready yet, retrying`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+export interface RelayNode {
+  config: RelayConfig;
+  http: FastifyInstance;
+  httpPort: number;
+  natsUrl: string;
+  origin?: Origin;
+  edge?: Edge;
+  embeddedNats?: NatsServerProcess;
+  registry: Registry;
+  /** Publish keys, signing secrets and playback tokens: `reload()` re-reads auth.keysFile. */
+  keys: AccessKeys;
+  directory: EdgeDirectory;
+  nodeId: string;
+  /** Set once close() has begun: /readyz answers 503. */
+  readonly draining: boolean;
+  close(): Promise<void>;
+}
+
+/** One readiness check's outcome. */
+interface Check {
+  ok: boolean;
+  detail?: string;
+}
+
+/** Runs a check with a deadline: a hung NATS request is a failed check, not a hung probe. */
+async function check(what: () => Promise<unknown> | unknown, timeoutMs = 1500): Promise<Check> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const ok = await Promise.race([
+      Promise.resolve().then(what),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return ok === false ? { ok: false } : { ok: true };
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Starts a node with the given roles. With no NATS URL configured it starts a
+ * local nats-server first (the all-in-one default).
+ */
+export async function startNode(roles: Role[], config: RelayConfig, log: Logger, keys = new AccessKeys(config, log.child({ module: 'auth' }))): Promise<RelayNode> {
+  const closers: (() => Promise<unknown>)[] = [];
+  let draining = false;
+  const close = async () => {
+    draining = true;
+    for (const c of closers.splice(0).reverse()) await c().catch((err) => log.warn({ err }, 'error while stopping'));
+  };
+  const readiness: Record<string, () => Promise<unknown> | unknown> = {};
+  const stopWatchingKeys = keys.watch();
+  try {
+    let natsUrl = config.nats.url;
+    // Credentials and TLS are for an external NATS; the embedded one listens locally without them.
+    const security = config.nats.url ? { auth: config.nats.auth, tls: config.nats.tls } : undefined;
+    let embeddedNats: NatsServerProcess | undefined;
+    if (!natsUrl) {
+      embeddedNats = await startEmbeddedNats(config, log);
+      closers.push(() => embeddedNats!.stop());
+      natsUrl = embeddedNats.url;
+    }
+    closers.push(async () => stopWatchingKeys());
+    const nodeId = config.cluster.nodeId || `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`;
+    const registry = createNodeRegistry({ id: nodeId, roles, version: RELAY_VERSION });
+    const http = createHttpServer(log, config.http);
+    closers.push(() => http.close());
+    // Alive: the process answers. Ready: NATS connected, buckets reachable, listeners up, not draining.
+    http.get('/healthz', async () => ({ status: 'ok', roles }));
+    http.get('/readyz', async (_req, reply) => {
+      const names = Object.keys(readiness);
+      const results = await Promise.all(names.map((n) => check(readiness[n]!)));
+      const checks: Record<string, Check> = {};
+      names.forEach((n, i) => (checks[n] = results[i]!));
+      checks.draining = { ok: !draining };
+      const ready = Object.values(checks).every((c) => c.ok);
+      return reply.status(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'ready' : 'not ready', roles, checks });
+    });
+    readiness.http = () => http.server.listening;
+    http.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+
+    // One WebRTC engine per process: WHIP on an origin, WHEP on an edge.
+    let engine: WeriftEngine | undefined;
+    if (config.webrtc.enabled) {
+      const { portMin, portMax, announcedAddresses, iceServers } = config.webrtc;
+      engine = new WeriftEngine({ portRange: portMin > 0 ? [portMin, portMax] : undefined, announcedAddresses, iceServers });
+      await engine.warmUp(); // the first peer connection in a process is slow (key generation)
+    }
+    let origin: Origin | undefined;
+    if (roles.includes('origin')) {
+      const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs, security);
+      closers.push(() => nc.close());
+      readiness.natsPublish = () => isNatsConnected(nc);
+      await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
+      let publishMetrics: PublishMetrics | undefined;
+      const publisher = new FramePublisher(nc, {
+        window: config.bus.publishWindow,
+        timeoutMs: config.bus.publishTimeoutMs,
+        log: log.child({ module: 'bus.publish' }),
+        acked: (seconds) => publishMetrics?.publishLatency.observe(seconds),
+      });
+      publishMetrics = createPublishMetrics(registry, () => publisher.stats);
+      // A restarted nats-server has lost the memory stream: recreate it when publishing fails or NATS comes back.
+      const keepStream = frameStreamKeeper(nc, config.bus, log.child({ module: 'bus' }));
+      publisher.on('failure', keepStream);
+      void (async () => {
+        for await (const s of nc.status()) if (s.type === 'reconnect') keepStream();
+      })().catch(() => {});
+      const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' }), registry));
+      origin = new Origin(config, keys, publisher, leases, log, registry);
+      readiness.rtmp = () => origin!.rtmp.listening;
+      readiness.leaseBucket = () => leases.reachable();
+      closers.push(() => origin!.stop());
+      if (engine) {
+        const whip = new WhipIngest(config.webrtc, engine, origin, log.child({ module: 'ingest.whip' }), (stream, handler) => onKeyframeRequest(nc, config.bus.subjectPrefix, stream, handler));
+        whip.attach(http);
+        closers.push(() => whip.close());
+      }
+    }
+    // Every node knows the live edges and can route a viewer (GET /api/route/<stream>).
+    const ncCluster = await connectNats(natsUrl, 'relay-cluster', log, config.nats.connectTimeoutMs, security);
+    closers.push(() => ncCluster.close());
+    readiness.natsCluster = () => isNatsConnected(ncCluster);
+    const edgeBucket = await retrying('edge bucket', config.nats.connectTimeoutMs, log, () => openEdgeBucket(ncCluster, config.cluster, log.child({ module: 'cluster' })));
+    const directory = new EdgeDirectory(edgeBucket, config.cluster, log.child({ module: 'cluster' }));
+    await directory.start();
+    closers.push(async () => directory.stop());
+    http.get<{ Params: { stream: string }; Querystring: { exclude?: string } }>('/api/route/:stream', async (req, reply) => {
+      const { stream } = req.params;
+      void reply.header('access-control-allow-origin', '*').header('cache-control', 'no-store');
+      if (!isStreamName(stream)) return reply.status(400).send({ code: 'STREAM_NAME_INVALID', message: new RelayError('STREAM_NAME_INVALID').message });
+      if (!keys.isKnownStream(stream)) return reply.status(404).send({ code: 'STREAM_UNKNOWN', message: `no stream ${stream} is configured` });
+      const exclude = new Set((req.query.exclude ?? '').split(',').filter(Boolean));
+      const edge = directory.route(stream, exclude);
+      if (!edge) return reply.status(503).send({ code: 'NO_EDGE_AVAILABLE', message: new RelayError('NO_EDGE_AVAILABLE').message });
+      return { stream, edge: edge.id, url: edge.url, watch: `${edge.url}/watch/${stream}?routed=1`, ws: `${edge.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1` };
+    });
+
+    readiness.edgeBucket = async () => (await edgeBucket.status()).bucket !== undefined;
+    const catalog = new RenditionCatalog(ncCluster, config.bus.streamName, config.bus.subjectPrefix);
+    http.get<{ Params: { stream: string } }>('/api/streams/:stream', async (req, reply) => {
+      const { stream } = req.params;
+      void reply.header('access-control-allow-origin', '*').header('cache-control', 'no-store');
+      if (!isStreamName(stream)) return reply.status(400).send({ code: 'STREAM_NAME_INVALID', message: new RelayError('STREAM_NAME_INVALID').message });
+      if (!keys.isKnownStream(stream)) return reply.status(404).send({ code: 'STREAM_UNKNOWN', message: `no stream ${stream} is configured` });
+      return { stream, renditions: await catalog.renditions(stream) };
+    });
+
+    let edge: Edge | undefined;
+    let heartbeat: EdgeHeartbeat | undefined;
+    if (roles.includes('edge')) {
+      const nc: NatsConnection = await connectNats(natsUrl, 'relay-edge', log, config.nats.connectTimeoutMs, security);
+      closers.push(() => nc.close());
+      readiness.natsEdge = () => isNatsConnected(nc);
+      if (!origin) await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
+      let publicUrl = config.http.publicUrl.replace(/\/$/, '');
+      const self = (): EdgeMember => ({ id: nodeId, url: publicUrl, capacity: config.cluster.edgeCapacity, load: edge?.load ?? 0 });
+      heartbeat = new EdgeHeartbeat(edgeBucket, config.cluster, self, log.child({ module: 'cluster' }));
+      edge = new Edge(config, nc, keys, log, registry, { self, directory, heartbeat }, engine && { engine, renditions: (s) => catalog.renditions(s) });
+      edge.attach(http);
+      closers.push(() => edge!.close());
+      // The advertised URL needs the real port: set once listening, before the first heartbeat.
+      http.addHook('onListen', async () => {
+        if (!publicUrl) {
+          const address = http.server.address();
+          const port = typeof address === 'object' && address ? address.port : config.http.port;
+          publicUrl = `http://${publicHost(config.http.host)}:${port}`;
+        }
+      });
+    }
+    // Leases as any node reads them (the origin's own StreamLeases takes and renews them).
+    const leasesView = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(ncCluster, config.cluster, nodeId, log.child({ module: 'lease' })));
+    // Every node: a heartbeat of what it runs, the admin API and the dashboard over the whole cluster.
+    const nodeBucket = await retrying('node bucket', config.nats.connectTimeoutMs, log, () => openNodeBucket(ncCluster, config.cluster, log.child({ module: 'cluster' })));
+    readiness.nodeBucket = async () => (await nodeBucket.status()).bucket !== undefined;
+    const startedAt = Date.now();
+    let baseUrl = config.http.publicUrl.replace(/\/$/, '');
+    const rtmpUrl = () => `rtmp://${publicHost(config.rtmp.host)}:${origin?.rtmp.port ?? config.rtmp.port}/${config.rtmp.app}`;
+    const record = (): NodeRecord => ({
+      id: nodeId,
+      roles,
+      version: RELAY_VERSION,
+      url: baseUrl,
+      startedAt,
+      draining,
+      origin: origin && {
+        rtmp: rtmpUrl(),
+        streams: origin.liveStreams().filter((l) => l.token > 0 && !l.leaving).map((l) => {
+          const rate = l.meter.read(performance.now());
+          return { stream: l.stream, protocol: l.protocol, since: l.since, token: l.token, bitsPerSecond: Math.round(rate.bitsPerSecond), framesPerSecond: Math.round(rate.framesPerSecond * 10) / 10 };
+        }),
+      },
+      edge: edge && { capacity: config.cluster.edgeCapacity, load: edge.load, viewers: edge.viewersByStream() },
+    });
+    const nodeHeartbeat = new NodeHeartbeat(nodeBucket, config.cluster, record, log.child({ module: 'cluster' }));
+    closers.push(() => nodeHeartbeat.stop());
+    if (origin) {
+      const o = origin;
+      const unsubscribe = serveStreamControl(ncCluster, config.bus.subjectPrefix, nodeId, (stream, reason) => o.end(stream, reason));
+      closers.push(async () => unsubscribe());
+    }
+    await registerAdminApi(http, {
+      token: config.admin.token,
+      streams: () => keys.names,
+      isKnownStream: (name) => keys.isKnownStream(name),
+      nodes: () => readNodes(nodeBucket),
+      leases: () => leasesView.all(),
+      renditions: (stream) => catalog.renditions(stream),
+      ring: () => ({
+        members: directory.members,
+        balanceFactor: config.cluster.balanceFactor,
+        spillAfter: config.cluster.spillAfter,
+        place: (stream) => directory.route(stream, undefined, { count: false })?.id,
+      }),
+      endStream: async (stream, reason) => (await requestEndStream(ncCluster, config.bus.subjectPrefix, stream, reason))?.origin,
+    });
+    attachDashboard(http);
+    http.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(indexPage(keys.names, roles)));
+    // Listeners last, HTTP after RTMP: once /healthz answers, the node takes publishers and viewers.
+    await origin?.start();
+    await http.listen({ host: config.http.host, port: config.http.port }).catch((err: NodeJS.ErrnoException) => {
+      throw new RelayError('CONFIG_INVALID', err.code === 'EADDRINUSE' ? `http.port ${config.http.port} is already in use` : err.message);
+    });
+    const address = http.server.address();
+    const httpPort = typeof address === 'object' && address ? address.port : config.http.port;
+    if (!baseUrl) baseUrl = `http://${publicHost(config.http.host)}:${httpPort}`;
+    if (heartbeat) {
+      await heartbeat.start();
+      await directory.poll();
+    }
+    await nodeHeartbeat.start();
+    return {
+      config, http, httpPort, natsUrl, origin, edge, embeddedNats, registry, keys, directory, nodeId, close,
+      get draining() {
+        return draining;
+      },
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function startEmbeddedNats(config: RelayConfig, log: Logger): Promise<NatsServerProcess> {
+  const storeDir = resolve(join(config.dataDir, 'nats'));
+  const nlog = log.child({ module: 'nats-server' });
+  const pidFile = join(config.dataDir, 'nats-server.pid');
+  stopStaleNats(pidFile, nlog);
+  const started = await startEmbeddedNatsOn(config, storeDir, nlog);
+  writeFileSync(pidFile, `${started.pid}\n`);
+  return started;
+}
+
+/** A relay killed with -9 leaves its nats-server running on the store: stop that one first. */
+function stopStaleNats(pidFile: string, log: Logger): void {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return;
+  }
+  try {
+    if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('nats-server')) {
+      process.kill(pid, 'SIGKILL');
+      log.warn({ pid }, 'stopped a nats-server left over by an earlier run');
+    }
+  } catch {
+    // not running any more
+  }
+  rmSync(pidFile, { force: true });
+}
+
+async function startEmbeddedNatsOn(config: RelayConfig, storeDir: string, nlog: Logger): Promise<NatsServerProcess> {
+  const server = new NatsServerProcess({ storeDir, port: config.nats.embeddedPort, log: nlog });
+  try {
+    await server.start();
+  } catch (err) {
+    if (config.nats.embeddedPort === 0 || !/address already in use/i.test((err as Error).message)) throw err;
+    nlog.warn({ port: config.nats.embeddedPort }, 'port taken; the embedded nats-server uses a free port instead');
+    const fallback = new NatsServerProcess({ storeDir, port: 0, log: nlog });
+    await fallback.start();
+    nlog.info({ url: fallback.url, storeDir }, 'embedded nats-server started');
+    return fallback;
+  }
+  nlog.info({ url: server.url, storeDir }, 'embedded nats-server started');
+  return server;
+}
+
+function indexPage(streams: string[], roles: Role[]): string {
+  const items = roles.includes('edge') ? streams.map((s) => `<li><a href="/watch/${s}">${s}</a></li>`).join('') : '';
+  return `<!doctype html><meta charset="utf-8"><title>relay</title><body style="font-family:system-ui;background:#0b0d10;color:#e8eaed"><h1>relay</h1><p>Roles: ${roles.join(', ')}</p><ul>${items}</ul>`;
+}

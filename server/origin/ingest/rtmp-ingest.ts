@@ -1,0 +1,309 @@
+/**
+ * RTMP ingest: the one file that touches node-media-server.
+ *
+ * It uses NMS's protocol layer (handshake, chunk stream, AMF commands) and keeps
+ * its session and server layers out: those bring a JSON store on disk, an HTTP
+ * server, `process.exit(1)` on a taken port, a 30 s publish grace window and a
+ * debug-level console logger. Sockets, limits and timeouts are ours; every call
+ * into the parser is guarded so a malformed stream closes one connection, never
+ * the process.
+ */
+import net from 'node:net';
+import Rtmp from 'node-media-server/src/protocol/rtmp.js';
+import nmsLogger from 'node-media-server/src/core/logger.js';
+import { ConnectionsPerAddress } from '../../core/http/connections-per-address.ts';
+import { RelayError } from '../../core/errors.ts';
+import type { Logger } from '../../core/log.ts';
+
+export interface PublishRequest {
+  app: string;
+  /** The RTMP stream name: for us, the secret stream key. Never log it. */
+  key: string;
+  remote: string;
+  control: PublisherControl;
+}
+
+/** What ingest receives from one accepted publisher. */
+export interface PublishSink {
+  /** An FLV tag (type 8 audio, 9 video, 18 script). `body` is reused after the call. Throw a RelayError to disconnect. */
+  tag(type: number, timestampMs: number, body: Buffer, receivedAt: number): void;
+  /** The connection is gone (the publisher left, failed, or was disconnected). */
+  closed(reason: RelayError | undefined): void;
+}
+
+export interface PublisherControl {
+  pause(): void;
+  resume(): void;
+  disconnect(reason: RelayError): void;
+}
+
+export interface RtmpIngestOptions {
+  host: string;
+  port: number;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  maxMessageBytes: number;
+  log: Logger;
+  /** Decide on a publish: return a sink (possibly later), or throw/reject with a RelayError. */
+  onPublish: (request: PublishRequest) => PublishSink | Promise<PublishSink>;
+  /** A connection refused before any publish could be decided (too many connections): its code. */
+  onRefused?: (code: 'RTMP_TOO_MANY_CONNECTIONS') => void;
+}
+
+const MAX_CHUNK_STREAMS = 64;
+const MAX_TAGS_WHILE_DECIDING = 512;
+/** Buffers of the other chunk streams (audio, commands) beside the largest message. */
+const MESSAGE_BUFFERS_SLACK = 1024 * 1024;
+/** Media that arrives while a publish is being decided is kept up to this many bytes. */
+const MAX_BYTES_WHILE_DECIDING = 32 * 1024 * 1024;
+/** Before a publish names a key, messages are commands: small. Nobody unauthenticated gets to make us allocate more. */
+const MAX_MESSAGE_BEFORE_PUBLISH = 64 * 1024;
+const TAG_TYPES = new Set([8, 9, 18]);
+
+// NMS forces a debug-level console logger on import; nothing it says reaches the console.
+nmsLogger.level = 'error';
+nmsLogger.log = () => {};
+
+export class RtmpIngest {
+  private server: net.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly perAddress: ConnectionsPerAddress;
+  private lastWarned = 0;
+  readonly stats = { connections: 0, refused: 0, protocolErrors: 0 };
+
+  constructor(private readonly options: RtmpIngestOptions) {
+    this.perAddress = new ConnectionsPerAddress(options.maxConnectionsPerAddress);
+  }
+
+  get listening(): boolean {
+    return this.server?.listening === true;
+  }
+
+  get port(): number {
+    const address = this.server?.address();
+    return typeof address === 'object' && address ? address.port : 0;
+  }
+
+  listen(): Promise<void> {
+    const server = net.createServer((socket) => this.accept(socket));
+    server.maxConnections = this.options.maxConnections;
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(new RelayError('CONFIG_INVALID', err.code === 'EADDRINUSE'
+          ? `rtmp.port ${this.options.port} is already in use on ${this.options.host}`
+          : `cannot listen for RTMP on ${this.options.host}:${this.options.port}: ${err.message}`));
+      });
+      server.listen(this.options.port, this.options.host, () => {
+        server.on('error', (err) => this.options.log.error({ err }, 'RTMP listener error'));
+        server.on('drop', () => {
+          this.stats.refused++;
+          this.options.onRefused?.('RTMP_TOO_MANY_CONNECTIONS');
+          this.options.log.warn({ code: 'RTMP_TOO_MANY_CONNECTIONS', max: this.options.maxConnections }, 'RTMP connection refused');
+        });
+        resolve();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private accept(socket: net.Socket): void {
+    if (!this.perAddress.admit(socket)) {
+      this.stats.refused++;
+      this.options.onRefused?.('RTMP_TOO_MANY_CONNECTIONS');
+      if (Date.now() - this.lastWarned > 1000) { // a flood must not become a log flood
+        this.lastWarned = Date.now();
+        this.options.log.warn({ code: 'RTMP_TOO_MANY_CONNECTIONS', remote: socket.remoteAddress, max: this.options.maxConnectionsPerAddress, refusedSoFar: this.stats.refused }, 'RTMP connection refused: too many from one address');
+      }
+      socket.on('error', () => {});
+      socket.destroy();
+      return;
+    }
+    this.stats.connections++;
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.setNoDelay(true);
+    new RtmpConnection(socket, this.options, this.stats).start();
+  }
+}
+
+type State = 'handshake' | 'deciding' | 'publishing' | 'closed';
+
+class RtmpConnection implements PublisherControl {
+  private readonly rtmp = new Rtmp();
+  private readonly remote: string;
+  state: State = 'handshake';
+  private earlyBytes = 0;
+  private sink: PublishSink | undefined;
+  private readonly early: { type: number; ts: number; body: Buffer; at: number }[] = [];
+  private readonly handshakeTimer: NodeJS.Timeout;
+  private readonly log: Logger;
+
+  constructor(private readonly socket: net.Socket, private readonly options: RtmpIngestOptions, private readonly stats: RtmpIngest['stats']) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.log = options.log.child({ remote: this.remote });
+    this.handshakeTimer = setTimeout(() => this.fail(new RelayError('RTMP_HANDSHAKE_TIMEOUT')), options.handshakeTimeoutMs);
+  }
+
+  start(): void {
+    const rtmp = this.rtmp;
+    const maxMessageBytes = this.options.maxMessageBytes;
+    const connection = this;
+    // Limits the parser does not have: message size, number of chunk streams, and the
+    // buffers all its chunk streams hold at once (each keeps the largest message it saw:
+    // 64 streams of 16 MiB would be 1 GiB for one connection).
+    rtmp.packetAlloc = function (this: Rtmp) {
+      const length = this.parserPacket.header.length;
+      const max = connection.state === 'handshake' ? MAX_MESSAGE_BEFORE_PUBLISH : maxMessageBytes;
+      if (length > max) throw new RelayError('RTMP_PROTOCOL_ERROR', `RTMP message of ${length} bytes exceeds ${max}${connection.state === 'handshake' ? ' before publishing' : ''}`);
+      if (this.inPackets.size > MAX_CHUNK_STREAMS) throw new RelayError('RTMP_PROTOCOL_ERROR', 'too many RTMP chunk streams');
+      if (this.parserPacket.capacity < length) {
+        let held = 0;
+        for (const p of this.inPackets.values()) if (p !== this.parserPacket) held += p.capacity;
+        if (held + length > max + MESSAGE_BUFFERS_SLACK) throw new RelayError('RTMP_PROTOCOL_ERROR', `RTMP message buffers of ${held + length} bytes exceed ${max + MESSAGE_BUFFERS_SLACK}`);
+      }
+      Rtmp.prototype.packetAlloc.call(this);
+    };
+    rtmp.controlHandler = function (this: Rtmp) {
+      Rtmp.prototype.controlHandler.call(this);
+      if (!(this.inChunkSize >= 1 && this.inChunkSize <= 0x7fffffff)) throw new RelayError('RTMP_PROTOCOL_ERROR', `chunk size ${this.inChunkSize}`);
+    };
+    // "Publish.Start" waits for our decision (the key, the lease).
+    rtmp.respondPublish = () => {};
+    rtmp.onOutputCallback = (buffer) => {
+      if (!this.socket.destroyed) this.socket.write(buffer);
+    };
+    rtmp.onConnectCallback = () => {};
+    rtmp.onPlayCallback = () => this.refusePlay();
+    rtmp.onPushCallback = () => this.decide();
+    rtmp.onPacketCallback = (packet) => this.packet(packet.codec_type, packet.dts, packet.data.subarray(0, packet.size));
+    this.socket.on('data', (data: Buffer) => {
+      if (this.state === 'closed') return;
+      let err: string | null;
+      try {
+        err = rtmp.parserData(data);
+      } catch (e) {
+        this.fail(e instanceof RelayError ? e : new RelayError('RTMP_PROTOCOL_ERROR', (e as Error).message));
+        return;
+      }
+      if (err) this.fail(new RelayError('RTMP_PROTOCOL_ERROR', err));
+    });
+    this.socket.setTimeout(this.options.idleTimeoutMs, () => this.fail(new RelayError('RTMP_PROTOCOL_ERROR', `no data for ${this.options.idleTimeoutMs} ms`)));
+    this.socket.on('error', () => {});
+    this.socket.on('close', () => this.finish(undefined));
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  disconnect(reason: RelayError): void {
+    this.fail(reason);
+  }
+
+  private decide(): void {
+    if (this.state !== 'handshake') {
+      this.fail(new RelayError('RTMP_PROTOCOL_ERROR', 'a second publish on one connection'));
+      return;
+    }
+    this.state = 'deciding';
+    const request: PublishRequest = { app: this.rtmp.streamApp ?? '', key: this.rtmp.streamName ?? '', remote: this.remote, control: this };
+    let decision: PublishSink | Promise<PublishSink>;
+    try {
+      decision = this.options.onPublish(request);
+    } catch (err) {
+      this.refusePublish(err);
+      return;
+    }
+    if (decision instanceof Promise) {
+      this.socket.pause();
+      decision.then((sink) => this.accepted(sink), (err) => this.refusePublish(err));
+    } else {
+      this.accepted(decision);
+    }
+  }
+
+  private accepted(sink: PublishSink): void {
+    if (this.state !== 'deciding') {
+      sink.closed(undefined);
+      return;
+    }
+    clearTimeout(this.handshakeTimer);
+    this.sink = sink;
+    this.state = 'publishing';
+    Rtmp.prototype.respondPublish.call(this.rtmp);
+    for (const t of this.early.splice(0)) this.deliver(t.type, t.ts, t.body, t.at);
+    this.socket.resume();
+  }
+
+  private packet(type: number, timestamp: number, body: Buffer): void {
+    if (!TAG_TYPES.has(type)) return;
+    const at = performance.timeOrigin + performance.now();
+    if (this.state === 'publishing') {
+      this.deliver(type, timestamp, body, at);
+    } else if (this.state === 'deciding') {
+      this.earlyBytes += body.length;
+      if (this.early.length >= MAX_TAGS_WHILE_DECIDING || this.earlyBytes > MAX_BYTES_WHILE_DECIDING) throw new RelayError('RTMP_PROTOCOL_ERROR', 'too much media before the publish was accepted');
+      this.early.push({ type, ts: timestamp, body: Buffer.from(body), at });
+    } else {
+      throw new RelayError('RTMP_PROTOCOL_ERROR', 'media before publish');
+    }
+  }
+
+  private deliver(type: number, timestamp: number, body: Buffer, at: number): void {
+    try {
+      this.sink!.tag(type, timestamp, body, at);
+    } catch (err) {
+      this.fail(err instanceof RelayError ? err : new RelayError('RTMP_PROTOCOL_ERROR', (err as Error).message));
+    }
+  }
+
+  private refusePublish(err: unknown): void {
+    const reason = err instanceof RelayError ? err : new RelayError('RTMP_PROTOCOL_ERROR', String(err));
+    this.stats.refused++;
+    const status = reason.code === 'STREAM_ALREADY_PUBLISHING' ? 'NetStream.Publish.BadName' : 'NetStream.Publish.Denied';
+    this.rtmp.sendStatusMessage(this.rtmp.streamId, 'error', status, reason.toClientString());
+    this.fail(reason, true);
+  }
+
+  private refusePlay(): void {
+    const reason = new RelayError('RTMP_PLAY_REFUSED');
+    this.rtmp.sendStatusMessage(this.rtmp.streamId, 'error', 'NetStream.Play.Failed', reason.toClientString());
+    this.fail(reason, true);
+  }
+
+  /** Ends the connection; `graceful` lets a status message reach the client first. */
+  private fail(reason: RelayError, graceful = false): void {
+    if (this.state === 'closed') return;
+    if (reason.code === 'RTMP_PROTOCOL_ERROR' || reason.code === 'RTMP_HANDSHAKE_TIMEOUT') this.stats.protocolErrors++;
+    const level = reason.code === 'RTMP_HANDSHAKE_TIMEOUT' ? 'info' : 'warn';
+    this.log[level]({ code: reason.code, reason: reason.message }, 'RTMP connection closed');
+    this.finish(reason);
+    if (graceful) {
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 1000).unref();
+    } else {
+      this.socket.destroy();
+    }
+  }
+
+  private finish(reason: RelayError | undefined): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.handshakeTimer);
+    this.early.length = 0;
+    const sink = this.sink;
+    this.sink = undefined;
+    sink?.closed(reason);
+  }
+}

@@ -1,0 +1,287 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
+import { TICKS_PER_MS, type Frame, type StreamInit } from '../../core/media/frame.ts';
+import type { Logger } from '../../core/log.ts';
+import { FlvFrameReader } from '../../core/media/flv/flv-frame-reader.ts';
+import { FlvTagStream } from '../../core/media/flv/flv-tag-stream.ts';
+import { FlvWriter } from '../../core/media/flv/flv-writer.ts';
+import { MatroskaWriter } from '../../core/media/matroska/matroska-writer.ts';
+import { ffmpegArgs, webrtcRung, type Rung } from './ladder.ts';
+import { OggOpusReader } from '../../core/media/ogg/ogg-opus-reader.ts';
+import { OPUS_SAMPLE_RATE, opusConfig } from '../../core/media/opus.ts';
+
+export interface TranscoderOptions {
+  /** Seconds between forced keyframes on every rung. */
+  gopSeconds: number;
+  /** Opus beside AAC on the WebRTC rung (kbit/s); 0 for none. */
+  opusKbps: number;
+  /** Output trailing input by more than this much media time means ffmpeg cannot keep up. */
+  maxBacklogMs: number;
+}
+
+/** How often progress is checked and speed sampled. */
+const PROGRESS_INTERVAL_MS = 1000;
+/** Weight of the newest speed sample in the smoothed speed. */
+const SPEED_SMOOTHING = 0.3;
+
+/**
+ * Source frames remembered to give transcoded frames their ingest time. They are
+ * matched by presentation time: a transcoded frame has no B-frames, so its decode
+ * time is its presentation time, which a B-frame source's decode time is not.
+ */
+const RECEIVED_AT_MEMORY = 512;
+
+/**
+ * One ffmpeg child process transcoding one stream into its ladder: source frames
+ * go in through stdin as FLV (Matroska for Opus sources), each rung comes back on a pipe of its own as FLV
+ * and leaves as frames ('frame' events). A thin adapter: the pure parts are the
+ * FLV writer and reader and the ladder plan.
+ */
+export class FfmpegTranscoder extends EventEmitter<{
+  frame: [rendition: string, frame: Frame];
+  exit: [code: number | null, signal: string | null];
+  /** ffmpeg cannot keep up with real time (said once per process). */
+  behind: [backlogMs: number];
+}> {
+  private child: ChildProcess | undefined;
+  /** FLV for H.264 with AAC; Matroska for H.264 with Opus (a WHIP source), which FLV cannot carry. */
+  private readonly writer: { start(init: StreamInit): Buffer; frame(frame: Frame): Buffer };
+  private readonly receivedAt = new Map<number, number>();
+  /** Source audio, oldest first: [presentation ms, ingest time]; Opus packets do not line up with AAC frames. */
+  private readonly audioReceivedAt: [number, number][] = [];
+  private stderr = '';
+  /** After dropped input, feed ffmpeg again only from a keyframe: its decoder cannot start mid-GOP. */
+  private resync = false;
+  /** The WebRTC rung's init with Opus added, derived once per init the rung's output announces. */
+  private readonly webrtc: { name: string; from?: StreamInit; init?: StreamInit } | undefined;
+  /** Media time (ms) of the newest video frame fed in, and of each rung's newest output. */
+  private inputMs: number | undefined;
+  private readonly outputMs = new Map<string, number>();
+  private progressTimer: NodeJS.Timeout | undefined;
+  private startedAt = 0;
+  private lastProgress: { at: number; ms: number } | undefined;
+  private saidBehind = false;
+  /**
+   * ingestTimeMissed: output frames whose source frame was not found (they get the output time).
+   * speed: output media time per wall-clock time, smoothed (1 = real time). backlogMs: output behind input, media time.
+   */
+  readonly stats = { framesIn: 0, framesOut: 0, opusFrames: 0, droppedIn: 0, ingestTimeMissed: 0, speed: undefined as number | undefined, backlogMs: undefined as number | undefined };
+
+  constructor(private readonly rungs: readonly Rung[], private readonly init: StreamInit, private readonly options: TranscoderOptions, private readonly log: Logger) {
+    super();
+    this.writer = init.audio?.codec === 'opus' ? new MatroskaWriter() : new FlvWriter();
+    const top = init.audio && options.opusKbps > 0 ? webrtcRung(rungs) : undefined;
+    this.webrtc = top && { name: top.name };
+  }
+
+  /** The rendition that carries Opus beside AAC, if any. */
+  get webrtcRendition(): string | undefined {
+    return this.webrtc?.name;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  get lastError(): string {
+    return this.stderr.trim().split('\n').slice(-3).join(' | ');
+  }
+
+  start(): void {
+    const args = ffmpegArgs(this.rungs, { gopSeconds: this.options.gopSeconds, hasAudio: this.init.audio !== undefined, opusKbps: this.webrtc ? this.options.opusKbps : 0, input: this.writer instanceof MatroskaWriter ? 'matroska' : 'flv' });
+    const outputs = this.rungs.length + (this.webrtc ? 1 : 0);
+    const child = spawn('ffmpeg', args, { stdio: ['pipe', 'ignore', 'pipe', ...Array.from({ length: outputs }, () => 'pipe' as const)] });
+    this.child = child;
+    child.stderr!.on('data', (d: Buffer) => {
+      this.stderr = (this.stderr + d.toString()).slice(-4000);
+    });
+    child.stdin!.on('error', () => {}); // EPIPE when ffmpeg dies: the exit event reports it
+    child.once('error', (err) => this.log.warn({ err: err.message }, 'cannot start ffmpeg'));
+    child.once('exit', (code, signal) => {
+      clearInterval(this.progressTimer);
+      this.emit('exit', code, signal);
+    });
+    this.startedAt = performance.now();
+    this.progressTimer = setInterval(() => this.checkProgress(), PROGRESS_INTERVAL_MS);
+    this.progressTimer.unref();
+    this.rungs.forEach((rung, i) => {
+      const tags = new FlvTagStream();
+      const reader = new FlvFrameReader();
+      const output = child.stdio[3 + i] as Readable;
+      output.on('error', () => {});
+      output.on('data', (chunk: Buffer) => {
+        let frames: Frame[];
+        try {
+          frames = tags.push(chunk).flatMap((t) => reader.push(t.type, t.timestampMs, t.body, 0) ?? []);
+        } catch (err) {
+          this.log.warn({ rendition: rung.name, err: (err as Error).message }, 'unreadable ffmpeg output; restarting it');
+          this.stop();
+          return;
+        }
+        for (const frame of frames) {
+          const ingested = frame.track === 'video' ? this.ingestTimeOf(frame) : undefined;
+          if (frame.track === 'video') {
+            if (ingested === undefined) this.stats.ingestTimeMissed++;
+            this.outputMs.set(rung.name, (frame.dts + frame.cto) / TICKS_PER_MS);
+          }
+          frame.receivedAt = ingested ?? performance.timeOrigin + performance.now();
+          if (this.webrtc?.name === rung.name) frame.init = this.withOpus(frame.init);
+          this.stats.framesOut++;
+          this.emit('frame', rung.name, frame);
+        }
+      });
+    });
+    if (this.webrtc) this.readOpus(child.stdio[3 + this.rungs.length] as Readable, this.webrtc);
+    child.stdin!.write(this.writer.start(this.init));
+  }
+
+  /** Opus packets from the Ogg pipe become audio frames of the WebRTC rung, beside its AAC. */
+  private readOpus(output: Readable, webrtc: NonNullable<FfmpegTranscoder['webrtc']>): void {
+    const reader = new OggOpusReader();
+    output.on('error', () => {});
+    output.on('data', (chunk: Buffer) => {
+      let packets;
+      try {
+        packets = reader.push(chunk);
+      } catch (err) {
+        this.log.warn({ rendition: webrtc.name, err: (err as Error).message }, 'unreadable ffmpeg Opus output; restarting it');
+        this.stop();
+        return;
+      }
+      for (const packet of packets) {
+        if (!webrtc.init) continue; // nothing to attach it to before the rung's first frame
+        // ffmpeg's timeline: the packet's start less the encoder's pre-skip (its priming samples play first).
+        const start = packet.start - (reader.head?.preSkip ?? 0);
+        const dts = Math.round((start * TICKS_PER_MS * 1000) / OPUS_SAMPLE_RATE);
+        const endMs = ((start + packet.samples) * 1000) / OPUS_SAMPLE_RATE;
+        this.stats.opusFrames++;
+        this.emit('frame', webrtc.name, {
+          track: 'audio', codec: 'opus', dts, cto: 0, keyframe: true, payload: packet.payload,
+          receivedAt: this.audioIngestTime(endMs), init: webrtc.init,
+        });
+      }
+    });
+  }
+
+  private withOpus(init: StreamInit): StreamInit {
+    const webrtc = this.webrtc!;
+    if (webrtc.from !== init) {
+      webrtc.from = init;
+      webrtc.init = { ...init, opus: opusConfig(2) };
+    }
+    return webrtc.init!;
+  }
+
+  /** The ingest time of the newest source audio frame an Opus packet ending at `endMs` was made from. */
+  private audioIngestTime(endMs: number): number {
+    const memory = this.audioReceivedAt;
+    for (let i = memory.length - 1; i >= 0; i--) {
+      if (memory[i]![0] <= endMs + 1) return memory[i]![1];
+    }
+    return performance.timeOrigin + performance.now();
+  }
+
+  /**
+   * Once a second: speed against real time, and whether the output falls ever
+   * further behind the input. A publisher that pauses pauses both, so only a
+   * slow ffmpeg makes the backlog grow.
+   */
+  private checkProgress(): void {
+    const now = performance.now();
+    let slowest: number | undefined;
+    for (const rung of this.rungs) {
+      const ms = this.outputMs.get(rung.name);
+      if (ms === undefined) {
+        slowest = undefined;
+        break;
+      }
+      slowest = slowest === undefined ? ms : Math.min(slowest, ms);
+    }
+    if (slowest === undefined) {
+      // A rung still silent long after the start: ffmpeg is not keeping up at all.
+      const waited = now - this.startedAt;
+      if (this.inputMs !== undefined && waited > Math.max(5000, 3 * this.options.maxBacklogMs)) this.sayBehind(waited);
+      return;
+    }
+    if (this.lastProgress && now > this.lastProgress.at) {
+      const sample = Math.max(0, (slowest - this.lastProgress.ms) / (now - this.lastProgress.at));
+      this.stats.speed = this.stats.speed === undefined ? sample : this.stats.speed + SPEED_SMOOTHING * (sample - this.stats.speed);
+    }
+    this.lastProgress = { at: now, ms: slowest };
+    if (this.inputMs === undefined) return;
+    const backlog = this.inputMs - slowest;
+    // A jump in the source's clock makes the difference meaningless until the output catches up with it.
+    if (backlog < 0 || backlog > 60_000) {
+      this.stats.backlogMs = undefined;
+      return;
+    }
+    this.stats.backlogMs = backlog;
+    if (backlog > this.options.maxBacklogMs) this.sayBehind(backlog);
+  }
+
+  private sayBehind(backlogMs: number): void {
+    if (this.saidBehind) return;
+    this.saidBehind = true;
+    this.emit('behind', Math.round(backlogMs));
+  }
+
+  /** Feeds a source frame. A transcoder that cannot keep up has its input dropped, never the source's. */
+  push(frame: Frame): void {
+    const stdin = this.child?.stdin as Writable | undefined;
+    if (!stdin || !this.running) return;
+    if (frame.track === 'video') this.inputMs = (frame.dts + frame.cto) / TICKS_PER_MS;
+    if (stdin.writableLength > 4 * 1024 * 1024) {
+      this.stats.droppedIn++;
+      this.resync = true;
+      this.sayBehind(this.stats.backlogMs ?? this.options.maxBacklogMs);
+      return;
+    }
+    if (this.resync) {
+      if (!(frame.track === 'video' && frame.keyframe)) {
+        this.stats.droppedIn++;
+        return;
+      }
+      this.resync = false;
+    }
+    if (frame.track === 'video') {
+      this.receivedAt.set(Math.round((frame.dts + frame.cto) / TICKS_PER_MS), frame.receivedAt);
+      if (this.receivedAt.size > RECEIVED_AT_MEMORY) this.receivedAt.delete(this.receivedAt.keys().next().value!);
+    } else if (this.webrtc) {
+      this.audioReceivedAt.push([(frame.dts + frame.cto) / TICKS_PER_MS, frame.receivedAt]);
+      if (this.audioReceivedAt.length > RECEIVED_AT_MEMORY) this.audioReceivedAt.shift();
+    }
+    this.stats.framesIn++;
+    stdin.write(this.writer.frame(frame));
+  }
+
+  /** The ingest time of the source frame presented at this frame's time (ffmpeg re-rounds by a millisecond or so). */
+  private ingestTimeOf(frame: Frame): number | undefined {
+    const ms = Math.round((frame.dts + frame.cto) / TICKS_PER_MS);
+    for (const d of [0, -1, 1, -2, 2]) {
+      const at = this.receivedAt.get(ms + d);
+      if (at !== undefined) return at;
+    }
+    return undefined;
+  }
+
+  /** Ends the input and waits for ffmpeg to flush every rung and exit. */
+  finish(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.child!.once('exit', () => resolve());
+      this.child!.stdin!.end();
+    });
+  }
+
+  stop(): void {
+    clearInterval(this.progressTimer);
+    if (!this.running) return;
+    this.child!.stdin!.end();
+    this.child!.kill('SIGKILL');
+  }
+}
