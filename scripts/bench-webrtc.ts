@@ -65,7 +65,7 @@ async function capacity(clipDir: string) {
   const publisher = await publishWhipClip(`${origin.http}/whip/cam`, key, clip);
   const loaders = Array.from({ length: Number(values.loaders) }, () => startLoader(`${edge.http}/whep/cam?routed=1`));
   const rows: Step[] = [];
-  let baseRss = 0;
+  let baseRss: number;
   let idle: { viewers: number; edgeCpuPercent: number } | undefined;
   let viewers = 0;
   try {
@@ -145,7 +145,7 @@ const md = [
   '|---|---|---|---|---|---|---|',
   ...cap.rows.map((r) => `| ${r.viewers} | ${r.edgeCpuPercent}% (${r.edgeSysPercent}%) | ${r.edgeRssMb} MB | ${r.deliveredMbps} Mbit/s | ${r.expectedMbps} Mbit/s | ${r.missing} (${r.lossPercent}%) | ${r.loaderCpuPercent}% |`),
   '',
-  perViewer ? `Per viewer at ${best!.viewers} viewers: ${perViewer.cpuPercent}% of a core, ${perViewer.memoryKb} KB; **${perViewer.viewersPerCore} viewers per edge core**.` : 'No step without loss.',
+  perViewer ? `Per viewer at ${best.viewers} viewers: ${perViewer.cpuPercent}% of a core, ${perViewer.memoryKb} KB; **${perViewer.viewersPerCore} viewers per edge core**.` : 'No step without loss.',
   ...(floors ? [
     '',
     `| the floor at ${floors.udp.viewers} viewers' packets, same run | CPU (of it kernel) | viewers per core |`,

@@ -133,7 +133,7 @@ if (!commands[command]) {
   process.stderr.write('usage: scripts/cluster start|stop|status\n');
   process.exit(2);
 }
-Promise.resolve(commands[command]!()).catch((err: Error) => {
+Promise.resolve(commands[command]()).catch((err: Error) => {
   process.stderr.write(`cluster: ${err.message}\n`);
   process.exit(1);
 });

@@ -264,7 +264,7 @@ try {
 } catch {
   // first run
 }
-for (const name of values.only!.split(',')) {
+for (const name of values.only.split(',')) {
   process.stderr.write(`fault: ${name}\n`);
   const row = { scenario: name, ...(await scenarios[name]!()) };
   process.stderr.write(`  ${JSON.stringify(row)}\n`);

@@ -21,7 +21,7 @@ export async function loopbackCeiling(seconds = 5): Promise<CeilingRow[]> {
         try {
           end = (JSON.parse(execFileSync('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-P', String(streams), '-J'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as { end: IperfEnd }).end;
         } catch (err) {
-          if (attempt >= 20) throw new Error(`iperf3 failed: ${(err as Error).message}`);
+          if (attempt >= 20) throw new Error(`iperf3 failed: ${(err as Error).message}`, { cause: err });
           await new Promise((r) => setTimeout(r, 100)); // the server is still starting
         }
       }

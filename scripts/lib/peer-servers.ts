@@ -70,7 +70,7 @@ nms.run();
     if (c.proc.exitCode !== null) throw new Error(`node-media-server exited: ${c.output()}`);
     return (await listening(httpPort)) && (await tcpOpen(rtmpPort));
   }, 15_000, 100);
-  return { name: 'node-media-server 4 (HTTP-FLV)', pid: c.proc.pid!, publishUrl: `rtmp://127.0.0.1:${rtmpPort}/live/${stream}`, playUrl: `http://127.0.0.1:${httpPort}/live/${stream}.flv`, stop: c.stop };
+  return { name: 'node-media-server 4 (HTTP-FLV)', pid: c.proc.pid!, publishUrl: `rtmp://127.0.0.1:${rtmpPort}/live/${stream}`, playUrl: `http://127.0.0.1:${httpPort}/live/${stream}.flv`, stop: () => c.stop() };
 }
 
 /** nginx + nginx-rtmp, one process (master_process off), RTMP in and out. */
@@ -100,5 +100,5 @@ rtmp {
     if (c.proc.exitCode !== null) throw new Error(`nginx exited: ${c.output()}`);
     return tcpOpen(port);
   }, 15_000, 100);
-  return { name: 'nginx-rtmp (RTMP)', pid: c.proc.pid!, publishUrl: `rtmp://127.0.0.1:${port}/live/${stream}`, playUrl: `rtmp://127.0.0.1:${port}/live/${stream}`, stop: c.stop };
+  return { name: 'nginx-rtmp (RTMP)', pid: c.proc.pid!, publishUrl: `rtmp://127.0.0.1:${port}/live/${stream}`, playUrl: `rtmp://127.0.0.1:${port}/live/${stream}`, stop: () => c.stop() };
 }

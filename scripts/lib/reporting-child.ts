@@ -10,7 +10,7 @@ export function reportingChild<R>(script: string, args: string[], env: Record<st
   const child = spawn(process.execPath, ['--import', 'tsx', new URL(script, import.meta.url).pathname, ...args], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   let last: R | undefined;
   let waiter: (() => void) | undefined;
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  createInterface({ input: child.stdout }).on('line', (line) => {
     last = JSON.parse(line) as R;
     waiter?.();
   });
@@ -19,7 +19,7 @@ export function reportingChild<R>(script: string, args: string[], env: Record<st
     get report(): R | undefined { return last; },
     /** Resolves with the next report. */
     next: () => new Promise<R>((resolve) => { waiter = () => { waiter = undefined; resolve(last!); }; }),
-    send: (cmd: object) => child.stdin!.write(JSON.stringify(cmd) + '\n'),
+    send: (cmd: object) => child.stdin.write(JSON.stringify(cmd) + '\n'),
     stop: () => child.kill('SIGKILL'),
   };
 }

@@ -50,7 +50,10 @@ if (process.argv[2] === 'sink') {
     });
   }, 1000 / 30);
   const audioTimer = setInterval(() => {
-    for (const s of sockets) s.send(audio), sent++;
+    for (const s of sockets) {
+      s.send(audio);
+      sent++;
+    }
   }, 20);
   await new Promise((r) => setTimeout(r, 1000));
   const c0 = process.cpuUsage();

@@ -52,7 +52,7 @@ async function experience(page: Page, url: string, protocol: 'webrtc' | 'mse', c
   await sleep(10_000);
   let g2g: number[];
   if (protocol === 'webrtc') {
-    const shown = await page.evaluate('window.shown') as [number | undefined, number][];
+    const shown = await page.evaluate<[number | undefined, number][]>('window.shown');
     g2g = shown.flatMap(([rtp, at]) => { const wall = rtp === undefined ? undefined : clock.get(rtp); return wall === undefined ? [] : [at - wall]; });
   } else {
     g2g = (await player()).glassToGlassMs.slice(-300);

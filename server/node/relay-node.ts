@@ -76,7 +76,7 @@ interface Check {
 }
 
 /** Runs a check with a deadline: a hung NATS request is a failed check, not a hung probe. */
-async function check(what: () => Promise<unknown> | unknown, timeoutMs = 1500): Promise<Check> {
+async function check(what: () => unknown, timeoutMs = 1500): Promise<Check> {
   let timer: NodeJS.Timeout | undefined;
   try {
     const ok = await Promise.race([
@@ -104,7 +104,7 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger,
     draining = true;
     for (const c of closers.splice(0).reverse()) await c().catch((err) => log.warn({ err }, 'error while stopping'));
   };
-  const readiness: Record<string, () => Promise<unknown> | unknown> = {};
+  const readiness: Record<string, () => unknown> = {};
   const stopWatchingKeys = keys.watch();
   try {
     let natsUrl = config.nats.url;
@@ -148,14 +148,14 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger,
       closers.push(() => nc.close());
       readiness.natsPublish = () => isNatsConnected(nc);
       await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
-      let publishMetrics: PublishMetrics | undefined;
       const publisher = new FramePublisher(nc, {
         window: config.bus.publishWindow,
         timeoutMs: config.bus.publishTimeoutMs,
         log: log.child({ module: 'bus.publish' }),
-        acked: (seconds) => publishMetrics?.publishLatency.observe(seconds),
+        // Called on acks, once publishMetrics exists.
+        acked: (seconds) => publishMetrics.publishLatency.observe(seconds),
       });
-      publishMetrics = createPublishMetrics(registry, () => publisher.stats);
+      const publishMetrics: PublishMetrics = createPublishMetrics(registry, () => publisher.stats);
       // A restarted nats-server has lost the memory stream: recreate it when publishing fails or NATS comes back.
       const keepStream = frameStreamKeeper(nc, config.bus, log.child({ module: 'bus' }));
       publisher.on('failure', keepStream);

@@ -69,7 +69,7 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
     assert.match(res.body, /^v=0/);
     assert.match(res.location!, /^\/whip\/demo\/[0-9a-f-]{36}$/);
     location = res.location!;
-    assert.match(relay.output(), /Service "WHIP"\n  Server: +http:\/\/[^\s]+\/whip\/demo/, 'the start banner says where OBS 30+ publishes by WHIP');
+    assert.match(relay.output(), /Service "WHIP"\n {2}Server: +http:\/\/[^\s]+\/whip\/demo/, 'the start banner says where OBS 30+ publishes by WHIP');
     await waitFor('the peer connection up', () => publisherPage.evaluate(() => (window as unknown as { pc: RTCPeerConnection }).pc.connectionState === 'connected'), 10_000, 100);
   });
 

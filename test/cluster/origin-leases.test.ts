@@ -94,7 +94,7 @@ describe('stream leases across origins (real processes)', { timeout: 180_000 }, 
     const subjects = new StreamSubjects('relay', 'cam');
     const marker = 77_777_777 * 90;
     const stale = { track: 'video' as const, codec: 'h264' as const, dts: marker, cto: 0, keyframe: true, payload: Buffer.from('0000000565888000', 'hex'), receivedAt: Date.now(), init: { metadata: {} } };
-    for (let i = 0; i < 5; i++) await js.publish(subjects.keyframe, encodeFrame({ ...stale, dts: marker + i * 3000 }, { counter: 1_000_000 + i, token: tokenA }, true, 1 << 20)[0]!);
+    for (let i = 0; i < 5; i++) await js.publish(subjects.keyframe, encodeFrame({ ...stale, dts: marker + i * 3000 }, { counter: 1_000_000 + i, token: tokenA }, true, 1 << 20)[0]);
     await nc.close();
     const mark = viewer.record.fragments.length;
     await waitFor('frames after the stale ones', () => viewer.record.fragments.length > mark + 30, 10_000);

@@ -6,7 +6,6 @@ import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DockerfileParser } from 'dockerfile-ast';
-import { Registry } from 'prom-client';
 import { parse, parseAllDocuments } from 'yaml';
 import { createEdgeMetrics } from '../../edge/edge-metrics.ts';
 import { createPublishMetrics } from '../../server/core/bus/bus-metrics.ts';
@@ -22,7 +21,7 @@ const run = (cmd: string, args: string[], cwd = ROOT) => spawnSync(cmd, args, { 
 /** Every metric name a relay node can serve (histograms with their series), from the modules that define them. */
 function metricCatalogue(): Set<string> {
   const registry = createNodeRegistry({ id: 'n', roles: ['origin', 'edge'], version: '0' });
-  const reg = registry as Registry;
+  const reg = registry;
   createIngestMetrics(reg, () => []);
   createPublishMetrics(reg, () => ({ published: 0, failed: 0, inFlight: 0, resent: 0 }));
   createLeaseMetrics(reg, () => 0);

@@ -50,7 +50,7 @@ export function readFragment(buf: Buffer): FragmentInfo {
       samples: trun.body.readUInt32BE(4),
     };
     if (flags & 0x400) {
-      let p = 8 + (flags & 1 ? 4 : 0) + (flags & 4 ? 4 : 0) + (flags & 0x100 ? 4 : 0) + (flags & 0x200 ? 4 : 0);
+      const p = 8 + (flags & 1 ? 4 : 0) + (flags & 4 ? 4 : 0) + (flags & 0x100 ? 4 : 0) + (flags & 0x200 ? 4 : 0);
       run.firstSampleFlags = trun.body.readUInt32BE(p);
     }
     return run;

@@ -37,7 +37,7 @@ export function startPublisher(options: PublisherOptions): Publisher {
       '-pix_fmt', 'yuv420p', '-b:v', bitrate, '-c:a', 'aac', '-ar', '48000', '-ac', '2'];
   const child = spawn('ffmpeg', ['-hide_banner', '-v', 'error', '-nostdin', ...args, ...(seconds ? ['-t', String(seconds)] : []), '-f', 'flv', url], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => {
+  child.stderr.on('data', (d: Buffer) => {
     err = (err + d.toString()).slice(-4000);
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -25,7 +25,7 @@ export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record
   // `launcher`: a command the relay runs under (e.g. `ip netns exec <ns>`); `host`: the address it listens on and is reached at.
   const host = where.host ?? '127.0.0.1';
   const [bin, ...args] = [...(where.launcher ?? []), process.execPath, ...nodeArgs, '--import', 'tsx', join(ROOT, 'server/node/cli.ts'), command];
-  const child = spawn(bin!, args, {
+  const child = spawn(bin, args, {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -45,8 +45,8 @@ export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record
   const collect = (d: Buffer) => {
     out = (out + d.toString()).slice(-200_000);
   };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     await waitFor('the relay to answer /healthz', async () => {

@@ -42,7 +42,7 @@ export function securityOptions(security: NatsSecurity | undefined): { authentic
   const useTls = Object.values(files).some(Boolean);
   return {
     ...(authenticator && { authenticator }),
-    ...(useTls && { tls: Object.fromEntries(Object.entries(files).filter(([, f]) => f)) as TlsOptions }),
+    ...(useTls && { tls: Object.fromEntries(Object.entries(files).filter(([, f]) => f)) }),
   };
 }
 

@@ -27,12 +27,12 @@ export class PendingAcks {
 
   constructor(private readonly settled: Settled, initialCapacity = 1024) {
     this.capacity = 1 << Math.ceil(Math.log2(Math.max(2, initialCapacity)));
-    this.subject = new Array(this.capacity);
-    this.data = new Array(this.capacity);
-    this.valid = new Array(this.capacity);
+    this.subject = new Array<string>(this.capacity);
+    this.data = new Array<Buffer | undefined>(this.capacity);
+    this.valid = new Array<(() => boolean) | undefined>(this.capacity);
     this.sentAt = new Float64Array(this.capacity);
-    this.onFailure = new Array(this.capacity);
-    this.onStored = new Array(this.capacity);
+    this.onFailure = new Array<(() => void) | undefined>(this.capacity);
+    this.onStored = new Array<(() => void) | undefined>(this.capacity);
     this.waiting = new Uint8Array(this.capacity);
   }
 
@@ -134,11 +134,11 @@ export class PendingAcks {
     const old = { capacity: this.capacity, sentAt: this.sentAt, subject: this.subject, data: this.data, valid: this.valid, onFailure: this.onFailure, onStored: this.onStored, waiting: this.waiting };
     this.capacity *= 2;
     this.sentAt = new Float64Array(this.capacity);
-    this.subject = new Array(this.capacity);
-    this.data = new Array(this.capacity);
-    this.valid = new Array(this.capacity);
-    this.onFailure = new Array(this.capacity);
-    this.onStored = new Array(this.capacity);
+    this.subject = new Array<string>(this.capacity);
+    this.data = new Array<Buffer | undefined>(this.capacity);
+    this.valid = new Array<(() => boolean) | undefined>(this.capacity);
+    this.onFailure = new Array<(() => void) | undefined>(this.capacity);
+    this.onStored = new Array<(() => void) | undefined>(this.capacity);
     this.waiting = new Uint8Array(this.capacity);
     for (let id = this.head; id < this.next; id++) {
       const from = id & (old.capacity - 1);

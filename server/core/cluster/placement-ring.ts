@@ -86,7 +86,8 @@ export class PlacementRing {
 
   /** The stream's home edge, ignoring load (what moves when membership changes). */
   primary(stream: string): EdgeMember | undefined {
-    return this.walk(stream).next().value ?? undefined;
+    const first = this.walk(stream).next();
+    return first.done ? undefined : first.value;
   }
 
   /**

@@ -44,8 +44,8 @@ test('a bad value stops start-up with a message naming the key and its variable'
 test('stream entries with bad names or short keys are refused', () => {
   const bad = codeOf(() => loadConfig({ env: { RELAY_STREAMS: '[{"name":"a.b","key":"short"}]' } }));
   assert.equal(bad?.code, 'CONFIG_INVALID');
-  assert.match(bad!.message, /streams\.0\.name/);
-  assert.match(bad!.message, /streams\.0\.key/);
+  assert.match(bad.message, /streams\.0\.name/);
+  assert.match(bad.message, /streams\.0\.key/);
   assert.equal(codeOf(() => loadConfig({ env: { RELAY_STREAMS: 'not json' } }))?.code, 'CONFIG_INVALID');
 });
 
@@ -60,7 +60,7 @@ test('NATS credentials: one way at a time, a password needs a user, and a client
   const refused = (env: Record<string, string>) => {
     const err = codeOf(() => loadConfig({ env }));
     assert.equal(err?.code, 'CONFIG_INVALID', JSON.stringify(env));
-    return err!.message;
+    return err.message;
   };
   assert.match(refused({ RELAY_NATS_AUTH_TOKEN: 't', RELAY_NATS_AUTH_USER: 'u' }), /nats\.auth.*only one of user\/password, token, nkeySeedFile and credsFile/);
   assert.match(refused({ RELAY_NATS_AUTH_CREDS_FILE: '/a.creds', RELAY_NATS_AUTH_NKEY_SEED_FILE: '/b.nk' }), /only one of/);

@@ -41,6 +41,7 @@ export function endWithError(socket: Duplex, status: number, code: ErrorCode, de
  * a whole request.
  */
 export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnectionsPerAddress: 0, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }): FastifyInstance {
+  const logger: FastifyBaseLogger = log.child({ module: 'http' });
   const app = Fastify({
     // A request without Host is served like any other (Node would answer 400 with no body).
     serverFactory: (handler) => createServer({ requireHostHeader: false }, handler),
@@ -52,14 +53,14 @@ export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnecti
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return endWithError(socket, 408, 'REQUEST_TIMEOUT');
       endWithError(socket, 400, 'REQUEST_INVALID', 'unreadable HTTP');
     },
-    loggerInstance: log.child({ module: 'http' }) as FastifyBaseLogger,
+    loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
     // Validation refuses what does not match: no coercion of types, no silent removal of unknown keys.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     // What the router refuses before any route matches (a path with a bad percent-escape, a
     // parameter past its length) bypasses setErrorHandler unless routed here.
-    frameworkErrors: (err, _req, reply) => refuse(err, reply),
+    frameworkErrors: (err, _req, reply) => void refuse(err, reply),
   });
   const refuse = (err: FastifyError, reply: FastifyReply) => {
     if (err instanceof RelayError) {
@@ -96,5 +97,5 @@ export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnecti
       log.warn({ code: 'TOO_MANY_CONNECTIONS', remote: socket.remoteAddress, max: limits.maxConnectionsPerAddress, refusedSoFar: perAddress.refused }, 'HTTP connection refused: too many from one address');
     }
   });
-  return app as unknown as FastifyInstance;
+  return app;
 }

@@ -180,7 +180,7 @@ class ViewerRtpSender {
   private octets = 0;
   private lastTimestamp = 0;
   private lastWallMs = 0;
-  private readonly history: (RtpOut | undefined)[] = new Array(HISTORY);
+  private readonly history: (RtpOut | undefined)[] = new Array<RtpOut | undefined>(HISTORY);
   private readonly historySeq = new Int32Array(HISTORY).fill(-1);
   private readonly historyRoc = new Uint32Array(HISTORY);
   private protector: SrtpProtector | undefined;
@@ -197,7 +197,7 @@ class ViewerRtpSender {
     });
     sender.onRtcp.subscribe((rtcp) => {
       if (rtcp.type !== RtcpTransportLayerFeedback.type) return;
-      const feedback = (rtcp as RtcpTransportLayerFeedback).feedback;
+      const feedback = (rtcp).feedback;
       if (feedback.count !== GenericNack.count || (feedback as GenericNack).mediaSourceSsrc !== sender.ssrc) return;
       for (const seq of (feedback as GenericNack).lost) {
         const slot = seq % HISTORY;

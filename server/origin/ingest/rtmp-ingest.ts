@@ -154,14 +154,14 @@ class RtmpConnection implements PublisherControl {
   start(): void {
     const rtmp = this.rtmp;
     const maxMessageBytes = this.options.maxMessageBytes;
-    const connection = this;
+    const handshaking = () => this.state === 'handshake';
     // Limits the parser does not have: message size, number of chunk streams, and the
     // buffers all its chunk streams hold at once (each keeps the largest message it saw:
     // 64 streams of 16 MiB would be 1 GiB for one connection).
     rtmp.packetAlloc = function (this: Rtmp) {
       const length = this.parserPacket.header.length;
-      const max = connection.state === 'handshake' ? MAX_MESSAGE_BEFORE_PUBLISH : maxMessageBytes;
-      if (length > max) throw new RelayError('RTMP_PROTOCOL_ERROR', `RTMP message of ${length} bytes exceeds ${max}${connection.state === 'handshake' ? ' before publishing' : ''}`);
+      const max = handshaking() ? MAX_MESSAGE_BEFORE_PUBLISH : maxMessageBytes;
+      if (length > max) throw new RelayError('RTMP_PROTOCOL_ERROR', `RTMP message of ${length} bytes exceeds ${max}${handshaking() ? ' before publishing' : ''}`);
       if (this.inPackets.size > MAX_CHUNK_STREAMS) throw new RelayError('RTMP_PROTOCOL_ERROR', 'too many RTMP chunk streams');
       if (this.parserPacket.capacity < length) {
         let held = 0;

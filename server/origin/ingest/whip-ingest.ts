@@ -71,21 +71,21 @@ export class WhipIngest {
     const rtc = await this.engine.ingest(offer);
     const tracks = { video: /\r?\nm=video /.test(rtc.answer) && !/\r?\nm=video 0 /.test(rtc.answer), audio: /\r?\nm=audio /.test(rtc.answer) && !/\r?\nm=audio 0 /.test(rtc.answer) };
     const id = randomUUID();
-    let session: WhipSession | undefined;
+    const box: { session?: WhipSession } = {};
     let sink: FrameSink;
     try {
       sink = await this.origin.openStream(stream, remote, 'whip', {
         pause: () => {}, // RTP cannot be paused; the bus publisher's window absorbs bursts
         resume: () => {},
         disconnect: (reason) => {
-          if (session) void this.end(session, reason.message, reason);
+          if (box.session) void this.end(box.session, reason.message, reason);
         },
       });
     } catch (err) {
       await rtc.close();
       throw err;
     }
-    session = { id, stream, rtc, sink, closed: false };
+    const session: WhipSession = (box.session = { id, stream, rtc, sink, closed: false });
     this.sessions.set(id, session);
     this.wire(session, tracks);
     this.log.info({ stream, session: id, remote, video: tracks.video, audio: tracks.audio }, 'WHIP publisher connected');

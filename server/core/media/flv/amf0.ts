@@ -31,7 +31,7 @@ function readString(bytes: Buffer, r: { pos: number }, lengthBytes: 2 | 4): stri
 }
 
 function readProperties(bytes: Buffer, r: { pos: number }, depth: number): { [key: string]: Amf0Value } {
-  const obj: { [key: string]: Amf0Value } = Object.create(null);
+  const obj = Object.create(null) as { [key: string]: Amf0Value };
   for (let n = 0; n <= MAX_ENTRIES; n++) {
     const key = readString(bytes, r, 2);
     need(bytes, r, 1);

@@ -16,11 +16,11 @@ describe('OggOpusReader', () => {
     const reader = new OggOpusReader();
     const packets = reader.push(oggFixture(20_000));
     assert.equal(reader.head?.channels, 2);
-    assert.ok(reader.head!.preSkip > 0 && reader.head!.preSkip < 4000, `pre-skip ${reader.head!.preSkip}`);
+    assert.ok(reader.head.preSkip > 0 && reader.head.preSkip < 4000, `pre-skip ${reader.head.preSkip}`);
     assert.ok(packets.length >= 50 && packets.length <= 52, `${packets.length} packets`);
     for (let i = 1; i < packets.length; i++) assert.equal(packets[i]!.start, packets[i - 1]!.start + packets[i - 1]!.samples);
     // Less the pre-skip, the first packet starts where the input did, at 100 s.
-    assert.ok(Math.abs(packets[0]!.start - reader.head!.preSkip - 100 * 48_000) <= 960, `first packet at ${packets[0]!.start}`);
+    assert.ok(Math.abs(packets[0]!.start - reader.head.preSkip - 100 * 48_000) <= 960, `first packet at ${packets[0]!.start}`);
   });
 
   test('several packets per page get their own times, walking back from the granule', () => {

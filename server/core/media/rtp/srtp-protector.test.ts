@@ -13,8 +13,8 @@ const PROFILES: [SrtpProfile, number, number][] = [
 function sessions(profile: number, saltBytes: number) {
   const a = { key: randomBytes(16), salt: randomBytes(saltBytes) };
   const b = { key: randomBytes(16), salt: randomBytes(saltBytes) };
-  const sender = new SrtpSession({ keys: { localMasterKey: a.key, localMasterSalt: a.salt, remoteMasterKey: b.key, remoteMasterSalt: b.salt }, profile } as never);
-  const receiver = new SrtpSession({ keys: { localMasterKey: b.key, localMasterSalt: b.salt, remoteMasterKey: a.key, remoteMasterSalt: a.salt }, profile } as never);
+  const sender = new SrtpSession({ keys: { localMasterKey: a.key, localMasterSalt: a.salt, remoteMasterKey: b.key, remoteMasterSalt: b.salt }, profile });
+  const receiver = new SrtpSession({ keys: { localMasterKey: b.key, localMasterSalt: b.salt, remoteMasterKey: a.key, remoteMasterSalt: a.salt }, profile });
   const ctx = (sender as unknown as { localContext: { srtpSessionKey: Buffer; srtpSessionSalt: Buffer; srtpSessionAuthTag: Buffer } }).localContext;
   // werift pads the GCM session salt to 14 bytes; RFC 7714's is the first 12.
   return { sender, receiver, keys: { key: ctx.srtpSessionKey, salt: ctx.srtpSessionSalt.subarray(0, saltBytes), authKey: ctx.srtpSessionAuthTag } };
