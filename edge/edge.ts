@@ -52,7 +52,13 @@ export class Edge {
   readonly whep: WhepEgress | undefined;
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
   private readonly log: Logger;
-  private readonly page = { html: playerFile('watch.html'), js: playerFile('player.js'), abr: playerFile('abr.js'), whep: playerFile('whep.js'), css: playerFile('player.css') };
+  private readonly page = {
+    html: playerFile('watch.html'),
+    js: playerFile('player.js'),
+    abr: playerFile('abr.js'),
+    whep: playerFile('whep.js'),
+    css: playerFile('player.css'),
+  };
 
   constructor(
     private readonly config: RelayConfig,
@@ -66,14 +72,19 @@ export class Edge {
     this.log = log.child({ module: 'edge' });
     this.metrics = createEdgeMetrics(registry, () => this.consumers());
     if (webrtc) {
-      this.whep = new WhepEgress(config.webrtc, webrtc.engine, {
-        access,
-        renditions: webrtc.renditions,
-        elsewhere: (s) => this.elsewhere(s, true)?.url,
-        hubFor: (s, r) => this.hubFor(s, r),
-        released: (hub) => hub.viewerCount === 0 && this.linger(hub),
-        draining: () => this.draining,
-      }, this.log.child({ module: 'edge.whep' }));
+      this.whep = new WhepEgress(
+        config.webrtc,
+        webrtc.engine,
+        {
+          access,
+          renditions: webrtc.renditions,
+          elsewhere: (s) => this.elsewhere(s, true)?.url,
+          hubFor: (s, r) => this.hubFor(s, r),
+          released: (hub) => hub.viewerCount === 0 && this.linger(hub),
+          draining: () => this.draining,
+        },
+        this.log.child({ module: 'edge.whep' }),
+      );
     }
   }
 
@@ -86,7 +97,10 @@ export class Edge {
       this.access.checkPlayback(stream, token);
       const elsewhere = req.query.routed ? undefined : this.elsewhere(stream, false);
       if (elsewhere) return reply.redirect(`${elsewhere.url}/watch/${stream}?routed=1${tokenQuery(token)}`, 302);
-      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(this.page.html.replaceAll('{{stream}}', stream).replaceAll('{{protocol}}', this.config.edge.playerProtocol));
+      return reply
+        .type('text/html; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .send(this.page.html.replaceAll('{{stream}}', stream).replaceAll('{{protocol}}', this.config.edge.playerProtocol));
     });
     app.get('/player/player.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.js));
     app.get('/player/abr.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.abr));
@@ -136,8 +150,13 @@ export class Edge {
     if (!match) return endWithError(socket, 404, 'NOT_FOUND');
     // What ws would refuse with a plain-text line: refused here with a stable code instead.
     const key = req.headers['sec-websocket-key'];
-    if (req.method !== 'GET' || req.headers.upgrade?.toLowerCase() !== 'websocket' || typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key.trim())
-      || !['8', '13'].includes(String(req.headers['sec-websocket-version']))) {
+    if (
+      req.method !== 'GET' ||
+      req.headers.upgrade?.toLowerCase() !== 'websocket' ||
+      typeof key !== 'string' ||
+      !/^[+/0-9A-Za-z]{22}==$/.test(key.trim()) ||
+      !['8', '13'].includes(String(req.headers['sec-websocket-version']))
+    ) {
       return endWithError(socket, 400, 'REQUEST_INVALID', 'not a WebSocket handshake');
     }
     let name: string;
@@ -155,14 +174,24 @@ export class Edge {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, name, rendition, remote, routed, fromNextKeyframe, token));
   }
 
-  private connected(ws: WebSocket, socket: Duplex, stream: string, rendition: string, remote: string, routed: boolean, fromNextKeyframe: boolean, token: string | undefined): void {
+  private connected(
+    ws: WebSocket,
+    socket: Duplex,
+    stream: string,
+    rendition: string,
+    remote: string,
+    routed: boolean,
+    fromNextKeyframe: boolean,
+    token: string | undefined,
+  ): void {
     ws.on('error', () => {});
     const refuse = (err: RelayError, code: number) => {
       ws.send(JSON.stringify({ type: 'error', code: err.code, message: err.message }));
       ws.close(code, err.code);
     };
     if (!isStreamName(stream)) return refuse(new RelayError('STREAM_NAME_INVALID'), CloseCode.BAD_REQUEST);
-    if (!RENDITION.test(rendition)) return refuse(new RelayError('STREAM_NAME_INVALID', `rendition ${JSON.stringify(rendition.slice(0, 40))}`), CloseCode.BAD_REQUEST);
+    if (!RENDITION.test(rendition))
+      return refuse(new RelayError('STREAM_NAME_INVALID', `rendition ${JSON.stringify(rendition.slice(0, 40))}`), CloseCode.BAD_REQUEST);
     if (!this.access.isKnownStream(stream)) return refuse(new RelayError('STREAM_UNKNOWN', stream), CloseCode.NOT_FOUND);
     try {
       this.access.checkPlayback(stream, token);
@@ -218,12 +247,15 @@ export class Edge {
   private linger(hub: StreamHub): void {
     const key = `${hub.stream}/${hub.rendition}`;
     clearTimeout(this.lingering.get(key));
-    this.lingering.set(key, setTimeout(() => {
-      this.lingering.delete(key);
-      if (hub.viewerCount > 0 || this.hubs.get(key) !== hub) return;
-      this.hubs.delete(key);
-      void hub.close();
-    }, HUB_LINGER_MS).unref());
+    this.lingering.set(
+      key,
+      setTimeout(() => {
+        this.lingering.delete(key);
+        if (hub.viewerCount > 0 || this.hubs.get(key) !== hub) return;
+        this.hubs.delete(key);
+        void hub.close();
+      }, HUB_LINGER_MS).unref(),
+    );
   }
 
   /**

@@ -70,17 +70,22 @@ export class StreamHub {
     });
     this.forgetTokenAfterMs = config.cluster.leaseTtlMs + 2000;
     this.limits = { skipBytes: config.edge.viewerSkipBytes, maxBytes: config.edge.viewerMaxBytes, maxLagMs: config.edge.viewerMaxLagMs };
-    this.feed = new StreamFeed(nc, {
-      jsStream: config.bus.streamName,
-      subjects: new StreamSubjects(config.bus.subjectPrefix, stream, rendition),
-      maxMessages: config.edge.consumerMaxMessages,
-      watchdogIntervalMs: config.edge.watchdogIntervalMs,
-      log,
-    }, (data) => this.message(data), (reason) => {
-      metrics.bus.restarts.inc();
-      this.decoder.reset();
-      log.info({ reason }, 'stream consumer recreated');
-    });
+    this.feed = new StreamFeed(
+      nc,
+      {
+        jsStream: config.bus.streamName,
+        subjects: new StreamSubjects(config.bus.subjectPrefix, stream, rendition),
+        maxMessages: config.edge.consumerMaxMessages,
+        watchdogIntervalMs: config.edge.watchdogIntervalMs,
+        log,
+      },
+      (data) => this.message(data),
+      (reason) => {
+        metrics.bus.restarts.inc();
+        this.decoder.reset();
+        log.info({ reason }, 'stream consumer recreated');
+      },
+    );
     this.timer = setInterval(() => this.flushIdleAudio(), AUDIO_FLUSH_MS / 2);
     this.timer.unref();
     this.housekeeping = setInterval(() => this.housekeep(), 1000);

@@ -34,7 +34,7 @@ function placement() {
   const members: EdgeMember[] = Array.from({ length: 10 }, (_, i) => ({ id: `edge-${i}`, url: '', capacity: defaults.edgeCapacity, load: 0 }));
   const ring = new PlacementRing(members, { balanceFactor: defaults.balanceFactor, spillAfter: defaults.spillAfter });
   let seed = 42;
-  const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+  const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296;
   const weights = Array.from({ length: 1000 }, (_, i) => 1 / (i + 1));
   const total = weights.reduce((a, b) => a + b, 0);
   const loads = new Map(members.map((m) => [m.id, 0]));
@@ -54,17 +54,30 @@ function placement() {
   let moved = 0;
   for (let s = 0; s < 1000; s++) if (ring.primary(`stream-${s}`)!.id !== joined.primary(`stream-${s}`)!.id) moved++;
   return {
-    viewers: 10_000, edges: 10, streams: 1000, eps,
-    busiest, average, busiestOverAverage: +(busiest / average).toFixed(3), bound: Math.ceil((1 + eps) * average),
+    viewers: 10_000,
+    edges: 10,
+    streams: 1000,
+    eps,
+    busiest,
+    average,
+    busiestOverAverage: +(busiest / average).toFixed(3),
+    bound: Math.ceil((1 + eps) * average),
     popularStreamEdges: edgesPerStream.get(0)!.size,
-    movedOnJoin: +(moved / 1000).toFixed(3), oneOverNPlusOne: +(1 / 11).toFixed(3),
+    movedOnJoin: +(moved / 1000).toFixed(3),
+    oneOverNPlusOne: +(1 / 11).toFixed(3),
   };
 }
 
 async function originFailover(): Promise<number[]> {
   const key = 'bench-failover-key-0123456';
   const nats = await startNats();
-  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD });
+  const env = (id: string) => ({
+    NATS_URL: nats.url,
+    RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]),
+    RELAY_CLUSTER_NODE_ID: id,
+    RELAY_LOG_LEVEL: 'warn',
+    ...ONE_ADDRESS_LOAD,
+  });
   const edge = await startRelay('edge', env('edge-1'));
   const times: number[] = [];
   const publishers: Publisher[] = [];
@@ -98,7 +111,13 @@ async function originFailover(): Promise<number[]> {
 async function edgeFailover(): Promise<number[]> {
   const key = 'bench-edge-failover-key-012';
   const nats = await startNats();
-  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD });
+  const env = (id: string) => ({
+    NATS_URL: nats.url,
+    RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]),
+    RELAY_CLUSTER_NODE_ID: id,
+    RELAY_LOG_LEVEL: 'warn',
+    ...ONE_ADDRESS_LOAD,
+  });
   const origin = await startRelay('origin', env('origin-1'));
   const edges = new Map<string, RelayProcess>();
   for (let i = 0; i <= runs; i++) edges.set(`edge-${i}`, await startRelay('edge', env(`edge-${i}`)));
@@ -107,10 +126,11 @@ async function edgeFailover(): Promise<number[]> {
   const times: number[] = [];
   try {
     const page = await chromium.browser.newPage();
-    const state = () => page.evaluate(() => {
-      const p = (window as unknown as { relayPlayer: { framesDecoded(): number; edge?: string } }).relayPlayer;
-      return { frames: p.framesDecoded(), edge: p.edge };
-    });
+    const state = () =>
+      page.evaluate(() => {
+        const p = (window as unknown as { relayPlayer: { framesDecoded(): number; edge?: string } }).relayPlayer;
+        return { frames: p.framesDecoded(), edge: p.edge };
+      });
     await page.goto(`${edges.get('edge-0')!.http}/watch/cam`);
     for (let run = 1; run <= runs; run++) {
       await waitFor('playing', async () => (await state()).frames > 60 && (await state()).edge, 30_000);
@@ -118,7 +138,15 @@ async function edgeFailover(): Promise<number[]> {
       edges.get(edge!)!.child.kill('SIGKILL');
       const killedAt = Date.now();
       const frames = (await state()).frames;
-      await waitFor('playing elsewhere', async () => { const s = await state(); return s.edge !== edge && s.frames > frames + 5; }, 30_000, 20);
+      await waitFor(
+        'playing elsewhere',
+        async () => {
+          const s = await state();
+          return s.edge !== edge && s.frames > frames + 5;
+        },
+        30_000,
+        20,
+      );
       times.push(Date.now() - killedAt);
       process.stderr.write(`edge failover run ${run}: ${times.at(-1)} ms\n`);
       await new Promise((r) => setTimeout(r, 3000));
@@ -150,4 +178,3 @@ const md = [
 ].join('\n');
 writeFileSync(join(out, 'cluster.md'), md + '\n');
 process.stdout.write(md + '\n');
-

@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { browserRun, latencyRun, makeClip, type LatencyRow } from './lib/relay-latency.ts';
 
-const { values } = parseArgs({ options: { streams: { type: 'string', default: '1,20' }, seconds: { type: 'string', default: '20' }, 'no-browser': { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { streams: { type: 'string', default: '1,20' }, seconds: { type: 'string', default: '20' }, 'no-browser': { type: 'boolean', default: false } },
+});
 const streamCounts = values.streams.split(',').map(Number);
 const seconds = Number(values.seconds);
 const out = new URL('../bench-results/', import.meta.url).pathname;
@@ -35,12 +37,14 @@ const md = [
   '|---|---|---|---|---|---|---|',
   ...latency.map((r) => `| ${r.streams} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.clientP50Ms} ms | ${r.clientP99Ms} ms | ${r.missing} | ${r.relayCpuPercent}% |`),
   '',
-  ...(viewer ? [
-    '| Chromium (MSE) | p50 | worst / p95 | samples |',
-    '|---|---|---|---|',
-    `| time to first frame (WebSocket open -> first decoded frame) | ${viewer.ttffP50Ms} ms | ${viewer.ttffMaxMs} ms | ${viewer.loads} page loads |`,
-    `| glass-to-glass (ingest -> displayed) | ${viewer.g2gP50Ms} ms | ${viewer.g2gP95Ms} ms | ${viewer.g2gSamples} frames |`,
-  ] : []),
+  ...(viewer
+    ? [
+        '| Chromium (MSE) | p50 | worst / p95 | samples |',
+        '|---|---|---|---|',
+        `| time to first frame (WebSocket open -> first decoded frame) | ${viewer.ttffP50Ms} ms | ${viewer.ttffMaxMs} ms | ${viewer.loads} page loads |`,
+        `| glass-to-glass (ingest -> displayed) | ${viewer.g2gP50Ms} ms | ${viewer.g2gP95Ms} ms | ${viewer.g2gSamples} frames |`,
+      ]
+    : []),
 ].join('\n');
 writeFileSync(join(out, 'relay.md'), md + '\n');
 process.stdout.write(md + '\n');

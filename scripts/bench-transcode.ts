@@ -27,12 +27,22 @@ mkdirSync(out, { recursive: true });
 const KEY = 'bench-transcode-key-012345';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
-
-interface Run { ladder: string[]; ffmpegCpuPercent: number; latencyMs: Record<string, number>; ingestTimeMissed: number; speed?: number; opusFrames: number }
+interface Run {
+  ladder: string[];
+  ffmpegCpuPercent: number;
+  latencyMs: Record<string, number>;
+  ingestTimeMissed: number;
+  speed?: number;
+  opusFrames: number;
+}
 
 async function run(ladder: Rung[]): Promise<Run> {
   const nats = await startNats();
-  const relay = await startTestNode(['origin', 'edge'], nats.url, { streams: [{ name: 'cam', key: KEY }], transcode: { enabled: true, ladder }, log: { level: 'warn' } });
+  const relay = await startTestNode(['origin', 'edge'], nats.url, {
+    streams: [{ name: 'cam', key: KEY }],
+    transcode: { enabled: true, ladder },
+    log: { level: 'warn' },
+  });
   const publisher = startPublisher({ url: relay.rtmpUrl(KEY), size: '1280x720', bitrate: '2500k' });
   const renditions = ['source', ...ladder.map((r) => r.name)];
   const viewers = renditions.map((r) => ({ r, v: watch(`${relay.wsUrl('cam')}${r === 'source' ? '' : `?rendition=${r}`}`) }));
@@ -50,7 +60,14 @@ async function run(ladder: Rung[]): Promise<Run> {
       latencyMs[r] = round(median(v.record.fragments.slice(marks[i]).flatMap((f) => (f.prftWallMs ? [f.at - f.prftWallMs] : []))));
     });
     const stats = relay.node.origin!.liveStreams()[0]!.transcoding!.transcoderStats;
-    return { ladder: ladder.map((r) => r.name), ffmpegCpuPercent: round(cpu * 100), latencyMs, ingestTimeMissed: stats?.ingestTimeMissed ?? 0, speed: stats?.speed && round(stats.speed, 3), opusFrames: stats?.opusFrames ?? 0 };
+    return {
+      ladder: ladder.map((r) => r.name),
+      ffmpegCpuPercent: round(cpu * 100),
+      latencyMs,
+      ingestTimeMissed: stats?.ingestTimeMissed ?? 0,
+      speed: stats?.speed && round(stats.speed, 3),
+      opusFrames: stats?.opusFrames ?? 0,
+    };
   } finally {
     viewers.forEach(({ v }) => v.close());
     await publisher.stop();
@@ -67,8 +84,20 @@ process.stderr.write(`720p rung alone, ${seconds} s...\n`);
 const single = await run(defaults.filter((r) => r.name === '720p'));
 process.stderr.write(JSON.stringify(single) + '\n');
 
-const added = Object.fromEntries(Object.entries(full.latencyMs).filter(([r]) => r !== 'source').map(([r, ms]) => [r, round(ms - full.latencyMs.source!)]));
-const result = { date: new Date().toISOString(), source: '1280x720 30 fps H.264 High with B-frames, 2.5 Mbit/s, AAC 48 kHz, encoded live', seconds, full, single, addedLatencyMs: added, laddersPerCore: round(100 / full.ffmpegCpuPercent, 2) };
+const added = Object.fromEntries(
+  Object.entries(full.latencyMs)
+    .filter(([r]) => r !== 'source')
+    .map(([r, ms]) => [r, round(ms - full.latencyMs.source!)]),
+);
+const result = {
+  date: new Date().toISOString(),
+  source: '1280x720 30 fps H.264 High with B-frames, 2.5 Mbit/s, AAC 48 kHz, encoded live',
+  seconds,
+  full,
+  single,
+  addedLatencyMs: added,
+  laddersPerCore: round(100 / full.ffmpegCpuPercent, 2),
+};
 writeFileSync(join(out, 'transcode.json'), JSON.stringify(result, null, 2) + '\n');
 const md = [
   '| transcoding figure (OBS-like 720p30 source, encoded live) | measured | target |',

@@ -27,38 +27,76 @@ import { processStat, round } from './lib/figures.ts';
 import { viewerExperience } from './lib/viewer-experience.ts';
 import { ONE_ADDRESS_LOAD } from './lib/one-address.ts';
 
-const { values } = parseArgs({ options: {
-  steps: { type: 'string', default: '50,100,200,300,400,500' },
-  seconds: { type: 'string', default: '10' },
-  kbps: { type: 'string', default: '2000' },
-  loaders: { type: 'string', default: '2' },
-  'no-browser': { type: 'boolean', default: false },
-} });
+const { values } = parseArgs({
+  options: {
+    steps: { type: 'string', default: '50,100,200,300,400,500' },
+    seconds: { type: 'string', default: '10' },
+    kbps: { type: 'string', default: '2000' },
+    loaders: { type: 'string', default: '2' },
+    'no-browser': { type: 'boolean', default: false },
+  },
+});
 const steps = values.steps.split(',').map(Number);
 const seconds = Number(values.seconds);
 const out = new URL('../bench-results/', import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface LoaderReport { connected: number; failed: number; packets: number; bytes: number; missing: number; reordered: number; closed: number; cpuSeconds: number }
+interface LoaderReport {
+  connected: number;
+  failed: number;
+  packets: number;
+  bytes: number;
+  missing: number;
+  reordered: number;
+  closed: number;
+  cpuSeconds: number;
+}
 
 /** One load-generator process and its latest report. */
 function startLoader(whepUrl: string) {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', new URL('./lib/whep-load.ts', import.meta.url).pathname, whepUrl], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', new URL('./lib/whep-load.ts', import.meta.url).pathname, whepUrl], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const state = { last: undefined as LoaderReport | undefined, child };
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const r = JSON.parse(line) as LoaderReport & { added?: number };
     if (r.added === undefined) state.last = r;
   });
-  return { ...state, get report() { return state.last; }, add: (n: number) => child.stdin!.write(JSON.stringify({ add: n }) + '\n'), stop: () => child.kill('SIGKILL') };
+  return {
+    ...state,
+    get report() {
+      return state.last;
+    },
+    add: (n: number) => child.stdin!.write(JSON.stringify({ add: n }) + '\n'),
+    stop: () => child.kill('SIGKILL'),
+  };
 }
 
-interface Step { viewers: number; edgeCpuPercent: number; edgeSysPercent: number; edgeRssMb: number; deliveredMbps: number; expectedMbps: number; missing: number; lossPercent: number; loaderCpuPercent: number; failed: number }
+interface Step {
+  viewers: number;
+  edgeCpuPercent: number;
+  edgeSysPercent: number;
+  edgeRssMb: number;
+  deliveredMbps: number;
+  expectedMbps: number;
+  missing: number;
+  lossPercent: number;
+  loaderCpuPercent: number;
+  failed: number;
+}
 
 async function capacity(clipDir: string) {
   const key = 'bench-webrtc-key-0123456789';
   const nats = await startNats();
-  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD, RELAY_CLUSTER_EDGE_CAPACITY: '100000' });
+  const env = (id: string) => ({
+    NATS_URL: nats.url,
+    RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]),
+    RELAY_CLUSTER_NODE_ID: id,
+    RELAY_LOG_LEVEL: 'warn',
+    ...ONE_ADDRESS_LOAD,
+    RELAY_CLUSTER_EDGE_CAPACITY: '100000',
+  });
   const origin = await startRelay('origin', env('origin-1'));
   const edge = await startRelay('edge', env('edge-1'));
   const clip = encodeWhipClip(clipDir, { size: '1280x720', kbps: Number(values.kbps), seconds: 10 });
@@ -69,15 +107,38 @@ async function capacity(clipDir: string) {
   let idle: { viewers: number; edgeCpuPercent: number } | undefined;
   let viewers = 0;
   try {
-    await waitFor("the stream live on the edge", async () => ((await (await fetch(`${edge.http}/api/streams/cam`)).json().catch(() => ({}))) as { renditions?: { webrtc?: boolean }[] }).renditions?.some((r) => r.webrtc), 30_000, 200);
+    await waitFor(
+      'the stream live on the edge',
+      async () =>
+        ((await (await fetch(`${edge.http}/api/streams/cam`)).json().catch(() => ({}))) as { renditions?: { webrtc?: boolean }[] }).renditions?.some(
+          (r) => r.webrtc,
+        ),
+      30_000,
+      200,
+    );
     baseRss = processStat(edge.child.pid!).rssMb;
     for (const target of steps) {
       const add = target - viewers;
       loaders.forEach((l, i) => l.add(Math.floor(add / loaders.length) + (i < add % loaders.length ? 1 : 0)));
-      await waitFor(`${target} viewers connected`, () => loaders.reduce((n, l) => n + (l.report?.connected ?? 0) + (l.report?.failed ?? 0), 0) >= target, 120_000, 250);
+      await waitFor(
+        `${target} viewers connected`,
+        () => loaders.reduce((n, l) => n + (l.report?.connected ?? 0) + (l.report?.failed ?? 0), 0) >= target,
+        120_000,
+        250,
+      );
       viewers = target;
       await sleep(3000);
-      const sum = () => loaders.reduce((a, l) => ({ packets: a.packets + l.report!.packets, bytes: a.bytes + l.report!.bytes, missing: a.missing + l.report!.missing, cpu: a.cpu + l.report!.cpuSeconds, failed: a.failed + l.report!.failed }), { packets: 0, bytes: 0, missing: 0, cpu: 0, failed: 0 });
+      const sum = () =>
+        loaders.reduce(
+          (a, l) => ({
+            packets: a.packets + l.report!.packets,
+            bytes: a.bytes + l.report!.bytes,
+            missing: a.missing + l.report!.missing,
+            cpu: a.cpu + l.report!.cpuSeconds,
+            failed: a.failed + l.report!.failed,
+          }),
+          { packets: 0, bytes: 0, missing: 0, cpu: 0, failed: 0 },
+        );
       const s0 = sum();
       const e0 = processStat(edge.child.pid!);
       const t0 = performance.now();
@@ -90,14 +151,14 @@ async function capacity(clipDir: string) {
       const missing = s1.missing - s0.missing;
       const row: Step = {
         viewers: target - s1.failed,
-        edgeCpuPercent: round((e1.cpu - e0.cpu) / dt * 100),
-        edgeSysPercent: round((e1.sys - e0.sys) / dt * 100),
+        edgeCpuPercent: round(((e1.cpu - e0.cpu) / dt) * 100),
+        edgeSysPercent: round(((e1.sys - e0.sys) / dt) * 100),
         edgeRssMb: round(e1.rssMb),
-        deliveredMbps: round((s1.bytes - s0.bytes) * 8 / dt / 1e6),
-        expectedMbps: round((target - s1.failed) * (Number(values.kbps) + 64) / 1000),
+        deliveredMbps: round(((s1.bytes - s0.bytes) * 8) / dt / 1e6),
+        expectedMbps: round(((target - s1.failed) * (Number(values.kbps) + 64)) / 1000),
         missing,
-        lossPercent: round(missing / Math.max(1, packets + missing) * 100, 3),
-        loaderCpuPercent: round((s1.cpu - s0.cpu) / dt * 100),
+        lossPercent: round((missing / Math.max(1, packets + missing)) * 100, 3),
+        loaderCpuPercent: round(((s1.cpu - s0.cpu) / dt) * 100),
         failed: s1.failed,
       };
       rows.push(row);
@@ -110,7 +171,7 @@ async function capacity(clipDir: string) {
     const i0 = processStat(edge.child.pid!);
     const ti = performance.now();
     await sleep(seconds * 1000);
-    idle = { viewers, edgeCpuPercent: round((processStat(edge.child.pid!).cpu - i0.cpu) / ((performance.now() - ti) / 1000) * 100) };
+    idle = { viewers, edgeCpuPercent: round(((processStat(edge.child.pid!).cpu - i0.cpu) / ((performance.now() - ti) / 1000)) * 100) };
     process.stderr.write(`no media, ${viewers} viewers connected: edge CPU ${idle.edgeCpuPercent}%\n`);
   } finally {
     loaders.forEach((l) => l.stop());
@@ -129,38 +190,64 @@ const good = cap.rows.filter((r) => r.lossPercent <= 0.1 && r.edgeCpuPercent <= 
 const best = good.at(-1);
 const perViewer = best && {
   cpuPercent: round(best.edgeCpuPercent / best.viewers, 3),
-  memoryKb: round((best.edgeRssMb - cap.baseRssMb) * 1024 / best.viewers, 0),
+  memoryKb: round(((best.edgeRssMb - cap.baseRssMb) * 1024) / best.viewers, 0),
   viewersPerCore: Math.round(best.viewers / (best.edgeCpuPercent / 100)),
 };
 /** The floor at the same viewer count: plain UDP sends of the same packet shape, then with SRTP protection too (scripts/lib/udp-floor.ts). */
 function floor(viewers: number, srtp: boolean): { viewers: number; cpuPercent: number; sysPercent: number } {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', new URL('./lib/udp-floor.ts', import.meta.url).pathname, String(viewers), String(seconds), values.kbps], { env: { ...process.env, ...(srtp ? { SRTP: '1' } : {}) } });
+  const out = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', new URL('./lib/udp-floor.ts', import.meta.url).pathname, String(viewers), String(seconds), values.kbps],
+    { env: { ...process.env, ...(srtp ? { SRTP: '1' } : {}) } },
+  );
   return JSON.parse(out.toString()) as { viewers: number; cpuPercent: number; sysPercent: number };
 }
 const floors = best ? { udp: floor(best.viewers, false), srtp: floor(best.viewers, true) } : undefined;
-const result = { date: new Date().toISOString(), machine: { cores: cpus().length, model: cpus()[0]?.model, node: process.version }, streamKbps: Number(values.kbps), capacity: cap, perViewer, floors, viewers };
+const result = {
+  date: new Date().toISOString(),
+  machine: { cores: cpus().length, model: cpus()[0]?.model, node: process.version },
+  streamKbps: Number(values.kbps),
+  capacity: cap,
+  perViewer,
+  floors,
+  viewers,
+};
 writeFileSync(join(out, 'webrtc.json'), JSON.stringify(result, null, 2) + '\n');
 const md = [
   `| WHEP viewers (${values.kbps} kbit/s H.264 + 64 kbit/s Opus) | edge CPU (of it kernel) | edge RSS | delivered | expected | packets missing | load generators' CPU |`,
   '|---|---|---|---|---|---|---|',
-  ...cap.rows.map((r) => `| ${r.viewers} | ${r.edgeCpuPercent}% (${r.edgeSysPercent}%) | ${r.edgeRssMb} MB | ${r.deliveredMbps} Mbit/s | ${r.expectedMbps} Mbit/s | ${r.missing} (${r.lossPercent}%) | ${r.loaderCpuPercent}% |`),
+  ...cap.rows.map(
+    (r) =>
+      `| ${r.viewers} | ${r.edgeCpuPercent}% (${r.edgeSysPercent}%) | ${r.edgeRssMb} MB | ${r.deliveredMbps} Mbit/s | ${r.expectedMbps} Mbit/s | ${r.missing} (${r.lossPercent}%) | ${r.loaderCpuPercent}% |`,
+  ),
   '',
-  perViewer ? `Per viewer at ${best.viewers} viewers: ${perViewer.cpuPercent}% of a core, ${perViewer.memoryKb} KB; **${perViewer.viewersPerCore} viewers per edge core**.` : 'No step without loss.',
-  ...(floors ? [
-    '',
-    `| the floor at ${floors.udp.viewers} viewers' packets, same run | CPU (of it kernel) | viewers per core |`,
-    '|---|---|---|',
-    `| Node UDP sends alone (no SRTP, no RTP work), one socket per viewer | ${floors.udp.cpuPercent}% (${floors.udp.sysPercent}%) | ${Math.round(floors.udp.viewers / (floors.udp.cpuPercent / 100))} |`,
-    `| the same with SRTP (AES-GCM) on the video packets | ${floors.srtp.cpuPercent}% (${floors.srtp.sysPercent}%) | ${Math.round(floors.srtp.viewers / (floors.srtp.cpuPercent / 100))} |`,
-    `| the edge (above) | ${best!.edgeCpuPercent}% (${best!.edgeSysPercent}%) | ${perViewer!.viewersPerCore} |`,
-  ] : []),
-  ...(cap.idle ? ['', `With no media flowing, ${cap.idle.viewers} connected viewers cost the edge ${cap.idle.edgeCpuPercent}% of a core (ICE consent, RTCP).`] : []),
+  perViewer
+    ? `Per viewer at ${best.viewers} viewers: ${perViewer.cpuPercent}% of a core, ${perViewer.memoryKb} KB; **${perViewer.viewersPerCore} viewers per edge core**.`
+    : 'No step without loss.',
+  ...(floors
+    ? [
+        '',
+        `| the floor at ${floors.udp.viewers} viewers' packets, same run | CPU (of it kernel) | viewers per core |`,
+        '|---|---|---|',
+        `| Node UDP sends alone (no SRTP, no RTP work), one socket per viewer | ${floors.udp.cpuPercent}% (${floors.udp.sysPercent}%) | ${Math.round(floors.udp.viewers / (floors.udp.cpuPercent / 100))} |`,
+        `| the same with SRTP (AES-GCM) on the video packets | ${floors.srtp.cpuPercent}% (${floors.srtp.sysPercent}%) | ${Math.round(floors.srtp.viewers / (floors.srtp.cpuPercent / 100))} |`,
+        `| the edge (above) | ${best!.edgeCpuPercent}% (${best!.edgeSysPercent}%) | ${perViewer!.viewersPerCore} |`,
+      ]
+    : []),
+  ...(cap.idle
+    ? ['', `With no media flowing, ${cap.idle.viewers} connected viewers cost the edge ${cap.idle.edgeCpuPercent}% of a core (ICE consent, RTCP).`]
+    : []),
   '',
-  ...(viewers.length ? [
-    '| Chromium, source | protocol | time to first frame p50 | worst | glass-to-glass p50 | p95 | frames | player\'s own figure p50 |',
-    '|---|---|---|---|---|---|---|---|',
-    ...viewers.map((v) => `| ${v.source} | ${v.protocol === 'webrtc' ? 'WHEP' : 'MSE (WebSocket)'} | ${v.ttffP50Ms} ms | ${v.ttffMaxMs} ms | ${v.g2gP50Ms} ms | ${v.g2gP95Ms} ms | ${v.samples} | ${v.reportP50Ms === undefined ? '' : `${v.reportP50Ms} ms`} |`),
-  ] : []),
+  ...(viewers.length
+    ? [
+        "| Chromium, source | protocol | time to first frame p50 | worst | glass-to-glass p50 | p95 | frames | player's own figure p50 |",
+        '|---|---|---|---|---|---|---|---|',
+        ...viewers.map(
+          (v) =>
+            `| ${v.source} | ${v.protocol === 'webrtc' ? 'WHEP' : 'MSE (WebSocket)'} | ${v.ttffP50Ms} ms | ${v.ttffMaxMs} ms | ${v.g2gP50Ms} ms | ${v.g2gP95Ms} ms | ${v.samples} | ${v.reportP50Ms === undefined ? '' : `${v.reportP50Ms} ms`} |`,
+        ),
+      ]
+    : []),
 ].join('\n');
 writeFileSync(join(out, 'webrtc.md'), md + '\n');
 process.stdout.write(md + '\n');

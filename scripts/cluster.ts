@@ -17,11 +17,26 @@ import { DEMO_STREAM, demoStreamKey, localAdminToken } from '../server/node/demo
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DIR = join(ROOT, 'data', 'cluster');
 const PIDS = join(DIR, 'pids.json');
-const NATS_PORTS = [{ client: 4231, cluster: 6231 }, { client: 4232, cluster: 6232 }, { client: 4233, cluster: 6233 }];
-const ORIGINS = [{ id: 'origin-1', rtmp: 1935, http: 8081 }, { id: 'origin-2', rtmp: 1936, http: 8082 }];
-const EDGES = [{ id: 'edge-1', http: 8091 }, { id: 'edge-2', http: 8092 }, { id: 'edge-3', http: 8093 }];
+const NATS_PORTS = [
+  { client: 4231, cluster: 6231 },
+  { client: 4232, cluster: 6232 },
+  { client: 4233, cluster: 6233 },
+];
+const ORIGINS = [
+  { id: 'origin-1', rtmp: 1935, http: 8081 },
+  { id: 'origin-2', rtmp: 1936, http: 8082 },
+];
+const EDGES = [
+  { id: 'edge-1', http: 8091 },
+  { id: 'edge-2', http: 8092 },
+  { id: 'edge-3', http: 8093 },
+];
 
-interface Started { name: string; pid: number; log: string }
+interface Started {
+  name: string;
+  pid: number;
+  log: string;
+}
 
 function alive(pid: number): boolean {
   try {
@@ -48,7 +63,13 @@ function launch(name: string, command: string, args: string[], env: Record<strin
 async function waitHealthy(url: string, name: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    if (
+      await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`${name} did not become healthy; see ${join(DIR, `${name}.log`)}`);
@@ -62,8 +83,23 @@ async function start(): Promise<void> {
   const nodes = natsCluster(join(DIR, 'nats'), NATS_PORTS);
   for (const node of nodes) {
     // Detached processes of their own, so that the cluster outlives this command.
-    const args = ['-js', '-a', '127.0.0.1', '-p', String(node.clientPort), '-sd', join(DIR, 'nats', node.name),
-      '-n', node.name, '--cluster_name', 'relay', '--cluster', `nats://127.0.0.1:${node.clusterPort}`, '--routes', NATS_PORTS.map((p) => `nats://127.0.0.1:${p.cluster}`).join(',')];
+    const args = [
+      '-js',
+      '-a',
+      '127.0.0.1',
+      '-p',
+      String(node.clientPort),
+      '-sd',
+      join(DIR, 'nats', node.name),
+      '-n',
+      node.name,
+      '--cluster_name',
+      'relay',
+      '--cluster',
+      `nats://127.0.0.1:${node.clusterPort}`,
+      '--routes',
+      NATS_PORTS.map((p) => `nats://127.0.0.1:${p.cluster}`).join(','),
+    ];
     started.push(launch(`nats-${node.name}`, 'nats-server', args));
   }
   save();
@@ -82,30 +118,45 @@ async function start(): Promise<void> {
     RELAY_ADMIN_TOKEN: admin.key,
   };
   for (const o of ORIGINS) {
-    started.push(launch(o.id, process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'origin'], { ...common, RELAY_CLUSTER_NODE_ID: o.id, RELAY_RTMP_PORT: String(o.rtmp), RELAY_HTTP_PORT: String(o.http) }));
+    started.push(
+      launch(o.id, process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'origin'], {
+        ...common,
+        RELAY_CLUSTER_NODE_ID: o.id,
+        RELAY_RTMP_PORT: String(o.rtmp),
+        RELAY_HTTP_PORT: String(o.http),
+      }),
+    );
     save();
   }
   for (const e of EDGES) {
-    started.push(launch(e.id, process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'edge'], { ...common, RELAY_CLUSTER_NODE_ID: e.id, RELAY_HTTP_PORT: String(e.http) }));
+    started.push(
+      launch(e.id, process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'edge'], {
+        ...common,
+        RELAY_CLUSTER_NODE_ID: e.id,
+        RELAY_HTTP_PORT: String(e.http),
+      }),
+    );
     save();
   }
   await Promise.all([...ORIGINS, ...EDGES].map((n) => waitHealthy(`http://127.0.0.1:${n.http}/healthz`, n.id)));
-  process.stdout.write([
-    '',
-    `Cluster running: NATS ${natsUrl}`,
-    '',
-    'OBS (either origin; a TCP balancer in front of both would do the same):',
-    ...ORIGINS.map((o) => `  Server: rtmp://127.0.0.1:${o.rtmp}/live   (${o.id})`),
-    `  Stream Key: ${demo.key}   (stream "${DEMO_STREAM}")`,
-    '',
-    'Watch on any edge (it sends you to the edge that serves the stream):',
-    ...EDGES.map((e) => `  http://127.0.0.1:${e.http}/watch/${DEMO_STREAM}   (${e.id})`),
-    '',
-    `Dashboard (any node): http://127.0.0.1:${EDGES[0]!.http}/admin   token in ${admin.file}`,
-    `Route of a stream: curl http://127.0.0.1:${EDGES[0]!.http}/api/route/${DEMO_STREAM}`,
-    `Logs: ${DIR}/*.log     Stop: scripts/cluster stop`,
-    '',
-  ].join('\n'));
+  process.stdout.write(
+    [
+      '',
+      `Cluster running: NATS ${natsUrl}`,
+      '',
+      'OBS (either origin; a TCP balancer in front of both would do the same):',
+      ...ORIGINS.map((o) => `  Server: rtmp://127.0.0.1:${o.rtmp}/live   (${o.id})`),
+      `  Stream Key: ${demo.key}   (stream "${DEMO_STREAM}")`,
+      '',
+      'Watch on any edge (it sends you to the edge that serves the stream):',
+      ...EDGES.map((e) => `  http://127.0.0.1:${e.http}/watch/${DEMO_STREAM}   (${e.id})`),
+      '',
+      `Dashboard (any node): http://127.0.0.1:${EDGES[0]!.http}/admin   token in ${admin.file}`,
+      `Route of a stream: curl http://127.0.0.1:${EDGES[0]!.http}/api/route/${DEMO_STREAM}`,
+      `Logs: ${DIR}/*.log     Stop: scripts/cluster stop`,
+      '',
+    ].join('\n'),
+  );
 }
 
 async function stop(): Promise<void> {

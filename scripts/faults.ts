@@ -25,9 +25,25 @@ import { ONE_ADDRESS_LOAD } from './lib/one-address.ts';
 const KEY = 'faults-stream-key-0123456789';
 const FRAME_TICKS = 3000; // 30 fps at 90 kHz
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const env = (id: string, natsUrl: string, extra: Record<string, string> = {}) => ({ NATS_URL: natsUrl, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key: KEY }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD, ...extra });
+const env = (id: string, natsUrl: string, extra: Record<string, string> = {}) => ({
+  NATS_URL: natsUrl,
+  RELAY_STREAMS: JSON.stringify([{ name: 'cam', key: KEY }]),
+  RELAY_CLUSTER_NODE_ID: id,
+  RELAY_LOG_LEVEL: 'warn',
+  ...ONE_ADDRESS_LOAD,
+  ...extra,
+});
 
-interface Row { scenario?: string; fault: string; viewers: number; stayedConnected: number; longestWaitMs: number; framesLost: number | null; playingAgainAfterMs: number; note: string }
+interface Row {
+  scenario?: string;
+  fault: string;
+  viewers: number;
+  stayedConnected: number;
+  longestWaitMs: number;
+  framesLost: number | null;
+  playingAgainAfterMs: number;
+  note: string;
+}
 
 function publish(url: string, launcher: string[] = []): ChildProcess {
   const args = ['-hide_banner', '-v', 'error', '-nostdin', '-re', '-stream_loop', '-1', '-i', FIXTURE_OBS_LIKE, '-c', 'copy', '-f', 'flv', url];
@@ -78,7 +94,9 @@ function measure(viewers: Viewer[], since: number, faultAt: number) {
 /** What a row says of lost frames. */
 function lostText(r: Row): string {
   if (r.framesLost !== null) return String(r.framesLost);
-  return r.scenario === 'edge-kill' ? 'none missed by design: a reconnected viewer starts at the current keyframe' : 'a new publication: the publisher\'s frames from the fault to the takeover';
+  return r.scenario === 'edge-kill'
+    ? 'none missed by design: a reconnected viewer starts at the current keyframe'
+    : "a new publication: the publisher's frames from the fault to the takeover";
 }
 
 /** A nats-server of the scenario's own, on a temporary store. */
@@ -86,7 +104,14 @@ async function ownNats(port = 0, host?: string) {
   const storeDir = mkdtempSync(join(tmpdir(), 'faults-nats-'));
   const nats = new NatsServerProcess({ storeDir, port, host });
   await nats.start();
-  return { nats, storeDir, stop: async () => { await nats.stop(); rmSync(storeDir, { recursive: true, force: true }); } };
+  return {
+    nats,
+    storeDir,
+    stop: async () => {
+      await nats.stop();
+      rmSync(storeDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Plays 3 s, injects the fault, waits `settleMs`, and measures what the viewers saw (they are closed after). */
@@ -115,14 +140,22 @@ async function natsRestart(storage: 'memory' | 'file'): Promise<Row> {
   const edge = await startRelay('edge', env('edge-1', nats.url, { RELAY_BUS_STORAGE: storage }));
   const publisher = publish(origin.rtmpUrl(KEY));
   try {
-    const seen = await observe(await viewersOn(edge, 5), async () => {
-      const port = nats.port;
-      await nats.kill();
-      await sleep(2000);
-      nats = new NatsServerProcess({ storeDir: own.storeDir, port });
-      await nats.start();
-    }, 15_000);
-    return { fault: `nats-server killed (-9) and restarted 2 s later, single node, frames in ${storage} storage (bus.storage)`, ...seen, note: `publisher ${publisher.exitCode === null ? 'stayed connected' : 'was disconnected'}` };
+    const seen = await observe(
+      await viewersOn(edge, 5),
+      async () => {
+        const port = nats.port;
+        await nats.kill();
+        await sleep(2000);
+        nats = new NatsServerProcess({ storeDir: own.storeDir, port });
+        await nats.start();
+      },
+      15_000,
+    );
+    return {
+      fault: `nats-server killed (-9) and restarted 2 s later, single node, frames in ${storage} storage (bus.storage)`,
+      ...seen,
+      note: `publisher ${publisher.exitCode === null ? 'stayed connected' : 'was disconnected'}`,
+    };
   } finally {
     publisher.kill('SIGKILL');
     await edge.stop();
@@ -141,7 +174,11 @@ async function clusterNode(): Promise<Row> {
   try {
     // The first URL: where the relay's connections went.
     const seen = await observe(await viewersOn(edge, 5), () => cluster.nodes[0]!.server.kill(), 25_000);
-    return { fault: 'one node of a 3-node NATS cluster killed (-9), replicas 3', ...seen, note: `publisher ${publisher.exitCode === null ? 'stayed connected' : 'was disconnected'}` };
+    return {
+      fault: 'one node of a 3-node NATS cluster killed (-9), replicas 3',
+      ...seen,
+      note: `publisher ${publisher.exitCode === null ? 'stayed connected' : 'was disconnected'}`,
+    };
   } finally {
     publisher.kill('SIGKILL');
     await edge.stop();
@@ -154,7 +191,11 @@ const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
 
 async function netnsCut(): Promise<Row> {
   const ns = 'relay-faults';
-  try { ip('netns', 'del', ns); } catch { /* not there */ }
+  try {
+    ip('netns', 'del', ns);
+  } catch {
+    /* not there */
+  }
   ip('netns', 'add', ns);
   ip('link', 'add', 'rf-host', 'type', 'veth', 'peer', 'name', 'rf-origin');
   ip('link', 'set', 'rf-origin', 'netns', ns);
@@ -178,26 +219,43 @@ async function netnsCut(): Promise<Row> {
     const first = publish(cutOff.rtmpUrl(KEY), launcher);
     publishers.push(first);
     let droppedAfter = 0;
-    const seen = await observe(await viewersOn(edge, 5), async () => {
-      const cut = Date.now();
-      ip('link', 'set', 'rf-host', 'down');
-      // The origin stops publishing before its lease could expire and drops its publisher (LEASE_LOST);
-      // like OBS, the publisher then reconnects, through the load balancer, to the other origin.
-      await waitFor('the cut-off origin to drop its publisher', () => first.exitCode !== null || first.signalCode !== null, 30_000, 100);
-      droppedAfter = Date.now() - cut;
-      publishers.push(publish(other!.rtmpUrl(KEY)));
-      await sleep(20_000);
-      ip('link', 'set', 'rf-host', 'up'); // healed: the old origin must not publish over the new one
-    }, 5000);
-    return { fault: 'an origin cut off from NATS (veth down between network namespaces); its publisher reconnects to another origin', ...seen, framesLost: null, note: `the cut-off origin dropped its publisher after ${round(droppedAfter / 1000)} s (lease TTL 10 s); a new publication, so frames from the cut to the takeover are lost` };
+    const seen = await observe(
+      await viewersOn(edge, 5),
+      async () => {
+        const cut = Date.now();
+        ip('link', 'set', 'rf-host', 'down');
+        // The origin stops publishing before its lease could expire and drops its publisher (LEASE_LOST);
+        // like OBS, the publisher then reconnects, through the load balancer, to the other origin.
+        await waitFor('the cut-off origin to drop its publisher', () => first.exitCode !== null || first.signalCode !== null, 30_000, 100);
+        droppedAfter = Date.now() - cut;
+        publishers.push(publish(other!.rtmpUrl(KEY)));
+        await sleep(20_000);
+        ip('link', 'set', 'rf-host', 'up'); // healed: the old origin must not publish over the new one
+      },
+      5000,
+    );
+    return {
+      fault: 'an origin cut off from NATS (veth down between network namespaces); its publisher reconnects to another origin',
+      ...seen,
+      framesLost: null,
+      note: `the cut-off origin dropped its publisher after ${round(droppedAfter / 1000)} s (lease TTL 10 s); a new publication, so frames from the cut to the takeover are lost`,
+    };
   } finally {
     for (const p of publishers) p.kill('SIGKILL');
     await edge?.stop();
     await other?.stop();
     await cutOff?.stop('SIGKILL');
     await own.stop();
-    try { ip('netns', 'del', ns); } catch { /* gone */ }
-    try { ip('link', 'del', 'rf-host'); } catch { /* gone with the namespace */ }
+    try {
+      ip('netns', 'del', ns);
+    } catch {
+      /* gone */
+    }
+    try {
+      ip('link', 'del', 'rf-host');
+    } catch {
+      /* gone with the namespace */
+    }
   }
 }
 
@@ -214,16 +272,26 @@ async function edgeKill(): Promise<Row> {
     const faultAt = Date.now();
     edge1.child.kill('SIGKILL');
     // What the player does: ask another edge for a route that avoids the dead one, and connect there.
-    const again = await Promise.all(first.map(async () => {
-      await waitFor('the close', () => first.every((v) => v.record.closed), 10_000, 20);
-      const route = await (await fetch(`${edge2.http}/api/route/cam?exclude=edge-1`)).json() as { ws: string };
-      const v = watch(route.ws);
-      await waitFor('a frame on the new edge', () => videoOf(v).length > 0, 20_000, 20);
-      return { v, ms: videoOf(v)[0]!.at - faultAt };
-    }));
+    const again = await Promise.all(
+      first.map(async () => {
+        await waitFor('the close', () => first.every((v) => v.record.closed), 10_000, 20);
+        const route = (await (await fetch(`${edge2.http}/api/route/cam?exclude=edge-1`)).json()) as { ws: string };
+        const v = watch(route.ws);
+        await waitFor('a frame on the new edge', () => videoOf(v).length > 0, 20_000, 20);
+        return { v, ms: videoOf(v)[0]!.at - faultAt };
+      }),
+    );
     const times = again.map((a) => a.ms).sort((a, b) => a - b);
     again.forEach((a) => a.v.close());
-    return { fault: `an edge killed (-9) under ${n} viewers; players reconnect through another edge's route`, viewers: n, stayedConnected: 0, longestWaitMs: round(times.at(-1)!), framesLost: null, playingAgainAfterMs: round(times[Math.floor(times.length / 2)]!), note: `all ${again.length} playing again; first frame on the new edge after ${round(times[0]!)} ms (fastest), ${round(times[Math.floor(times.length / 2)]!)} ms (median), ${round(times.at(-1)!)} ms (slowest), each starting at the current GOP's keyframe` };
+    return {
+      fault: `an edge killed (-9) under ${n} viewers; players reconnect through another edge's route`,
+      viewers: n,
+      stayedConnected: 0,
+      longestWaitMs: round(times.at(-1)!),
+      framesLost: null,
+      playingAgainAfterMs: round(times[Math.floor(times.length / 2)]!),
+      note: `all ${again.length} playing again; first frame on the new edge after ${round(times[0]!)} ms (fastest), ${round(times[Math.floor(times.length / 2)]!)} ms (median), ${round(times.at(-1)!)} ms (slowest), each starting at the current GOP's keyframe`,
+    };
   } finally {
     publisher.kill('SIGKILL');
     await edge2.stop();
@@ -241,11 +309,20 @@ async function originKill(): Promise<Row> {
   const edge = await startRelay('edge', env('edge-1', nats.url));
   const publishers = [publish(origin1.rtmpUrl(KEY))];
   try {
-    const seen = await observe(await viewersOn(edge, 20), async () => {
-      origin1.child.kill('SIGKILL');
-      publishers.push(publish(origin2.rtmpUrl(KEY))); // OBS reconnecting through the load balancer
-    }, 20_000);
-    return { fault: 'the origin holding the stream killed (-9) under 20 viewers; the publisher reconnects to another origin at once', ...seen, framesLost: null, note: 'the other origin takes the stream when the dead one\'s lease expires (TTL 10 s); a new publication' };
+    const seen = await observe(
+      await viewersOn(edge, 20),
+      async () => {
+        origin1.child.kill('SIGKILL');
+        publishers.push(publish(origin2.rtmpUrl(KEY))); // OBS reconnecting through the load balancer
+      },
+      20_000,
+    );
+    return {
+      fault: 'the origin holding the stream killed (-9) under 20 viewers; the publisher reconnects to another origin at once',
+      ...seen,
+      framesLost: null,
+      note: "the other origin takes the stream when the dead one's lease expires (TTL 10 s); a new publication",
+    };
   } finally {
     for (const p of publishers) p.kill('SIGKILL');
     await edge.stop();
@@ -255,7 +332,14 @@ async function originKill(): Promise<Row> {
   }
 }
 
-const scenarios: Record<string, () => Promise<Row>> = { 'nats-restart': () => natsRestart('memory'), 'nats-restart-file': () => natsRestart('file'), 'cluster-node': clusterNode, netns: netnsCut, 'edge-kill': edgeKill, 'origin-kill': originKill };
+const scenarios: Record<string, () => Promise<Row>> = {
+  'nats-restart': () => natsRestart('memory'),
+  'nats-restart-file': () => natsRestart('file'),
+  'cluster-node': clusterNode,
+  netns: netnsCut,
+  'edge-kill': edgeKill,
+  'origin-kill': originKill,
+};
 const { values } = parseArgs({ options: { only: { type: 'string', default: Object.keys(scenarios).join(',') } } });
 // A partial run (--only) replaces its scenarios' rows in the last results and keeps the others.
 let rows: Row[] = [];
@@ -276,7 +360,10 @@ writeFileSync('bench-results/faults.json', JSON.stringify({ at: new Date().toISO
 const md = [
   '| fault | viewers stayed connected | longest wait for a frame | video frames lost (per viewer, the worst) | playing again after | notes |',
   '|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.fault} | ${r.stayedConnected} of ${r.viewers} | ${r.longestWaitMs} ms | ${lostText(r)} | ${r.playingAgainAfterMs ? `${r.playingAgainAfterMs} ms` : 'no pause over 1 s'} | ${r.note} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.fault} | ${r.stayedConnected} of ${r.viewers} | ${r.longestWaitMs} ms | ${lostText(r)} | ${r.playingAgainAfterMs ? `${r.playingAgainAfterMs} ms` : 'no pause over 1 s'} | ${r.note} |`,
+  ),
 ].join('\n');
 writeFileSync('bench-results/faults.md', md + '\n');
 process.stdout.write(md + '\n');

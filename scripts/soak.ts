@@ -25,21 +25,45 @@ import { ONE_ADDRESS_LOAD } from './lib/one-address.ts';
 import { startReplay } from './lib/relay-latency.ts';
 import { churnOnce, openViewer, type WsClient } from './lib/ws-clients.ts';
 
-const { values } = parseArgs({ options: { minutes: { type: 'string', default: '30' }, streams: { type: 'string', default: '4' }, viewers: { type: 'string', default: '40' }, churn: { type: 'string', default: '10' } } });
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '30' },
+    streams: { type: 'string', default: '4' },
+    viewers: { type: 'string', default: '40' },
+    churn: { type: 'string', default: '10' },
+  },
+});
 const minutes = Number(values.minutes);
 const streamCount = Number(values.streams);
 const viewerCount = Number(values.viewers);
 const churnPerSecond = Number(values.churn);
 const SAMPLE_MS = 10_000;
 
-interface Sample { t: number; origin: NodeFigures; edge: NodeFigures; nats: NatsFigures }
-interface NatsFigures { rssMb: number; liveHeapMb: number; consumers: number }
-interface NodeFigures { rssMb: number; heapMb: number; fds: number }
+interface Sample {
+  t: number;
+  origin: NodeFigures;
+  edge: NodeFigures;
+  nats: NatsFigures;
+}
+interface NatsFigures {
+  rssMb: number;
+  liveHeapMb: number;
+  consumers: number;
+}
+interface NodeFigures {
+  rssMb: number;
+  heapMb: number;
+  fds: number;
+}
 
 async function figures(node: RelayProcess): Promise<NodeFigures> {
   const text = await (await fetch(`${node.http}/metrics`)).text();
   const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1]);
-  return { rssMb: round(metric('process_resident_memory_bytes') / 2 ** 20), heapMb: round(metric('nodejs_heap_size_used_bytes') / 2 ** 20), fds: metric('process_open_fds') };
+  return {
+    rssMb: round(metric('process_resident_memory_bytes') / 2 ** 20),
+    heapMb: round(metric('nodejs_heap_size_used_bytes') / 2 ** 20),
+    fds: metric('process_open_fds'),
+  };
 }
 
 /** Least-squares slope of y over t (ms), per hour. */
@@ -72,13 +96,20 @@ async function natsFigures(): Promise<NatsFigures> {
 }
 const origin = await startRelay('origin', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'origin-1' });
 const edge = await startRelay('edge', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'edge-1', RELAY_CLUSTER_EDGE_CAPACITY: '100000' });
-const replay = startReplay(FIXTURE_OBS_LIKE, `rtmp://127.0.0.1:${origin.rtmpPort}/live`, streams.map((s) => s.key));
+const replay = startReplay(
+  FIXTURE_OBS_LIKE,
+  `rtmp://127.0.0.1:${origin.rtmpPort}/live`,
+  streams.map((s) => s.key),
+);
 // Ctrl-C or a kill ends the run without leaving nats-server or the relays behind.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     origin.child.kill('SIGKILL');
     edge.child.kill('SIGKILL');
-    void replay.stop().finally(() => nats.cleanup()).finally(() => process.exit(130));
+    void replay
+      .stop()
+      .finally(() => nats.cleanup())
+      .finally(() => process.exit(130));
   });
 }
 const wsUrl = (i: number) => `ws://127.0.0.1:${edge.httpPort}/ws/${streams[i % streamCount]!.name}?routed=1`;
@@ -108,7 +139,10 @@ try {
   while (Date.now() - t0 < minutes * 60_000) {
     const s: Sample = { t: Date.now() - t0, origin: await figures(origin), edge: await figures(edge), nats: await natsFigures() };
     samples.push(s);
-    if (samples.length % 6 === 1) process.stderr.write(`  ${round(s.t / 60_000)} min: edge ${s.edge.rssMb} MB rss, ${s.edge.heapMb} MB heap, ${s.edge.fds} fds; origin ${s.origin.rssMb} MB, ${s.origin.fds} fds; nats ${s.nats.rssMb} MB rss, ${s.nats.liveHeapMb} MB live heap, ${s.nats.consumers} consumers; churn ${churn.opened}\n`);
+    if (samples.length % 6 === 1)
+      process.stderr.write(
+        `  ${round(s.t / 60_000)} min: edge ${s.edge.rssMb} MB rss, ${s.edge.heapMb} MB heap, ${s.edge.fds} fds; origin ${s.origin.rssMb} MB, ${s.origin.fds} fds; nats ${s.nats.rssMb} MB rss, ${s.nats.liveHeapMb} MB live heap, ${s.nats.consumers} consumers; churn ${churn.opened}\n`,
+      );
     if (origin.child.exitCode !== null || edge.child.exitCode !== null) throw new Error('a relay process exited');
     await new Promise((r) => setTimeout(r, SAMPLE_MS));
   }
@@ -119,9 +153,14 @@ try {
   const window = Math.min(30, Math.max(1, Math.floor(samples.length / 3)));
   const avg = (list: Sample[], pick: (s: Sample) => number) => round(list.reduce((a, s) => a + pick(s), 0) / list.length);
   const rows: { what: string; pick: (s: Sample) => number }[] = [
-    { what: 'edge RSS (MB)', pick: (s) => s.edge.rssMb }, { what: 'edge heap (MB)', pick: (s) => s.edge.heapMb }, { what: 'edge open fds', pick: (s) => s.edge.fds },
-    { what: 'origin RSS (MB)', pick: (s) => s.origin.rssMb }, { what: 'origin heap (MB)', pick: (s) => s.origin.heapMb }, { what: 'origin open fds', pick: (s) => s.origin.fds },
-    { what: 'nats-server RSS (MB)', pick: (s) => s.nats.rssMb }, { what: 'nats-server Go heap live (MB)', pick: (s) => s.nats.liveHeapMb },
+    { what: 'edge RSS (MB)', pick: (s) => s.edge.rssMb },
+    { what: 'edge heap (MB)', pick: (s) => s.edge.heapMb },
+    { what: 'edge open fds', pick: (s) => s.edge.fds },
+    { what: 'origin RSS (MB)', pick: (s) => s.origin.rssMb },
+    { what: 'origin heap (MB)', pick: (s) => s.origin.heapMb },
+    { what: 'origin open fds', pick: (s) => s.origin.fds },
+    { what: 'nats-server RSS (MB)', pick: (s) => s.nats.rssMb },
+    { what: 'nats-server Go heap live (MB)', pick: (s) => s.nats.liveHeapMb },
     { what: 'JetStream consumers', pick: (s) => s.nats.consumers },
   ];
   const table = rows.map((r) => ({
@@ -134,10 +173,15 @@ try {
   const frames = steady.reduce((a, v) => a + v.checker.counts.frames, 0);
   const lost = steady.reduce((a, v, i) => a + v.checker.counts.lost - lostAtStart[i]!, 0);
   const result = {
-    at: new Date().toISOString(), minutes, streams: streamCount, steadyViewers: viewerCount, churnPerSecond,
+    at: new Date().toISOString(),
+    minutes,
+    streams: streamCount,
+    steadyViewers: viewerCount,
+    churnPerSecond,
     churn: { ...churn, perMinute: round(churn.opened / minutes) },
     steady: { frames, lost, closedByServer: steady.filter((v) => v.closedByServer).length, longestWaitMs: round(Math.max(...steady.map((v) => v.maxGapMs))) },
-    table, samples: samples.length,
+    table,
+    samples: samples.length,
   };
   mkdirSync('bench-results', { recursive: true });
   writeFileSync('bench-results/soak.json', JSON.stringify({ ...result, series: samples }, null, 1));
@@ -145,7 +189,7 @@ try {
     `Soak of ${minutes} min (${result.at}): ${streamCount} streams, ${viewerCount} steady viewers, ${churn.opened} churn viewers (${churnPerSecond}/s, ${churn.aborted} abandoned mid-handshake, ${churn.refused} refused).`,
     `Steady viewers: ${frames} frames, ${lost} lost, ${result.steady.closedByServer} closed by the server, longest wait for a frame ${result.steady.longestWaitMs} ms.`,
     '',
-    `| figure | first ${round(window * SAMPLE_MS / 60_000)} min | last ${round(window * SAMPLE_MS / 60_000)} min | trend per hour | 8 s after the load |`,
+    `| figure | first ${round((window * SAMPLE_MS) / 60_000)} min | last ${round((window * SAMPLE_MS) / 60_000)} min | trend per hour | 8 s after the load |`,
     '|---|---|---|---|---|',
     ...table.map((r) => `| ${r.what} | ${r.first} | ${r.last} | ${r.perHour >= 0 ? '+' : ''}${r.perHour} | ${r.settled} |`),
   ].join('\n');

@@ -124,7 +124,10 @@ export class StreamFeed {
       const last = await this.jsm!.direct.getMessage(this.options.jsStream, { last_by_subj: this.options.subjects.all });
       if (!last || last.seq === this.stats.lastSeq || this.closed) return;
       const recreated = last.seq < this.stats.lastSeq;
-      this.options.log.warn({ lastDelivered: this.stats.lastSeq, lastOnBus: last.seq }, recreated ? 'frame stream was recreated; restarting the consumer' : 'stream consumer stalled; recreating it');
+      this.options.log.warn(
+        { lastDelivered: this.stats.lastSeq, lastOnBus: last.seq },
+        recreated ? 'frame stream was recreated; restarting the consumer' : 'stream consumer stalled; recreating it',
+      );
       const start: StartPoint = recreated || this.stats.lastSeq === 0 ? await this.findStart() : { kind: 'sequence', seq: this.stats.lastSeq + 1 };
       if (recreated) this.stats.lastSeq = 0;
       await this.restart(start, recreated ? 'stream recreated' : 'stalled');

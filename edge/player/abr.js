@@ -133,7 +133,11 @@ export class AbrController {
       const fits = rate === undefined ? undefined : list.slice(index + 1).find((r) => r.kbps <= rate * this.o.safety);
       const next = fits ?? list[index + 1];
       if (this.lastSwitch.up && now - this.lastSwitch.at < this.o.failedTryMs) this.hold = Math.min(this.hold * 2, this.o.maxHoldMs);
-      const why = troubled ? (sample.stalled ? 'stalled' : `${Math.round(latency)} ms behind and rising`) : `media arriving at ${arrival.toFixed(2)}x real time`;
+      const why = troubled
+        ? sample.stalled
+          ? 'stalled'
+          : `${Math.round(latency)} ms behind and rising`
+        : `media arriving at ${arrival.toFixed(2)}x real time`;
       return this.switched(now, current, next.name, false, `${why}, ${rate === undefined ? 'rate unknown' : `${Math.round(rate)} kbit/s arriving`}`);
     }
     if (this.healthySince !== undefined && index > 0 && now - Math.max(this.healthySince, this.lastSwitch.at) >= this.hold) {

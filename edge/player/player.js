@@ -84,7 +84,12 @@ function setState(state, text) {
   player.state = state;
   badge.textContent = state;
   badge.className = `badge ${state}`;
-  const messages = { connecting: 'Connecting…', offline: 'The stream is offline. This page starts playing when it goes live.', ended: 'The stream has ended. This page starts playing when it comes back.', error: text };
+  const messages = {
+    connecting: 'Connecting…',
+    offline: 'The stream is offline. This page starts playing when it goes live.',
+    ended: 'The stream has ended. This page starts playing when it comes back.',
+    error: text,
+  };
   overlay.textContent = text ?? messages[state] ?? '';
   overlay.hidden = state === 'live';
 }
@@ -156,7 +161,10 @@ async function failover() {
   const bases = [...new Set([location.origin, ...peers])];
   for (const base of bases) {
     try {
-      const res = await fetch(`${base}/api/route/${encodeURIComponent(stream)}?exclude=${encodeURIComponent(exclude)}`, { signal: AbortSignal.timeout(800), cache: 'no-store' });
+      const res = await fetch(`${base}/api/route/${encodeURIComponent(stream)}?exclude=${encodeURIComponent(exclude)}`, {
+        signal: AbortSignal.timeout(800),
+        cache: 'no-store',
+      });
       note(`route via ${base}: ${res.status}`);
       if (!res.ok) continue;
       const route = await res.json();
@@ -220,14 +228,18 @@ function resetMedia(mime) {
   mediaSource = new MediaSourceImpl();
   const ms = mediaSource;
   video.src = URL.createObjectURL(ms);
-  ms.addEventListener('sourceopen', () => {
-    if (ms !== mediaSource) return;
-    URL.revokeObjectURL(video.src);
-    sourceBuffer = ms.addSourceBuffer(mime);
-    sourceBuffer.mode = 'segments';
-    sourceBuffer.addEventListener('updateend', appended);
-    pump();
-  }, { once: true });
+  ms.addEventListener(
+    'sourceopen',
+    () => {
+      if (ms !== mediaSource) return;
+      URL.revokeObjectURL(video.src);
+      sourceBuffer = ms.addSourceBuffer(mime);
+      sourceBuffer.mode = 'segments';
+      sourceBuffer.addEventListener('updateend', appended);
+      pump();
+    },
+    { once: true },
+  );
 }
 
 function media(data) {
@@ -428,7 +440,18 @@ function adapt() {
     return switchTo(abr.initial(list, player.abr.rateKbps));
   }
   const stalled = player.state === 'live' && !video.paused && video.readyState < HTMLMediaElement.HAVE_FUTURE_DATA;
-  const next = abr.decide({ now: performance.now(), bytes: rxBytes, latencyMs: player.latencyMs, stalled, switching: switching !== undefined, receivedS: player.state === 'live' ? receivedS : undefined }, list, player.rendition);
+  const next = abr.decide(
+    {
+      now: performance.now(),
+      bytes: rxBytes,
+      latencyMs: player.latencyMs,
+      stalled,
+      switching: switching !== undefined,
+      receivedS: player.state === 'live' ? receivedS : undefined,
+    },
+    list,
+    player.rendition,
+  );
   const rate = abr.rateKbps();
   if (rate !== undefined) player.abr.rateKbps = rate;
   if (next) {
@@ -566,7 +589,9 @@ function switchTo(name, urgent = false) {
     }
     if (at === undefined || !startsWithKeyframe(event.data) || at < video.currentTime + 0.15) return;
     sw.switchAt = at;
-    note(`switch point ${at.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, buffered to ${video.buffered.length ? video.buffered.end(video.buffered.length - 1).toFixed(3) : '-'})`);
+    note(
+      `switch point ${at.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, buffered to ${video.buffered.length ? video.buffered.end(video.buffered.length - 1).toFixed(3) : '-'})`,
+    );
     sw.pending = [event.data];
     sw.deadline = setTimeout(() => cutOver(sw), 1500);
   };
@@ -606,7 +631,9 @@ function switchTo(name, urgent = false) {
  */
 function cutOver(sw) {
   if (switching !== sw) return;
-  note(`cut over at playhead ${video.currentTime.toFixed(3)}, buffered to ${video.buffered.length ? video.buffered.end(video.buffered.length - 1).toFixed(3) : '-'}`);
+  note(
+    `cut over at playhead ${video.currentTime.toFixed(3)}, buffered to ${video.buffered.length ? video.buffered.end(video.buffered.length - 1).toFixed(3) : '-'}`,
+  );
   clearTimeout(sw.deadline);
   clearTimeout(sw.giveUp);
   switching = undefined;
@@ -641,7 +668,7 @@ function cutOver(sw) {
 function startsWithKeyframe(data) {
   const view = new DataView(data);
   const boxes = (start, end, visit) => {
-    for (let p = start; p + 8 <= end; ) {
+    for (let p = start; p + 8 <= end;) {
       const size = view.getUint32(p);
       if (size < 8 || p + size > end) return;
       visit(String.fromCharCode(view.getUint8(p + 4), view.getUint8(p + 5), view.getUint8(p + 6), view.getUint8(p + 7)), p + 8, p + size);
@@ -689,7 +716,10 @@ async function refreshRenditions() {
     if (player.protocol === 'webrtc') return; // one rendition over WebRTC: the selector says which
     const names = ['auto', ...renditions.map((r) => r.name)];
     if (names.join() !== [...renditionSelect.options].map((o) => o.value).join()) {
-      renditionSelect.replaceChildren(new Option('Auto', 'auto'), ...renditions.map((r) => new Option(r.name === 'source' ? `source${r.height ? ` (${r.height}p)` : ''}` : r.name, r.name)));
+      renditionSelect.replaceChildren(
+        new Option('Auto', 'auto'),
+        ...renditions.map((r) => new Option(r.name === 'source' ? `source${r.height ? ` (${r.height}p)` : ''}` : r.name, r.name)),
+      );
       showRendition();
     }
     renditionSelect.disabled = renditions.length < 2;
@@ -735,11 +765,17 @@ if (player.requested !== 'mse' && player.fallback === undefined) {
 async function playWebRtc() {
   const started = performance.now();
   try {
-    const session = await startWhep({ stream, token, video, note, onEnded: () => {
-      note('whep ended: over to MSE');
-      player.fallback = 'the WebRTC connection ended';
-      void playMse();
-    } });
+    const session = await startWhep({
+      stream,
+      token,
+      video,
+      note,
+      onEnded: () => {
+        note('whep ended: over to MSE');
+        player.fallback = 'the WebRTC connection ended';
+        void playMse();
+      },
+    });
     player.protocol = 'webrtc';
     player.rtc = session.pc; // for tests and the console: getStats()
     // Leave at once (DELETE) rather than when the edge notices the peer is gone.

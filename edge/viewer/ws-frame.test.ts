@@ -17,7 +17,7 @@ function parse(frame: Buffer): Promise<{ data: Buffer; isBinary: boolean }> {
   });
 }
 
-test('binary frames of every length class are read back by ws\'s own parser', async () => {
+test("binary frames of every length class are read back by ws's own parser", async () => {
   for (const size of [0, 1, 125, 126, 65535, 65536, 1 << 20]) {
     const payload = Buffer.alloc(size, size % 251);
     const out = await parse(frameBinary(payload));

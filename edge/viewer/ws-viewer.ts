@@ -14,7 +14,17 @@ export type ControlMessage =
   /** This edge is going away (draining): route again, without it. */
   | { type: 'reconnect'; reason: string; edge?: string };
 
-export const CloseCode = { NORMAL: 1000, GOING_AWAY: 1001, REDIRECT: 4302, BAD_REQUEST: 4400, UNAUTHORIZED: 4401, FORBIDDEN: 4403, NOT_FOUND: 4404, TOO_SLOW: 4408, NO_EDGE: 4503 } as const;
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  REDIRECT: 4302,
+  BAD_REQUEST: 4400,
+  UNAUTHORIZED: 4401,
+  FORBIDDEN: 4403,
+  NOT_FOUND: 4404,
+  TOO_SLOW: 4408,
+  NO_EDGE: 4503,
+} as const;
 
 /**
  * One WebSocket viewer. Media goes out as pre-framed WebSocket messages written
@@ -32,7 +42,11 @@ export class Viewer {
   readonly connectedAt = performance.now();
   firstFrameAt = 0;
 
-  constructor(readonly ws: WebSocket, private readonly socket: Duplex, readonly remote: string) {}
+  constructor(
+    readonly ws: WebSocket,
+    private readonly socket: Duplex,
+    readonly remote: string,
+  ) {}
 
   get open(): boolean {
     return this.ws.readyState === WebSocket.OPEN;

@@ -48,7 +48,10 @@ describe('RTP fan-out of a WebRTC rendition', () => {
     const sink = new Sink();
     fanout.add(sink);
     assert.equal(asked, 1, 'the source is asked for a keyframe');
-    const lastVideo = frames.slice(0, joinAt).filter((f) => f.track === 'video').at(-1)!;
+    const lastVideo = frames
+      .slice(0, joinAt)
+      .filter((f) => f.track === 'video')
+      .at(-1)!;
     assert.deepEqual(sink.pictures(), [(lastVideo.dts + lastVideo.cto + 1) >>> 0], 'the cached keyframe, stamped one tick after the newest picture');
     assert.equal(sink.video[0]!.payload[0]! & 0x1f, 24, 'parameter sets first (STAP-A)');
     frames.slice(joinAt, secondKey).forEach((f) => fanout.push(f));
@@ -101,7 +104,7 @@ describe('RTP fan-out of a WebRTC rendition', () => {
     // Ingest 100 ms after the media clock, except one frame that came 40 ms early and another 300 ms late.
     const timed = frames.slice(0, 60).map((f, i) => ({ ...f, receivedAt: 1_000_000 + (f.dts + f.cto) / 90 + (i === 10 ? 60 : i === 20 ? 400 : 100) }));
     timed.forEach((f) => fanout.push(f));
-    const audioAfter = sink.audio.filter((p) => p.timestamp >= Math.round(timed[10]!.dts * 48 / 90));
+    const audioAfter = sink.audio.filter((p) => p.timestamp >= Math.round((timed[10]!.dts * 48) / 90));
     for (const p of audioAfter) assert.equal(p.wallMs, 1_000_060 + (p.timestamp * 90) / 48 / 90, 'audio: the media time plus the least delay seen');
     const late = sink.video.filter((p) => p.timestamp >= timed[20]!.dts + timed[20]!.cto);
     for (const p of late) assert.ok(Math.abs(p.wallMs - (1_000_060 + p.timestamp / 90)) < 1e-6, 'a late frame does not move the mapping');

@@ -166,7 +166,13 @@ export class RtpFanout {
   }
 
   private audio(frame: Frame): void {
-    const packet: RtpOut = { sequenceNumber: this.audioSeq, timestamp: Math.round((frame.dts + frame.cto) * OPUS_PER_TICK) >>> 0, marker: false, payload: frame.payload, wallMs: this.wallOf(frame) };
+    const packet: RtpOut = {
+      sequenceNumber: this.audioSeq,
+      timestamp: Math.round((frame.dts + frame.cto) * OPUS_PER_TICK) >>> 0,
+      marker: false,
+      payload: frame.payload,
+      wallMs: this.wallOf(frame),
+    };
     this.audioSeq = (this.audioSeq + 1) & 0xffff;
     this.stats.packets++;
     for (const viewer of this.viewers.values()) viewer.sink.sendAudio(packet);

@@ -58,24 +58,30 @@ export class WhepEgress {
   }
 
   attach(app: FastifyInstance): void {
-    attachSdpSessions(app, 'whep', this.config.maxSdpBytes, {
-      create: async (req) => {
-        const { stream } = req.params;
-        if (!isStreamName(stream)) throw new RelayError('STREAM_NAME_INVALID');
-        if (!this.host.access.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
-        const token = bearerToken(req) ?? (typeof req.query.token === 'string' && req.query.token ? req.query.token : undefined);
-        this.host.access.checkPlayback(stream, token);
-        const other = req.query.routed ? undefined : this.host.elsewhere(stream);
-        if (other) return { redirect: `${other}/whep/${stream}?routed=1${tokenQuery(token)}` };
-        return this.play(req);
+    attachSdpSessions(
+      app,
+      'whep',
+      this.config.maxSdpBytes,
+      {
+        create: async (req) => {
+          const { stream } = req.params;
+          if (!isStreamName(stream)) throw new RelayError('STREAM_NAME_INVALID');
+          if (!this.host.access.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
+          const token = bearerToken(req) ?? (typeof req.query.token === 'string' && req.query.token ? req.query.token : undefined);
+          this.host.access.checkPlayback(stream, token);
+          const other = req.query.routed ? undefined : this.host.elsewhere(stream);
+          if (other) return { redirect: `${other}/whep/${stream}?routed=1${tokenQuery(token)}` };
+          return this.play(req);
+        },
+        end: async (stream, id) => {
+          const session = this.sessions.get(id);
+          if (!session || session.stream !== stream) return false;
+          await this.end(session, 'the viewer left');
+          return true;
+        },
       },
-      end: async (stream, id) => {
-        const session = this.sessions.get(id);
-        if (!session || session.stream !== stream) return false;
-        await this.end(session, 'the viewer left');
-        return true;
-      },
-    }, this.log);
+      this.log,
+    );
   }
 
   private async play(req: OfferRequest): Promise<{ location: string; answer: string }> {

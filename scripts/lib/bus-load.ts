@@ -60,7 +60,13 @@ if (role === 'origin') {
   publisher.on('failure', () => counters.failed++);
   const kbps = Number(kbpsArg ?? 1000);
   const init: StreamInit = {
-    video: { codec: 'h264', avcC: Buffer.from('01640020ffe1001967640020acd9405005bb011000003e90000bb800f18319600100068ee3cb22c0fdf8f800', 'hex'), codecString: 'avc1.640020', width: 1280, height: 720 },
+    video: {
+      codec: 'h264',
+      avcC: Buffer.from('01640020ffe1001967640020acd9405005bb011000003e90000bb800f18319600100068ee3cb22c0fdf8f800', 'hex'),
+      codecString: 'avc1.640020',
+      width: 1280,
+      height: 720,
+    },
     audio: { codec: 'aac', config: Buffer.from('1190', 'hex'), codecString: 'mp4a.40.2', sampleRate: 48000, channels: 2 },
     metadata: { encoder: 'bench-bus' },
   };
@@ -69,16 +75,37 @@ if (role === 'origin') {
   const videoBits = Math.max(100, kbps - 128) * 1000 * 2; // per GOP of 60 frames
   const delta = Buffer.alloc(Math.round(videoBits / 8 / (59 + 8)), 1);
   const key = Buffer.alloc(delta.length * 8, 2);
-  interface Rendition { pub: Publication; videoDue: number; audioDue: number; n: number; a: number }
+  interface Rendition {
+    pub: Publication;
+    videoDue: number;
+    audioDue: number;
+    n: number;
+    a: number;
+  }
   const renditions: Rendition[] = [];
   addStreams = (names) => {
     const now = performance.now();
     for (const name of names) {
-      renditions.push({ pub: publisher.open(config.bus.subjectPrefix, name, 'source', 1), videoDue: now + Math.random() * 33, audioDue: now + Math.random() * 21, n: 0, a: 0 });
+      renditions.push({
+        pub: publisher.open(config.bus.subjectPrefix, name, 'source', 1),
+        videoDue: now + Math.random() * 33,
+        audioDue: now + Math.random() * 21,
+        n: 0,
+        a: 0,
+      });
     }
     counters.streams = renditions.length;
   };
-  const frame = (track: 'video' | 'audio', dts: number, keyframe: boolean, payload: Buffer): Frame => ({ track, codec: track === 'video' ? 'h264' : 'aac', dts, cto: track === 'video' ? 6000 : 0, keyframe, payload, receivedAt: wallNow(), init });
+  const frame = (track: 'video' | 'audio', dts: number, keyframe: boolean, payload: Buffer): Frame => ({
+    track,
+    codec: track === 'video' ? 'h264' : 'aac',
+    dts,
+    cto: track === 'video' ? 6000 : 0,
+    keyframe,
+    payload,
+    receivedAt: wallNow(),
+    init,
+  });
   // One timer, as an origin's sockets would deliver: every due frame of every rendition goes out in order.
   setInterval(() => {
     const now = performance.now();
@@ -102,16 +129,29 @@ if (role === 'origin') {
   addStreams = (names) => {
     for (const name of names) {
       const decoder = new FrameDecoder();
-      const feed = new StreamFeed(nc, { jsStream: config.bus.streamName, subjects: new StreamSubjects(config.bus.subjectPrefix, name, 'source'), maxMessages: config.edge.consumerMaxMessages, watchdogIntervalMs: config.edge.watchdogIntervalMs, log }, (data) => {
-        const m = decoder.decode(data);
-        if (m.kind !== 'frame') return;
-        counters.frames++;
-        observe(wallNow() - m.frame.receivedAt);
-      });
-      void feed.start().then(() => counters.streams++, (err: Error) => {
-        counters.failed++;
-        log.warn({ err: err.message }, 'feed failed to start');
-      });
+      const feed = new StreamFeed(
+        nc,
+        {
+          jsStream: config.bus.streamName,
+          subjects: new StreamSubjects(config.bus.subjectPrefix, name, 'source'),
+          maxMessages: config.edge.consumerMaxMessages,
+          watchdogIntervalMs: config.edge.watchdogIntervalMs,
+          log,
+        },
+        (data) => {
+          const m = decoder.decode(data);
+          if (m.kind !== 'frame') return;
+          counters.frames++;
+          observe(wallNow() - m.frame.receivedAt);
+        },
+      );
+      void feed.start().then(
+        () => counters.streams++,
+        (err: Error) => {
+          counters.failed++;
+          log.warn({ err: err.message }, 'feed failed to start');
+        },
+      );
     }
   };
 }
@@ -127,5 +167,14 @@ createInterface({ input: process.stdin }).on('line', (line) => {
 process.stdin.on('end', () => process.exit(0));
 setInterval(() => {
   const cpu = process.cpuUsage();
-  process.stdout.write(JSON.stringify({ ...counters, observations, p50Ms: quantileMs(0.5), p99Ms: quantileMs(0.99), maxMs: quantileMs(1), cpuSeconds: (cpu.user + cpu.system) / 1e6 }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      ...counters,
+      observations,
+      p50Ms: quantileMs(0.5),
+      p99Ms: quantileMs(0.99),
+      maxMs: quantileMs(1),
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    }) + '\n',
+  );
 }, 1000);

@@ -9,7 +9,17 @@ import { waitFor } from '../../test/helpers/ports.ts';
 import { machinePercent, machineTicks, processStat, round } from './figures.ts';
 import { reportingChild } from './reporting-child.ts';
 
-interface BusReport { frames: number; failed: number; backpressure: number; streams: number; observations: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; cpuSeconds: number }
+interface BusReport {
+  frames: number;
+  failed: number;
+  backpressure: number;
+  streams: number;
+  observations: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  cpuSeconds: number;
+}
 
 export interface BusStep {
   renditions: number;
@@ -37,8 +47,8 @@ export interface BusResult {
 const meetsTarget = (s: BusStep) => s.p99Ms <= 20 && s.failed === 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
-const start = (role: 'origin' | 'edge', natsUrl: string, kbps: number, storage: string) => reportingChild<BusReport>('./bus-load.ts', [role, natsUrl, String(kbps)], { RELAY_BUS_STORAGE: storage });
+const start = (role: 'origin' | 'edge', natsUrl: string, kbps: number, storage: string) =>
+  reportingChild<BusReport>('./bus-load.ts', [role, natsUrl, String(kbps)], { RELAY_BUS_STORAGE: storage });
 
 export async function busScale(steps: number[], seconds: number, kbps = 1000, storage: 'file' | 'memory' = 'memory', edges = 2): Promise<BusResult> {
   const nats = await startNats();
@@ -71,9 +81,9 @@ export async function busScale(steps: number[], seconds: number, kbps = 1000, st
       const m1 = machineTicks();
       const row: BusStep = {
         renditions: target,
-        originCpuPercent: round((o1.cpuSeconds - o0.cpuSeconds) / dt * 100),
-        natsCpuPercent: round((processStat(nats.pid!).cpu - n0.cpu) / dt * 100),
-        edgesCpuPercent: round(e1.reduce((a, r, i) => a + r.cpuSeconds - e0[i]!.cpuSeconds, 0) / dt * 100),
+        originCpuPercent: round(((o1.cpuSeconds - o0.cpuSeconds) / dt) * 100),
+        natsCpuPercent: round(((processStat(nats.pid!).cpu - n0.cpu) / dt) * 100),
+        edgesCpuPercent: round((e1.reduce((a, r, i) => a + r.cpuSeconds - e0[i]!.cpuSeconds, 0) / dt) * 100),
         machineCpuPercent: machinePercent(m0, m1),
         framesPerSecond: Math.round((o1.frames - o0.frames) / dt),
         // The worst edge process's quantiles: every rendition must meet the target.
@@ -86,9 +96,18 @@ export async function busScale(steps: number[], seconds: number, kbps = 1000, st
       const received = e1.reduce((a, r, i) => a + r.frames - e0[i]!.frames, 0);
       rows.push(row);
       process.stderr.write(`${storage} ${target}: ${JSON.stringify({ ...row, receivedPerSecond: Math.round(received / dt) })}\n`);
-      if (!meetsTarget(row)) { stoppedBy = `p99 over 20 ms or failures at ${target} renditions`; break; }
-      if (row.originCpuPercent >= 95) { stoppedBy = `the origin saturated one core at ${target} renditions`; break; }
-      if (row.machineCpuPercent >= 95) { stoppedBy = `the machine was full at ${target} renditions (origin, nats-server and edges share 2 cores)`; break; }
+      if (!meetsTarget(row)) {
+        stoppedBy = `p99 over 20 ms or failures at ${target} renditions`;
+        break;
+      }
+      if (row.originCpuPercent >= 95) {
+        stoppedBy = `the origin saturated one core at ${target} renditions`;
+        break;
+      }
+      if (row.machineCpuPercent >= 95) {
+        stoppedBy = `the machine was full at ${target} renditions (origin, nats-server and edges share 2 cores)`;
+        break;
+      }
     }
   } finally {
     origin.stop();
@@ -96,5 +115,18 @@ export async function busScale(steps: number[], seconds: number, kbps = 1000, st
     await nats.cleanup();
   }
   const b = rows.filter(meetsTarget).at(-1);
-  return { storage, renditionKbps: kbps, steps: rows, stoppedBy, ...(b && { best: { renditions: b.renditions, originCpuPercent: b.originCpuPercent, renditionsPerOriginCore: Math.round(b.renditions / (b.originCpuPercent / 100)), p99Ms: b.p99Ms } }) };
+  return {
+    storage,
+    renditionKbps: kbps,
+    steps: rows,
+    stoppedBy,
+    ...(b && {
+      best: {
+        renditions: b.renditions,
+        originCpuPercent: b.originCpuPercent,
+        renditionsPerOriginCore: Math.round(b.renditions / (b.originCpuPercent / 100)),
+        p99Ms: b.p99Ms,
+      },
+    }),
+  };
 }

@@ -25,7 +25,12 @@ if (!['ws', 'flv', 'rtmp'].includes(protocol)) throw new Error(`unknown protocol
 /** RTMP: rtmp://host:port/<app>/<stream>. */
 const [, rtmpApp = '', ...rtmpStream] = url.pathname.split('/');
 
-interface Player { checker: StreamChecker; socket: net.Socket; markFrames: number; open: boolean }
+interface Player {
+  checker: StreamChecker;
+  socket: net.Socket;
+  markFrames: number;
+  open: boolean;
+}
 const players: Player[] = [];
 const totals = { connected: 0, failed: 0, closed: 0 };
 let lastError = '';
@@ -35,7 +40,12 @@ function opening(): { request: Buffer; handshake: 'http' | 'rtmp' } {
   const path = url.pathname + url.search;
   if (protocol === 'ws') {
     const key = randomBytes(16).toString('base64');
-    return { request: Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`), handshake: 'http' };
+    return {
+      request: Buffer.from(
+        `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      ),
+      handshake: 'http',
+    };
   }
   if (protocol === 'flv') return { request: Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nConnection: keep-alive\r\n\r\n`), handshake: 'http' };
   return { request: rtmpC0C1(), handshake: 'rtmp' };
@@ -152,7 +162,12 @@ createInterface({ input: process.stdin }).on('line', (line) => {
 process.stdin.on('end', () => process.exit(0));
 
 setInterval(() => {
-  let bytes = 0, frames = 0, gaps = 0, lost = 0, minWindowFrames = Infinity, errors = 0;
+  let bytes = 0,
+    frames = 0,
+    gaps = 0,
+    lost = 0,
+    minWindowFrames = Infinity,
+    errors = 0;
   for (const p of players) {
     const c = p.checker.counts;
     bytes += c.bytes;
@@ -163,5 +178,17 @@ setInterval(() => {
     if (p.open) minWindowFrames = Math.min(minWindowFrames, c.frames - p.markFrames);
   }
   const cpu = process.cpuUsage();
-  process.stdout.write(JSON.stringify({ ...totals, bytes, frames, gaps, lost, errors, minWindowFrames: Number.isFinite(minWindowFrames) ? minWindowFrames : 0, lastError, cpuSeconds: (cpu.user + cpu.system) / 1e6 }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      ...totals,
+      bytes,
+      frames,
+      gaps,
+      lost,
+      errors,
+      minWindowFrames: Number.isFinite(minWindowFrames) ? minWindowFrames : 0,
+      lastError,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    }) + '\n',
+  );
 }, 1000);

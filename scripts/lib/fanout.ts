@@ -51,21 +51,46 @@ export interface FanoutResult {
 /** A step passes when no frame is missing, no player failed or left, and every player kept >= 95% of the frame rate. */
 export const stepPassed = (s: FanoutStep) => s.lost === 0 && s.gaps === 0 && s.slowPlayers === 0 && s.failed === 0 && s.closed === 0;
 
-interface LoadReport { connected: number; failed: number; closed: number; bytes: number; frames: number; gaps: number; lost: number; errors: number; minWindowFrames: number; lastError: string; cpuSeconds: number }
+interface LoadReport {
+  connected: number;
+  failed: number;
+  closed: number;
+  bytes: number;
+  frames: number;
+  gaps: number;
+  lost: number;
+  errors: number;
+  minWindowFrames: number;
+  lastError: string;
+  cpuSeconds: number;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
 const startLoader = (protocol: string, url: string) => reportingChild<LoadReport>('./fanout-load.ts', [protocol, url]);
 
-interface Setup { server: string; protocol: 'ws' | 'flv' | 'rtmp'; pid: number; publishUrl: string; playUrl: string; stop(): Promise<void> }
+interface Setup {
+  server: string;
+  protocol: 'ws' | 'flv' | 'rtmp';
+  pid: number;
+  publishUrl: string;
+  playUrl: string;
+  stop(): Promise<void>;
+}
 
 async function setUp(target: FanoutTarget): Promise<Setup> {
   if (target === 'nms') return { ...(await startNodeMediaServer('cam')), server: 'node-media-server 4.4', protocol: 'flv' };
   if (target === 'nginx') return { ...(await startNginxRtmp('cam')), server: 'nginx 1.22 + nginx-rtmp', protocol: 'rtmp' };
   const key = 'bench-fanout-key-0123456789';
   const nats = await startNats();
-  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]), RELAY_CLUSTER_NODE_ID: id, RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD, RELAY_CLUSTER_EDGE_CAPACITY: '1000000' });
+  const env = (id: string) => ({
+    NATS_URL: nats.url,
+    RELAY_STREAMS: JSON.stringify([{ name: 'cam', key }]),
+    RELAY_CLUSTER_NODE_ID: id,
+    RELAY_LOG_LEVEL: 'warn',
+    ...ONE_ADDRESS_LOAD,
+    RELAY_CLUSTER_EDGE_CAPACITY: '1000000',
+  });
   const origin = await startRelay('origin', env('origin-1'));
   const edge = await startRelay('edge', env('edge-1'));
   return {
@@ -95,10 +120,23 @@ export async function fanout(target: FanoutTarget, clip: string, steps: number[]
   let stoppedBy = `the last step (${steps.at(-1)} players)`;
   let baselineRssMb = 0;
   let viewers = 0;
-  const sum = () => load.reduce((a, l) => {
-    const r = l.report!;
-    return { connected: a.connected + r.connected, failed: a.failed + r.failed, closed: a.closed + r.closed, bytes: a.bytes + r.bytes, gaps: a.gaps + r.gaps, lost: a.lost + r.lost, cpu: a.cpu + r.cpuSeconds, minWindowFrames: Math.min(a.minWindowFrames, r.connected > 0 ? r.minWindowFrames : Infinity) };
-  }, { connected: 0, failed: 0, closed: 0, bytes: 0, gaps: 0, lost: 0, cpu: 0, minWindowFrames: Infinity });
+  const sum = () =>
+    load.reduce(
+      (a, l) => {
+        const r = l.report!;
+        return {
+          connected: a.connected + r.connected,
+          failed: a.failed + r.failed,
+          closed: a.closed + r.closed,
+          bytes: a.bytes + r.bytes,
+          gaps: a.gaps + r.gaps,
+          lost: a.lost + r.lost,
+          cpu: a.cpu + r.cpuSeconds,
+          minWindowFrames: Math.min(a.minWindowFrames, r.connected > 0 ? r.minWindowFrames : Infinity),
+        };
+      },
+      { connected: 0, failed: 0, closed: 0, bytes: 0, gaps: 0, lost: 0, cpu: 0, minWindowFrames: Infinity },
+    );
   try {
     await waitFor('the load generators to report', () => load.every((l) => l.report), 20_000, 100);
     // One player first: the stream flows and the server holds its GOP; memory per player counts from here.
@@ -109,7 +147,15 @@ export async function fanout(target: FanoutTarget, clip: string, steps: number[]
         if (n > 0) l.send({ add: n });
       });
       try {
-        await waitFor(`${target} players connected`, () => { const t = sum(); return t.connected + t.failed >= target; }, 120_000, 200);
+        await waitFor(
+          `${target} players connected`,
+          () => {
+            const t = sum();
+            return t.connected + t.failed >= target;
+          },
+          120_000,
+          200,
+        );
       } catch {
         stoppedBy = `${target} players could not all connect within 120 s (${sum().connected} did)`;
         break;
@@ -136,25 +182,34 @@ export async function fanout(target: FanoutTarget, clip: string, steps: number[]
       const slowPlayers = s1.minWindowFrames < fps * seconds * 0.95 ? 1 : 0;
       const row: FanoutStep = {
         viewers: s1.connected - s1.closed,
-        serverCpuPercent: round((p1.cpu - p0.cpu) / dt * 100),
-        serverSysPercent: round((p1.sys - p0.sys) / dt * 100),
+        serverCpuPercent: round(((p1.cpu - p0.cpu) / dt) * 100),
+        serverSysPercent: round(((p1.sys - p0.sys) / dt) * 100),
         serverRssMb: round(p1.rssMb),
-        deliveredGbps: round((s1.bytes - s0.bytes) * 8 / dt / 1e9, 3),
+        deliveredGbps: round(((s1.bytes - s0.bytes) * 8) / dt / 1e9, 3),
         lost: s1.lost - s0.lost,
         gaps: s1.gaps - s0.gaps,
         slowPlayers,
         failed: s1.failed,
         closed: s1.closed,
-        loadCpuPercent: round((s1.cpu - s0.cpu) / dt * 100),
+        loadCpuPercent: round(((s1.cpu - s0.cpu) / dt) * 100),
         machineCpuPercent: machinePercent(m0, m1),
         bytes: s1.bytes - s0.bytes,
         serverCpuSeconds: p1.cpu - p0.cpu,
       };
       rows.push(row);
       process.stderr.write(`${target}: ${JSON.stringify(row)}\n`);
-      if (!stepPassed(row)) { stoppedBy = `frames dropped or players failed at ${target} players`; break; }
-      if (row.serverCpuPercent >= 95) { stoppedBy = `the server saturated one core at ${target} players`; break; }
-      if (row.machineCpuPercent >= 95) { stoppedBy = `the machine was full at ${target} players (server and load generators share 2 cores)`; break; }
+      if (!stepPassed(row)) {
+        stoppedBy = `frames dropped or players failed at ${target} players`;
+        break;
+      }
+      if (row.serverCpuPercent >= 95) {
+        stoppedBy = `the server saturated one core at ${target} players`;
+        break;
+      }
+      if (row.machineCpuPercent >= 95) {
+        stoppedBy = `the machine was full at ${target} players (server and load generators share 2 cores)`;
+        break;
+      }
     }
   } finally {
     load.forEach((l) => l.stop());
@@ -177,7 +232,10 @@ export async function fanout(target: FanoutTarget, clip: string, steps: number[]
         gbpsPerCore: round(b.deliveredGbps / (b.serverCpuPercent / 100), 2),
         cpuSecondsPerGB: round(b.serverCpuSeconds / (b.bytes / 1e9), 3),
         // The slope from the first step: start-up garbage (tsx, a cold heap) makes the one-player RSS a poor base.
-        memoryKbPerViewer: b === rows[0] ? round((b.serverRssMb - baselineRssMb) * 1024 / (b.viewers - 1), 1) : round((b.serverRssMb - rows[0]!.serverRssMb) * 1024 / (b.viewers - rows[0]!.viewers), 1),
+        memoryKbPerViewer:
+          b === rows[0]
+            ? round(((b.serverRssMb - baselineRssMb) * 1024) / (b.viewers - 1), 1)
+            : round(((b.serverRssMb - rows[0]!.serverRssMb) * 1024) / (b.viewers - rows[0]!.viewers), 1),
       },
     }),
   };

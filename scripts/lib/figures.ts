@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 export const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 
 /** The `q` quantile of an ascending array (NaN when empty). */
-export const quantile = (sorted: number[], q: number) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+export const quantile = (sorted: number[], q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
 
 /** A process's CPU seconds so far (user + system, and system alone) and resident memory, from /proc. */
 export function processStat(pid: number): { cpu: number; sys: number; rssMb: number } {
@@ -21,4 +21,5 @@ export function machineTicks(): { busy: number; total: number } {
 }
 
 /** The machine's CPU use between two readings, in percent of all cores. */
-export const machinePercent = (a: { busy: number; total: number }, b: { busy: number; total: number }) => round((b.busy - a.busy) / (b.total - a.total) * 100);
+export const machinePercent = (a: { busy: number; total: number }, b: { busy: number; total: number }) =>
+  round(((b.busy - a.busy) / (b.total - a.total)) * 100);

@@ -6,9 +6,17 @@ import { execFileSync, spawn } from 'node:child_process';
 import { freePort } from '../../test/helpers/ports.ts';
 import { round } from './figures.ts';
 
-export interface CeilingRow { streams: number; gbps: number; senderCpuPercent: number; receiverCpuPercent: number }
+export interface CeilingRow {
+  streams: number;
+  gbps: number;
+  senderCpuPercent: number;
+  receiverCpuPercent: number;
+}
 
-interface IperfEnd { sum_received: { bits_per_second: number }; cpu_utilization_percent: { host_total: number; remote_total: number } }
+interface IperfEnd {
+  sum_received: { bits_per_second: number };
+  cpu_utilization_percent: { host_total: number; remote_total: number };
+}
 
 export async function loopbackCeiling(seconds = 5): Promise<CeilingRow[]> {
   const port = await freePort();
@@ -19,13 +27,25 @@ export async function loopbackCeiling(seconds = 5): Promise<CeilingRow[]> {
       let end: IperfEnd | undefined;
       for (let attempt = 0; !end; attempt++) {
         try {
-          end = (JSON.parse(execFileSync('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-P', String(streams), '-J'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as { end: IperfEnd }).end;
+          end = (
+            JSON.parse(
+              execFileSync('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-P', String(streams), '-J'], {
+                encoding: 'utf8',
+                stdio: ['ignore', 'pipe', 'ignore'],
+              }),
+            ) as { end: IperfEnd }
+          ).end;
         } catch (err) {
           if (attempt >= 20) throw new Error(`iperf3 failed: ${(err as Error).message}`, { cause: err });
           await new Promise((r) => setTimeout(r, 100)); // the server is still starting
         }
       }
-      rows.push({ streams, gbps: round(end.sum_received.bits_per_second / 1e9, 2), senderCpuPercent: round(end.cpu_utilization_percent.host_total), receiverCpuPercent: round(end.cpu_utilization_percent.remote_total) });
+      rows.push({
+        streams,
+        gbps: round(end.sum_received.bits_per_second / 1e9, 2),
+        senderCpuPercent: round(end.cpu_utilization_percent.host_total),
+        receiverCpuPercent: round(end.cpu_utilization_percent.remote_total),
+      });
     }
   } finally {
     server.kill('SIGKILL');

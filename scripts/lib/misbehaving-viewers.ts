@@ -48,7 +48,13 @@ export interface PhaseRow {
 async function metrics(edge: RelayProcess) {
   const text = await (await fetch(`${edge.http}/metrics`)).text();
   const m = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
-  return { rssMb: m('process_resident_memory_bytes') / 2 ** 20, heapMb: m('nodejs_heap_size_used_bytes') / 2 ** 20, fds: m('process_open_fds'), slow: m('relay_edge_viewers_disconnected_slow_total'), skipped: m('relay_edge_viewers_skipped_total') };
+  return {
+    rssMb: m('process_resident_memory_bytes') / 2 ** 20,
+    heapMb: m('nodejs_heap_size_used_bytes') / 2 ** 20,
+    fds: m('process_open_fds'),
+    slow: m('relay_edge_viewers_disconnected_slow_total'),
+    skipped: m('relay_edge_viewers_skipped_total'),
+  };
 }
 
 export async function abuseRun(o: AbuseOptions, log: (line: string) => void = () => {}): Promise<PhaseRow[]> {
@@ -94,7 +100,7 @@ export async function abuseRun(o: AbuseOptions, log: (line: string) => void = ()
         edgeRssMb: { start: round(m0.rssMb), peak: round(peak.rssMb), end: round(m1.rssMb) },
         edgeHeapMb: { start: round(m0.heapMb), peak: round(peak.heapMb), end: round(m1.heapMb) },
         edgeFds: { start: m0.fds, peak: peak.fds, end: m1.fds },
-        edgeCpuPercent: round((processStat(edge.child.pid!).cpu - cpu0) / ((Date.now() - t0) / 1000) * 100),
+        edgeCpuPercent: round(((processStat(edge.child.pid!).cpu - cpu0) / ((Date.now() - t0) / 1000)) * 100),
         goodLost: good.reduce((a, v) => a + v.checker.counts.lost, 0) - lost0,
         goodLongestWaitMs: round(Math.max(...good.map((v) => v.maxGapMs))),
         badClosedByServer: bad.filter((v) => v.closedByServer).length,
@@ -103,7 +109,9 @@ export async function abuseRun(o: AbuseOptions, log: (line: string) => void = ()
         viewersSkipped: m1.skipped - m0.skipped,
       };
       rows.push(row);
-      log(`${name}: edge RSS ${row.edgeRssMb.start} -> ${row.edgeRssMb.peak} -> ${row.edgeRssMb.end} MB, heap peak ${row.edgeHeapMb.peak} MB, fds peak ${row.edgeFds.peak}, good lost ${row.goodLost}, longest wait ${row.goodLongestWaitMs} ms, bad closed ${row.badClosedByServer}/${bad.length}`);
+      log(
+        `${name}: edge RSS ${row.edgeRssMb.start} -> ${row.edgeRssMb.peak} -> ${row.edgeRssMb.end} MB, heap peak ${row.edgeHeapMb.peak} MB, fds peak ${row.edgeFds.peak}, good lost ${row.goodLost}, longest wait ${row.goodLongestWaitMs} ms, bad closed ${row.badClosedByServer}/${bad.length}`,
+      );
     };
 
     await phase('baseline', async () => {});
@@ -112,7 +120,7 @@ export async function abuseRun(o: AbuseOptions, log: (line: string) => void = ()
       for (let i = 0; i < o.stalled; i++) bad.push(await openViewer(url, 'stalled'));
     });
     for (const v of bad) v.close();
-    await phase(`${o.throttled} readers at ${round(o.throttledBytesPerSecond * 8 / 1e6, 2)} Mbit/s`, async () => {
+    await phase(`${o.throttled} readers at ${round((o.throttledBytesPerSecond * 8) / 1e6, 2)} Mbit/s`, async () => {
       bad = [];
       for (let i = 0; i < o.throttled; i++) bad.push(await openViewer(url, 'throttled', { bytesPerSecond: o.throttledBytesPerSecond }));
     });

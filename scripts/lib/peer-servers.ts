@@ -42,12 +42,19 @@ function child(cmd: string, args: string[], dir: string, env: NodeJS.ProcessEnv 
   };
 }
 
-const listening = (port: number) => fetch(`http://127.0.0.1:${port}/`).then(() => true, () => false);
+const listening = (port: number) =>
+  fetch(`http://127.0.0.1:${port}/`).then(
+    () => true,
+    () => false,
+  );
 const tcpOpen = async (port: number) => {
   const net = await import('node:net');
   return new Promise<boolean>((resolve) => {
     const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once('error', () => resolve(false));
   });
 };
@@ -58,19 +65,33 @@ export async function startNodeMediaServer(stream: string): Promise<PeerServer> 
   const rtmpPort = await freePort();
   const httpPort = await freePort();
   const script = join(dir, 'nms.cjs');
-  writeFileSync(script, `
+  writeFileSync(
+    script,
+    `
 const NodeMediaServer = require(${JSON.stringify(fileURLToPath(new URL('../../node_modules/node-media-server', import.meta.url)))});
 const logger = require(${JSON.stringify(fileURLToPath(new URL('../../node_modules/node-media-server/src/core/logger.js', import.meta.url)))});
 const nms = new NodeMediaServer({ bind: '127.0.0.1', rtmp: { port: ${rtmpPort} }, http: { port: ${httpPort} }, webadmin: { enable: false }, store: { path: ${JSON.stringify(join(dir, 'data'))} } }, ${JSON.stringify(join(dir, 'config.json'))});
 logger.level = 'warn';
 nms.run();
-`);
+`,
+  );
   const c = child(process.execPath, [script], dir);
-  await waitFor('node-media-server to listen', async () => {
-    if (c.proc.exitCode !== null) throw new Error(`node-media-server exited: ${c.output()}`);
-    return (await listening(httpPort)) && (await tcpOpen(rtmpPort));
-  }, 15_000, 100);
-  return { name: 'node-media-server 4 (HTTP-FLV)', pid: c.proc.pid!, publishUrl: `rtmp://127.0.0.1:${rtmpPort}/live/${stream}`, playUrl: `http://127.0.0.1:${httpPort}/live/${stream}.flv`, stop: () => c.stop() };
+  await waitFor(
+    'node-media-server to listen',
+    async () => {
+      if (c.proc.exitCode !== null) throw new Error(`node-media-server exited: ${c.output()}`);
+      return (await listening(httpPort)) && (await tcpOpen(rtmpPort));
+    },
+    15_000,
+    100,
+  );
+  return {
+    name: 'node-media-server 4 (HTTP-FLV)',
+    pid: c.proc.pid!,
+    publishUrl: `rtmp://127.0.0.1:${rtmpPort}/live/${stream}`,
+    playUrl: `http://127.0.0.1:${httpPort}/live/${stream}.flv`,
+    stop: () => c.stop(),
+  };
 }
 
 /** nginx + nginx-rtmp, one process (master_process off), RTMP in and out. */
@@ -78,7 +99,9 @@ export async function startNginxRtmp(stream: string): Promise<PeerServer> {
   if (!existsSync(NGINX_RTMP_MODULE)) throw new Error(`${NGINX_RTMP_MODULE} is missing: apt-get install nginx-light libnginx-mod-rtmp`);
   const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'));
   const port = await freePort();
-  writeFileSync(join(dir, 'nginx.conf'), `
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `
 load_module ${NGINX_RTMP_MODULE};
 daemon off;
 master_process off;
@@ -94,11 +117,23 @@ rtmp {
     application live { live on; }
   }
 }
-`);
+`,
+  );
   const c = child('nginx', ['-p', dir, '-e', `${dir}/error.log`, '-c', join(dir, 'nginx.conf')], dir);
-  await waitFor('nginx-rtmp to listen', async () => {
-    if (c.proc.exitCode !== null) throw new Error(`nginx exited: ${c.output()}`);
-    return tcpOpen(port);
-  }, 15_000, 100);
-  return { name: 'nginx-rtmp (RTMP)', pid: c.proc.pid!, publishUrl: `rtmp://127.0.0.1:${port}/live/${stream}`, playUrl: `rtmp://127.0.0.1:${port}/live/${stream}`, stop: () => c.stop() };
+  await waitFor(
+    'nginx-rtmp to listen',
+    async () => {
+      if (c.proc.exitCode !== null) throw new Error(`nginx exited: ${c.output()}`);
+      return tcpOpen(port);
+    },
+    15_000,
+    100,
+  );
+  return {
+    name: 'nginx-rtmp (RTMP)',
+    pid: c.proc.pid!,
+    publishUrl: `rtmp://127.0.0.1:${port}/live/${stream}`,
+    playUrl: `rtmp://127.0.0.1:${port}/live/${stream}`,
+    stop: () => c.stop(),
+  };
 }

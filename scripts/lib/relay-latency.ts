@@ -25,9 +25,54 @@ export function makeClip(): string {
   const dir = mkdtempSync(join(tmpdir(), 'bench-clip-'));
   const file = join(dir, 'obs-like-720p.flv');
   process.stderr.write('encoding a 10 s OBS-like 720p clip (High, B-frames, 2 s GOP, AAC 48 kHz)...\n');
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '10',
-    '-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-bf', '2', '-g', '60', '-keyint_min', '60', '-sc_threshold', '0', '-pix_fmt', 'yuv420p', '-b:v', '2500k', '-maxrate', '2500k', '-bufsize', '5000k',
-    '-c:a', 'aac', '-ar', '48000', '-ac', '2', '-b:a', '128k', '-f', 'flv', file]);
+  execFileSync('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=1280x720:rate=30',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:sample_rate=48000',
+    '-t',
+    '10',
+    '-c:v',
+    'libx264',
+    '-profile:v',
+    'high',
+    '-preset',
+    'veryfast',
+    '-bf',
+    '2',
+    '-g',
+    '60',
+    '-keyint_min',
+    '60',
+    '-sc_threshold',
+    '0',
+    '-pix_fmt',
+    'yuv420p',
+    '-b:v',
+    '2500k',
+    '-maxrate',
+    '2500k',
+    '-bufsize',
+    '5000k',
+    '-c:a',
+    'aac',
+    '-ar',
+    '48000',
+    '-ac',
+    '2',
+    '-b:a',
+    '128k',
+    '-f',
+    'flv',
+    file,
+  ]);
   return file;
 }
 
@@ -35,7 +80,8 @@ export function makeClip(): string {
 async function scrapeHistogram(relay: RelayProcess, name: string): Promise<Map<number, number>> {
   const text = await (await fetch(`${relay.http}/metrics`)).text();
   const buckets = new Map<number, number>();
-  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))) buckets.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm')))
+    buckets.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
   return buckets;
 }
 
@@ -60,14 +106,36 @@ function histogramQuantile(before: Map<number, number>, after: Map<number, numbe
   return NaN;
 }
 
-
-export interface LatencyRow { streams: number; fragments: number; p50Ms: number; p99Ms: number; clientP50Ms: number; clientP99Ms: number; missing: number; relayCpuPercent: number; natsCpuPercent?: number; machineCpuPercent?: number; publisher?: 'ffmpeg' | 'replay'; layout?: 'all' | 'split'; publishersCpuPercent?: number; storage?: 'file' | 'memory' }
+export interface LatencyRow {
+  streams: number;
+  fragments: number;
+  p50Ms: number;
+  p99Ms: number;
+  clientP50Ms: number;
+  clientP99Ms: number;
+  missing: number;
+  relayCpuPercent: number;
+  natsCpuPercent?: number;
+  machineCpuPercent?: number;
+  publisher?: 'ffmpeg' | 'replay';
+  layout?: 'all' | 'split';
+  publishersCpuPercent?: number;
+  storage?: 'file' | 'memory';
+}
 
 /** All streams' publishers in one process (scripts/lib/rtmp-replay.ts). */
 export function startReplay(clip: string, rtmpBase: string, keys: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./rtmp-replay.ts', import.meta.url).pathname, clip, rtmpBase, keys.join(',')], { stdio: ['pipe', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./rtmp-replay.ts', import.meta.url).pathname, clip, rtmpBase, keys.join(',')], {
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return { pid: child.pid!, stop: async () => { child.kill('SIGKILL'); await exited; } };
+  return {
+    pid: child.pid!,
+    stop: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
 }
 
 /**
@@ -75,28 +143,49 @@ export function startReplay(clip: string, rtmpBase: string, keys: string[]) {
  * one ffmpeg (`-re -c copy`) per stream, or `replay`: one process replaying the same
  * clip over RTMP for all streams, which leaves 2 cores to the relay at 100 streams.
  */
-export async function latencyRun(clip: string, n: number, seconds: number, publisher: 'ffmpeg' | 'replay' = 'ffmpeg', layout: 'all' | 'split' = 'all', storage: BusStorage = 'auto'): Promise<LatencyRow> {
+export async function latencyRun(
+  clip: string,
+  n: number,
+  seconds: number,
+  publisher: 'ffmpeg' | 'replay' = 'ffmpeg',
+  layout: 'all' | 'split' = 'all',
+  storage: BusStorage = 'auto',
+): Promise<LatencyRow> {
   const streams = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, key: `bench-stream-key-${String(i).padStart(4, '0')}-abcdef` }));
   const env = { RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn', RELAY_BUS_STORAGE: storage, ...ONE_ADDRESS_LOAD };
   // 'split': an origin process and an edge process on a nats-server of their own, as deployed; 'all': one process with its embedded nats-server.
   const nats = layout === 'split' ? await startNats() : undefined;
   const origin = nats ? await startRelay('origin', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'origin-1' }) : undefined;
-  const relay = nats ? await startRelay('edge', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'edge-1', RELAY_CLUSTER_EDGE_CAPACITY: '100000' }) : await startRelay('all', env);
+  const relay = nats
+    ? await startRelay('edge', { ...env, NATS_URL: nats.url, RELAY_CLUSTER_NODE_ID: 'edge-1', RELAY_CLUSTER_EDGE_CAPACITY: '100000' })
+    : await startRelay('all', env);
   const ingest = origin ?? relay;
   const relayCpu = () => processStat(relay.child.pid!).cpu + (origin ? processStat(origin.child.pid!).cpu : 0);
   const publishers: Publisher[] = [];
   let replay: ReturnType<typeof startReplay> | undefined;
   const viewers = streams.map((s) => watch(`ws://127.0.0.1:${relay.httpPort}/ws/${s.name}${origin ? '?routed=1' : ''}`));
-  const publishersCpu = () => replay ? processStat(replay.pid).cpu : publishers.reduce((a, p) => a + (p.process.exitCode === null ? processStat(p.process.pid!).cpu : 0), 0);
+  const publishersCpu = () =>
+    replay ? processStat(replay.pid).cpu : publishers.reduce((a, p) => a + (p.process.exitCode === null ? processStat(p.process.pid!).cpu : 0), 0);
   try {
-    if (publisher === 'replay') replay = startReplay(clip, `rtmp://127.0.0.1:${ingest.rtmpPort}/live`, streams.map((s) => s.key));
+    if (publisher === 'replay')
+      replay = startReplay(
+        clip,
+        `rtmp://127.0.0.1:${ingest.rtmpPort}/live`,
+        streams.map((s) => s.key),
+      );
     else for (const s of streams) publishers.push(startPublisher({ url: ingest.rtmpUrl(s.key), file: clip }));
     await waitFor('every stream to reach its viewer', () => viewers.every((v) => v.record.fragments.length > 30), 180_000, 200);
     await new Promise((r) => setTimeout(r, 3000));
     const before = await scrapeHistogram(relay, 'relay_edge_relay_latency_seconds');
     const marks = viewers.map((v) => v.record.fragments.length);
     // The embedded nats-server is the relay's child process.
-    const natsPid = nats?.pid ?? Number(execFileSync('pgrep', ['-P', String(relay.child.pid), 'nats-server'], { encoding: 'utf8' }).trim().split('\n')[0]);
+    const natsPid =
+      nats?.pid ??
+      Number(
+        execFileSync('pgrep', ['-P', String(relay.child.pid), 'nats-server'], { encoding: 'utf8' })
+          .trim()
+          .split('\n')[0],
+      );
     const cpu0 = relayCpu();
     const nats0 = processStat(natsPid).cpu;
     const pub0 = publishersCpu();
@@ -144,7 +233,14 @@ export async function latencyRun(clip: string, n: number, seconds: number, publi
   }
 }
 
-export interface ViewerRow { ttffP50Ms: number; ttffMaxMs: number; loads: number; g2gP50Ms: number; g2gP95Ms: number; g2gSamples: number }
+export interface ViewerRow {
+  ttffP50Ms: number;
+  ttffMaxMs: number;
+  loads: number;
+  g2gP50Ms: number;
+  g2gP95Ms: number;
+  g2gSamples: number;
+}
 
 export async function browserRun(clip: string): Promise<ViewerRow> {
   const key = 'bench-browser-key-0123456789';
@@ -164,7 +260,14 @@ export async function browserRun(clip: string): Promise<ViewerRow> {
     await new Promise((r) => setTimeout(r, 15_000));
     const g2g = [...(await player()).glassToGlassMs].sort((a, b) => a - b);
     ttff.sort((a, b) => a - b);
-    return { ttffP50Ms: round(quantile(ttff, 0.5)), ttffMaxMs: round(ttff.at(-1)!), loads: ttff.length, g2gP50Ms: round(quantile(g2g, 0.5)), g2gP95Ms: round(quantile(g2g, 0.95)), g2gSamples: g2g.length };
+    return {
+      ttffP50Ms: round(quantile(ttff, 0.5)),
+      ttffMaxMs: round(ttff.at(-1)!),
+      loads: ttff.length,
+      g2gP50Ms: round(quantile(g2g, 0.5)),
+      g2gP95Ms: round(quantile(g2g, 0.95)),
+      g2gSamples: g2g.length,
+    };
   } finally {
     await chromium.close();
     await publisher.stop();

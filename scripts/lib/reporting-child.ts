@@ -7,7 +7,10 @@ import { createInterface } from 'node:readline';
  * every second.
  */
 export function reportingChild<R>(script: string, args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL(script, import.meta.url).pathname, ...args], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL(script, import.meta.url).pathname, ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
   let last: R | undefined;
   let waiter: (() => void) | undefined;
   createInterface({ input: child.stdout }).on('line', (line) => {
@@ -16,9 +19,17 @@ export function reportingChild<R>(script: string, args: string[], env: Record<st
   });
   return {
     /** The latest report (undefined before the first). */
-    get report(): R | undefined { return last; },
+    get report(): R | undefined {
+      return last;
+    },
     /** Resolves with the next report. */
-    next: () => new Promise<R>((resolve) => { waiter = () => { waiter = undefined; resolve(last!); }; }),
+    next: () =>
+      new Promise<R>((resolve) => {
+        waiter = () => {
+          waiter = undefined;
+          resolve(last!);
+        };
+      }),
     send: (cmd: object) => child.stdin.write(JSON.stringify(cmd) + '\n'),
     stop: () => child.kill('SIGKILL'),
   };

@@ -28,7 +28,13 @@ const CSID: Record<number, number> = { 8: 4, 9: 6, 18: 5 };
 const continuation = new Map([4, 5, 6].map((c) => [c, Buffer.from([0xc0 | c])]));
 const totals = { open: 0, closed: 0, bytes: 0 };
 
-interface Publisher { socket: net.Socket; next: number; loop: number; started: number; ready: boolean }
+interface Publisher {
+  socket: net.Socket;
+  next: number;
+  loop: number;
+  started: number;
+  ready: boolean;
+}
 
 function writeTag(p: Publisher, tag: { type: number; body: Buffer }, timestamp: number): void {
   const csid = CSID[tag.type]!;

@@ -43,7 +43,10 @@ test('the FLV checker counts every coded video frame of an OBS-like file, split 
     const checker = new FlvChecker();
     feed(checker, bytes, seed);
     assert.equal(checker.error, undefined);
-    assert.deepEqual({ frames: checker.counts.frames, gaps: checker.counts.gaps, lost: checker.counts.lost, bytes: checker.counts.bytes }, { frames, gaps: 0, lost: 0, bytes: bytes.length });
+    assert.deepEqual(
+      { frames: checker.counts.frames, gaps: checker.counts.gaps, lost: checker.counts.lost, bytes: checker.counts.bytes },
+      { frames, gaps: 0, lost: 0, bytes: bytes.length },
+    );
   }
 });
 
@@ -149,11 +152,14 @@ test('the RTMP checker answers pings and acknowledges received bytes once a wind
   const windowSize = Buffer.alloc(4);
   windowSize.writeUInt32BE(10_000);
   const checker = new RtmpPlayChecker();
-  const replies = feed(checker, Buffer.concat([
-    rtmpMessage(2, 5, 0, windowSize),
-    rtmpMessage(2, 4, 0, Buffer.from([0, 6, 0, 0, 0x30, 0x39])),
-    ...Array.from({ length: 30 }, (_, i) => chunks(6, i === 0 ? 0 : 2, 9, i === 0 ? 0 : 33, video(400), 128)),
-  ]));
+  const replies = feed(
+    checker,
+    Buffer.concat([
+      rtmpMessage(2, 5, 0, windowSize),
+      rtmpMessage(2, 4, 0, Buffer.from([0, 6, 0, 0, 0x30, 0x39])),
+      ...Array.from({ length: 30 }, (_, i) => chunks(6, i === 0 ? 0 : 2, 9, i === 0 ? 0 : 33, video(400), 128)),
+    ]),
+  );
   const all = Buffer.concat(replies);
   // A Ping Response (user control event 7) carrying the ping's timestamp, then Acknowledgements (type 3).
   assert.ok(all.includes(Buffer.from([0, 7, 0, 0, 0x30, 0x39])), 'a ping response');

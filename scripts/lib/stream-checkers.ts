@@ -66,7 +66,8 @@ export class WsFmp4Checker implements StreamChecker {
     while (p < chunk.length) {
       if (this.payloadLeft > 0) {
         const n = Math.min(this.payloadLeft, chunk.length - p);
-        if (this.opcode === 2 && this.headHave < this.head.length) this.headHave += chunk.copy(this.head, this.headHave, p, p + Math.min(n, this.head.length - this.headHave));
+        if (this.opcode === 2 && this.headHave < this.head.length)
+          this.headHave += chunk.copy(this.head, this.headHave, p, p + Math.min(n, this.head.length - this.headHave));
         this.payloadLeft -= n;
         p += n;
         if (this.payloadLeft === 0) this.message();
@@ -367,7 +368,12 @@ export function rtmpHandshakeDone(received: Buffer): { c2: Buffer; rest: Buffer 
 /** What a player sends after the handshake: connect, createStream, play (pipelined). */
 export function rtmpPlayCommands(tcUrl: string, app: string, stream: string): Buffer {
   return Buffer.concat([
-    rtmpMessage(3, 20, 0, amf0('connect', 1, { app, flashVer: 'LNX 9,0,124,2', tcUrl, fpad: false, capabilities: 15, audioCodecs: 3191, videoCodecs: 252, videoFunction: 1 })),
+    rtmpMessage(
+      3,
+      20,
+      0,
+      amf0('connect', 1, { app, flashVer: 'LNX 9,0,124,2', tcUrl, fpad: false, capabilities: 15, audioCodecs: 3191, videoCodecs: 252, videoFunction: 1 }),
+    ),
     rtmpMessage(3, 20, 0, amf0('createStream', 2, null)),
     rtmpMessage(8, 20, 1, amf0('play', 3, null, stream)),
   ]);

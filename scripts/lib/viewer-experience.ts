@@ -24,13 +24,22 @@ function ingestClock(wsUrl: string) {
     if (!binary) return;
     const prft = boxes(data).find((b) => b.type === 'prft');
     if (!prft || prft.body.readUInt32BE(4) !== 1) return;
-    const wall = (prft.body.readUInt32BE(8) - 2_208_988_800) * 1000 + prft.body.readUInt32BE(12) / 2 ** 32 * 1000;
+    const wall = (prft.body.readUInt32BE(8) - 2_208_988_800) * 1000 + (prft.body.readUInt32BE(12) / 2 ** 32) * 1000;
     clock.set(Number(prft.body.readBigUInt64BE(16) % 2n ** 32n), wall);
   });
   return { clock, close: () => viewer.close() };
 }
 
-export interface Experience { protocol: 'webrtc' | 'mse'; ttffP50Ms: number; ttffMaxMs: number; loads: number; g2gP50Ms: number; g2gP95Ms: number; samples: number; reportP50Ms?: number }
+export interface Experience {
+  protocol: 'webrtc' | 'mse';
+  ttffP50Ms: number;
+  ttffMaxMs: number;
+  loads: number;
+  g2gP50Ms: number;
+  g2gP95Ms: number;
+  samples: number;
+  reportP50Ms?: number;
+}
 
 /**
  * Time to first frame over `loads` page loads, then glass-to-glass (ingest ->
@@ -44,23 +53,47 @@ async function experience(page: Page, url: string, protocol: 'webrtc' | 'mse', c
   const ttff: number[] = [];
   for (let i = 0; i < loads; i++) {
     await page.goto(`${url}?protocol=${protocol}`);
-    ttff.push(await waitFor('the first frame', async () => { const p = await player(); return p.protocol === protocol ? p.ttffMs : undefined; }, 20_000, 20));
+    ttff.push(
+      await waitFor(
+        'the first frame',
+        async () => {
+          const p = await player();
+          return p.protocol === protocol ? p.ttffMs : undefined;
+        },
+        20_000,
+        20,
+      ),
+    );
     await sleep(1700); // join at another point of the GOP each time
   }
   // Per shown frame: its RTP timestamp and when it is displayed (string: no bundler helpers in the page).
-  await page.evaluate(`(() => { const v = document.querySelector('video'); window.shown = []; function cb(now, m) { window.shown.push([m.rtpTimestamp, performance.timeOrigin + m.expectedDisplayTime]); v.requestVideoFrameCallback(cb); } v.requestVideoFrameCallback(cb); })()`);
+  await page.evaluate(
+    `(() => { const v = document.querySelector('video'); window.shown = []; function cb(now, m) { window.shown.push([m.rtpTimestamp, performance.timeOrigin + m.expectedDisplayTime]); v.requestVideoFrameCallback(cb); } v.requestVideoFrameCallback(cb); })()`,
+  );
   await sleep(10_000);
   let g2g: number[];
   if (protocol === 'webrtc') {
     const shown = await page.evaluate<[number | undefined, number][]>('window.shown');
-    g2g = shown.flatMap(([rtp, at]) => { const wall = rtp === undefined ? undefined : clock.get(rtp); return wall === undefined ? [] : [at - wall]; });
+    g2g = shown.flatMap(([rtp, at]) => {
+      const wall = rtp === undefined ? undefined : clock.get(rtp);
+      return wall === undefined ? [] : [at - wall];
+    });
   } else {
     g2g = (await player()).glassToGlassMs.slice(-300);
   }
   g2g.sort((a, b) => a - b);
   ttff.sort((a, b) => a - b);
   const reports = protocol === 'webrtc' ? [...(await player()).glassToGlassMs].sort((a, b) => a - b) : [];
-  return { protocol, ttffP50Ms: round(quantile(ttff, 0.5)), ttffMaxMs: round(ttff.at(-1)!), loads, g2gP50Ms: round(quantile(g2g, 0.5)), g2gP95Ms: round(quantile(g2g, 0.95)), samples: g2g.length, ...(reports.length ? { reportP50Ms: round(quantile(reports, 0.5)) } : {}) };
+  return {
+    protocol,
+    ttffP50Ms: round(quantile(ttff, 0.5)),
+    ttffMaxMs: round(ttff.at(-1)!),
+    loads,
+    g2gP50Ms: round(quantile(g2g, 0.5)),
+    g2gP95Ms: round(quantile(g2g, 0.95)),
+    samples: g2g.length,
+    ...(reports.length ? { reportP50Ms: round(quantile(reports, 0.5)) } : {}),
+  };
 }
 
 /** Chromium over WHEP and over MSE, for a WHIP source (its own frames) and an OBS-like RTMP source (the transcoded WebRTC rung). */
@@ -68,8 +101,14 @@ export async function viewerExperience(clipDir: string, kbps: number) {
   const whipKey = 'bench-whip-key-0123456789';
   const rtmpKey = 'bench-rtmp-key-0123456789';
   const relay = await startRelay('all', {
-    RELAY_STREAMS: JSON.stringify([{ name: 'whip', key: whipKey }, { name: 'obs', key: rtmpKey }]), RELAY_LOG_LEVEL: 'warn', ...ONE_ADDRESS_LOAD,
-    RELAY_TRANSCODE_ENABLED: 'true', RELAY_TRANSCODE_LADDER: JSON.stringify([{ name: '360p', height: 360, videoKbps: 800, audioKbps: 96 }]),
+    RELAY_STREAMS: JSON.stringify([
+      { name: 'whip', key: whipKey },
+      { name: 'obs', key: rtmpKey },
+    ]),
+    RELAY_LOG_LEVEL: 'warn',
+    ...ONE_ADDRESS_LOAD,
+    RELAY_TRANSCODE_ENABLED: 'true',
+    RELAY_TRANSCODE_LADDER: JSON.stringify([{ name: '360p', height: 360, videoKbps: 800, audioKbps: 96 }]),
   });
   const clip = encodeWhipClip(clipDir, { size: '1280x720', kbps: kbps, seconds: 10 });
   const whip = await publishWhipClip(`${relay.http}/whip/whip`, whipKey, clip);
@@ -77,12 +116,23 @@ export async function viewerExperience(clipDir: string, kbps: number) {
   const chromium = await launchChromium();
   const rows: (Experience & { source: string })[] = [];
   try {
-    await waitFor('the transcoded WebRTC rung', async () => ((await (await fetch(`${relay.http}/api/streams/obs`)).json().catch(() => ({}))) as { renditions?: { webrtc?: boolean }[] }).renditions?.some((r) => r.webrtc), 60_000, 250);
+    await waitFor(
+      'the transcoded WebRTC rung',
+      async () =>
+        ((await (await fetch(`${relay.http}/api/streams/obs`)).json().catch(() => ({}))) as { renditions?: { webrtc?: boolean }[] }).renditions?.some(
+          (r) => r.webrtc,
+        ),
+      60_000,
+      250,
+    );
     const page = await chromium.browser.newPage();
-    for (const [source, stream, rendition] of [['WHIP (passthrough)', 'whip', 'source'], ['RTMP, B-frames (transcoded 360p rung)', 'obs', '360p']] as const) {
+    for (const [source, stream, rendition] of [
+      ['WHIP (passthrough)', 'whip', 'source'],
+      ['RTMP, B-frames (transcoded 360p rung)', 'obs', '360p'],
+    ] as const) {
       const clock = ingestClock(`ws://127.0.0.1:${relay.httpPort}/ws/${stream}${rendition === 'source' ? '' : `?rendition=${rendition}`}`);
       for (const protocol of ['webrtc', 'mse'] as const) {
-        rows.push({ source, ...await experience(page, `${relay.http}/watch/${stream}`, protocol, clock.clock) });
+        rows.push({ source, ...(await experience(page, `${relay.http}/watch/${stream}`, protocol, clock.clock)) });
         process.stderr.write(JSON.stringify(rows.at(-1)) + '\n');
       }
       clock.close();

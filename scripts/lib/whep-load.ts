@@ -16,7 +16,10 @@ import { RTCPeerConnection, useH264, useOPUS, usePLI, useNACK } from 'werift';
 
 const url = process.argv[2]!;
 
-interface Track { lastSeq: number; packets: number }
+interface Track {
+  lastSeq: number;
+  packets: number;
+}
 const totals = { connected: 0, failed: 0, packets: 0, bytes: 0, missing: 0, reordered: 0, closed: 0 };
 const peers: RTCPeerConnection[] = [];
 
@@ -24,7 +27,11 @@ const peers: RTCPeerConnection[] = [];
 const isRtp = (d: Buffer) => d.length >= 12 && d[0]! >= 128 && d[0]! <= 191 && !(d[1]! >= 192 && d[1]! <= 223);
 
 async function viewer(): Promise<void> {
-  const pc = new RTCPeerConnection({ codecs: { video: [useH264({ rtcpFeedback: [usePLI(), useNACK()] })], audio: [useOPUS()] }, headerExtensions: { video: [], audio: [] }, bundlePolicy: 'max-bundle' });
+  const pc = new RTCPeerConnection({
+    codecs: { video: [useH264({ rtcpFeedback: [usePLI(), useNACK()] })], audio: [useOPUS()] },
+    headerExtensions: { video: [], audio: [] },
+    bundlePolicy: 'max-bundle',
+  });
   peers.push(pc);
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -33,7 +40,8 @@ async function viewer(): Promise<void> {
   if (res.status !== 201) throw new Error(`WHEP ${res.status}: ${await res.text()}`);
   await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
   // Count SRTP from its clear header before werift decrypts it (nothing else is intercepted).
-  const connection = (pc.getTransceivers()[0]!.receiver.dtlsTransport as unknown as { iceTransport: { connection: { onData: { execute(d: Buffer): void } } } }).iceTransport.connection;
+  const connection = (pc.getTransceivers()[0]!.receiver.dtlsTransport as unknown as { iceTransport: { connection: { onData: { execute(d: Buffer): void } } } })
+    .iceTransport.connection;
   const execute = connection.onData.execute.bind(connection.onData);
   const tracks = new Map<number, Track>();
   connection.onData.execute = (d: Buffer) => {
@@ -67,10 +75,14 @@ async function viewer(): Promise<void> {
 async function add(n: number): Promise<void> {
   // A few at a time: the edge answers each offer after gathering its candidates.
   for (let i = 0; i < n; i += 5) {
-    await Promise.all(Array.from({ length: Math.min(5, n - i) }, () => viewer().catch((err: Error) => {
-      totals.failed++;
-      process.stderr.write(`viewer failed: ${err.message}\n`);
-    })));
+    await Promise.all(
+      Array.from({ length: Math.min(5, n - i) }, () =>
+        viewer().catch((err: Error) => {
+          totals.failed++;
+          process.stderr.write(`viewer failed: ${err.message}\n`);
+        }),
+      ),
+    );
   }
   process.stdout.write(JSON.stringify({ added: n, ...totals }) + '\n');
 }

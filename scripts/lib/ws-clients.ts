@@ -30,7 +30,10 @@ export function openViewer(url: string, kind: ViewerKind, options: { bytesPerSec
     const checker = new WsFmp4Checker();
     let timer: NodeJS.Timeout | undefined;
     const client: WsClient = {
-      kind, checker, maxGapMs: 0, closedByServer: false,
+      kind,
+      checker,
+      maxGapMs: 0,
+      closedByServer: false,
       close: () => {
         clearInterval(timer);
         socket.destroy();
@@ -60,7 +63,9 @@ export function openViewer(url: string, kind: ViewerKind, options: { bytesPerSec
       if (head) reject(new Error('closed before the upgrade'));
     });
     socket.on('connect', () => {
-      socket.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      socket.write(
+        `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
     });
     const onData = (d: Buffer) => {
       if (!head) return feed(d);

@@ -28,7 +28,10 @@ const USAGE = `usage: relay [all|origin|edge|config] [--config file.json]
 const SIGN_TTL_SECONDS = { publish: 86_400, play: 3_600 } as const;
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ options: { config: { type: 'string' }, ttl: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    options: { config: { type: 'string' }, ttl: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+  });
   const command = positionals[0] ?? 'all';
   if (values.help || !['all', 'origin', 'edge', 'config', 'sign'].includes(command)) {
     process.stdout.write(USAGE + '\n');
@@ -77,21 +80,21 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
-function printBanner(config: RelayConfig, httpPort: number, rtmpPort: number, demo: KeptSecret | undefined, withEdge: boolean, admin: KeptSecret | undefined): void {
+function printBanner(
+  config: RelayConfig,
+  httpPort: number,
+  rtmpPort: number,
+  demo: KeptSecret | undefined,
+  withEdge: boolean,
+  admin: KeptSecret | undefined,
+): void {
   const host = publicHost(config.rtmp.host);
   const web = config.http.publicUrl || `http://${publicHost(config.http.host)}:${httpPort}`;
-  const lines = [
-    '',
-    'Relay is running.',
-    '',
-    'In OBS: Settings > Stream > Service "Custom..."',
-    `  Server:     rtmp://${host}:${rtmpPort}/${config.rtmp.app}`,
-  ];
+  const lines = ['', 'Relay is running.', '', 'In OBS: Settings > Stream > Service "Custom..."', `  Server:     rtmp://${host}:${rtmpPort}/${config.rtmp.app}`];
   if (demo) {
     const where = demo.source === 'env' ? 'from RELAY_DEMO_KEY' : `kept in ${demo.file}; RELAY_DEMO_KEY sets another`;
     lines.push(`  Stream Key: ${demo.key}    (stream "${DEMO_STREAM}", ${where})`);
-  }
-  else lines.push(`  Stream Key: the key configured for your stream (streams[].key)`);
+  } else lines.push(`  Stream Key: the key configured for your stream (streams[].key)`);
   if (config.webrtc.enabled) {
     const stream = demo ? DEMO_STREAM : '<stream>';
     lines.push('', 'Or, OBS 30+: Service "WHIP"', `  Server:       ${web}/whip/${stream}`, '  Bearer Token: the same stream key');
@@ -131,7 +134,7 @@ function explain(config: RelayConfig): void {
 }
 
 main().catch((err: unknown) => {
-  const message = err instanceof RelayError ? `${err.code}: ${err.message}` : err instanceof Error ? err.stack ?? err.message : String(err);
+  const message = err instanceof RelayError ? `${err.code}: ${err.message}` : err instanceof Error ? (err.stack ?? err.message) : String(err);
   process.stderr.write(`relay: ${message}\n`);
   process.exit(1);
 });

@@ -38,7 +38,6 @@ export class NatsServerProcess {
     return this.child?.pid;
   }
 
-
   async start(): Promise<void> {
     const { storeDir, host = '127.0.0.1', port = 0, args = [], startTimeoutMs = 10_000, log, env, onStderrLine } = this.options;
     mkdirSync(storeDir, { recursive: true });
@@ -66,7 +65,10 @@ export class NatsServerProcess {
       }
     });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new RelayError('BUS_UNAVAILABLE', `nats-server did not become ready in ${startTimeoutMs} ms: ${tail.join(' | ')}`)), startTimeoutMs);
+      const timer = setTimeout(
+        () => reject(new RelayError('BUS_UNAVAILABLE', `nats-server did not become ready in ${startTimeoutMs} ms: ${tail.join(' | ')}`)),
+        startTimeoutMs,
+      );
       whileStarting = (line) => {
         tail.push(line);
         if (tail.length > 5) tail.shift();

@@ -14,7 +14,7 @@ export function createNodeRegistry(node: { id: string; roles: string[]; version:
   for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name);
   new Gauge({
     name: 'relay_node_info',
-    help: 'Always 1: this node\'s id, roles and version, to join on.',
+    help: "Always 1: this node's id, roles and version, to join on.",
     labelNames: ['node', 'roles', 'version'] as const,
     registers: [registry],
   }).set({ node: node.id, roles: node.roles.join(','), version: node.version }, 1);

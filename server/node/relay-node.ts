@@ -97,7 +97,12 @@ async function check(what: () => unknown, timeoutMs = 1500): Promise<Check> {
  * Starts a node with the given roles. With no NATS URL configured it starts a
  * local nats-server first (the all-in-one default).
  */
-export async function startNode(roles: Role[], config: RelayConfig, log: Logger, keys = new AccessKeys(config, log.child({ module: 'auth' }))): Promise<RelayNode> {
+export async function startNode(
+  roles: Role[],
+  config: RelayConfig,
+  log: Logger,
+  keys = new AccessKeys(config, log.child({ module: 'auth' })),
+): Promise<RelayNode> {
   const closers: (() => Promise<unknown>)[] = [];
   let draining = false;
   const close = async () => {
@@ -130,7 +135,10 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger,
       names.forEach((n, i) => (checks[n] = results[i]!));
       checks.draining = { ok: !draining };
       const ready = Object.values(checks).every((c) => c.ok);
-      return reply.status(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'ready' : 'not ready', roles, checks });
+      return reply
+        .status(ready ? 200 : 503)
+        .header('cache-control', 'no-store')
+        .send({ status: ready ? 'ready' : 'not ready', roles, checks });
     });
     readiness.http = () => http.server.listening;
     http.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
@@ -162,13 +170,17 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger,
       void (async () => {
         for await (const s of nc.status()) if (s.type === 'reconnect') keepStream();
       })().catch(() => {});
-      const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' }), registry));
+      const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () =>
+        StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' }), registry),
+      );
       origin = new Origin(config, keys, publisher, leases, log, registry);
       readiness.rtmp = () => origin!.rtmp.listening;
       readiness.leaseBucket = () => leases.reachable();
       closers.push(() => origin!.stop());
       if (engine) {
-        const whip = new WhipIngest(config.webrtc, engine, origin, log.child({ module: 'ingest.whip' }), (stream, handler) => onKeyframeRequest(nc, config.bus.subjectPrefix, stream, handler));
+        const whip = new WhipIngest(config.webrtc, engine, origin, log.child({ module: 'ingest.whip' }), (stream, handler) =>
+          onKeyframeRequest(nc, config.bus.subjectPrefix, stream, handler),
+        );
         whip.attach(http);
         closers.push(() => whip.close());
       }
@@ -177,7 +189,9 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger,
     const ncCluster = await connectNats(natsUrl, 'relay-cluster', log, config.nats.connectTimeoutMs, security);
     closers.push(() => ncCluster.close());
     readiness.natsCluster = () => isNatsConnected(ncCluster);
-    const edgeBucket = await retrying('edge bucket', config.nats.connectTimeoutMs, log, () => openEdgeBucket(ncCluster, config.cluster, log.child({ module: 'cluster' })));
+    const edgeBucket = await retrying('edge bucket', config.nats.connectTimeoutMs, log, () =>
+      openEdgeBucket(ncCluster, config.cluster, log.child({ module: 'cluster' })),
+    );
     const directory = new EdgeDirectory(edgeBucket, config.cluster, log.child({ module: 'cluster' }));
     await directory.start();
     closers.push(async () => directory.stop());
@@ -189,7 +203,13 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger,
       const exclude = new Set((req.query.exclude ?? '').split(',').filter(Boolean));
       const edge = directory.route(stream, exclude);
       if (!edge) return reply.status(503).send({ code: 'NO_EDGE_AVAILABLE', message: new RelayError('NO_EDGE_AVAILABLE').message });
-      return { stream, edge: edge.id, url: edge.url, watch: `${edge.url}/watch/${stream}?routed=1`, ws: `${edge.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1` };
+      return {
+        stream,
+        edge: edge.id,
+        url: edge.url,
+        watch: `${edge.url}/watch/${stream}?routed=1`,
+        ws: `${edge.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1`,
+      };
     });
 
     readiness.edgeBucket = async () => (await edgeBucket.status()).bucket !== undefined;
@@ -225,9 +245,13 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger,
       });
     }
     // Leases as any node reads them (the origin's own StreamLeases takes and renews them).
-    const leasesView = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () => StreamLeases.open(ncCluster, config.cluster, nodeId, log.child({ module: 'lease' })));
+    const leasesView = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () =>
+      StreamLeases.open(ncCluster, config.cluster, nodeId, log.child({ module: 'lease' })),
+    );
     // Every node: a heartbeat of what it runs, the admin API and the dashboard over the whole cluster.
-    const nodeBucket = await retrying('node bucket', config.nats.connectTimeoutMs, log, () => openNodeBucket(ncCluster, config.cluster, log.child({ module: 'cluster' })));
+    const nodeBucket = await retrying('node bucket', config.nats.connectTimeoutMs, log, () =>
+      openNodeBucket(ncCluster, config.cluster, log.child({ module: 'cluster' })),
+    );
     readiness.nodeBucket = async () => (await nodeBucket.status()).bucket !== undefined;
     const startedAt = Date.now();
     let baseUrl = config.http.publicUrl.replace(/\/$/, '');
@@ -241,10 +265,20 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger,
       draining,
       origin: origin && {
         rtmp: rtmpUrl(),
-        streams: origin.liveStreams().filter((l) => l.token > 0 && !l.leaving).map((l) => {
-          const rate = l.meter.read(performance.now());
-          return { stream: l.stream, protocol: l.protocol, since: l.since, token: l.token, bitsPerSecond: Math.round(rate.bitsPerSecond), framesPerSecond: Math.round(rate.framesPerSecond * 10) / 10 };
-        }),
+        streams: origin
+          .liveStreams()
+          .filter((l) => l.token > 0 && !l.leaving)
+          .map((l) => {
+            const rate = l.meter.read(performance.now());
+            return {
+              stream: l.stream,
+              protocol: l.protocol,
+              since: l.since,
+              token: l.token,
+              bitsPerSecond: Math.round(rate.bitsPerSecond),
+              framesPerSecond: Math.round(rate.framesPerSecond * 10) / 10,
+            };
+          }),
       },
       edge: edge && { capacity: config.cluster.edgeCapacity, load: edge.load, viewers: edge.viewersByStream() },
     });
@@ -286,7 +320,18 @@ export async function startNode(roles: Role[], config: RelayConfig, log: Logger,
     }
     await nodeHeartbeat.start();
     return {
-      config, http, httpPort, natsUrl, origin, edge, embeddedNats, registry, keys, directory, nodeId, close,
+      config,
+      http,
+      httpPort,
+      natsUrl,
+      origin,
+      edge,
+      embeddedNats,
+      registry,
+      keys,
+      directory,
+      nodeId,
+      close,
       get draining() {
         return draining;
       },

@@ -62,10 +62,11 @@ export class Origin {
     this.rtmp = new RtmpIngest({
       ...config.rtmp,
       log: log.child({ module: 'ingest.rtmp' }),
-      onPublish: (req) => this.publish(req).catch((err: unknown) => {
-        this.refused('rtmp', err);
-        throw err;
-      }),
+      onPublish: (req) =>
+        this.publish(req).catch((err: unknown) => {
+          this.refused('rtmp', err);
+          throw err;
+        }),
       onRefused: (code) => this.ingestMetrics?.refusals.inc({ protocol: 'rtmp', reason: code }),
     });
   }
@@ -120,7 +121,13 @@ export class Origin {
         log.warn({ code: 'CODEC_UNSUPPORTED', track: notice.track, codec: notice.codec }, 'track dropped: codec not supported (H.264 and AAC are)');
       } else {
         const { video, audio } = notice.init;
-        log.info({ video: video && `${video.codecString} ${video.width}x${video.height}`, audio: audio && `${audio.codecString} ${audio.sampleRate} Hz ${audio.channels} ch` }, 'stream configuration');
+        log.info(
+          {
+            video: video && `${video.codecString} ${video.width}x${video.height}`,
+            audio: audio && `${audio.codecString} ${audio.sampleRate} Hz ${audio.channels} ch`,
+          },
+          'stream configuration',
+        );
       }
     });
     return {
@@ -216,9 +223,11 @@ export class Origin {
         this.publisher.off('drain', resume);
         log.info({ frames: entry.frames, seconds: Math.round((Date.now() - entry.since) / 1000), code: reason?.code }, 'publisher left');
         // The end marker first, then the lease: a next owner's frames always come after our last.
-        entry.leaving = Promise.all([publication.end(), transcoding?.close()]).then(() => lease.release()).finally(() => {
-          if (this.live.get(stream) === entry) this.live.delete(stream);
-        });
+        entry.leaving = Promise.all([publication.end(), transcoding?.close()])
+          .then(() => lease.release())
+          .finally(() => {
+            if (this.live.get(stream) === entry) this.live.delete(stream);
+          });
       },
     };
   }

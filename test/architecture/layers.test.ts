@@ -78,7 +78,8 @@ describe('layers', () => {
       for (const spec of importsOf(file)) {
         if (!spec.startsWith('.')) continue;
         const target = resolve(dirname(file), spec);
-        if (!allowed(file, target)) wrong.push(`${relative(ROOT, file)} (${layerOf(file)}) -> ${relative(ROOT, target)} (${layerOf(target) ?? 'outside the layers'})`);
+        if (!allowed(file, target))
+          wrong.push(`${relative(ROOT, file)} (${layerOf(file)}) -> ${relative(ROOT, target)} (${layerOf(target) ?? 'outside the layers'})`);
       }
     }
     assert.deepEqual(wrong, []);
@@ -104,6 +105,9 @@ describe('layers', () => {
     assert.equal(allowed(join(ROOT, 'server/origin/origin.ts'), join(ROOT, 'server/node/relay-node.ts')), false, 'origin -> node');
     assert.equal(allowed(join(ROOT, 'server/core/bus/subjects.ts'), join(ROOT, 'test/helpers/nats.ts')), false, 'code -> test helpers');
     assert.equal(allowed(join(ROOT, 'server/node/relay-node.ts'), join(ROOT, 'edge/edge.ts')), true, 'node -> edge');
-    assert.ok(importsOf(join(ROOT, 'server/node/relay-node.ts')).some((s) => s.includes('edge')), 'imports are read');
+    assert.ok(
+      importsOf(join(ROOT, 'server/node/relay-node.ts')).some((s) => s.includes('edge')),
+      'imports are read',
+    );
   });
 });

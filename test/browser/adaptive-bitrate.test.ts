@@ -8,11 +8,43 @@ import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 
 const KEY = 'adaptive-bitrate-key-01234';
 
-interface State { frames: number; rendition: string; mode: string; inits: number; height: number; latencyMs?: number; rateKbps?: number; errors: string[]; abr: [number, string, string, string][] }
-const state = (page: Page): Promise<State> => page.evaluate(() => {
-  const p = (window as unknown as { relayPlayer: { framesDecoded(): number; rendition: string; inits: number; latencyMs?: number; errors: string[]; abr: { mode: string; rateKbps?: number; log: [number, string, string, string][] } } }).relayPlayer;
-  return { frames: p.framesDecoded(), rendition: p.rendition, mode: p.abr.mode, inits: p.inits, height: document.querySelector('video')!.videoHeight, latencyMs: p.latencyMs, rateKbps: p.abr.rateKbps, errors: p.errors, abr: [...p.abr.log] };
-});
+interface State {
+  frames: number;
+  rendition: string;
+  mode: string;
+  inits: number;
+  height: number;
+  latencyMs?: number;
+  rateKbps?: number;
+  errors: string[];
+  abr: [number, string, string, string][];
+}
+const state = (page: Page): Promise<State> =>
+  page.evaluate(() => {
+    const p = (
+      window as unknown as {
+        relayPlayer: {
+          framesDecoded(): number;
+          rendition: string;
+          inits: number;
+          latencyMs?: number;
+          errors: string[];
+          abr: { mode: string; rateKbps?: number; log: [number, string, string, string][] };
+        };
+      }
+    ).relayPlayer;
+    return {
+      frames: p.framesDecoded(),
+      rendition: p.rendition,
+      mode: p.abr.mode,
+      inits: p.inits,
+      height: document.querySelector('video')!.videoHeight,
+      latencyMs: p.latencyMs,
+      rateKbps: p.abr.rateKbps,
+      errors: p.errors,
+      abr: [...p.abr.log],
+    };
+  });
 
 /** DevTools network emulation: it throttles WebSocket traffic too (measured: 2 MB at 1 Mbit/s took 24 s). */
 async function throttle(cdp: CDPSession, kbps: number | undefined): Promise<void> {
@@ -34,8 +66,19 @@ async function watchUntil(page: Page, what: string, until: (s: State) => boolean
       lastRise = Date.now();
     }
     longestStallMs = Math.max(longestStallMs, Date.now() - lastRise);
-    if (process.env.DEBUG_ABR) process.stderr.write(`${await page.evaluate(() => { const v = document.querySelector('video')!; const r = []; for (let i = 0; i < v.buffered.length; i++) r.push(`${v.buffered.start(i).toFixed(2)}-${v.buffered.end(i).toFixed(2)}`); return `t=${v.currentTime.toFixed(2)} rs=${v.readyState} [${r.join(' ')}]`; })} `);
-    if (process.env.DEBUG_ABR) process.stderr.write(`${Date.now() - start} ${s.rendition} frames=${s.frames} latency=${s.latencyMs?.toFixed(0)} rate=${s.rateKbps?.toFixed(0)} ${JSON.stringify(s.abr.at(-1) ?? '')}\n`);
+    if (process.env.DEBUG_ABR)
+      process.stderr.write(
+        `${await page.evaluate(() => {
+          const v = document.querySelector('video')!;
+          const r = [];
+          for (let i = 0; i < v.buffered.length; i++) r.push(`${v.buffered.start(i).toFixed(2)}-${v.buffered.end(i).toFixed(2)}`);
+          return `t=${v.currentTime.toFixed(2)} rs=${v.readyState} [${r.join(' ')}]`;
+        })} `,
+      );
+    if (process.env.DEBUG_ABR)
+      process.stderr.write(
+        `${Date.now() - start} ${s.rendition} frames=${s.frames} latency=${s.latencyMs?.toFixed(0)} rate=${s.rateKbps?.toFixed(0)} ${JSON.stringify(s.abr.at(-1) ?? '')}\n`,
+      );
     if (until(s)) return { state: s, longestStallMs };
     if (Date.now() - start > timeoutMs) {
       const events = await page.evaluate(() => (window as unknown as { relayPlayer: { events: unknown[] } }).relayPlayer.events.slice(-12));
@@ -55,17 +98,28 @@ describe('automatic rendition choice in Chromium, under a throttled connection',
     relay = await startRelay('all', {
       RELAY_DEMO_KEY: KEY,
       RELAY_TRANSCODE_ENABLED: 'true',
-      RELAY_TRANSCODE_LADDER: JSON.stringify([{ name: '360p', height: 360, videoKbps: 1200, audioKbps: 64 }, { name: '240p', height: 240, videoKbps: 200, audioKbps: 48 }]),
+      RELAY_TRANSCODE_LADDER: JSON.stringify([
+        { name: '360p', height: 360, videoKbps: 1200, audioKbps: 64 },
+        { name: '240p', height: 240, videoKbps: 200, audioKbps: 48 },
+      ]),
     });
     publisher = startPublisher({ url: relay.rtmpUrl(KEY), bitrate: '1500k' });
     chromium = await launchChromium();
     page = await chromium.browser.newPage();
     cdp = await chromium.browser.newCDPSession(page);
     await cdp.send('Network.enable');
-    await waitFor('renditions on offer', async () => {
-      const r = await fetch(`${relay.http}/api/streams/demo`).then((x) => x.json() as Promise<{ renditions: unknown[] }>, () => undefined);
-      return (r?.renditions.length ?? 0) === 3;
-    }, 20_000, 250);
+    await waitFor(
+      'renditions on offer',
+      async () => {
+        const r = await fetch(`${relay.http}/api/streams/demo`).then(
+          (x) => x.json() as Promise<{ renditions: unknown[] }>,
+          () => undefined,
+        );
+        return (r?.renditions.length ?? 0) === 3;
+      },
+      20_000,
+      250,
+    );
   });
 
   after(async () => {
@@ -87,20 +141,27 @@ describe('automatic rendition choice in Chromium, under a throttled connection',
    * keyframe, so that the cut falls where the test wants it in the GOP.
    */
   async function atPhase(phase: number): Promise<void> {
-    await waitFor(`phase ${phase} in the GOP`, () => page.evaluate((p) => {
-      const r = (window as unknown as { relayPlayer: { receivedS?: number; keyframeS?: number } }).relayPlayer;
-      const since = (r.receivedS ?? 0) - (r.keyframeS ?? 1e9);
-      return since >= p && since < p + 0.2;
-    }, phase), 10_000, 15);
+    await waitFor(
+      `phase ${phase} in the GOP`,
+      () =>
+        page.evaluate((p) => {
+          const r = (window as unknown as { relayPlayer: { receivedS?: number; keyframeS?: number } }).relayPlayer;
+          const since = (r.receivedS ?? 0) - (r.keyframeS ?? 1e9);
+          return since >= p && since < p + 0.2;
+        }, phase),
+      10_000,
+      15,
+    );
   }
 
   /** The longest time between two frames shown since `since` (page clock), up to now. */
-  const longestFreezeMs = (since: number): Promise<number> => page.evaluate((from) => {
-    const shown = (window as unknown as { relayPlayer: { presentedAt: number[] } }).relayPlayer.presentedAt.filter((t) => t >= from);
-    let longest = shown.length > 0 ? performance.now() - shown[shown.length - 1]! : performance.now() - from;
-    for (let i = 1; i < shown.length; i++) longest = Math.max(longest, shown[i]! - shown[i - 1]!);
-    return longest;
-  }, since);
+  const longestFreezeMs = (since: number): Promise<number> =>
+    page.evaluate((from) => {
+      const shown = (window as unknown as { relayPlayer: { presentedAt: number[] } }).relayPlayer.presentedAt.filter((t) => t >= from);
+      let longest = shown.length > 0 ? performance.now() - shown[shown.length - 1]! : performance.now() - from;
+      for (let i = 1; i < shown.length; i++) longest = Math.max(longest, shown[i]! - shown[i - 1]!);
+      return longest;
+    }, since);
 
   /** Cuts the link to 500 kbit/s at `phase` in the GOP; checks the way down; returns what the player noted. */
   async function cutAndGoDown(t: { diagnostic(m: string): void }, phase: number): Promise<string[]> {
@@ -113,7 +174,9 @@ describe('automatic rendition choice in Chromium, under a throttled connection',
         const t0 = performance.now();
         const v = document.querySelector('video')!;
         const id = setInterval(() => {
-          w.trace.push(`${Math.round(performance.now() - t0)} ct=${v.currentTime.toFixed(3)} end=${v.buffered.length ? v.buffered.end(v.buffered.length - 1).toFixed(3) : '-'} rx=${w.relayPlayer.receivedS?.toFixed(3)} rs=${v.readyState} rate=${v.playbackRate}`);
+          w.trace.push(
+            `${Math.round(performance.now() - t0)} ct=${v.currentTime.toFixed(3)} end=${v.buffered.length ? v.buffered.end(v.buffered.length - 1).toFixed(3) : '-'} rx=${w.relayPlayer.receivedS?.toFixed(3)} rs=${v.readyState} rate=${v.playbackRate}`,
+          );
           if (performance.now() - t0 > 2500) clearInterval(id);
         }, 50);
       });
@@ -127,13 +190,28 @@ describe('automatic rendition choice in Chromium, under a throttled connection',
     // Then it plays on at 240p: latency comes back down and frames keep coming.
     await watchUntil(page, 'latency back under 1.5 s', (x) => (x.latencyMs ?? 9e9) < 1500, 15_000);
     const freeze = await longestFreezeMs(since);
-    const events = await page.evaluate((from) => (window as unknown as { relayPlayer: { events: [number, string][] } }).relayPlayer.events.filter((e) => e[0] >= from).map((e) => `${Math.round(e[0] - from)}: ${e[1]}`), since);
+    const events = await page.evaluate(
+      (from) =>
+        (window as unknown as { relayPlayer: { events: [number, string][] } }).relayPlayer.events
+          .filter((e) => e[0] >= from)
+          .map((e) => `${Math.round(e[0] - from)}: ${e[1]}`),
+      since,
+    );
     if (process.env.DEBUG_ABR) {
       process.stderr.write(`${events.join('\n')}\n`);
       process.stderr.write(`${(await page.evaluate(() => (window as unknown as { trace: string[] }).trace)).join('\n')}\n`);
-      process.stderr.write(`${await page.evaluate((from) => { const p = (window as unknown as { relayPlayer: { presentedAt: number[] } }).relayPlayer.presentedAt.filter((x) => x >= from); const out = []; for (let i = 1; i < p.length; i++) if (p[i]! - p[i - 1]! > 100) out.push(`gap ${Math.round(p[i - 1]! - from)}..${Math.round(p[i]! - from)}`); return out.join(' '); }, since)}\n`);
+      process.stderr.write(
+        `${await page.evaluate((from) => {
+          const p = (window as unknown as { relayPlayer: { presentedAt: number[] } }).relayPlayer.presentedAt.filter((x) => x >= from);
+          const out = [];
+          for (let i = 1; i < p.length; i++) if (p[i]! - p[i - 1]! > 100) out.push(`gap ${Math.round(p[i - 1]! - from)}..${Math.round(p[i]! - from)}`);
+          return out.join(' ');
+        }, since)}\n`,
+      );
     }
-    t.diagnostic(`240p on screen ${downMs} ms after the throttle; longest time between two frames shown ${Math.round(freeze)} ms; ${events.filter((e) => /switch point|resume/.test(e)).join('; ')}`);
+    t.diagnostic(
+      `240p on screen ${downMs} ms after the throttle; longest time between two frames shown ${Math.round(freeze)} ms; ${events.filter((e) => /switch point|resume/.test(e)).join('; ')}`,
+    );
     // The down-switch is urgent: the old rendition stops at once, what is left of it plays at
     // half speed, and the new one starts from its cached keyframe (at most a 1 s GOP back).
     // Measured here: the lower picture 1.0-1.5 s after the cut, the longest gap between two

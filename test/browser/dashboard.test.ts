@@ -22,7 +22,10 @@ describe('the cluster dashboard in Chromium', { timeout: 120_000 }, () => {
 
   before(async () => {
     nats = await startNats();
-    const streams = [{ name: 'live-one', key: KEY }, { name: 'idle-one', key: 'idle-key-0123456789abcdef' }];
+    const streams = [
+      { name: 'live-one', key: KEY },
+      { name: 'idle-one', key: 'idle-key-0123456789abcdef' },
+    ];
     const cluster = (nodeId: string) => ({ nodeId, edgeHeartbeatMs: 300 });
     origin = await startTestNode(['origin'], nats.url, { streams, admin: { token: TOKEN }, cluster: cluster('origin-a') });
     edges = [
@@ -60,7 +63,16 @@ describe('the cluster dashboard in Chromium', { timeout: 120_000 }, () => {
   test('shows the origins, the edges with their load, and each stream with its owner and placement', async () => {
     await page.fill('[data-testid=token]', TOKEN);
     await page.press('[data-testid=token]', 'Enter');
-    await waitFor('the cluster with 3 viewers', async () => (await page.locator('[data-testid=count-viewers] b').textContent().catch(() => '')) === '3', 15_000, 200);
+    await waitFor(
+      'the cluster with 3 viewers',
+      async () =>
+        (await page
+          .locator('[data-testid=count-viewers] b')
+          .textContent()
+          .catch(() => '')) === '3',
+      15_000,
+      200,
+    );
     assert.equal(await text('[data-testid=count-origins] b'), '1');
     assert.equal(await text('[data-testid=count-edges] b'), '2');
     assert.equal(await text('[data-testid=count-live-streams] b'), '1');

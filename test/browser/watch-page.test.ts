@@ -10,13 +10,20 @@ import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 const KEY = 'browser-test-key-0123456789';
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url).pathname;
 
-interface Sample { frames: number; time: number; state: string; latencyMs?: number; ttffMs?: number }
+interface Sample {
+  frames: number;
+  time: number;
+  state: string;
+  latencyMs?: number;
+  ttffMs?: number;
+}
 
-const sample = (page: Page): Promise<Sample> => page.evaluate(() => {
-  const p = (window as unknown as { relayPlayer: { framesDecoded(): number; state: string; latencyMs?: number; ttffMs?: number } }).relayPlayer;
-  const video = document.querySelector('video')!;
-  return { frames: p.framesDecoded(), time: video.currentTime, state: p.state, latencyMs: p.latencyMs, ttffMs: p.ttffMs };
-});
+const sample = (page: Page): Promise<Sample> =>
+  page.evaluate(() => {
+    const p = (window as unknown as { relayPlayer: { framesDecoded(): number; state: string; latencyMs?: number; ttffMs?: number } }).relayPlayer;
+    const video = document.querySelector('video')!;
+    return { frames: p.framesDecoded(), time: video.currentTime, state: p.state, latencyMs: p.latencyMs, ttffMs: p.ttffMs };
+  });
 
 describe('the watch page in Chromium', { timeout: 180_000 }, () => {
   let relay: RelayProcess;

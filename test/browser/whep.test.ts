@@ -15,21 +15,44 @@ const PLAY_SECRET = 'whep-playback-secret-bX7qL2v9ZtR4mW8nK3pS6y';
 const token = (stream: string) => signPlaybackToken(PLAY_SECRET, stream, Math.floor(Date.now() / 1000) + 600);
 const bearer = (stream: string) => ({ authorization: `Bearer ${token(stream)}` });
 
-interface PlayerView { protocol?: string; fallback?: string; frames: number; height: number; ttffMs?: number; audioPackets: number; videoPackets: number; state: string }
+interface PlayerView {
+  protocol?: string;
+  fallback?: string;
+  frames: number;
+  height: number;
+  ttffMs?: number;
+  audioPackets: number;
+  videoPackets: number;
+  state: string;
+}
 
 /** What the page's player shows, and the WebRTC receive statistics when it plays over WebRTC. */
-const view = (page: Page): Promise<PlayerView> => page.evaluate(async () => {
-  const p = (window as unknown as { relayPlayer: { protocol?: string; fallback?: string; ttffMs?: number; state: string; rtc?: RTCPeerConnection; framesDecoded(): number } }).relayPlayer;
-  let audioPackets = 0;
-  let videoPackets = 0;
-  if (p.rtc) {
-    (await p.rtc.getStats()).forEach((r: { type: string; kind?: string; packetsReceived?: number }) => {
-      if (r.type === 'inbound-rtp' && r.kind === 'audio') audioPackets = r.packetsReceived ?? 0;
-      if (r.type === 'inbound-rtp' && r.kind === 'video') videoPackets = r.packetsReceived ?? 0;
-    });
-  }
-  return { protocol: p.protocol, fallback: p.fallback, frames: p.framesDecoded(), height: document.querySelector('video')!.videoHeight, ttffMs: p.ttffMs, audioPackets, videoPackets, state: p.state };
-});
+const view = (page: Page): Promise<PlayerView> =>
+  page.evaluate(async () => {
+    const p = (
+      window as unknown as {
+        relayPlayer: { protocol?: string; fallback?: string; ttffMs?: number; state: string; rtc?: RTCPeerConnection; framesDecoded(): number };
+      }
+    ).relayPlayer;
+    let audioPackets = 0;
+    let videoPackets = 0;
+    if (p.rtc) {
+      (await p.rtc.getStats()).forEach((r: { type: string; kind?: string; packetsReceived?: number }) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'audio') audioPackets = r.packetsReceived ?? 0;
+        if (r.type === 'inbound-rtp' && r.kind === 'video') videoPackets = r.packetsReceived ?? 0;
+      });
+    }
+    return {
+      protocol: p.protocol,
+      fallback: p.fallback,
+      frames: p.framesDecoded(),
+      height: document.querySelector('video')!.videoHeight,
+      ttffMs: p.ttffMs,
+      audioPackets,
+      videoPackets,
+      state: p.state,
+    };
+  });
 
 describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames', { timeout: 180_000 }, () => {
   let relay: RelayProcess;
@@ -40,7 +63,10 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
   before(async () => {
     relay = await startRelay('all', {
       RELAY_DEMO_KEY: KEY,
-      RELAY_STREAMS: JSON.stringify([{ name: 'plain', key: PLAIN_KEY, transcode: false }, { name: 'idle', key: IDLE_KEY }]),
+      RELAY_STREAMS: JSON.stringify([
+        { name: 'plain', key: PLAIN_KEY, transcode: false },
+        { name: 'idle', key: IDLE_KEY },
+      ]),
       RELAY_TRANSCODE_ENABLED: 'true',
       RELAY_AUTH_PLAYBACK_SECRETS: JSON.stringify([PLAY_SECRET]),
       RELAY_TRANSCODE_LADDER: JSON.stringify([{ name: '240p', height: 240, videoKbps: 500, audioKbps: 64 }]),
@@ -48,14 +74,30 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
     publisher = startPublisher({ url: relay.rtmpUrl(KEY), bitrate: '1500k' }); // H.264 High with B-frames, AAC
     plain = startPublisher({ url: relay.rtmpUrl(PLAIN_KEY) });
     chromium = await launchChromium();
-    await waitFor('a WebRTC rendition on offer', async () => {
-      const r = await fetch(`${relay.http}/api/streams/demo`).then((x) => x.json() as Promise<{ renditions: { webrtc: boolean }[] }>, () => undefined);
-      return r?.renditions.some((x) => x.webrtc) ?? false;
-    }, 30_000, 250);
-    await waitFor('the plain stream live', async () => {
-      const r = await fetch(`${relay.http}/api/streams/plain`).then((x) => x.json() as Promise<{ renditions: unknown[] }>, () => undefined);
-      return (r?.renditions.length ?? 0) > 0;
-    }, 20_000, 250);
+    await waitFor(
+      'a WebRTC rendition on offer',
+      async () => {
+        const r = await fetch(`${relay.http}/api/streams/demo`).then(
+          (x) => x.json() as Promise<{ renditions: { webrtc: boolean }[] }>,
+          () => undefined,
+        );
+        return r?.renditions.some((x) => x.webrtc) ?? false;
+      },
+      30_000,
+      250,
+    );
+    await waitFor(
+      'the plain stream live',
+      async () => {
+        const r = await fetch(`${relay.http}/api/streams/plain`).then(
+          (x) => x.json() as Promise<{ renditions: unknown[] }>,
+          () => undefined,
+        );
+        return (r?.renditions.length ?? 0) > 0;
+      },
+      20_000,
+      250,
+    );
   });
 
   after(async () => {
@@ -82,19 +124,31 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
   });
 
   test('several WHEP viewers at once, one leaving by DELETE: the others play on, and the edge counts them, their bytes and their time to first frame', async () => {
-    const pages = await Promise.all([0, 1, 2].map(async () => {
-      const page = await chromium.browser.newPage();
-      await page.goto(`${relay.http}/watch/demo?protocol=webrtc&token=${token('demo')}`);
-      return page;
-    }));
+    const pages = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const page = await chromium.browser.newPage();
+        await page.goto(`${relay.http}/watch/demo?protocol=webrtc&token=${token('demo')}`);
+        return page;
+      }),
+    );
     for (const page of pages) await waitFor('playing', async () => (await view(page)).protocol === 'webrtc', 15_000, 100);
     const metric = async () => Number(/^relay_edge_viewers\{protocol="webrtc"\} (\d+)/m.exec(await (await fetch(`${relay.http}/metrics`)).text())?.[1]);
-    await waitFor('three WebRTC viewers counted', async () => {
-      const n = await metric();
-      if (process.env.DEBUG_WHEP) process.stderr.write(`webrtc viewers ${n}\n`);
-      return n === 3;
-    }, 5000, 100);
-    const location = await pages[0]!.evaluate(() => (window as unknown as { relayPlayer: { events: [number, string][] } }).relayPlayer.events.map((e) => e[1]).find((e) => e.startsWith('whep session '))!.slice('whep session '.length));
+    await waitFor(
+      'three WebRTC viewers counted',
+      async () => {
+        const n = await metric();
+        if (process.env.DEBUG_WHEP) process.stderr.write(`webrtc viewers ${n}\n`);
+        return n === 3;
+      },
+      5000,
+      100,
+    );
+    const location = await pages[0]!.evaluate(() =>
+      (window as unknown as { relayPlayer: { events: [number, string][] } }).relayPlayer.events
+        .map((e) => e[1])
+        .find((e) => e.startsWith('whep session '))!
+        .slice('whep session '.length),
+    );
     assert.equal((await fetch(location, { method: 'DELETE' })).status, 200);
     assert.equal((await fetch(location, { method: 'DELETE' })).status, 404, 'gone');
     await waitFor('two left', async () => (await metric()) === 2, 5000, 100);
@@ -112,7 +166,11 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
   });
 
   test('a stream without a WebRTC rendition gets 409 over WHEP, and the player set to auto plays it over MSE instead', async () => {
-    const offer = await fetch(`${relay.http}/whep/plain`, { method: 'POST', headers: { 'content-type': 'application/sdp', ...bearer('plain') }, body: await browserOffer() });
+    const offer = await fetch(`${relay.http}/whep/plain`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', ...bearer('plain') },
+      body: await browserOffer(),
+    });
     assert.equal(offer.status, 409);
     assert.equal(((await offer.json()) as { code: string }).code, 'WEBRTC_UNAVAILABLE');
     const page = await chromium.browser.newPage();
@@ -126,7 +184,8 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
 
   test('bad requests get a clear 4xx each, and WHEP viewers play on', async () => {
     const sdp = { 'content-type': 'application/sdp' };
-    const post = (stream: string, body: string, headers: Record<string, string> = sdp, auth: Record<string, string> = bearer(stream)) => fetch(`${relay.http}/whep/${stream}`, { method: 'POST', headers: { ...headers, ...auth }, body });
+    const post = (stream: string, body: string, headers: Record<string, string> = sdp, auth: Record<string, string> = bearer(stream)) =>
+      fetch(`${relay.http}/whep/${stream}`, { method: 'POST', headers: { ...headers, ...auth }, body });
     const offer = await browserOffer();
     const cases: [string, Promise<Response>, number, string][] = [
       ['not SDP', post('demo', 'hello'), 400, 'SDP_INVALID'],
@@ -144,7 +203,11 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
       assert.equal(r.status, status, what);
       assert.equal(((await r.json()) as { code: string }).code, code, what);
     }
-    const patch = await fetch(`${relay.http}/whep/demo/00000000-0000-0000-0000-000000000000`, { method: 'PATCH', headers: { 'content-type': 'application/trickle-ice-sdpfrag' }, body: 'a=end-of-candidates\r\n' });
+    const patch = await fetch(`${relay.http}/whep/demo/00000000-0000-0000-0000-000000000000`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/trickle-ice-sdpfrag' },
+      body: 'a=end-of-candidates\r\n',
+    });
     assert.equal(patch.status, 405);
     const page = await chromium.browser.newPage();
     await page.goto(`${relay.http}/watch/demo?protocol=webrtc&token=${token('demo')}`);

@@ -7,9 +7,24 @@ import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 
 const KEY = 'whip-publish-key-0123456789';
 /** A well-formed offer whose only codec is VP8 (the relay takes H.264 and Opus). */
-const VP8_ONLY = ['v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0', 'm=video 9 UDP/TLS/RTP/SAVPF 96', 'c=IN IP4 0.0.0.0',
-  'a=ice-ufrag:abcd', 'a=ice-pwd:abcdefghijklmnopqrstuvwx', 'a=fingerprint:sha-256 ' + Array.from({ length: 32 }, () => 'AB').join(':'), 'a=setup:actpass',
-  'a=mid:0', 'a=sendonly', 'a=rtcp-mux', 'a=rtpmap:96 VP8/90000', ''].join('\r\n');
+const VP8_ONLY = [
+  'v=0',
+  'o=- 1 2 IN IP4 127.0.0.1',
+  's=-',
+  't=0 0',
+  'a=group:BUNDLE 0',
+  'm=video 9 UDP/TLS/RTP/SAVPF 96',
+  'c=IN IP4 0.0.0.0',
+  'a=ice-ufrag:abcd',
+  'a=ice-pwd:abcdefghijklmnopqrstuvwx',
+  'a=fingerprint:sha-256 ' + Array.from({ length: 32 }, () => 'AB').join(':'),
+  'a=setup:actpass',
+  'a=mid:0',
+  'a=sendonly',
+  'a=rtcp-mux',
+  'a=rtpmap:96 VP8/90000',
+  '',
+].join('\r\n');
 
 /** In the page: fake camera and microphone, H.264 preferred, an offer with every candidate. */
 async function makeOffer(page: Page): Promise<string> {
@@ -37,12 +52,15 @@ async function makeOffer(page: Page): Promise<string> {
 /** In the page: POST the offer (WHIP), apply the answer. */
 async function whipPublish(page: Page, url: string, key: string): Promise<{ status: number; location: string | null; body: string }> {
   const offer = await makeOffer(page);
-  return page.evaluate(async ({ url, key, offer }) => {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${key}` }, body: offer });
-    const body = await res.text();
-    if (res.status === 201) await (window as unknown as { pc: RTCPeerConnection }).pc.setRemoteDescription({ type: 'answer', sdp: body });
-    return { status: res.status, location: res.headers.get('location'), body };
-  }, { url, key, offer });
+  return page.evaluate(
+    async ({ url, key, offer }) => {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${key}` }, body: offer });
+      const body = await res.text();
+      if (res.status === 201) await (window as unknown as { pc: RTCPeerConnection }).pc.setRemoteDescription({ type: 'answer', sdp: body });
+      return { status: res.status, location: res.headers.get('location'), body };
+    },
+    { url, key, offer },
+  );
 }
 
 describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
@@ -70,7 +88,12 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
     assert.match(res.location!, /^\/whip\/demo\/[0-9a-f-]{36}$/);
     location = res.location!;
     assert.match(relay.output(), /Service "WHIP"\n {2}Server: +http:\/\/[^\s]+\/whip\/demo/, 'the start banner says where OBS 30+ publishes by WHIP');
-    await waitFor('the peer connection up', () => publisherPage.evaluate(() => (window as unknown as { pc: RTCPeerConnection }).pc.connectionState === 'connected'), 10_000, 100);
+    await waitFor(
+      'the peer connection up',
+      () => publisherPage.evaluate(() => (window as unknown as { pc: RTCPeerConnection }).pc.connectionState === 'connected'),
+      10_000,
+      100,
+    );
   });
 
   test('an MSE viewer plays the WHIP stream: H.264 and Opus in fMP4, decoded frames rising', async () => {
@@ -90,14 +113,16 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
   test('a WHEP viewer plays the WHIP stream from its own frames (WebRTC-safe already): decoded frames rising, Opus packets arriving', async () => {
     const viewer = await chromium.browser.newPage();
     await viewer.goto(`${relay.http}/watch/demo?protocol=webrtc`);
-    const look = () => viewer.evaluate(async () => {
-      const p = (window as unknown as { relayPlayer: { protocol?: string; fallback?: string; rtc?: RTCPeerConnection; framesDecoded(): number } }).relayPlayer;
-      let audio = 0;
-      (await p.rtc?.getStats())?.forEach((r: { type: string; kind?: string; packetsReceived?: number }) => {
-        if (r.type === 'inbound-rtp' && r.kind === 'audio') audio = r.packetsReceived ?? 0;
+    const look = () =>
+      viewer.evaluate(async () => {
+        const p = (window as unknown as { relayPlayer: { protocol?: string; fallback?: string; rtc?: RTCPeerConnection; framesDecoded(): number } })
+          .relayPlayer;
+        let audio = 0;
+        (await p.rtc?.getStats())?.forEach((r: { type: string; kind?: string; packetsReceived?: number }) => {
+          if (r.type === 'inbound-rtp' && r.kind === 'audio') audio = r.packetsReceived ?? 0;
+        });
+        return { protocol: p.protocol, fallback: p.fallback, frames: p.framesDecoded(), audio };
       });
-      return { protocol: p.protocol, fallback: p.fallback, frames: p.framesDecoded(), audio };
-    });
     await waitFor('playing', async () => (await look()).protocol !== undefined, 15_000, 100);
     const a = await look();
     assert.equal(a.protocol, 'webrtc', `fell back: ${a.fallback}`);
@@ -125,28 +150,45 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
       ['only unsupported codecs', post(VP8_ONLY, { ...sdp, authorization: `Bearer ${KEY}` }), 415, 'CODEC_UNSUPPORTED'],
       ['JSON', post('{}', { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }), 415, 'CONTENT_TYPE_INVALID'],
       ['an oversized body', post(`v=0\r\n${'a=x\r\n'.repeat(40_000)}`, { ...sdp, authorization: `Bearer ${KEY}` }), 413, 'BODY_TOO_LARGE'],
-      ['a bad stream name', fetch(`${relay.http}/whip/a.b`, { method: 'POST', headers: { ...sdp, authorization: `Bearer ${KEY}` }, body: 'v=0\r\n' }), 400, 'STREAM_NAME_INVALID'],
+      [
+        'a bad stream name',
+        fetch(`${relay.http}/whip/a.b`, { method: 'POST', headers: { ...sdp, authorization: `Bearer ${KEY}` }, body: 'v=0\r\n' }),
+        400,
+        'STREAM_NAME_INVALID',
+      ],
     ];
     for (const [what, response, status, code] of cases) {
       const r = await response;
       assert.equal(r.status, status, what);
       if (code) assert.equal(((await r.json()) as { code: string }).code, code, what);
     }
-    const patch = await fetch(`${relay.http}${location}`, { method: 'PATCH', headers: { 'content-type': 'application/trickle-ice-sdpfrag' }, body: 'a=end-of-candidates\r\n' });
+    const patch = await fetch(`${relay.http}${location}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/trickle-ice-sdpfrag' },
+      body: 'a=end-of-candidates\r\n',
+    });
     assert.equal(patch.status, 405);
     assert.match(patch.headers.get('allow') ?? '', /DELETE/);
     assert.equal((await fetch(`${relay.http}/whip/demo/00000000-0000-0000-0000-000000000000`, { method: 'DELETE' })).status, 404);
     // Still live.
     const catalog = (await (await fetch(`${relay.http}/api/streams/demo`)).json()) as { renditions: { name: string; audio: string[]; webrtc: boolean }[] };
-    assert.deepEqual(catalog.renditions.map((r) => [r.name, r.audio, r.webrtc]), [['source', ['opus'], true]]);
+    assert.deepEqual(
+      catalog.renditions.map((r) => [r.name, r.audio, r.webrtc]),
+      [['source', ['opus'], true]],
+    );
   });
 
   test('DELETE on the session ends the stream', async () => {
     const res = await fetch(`${relay.http}${location}`, { method: 'DELETE' });
     assert.equal(res.status, 200);
-    await waitFor('the stream ended', async () => {
-      const c = (await (await fetch(`${relay.http}/api/streams/demo`)).json()) as { renditions: unknown[] };
-      return c.renditions.length === 0;
-    }, 10_000, 250);
+    await waitFor(
+      'the stream ended',
+      async () => {
+        const c = (await (await fetch(`${relay.http}/api/streams/demo`)).json()) as { renditions: unknown[] };
+        return c.renditions.length === 0;
+      },
+      10_000,
+      250,
+    );
   });
 });

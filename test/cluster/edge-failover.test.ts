@@ -13,11 +13,17 @@ const KEY = 'edge-failover-key-01234567';
 const QUIET = Array.from({ length: 40 }, (_, i) => ({ name: `quiet-${i}`, key: `quiet-stream-key-${String(i).padStart(8, '0')}` }));
 const STREAMS = JSON.stringify([{ name: 'cam', key: KEY }, ...QUIET]);
 
-interface PlayerState { frames: number; edge?: string; state: string; edges: string[] }
-const playerState = (page: Page): Promise<PlayerState> => page.evaluate(() => {
-  const p = (window as unknown as { relayPlayer: { framesDecoded(): number; edge?: string; state: string; edges: string[] } }).relayPlayer;
-  return { frames: p.framesDecoded(), edge: p.edge, state: p.state, edges: [...p.edges] };
-});
+interface PlayerState {
+  frames: number;
+  edge?: string;
+  state: string;
+  edges: string[];
+}
+const playerState = (page: Page): Promise<PlayerState> =>
+  page.evaluate(() => {
+    const p = (window as unknown as { relayPlayer: { framesDecoded(): number; edge?: string; state: string; edges: string[] } }).relayPlayer;
+    return { frames: p.framesDecoded(), edge: p.edge, state: p.state, edges: [...p.edges] };
+  });
 
 describe('edges in a cluster (real processes, Chromium)', { timeout: 240_000 }, () => {
   let nats: Awaited<ReturnType<typeof startNats>>;
@@ -26,13 +32,20 @@ describe('edges in a cluster (real processes, Chromium)', { timeout: 240_000 }, 
   let publisher: Publisher;
   let chromium: Awaited<ReturnType<typeof launchChromium>>;
 
-  const env = (id: string) => ({ NATS_URL: nats.url, RELAY_STREAMS: STREAMS, RELAY_CLUSTER_NODE_ID: id, RELAY_CLUSTER_EDGE_HEARTBEAT_MS: '500', RELAY_CLUSTER_EDGE_TTL_MS: '2000' });
+  const env = (id: string) => ({
+    NATS_URL: nats.url,
+    RELAY_STREAMS: STREAMS,
+    RELAY_CLUSTER_NODE_ID: id,
+    RELAY_CLUSTER_EDGE_HEARTBEAT_MS: '500',
+    RELAY_CLUSTER_EDGE_TTL_MS: '2000',
+  });
   const startEdge = async (id: string) => {
     const edge = await startRelay('edge', env(id));
     edges.set(id, edge);
     return edge;
   };
-  const route = async (via: RelayProcess, stream: string) => (await (await fetch(`${via.http}/api/route/${stream}`)).json()) as { edge: string; url: string; ws: string };
+  const route = async (via: RelayProcess, stream: string) =>
+    (await (await fetch(`${via.http}/api/route/${stream}`)).json()) as { edge: string; url: string; ws: string };
 
   before(async () => {
     nats = await startNats();
@@ -40,10 +53,14 @@ describe('edges in a cluster (real processes, Chromium)', { timeout: 240_000 }, 
     await Promise.all(['edge-1', 'edge-2', 'edge-3'].map(startEdge));
     publisher = startPublisher({ url: origin.rtmpUrl(KEY) });
     chromium = await launchChromium();
-    await waitFor('three edges in the ring', async () => {
-      const r = await fetch(`${origin.http}/api/route/cam`);
-      return r.ok;
-    }, 10_000);
+    await waitFor(
+      'three edges in the ring',
+      async () => {
+        const r = await fetch(`${origin.http}/api/route/cam`);
+        return r.ok;
+      },
+      10_000,
+    );
   });
 
   after(async () => {
@@ -68,7 +85,7 @@ describe('edges in a cluster (real processes, Chromium)', { timeout: 240_000 }, 
     assert.equal(viewer.record.closed?.code ?? 4302, 4302);
   });
 
-  test('kill -9 of the edge a player watches: it reconnects to the stream\'s next edge and plays again', async () => {
+  test("kill -9 of the edge a player watches: it reconnects to the stream's next edge and plays again", async () => {
     const page = await chromium.browser.newPage();
     await page.goto(`${origin.http}/watch/cam`.replace(String(origin.httpPort), String([...edges.values()][0]!.httpPort)));
     await waitFor('playing', async () => (await playerState(page)).frames > 30, 20_000);
@@ -77,10 +94,15 @@ describe('edges in a cluster (real processes, Chromium)', { timeout: 240_000 }, 
     victim.child.kill('SIGKILL');
     const killedAt = Date.now();
     const framesAtKill = (await playerState(page)).frames;
-    const recovered = await waitFor('frames decoding on another edge', async () => {
-      const s = await playerState(page);
-      return s.edge !== before.edge && s.frames > framesAtKill + 15 ? s : undefined;
-    }, 15_000, 25);
+    const recovered = await waitFor(
+      'frames decoding on another edge',
+      async () => {
+        const s = await playerState(page);
+        return s.edge !== before.edge && s.frames > framesAtKill + 15 ? s : undefined;
+      },
+      15_000,
+      25,
+    );
     const took = Date.now() - killedAt;
     process.stderr.write(`# edge failover: ${before.edge} killed, playing again on ${recovered.edge} after ${took} ms\n`);
     assert.ok(took < 5000, `playing again after ${took} ms`);
@@ -94,14 +116,22 @@ describe('edges in a cluster (real processes, Chromium)', { timeout: 240_000 }, 
     await waitFor('viewers settled', () => viewers.every(({ v }) => v.record.controls.some((c) => c.type === 'status')), 10_000);
     const settled = viewers.map(({ v }) => v.record.controls.length);
     await startEdge('edge-4');
-    await waitFor('the new edge in every node\'s ring', async () => {
-      const answers = await Promise.all(QUIET.map((s) => route(origin, s.name)));
-      return answers.some((a) => a.edge === 'edge-4');
-    }, 10_000);
+    await waitFor(
+      "the new edge in every node's ring",
+      async () => {
+        const answers = await Promise.all(QUIET.map((s) => route(origin, s.name)));
+        return answers.some((a) => a.edge === 'edge-4');
+      },
+      10_000,
+    );
     await new Promise((r) => setTimeout(r, 1500));
     for (const [i, { v }] of viewers.entries()) {
       assert.equal(v.record.closed, undefined, `viewer ${i} is still connected`);
-      assert.equal(v.record.controls.slice(settled[i]).some((c) => c.type === 'redirect' || c.type === 'reconnect'), false, `viewer ${i} was not moved`);
+      assert.equal(
+        v.record.controls.slice(settled[i]).some((c) => c.type === 'redirect' || c.type === 'reconnect'),
+        false,
+        `viewer ${i} was not moved`,
+      );
     }
     // New viewers: a stream whose home is now the new edge goes there.
     const members = ['edge-2', 'edge-3', 'edge-1', 'edge-4'].filter((id) => edges.has(id)).map((id) => ({ id, url: '', capacity: 2000, load: 0 }));
@@ -121,10 +151,15 @@ describe('edges in a cluster (real processes, Chromium)', { timeout: 240_000 }, 
     const stoppedAt = Date.now();
     const stopping = edge.stop('SIGTERM');
     const framesAtStop = (await playerState(page)).frames;
-    const moved = await waitFor('playing on another edge', async () => {
-      const s = await playerState(page);
-      return s.edge !== home && s.frames > framesAtStop + 15 ? s : undefined;
-    }, 15_000, 25);
+    const moved = await waitFor(
+      'playing on another edge',
+      async () => {
+        const s = await playerState(page);
+        return s.edge !== home && s.frames > framesAtStop + 15 ? s : undefined;
+      },
+      15_000,
+      25,
+    );
     process.stderr.write(`# drain: ${home} stopped, playing on ${moved.edge} after ${Date.now() - stoppedAt} ms\n`);
     await stopping;
     edges.delete(home);

@@ -37,10 +37,18 @@ function scenario(pickVictim: (leader: string, names: string[]) => string, check
 
   after(async () => {
     if (process.env.DEBUG_NODE_LOSS) {
-      for (const [name, p] of [['origin', origin], ['edge', edge]] as const) {
-        for (const l of p.output().split('\n').filter((x) => /"level":(40|50)|recreated|stalled|lease|connected|left/.test(x))) {
+      for (const [name, p] of [
+        ['origin', origin],
+        ['edge', edge],
+      ] as const) {
+        for (const l of p
+          .output()
+          .split('\n')
+          .filter((x) => /"level":(40|50)|recreated|stalled|lease|connected|left/.test(x))) {
           const o = JSON.parse(l) as { time: number; msg: string; code?: string; err?: string; status?: string; server?: string };
-          process.stderr.write(`# ${name} ${new Date(o.time).toISOString().slice(17, 23)} ${o.msg} ${o.code ?? ''} ${o.err ?? ''} ${o.status ?? ''} ${o.server ?? ''}\n`);
+          process.stderr.write(
+            `# ${name} ${new Date(o.time).toISOString().slice(17, 23)} ${o.msg} ${o.code ?? ''} ${o.err ?? ''} ${o.status ?? ''} ${o.server ?? ''}\n`,
+          );
         }
       }
     }
@@ -55,7 +63,14 @@ function scenario(pickVictim: (leader: string, names: string[]) => string, check
     const nc = await connect({ servers: cluster.url });
     const leader = (await (await jetstreamManager(nc)).streams.info('RELAY_FRAMES')).cluster!.leader!;
     await nc.close();
-    const victim = cluster.nodes.find((n) => n.name === pickVictim(leader, cluster.nodes.map((x) => x.name)))!;
+    const victim = cluster.nodes.find(
+      (n) =>
+        n.name ===
+        pickVictim(
+          leader,
+          cluster.nodes.map((x) => x.name),
+        ),
+    )!;
     const before = viewer.record.fragments.length;
     process.stderr.write(`# killing ${victim.name} :${victim.clientPort} at ${new Date().toISOString().slice(17, 23)}\n`);
     await victim.server.kill();
@@ -73,11 +88,17 @@ function scenario(pickVictim: (leader: string, names: string[]) => string, check
 // consumers the dead node held: measured 0.06-16 s here (nats-server 2.9). The guarantee tested is that
 // everything recovers by itself and nobody is disconnected; the pause is reported.
 describe('a 3-node NATS cluster losing a follower of the frame stream', { timeout: 120_000 }, () => {
-  const run = scenario((leader, names) => names.find((n) => n !== leader)!, (pause) => assert.ok(pause < 30_000, `longest pause ${pause} ms`));
+  const run = scenario(
+    (leader, names) => names.find((n) => n !== leader)!,
+    (pause) => assert.ok(pause < 30_000, `longest pause ${pause} ms`),
+  );
   test('keeps frames flowing: the stream recovers by itself, nobody disconnected', () => run());
 });
 
-describe('a 3-node NATS cluster losing the frame stream\'s leader', { timeout: 120_000 }, () => {
-  const run = scenario((leader) => leader, (pause) => assert.ok(pause < 30_000, `longest pause ${pause} ms`));
+describe("a 3-node NATS cluster losing the frame stream's leader", { timeout: 120_000 }, () => {
+  const run = scenario(
+    (leader) => leader,
+    (pause) => assert.ok(pause < 30_000, `longest pause ${pause} ms`),
+  );
   test('elects another leader and the stream recovers by itself, nobody disconnected', () => run());
 });

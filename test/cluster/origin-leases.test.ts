@@ -63,7 +63,10 @@ describe('stream leases across origins (real processes)', { timeout: 180_000 }, 
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(winner.process.exitCode, null, 'the winner keeps publishing');
     const refusedOn = loser === pa ? a : b;
-    assert.ok(jsonLines(refusedOn.output()).some((l) => l.code === 'STREAM_ALREADY_PUBLISHING'), 'the refusal is logged with its code');
+    assert.ok(
+      jsonLines(refusedOn.output()).some((l) => l.code === 'STREAM_ALREADY_PUBLISHING'),
+      'the refusal is logged with its code',
+    );
   });
 
   test('kill -9 of the owner: the reconnecting publisher gets the stream on the other origin within TTL + 1 s, and stale frames are fenced off', async () => {
@@ -93,15 +96,29 @@ describe('stream leases across origins (real processes)', { timeout: 180_000 }, 
     const js = jetstream(nc);
     const subjects = new StreamSubjects('relay', 'cam');
     const marker = 77_777_777 * 90;
-    const stale = { track: 'video' as const, codec: 'h264' as const, dts: marker, cto: 0, keyframe: true, payload: Buffer.from('0000000565888000', 'hex'), receivedAt: Date.now(), init: { metadata: {} } };
-    for (let i = 0; i < 5; i++) await js.publish(subjects.keyframe, encodeFrame({ ...stale, dts: marker + i * 3000 }, { counter: 1_000_000 + i, token: tokenA }, true, 1 << 20)[0]);
+    const stale = {
+      track: 'video' as const,
+      codec: 'h264' as const,
+      dts: marker,
+      cto: 0,
+      keyframe: true,
+      payload: Buffer.from('0000000565888000', 'hex'),
+      receivedAt: Date.now(),
+      init: { metadata: {} },
+    };
+    for (let i = 0; i < 5; i++)
+      await js.publish(subjects.keyframe, encodeFrame({ ...stale, dts: marker + i * 3000 }, { counter: 1_000_000 + i, token: tokenA }, true, 1 << 20)[0]);
     await nc.close();
     const mark = viewer.record.fragments.length;
     await waitFor('frames after the stale ones', () => viewer.record.fragments.length > mark + 30, 10_000);
     const afterNewOwner = viewer.record.fragments.slice(framesBefore);
-    assert.equal(afterNewOwner.some((f) => f.tracks.some((t) => t.baseDecodeTime >= marker)), false, 'no frame with the dead owner\'s token reached the viewer');
+    assert.equal(
+      afterNewOwner.some((f) => f.tracks.some((t) => t.baseDecodeTime >= marker)),
+      false,
+      "no frame with the dead owner's token reached the viewer",
+    );
     const seqs = viewer.record.fragments.slice(mark - 5).map((f) => f.sequence);
-    for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1]! + 1, 'the new owner\'s stream plays on unbroken');
+    for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1]! + 1, "the new owner's stream plays on unbroken");
     viewer.close();
   });
 
@@ -126,7 +143,10 @@ describe('stream leases across origins (real processes)', { timeout: 180_000 }, 
       await pa.exited;
       assert.match(pa.stderr() + JSON.stringify(lost), /LEASE_LOST/);
       const took = await waitFor('the other origin to take the stream', async () => findLog(b.output(), 'publisher connected'), 3 * TTL_MS);
-      assert.ok(Number(took.time) >= lastRenewal + TTL_MS, `the other origin took over ${Number(took.time) - lastRenewal} ms after the last renewal, not before the lease expired`);
+      assert.ok(
+        Number(took.time) >= lastRenewal + TTL_MS,
+        `the other origin took over ${Number(took.time) - lastRenewal} ms after the last renewal, not before the lease expired`,
+      );
       assert.ok(Number(took.time) > stoppedAt, 'only after the old owner had stopped');
       await pb.stop();
     } finally {
@@ -151,7 +171,10 @@ describe('stream leases across origins (real processes)', { timeout: 180_000 }, 
     const leftAt = Date.now();
     publish(b.rtmpUrl(KEY));
     const took = await waitFor('the other origin to take the stream', async () => findLog(b.output(), 'publisher connected'), 3 * TTL_MS);
-    assert.ok(Number(took.time) - leftAt < TTL_MS / 2, `taken ${Number(took.time) - leftAt} ms after the origin left: released, not expired (TTL ${TTL_MS} ms)`);
+    assert.ok(
+      Number(took.time) - leftAt < TTL_MS / 2,
+      `taken ${Number(took.time) - leftAt} ms after the origin left: released, not expired (TTL ${TTL_MS} ms)`,
+    );
     assert.equal(findLog(b.output(), /took over the lease/), undefined, 'nothing was left to take over');
     viewer.close();
   });

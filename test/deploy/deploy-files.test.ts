@@ -49,14 +49,31 @@ describe('deployment files', () => {
     assert.notEqual(bad.status, 0, 'the linter refuses what the Compose schema does not allow');
     rmSync(dirname(badFile), { recursive: true, force: true });
     const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Record<string, unknown>> };
-    assert.deepEqual(Object.keys(compose.services).sort(), ['edge-1', 'edge-2', 'edge-3', 'grafana', 'nats-1', 'nats-2', 'nats-3', 'origin-1', 'origin-2', 'prometheus']);
+    assert.deepEqual(Object.keys(compose.services).sort(), [
+      'edge-1',
+      'edge-2',
+      'edge-3',
+      'grafana',
+      'nats-1',
+      'nats-2',
+      'nats-3',
+      'origin-1',
+      'origin-2',
+      'prometheus',
+    ]);
     for (const n of [1, 2, 3]) {
       const command = (compose.services[`nats-${n}`]!.command as string[]).join(' ');
       assert.match(command, /-js/);
       assert.match(command, /--auth \$\{RELAY_NATS_TOKEN:\?/, `nats-${n} requires the client token`);
       for (const other of [1, 2, 3].filter((o) => o !== n)) assert.match(command, new RegExp(`nats://nats-${other}:6222`), `nats-${n} routes to nats-${other}`);
     }
-    for (const [name, role] of [['origin-1', 'origin'], ['origin-2', 'origin'], ['edge-1', 'edge'], ['edge-2', 'edge'], ['edge-3', 'edge']] as const) {
+    for (const [name, role] of [
+      ['origin-1', 'origin'],
+      ['origin-2', 'origin'],
+      ['edge-1', 'edge'],
+      ['edge-2', 'edge'],
+      ['edge-3', 'edge'],
+    ] as const) {
       const s = compose.services[name]!;
       assert.deepEqual(s.command, [role]);
       const env = s.environment as Record<string, string>;
@@ -81,7 +98,10 @@ describe('deployment files', () => {
     const runtimeStart = froms.at(-1)!.getRange().start.line;
     const runtime = dockerfile.getInstructions().filter((i) => i.getRange().start.line >= runtimeStart);
     const of = (keyword: string) => runtime.filter((i) => i.getKeyword() === keyword).map((i) => i.getArgumentsContent() ?? '');
-    assert.ok(of('RUN').some((r) => /apt-get install[^&]*\bffmpeg\b/.test(r)), 'ffmpeg in the runtime image');
+    assert.ok(
+      of('RUN').some((r) => /apt-get install[^&]*\bffmpeg\b/.test(r)),
+      'ffmpeg in the runtime image',
+    );
     const user = of('USER').at(-1);
     assert.ok(user && !/^(root|0)(:|$)/.test(user), `runs as ${user}`);
     assert.ok(of('HEALTHCHECK').some((h) => h.includes('/healthz')));
@@ -89,10 +109,15 @@ describe('deployment files', () => {
     assert.match(read('Dockerfile'), /npm ci --omit=dev/);
     const pkg = JSON.parse(read('package.json')) as { dependencies: Record<string, string> };
     assert.ok(pkg.dependencies.tsx, 'tsx runs the relay in the image: a production dependency');
-    const ignored = read('.dockerignore').split('\n').filter((l) => l && !l.startsWith('#') && !l.startsWith('!'));
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#') && !l.startsWith('!'));
     for (const copy of dockerfile.getInstructions().filter((i) => i.getKeyword() === 'COPY')) {
       if (/--from=/.test(copy.getTextContent())) continue;
-      const args = copy.getArguments().map((a) => a.getValue()).filter((a) => !a.startsWith('--'));
+      const args = copy
+        .getArguments()
+        .map((a) => a.getValue())
+        .filter((a) => !a.startsWith('--'));
       for (const source of args.slice(0, -1)) {
         assert.ok(existsSync(join(ROOT, source)), `COPY ${source}: exists`);
         assert.ok(!ignored.includes(source), `COPY ${source}: not excluded by .dockerignore`);
@@ -101,10 +126,15 @@ describe('deployment files', () => {
   });
 
   test('the Kubernetes manifests pass the Kubernetes API schemas: edges scale horizontally, origins sit behind a TCP load balancer', async () => {
-    const docs = parseAllDocuments(read('config/kubernetes/relay.yaml')).map((d) => d.toJS() as { apiVersion: string; kind: string; metadata: { name: string }; spec?: Record<string, unknown> });
+    const docs = parseAllDocuments(read('config/kubernetes/relay.yaml')).map(
+      (d) => d.toJS() as { apiVersion: string; kind: string; metadata: { name: string }; spec?: Record<string, unknown> },
+    );
     const validate = async (doc: { apiVersion: string; kind: string }) => {
       const [group, version] = doc.apiVersion.includes('/') ? doc.apiVersion.split('/') : ['', doc.apiVersion];
-      const mod = (await import(group ? `kubernetes-models/${group}/${version}` : `kubernetes-models/${version}`)) as Record<string, new (d: unknown) => { validate(): void }>;
+      const mod = (await import(group ? `kubernetes-models/${group}/${version}` : `kubernetes-models/${version}`)) as Record<
+        string,
+        new (d: unknown) => { validate(): void }
+      >;
       assert.ok(mod[doc.kind], `${doc.apiVersion} ${doc.kind} is a known kind`);
       new mod[doc.kind]!(doc).validate();
     };
@@ -120,7 +150,16 @@ describe('deployment files', () => {
     assert.equal(originService.type, 'LoadBalancer');
     assert.ok(originService.ports.some((p) => p.port === 1935 && p.protocol === 'TCP'));
     for (const name of ['relay-origin', 'relay-edge']) {
-      const pod = (find('Deployment', name).spec as { template: { spec: { containers: { readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } } }[]; securityContext: { runAsNonRoot: boolean } } } }).template.spec;
+      const pod = (
+        find('Deployment', name).spec as {
+          template: {
+            spec: {
+              containers: { readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } } }[];
+              securityContext: { runAsNonRoot: boolean };
+            };
+          };
+        }
+      ).template.spec;
       assert.equal(pod.containers[0]!.readinessProbe.httpGet.path, '/readyz');
       assert.equal(pod.containers[0]!.livenessProbe.httpGet.path, '/healthz');
       assert.equal(pod.securityContext.runAsNonRoot, true);
@@ -154,7 +193,10 @@ describe('deployment files', () => {
     const unknown = [...used].filter((n) => !promql.has(n) && !catalogue.has(n));
     assert.deepEqual(unknown, [], 'every queried metric exists');
     for (const family of ['relay_ingest_', 'relay_bus_', 'relay_leases_', 'relay_edge_', 'relay_transcode_', 'process_']) {
-      assert.ok([...used].some((n) => n.startsWith(family)), `the dashboard shows ${family}*`);
+      assert.ok(
+        [...used].some((n) => n.startsWith(family)),
+        `the dashboard shows ${family}*`,
+      );
     }
   });
 });

@@ -62,9 +62,11 @@ function exchange(port: number, send: (socket: net.Socket, received: () => Buffe
 
 async function inParallel(n: number, width: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < n) await task(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
 }
 
 describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeout: 600_000 }, () => {
@@ -82,7 +84,10 @@ describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeo
   before(async () => {
     relay = await startRelay('all', {
       RELAY_DEMO_KEY: 'fuzz-demo-key-0123456789',
-      RELAY_STREAMS: JSON.stringify([{ name: 'good', key: GOOD_KEY }, { name: 'fuzz', key: FUZZ_KEY }]),
+      RELAY_STREAMS: JSON.stringify([
+        { name: 'good', key: GOOD_KEY },
+        { name: 'fuzz', key: FUZZ_KEY },
+      ]),
       RELAY_ADMIN_TOKEN: ADMIN,
       RELAY_HTTP_MAX_CONNECTIONS_PER_ADDRESS: '0',
       RELAY_RTMP_MAX_CONNECTIONS_PER_ADDRESS: '0',
@@ -109,17 +114,21 @@ describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeo
     await inParallel(iterations(60), 4, async (i) => {
       const input = mutate(rng, valid);
       const early = i % 5 === 0; // sometimes the handshake itself is the target
-      await exchange(relay.rtmpPort, (socket, received) => {
-        if (early) return void socket.write(mutate(rng, rtmpC0C1()));
-        socket.write(rtmpC0C1());
-        const poll = setInterval(() => {
-          const done = rtmpHandshakeDone(received());
-          if (!done) return;
-          clearInterval(poll);
-          socket.write(Buffer.concat([done.c2, input]));
-        }, 5);
-        socket.once('close', () => clearInterval(poll));
-      }, 2500);
+      await exchange(
+        relay.rtmpPort,
+        (socket, received) => {
+          if (early) return void socket.write(mutate(rng, rtmpC0C1()));
+          socket.write(rtmpC0C1());
+          const poll = setInterval(() => {
+            const done = rtmpHandshakeDone(received());
+            if (!done) return;
+            clearInterval(poll);
+            socket.write(Buffer.concat([done.c2, input]));
+          }, 5);
+          socket.once('close', () => clearInterval(poll));
+        },
+        2500,
+      );
     });
     fuzzViewer.close();
   });
@@ -128,7 +137,9 @@ describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeo
     const rng = new Rng(FUZZ_SEED + 1);
     const offers = await makeOffers();
     const req = (method: string, path: string, headers: Record<string, string> = {}, body = '') =>
-      `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}${body ? `Content-Length: ${Buffer.byteLength(body, 'latin1')}\r\n` : ''}\r\n${body}`;
+      `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${Object.entries(headers)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('')}${body ? `Content-Length: ${Buffer.byteLength(body, 'latin1')}\r\n` : ''}\r\n${body}`;
     const admin = { authorization: `Bearer ${ADMIN}` };
     const json = { 'content-type': 'application/json', ...admin };
     const sdp = { 'content-type': 'application/sdp' };
@@ -209,10 +220,15 @@ describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeo
     const longest = Math.max(...times.slice(1).map((t, i) => t - times[i]!));
     assert.ok(longest < 2000, `longest pause of the good viewer ${longest} ms`);
     assert.equal(good.record.closed, undefined);
-    const errors = relay.output().split('\n').filter((l) => /"level":(50|60)/.test(l));
+    const errors = relay
+      .output()
+      .split('\n')
+      .filter((l) => /"level":(50|60)/.test(l));
     assert.deepEqual(errors.slice(0, 5), [], 'no error-level log lines');
     const rssAfter = await rss();
-    process.stdout.write(`# fuzz: seed ${FUZZ_SEED}, HTTP statuses ${JSON.stringify(Object.fromEntries(statuses))}, RSS ${Math.round(rssBefore / 1e6)} -> ${Math.round(rssAfter / 1e6)} MB\n`);
+    process.stdout.write(
+      `# fuzz: seed ${FUZZ_SEED}, HTTP statuses ${JSON.stringify(Object.fromEntries(statuses))}, RSS ${Math.round(rssBefore / 1e6)} -> ${Math.round(rssAfter / 1e6)} MB\n`,
+    );
     assert.ok(rssAfter < rssBefore + 300e6, `RSS grew from ${Math.round(rssBefore / 1e6)} to ${Math.round(rssAfter / 1e6)} MB`);
   });
 });

@@ -45,7 +45,11 @@ describe(`fuzzing the parsers (seed ${FUZZ_SEED}; RELAY_FUZZ_SEED=${FUZZ_SEED} r
       for (const tag of tags) {
         const body = rng.int(8) === 0 ? mutate(rng, tag.body, bodies) : tag.body;
         const type = rng.int(50) === 0 ? rng.pick([8, 9, 18, 0, 255]) : tag.type;
-        const frame = expectOnly(['RTMP_PROTOCOL_ERROR', 'CODEC_UNSUPPORTED'], () => reader.push(type, tag.timestamp, body, 1), () => `tag type ${type}: ${hex(body)}`);
+        const frame = expectOnly(
+          ['RTMP_PROTOCOL_ERROR', 'CODEC_UNSUPPORTED'],
+          () => reader.push(type, tag.timestamp, body, 1),
+          () => `tag type ${type}: ${hex(body)}`,
+        );
         if (frame) {
           assert.ok(Buffer.isBuffer(frame.payload) && Number.isFinite(frame.dts) && Number.isFinite(frame.cto), `seed ${FUZZ_SEED}: a frame with a bad field`);
           assert.ok(frame.payload.length <= body.length, 'no payload larger than its tag');
@@ -60,14 +64,22 @@ describe(`fuzzing the parsers (seed ${FUZZ_SEED}; RELAY_FUZZ_SEED=${FUZZ_SEED} r
     assert.ok(scripts.length > 0, 'the fixture has metadata');
     for (let i = 0; i < iterations(3000); i++) {
       const input = i % 4 === 0 ? rng.bytes(rng.int(300)) : mutate(rng, rng.pick(scripts), scripts);
-      expectOnly(['RTMP_PROTOCOL_ERROR'], () => decodeAmf0(input), () => hex(input));
+      expectOnly(
+        ['RTMP_PROTOCOL_ERROR'],
+        () => decodeAmf0(input),
+        () => hex(input),
+      );
     }
   });
 
   test('deeply nested AMF0 is refused, not a stack overflow', () => {
     // 100 000 nested strict arrays of one element each.
     const nested = Buffer.concat([Buffer.alloc(0), ...Array.from({ length: 100_000 }, () => Buffer.from([0x0a, 0, 0, 0, 1])), Buffer.from([0x05])]);
-    expectOnly(['RTMP_PROTOCOL_ERROR'], () => decodeAmf0(nested), () => 'nested arrays');
+    expectOnly(
+      ['RTMP_PROTOCOL_ERROR'],
+      () => decodeAmf0(nested),
+      () => 'nested arrays',
+    );
   });
 
   test('mutated bus messages decode or fail with BUS_MESSAGE_INVALID / CODEC_UNSUPPORTED, and never allocate what a header claims', () => {
@@ -80,7 +92,11 @@ describe(`fuzzing the parsers (seed ${FUZZ_SEED}; RELAY_FUZZ_SEED=${FUZZ_SEED} r
       for (const message of messages) {
         const input = rng.int(6) === 0 ? mutate(rng, message, messages) : message;
         const before = process.memoryUsage().arrayBuffers;
-        const out = expectOnly(['BUS_MESSAGE_INVALID', 'CODEC_UNSUPPORTED'], () => decoder.decode(input), () => hex(input));
+        const out = expectOnly(
+          ['BUS_MESSAGE_INVALID', 'CODEC_UNSUPPORTED'],
+          () => decoder.decode(input),
+          () => hex(input),
+        );
         const grown = process.memoryUsage().arrayBuffers - before;
         assert.ok(grown < 64 * 1024 * 1024, `seed ${FUZZ_SEED}: decoding ${input.length} bytes allocated ${grown} bytes`);
         if (out?.kind === 'frame') assert.ok(Number.isFinite(out.frame.payload.length));
@@ -93,18 +109,36 @@ describe(`fuzzing the parsers (seed ${FUZZ_SEED}; RELAY_FUZZ_SEED=${FUZZ_SEED} r
     const video = frames.filter((f) => f.track === 'video').slice(0, 90);
     const { sps, pps } = parseAvcC(video[0]!.init.video!.avcC);
     const packetizer = new H264Packetizer({ naluLengthSize: 4, inputFormat: 'length-prefixed', parameterSets: [sps[0]!, pps[0]!] });
-    const packets = video.flatMap((f, i) => packetizer.packetize(f.payload, i * 3000, { isKeyframe: f.keyframe }).map((p) => ({ sequenceNumber: p.header.sequenceNumber, timestamp: p.header.timestamp, marker: p.header.marker, payload: p.payload })));
+    const packets = video.flatMap((f, i) =>
+      packetizer
+        .packetize(f.payload, i * 3000, { isKeyframe: f.keyframe })
+        .map((p) => ({ sequenceNumber: p.header.sequenceNumber, timestamp: p.header.timestamp, marker: p.header.marker, payload: p.payload })),
+    );
     const payloads = packets.map((p) => p.payload);
     for (let session = 0; session < iterations(20); session++) {
       const assembler = new RtpFrameAssembler({ video: true, audio: true });
       for (const p of packets) {
-        const packet = rng.int(5) === 0
-          ? { sequenceNumber: rng.int(8) === 0 ? rng.int(65536) : p.sequenceNumber, timestamp: rng.int(8) === 0 ? rng.int(2 ** 32) : p.timestamp, marker: rng.int(8) === 0 ? !p.marker : p.marker, payload: mutate(rng, p.payload, payloads) }
-          : p;
-        expectOnly(['CODEC_UNSUPPORTED', 'RTMP_PROTOCOL_ERROR'], () => assembler.video(packet, 1), () => hex(packet.payload));
+        const packet =
+          rng.int(5) === 0
+            ? {
+                sequenceNumber: rng.int(8) === 0 ? rng.int(65536) : p.sequenceNumber,
+                timestamp: rng.int(8) === 0 ? rng.int(2 ** 32) : p.timestamp,
+                marker: rng.int(8) === 0 ? !p.marker : p.marker,
+                payload: mutate(rng, p.payload, payloads),
+              }
+            : p;
+        expectOnly(
+          ['CODEC_UNSUPPORTED', 'RTMP_PROTOCOL_ERROR'],
+          () => assembler.video(packet, 1),
+          () => hex(packet.payload),
+        );
         if (rng.int(4) === 0) {
           const audio = { sequenceNumber: rng.int(65536), timestamp: rng.int(2 ** 32), marker: false, payload: rng.bytes(rng.int(200)) };
-          expectOnly(['CODEC_UNSUPPORTED'], () => assembler.audio(audio, 1), () => hex(audio.payload));
+          expectOnly(
+            ['CODEC_UNSUPPORTED'],
+            () => assembler.audio(audio, 1),
+            () => hex(audio.payload),
+          );
         }
       }
     }
@@ -112,11 +146,16 @@ describe(`fuzzing the parsers (seed ${FUZZ_SEED}; RELAY_FUZZ_SEED=${FUZZ_SEED} r
 
   test('mutated SDP offers are read or refused with SDP_INVALID / CONTENT_TYPE_INVALID', () => {
     const rng = new Rng(FUZZ_SEED + 4);
-    const offer = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\na=rtpmap:96 H264/90000\r\n';
+    const offer =
+      'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\na=rtpmap:96 H264/90000\r\n';
     for (let i = 0; i < iterations(3000); i++) {
       const body = mutateText(rng, offer);
       const type = rng.int(10) === 0 ? mutateText(rng, 'application/sdp') : 'application/sdp';
-      expectOnly(['SDP_INVALID', 'CONTENT_TYPE_INVALID'], () => readOffer(type, body), () => JSON.stringify(body.slice(0, 80)));
+      expectOnly(
+        ['SDP_INVALID', 'CONTENT_TYPE_INVALID'],
+        () => readOffer(type, body),
+        () => JSON.stringify(body.slice(0, 80)),
+      );
     }
   });
 });

@@ -54,7 +54,8 @@ export function mutate(rng: Rng, input: Buffer, donors: readonly Buffer[] = []):
       case 1: // a random byte
         if (out.length) out[at] = rng.int(256);
         break;
-      case 2: { // a boundary integer, 1, 2 or 4 bytes wide
+      case 2: {
+        // a boundary integer, 1, 2 or 4 bytes wide
         const width = rng.pick([1, 2, 4]);
         if (at + width <= out.length) out.writeUIntBE(rng.pick(INTERESTING) % 2 ** (8 * width), at, width);
         break;
@@ -65,12 +66,14 @@ export function mutate(rng: Rng, input: Buffer, donors: readonly Buffer[] = []):
       case 4: // insert random bytes
         out = Buffer.concat([out.subarray(0, at), rng.bytes(1 + rng.int(64)), out.subarray(at)]);
         break;
-      case 5: { // duplicate a run
+      case 5: {
+        // duplicate a run
         const len = 1 + rng.int(Math.min(256, Math.max(1, out.length - at)));
         out = Buffer.concat([out.subarray(0, at + len), out.subarray(at, at + len), out.subarray(at + len)]);
         break;
       }
-      case 6: { // splice in part of another valid input
+      case 6: {
+        // splice in part of another valid input
         if (!donors.length) break;
         const donor = rng.pick(donors);
         const from = rng.int(Math.max(1, donor.length));
@@ -86,5 +89,9 @@ export function mutate(rng: Rng, input: Buffer, donors: readonly Buffer[] = []):
 
 /** A mutated text (for SDP, URLs, JSON): byte mutations, kept as latin1 so every byte survives. */
 export function mutateText(rng: Rng, input: string, donors: readonly string[] = []): string {
-  return mutate(rng, Buffer.from(input, 'latin1'), donors.map((d) => Buffer.from(d, 'latin1'))).toString('latin1');
+  return mutate(
+    rng,
+    Buffer.from(input, 'latin1'),
+    donors.map((d) => Buffer.from(d, 'latin1')),
+  ).toString('latin1');
 }

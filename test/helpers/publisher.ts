@@ -32,10 +32,44 @@ export function startPublisher(options: PublisherOptions): Publisher {
   const { url, size = '640x360', fps = 30, gop = fps * 2, bitrate = '1000k', seconds, file, loops, fast = false } = options;
   const args = file
     ? [...(fast ? [] : ['-re']), '-stream_loop', String(loops === undefined ? -1 : loops - 1), '-i', file, '-c', 'copy']
-    : ['-re', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${fps}`, '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-      '-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-bf', '2', '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
-      '-pix_fmt', 'yuv420p', '-b:v', bitrate, '-c:a', 'aac', '-ar', '48000', '-ac', '2'];
-  const child = spawn('ffmpeg', ['-hide_banner', '-v', 'error', '-nostdin', ...args, ...(seconds ? ['-t', String(seconds)] : []), '-f', 'flv', url], { stdio: ['ignore', 'ignore', 'pipe'] });
+    : [
+        '-re',
+        '-f',
+        'lavfi',
+        '-i',
+        `testsrc2=size=${size}:rate=${fps}`,
+        '-f',
+        'lavfi',
+        '-i',
+        'sine=frequency=440:sample_rate=48000',
+        '-c:v',
+        'libx264',
+        '-profile:v',
+        'high',
+        '-preset',
+        'veryfast',
+        '-bf',
+        '2',
+        '-g',
+        String(gop),
+        '-keyint_min',
+        String(gop),
+        '-sc_threshold',
+        '0',
+        '-pix_fmt',
+        'yuv420p',
+        '-b:v',
+        bitrate,
+        '-c:a',
+        'aac',
+        '-ar',
+        '48000',
+        '-ac',
+        '2',
+      ];
+  const child = spawn('ffmpeg', ['-hide_banner', '-v', 'error', '-nostdin', ...args, ...(seconds ? ['-t', String(seconds)] : []), '-f', 'flv', url], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr.on('data', (d: Buffer) => {
     err = (err + d.toString()).slice(-4000);

@@ -18,7 +18,12 @@ export interface RelayProcess {
 }
 
 /** The relay CLI as a real child process, on free ports, with a temporary data folder. */
-export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record<string, string> = {}, nodeArgs: string[] = [], where: { launcher?: string[]; host?: string } = {}): Promise<RelayProcess> {
+export async function startRelay(
+  command: 'all' | 'origin' | 'edge',
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+  where: { launcher?: string[]; host?: string } = {},
+): Promise<RelayProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'relay-data-'));
   const httpPort = await freePort();
   const rtmpPort = await freePort();
@@ -49,10 +54,18 @@ export async function startRelay(command: 'all' | 'origin' | 'edge', env: Record
   child.stderr.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
-    await waitFor('the relay to answer /healthz', async () => {
-      if (child.exitCode !== null) throw new Error(`relay exited at start:\n${out}`);
-      return fetch(`http://${host}:${httpPort}/healthz`).then((r) => r.ok, () => false);
-    }, 20_000, 100);
+    await waitFor(
+      'the relay to answer /healthz',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`relay exited at start:\n${out}`);
+        return fetch(`http://${host}:${httpPort}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        );
+      },
+      20_000,
+      100,
+    );
   } catch (err) {
     child.kill('SIGKILL');
     rmSync(dataDir, { recursive: true, force: true });

@@ -35,12 +35,13 @@ export async function startProxy(targetPort: number): Promise<{ port: number; cu
     refuse(on) {
       refusing = on;
     },
-    close: () => new Promise((resolve) => {
-      for (const [a, b] of pairs) {
-        a.destroy();
-        b.destroy();
-      }
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        for (const [a, b] of pairs) {
+          a.destroy();
+          b.destroy();
+        }
+        server.close(() => resolve());
+      }),
   };
 }

@@ -25,25 +25,89 @@ export interface WhipClip {
 export function encodeWhipClip(dir: string, options: { size: string; kbps: number; seconds: number }): WhipClip {
   const video = join(dir, 'whip-video.flv');
   const audio = join(dir, 'whip-audio.ogg');
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${options.size}:rate=30`, '-t', String(options.seconds),
-    '-c:v', 'libx264', '-profile:v', 'baseline', '-preset', 'veryfast', '-bf', '0', '-g', '60', '-keyint_min', '60', '-sc_threshold', '0', '-pix_fmt', 'yuv420p',
-    '-b:v', `${options.kbps}k`, '-maxrate', `${options.kbps}k`, '-bufsize', `${options.kbps}k`, '-f', 'flv', video]);
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', String(options.seconds), '-ac', '2',
-    '-c:a', 'libopus', '-b:a', '64k', '-frame_duration', '20', '-f', 'ogg', audio]);
+  execFileSync('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    `testsrc2=size=${options.size}:rate=30`,
+    '-t',
+    String(options.seconds),
+    '-c:v',
+    'libx264',
+    '-profile:v',
+    'baseline',
+    '-preset',
+    'veryfast',
+    '-bf',
+    '0',
+    '-g',
+    '60',
+    '-keyint_min',
+    '60',
+    '-sc_threshold',
+    '0',
+    '-pix_fmt',
+    'yuv420p',
+    '-b:v',
+    `${options.kbps}k`,
+    '-maxrate',
+    `${options.kbps}k`,
+    '-bufsize',
+    `${options.kbps}k`,
+    '-f',
+    'flv',
+    video,
+  ]);
+  execFileSync('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:sample_rate=48000',
+    '-t',
+    String(options.seconds),
+    '-ac',
+    '2',
+    '-c:a',
+    'libopus',
+    '-b:a',
+    '64k',
+    '-frame_duration',
+    '20',
+    '-f',
+    'ogg',
+    audio,
+  ]);
   return { video, audio };
 }
 
 /** The clip as WHIP carries it: H.264 pictures and Opus packets as frames, on one 90 kHz timeline from 0. */
 export function clipFrames(clip: WhipClip): Frame[] {
   const reader = new FlvFrameReader();
-  const video = readFlvFile(clip.video).flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? []).filter((f) => f.track === 'video');
+  const video = readFlvFile(clip.video)
+    .flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? [])
+    .filter((f) => f.track === 'video');
   const init: StreamInit = { video: reader.current.video, audio: opusConfig(2), metadata: {} };
   const packets = new OggOpusReader().push(readFileSync(clip.audio));
   const v0 = video[0]!.dts;
   const a0 = packets[0]!.start;
   const frames: Frame[] = [
     ...video.map((f) => ({ ...f, dts: f.dts - v0, init })),
-    ...packets.map((p): Frame => ({ track: 'audio', codec: 'opus', dts: Math.round(((p.start - a0) * 90) / 48), cto: 0, keyframe: true, payload: p.payload, receivedAt: 0, init })),
+    ...packets.map((p): Frame => ({
+      track: 'audio',
+      codec: 'opus',
+      dts: Math.round(((p.start - a0) * 90) / 48),
+      cto: 0,
+      keyframe: true,
+      payload: p.payload,
+      receivedAt: 0,
+      init,
+    })),
   ];
   return frames.sort((x, y) => x.dts - y.dts);
 }
@@ -65,11 +129,19 @@ export async function publishWhipClip(whipUrl: string, key: string, clip: WhipCl
   const paramSets = [...avc.sps, ...avc.pps];
   const pictures = frames.filter((f) => f.track === 'video');
   const durationTicks = pictures.at(-1)!.dts + (pictures.length > 1 ? pictures[1]!.dts - pictures[0]!.dts : 3000);
-  const pc = new RTCPeerConnection({ codecs: { video: [useH264({ rtcpFeedback: [usePLI(), useNACK()] })], audio: [useOPUS()] }, headerExtensions: { video: [], audio: [] }, bundlePolicy: 'max-bundle' });
+  const pc = new RTCPeerConnection({
+    codecs: { video: [useH264({ rtcpFeedback: [usePLI(), useNACK()] })], audio: [useOPUS()] },
+    headerExtensions: { video: [], audio: [] },
+    bundlePolicy: 'max-bundle',
+  });
   const video = pc.addTransceiver('video', { direction: 'sendonly' });
   const audio = pc.addTransceiver('audio', { direction: 'sendonly' });
   await pc.setLocalDescription(await pc.createOffer());
-  const res = await fetch(whipUrl, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${key}` }, body: pc.localDescription!.sdp });
+  const res = await fetch(whipUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp', authorization: `Bearer ${key}` },
+    body: pc.localDescription!.sdp,
+  });
   if (res.status !== 201) throw new Error(`WHIP refused: ${res.status} ${await res.text()}`);
   const location = new URL(res.headers.get('location')!, whipUrl).toString();
   await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
@@ -97,12 +169,27 @@ export async function publishWhipClip(whipUrl: string, key: string, clip: WhipCl
         const payloads = packetizeH264(f.payload, avc.lengthSize, f.keyframe ? paramSets : []);
         const ts = ticks >>> 0;
         payloads.forEach((p, i) => {
-          void video.sender.sendRtp(new RtpPacket(new RtpHeader({ sequenceNumber: vSeq, timestamp: ts, marker: i === payloads.length - 1, payloadType: video.sender.codec!.payloadType }), p));
+          void video.sender.sendRtp(
+            new RtpPacket(
+              new RtpHeader({ sequenceNumber: vSeq, timestamp: ts, marker: i === payloads.length - 1, payloadType: video.sender.codec!.payloadType }),
+              p,
+            ),
+          );
           vSeq = (vSeq + 1) & 0xffff;
         });
         stats.videoFrames++;
       } else {
-        void audio.sender.sendRtp(new RtpPacket(new RtpHeader({ sequenceNumber: aSeq, timestamp: Math.round((ticks * 48) / 90) >>> 0, marker: false, payloadType: audio.sender.codec!.payloadType }), f.payload));
+        void audio.sender.sendRtp(
+          new RtpPacket(
+            new RtpHeader({
+              sequenceNumber: aSeq,
+              timestamp: Math.round((ticks * 48) / 90) >>> 0,
+              marker: false,
+              payloadType: audio.sender.codec!.payloadType,
+            }),
+            f.payload,
+          ),
+        );
         aSeq = (aSeq + 1) & 0xffff;
         stats.audioPackets++;
       }

@@ -22,7 +22,10 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
 
   before(async () => {
     nats = await startNats();
-    const streams = [{ name: 'show', key: KEY }, { name: 'quiet', key: 'quiet-key-0123456789abc' }];
+    const streams = [
+      { name: 'show', key: KEY },
+      { name: 'quiet', key: 'quiet-key-0123456789abc' },
+    ];
     relay = await startTestNode(['origin', 'edge'], nats.url, { streams, admin: { token: TOKEN }, cluster: { nodeId: 'origin-1', edgeHeartbeatMs: 300 } });
     edge = await startTestNode(['edge'], nats.url, { streams, cluster: { nodeId: 'edge-2', edgeHeartbeatMs: 300 } });
     publisher = startPublisher({ url: relay.rtmpUrl(KEY), size: '320x180', bitrate: '300k' });
@@ -58,18 +61,32 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
 
   test('shows each stream with its owner origin, lease token, renditions and viewers per edge', async () => {
     const token = relay.node.origin!.liveStreams()[0]!.token;
-    const cluster = await waitFor('both nodes and the live stream in the view', async () => {
-      const c = await (await get('/admin/api/cluster')).json();
-      const show = c.streams.find((s: { name: string }) => s.name === 'show');
-      return c.nodes.length === 2 && show.viewers.total === 1 && show.framesPerSecond > 0 ? c : undefined;
-    }, 10_000, 200);
-    assert.deepEqual(cluster.nodes.map((n: { id: string; roles: string[] }) => [n.id, n.roles.join('+')]), [['edge-2', 'edge'], ['origin-1', 'origin+edge']]);
+    const cluster = await waitFor(
+      'both nodes and the live stream in the view',
+      async () => {
+        const c = await (await get('/admin/api/cluster')).json();
+        const show = c.streams.find((s: { name: string }) => s.name === 'show');
+        return c.nodes.length === 2 && show.viewers.total === 1 && show.framesPerSecond > 0 ? c : undefined;
+      },
+      10_000,
+      200,
+    );
+    assert.deepEqual(
+      cluster.nodes.map((n: { id: string; roles: string[] }) => [n.id, n.roles.join('+')]),
+      [
+        ['edge-2', 'edge'],
+        ['origin-1', 'origin+edge'],
+      ],
+    );
     const show = cluster.streams.find((s: { name: string }) => s.name === 'show');
     assert.equal(show.live, true);
     assert.equal(show.origin, 'origin-1');
     assert.equal(show.leaseToken, token);
     assert.equal(show.protocol, 'rtmp');
-    assert.deepEqual(show.renditions.map((r: { name: string }) => r.name), ['source']);
+    assert.deepEqual(
+      show.renditions.map((r: { name: string }) => r.name),
+      ['source'],
+    );
     assert.deepEqual(show.viewers.byEdge, { 'origin-1': { ws: 1, webrtc: 0 } });
     assert.ok(['origin-1', 'edge-2'].includes(show.placedOn));
     const quiet = cluster.streams.find((s: { name: string }) => s.name === 'quiet');
@@ -91,7 +108,11 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
       const jsm = await jetstreamManager(nc);
       for (const bucket of ['KV_relay_edges', 'KV_relay_nodes', 'KV_relay_leases']) {
         const consumers = await jsm.consumers.list(bucket).next();
-        assert.deepEqual(consumers.map((c) => c.name), [], `${bucket} keeps no consumer`);
+        assert.deepEqual(
+          consumers.map((c) => c.name),
+          [],
+          `${bucket} keeps no consumer`,
+        );
       }
     } finally {
       await nc.close();
@@ -125,7 +146,12 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
     const doc = await res.json();
     await SwaggerParser.validate(structuredClone(doc));
     assert.deepEqual(Object.keys(doc.paths).sort(), [
-      '/admin/api/cluster', '/admin/api/nodes', '/admin/api/ring', '/admin/api/streams', '/admin/api/streams/{stream}', '/admin/api/streams/{stream}/end',
+      '/admin/api/cluster',
+      '/admin/api/nodes',
+      '/admin/api/ring',
+      '/admin/api/streams',
+      '/admin/api/streams/{stream}',
+      '/admin/api/streams/{stream}/end',
     ]);
     const end = doc.paths['/admin/api/streams/{stream}/end'].post;
     assert.equal(end.requestBody.content['application/json'].schema.properties.reason.maxLength, 200);
@@ -138,10 +164,15 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
     await waitFor('the viewer to see the end', () => viewer.record.controls.some((c) => c.type === 'status' && c.state === 'ended'), 10_000);
     const status = await Promise.race([publisher.exited, new Promise((r) => setTimeout(() => r('running'), 10_000))]);
     assert.notEqual(status, 'running', 'the publisher was disconnected');
-    await waitFor('the stream offline in the view', async () => {
-      const show = await (await get('/admin/api/streams/show')).json();
-      return show.live === false;
-    }, 5_000, 200);
+    await waitFor(
+      'the stream offline in the view',
+      async () => {
+        const show = await (await get('/admin/api/streams/show')).json();
+        return show.live === false;
+      },
+      5_000,
+      200,
+    );
     assert.ok(relay.logs().includes('STREAM_ENDED_BY_ADMIN'), 'the origin logged why');
   });
 
@@ -150,12 +181,18 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
     assert.equal(ready.status, 200);
     const body = await ready.json();
     assert.equal(body.status, 'ready');
-    for (const c of ['http', 'rtmp', 'natsPublish', 'natsCluster', 'natsEdge', 'leaseBucket', 'edgeBucket', 'nodeBucket']) assert.equal(body.checks[c]?.ok, true, c);
+    for (const c of ['http', 'rtmp', 'natsPublish', 'natsCluster', 'natsEdge', 'leaseBucket', 'edgeBucket', 'nodeBucket'])
+      assert.equal(body.checks[c]?.ok, true, c);
     await nats.stop();
-    const down = await waitFor('readiness to drop', async () => {
-      const r = await get('/readyz', {});
-      return r.status === 503 ? r.json() : undefined;
-    }, 10_000, 200);
+    const down = await waitFor(
+      'readiness to drop',
+      async () => {
+        const r = await get('/readyz', {});
+        return r.status === 503 ? r.json() : undefined;
+      },
+      10_000,
+      200,
+    );
     assert.equal(down.checks.natsCluster.ok, false);
     assert.equal((await get('/healthz', {})).status, 200, 'still alive');
   });

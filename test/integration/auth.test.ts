@@ -15,7 +15,8 @@ const SECRET_A = 'publish-A-Zb9VjYhQ2m0tq3kRfx1LwA8c';
 const SECRET_B = 'publish-B-Tq8mZ2vLw4Rk9pX3nB7yCs01';
 const PLAY = 'playback-bX7qL2v9ZtR4mW8nK3pS6y0123';
 const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
-const OFFER = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 00\r\n';
+const OFFER =
+  'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 00\r\n';
 
 describe('signed publish keys, rotation and playback tokens on every viewer path', { timeout: 180_000 }, () => {
   let nats: Awaited<ReturnType<typeof startNats>>;
@@ -112,12 +113,21 @@ describe('signed publish keys, rotation and playback tokens on every viewer path
     }
     const page = await fetch(`${relay.http}/watch/static?token=${encodeURIComponent(valid)}`);
     assert.equal(page.status, 200);
-    const whep = await fetch(`${relay.http}/whep/static`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${valid}` }, body: OFFER });
+    const whep = await fetch(`${relay.http}/whep/static`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', authorization: `Bearer ${valid}` },
+      body: OFFER,
+    });
     assert.equal(((await whep.json()) as { code: string }).code, 'STREAM_OFFLINE', 'a valid token gets past the check (the stream is offline)');
   });
 
   test('WHIP takes a signed key as its bearer token, for the stream it names only', async () => {
-    const post = (stream: string, key: string) => fetch(`${relay.http}/whip/${stream}`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${key}` }, body: 'not sdp' });
+    const post = (stream: string, key: string) =>
+      fetch(`${relay.http}/whip/${stream}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp', authorization: `Bearer ${key}` },
+        body: 'not sdp',
+      });
     const mine = await post('whip-show', signPublishKey(SECRET_B, 'whip-show', inAnHour()));
     assert.equal(((await mine.json()) as { code: string }).code, 'SDP_INVALID', 'the key was accepted; the body was not');
     const theirs = await post('whip-show', signPublishKey(SECRET_B, 'other-show', inAnHour()));

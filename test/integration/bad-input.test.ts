@@ -21,7 +21,10 @@ describe('bad input is refused with a stable code while the good stream keeps pl
   before(async () => {
     nats = await startNats();
     relay = await startTestNode(['origin', 'edge'], nats.url, {
-      streams: [{ name: 'good', key: GOOD_KEY }, { name: 'other', key: OTHER_KEY }],
+      streams: [
+        { name: 'good', key: GOOD_KEY },
+        { name: 'other', key: OTHER_KEY },
+      ],
       rtmp: { host: '127.0.0.1', port: 0, handshakeTimeoutMs: 1500, maxMessageBytes: 1 << 20 },
     });
     publisher = startPublisher({ url: relay.rtmpUrl(GOOD_KEY) });

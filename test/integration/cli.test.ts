@@ -15,7 +15,12 @@ const KEY = 'cli-test-key-0123456789abc';
 const STREAMS = JSON.stringify([{ name: 'main', key: KEY }]);
 
 function runCli(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'server/node/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
+  return spawnSync(process.execPath, ['--import', 'tsx', 'server/node/cli.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
 }
 
 describe('the relay CLI', { timeout: 120_000 }, () => {
@@ -51,14 +56,20 @@ describe('the relay CLI', { timeout: 120_000 }, () => {
     const role = await startRelay('edge', { NATS_URL: nats.url, RELAY_STREAMS: STREAMS, RELAY_LOG_PRETTY: 'auto' });
     try {
       await waitFor('the all-in-one logs', () => /Server listening/.test(all.output()), 10_000);
-      const lines = all.output().split('\n').filter((l) => /Server listening|RTMP ingest listening/.test(l));
+      const lines = all
+        .output()
+        .split('\n')
+        .filter((l) => /Server listening|RTMP ingest listening/.test(l));
       assert.ok(lines.length >= 2, all.output());
       for (const line of lines) {
         assert.equal(line.trimStart().startsWith('{'), false, `readable: ${line}`);
         assert.match(line, /INFO/);
       }
       await waitFor('the edge logs', () => /Server listening/.test(role.output()), 10_000);
-      const json = role.output().split('\n').filter((l) => l.includes('Server listening'));
+      const json = role
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('Server listening'));
       for (const line of json) assert.equal((JSON.parse(line) as { msg: string }).msg.startsWith('Server listening'), true);
     } finally {
       await all.stop();
@@ -81,18 +92,29 @@ describe('the relay CLI', { timeout: 120_000 }, () => {
   });
 
   test('config lists every setting with its variable and hides keys, tokens, passwords and secrets', () => {
-    const secrets = { RELAY_ADMIN_TOKEN: 'admin-token-Zb9VjYhQ2m0tq3k', RELAY_NATS_AUTH_PASSWORD: 'nats-password-Tq8mZ2vLw4', RELAY_NATS_AUTH_USER: 'relay', RELAY_AUTH_PLAYBACK_SECRETS: JSON.stringify(['playback-secret-bX7qL2v9ZtR4mW8nK3pS6y']) };
+    const secrets = {
+      RELAY_ADMIN_TOKEN: 'admin-token-Zb9VjYhQ2m0tq3k',
+      RELAY_NATS_AUTH_PASSWORD: 'nats-password-Tq8mZ2vLw4',
+      RELAY_NATS_AUTH_USER: 'relay',
+      RELAY_AUTH_PLAYBACK_SECRETS: JSON.stringify(['playback-secret-bX7qL2v9ZtR4mW8nK3pS6y']),
+    };
     const run = runCli(['config'], { RELAY_STREAMS: STREAMS, ...secrets });
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /rtmp\.port = 1935\n {4}env RELAY_RTMP_PORT: /);
     assert.match(run.stdout, /"key":"\[secret\]"/);
     assert.match(run.stdout, /admin\.token = "\[secret\]"/);
     assert.match(run.stdout, /auth\.playbackSecrets = \["\[secret\]"\]/);
-    for (const secret of [KEY, ...Object.values(secrets).filter((v) => v !== 'relay')]) assert.equal(run.stdout.includes(secret.replace(/^\["|"\]$/g, '')), false, secret);
+    for (const secret of [KEY, ...Object.values(secrets).filter((v) => v !== 'relay')])
+      assert.equal(run.stdout.includes(secret.replace(/^\["|"\]$/g, '')), false, secret);
   });
 
   test('production mode refuses to start with an empty admin token, an example stream key or a NATS without credentials, naming each', () => {
-    const run = runCli(['origin'], { NATS_URL: nats.url, RELAY_MODE: 'production', RELAY_ADMIN_TOKEN: '', RELAY_STREAMS: JSON.stringify([{ name: 'show', key: 'a-secret-stream-key-123' }]) });
+    const run = runCli(['origin'], {
+      NATS_URL: nats.url,
+      RELAY_MODE: 'production',
+      RELAY_ADMIN_TOKEN: '',
+      RELAY_STREAMS: JSON.stringify([{ name: 'show', key: 'a-secret-stream-key-123' }]),
+    });
     assert.equal(run.status, 1);
     assert.match(run.stderr, /CONFIG_INSECURE: .*admin\.token is empty.*the key of stream "show" is an example from the docs.*nats\.auth is empty/);
     assert.equal(run.stderr.includes('a-secret-stream-key-123'), false, 'the secret itself is not printed');
@@ -109,7 +131,10 @@ describe('the relay CLI', { timeout: 120_000 }, () => {
     assert.equal(stream, 'show');
     assert.ok(Math.abs(Number(expiry) - (Date.now() / 1000 + 60)) < 10);
     assert.match(sig!, /^[A-Za-z0-9_-]{43}$/);
-    const keys = new AccessKeys({ streams: [], auth: { publishSecrets: JSON.parse(env.RELAY_AUTH_PUBLISH_SECRETS) as string[], playbackSecrets: [], keysFile: '' } }, pino({ level: 'silent' }));
+    const keys = new AccessKeys(
+      { streams: [], auth: { publishSecrets: JSON.parse(env.RELAY_AUTH_PUBLISH_SECRETS) as string[], playbackSecrets: [], keysFile: '' } },
+      pino({ level: 'silent' }),
+    );
     assert.equal(keys.streamForKey(run.stdout.trim()), 'show');
     const noSecret = runCli(['sign', 'play', 'show'], {});
     assert.equal(noSecret.status, 1);

@@ -9,7 +9,7 @@ import { watch } from '../helpers/ws-viewer.ts';
 
 const KEY = 'watchdog-key-0123456789ab';
 
-describe('the edge\'s stream consumer', { timeout: 120_000 }, () => {
+describe("the edge's stream consumer", { timeout: 120_000 }, () => {
   let nats: Awaited<ReturnType<typeof startNats>>;
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   let origin: TestNode;
@@ -34,7 +34,7 @@ describe('the edge\'s stream consumer', { timeout: 120_000 }, () => {
     await nats?.cleanup();
   });
 
-  test('recovers after the edge\'s NATS connection is cut: the viewer plays on', async () => {
+  test("recovers after the edge's NATS connection is cut: the viewer plays on", async () => {
     const viewer = watch(edge.wsUrl('cam'));
     await waitFor('frames flowing', () => viewer.record.fragments.length > 30, 15_000);
     proxy.refuse(true);

@@ -41,7 +41,10 @@ describe('keyframes larger than NATS max_payload', { timeout: 120_000 }, () => {
     assert.equal(video.length, 120);
     const keyframes = viewer.record.fragments.filter((f) => isSyncFlags(f.tracks.find((t) => t.trackId === 1)?.firstSampleFlags));
     assert.ok(keyframes.length >= 2);
-    assert.ok(keyframes.every((f) => f.bytes > MAX_PAYLOAD), `keyframe fragments: ${keyframes.map((f) => f.bytes).join(', ')} bytes`);
+    assert.ok(
+      keyframes.every((f) => f.bytes > MAX_PAYLOAD),
+      `keyframe fragments: ${keyframes.map((f) => f.bytes).join(', ')} bytes`,
+    );
     assert.equal(relay.node.edge!.hubs.get('big/source')!.stats.gaps, 0);
   });
 });

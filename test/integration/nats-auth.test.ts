@@ -15,7 +15,10 @@ import { startRelay } from '../helpers/relay-process.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const log = createLogger({ level: 'silent', pretty: false });
 const none: NatsSecurity = { auth: { user: '', password: '', token: '', nkeySeedFile: '', credsFile: '' }, tls: { caFile: '', certFile: '', keyFile: '' } };
-const secure = (auth: Partial<NatsSecurity['auth']>, tls: Partial<NatsSecurity['tls']> = {}): NatsSecurity => ({ auth: { ...none.auth, ...auth }, tls: { ...none.tls, ...tls } });
+const secure = (auth: Partial<NatsSecurity['auth']>, tls: Partial<NatsSecurity['tls']> = {}): NatsSecurity => ({
+  auth: { ...none.auth, ...auth },
+  tls: { ...none.tls, ...tls },
+});
 
 /** A real nats-server -js with a config file (its authorization and TLS blocks). */
 async function natsWith(dir: string, name: string, conf: string): Promise<NatsServerProcess> {
@@ -33,7 +36,23 @@ function makeCertificates(dir: string) {
   run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=relay-test-ca', '-keyout', f('ca.key'), '-out', f('ca.pem'));
   run('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', f('server.key'), '-out', f('server.csr'));
   writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('san.ext'), '-out', f('server.pem'));
+  run(
+    'x509',
+    '-req',
+    '-in',
+    f('server.csr'),
+    '-CA',
+    f('ca.pem'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    f('san.ext'),
+    '-out',
+    f('server.pem'),
+  );
   return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
 }
 
@@ -95,7 +114,7 @@ describe('NATS credentials and TLS', { timeout: 120_000 }, () => {
     assert.equal((await refusal(connectNats(token.url, 'auth-test', log, 5000, secure({ token: 'nope' })))).code, 'BUS_AUTH_FAILED');
   });
 
-  test('an NKey seed file signs the server\'s challenge; a file without a seed is a CONFIG_INVALID naming the key', async () => {
+  test("an NKey seed file signs the server's challenge; a file without a seed is a CONFIG_INVALID naming the key", async () => {
     await roundTrip(nkeyServer.url, secure({ nkeySeedFile: join(dir, 'user.nk') }));
     const bad = await refusal(connectNats(nkeyServer.url, 'auth-test', log, 5000, secure({ nkeySeedFile: join(dir, 'not-a-seed.nk') })));
     assert.equal(bad.code, 'CONFIG_INVALID');
@@ -112,7 +131,12 @@ describe('NATS credentials and TLS', { timeout: 120_000 }, () => {
   });
 
   test('an edge configured through the environment reaches a NATS that requires credentials, and one with a wrong password stops at start with BUS_AUTH_FAILED', async () => {
-    const env = { NATS_URL: tlsServer.url, RELAY_NATS_AUTH_USER: 'relay', RELAY_NATS_TLS_CA_FILE: certs.ca, RELAY_STREAMS: JSON.stringify([{ name: 'main', key: 'auth-test-key-0123456789' }]) };
+    const env = {
+      NATS_URL: tlsServer.url,
+      RELAY_NATS_AUTH_USER: 'relay',
+      RELAY_NATS_TLS_CA_FILE: certs.ca,
+      RELAY_STREAMS: JSON.stringify([{ name: 'main', key: 'auth-test-key-0123456789' }]),
+    };
     const edge = await startRelay('edge', { ...env, RELAY_NATS_AUTH_PASSWORD: 's3cret-pass' });
     try {
       const ready = await fetch(`${edge.http}/readyz`);
@@ -120,7 +144,12 @@ describe('NATS credentials and TLS', { timeout: 120_000 }, () => {
     } finally {
       await edge.stop();
     }
-    const run = spawnSync(process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'edge'], { cwd: ROOT, env: { ...process.env, ...env, RELAY_NATS_AUTH_PASSWORD: 'wrong', RELAY_HTTP_PORT: '0', RELAY_LOG_PRETTY: 'false' }, encoding: 'utf8', timeout: 30_000 });
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'edge'], {
+      cwd: ROOT,
+      env: { ...process.env, ...env, RELAY_NATS_AUTH_PASSWORD: 'wrong', RELAY_HTTP_PORT: '0', RELAY_LOG_PRETTY: 'false' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stdout + run.stderr, /BUS_AUTH_FAILED/);
   });

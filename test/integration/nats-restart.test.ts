@@ -21,7 +21,11 @@ describe('a nats-server restart mid-stream, with frames in memory storage', { ti
   before(async () => {
     nats = new NatsServerProcess({ storeDir });
     await nats.start();
-    relay = await startTestNode(['origin', 'edge'], nats.url, { streams: [{ name: 'cam', key: KEY }], bus: { storage: 'memory' }, edge: { watchdogIntervalMs: 1000 } });
+    relay = await startTestNode(['origin', 'edge'], nats.url, {
+      streams: [{ name: 'cam', key: KEY }],
+      bus: { storage: 'memory' },
+      edge: { watchdogIntervalMs: 1000 },
+    });
     publisher = startPublisher({ url: relay.rtmpUrl(KEY) });
   });
 
@@ -89,7 +93,11 @@ describe('a nats-server restart mid-stream, with the default storage (file, on a
     const steps = video.slice(1).map((t, i) => t.baseDecodeTime - video[i]!.baseDecodeTime);
     assert.equal(viewer.record.initSegments, 1, 'one init: the same publication throughout');
     // FLV times are whole milliseconds: 33 or 34 ms a frame at 30 fps.
-    assert.deepEqual(steps.filter((s) => s < 2900 || s > 3100), [], 'every video frame one frame after the previous, across the restart');
+    assert.deepEqual(
+      steps.filter((s) => s < 2900 || s > 3100),
+      [],
+      'every video frame one frame after the previous, across the restart',
+    );
     const resent = Number(/^relay_bus_messages_resent_total (\d+)/m.exec(await (await fetch(`${relay.http}/metrics`)).text())?.[1]);
     assert.ok(resent > 0, `frames were held and sent again (${resent})`);
     viewer.close();

@@ -42,12 +42,22 @@ describe('a stream whose end never reaches the bus', { timeout: 120_000 }, () =>
     await first.stop();
     const since = () => viewer.record.controls.slice(cutAt);
     await waitFor('the offline status', () => since().some((c) => c.type === 'status' && c.state === 'offline'), 12_000);
-    assert.equal(since().some((c) => c.type === 'status' && c.state === 'ended'), false, 'no end marker was seen');
+    assert.equal(
+      since().some((c) => c.type === 'status' && c.state === 'ended'),
+      false,
+      'no end marker was seen',
+    );
     proxy.refuse(false);
     const before = viewer.record.fragments.length;
     const second = startPublisher({ url: origin.rtmpUrl(KEY) });
     await waitFor('frames flowing again', () => viewer.record.fragments.length > before + 30, 20_000).catch((err: Error) => {
-      throw new Error(`${err.message}\norigin log:\n${origin.logs().split('\n').filter((l) => /"level":(30|40|50)/.test(l)).join('\n')}`);
+      throw new Error(
+        `${err.message}\norigin log:\n${origin
+          .logs()
+          .split('\n')
+          .filter((l) => /"level":(30|40|50)/.test(l))
+          .join('\n')}`,
+      );
     });
     assert.equal(viewer.record.initSegments, 2, 'the new publication starts with a new init segment');
     // Frames the origin held while NATS was away may come first (its lease was still valid): then the new publication.

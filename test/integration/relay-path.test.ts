@@ -50,10 +50,10 @@ describe('origin -> JetStream -> edge with a real nats-server and an OBS-like pu
     const late = watch(relay.wsUrl('cam'));
     const openedAt = Date.now();
     await late.opened;
-    await waitFor('the late viewer\'s first fragment', () => late.record.fragments.length > 0, 5000);
+    await waitFor("the late viewer's first fragment", () => late.record.fragments.length > 0, 5000);
     const first = late.record.fragments[0]!;
     assert.ok(first.at - openedAt < 1000, `first fragment after ${first.at - openedAt} ms`);
-    assert.ok(isSyncFlags(first.tracks.find((t) => t.trackId === 1)?.firstSampleFlags), 'the late viewer\'s first video frame is a keyframe');
+    assert.ok(isSyncFlags(first.tracks.find((t) => t.trackId === 1)?.firstSampleFlags), "the late viewer's first video frame is a keyframe");
     assert.equal(late.record.initSegments, 1);
     await publisher.stop();
     early.close();

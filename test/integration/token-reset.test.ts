@@ -37,7 +37,16 @@ describe('fencing tokens that start over', { timeout: 90_000 }, () => {
     // as if the lease bucket had been rebuilt under a running edge.
     const nc = await connect({ servers: nats.url });
     const init = { metadata: {} };
-    const frame = { track: 'video' as const, codec: 'h264' as const, dts: 0, cto: 0, keyframe: true, payload: Buffer.from('0000000165', 'hex'), receivedAt: Date.now(), init };
+    const frame = {
+      track: 'video' as const,
+      codec: 'h264' as const,
+      dts: 0,
+      cto: 0,
+      keyframe: true,
+      payload: Buffer.from('0000000165', 'hex'),
+      receivedAt: Date.now(),
+      init,
+    };
     await jetstream(nc).publish(new StreamSubjects('relay', 'cam').keyframe, encodeFrame(frame, { counter: 0, token: 1e9 }, true, 1 << 20)[0]);
     await nc.close();
     const injectedAt = Date.now();

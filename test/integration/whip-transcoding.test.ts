@@ -11,7 +11,13 @@ import { videoRuns, watch } from '../helpers/ws-viewer.ts';
 
 const KEY = 'whip-ladder-key-0123456789';
 
-interface RenditionInfo { name: string; height?: number; codecs: string; audio: string[]; webrtc: boolean }
+interface RenditionInfo {
+  name: string;
+  height?: number;
+  codecs: string;
+  audio: string[];
+  webrtc: boolean;
+}
 
 describe('a WHIP source through the transcoding ladder (werift publisher, real ffmpeg)', { timeout: 120_000 }, () => {
   let relay: RelayProcess;
@@ -35,10 +41,15 @@ describe('a WHIP source through the transcoding ladder (werift publisher, real f
   });
 
   test('the stream lists its own H.264 + Opus rendition first (WHEP plays it untouched) and a 240p rung with AAC and Opus', async () => {
-    const renditions = await waitFor('the 240p rung in the catalog', async () => {
-      const body = (await (await fetch(`${relay.http}/api/streams/demo`)).json()) as { renditions?: RenditionInfo[] };
-      return body.renditions?.some((r) => r.name === '240p') ? body.renditions : undefined;
-    }, 60_000, 250);
+    const renditions = await waitFor(
+      'the 240p rung in the catalog',
+      async () => {
+        const body = (await (await fetch(`${relay.http}/api/streams/demo`)).json()) as { renditions?: RenditionInfo[] };
+        return body.renditions?.some((r) => r.name === '240p') ? body.renditions : undefined;
+      },
+      60_000,
+      250,
+    );
     assert.equal(renditions[0]!.name, 'source');
     assert.deepEqual(renditions[0]!.audio, ['opus']);
     assert.equal(renditions[0]!.webrtc, true);

@@ -22,14 +22,34 @@ const code = (fn: () => unknown) => {
     return (err as RelayError).code;
   }
 };
-const auth = (over: Partial<{ publishSecrets: string[]; playbackSecrets: string[]; keysFile: string }> = {}) => ({ publishSecrets: [], playbackSecrets: [], keysFile: '', ...over });
+const auth = (over: Partial<{ publishSecrets: string[]; playbackSecrets: string[]; keysFile: string }> = {}) => ({
+  publishSecrets: [],
+  playbackSecrets: [],
+  keysFile: '',
+  ...over,
+});
 
 test('a static key maps to its stream; a wrong key is STREAM_KEY_INVALID; keys are held as digests only', () => {
-  const keys = new AccessKeys({ streams: [{ name: 'demo', key: 'k'.repeat(20) }, { name: 'talk', key: 't'.repeat(20) }], auth: auth() }, log);
+  const keys = new AccessKeys(
+    {
+      streams: [
+        { name: 'demo', key: 'k'.repeat(20) },
+        { name: 'talk', key: 't'.repeat(20) },
+      ],
+      auth: auth(),
+    },
+    log,
+  );
   assert.equal(keys.streamForKey('k'.repeat(20)), 'demo');
   assert.equal(keys.streamForKey('t'.repeat(20)), 'talk');
-  assert.equal(code(() => keys.streamForKey('k'.repeat(19))), 'STREAM_KEY_INVALID');
-  assert.equal(code(() => keys.streamForKey('')), 'STREAM_KEY_INVALID');
+  assert.equal(
+    code(() => keys.streamForKey('k'.repeat(19))),
+    'STREAM_KEY_INVALID',
+  );
+  assert.equal(
+    code(() => keys.streamForKey('')),
+    'STREAM_KEY_INVALID',
+  );
   assert.equal(keys.isKnownStream('demo'), true);
   assert.equal(keys.isKnownStream('other'), false, 'without signing secrets only configured streams exist');
   assert.deepEqual(keys.names, ['demo', 'talk']);
@@ -41,21 +61,49 @@ test('a signed publish key opens the stream it names until it expires, and only 
   assert.equal(keys.streamForKey(signPublishKey(PUBLISH_A, 'any-name', SOON)), 'any-name');
   assert.equal(keys.isKnownStream('any-name'), true, 'any valid name can be opened by a signed key');
   assert.equal(keys.isKnownStream('bad.name'), false);
-  assert.equal(code(() => keys.streamForKey(signPublishKey(PUBLISH_A, 'show', NOW / 1000 - 1))), 'STREAM_KEY_EXPIRED');
-  assert.equal(code(() => keys.streamForKey(signPublishKey(PUBLISH_B, 'show', SOON))), 'STREAM_KEY_INVALID');
+  assert.equal(
+    code(() => keys.streamForKey(signPublishKey(PUBLISH_A, 'show', NOW / 1000 - 1))),
+    'STREAM_KEY_EXPIRED',
+  );
+  assert.equal(
+    code(() => keys.streamForKey(signPublishKey(PUBLISH_B, 'show', SOON))),
+    'STREAM_KEY_INVALID',
+  );
   const unsigned = new AccessKeys({ streams: [], auth: auth() }, log, { now: () => NOW });
-  assert.equal(code(() => unsigned.streamForKey(signPublishKey(PUBLISH_A, 'show', SOON))), 'STREAM_KEY_INVALID', 'no secrets: no signed keys');
+  assert.equal(
+    code(() => unsigned.streamForKey(signPublishKey(PUBLISH_A, 'show', SOON))),
+    'STREAM_KEY_INVALID',
+    'no secrets: no signed keys',
+  );
 });
 
 test('playback is open without playback secrets; with one, a token bound to the stream is required', () => {
   const open = new AccessKeys({ streams: [], auth: auth() }, log);
-  assert.equal(code(() => open.checkPlayback('show', undefined)), 'none');
+  assert.equal(
+    code(() => open.checkPlayback('show', undefined)),
+    'none',
+  );
   const keys = new AccessKeys({ streams: [], auth: auth({ playbackSecrets: [PLAY] }) }, log, { now: () => NOW });
-  assert.equal(code(() => keys.checkPlayback('show', undefined)), 'PLAYBACK_TOKEN_REQUIRED');
-  assert.equal(code(() => keys.checkPlayback('show', 'nonsense')), 'PLAYBACK_TOKEN_INVALID');
-  assert.equal(code(() => keys.checkPlayback('show', signPlaybackToken(PLAY, 'show', SOON))), 'none');
-  assert.equal(code(() => keys.checkPlayback('other', signPlaybackToken(PLAY, 'show', SOON))), 'PLAYBACK_TOKEN_INVALID');
-  assert.equal(code(() => keys.checkPlayback('show', signPlaybackToken(PLAY, 'show', NOW / 1000))), 'PLAYBACK_TOKEN_EXPIRED');
+  assert.equal(
+    code(() => keys.checkPlayback('show', undefined)),
+    'PLAYBACK_TOKEN_REQUIRED',
+  );
+  assert.equal(
+    code(() => keys.checkPlayback('show', 'nonsense')),
+    'PLAYBACK_TOKEN_INVALID',
+  );
+  assert.equal(
+    code(() => keys.checkPlayback('show', signPlaybackToken(PLAY, 'show', SOON))),
+    'none',
+  );
+  assert.equal(
+    code(() => keys.checkPlayback('other', signPlaybackToken(PLAY, 'show', SOON))),
+    'PLAYBACK_TOKEN_INVALID',
+  );
+  assert.equal(
+    code(() => keys.checkPlayback('show', signPlaybackToken(PLAY, 'show', NOW / 1000))),
+    'PLAYBACK_TOKEN_EXPIRED',
+  );
 });
 
 test('the keys file rotates keys and secrets on reload; a bad file is refused and the keys in use stay', () => {
@@ -63,9 +111,14 @@ test('the keys file rotates keys and secrets on reload; a bad file is refused an
   try {
     const file = join(dir, 'keys.json');
     writeFileSync(file, JSON.stringify({ streams: [{ name: 'show', key: 'old-key-0123456789' }], publishSecrets: [PUBLISH_A] }));
-    const keys = new AccessKeys({ streams: [{ name: 'show', key: 'config-key-01234567', transcode: false }], auth: auth({ keysFile: file }) }, log, { now: () => NOW });
-    assert.equal(keys.streamForKey('old-key-0123456789'), 'show', 'the file\'s entry replaces the config\'s');
-    assert.equal(code(() => keys.streamForKey('config-key-01234567')), 'STREAM_KEY_INVALID');
+    const keys = new AccessKeys({ streams: [{ name: 'show', key: 'config-key-01234567', transcode: false }], auth: auth({ keysFile: file }) }, log, {
+      now: () => NOW,
+    });
+    assert.equal(keys.streamForKey('old-key-0123456789'), 'show', "the file's entry replaces the config's");
+    assert.equal(
+      code(() => keys.streamForKey('config-key-01234567')),
+      'STREAM_KEY_INVALID',
+    );
     assert.equal(keys.entry('show')?.transcode, undefined);
     assert.equal(keys.signingSecret('publish'), PUBLISH_A);
     assert.equal(keys.signingSecret('play'), undefined);
@@ -73,15 +126,26 @@ test('the keys file rotates keys and secrets on reload; a bad file is refused an
     // Rotation: a new key, a second secret beside the first, then the first dropped.
     writeFileSync(file, JSON.stringify({ streams: [{ name: 'show', key: 'new-key-0123456789' }], publishSecrets: [PUBLISH_B, PUBLISH_A] }));
     assert.equal(keys.reload(), true);
-    assert.equal(code(() => keys.streamForKey('old-key-0123456789')), 'STREAM_KEY_INVALID');
+    assert.equal(
+      code(() => keys.streamForKey('old-key-0123456789')),
+      'STREAM_KEY_INVALID',
+    );
     assert.equal(keys.streamForKey('new-key-0123456789'), 'show');
     assert.equal(keys.streamForKey(signPublishKey(PUBLISH_A, 'x', SOON)), 'x');
     assert.equal(keys.streamForKey(signPublishKey(PUBLISH_B, 'x', SOON)), 'x');
     writeFileSync(file, JSON.stringify({ streams: [{ name: 'show', key: 'new-key-0123456789' }], publishSecrets: [PUBLISH_B] }));
     assert.equal(keys.reload(), true);
-    assert.equal(code(() => keys.streamForKey(signPublishKey(PUBLISH_A, 'x', SOON))), 'STREAM_KEY_INVALID');
+    assert.equal(
+      code(() => keys.streamForKey(signPublishKey(PUBLISH_A, 'x', SOON))),
+      'STREAM_KEY_INVALID',
+    );
 
-    for (const bad of ['{ not json', JSON.stringify({ streams: [{ name: 'a.b', key: 'new-key-0123456789' }] }), JSON.stringify({ publishSecrets: ['short'] }), JSON.stringify({ bogus: 1 })]) {
+    for (const bad of [
+      '{ not json',
+      JSON.stringify({ streams: [{ name: 'a.b', key: 'new-key-0123456789' }] }),
+      JSON.stringify({ publishSecrets: ['short'] }),
+      JSON.stringify({ bogus: 1 }),
+    ]) {
       writeFileSync(file, bad);
       assert.equal(keys.reload(), false, bad);
       assert.equal(keys.streamForKey('new-key-0123456789'), 'show', 'the keys in use stay');
@@ -117,7 +181,10 @@ test('in production a keys file with a weak secret is refused at start with CONF
   try {
     const file = join(dir, 'keys.json');
     writeFileSync(file, JSON.stringify({ streams: [{ name: 'show', key: 'change-me-stream-key-0123' }] }));
-    assert.equal(code(() => new AccessKeys({ streams: [], auth: auth({ keysFile: file }) }, log, { production: true })), 'CONFIG_INSECURE');
+    assert.equal(
+      code(() => new AccessKeys({ streams: [], auth: auth({ keysFile: file }) }, log, { production: true })),
+      'CONFIG_INSECURE',
+    );
     writeFileSync(file, JSON.stringify({ streams: [{ name: 'show', key: 'Zb9VjYhQ2m0tq3kRfx1LwA8c' }] }));
     const keys = new AccessKeys({ streams: [], auth: auth({ keysFile: file }) }, log, { production: true });
     writeFileSync(file, JSON.stringify({ streams: [{ name: 'show', key: 'aaaaaaaaaaaaaaaaaaaa' }] }));

@@ -9,11 +9,13 @@ import { weakSecret } from './production-check.ts';
 import { parsePublishKey, verifyPlaybackToken, verifySigned } from './signatures.ts';
 
 /** auth.keysFile: what it may hold. Every part is optional. */
-export const keysFileSchema = z.object({
-  streams: z.array(streamEntry).default([]),
-  publishSecrets: z.array(signingSecret).default([]),
-  playbackSecrets: z.array(signingSecret).default([]),
-}).strict();
+export const keysFileSchema = z
+  .object({
+    streams: z.array(streamEntry).default([]),
+    publishSecrets: z.array(signingSecret).default([]),
+    playbackSecrets: z.array(signingSecret).default([]),
+  })
+  .strict();
 
 export type KeysFile = z.infer<typeof keysFileSchema>;
 
@@ -66,7 +68,10 @@ export class AccessKeys {
     }
     const parsed = keysFileSchema.safeParse(raw);
     if (!parsed.success) {
-      throw new RelayError('CONFIG_INVALID', `auth.keysFile ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+      throw new RelayError(
+        'CONFIG_INVALID',
+        `auth.keysFile ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+      );
     }
     if (this.options.production) {
       const weak = [

@@ -6,7 +6,15 @@ import { isProduction, productionProblems, weakSecret } from './production-check
 const STRONG = 'bX7#qL2v9Zt!R4mW8nK3pS6y';
 
 test('example, placeholder, empty and repetitive secrets are weak; a random one is not', () => {
-  for (const weak of ['', 'a-secret-stream-key-123', 'change-me-stream-key-0123', 'CHANGEME-please-0000000000', 'my-example-key-1234567', 'aaaaaaaaaaaaaaaaaaaaaaaa', 'abababab12121212']) {
+  for (const weak of [
+    '',
+    'a-secret-stream-key-123',
+    'change-me-stream-key-0123',
+    'CHANGEME-please-0000000000',
+    'my-example-key-1234567',
+    'aaaaaaaaaaaaaaaaaaaaaaaa',
+    'abababab12121212',
+  ]) {
     assert.ok(weakSecret(weak), JSON.stringify(weak));
   }
   assert.equal(weakSecret(STRONG), undefined);
@@ -31,12 +39,15 @@ test('production refuses an empty admin token, example keys and an external NATS
 });
 
 test('production accepts strong secrets everywhere', () => {
-  const config = loadConfig({ env: {}, overrides: {
-    nats: { url: 'nats://nats:4222', auth: { token: 'Tq8#mZ2v!Lw4Rk9pX3nB7yCs' } },
-    admin: { token: STRONG },
-    streams: [{ name: 'show', key: 'Zb9VjYhQ2m0tq3kRfx1LwA8c' }],
-    auth: { publishSecrets: ['P'.repeat(8) + 'Zb9VjYhQ2m0tq3kRfx1LwA8c'] },
-  } });
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      nats: { url: 'nats://nats:4222', auth: { token: 'Tq8#mZ2v!Lw4Rk9pX3nB7yCs' } },
+      admin: { token: STRONG },
+      streams: [{ name: 'show', key: 'Zb9VjYhQ2m0tq3kRfx1LwA8c' }],
+      auth: { publishSecrets: ['P'.repeat(8) + 'Zb9VjYhQ2m0tq3kRfx1LwA8c'] },
+    },
+  });
   assert.deepEqual(productionProblems(config), []);
   config.auth.playbackSecrets.push('x'.repeat(40));
   assert.deepEqual(productionProblems(config), ['auth.playbackSecrets #1 has fewer than 8 different characters']);

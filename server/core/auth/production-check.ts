@@ -1,12 +1,7 @@
 import type { RelayConfig } from '../config/schema.ts';
 
 /** Secrets that appear in this project's own docs and manifests: fine to try the relay, never to run it. */
-const EXAMPLE_SECRETS = new Set([
-  'a-secret-stream-key-123',
-  'a-long-random-secret',
-  'change-me-stream-key-0123',
-  'change-me-to-a-long-random-token',
-]);
+const EXAMPLE_SECRETS = new Set(['a-secret-stream-key-123', 'a-long-random-secret', 'change-me-stream-key-0123', 'change-me-to-a-long-random-token']);
 const PLACEHOLDER = /change-?me|example|placeholder|default|password|secret-?key|^test|^demo/i;
 
 /** Why `value` is not a secret fit for production, or undefined when it is. */
@@ -41,7 +36,8 @@ export function productionProblems(config: RelayConfig): string[] {
   config.auth.playbackSecrets.forEach((s, i) => check(`auth.playbackSecrets #${i + 1}`, s));
   if (config.nats.url) {
     const { user, password, token, nkeySeedFile, credsFile } = config.nats.auth;
-    if (!user && !token && !nkeySeedFile && !credsFile) problems.push('nats.auth is empty: an external NATS needs credentials (user/password, token, nkeySeedFile or credsFile)');
+    if (!user && !token && !nkeySeedFile && !credsFile)
+      problems.push('nats.auth is empty: an external NATS needs credentials (user/password, token, nkeySeedFile or credsFile)');
     if (user) check('nats.auth.password', password);
     if (token) check('nats.auth.token', token);
   }

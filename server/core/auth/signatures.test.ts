@@ -30,7 +30,18 @@ test('a signed publish key is bound to its stream, expiry and purpose', () => {
 
 test('only keys shaped <stream>.<expiry>.<signature> parse as signed', () => {
   const sig = 'A'.repeat(43);
-  for (const bad of ['', 'show', 'show.1.2', `show.12x.${sig}`, `sh.ow.1.${sig}`, `sh*ow.1.${sig}`, `show.1.${sig}A`, `show..${sig}`, `.1.${sig}`, `show.1234567890123.${sig}`]) {
+  for (const bad of [
+    '',
+    'show',
+    'show.1.2',
+    `show.12x.${sig}`,
+    `sh.ow.1.${sig}`,
+    `sh*ow.1.${sig}`,
+    `show.1.${sig}A`,
+    `show..${sig}`,
+    `.1.${sig}`,
+    `show.1234567890123.${sig}`,
+  ]) {
     assert.equal(parsePublishKey(bad), undefined, bad);
   }
   assert.deepEqual(parsePublishKey(`show.1.${sig}`), { stream: 'show', expiresAt: 1, sig });

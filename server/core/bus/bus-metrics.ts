@@ -83,7 +83,11 @@ export function createConsumeMetrics(registry: Registry, consumers: () => Iterab
         this.set(n);
       },
     }),
-    restarts: new Counter({ name: 'relay_bus_consumer_restarts_total', help: 'Stream consumers recreated by the watchdog (stalled, or the stream was recreated).', registers: [registry] }),
+    restarts: new Counter({
+      name: 'relay_bus_consumer_restarts_total',
+      help: 'Stream consumers recreated by the watchdog (stalled, or the stream was recreated).',
+      registers: [registry],
+    }),
   };
 }
 

@@ -11,7 +11,17 @@ const init: StreamInit = {
 };
 
 function frame(over: Partial<Frame> = {}): Frame {
-  return { track: 'video', codec: 'h264', dts: 123_456_789, cto: -3000, keyframe: true, payload: Buffer.from('0000000265aabbcc', 'hex'), receivedAt: 1_760_000_000_123.25, init, ...over };
+  return {
+    track: 'video',
+    codec: 'h264',
+    dts: 123_456_789,
+    cto: -3000,
+    keyframe: true,
+    payload: Buffer.from('0000000265aabbcc', 'hex'),
+    receivedAt: 1_760_000_000_123.25,
+    init,
+    ...over,
+  };
 }
 
 test('a keyframe round-trips with its init, timestamps, fencing token and counter', () => {
@@ -76,11 +86,17 @@ test('an end-of-stream message carries its stamp', () => {
 test('garbage on the bus is refused with BUS_MESSAGE_INVALID', () => {
   const decoder = new FrameDecoder();
   for (const bad of [Buffer.alloc(0), Buffer.alloc(HEADER_SIZE), Buffer.from('hello world, this is not a frame at all!!!')]) {
-    assert.throws(() => decoder.decode(bad), (e: RelayError) => e.code === 'BUS_MESSAGE_INVALID');
+    assert.throws(
+      () => decoder.decode(bad),
+      (e: RelayError) => e.code === 'BUS_MESSAGE_INVALID',
+    );
   }
   const msg = encodeFrame(frame(), { counter: 1, token: 1 }, true, 1 << 20)[0]!;
   msg.writeUInt16BE(0xffff, 40); // init length past the end
-  assert.throws(() => decoder.decode(msg), (e: RelayError) => e.code === 'BUS_MESSAGE_INVALID');
+  assert.throws(
+    () => decoder.decode(msg),
+    (e: RelayError) => e.code === 'BUS_MESSAGE_INVALID',
+  );
 });
 
 test('the fencing token can be read from the header alone, before any decoding', () => {
@@ -94,7 +110,14 @@ test('an Opus frame beside AAC round-trips with the init that names both audio c
   const both: StreamInit = { ...init, opus: { codec: 'opus', config: Buffer.alloc(0), codecString: 'opus', sampleRate: 48000, channels: 2 } };
   const decoder = new FrameDecoder();
   decoder.decode(encodeFrame(frame({ init: both }), { counter: 0, token: 1 }, true, 1 << 20)[0]!);
-  const out = decoder.decode(encodeFrame(frame({ track: 'audio', codec: 'opus', dts: 1800, cto: 0, payload: Buffer.from([0xfc, 1, 2]), init: both }), { counter: 1, token: 1 }, false, 1 << 20)[0]!);
+  const out = decoder.decode(
+    encodeFrame(
+      frame({ track: 'audio', codec: 'opus', dts: 1800, cto: 0, payload: Buffer.from([0xfc, 1, 2]), init: both }),
+      { counter: 1, token: 1 },
+      false,
+      1 << 20,
+    )[0]!,
+  );
   assert.ok(out.kind === 'frame');
   assert.equal(out.frame.codec, 'opus');
   assert.equal(out.frame.track, 'audio');

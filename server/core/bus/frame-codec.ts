@@ -56,10 +56,19 @@ export function encodeInit(init: StreamInit): Buffer {
   return Buffer.from(JSON.stringify(json));
 }
 
-const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/).max(65536);
+const base64 = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/)
+  .max(65536);
 const dimension = z.number().int().min(0).max(16384);
 const codecString = z.string().regex(/^[A-Za-z0-9.]{1,40}$/);
-const audioJson = z.object({ codec: z.enum(['aac', 'opus']), config: base64, codecString, sampleRate: z.number().int().min(1).max(384000), channels: z.number().int().min(1).max(255) });
+const audioJson = z.object({
+  codec: z.enum(['aac', 'opus']),
+  config: base64,
+  codecString,
+  sampleRate: z.number().int().min(1).max(384000),
+  channels: z.number().int().min(1).max(255),
+});
 /** What an init may be: a message from the bus is input like any other (fuzzed in test/fuzz). */
 const initJson = z.object({
   v: z.object({ codec: z.literal('h264'), avcC: base64, codecString, width: dimension, height: dimension }).optional(),
@@ -76,7 +85,8 @@ export function decodeInit(bytes: Buffer): StreamInit {
     throw new RelayError('BUS_MESSAGE_INVALID', 'bus message has an unreadable init', { cause: err });
   }
   const checked = initJson.safeParse(parsed);
-  if (!checked.success) throw new RelayError('BUS_MESSAGE_INVALID', `bus message init: ${checked.error.issues[0]?.path.join('.')}: ${checked.error.issues[0]?.message}`);
+  if (!checked.success)
+    throw new RelayError('BUS_MESSAGE_INVALID', `bus message init: ${checked.error.issues[0]?.path.join('.')}: ${checked.error.issues[0]?.message}`);
   const json = checked.data as InitJson;
   const init: StreamInit = { metadata: json.m ?? {} };
   if (json.v) init.video = { ...json.v, avcC: Buffer.from(json.v.avcC, 'base64') };
@@ -85,8 +95,18 @@ export function decodeInit(bytes: Buffer): StreamInit {
   return init;
 }
 
-function writeHeader(buf: Buffer, kind: MessageKind, flags: number, codec: number, stamp: FrameStamp,
-  dts: number, cto: number, receivedAt: number, totalLength: number, initLength: number): void {
+function writeHeader(
+  buf: Buffer,
+  kind: MessageKind,
+  flags: number,
+  codec: number,
+  stamp: FrameStamp,
+  dts: number,
+  cto: number,
+  receivedAt: number,
+  totalLength: number,
+  initLength: number,
+): void {
   buf[0] = VERSION;
   buf[1] = kind;
   buf[2] = flags;

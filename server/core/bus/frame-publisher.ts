@@ -25,7 +25,13 @@ export interface PublisherStats {
 }
 
 /** A message waiting for NATS to come back. Objects only on that rare path. */
-interface Held { subject: string; data: Buffer; onFailure: () => void; onStored: (() => void) | undefined; valid: () => boolean }
+interface Held {
+  subject: string;
+  data: Buffer;
+  onFailure: () => void;
+  onStored: (() => void) | undefined;
+  valid: () => boolean;
+}
 
 /** Bytes held while NATS is away, beyond which new messages fail (a WHIP source cannot be paused). */
 const MAX_HELD_BYTES = 64 * 1024 * 1024;
@@ -58,13 +64,19 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
   private readonly expiry: NodeJS.Timeout;
   private readonly publishOptions: { reply: string } = { reply: '' };
 
-  constructor(private readonly nc: NatsConnection, private readonly options: PublisherOptions) {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly options: PublisherOptions,
+  ) {
     super();
     this.setMaxListeners(0); // one 'drain' listener per paused stream: as many as the origin carries
-    this.pending = new PendingAcks((ok, subject, onFailure, onStored, expired) => {
-      if (ok) this.stored(onStored);
-      else this.failed(subject, new Error(expired ? 'no acknowledgement from JetStream in time' : 'JetStream refused the message'), onFailure);
-    }, Math.max(1024, options.window * 4));
+    this.pending = new PendingAcks(
+      (ok, subject, onFailure, onStored, expired) => {
+        if (ok) this.stored(onStored);
+        else this.failed(subject, new Error(expired ? 'no acknowledgement from JetStream in time' : 'JetStream refused the message'), onFailure);
+      },
+      Math.max(1024, options.window * 4),
+    );
     void (async () => {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') this.disconnected();
@@ -74,7 +86,11 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
     // Room for the NATS protocol line and a margin below the server's max_payload.
     this.maxMessageBytes = Math.max(4096, (nc.info?.max_payload ?? 1024 * 1024) - 1024);
     this.inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix) + '.';
-    this.acks = nc.subscribe(`${this.inbox}*`, { callback: (err, msg) => { if (!err) this.onAck(msg); } });
+    this.acks = nc.subscribe(`${this.inbox}*`, {
+      callback: (err, msg) => {
+        if (!err) this.onAck(msg);
+      },
+    });
     this.expiry = setInterval(() => this.expire(), Math.min(250, Math.max(10, options.timeoutMs / 4)));
     this.expiry.unref();
   }
@@ -184,7 +200,10 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
     const now = Date.now();
     if (now - this.lastFailureLog > 5000) {
       this.lastFailureLog = now;
-      this.options.log.warn({ code: 'BUS_PUBLISH_FAILED', subject, err: err.message, failed: this.stats.failed }, 'frame publish failed; the stream resumes at its next keyframe');
+      this.options.log.warn(
+        { code: 'BUS_PUBLISH_FAILED', subject, err: err.message, failed: this.stats.failed },
+        'frame publish failed; the stream resumes at its next keyframe',
+      );
     }
     this.emit('failure', err);
     this.settle();
@@ -253,11 +272,17 @@ export class Publication {
       initBytes = this.lastInitBytes;
     }
     const messages = encodeFrame(frame, { counter: this.counter++, token: this.token }, isKey, this.maxMessageBytes, initBytes);
-    const subject = frame.track === 'audio'
-      ? (frame.codec === frame.init.audio?.codec ? this.subjects.audio : this.subjects.opus)
-      : isKey ? this.subjects.keyframe : this.subjects.delta;
+    const subject =
+      frame.track === 'audio'
+        ? frame.codec === frame.init.audio?.codec
+          ? this.subjects.audio
+          : this.subjects.opus
+        : isKey
+          ? this.subjects.keyframe
+          : this.subjects.delta;
     let ok = true;
-    for (let i = 0; i < messages.length; i++) ok = this.publisher.send(i === 0 ? subject : this.subjects.part, messages[i]!, this.lost, undefined, this.mayPublish);
+    for (let i = 0; i < messages.length; i++)
+      ok = this.publisher.send(i === 0 ? subject : this.subjects.part, messages[i]!, this.lost, undefined, this.mayPublish);
     return ok;
   }
 

@@ -43,7 +43,8 @@ export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bu
   try {
     existing = (await jsm.streams.info(bus.streamName)).config;
   } catch (err) {
-    if (!/stream not found/i.test((err as Error).message)) throw new RelayError('BUS_UNAVAILABLE', `cannot read stream ${bus.streamName}: ${(err as Error).message}`, { cause: err });
+    if (!/stream not found/i.test((err as Error).message))
+      throw new RelayError('BUS_UNAVAILABLE', `cannot read stream ${bus.streamName}: ${(err as Error).message}`, { cause: err });
   }
   const storage = frameStorage(bus, existing?.storage);
   try {
@@ -53,7 +54,10 @@ export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bu
       return;
     }
     if (existing.storage !== storage) {
-      throw new RelayError('CONFIG_INVALID', `JetStream stream ${bus.streamName} exists with ${existing.storage} storage, not ${storage} (bus.storage ${bus.storage}); delete it, pick another bus.streamName, or set bus.storage to auto`);
+      throw new RelayError(
+        'CONFIG_INVALID',
+        `JetStream stream ${bus.streamName} exists with ${existing.storage} storage, not ${storage} (bus.storage ${bus.storage}); delete it, pick another bus.streamName, or set bus.storage to auto`,
+      );
     }
     await jsm.streams.update(bus.streamName, wanted);
     log.debug({ stream: bus.streamName }, 'frame stream updated');

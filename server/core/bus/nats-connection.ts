@@ -1,5 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, usernamePasswordAuthenticator, type Authenticator, type TlsOptions } from '@nats-io/nats-core';
+import {
+  credsAuthenticator,
+  nkeyAuthenticator,
+  tokenAuthenticator,
+  usernamePasswordAuthenticator,
+  type Authenticator,
+  type TlsOptions,
+} from '@nats-io/nats-core';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
@@ -34,7 +41,8 @@ export function securityOptions(security: NatsSecurity | undefined): { authentic
   else if (auth.token) authenticator = tokenAuthenticator(auth.token);
   else if (auth.nkeySeedFile) {
     const seed = readSecretFile('nats.auth.nkeySeedFile', auth.nkeySeedFile).toString('utf8').trim();
-    if (!/^SU[A-Z2-7]+$/.test(seed)) throw new RelayError('CONFIG_INVALID', `nats.auth.nkeySeedFile: ${auth.nkeySeedFile} does not hold a user NKey seed (SU...)`);
+    if (!/^SU[A-Z2-7]+$/.test(seed))
+      throw new RelayError('CONFIG_INVALID', `nats.auth.nkeySeedFile: ${auth.nkeySeedFile} does not hold a user NKey seed (SU...)`);
     authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
   } else if (auth.credsFile) authenticator = credsAuthenticator(new Uint8Array(readSecretFile('nats.auth.credsFile', auth.credsFile)));
   const files = { caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile };
@@ -47,14 +55,18 @@ export function securityOptions(security: NatsSecurity | undefined): { authentic
 }
 
 /** nats.js's refusal of our credentials, as opposed to a server out of reach. */
-const isAuthError = (err: unknown) => /authorization violation|authentication (timeout|expired)|user authentication/i.test(String((err as Error)?.message ?? err));
+const isAuthError = (err: unknown) =>
+  /authorization violation|authentication (timeout|expired)|user authentication/i.test(String((err as Error)?.message ?? err));
 
 /**
  * Connects with endless reconnects (a relay outlives NATS restarts) and logs
  * status changes. `name` shows in the server's connection list.
  */
 export async function connectNats(url: string, name: string, log: Logger, timeoutMs = 10_000, security?: NatsSecurity): Promise<NatsConnection> {
-  const servers = url.split(',').map((s) => s.trim()).filter(Boolean);
+  const servers = url
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const secured = securityOptions(security);
   // Our own first-connect loop, not nats.js's waitOnFirstConnect: that one retries a
   // TLS failure forever. Here a refusal of our credentials fails at once, anything
@@ -74,9 +86,12 @@ export async function connectNats(url: string, name: string, log: Logger, timeou
         waitOnFirstConnect: false,
       });
     } catch (err) {
-      if (isAuthError(err)) throw new RelayError('BUS_AUTH_FAILED', `NATS at ${servers.join(', ')} refused the credentials (nats.auth): ${(err as Error).message}`, { cause: err });
+      if (isAuthError(err))
+        throw new RelayError('BUS_AUTH_FAILED', `NATS at ${servers.join(', ')} refused the credentials (nats.auth): ${(err as Error).message}`, { cause: err });
       if (Date.now() + 250 >= deadline) {
-        throw new RelayError('BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(', ')} within ${timeoutMs} ms: ${(err as Error).message}`, { cause: err });
+        throw new RelayError('BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(', ')} within ${timeoutMs} ms: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -86,7 +101,8 @@ export async function connectNats(url: string, name: string, log: Logger, timeou
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') connected.set(nc, false);
       else if (s.type === 'reconnect') connected.set(nc, true);
-      if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') log.warn({ connection: name, status: s.type, server: 'server' in s ? s.server : undefined }, 'NATS connection status');
+      if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error')
+        log.warn({ connection: name, status: s.type, server: 'server' in s ? s.server : undefined }, 'NATS connection status');
     }
   })().catch(() => {});
   return nc;

@@ -70,7 +70,10 @@ test('unsettled messages are handed back oldest first with what they were sent w
   const ids = data.map((d, i) => acks.add(i, `s${i}`, d, VALID, () => {}));
   acks.settle(ids[1]!, true, 10);
   const back: string[] = [];
-  assert.equal(acks.takeUnsettled((subject, d) => back.push(`${subject}=${d.toString()}`)), 5);
+  assert.equal(
+    acks.takeUnsettled((subject, d) => back.push(`${subject}=${d.toString()}`)),
+    5,
+  );
   assert.deepEqual(back, ['s0=a', 's2=c', 's3=d', 's4=e', 's5=f']);
   assert.equal(acks.size, 0);
   assert.equal(acks.settle(ids[3]!, true, 20), -1, 'a late ack of a handed-back message is ignored');

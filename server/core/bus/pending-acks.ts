@@ -25,7 +25,10 @@ export class PendingAcks {
   /** Entries not yet settled. */
   size = 0;
 
-  constructor(private readonly settled: Settled, initialCapacity = 1024) {
+  constructor(
+    private readonly settled: Settled,
+    initialCapacity = 1024,
+  ) {
     this.capacity = 1 << Math.ceil(Math.log2(Math.max(2, initialCapacity)));
     this.subject = new Array<string>(this.capacity);
     this.data = new Array<Buffer | undefined>(this.capacity);
@@ -131,7 +134,16 @@ export class PendingAcks {
   }
 
   private grow(): void {
-    const old = { capacity: this.capacity, sentAt: this.sentAt, subject: this.subject, data: this.data, valid: this.valid, onFailure: this.onFailure, onStored: this.onStored, waiting: this.waiting };
+    const old = {
+      capacity: this.capacity,
+      sentAt: this.sentAt,
+      subject: this.subject,
+      data: this.data,
+      valid: this.valid,
+      onFailure: this.onFailure,
+      onStored: this.onStored,
+      waiting: this.waiting,
+    };
     this.capacity *= 2;
     this.sentAt = new Float64Array(this.capacity);
     this.subject = new Array<string>(this.capacity);

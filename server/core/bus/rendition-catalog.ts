@@ -28,7 +28,11 @@ export class RenditionCatalog {
   private jsm: JetStreamManager | undefined;
   private readonly cache = new Map<string, { at: number; value: Promise<RenditionInfo[]> }>();
 
-  constructor(private readonly nc: NatsConnection, private readonly jsStream: string, private readonly prefix: string) {}
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly jsStream: string,
+    private readonly prefix: string,
+  ) {}
 
   renditions(stream: string): Promise<RenditionInfo[]> {
     const hit = this.cache.get(stream);

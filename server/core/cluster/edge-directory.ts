@@ -20,7 +20,11 @@ export class EdgeDirectory {
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
 
-  constructor(private readonly kv: TtlBucket, private readonly cluster: RelayConfig['cluster'], private readonly log: Logger) {}
+  constructor(
+    private readonly kv: TtlBucket,
+    private readonly cluster: RelayConfig['cluster'],
+    private readonly log: Logger,
+  ) {}
 
   async start(): Promise<void> {
     await this.poll();

@@ -20,7 +20,14 @@ export type TtlBucket = KV & {
  * membership). A bucket left by an earlier configuration gets the configured TTL:
  * changing a setting just works.
  */
-export async function openTtlBucket(nc: NatsConnection, name: string, ttlMs: number, replicas: number, requestTimeoutMs: number, log: Logger): Promise<TtlBucket> {
+export async function openTtlBucket(
+  nc: NatsConnection,
+  name: string,
+  ttlMs: number,
+  replicas: number,
+  requestTimeoutMs: number,
+  log: Logger,
+): Promise<TtlBucket> {
   const js = jetstream(nc, { timeout: requestTimeoutMs });
   const kv = await new Kvm(js).create(name, { ttl: ttlMs, history: 1, replicas });
   const jsm = await jetstreamManager(nc, { timeout: requestTimeoutMs });
@@ -44,7 +51,11 @@ export async function openTtlBucket(nc: NatsConnection, name: string, ttlMs: num
  * wrong shape. A key that cannot be read fails the whole read (the caller keeps
  * what it had), unless `skipUnreadable`.
  */
-export async function readRecords<T>(kv: TtlBucket, accept: (value: T) => boolean = () => true, skipUnreadable = false): Promise<{ key: string; revision: number; value: T }[]> {
+export async function readRecords<T>(
+  kv: TtlBucket,
+  accept: (value: T) => boolean = () => true,
+  skipUnreadable = false,
+): Promise<{ key: string; revision: number; value: T }[]> {
   const records: { key: string; revision: number; value: T }[] = [];
   for (const key of await kv.liveKeys()) {
     const entry = skipUnreadable ? await kv.get(key).catch(() => null) : await kv.get(key);
@@ -67,7 +78,13 @@ export class Heartbeat<T extends { id: string }> {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(private readonly kv: KV, private readonly intervalMs: number, private readonly record: () => T, private readonly log: Logger, private readonly what: string) {}
+  constructor(
+    private readonly kv: KV,
+    private readonly intervalMs: number,
+    private readonly record: () => T,
+    private readonly log: Logger,
+    private readonly what: string,
+  ) {}
 
   async start(): Promise<void> {
     await this.beat();

@@ -17,7 +17,11 @@ export function createLeaseMetrics(registry: Registry, held: () => number) {
       labelNames: ['how'] as const,
       registers: [registry],
     }),
-    lost: new Counter({ name: 'relay_leases_lost_total', help: 'Stream leases lost (LEASE_LOST): renewals failed past the TTL, or another origin holds it now.', registers: [registry] }),
+    lost: new Counter({
+      name: 'relay_leases_lost_total',
+      help: 'Stream leases lost (LEASE_LOST): renewals failed past the TTL, or another origin holds it now.',
+      registers: [registry],
+    }),
     renewalLatency: new Histogram({
       name: 'relay_leases_renewal_latency_seconds',
       help: 'Lease renewal (compare-and-set in NATS KV) sent -> acknowledged.',

@@ -54,13 +54,22 @@ function simulateWith(members: EdgeMember[], viewers: number, pick: () => number
 
 describe('PlacementRing', () => {
   test('no edge carries more than ceil((1 + eps) x average), whatever the popularity', () => {
-    for (const [seed, n, streams] of [[1, 3, 50], [2, 5, 200], [3, 10, 1000], [4, 20, 40], [5, 10, 1]] as const) {
+    for (const [seed, n, streams] of [
+      [1, 3, 50],
+      [2, 5, 200],
+      [3, 10, 1000],
+      [4, 20, 40],
+      [5, 10, 1],
+    ] as const) {
       const random = rng(seed);
       const loads = simulate(edges(n), 10_000, zipf(random, streams));
       const max = Math.max(...loads.values());
       const bound = Math.ceil(1.25 * (10_000 / n));
       assert.ok(max <= bound, `n=${n} streams=${streams}: busiest ${max} > bound ${bound}`);
-      assert.equal([...loads.values()].reduce((a, b) => a + b, 0), 10_000);
+      assert.equal(
+        [...loads.values()].reduce((a, b) => a + b, 0),
+        10_000,
+      );
     }
   });
 
@@ -69,7 +78,7 @@ describe('PlacementRing', () => {
     const loads = simulate(members, 800, zipf(rng(7), 30));
     const total = 3 * 100 + 2 * 300;
     for (const m of members) {
-      const bound = Math.min(m.capacity, Math.ceil(1.25 * (800 * m.capacity) / total));
+      const bound = Math.min(m.capacity, Math.ceil((1.25 * (800 * m.capacity)) / total));
       assert.ok(loads.get(m.id)! <= bound, `${m.id}: ${loads.get(m.id)} > ${bound}`);
     }
   });
@@ -160,7 +169,10 @@ describe('PlacementRing', () => {
   });
 
   test('a full edge (at its capacity) takes no one', () => {
-    const ring = new PlacementRing([{ id: 'a', url: 'u', capacity: 2, load: 2 }, { id: 'b', url: 'v', capacity: 2, load: 2 }]);
+    const ring = new PlacementRing([
+      { id: 'a', url: 'u', capacity: 2, load: 2 },
+      { id: 'b', url: 'v', capacity: 2, load: 2 },
+    ]);
     assert.equal(ring.place('s'), undefined);
   });
 });

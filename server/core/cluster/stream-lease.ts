@@ -40,7 +40,13 @@ export class StreamLeases {
   readonly held = new Set<StreamLease>();
   private readonly metrics: LeaseMetrics | undefined;
 
-  private constructor(private readonly kv: TtlBucket, private readonly ttlMs: number, private readonly nodeId: string, private readonly log: Logger, registry?: Registry) {
+  private constructor(
+    private readonly kv: TtlBucket,
+    private readonly ttlMs: number,
+    private readonly nodeId: string,
+    private readonly log: Logger,
+    registry?: Registry,
+  ) {
     this.metrics = registry && createLeaseMetrics(registry, () => this.held.size);
   }
 
@@ -177,10 +183,13 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError]; done: [lost:
 
   private armExpiry(): void {
     clearTimeout(this.expiryTimer);
-    this.expiryTimer = setTimeout(() => {
-      if (this.state === 'held' && performance.now() >= this.validUntil) this.lose('renewals did not succeed in time');
-      else if (this.state === 'held') this.armExpiry();
-    }, Math.max(0, this.validUntil - performance.now()));
+    this.expiryTimer = setTimeout(
+      () => {
+        if (this.state === 'held' && performance.now() >= this.validUntil) this.lose('renewals did not succeed in time');
+        else if (this.state === 'held') this.armExpiry();
+      },
+      Math.max(0, this.validUntil - performance.now()),
+    );
     this.expiryTimer.unref();
   }
 
@@ -203,7 +212,10 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError]; done: [lost:
         this.lose('another origin holds the lease now');
         return;
       }
-      this.log.warn({ stream: this.stream, err: (err as Error).message, msLeft: Math.round(this.validUntil - performance.now()) }, 'lease renewal failed; retrying');
+      this.log.warn(
+        { stream: this.stream, err: (err as Error).message, msLeft: Math.round(this.validUntil - performance.now()) },
+        'lease renewal failed; retrying',
+      );
       this.schedule(250);
     }
   }
@@ -214,7 +226,10 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError]; done: [lost:
     clearTimeout(this.renewTimer);
     clearTimeout(this.expiryTimer);
     const error = new RelayError('LEASE_LOST', why);
-    this.log.warn({ code: error.code, stream: this.stream, why, lastRenewalSentAt: new Date(this.lastRenewalSentAt).toISOString(), stoppedAt: new Date().toISOString() }, 'stream lease lost; stopped publishing');
+    this.log.warn(
+      { code: error.code, stream: this.stream, why, lastRenewalSentAt: new Date(this.lastRenewalSentAt).toISOString(), stoppedAt: new Date().toISOString() },
+      'stream lease lost; stopped publishing',
+    );
     this.emit('lost', error);
     this.emit('done', true);
   }

@@ -5,130 +5,325 @@ const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
 
 /** A signing secret: long enough that guessing it is hopeless, printable so it fits an environment variable. */
-export const signingSecret = z.string().regex(/^[\x21-\x7e]{32,256}$/, 'signing secrets are 32-256 printable ASCII characters without spaces (e.g. openssl rand -base64 33)');
+export const signingSecret = z
+  .string()
+  .regex(/^[\x21-\x7e]{32,256}$/, 'signing secrets are 32-256 printable ASCII characters without spaces (e.g. openssl rand -base64 33)');
 
-export const streamEntry = z.object({
-  name: z.string().refine(isStreamName, 'stream names are 1-64 characters of A-Z, a-z, 0-9, _ and -').describe('Public stream name, used in watch URLs.'),
-  key: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/, 'stream keys are 16-128 characters of A-Z, a-z, 0-9, _ and -').describe('Secret publish key (the RTMP stream key).'),
-  transcode: z.boolean().optional().describe('false: passthrough only for this stream, whatever transcode.enabled says.'),
-}).strict();
+export const streamEntry = z
+  .object({
+    name: z.string().refine(isStreamName, 'stream names are 1-64 characters of A-Z, a-z, 0-9, _ and -').describe('Public stream name, used in watch URLs.'),
+    key: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{16,128}$/, 'stream keys are 16-128 characters of A-Z, a-z, 0-9, _ and -')
+      .describe('Secret publish key (the RTMP stream key).'),
+    transcode: z.boolean().optional().describe('false: passthrough only for this stream, whatever transcode.enabled says.'),
+  })
+  .strict();
 
 /**
  * The one configuration schema. Every default lives in `config/default.json`;
  * every key says here what reads it. Objects are strict, so a misspelt key stops
  * start-up with its name.
  */
-export const configSchema = z.object({
-  mode: z.enum(['auto', 'development', 'production']).describe('production: start-up refuses empty or example secrets (admin token, stream keys, signing secrets, NATS credentials). auto: production when NODE_ENV=production (the container image sets it), else development.'),
-  dataDir: z.string().min(1).describe('Folder for local state: the embedded nats-server store, generated stream keys.'),
-  log: z.object({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('Log level of every module.'),
-    pretty: z.enum(['auto', 'true', 'false']).describe('Readable lines instead of JSON. auto: readable lines in the all-in-one mode, JSON for the origin and edge roles (production).'),
-  }).strict(),
-  nats: z.object({
-    url: z.string().describe('NATS server(s) to use, comma-separated. Empty: the all-in-one mode starts its own nats-server; origin and edge roles require it. NATS_URL sets it too.'),
-    embeddedPort: port.describe('Client port of the nats-server started by the all-in-one mode (0 picks a free one).'),
-    connectTimeoutMs: positiveInt.describe('How long start-up waits for NATS before giving up.'),
-    auth: z.object({
-      user: z.string().describe('User name for NATS user/password authentication (with password). Empty: none.'),
-      password: z.string().describe('Password for NATS user/password authentication.'),
-      token: z.string().describe('NATS token authentication. Empty: none.'),
-      nkeySeedFile: z.string().describe('File holding an NKey seed (SU...) for NATS nkey authentication. Empty: none.'),
-      credsFile: z.string().describe('NATS credentials file (a user JWT and its NKey seed, from nsc) for decentralized auth. Empty: none.'),
-    }).strict().describe('How the relay authenticates to an external NATS: at most one of user/password, token, nkey seed file or creds file.')
-      .refine((a) => [a.user || a.password, a.token, a.nkeySeedFile, a.credsFile].filter(Boolean).length <= 1, 'set only one of user/password, token, nkeySeedFile and credsFile')
-      .refine((a) => !a.password || !!a.user, 'password needs user'),
-    tls: z.object({
-      caFile: z.string().describe('CA certificate (PEM) that signed the NATS servers\' certificates; setting any TLS file turns TLS on. Empty: the system CAs.'),
-      certFile: z.string().describe('Client certificate (PEM) for NATS servers that verify clients (with keyFile).'),
-      keyFile: z.string().describe('Private key (PEM) of the client certificate.'),
-    }).strict().refine((t) => !t.certFile === !t.keyFile, 'certFile and keyFile go together'),
-  }).strict(),
-  bus: z.object({
-    subjectPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).describe('First subject tokens of every frame message: <prefix>.<stream>.<rendition>.<kind>.'),
-    streamName: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('Name of the JetStream stream holding frames; created or updated at start.'),
-    replicas: z.number().int().min(1).max(5).describe('JetStream replicas of the frame stream (3 in a 3-node cluster).'),
-    maxAgeSeconds: positiveInt.describe('How long frames are kept: a few GOPs, so a late edge can start at the last keyframe.'),
-    storage: z.enum(['auto', 'file', 'memory']).describe('Where JetStream keeps frames. file: a restarted nats-server still has them, and viewers lose no frame across a restart within maxAgeSeconds. memory: a lower p99 on a busy bus, but a single nats-server\'s restart loses the stream (a cluster with replicas 3 keeps it through one node\'s restart). auto (the default): file with replicas 1, memory with more; an existing frame stream keeps its storage.'),
-    maxBytes: positiveInt.describe('Size cap of the frame stream, on disk or in memory (oldest frames are dropped first).'),
-    publishWindow: positiveInt.describe('Frames in flight (published, not yet acknowledged) per publishing origin before ingest pushes back on the publisher.'),
-    publishTimeoutMs: positiveInt.describe('How long the origin waits for JetStream to acknowledge a frame before counting it as failed.'),
-  }).strict(),
-  webrtc: z.object({
-    enabled: z.boolean().describe('WHIP ingest on origins (POST /whip/<stream>) and, later, WHEP playback on edges.'),
-    portMin: z.number().int().min(0).max(65535).describe('Lowest UDP port for WebRTC media (0 with portMax 0: any free port). Each peer connection takes one or two.'),
-    portMax: z.number().int().min(0).max(65535).describe('Highest UDP port for WebRTC media.'),
-    announcedAddresses: z.array(z.string()).describe('Extra addresses to offer as ICE host candidates: the public address of a server behind NAT.'),
-    iceServers: z.array(z.object({ urls: z.string(), username: z.string().optional(), credential: z.string().optional() }).strict()).describe('STUN/TURN servers for the relay\'s own candidates; none needed on a reachable host.'),
-    maxSdpBytes: z.number().int().min(1024).max(1024 * 1024).describe('Largest SDP offer accepted; a larger body gets 413 BODY_TOO_LARGE.'),
-    keyframeRequestMinMs: z.number().int().min(100).describe('Shortest time between two keyframe requests (PLI) sent to a WHIP publisher.'),
-  }).strict().refine((w) => (w.portMin === 0) === (w.portMax === 0) && w.portMin <= w.portMax && (w.portMin === 0 || w.portMax > w.portMin), 'webrtc.portMin and portMax: both 0, or a range with portMax above portMin'),
-  rtmp: z.object({
-    host: z.string().describe('Address the RTMP listener binds to.'),
-    port: port.describe('RTMP listener port (OBS: rtmp://<host>:<port>/<app>).'),
-    app: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).describe('RTMP application name publishers use; the stream key is the RTMP stream name.'),
-    handshakeTimeoutMs: positiveInt.describe('A connection that has not started publishing within this time is closed.'),
-    idleTimeoutMs: positiveInt.describe('A publishing connection that sends nothing for this long is closed.'),
-    maxConnections: positiveInt.describe('RTMP connections accepted at once; more are refused.'),
-    maxConnectionsPerAddress: z.number().int().min(0).describe('RTMP connections one remote address may hold at once; more are refused (RTMP_TOO_MANY_CONNECTIONS). 0: no limit.'),
-    maxMessageBytes: positiveInt.describe('Largest RTMP message accepted; larger ones close the connection.'),
-  }).strict(),
-  http: z.object({
-    host: z.string().describe('Address the HTTP listener (watch page, WebSocket, health) binds to.'),
-    port: port.describe('HTTP listener port.'),
-    publicUrl: z.string().describe('Base URL printed for viewers, e.g. https://live.example.com; empty: derived from the host name and port.'),
-    maxConnectionsPerAddress: z.number().int().min(0).describe('HTTP and WebSocket connections one remote address may hold at once; more get 429 TOO_MANY_CONNECTIONS and are closed. Many viewers behind one NAT share an address: keep it well above one household. 0: no limit.'),
-    headersTimeoutMs: z.number().int().min(1000).describe('A client must send its whole request head within this (slow-header attacks); the connection is closed otherwise.'),
-    requestTimeoutMs: z.number().int().min(1000).describe('A client must send its whole request, body included, within this. WebSocket viewers are not affected once upgraded.'),
-  }).strict(),
-  edge: z.object({
-    watchdogIntervalMs: positiveInt.describe('How often the edge checks that each stream consumer is still receiving while its stream is live.'),
-    playerProtocol: z.enum(['mse', 'webrtc', 'auto']).describe('What the watch page plays by default (a viewer overrides it with ?protocol=): "mse" (WebSocket fMP4, adaptive bitrate, cheapest per viewer), "webrtc" (WHEP, lowest latency, MSE when it fails), "auto" (WHEP when the stream has a WebRTC rendition, else MSE).'),
-    consumerMaxMessages: z.number().int().min(16).max(10000).describe('Messages one stream consumer may have in flight from JetStream (a pull is refilled at half). Bounded, so that many consumers on one connection stay under the server\'s pending limit (see field notes).'),
-    gopCacheMaxBytes: positiveInt.describe('Largest GOP an edge keeps in memory for new viewers; a longer GOP is not cached past this.'),
-    viewerSkipBytes: positiveInt.describe('A viewer with more than this many bytes queued skips to the next keyframe.'),
-    viewerMaxLagMs: positiveInt.describe('A viewer that stays behind (skipping) for this long is disconnected.'),
-    viewerMaxBytes: positiveInt.describe('A viewer with more than this many bytes queued is disconnected at once.'),
-  }).strict(),
-  cluster: z.object({
-    nodeId: z.string().regex(/^[A-Za-z0-9_-]{0,64}$/).describe('This node\'s name in leases and the edge ring; empty: hostname-pid.'),
-    kvReplicas: z.number().int().min(1).max(5).describe('Replicas of the lease and membership KV buckets (3 in a 3-node NATS cluster).'),
-    leaseBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('KV bucket of stream leases (one key per live stream, owned by one origin).'),
-    leaseTtlMs: z.number().int().min(1000).describe('Lease lifetime: a dead origin\'s stream is taken over within it; the owner renews every fifth of it, stops publishing before it could expire, and so rides out NATS outages of about 0.7 x TTL (Raft elections take ~5 s).'),
-    edgeBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('KV bucket where edges heartbeat their address, capacity and load.'),
-    edgeHeartbeatMs: z.number().int().min(100).describe('How often an edge heartbeats; other nodes poll the bucket as often.'),
-    edgeTtlMs: z.number().int().min(500).describe('An edge that has not heartbeated for this long is no longer placed.'),
-    nodeBucket: z.string().regex(/^[A-Za-z0-9_-]+$/).describe('KV bucket where every node (origin and edge) heartbeats what it runs, for the admin API and dashboard; same heartbeat and TTL as edges.'),
-    edgeCapacity: positiveInt.describe('Viewers this edge takes at most (its weight on the ring).'),
-    balanceFactor: z.number().min(1).max(4).describe('1 + eps of consistent hashing with bounded loads: no edge takes more than this times its fair share.'),
-    spillAfter: z.number().int().min(0).describe('Viewers an edge always takes before a stream spills to the next edge, whatever the average (keeps quiet streams on one edge).'),
-  }).strict(),
-  auth: z.object({
-    publishSecrets: z.array(signingSecret).describe('Secrets that sign publish keys (<stream>.<expiresAt>.<signature>): with one set, any stream name can be published with a key signed for it, as well as the static streams[].key. Several at once: rotation. RELAY_AUTH_PUBLISH_SECRETS takes JSON.'),
-    playbackSecrets: z.array(signingSecret).describe('Secrets that sign playback tokens (<expiresAt>.<signature>, bound to a stream). With one set, every viewer path (watch page, WebSocket, WHEP) requires a valid token; empty: playback is open.'),
-    keysFile: z.string().describe('JSON file of more streams (with keys), publishSecrets and playbackSecrets, re-read when it changes and on SIGHUP: keys rotate without a restart. A bad file is logged and the keys in use are kept. Empty: none.'),
-  }).strict(),
-  admin: z.object({
-    token: z.string().refine((t) => t === '' || /^[\x21-\x7e]{16,256}$/.test(t), 'the admin token is 16-256 printable ASCII characters without spaces').describe('Bearer token of the admin API (/admin/api) and the dashboard (/admin). Empty: the admin API answers 503 ADMIN_DISABLED, except in the all-in-one mode, which makes one and keeps it in the data folder.'),
-  }).strict(),
-  transcode: z.object({
-    enabled: z.boolean().describe('Transcode live streams into the ladder (passthrough "source" is always there). Per stream: streams[].transcode.'),
-    gopSeconds: z.number().min(0.5).max(10).describe('Keyframe interval of every transcoded rendition (aligned across renditions: a player switches at any of them). 1 s: a player going down on a sudden bandwidth cut finds a keyframe it can afford within the time it has (2 s froze the picture for about 1 s when the cut fell late in a GOP).'),
-    ladder: z.array(z.object({
-      name: z.string().regex(/^[a-z0-9_-]{1,32}$/).refine((n) => n !== 'source', 'the name "source" is the passthrough rendition'),
-      height: z.number().int().min(64).max(4320),
-      videoKbps: z.number().int().min(50),
-      audioKbps: z.number().int().min(16),
-      priority: z.number().int().min(0).default(1).describe('Kept longest when ffmpeg cannot keep up: the lowest priority is shed first (ties: the tallest, the most expensive).'),
-      preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow', 'placebo']).default('veryfast').describe('x264 preset of this rung.'),
-    }).strict()).describe('Renditions to make, highest first; a rung above the source height is skipped (never upscaled). The highest rung a stream gets also carries Opus audio: its WebRTC rendition.'),
-    opusKbps: z.number().int().min(0).max(510).describe('Opus audio made beside AAC on each stream\'s WebRTC rendition (its highest rung), kbit/s; 0 for none.'),
-    maxBacklogMs: z.number().int().min(200).describe('ffmpeg is behind when its output trails its input by more than this much media time; then the lowest-priority rung is shed (logged as TRANSCODE_BEHIND, counted) and ffmpeg restarts without it.'),
-    restartMinMs: positiveInt.describe('First delay before restarting an ffmpeg that failed; doubles on each failure in a row.'),
-    restartMaxMs: positiveInt.describe('Longest delay between ffmpeg restarts.'),
-  }).strict(),
-  streams: z.array(streamEntry).describe('Streams and their secret publish keys. The all-in-one mode adds "demo" with a generated key. RELAY_STREAMS takes JSON. auth.keysFile can add more, and change them without a restart.'),
-}).strict();
+export const configSchema = z
+  .object({
+    mode: z
+      .enum(['auto', 'development', 'production'])
+      .describe(
+        'production: start-up refuses empty or example secrets (admin token, stream keys, signing secrets, NATS credentials). auto: production when NODE_ENV=production (the container image sets it), else development.',
+      ),
+    dataDir: z.string().min(1).describe('Folder for local state: the embedded nats-server store, generated stream keys.'),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('Log level of every module.'),
+        pretty: z
+          .enum(['auto', 'true', 'false'])
+          .describe('Readable lines instead of JSON. auto: readable lines in the all-in-one mode, JSON for the origin and edge roles (production).'),
+      })
+      .strict(),
+    nats: z
+      .object({
+        url: z
+          .string()
+          .describe(
+            'NATS server(s) to use, comma-separated. Empty: the all-in-one mode starts its own nats-server; origin and edge roles require it. NATS_URL sets it too.',
+          ),
+        embeddedPort: port.describe('Client port of the nats-server started by the all-in-one mode (0 picks a free one).'),
+        connectTimeoutMs: positiveInt.describe('How long start-up waits for NATS before giving up.'),
+        auth: z
+          .object({
+            user: z.string().describe('User name for NATS user/password authentication (with password). Empty: none.'),
+            password: z.string().describe('Password for NATS user/password authentication.'),
+            token: z.string().describe('NATS token authentication. Empty: none.'),
+            nkeySeedFile: z.string().describe('File holding an NKey seed (SU...) for NATS nkey authentication. Empty: none.'),
+            credsFile: z.string().describe('NATS credentials file (a user JWT and its NKey seed, from nsc) for decentralized auth. Empty: none.'),
+          })
+          .strict()
+          .describe('How the relay authenticates to an external NATS: at most one of user/password, token, nkey seed file or creds file.')
+          .refine(
+            (a) => [a.user || a.password, a.token, a.nkeySeedFile, a.credsFile].filter(Boolean).length <= 1,
+            'set only one of user/password, token, nkeySeedFile and credsFile',
+          )
+          .refine((a) => !a.password || !!a.user, 'password needs user'),
+        tls: z
+          .object({
+            caFile: z
+              .string()
+              .describe("CA certificate (PEM) that signed the NATS servers' certificates; setting any TLS file turns TLS on. Empty: the system CAs."),
+            certFile: z.string().describe('Client certificate (PEM) for NATS servers that verify clients (with keyFile).'),
+            keyFile: z.string().describe('Private key (PEM) of the client certificate.'),
+          })
+          .strict()
+          .refine((t) => !t.certFile === !t.keyFile, 'certFile and keyFile go together'),
+      })
+      .strict(),
+    bus: z
+      .object({
+        subjectPrefix: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/)
+          .describe('First subject tokens of every frame message: <prefix>.<stream>.<rendition>.<kind>.'),
+        streamName: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+$/)
+          .describe('Name of the JetStream stream holding frames; created or updated at start.'),
+        replicas: z.number().int().min(1).max(5).describe('JetStream replicas of the frame stream (3 in a 3-node cluster).'),
+        maxAgeSeconds: positiveInt.describe('How long frames are kept: a few GOPs, so a late edge can start at the last keyframe.'),
+        storage: z
+          .enum(['auto', 'file', 'memory'])
+          .describe(
+            "Where JetStream keeps frames. file: a restarted nats-server still has them, and viewers lose no frame across a restart within maxAgeSeconds. memory: a lower p99 on a busy bus, but a single nats-server's restart loses the stream (a cluster with replicas 3 keeps it through one node's restart). auto (the default): file with replicas 1, memory with more; an existing frame stream keeps its storage.",
+          ),
+        maxBytes: positiveInt.describe('Size cap of the frame stream, on disk or in memory (oldest frames are dropped first).'),
+        publishWindow: positiveInt.describe(
+          'Frames in flight (published, not yet acknowledged) per publishing origin before ingest pushes back on the publisher.',
+        ),
+        publishTimeoutMs: positiveInt.describe('How long the origin waits for JetStream to acknowledge a frame before counting it as failed.'),
+      })
+      .strict(),
+    webrtc: z
+      .object({
+        enabled: z.boolean().describe('WHIP ingest on origins (POST /whip/<stream>) and, later, WHEP playback on edges.'),
+        portMin: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .describe('Lowest UDP port for WebRTC media (0 with portMax 0: any free port). Each peer connection takes one or two.'),
+        portMax: z.number().int().min(0).max(65535).describe('Highest UDP port for WebRTC media.'),
+        announcedAddresses: z.array(z.string()).describe('Extra addresses to offer as ICE host candidates: the public address of a server behind NAT.'),
+        iceServers: z
+          .array(z.object({ urls: z.string(), username: z.string().optional(), credential: z.string().optional() }).strict())
+          .describe("STUN/TURN servers for the relay's own candidates; none needed on a reachable host."),
+        maxSdpBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(1024 * 1024)
+          .describe('Largest SDP offer accepted; a larger body gets 413 BODY_TOO_LARGE.'),
+        keyframeRequestMinMs: z.number().int().min(100).describe('Shortest time between two keyframe requests (PLI) sent to a WHIP publisher.'),
+      })
+      .strict()
+      .refine(
+        (w) => (w.portMin === 0) === (w.portMax === 0) && w.portMin <= w.portMax && (w.portMin === 0 || w.portMax > w.portMin),
+        'webrtc.portMin and portMax: both 0, or a range with portMax above portMin',
+      ),
+    rtmp: z
+      .object({
+        host: z.string().describe('Address the RTMP listener binds to.'),
+        port: port.describe('RTMP listener port (OBS: rtmp://<host>:<port>/<app>).'),
+        app: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,64}$/)
+          .describe('RTMP application name publishers use; the stream key is the RTMP stream name.'),
+        handshakeTimeoutMs: positiveInt.describe('A connection that has not started publishing within this time is closed.'),
+        idleTimeoutMs: positiveInt.describe('A publishing connection that sends nothing for this long is closed.'),
+        maxConnections: positiveInt.describe('RTMP connections accepted at once; more are refused.'),
+        maxConnectionsPerAddress: z
+          .number()
+          .int()
+          .min(0)
+          .describe('RTMP connections one remote address may hold at once; more are refused (RTMP_TOO_MANY_CONNECTIONS). 0: no limit.'),
+        maxMessageBytes: positiveInt.describe('Largest RTMP message accepted; larger ones close the connection.'),
+      })
+      .strict(),
+    http: z
+      .object({
+        host: z.string().describe('Address the HTTP listener (watch page, WebSocket, health) binds to.'),
+        port: port.describe('HTTP listener port.'),
+        publicUrl: z.string().describe('Base URL printed for viewers, e.g. https://live.example.com; empty: derived from the host name and port.'),
+        maxConnectionsPerAddress: z
+          .number()
+          .int()
+          .min(0)
+          .describe(
+            'HTTP and WebSocket connections one remote address may hold at once; more get 429 TOO_MANY_CONNECTIONS and are closed. Many viewers behind one NAT share an address: keep it well above one household. 0: no limit.',
+          ),
+        headersTimeoutMs: z
+          .number()
+          .int()
+          .min(1000)
+          .describe('A client must send its whole request head within this (slow-header attacks); the connection is closed otherwise.'),
+        requestTimeoutMs: z
+          .number()
+          .int()
+          .min(1000)
+          .describe('A client must send its whole request, body included, within this. WebSocket viewers are not affected once upgraded.'),
+      })
+      .strict(),
+    edge: z
+      .object({
+        watchdogIntervalMs: positiveInt.describe('How often the edge checks that each stream consumer is still receiving while its stream is live.'),
+        playerProtocol: z
+          .enum(['mse', 'webrtc', 'auto'])
+          .describe(
+            'What the watch page plays by default (a viewer overrides it with ?protocol=): "mse" (WebSocket fMP4, adaptive bitrate, cheapest per viewer), "webrtc" (WHEP, lowest latency, MSE when it fails), "auto" (WHEP when the stream has a WebRTC rendition, else MSE).',
+          ),
+        consumerMaxMessages: z
+          .number()
+          .int()
+          .min(16)
+          .max(10000)
+          .describe(
+            "Messages one stream consumer may have in flight from JetStream (a pull is refilled at half). Bounded, so that many consumers on one connection stay under the server's pending limit (see field notes).",
+          ),
+        gopCacheMaxBytes: positiveInt.describe('Largest GOP an edge keeps in memory for new viewers; a longer GOP is not cached past this.'),
+        viewerSkipBytes: positiveInt.describe('A viewer with more than this many bytes queued skips to the next keyframe.'),
+        viewerMaxLagMs: positiveInt.describe('A viewer that stays behind (skipping) for this long is disconnected.'),
+        viewerMaxBytes: positiveInt.describe('A viewer with more than this many bytes queued is disconnected at once.'),
+      })
+      .strict(),
+    cluster: z
+      .object({
+        nodeId: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{0,64}$/)
+          .describe("This node's name in leases and the edge ring; empty: hostname-pid."),
+        kvReplicas: z.number().int().min(1).max(5).describe('Replicas of the lease and membership KV buckets (3 in a 3-node NATS cluster).'),
+        leaseBucket: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+$/)
+          .describe('KV bucket of stream leases (one key per live stream, owned by one origin).'),
+        leaseTtlMs: z
+          .number()
+          .int()
+          .min(1000)
+          .describe(
+            "Lease lifetime: a dead origin's stream is taken over within it; the owner renews every fifth of it, stops publishing before it could expire, and so rides out NATS outages of about 0.7 x TTL (Raft elections take ~5 s).",
+          ),
+        edgeBucket: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+$/)
+          .describe('KV bucket where edges heartbeat their address, capacity and load.'),
+        edgeHeartbeatMs: z.number().int().min(100).describe('How often an edge heartbeats; other nodes poll the bucket as often.'),
+        edgeTtlMs: z.number().int().min(500).describe('An edge that has not heartbeated for this long is no longer placed.'),
+        nodeBucket: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+$/)
+          .describe('KV bucket where every node (origin and edge) heartbeats what it runs, for the admin API and dashboard; same heartbeat and TTL as edges.'),
+        edgeCapacity: positiveInt.describe('Viewers this edge takes at most (its weight on the ring).'),
+        balanceFactor: z
+          .number()
+          .min(1)
+          .max(4)
+          .describe('1 + eps of consistent hashing with bounded loads: no edge takes more than this times its fair share.'),
+        spillAfter: z
+          .number()
+          .int()
+          .min(0)
+          .describe('Viewers an edge always takes before a stream spills to the next edge, whatever the average (keeps quiet streams on one edge).'),
+      })
+      .strict(),
+    auth: z
+      .object({
+        publishSecrets: z
+          .array(signingSecret)
+          .describe(
+            'Secrets that sign publish keys (<stream>.<expiresAt>.<signature>): with one set, any stream name can be published with a key signed for it, as well as the static streams[].key. Several at once: rotation. RELAY_AUTH_PUBLISH_SECRETS takes JSON.',
+          ),
+        playbackSecrets: z
+          .array(signingSecret)
+          .describe(
+            'Secrets that sign playback tokens (<expiresAt>.<signature>, bound to a stream). With one set, every viewer path (watch page, WebSocket, WHEP) requires a valid token; empty: playback is open.',
+          ),
+        keysFile: z
+          .string()
+          .describe(
+            'JSON file of more streams (with keys), publishSecrets and playbackSecrets, re-read when it changes and on SIGHUP: keys rotate without a restart. A bad file is logged and the keys in use are kept. Empty: none.',
+          ),
+      })
+      .strict(),
+    admin: z
+      .object({
+        token: z
+          .string()
+          .refine((t) => t === '' || /^[\x21-\x7e]{16,256}$/.test(t), 'the admin token is 16-256 printable ASCII characters without spaces')
+          .describe(
+            'Bearer token of the admin API (/admin/api) and the dashboard (/admin). Empty: the admin API answers 503 ADMIN_DISABLED, except in the all-in-one mode, which makes one and keeps it in the data folder.',
+          ),
+      })
+      .strict(),
+    transcode: z
+      .object({
+        enabled: z.boolean().describe('Transcode live streams into the ladder (passthrough "source" is always there). Per stream: streams[].transcode.'),
+        gopSeconds: z
+          .number()
+          .min(0.5)
+          .max(10)
+          .describe(
+            'Keyframe interval of every transcoded rendition (aligned across renditions: a player switches at any of them). 1 s: a player going down on a sudden bandwidth cut finds a keyframe it can afford within the time it has (2 s froze the picture for about 1 s when the cut fell late in a GOP).',
+          ),
+        ladder: z
+          .array(
+            z
+              .object({
+                name: z
+                  .string()
+                  .regex(/^[a-z0-9_-]{1,32}$/)
+                  .refine((n) => n !== 'source', 'the name "source" is the passthrough rendition'),
+                height: z.number().int().min(64).max(4320),
+                videoKbps: z.number().int().min(50),
+                audioKbps: z.number().int().min(16),
+                priority: z
+                  .number()
+                  .int()
+                  .min(0)
+                  .default(1)
+                  .describe('Kept longest when ffmpeg cannot keep up: the lowest priority is shed first (ties: the tallest, the most expensive).'),
+                preset: z
+                  .enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow', 'placebo'])
+                  .default('veryfast')
+                  .describe('x264 preset of this rung.'),
+              })
+              .strict(),
+          )
+          .describe(
+            'Renditions to make, highest first; a rung above the source height is skipped (never upscaled). The highest rung a stream gets also carries Opus audio: its WebRTC rendition.',
+          ),
+        opusKbps: z
+          .number()
+          .int()
+          .min(0)
+          .max(510)
+          .describe("Opus audio made beside AAC on each stream's WebRTC rendition (its highest rung), kbit/s; 0 for none."),
+        maxBacklogMs: z
+          .number()
+          .int()
+          .min(200)
+          .describe(
+            'ffmpeg is behind when its output trails its input by more than this much media time; then the lowest-priority rung is shed (logged as TRANSCODE_BEHIND, counted) and ffmpeg restarts without it.',
+          ),
+        restartMinMs: positiveInt.describe('First delay before restarting an ffmpeg that failed; doubles on each failure in a row.'),
+        restartMaxMs: positiveInt.describe('Longest delay between ffmpeg restarts.'),
+      })
+      .strict(),
+    streams: z
+      .array(streamEntry)
+      .describe(
+        'Streams and their secret publish keys. The all-in-one mode adds "demo" with a generated key. RELAY_STREAMS takes JSON. auth.keysFile can add more, and change them without a restart.',
+      ),
+  })
+  .strict();
 
 export type RelayConfig = z.infer<typeof configSchema>;
 export type StreamEntry = RelayConfig['streams'][number];

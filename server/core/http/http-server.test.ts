@@ -34,7 +34,7 @@ before(async () => {
 
 after(() => app.close());
 
-test('a path with a broken percent-escape is refused with REQUEST_INVALID, not fastify\'s own code', async () => {
+test("a path with a broken percent-escape is refused with REQUEST_INVALID, not fastify's own code", async () => {
   const { status, body } = await raw('/api/str%ams/good');
   assert.equal(status, 400);
   assert.equal(body.code, 'REQUEST_INVALID');
@@ -43,7 +43,7 @@ test('a path with a broken percent-escape is refused with REQUEST_INVALID, not f
   assert.equal(param.body.code, 'REQUEST_INVALID');
 });
 
-test('a route parameter past the router\'s length limit is refused with REQUEST_INVALID', async () => {
+test("a route parameter past the router's length limit is refused with REQUEST_INVALID", async () => {
   const { status, body } = await raw(`/api/streams/${'a'.repeat(1000)}`);
   assert.equal(status, 414);
   assert.equal(body.code, 'REQUEST_INVALID');

@@ -21,7 +21,13 @@ export interface HttpLimits {
   requestTimeoutMs: number;
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large' };
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+};
 
 /**
  * A refusal written straight to a socket, for the places no HTTP framework reaches
@@ -30,7 +36,9 @@ const REASONS: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 
  */
 export function endWithError(socket: Duplex, status: number, code: ErrorCode, detail?: string): void {
   const body = JSON.stringify({ code, message: detail ? `${ErrorCodes[code].message}: ${detail}` : ErrorCodes[code].message });
-  socket.end(`HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
   setTimeout(() => socket.destroy(), 1000).unref();
 }
 
@@ -40,7 +48,10 @@ export function endWithError(socket: Duplex, status: number, code: ErrorCode, de
  * remote address (WebSocket viewers included), time to send a request head and
  * a whole request.
  */
-export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnectionsPerAddress: 0, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }): FastifyInstance {
+export function createHttpServer(
+  log: Logger,
+  limits: HttpLimits = { maxConnectionsPerAddress: 0, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 },
+): FastifyInstance {
   const logger: FastifyBaseLogger = log.child({ module: 'http' });
   const app = Fastify({
     // A request without Host is served like any other (Node would answer 400 with no body).
@@ -94,7 +105,10 @@ export function createHttpServer(log: Logger, limits: HttpLimits = { maxConnecti
     // One line per second at most: a flood must not become a log flood.
     if (Date.now() - lastWarned > 1000) {
       lastWarned = Date.now();
-      log.warn({ code: 'TOO_MANY_CONNECTIONS', remote: socket.remoteAddress, max: limits.maxConnectionsPerAddress, refusedSoFar: perAddress.refused }, 'HTTP connection refused: too many from one address');
+      log.warn(
+        { code: 'TOO_MANY_CONNECTIONS', remote: socket.remoteAddress, max: limits.maxConnectionsPerAddress, refusedSoFar: perAddress.refused },
+        'HTTP connection refused: too many from one address',
+      );
     }
   });
   return app;

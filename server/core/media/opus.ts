@@ -6,9 +6,38 @@ export const OPUS_SAMPLE_RATE = 48_000;
 
 /** Samples per frame for each TOC configuration number (RFC 6716, 3.1), at 48 kHz. */
 const FRAME_SAMPLES = [
-  480, 960, 1920, 2880, 480, 960, 1920, 2880, 480, 960, 1920, 2880, // SILK NB, MB, WB: 10, 20, 40, 60 ms
-  480, 960, 480, 960, // hybrid SWB, FB: 10, 20 ms
-  120, 240, 480, 960, 120, 240, 480, 960, 120, 240, 480, 960, 120, 240, 480, 960, // CELT: 2.5, 5, 10, 20 ms
+  480,
+  960,
+  1920,
+  2880,
+  480,
+  960,
+  1920,
+  2880,
+  480,
+  960,
+  1920,
+  2880, // SILK NB, MB, WB: 10, 20, 40, 60 ms
+  480,
+  960,
+  480,
+  960, // hybrid SWB, FB: 10, 20 ms
+  120,
+  240,
+  480,
+  960,
+  120,
+  240,
+  480,
+  960,
+  120,
+  240,
+  480,
+  960,
+  120,
+  240,
+  480,
+  960, // CELT: 2.5, 5, 10, 20 ms
 ];
 
 /** The number of 48 kHz samples one Opus packet decodes to (RFC 6716, 3.1-3.2). */

@@ -11,16 +11,28 @@ test('stream names of letters, digits, underscore and dash up to 64 characters a
 test('dots, wildcards, spaces, unicode, empty and overlong names are refused with STREAM_NAME_INVALID', () => {
   for (const name of ['', 'a.b', '*', '>', 'a*', 'live.>', 'a b', 'café', 'ストリーム', 'x'.repeat(65), 'a\n', '../x', 'a/b']) {
     assert.equal(isStreamName(name), false, JSON.stringify(name));
-    assert.throws(() => assertStreamName(name), (e: RelayError) => e.code === 'STREAM_NAME_INVALID');
+    assert.throws(
+      () => assertStreamName(name),
+      (e: RelayError) => e.code === 'STREAM_NAME_INVALID',
+    );
   }
-  assert.throws(() => assertStreamName(undefined), (e: RelayError) => e.code === 'STREAM_NAME_INVALID');
+  assert.throws(
+    () => assertStreamName(undefined),
+    (e: RelayError) => e.code === 'STREAM_NAME_INVALID',
+  );
 });
 
 test('a bad stream name can never become a NATS subject', () => {
   for (const name of ['a.b', '*', '>', 'a b']) {
-    assert.throws(() => new StreamSubjects('relay', name), (e: RelayError) => e.code === 'STREAM_NAME_INVALID');
+    assert.throws(
+      () => new StreamSubjects('relay', name),
+      (e: RelayError) => e.code === 'STREAM_NAME_INVALID',
+    );
   }
-  assert.throws(() => new StreamSubjects('relay', 'demo', 'Source.*'), (e: RelayError) => e.code === 'STREAM_NAME_INVALID');
+  assert.throws(
+    () => new StreamSubjects('relay', 'demo', 'Source.*'),
+    (e: RelayError) => e.code === 'STREAM_NAME_INVALID',
+  );
 });
 
 test('subjects put the frame kind in the last token', () => {

@@ -5,7 +5,9 @@ import type { Logger } from '../log.ts';
 /** WHIP and WHEP bodies: SDP as a string, up to `limit` bytes (registered once per server). */
 function acceptSdpBodies(app: FastifyInstance, limit: number): void {
   if (app.hasContentTypeParser('application/sdp')) return;
-  app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string', bodyLimit: limit }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string', bodyLimit: limit }, (_req, body, done) =>
+    done(null, body),
+  );
 }
 
 /** CORS for WHIP and WHEP: a browser page on another origin may publish or play. */
@@ -27,7 +29,11 @@ export function readOffer(contentType: string | undefined, body: unknown): strin
   if (type !== 'application/sdp') throw new RelayError('CONTENT_TYPE_INVALID', `got ${type || 'none'}`);
   const offer = typeof body === 'string' ? body : '';
   if (!/^v=0\r?\n/.test(offer) || !/\r?\nm=(audio|video) /.test(offer)) throw new RelayError('SDP_INVALID', 'not an SDP offer with media');
-  for (const [attribute, what] of [['ice-ufrag', 'ICE credentials'], ['ice-pwd', 'ICE credentials'], ['fingerprint', 'a DTLS fingerprint']] as const) {
+  for (const [attribute, what] of [
+    ['ice-ufrag', 'ICE credentials'],
+    ['ice-pwd', 'ICE credentials'],
+    ['fingerprint', 'a DTLS fingerprint'],
+  ] as const) {
     if (!new RegExp(`\\na=${attribute}:\\S`).test(offer)) throw new RelayError('SDP_INVALID', `the offer has no ${what} (a=${attribute})`);
   }
   return offer;
@@ -64,21 +70,29 @@ export function attachSdpSessions(app: FastifyInstance, path: 'whip' | 'whep', m
   acceptSdpBodies(app, maxBytes);
   app.options(`/${path}/:stream`, async (_req, reply) => allowCrossOrigin(reply).header('accept-post', 'application/sdp').status(204).send());
   app.options(`/${path}/:stream/:session`, async (_req, reply) => allowCrossOrigin(reply).status(204).send());
-  app.post<{ Params: { stream: string }; Querystring: { routed?: string; token?: string } }>(`/${path}/:stream`, { bodyLimit: maxBytes }, async (req, reply) => {
-    allowCrossOrigin(reply);
-    try {
-      const made = await sessions.create(req);
-      if ('redirect' in made) return reply.redirect(made.redirect, 307);
-      return reply.status(201).header('content-type', 'application/sdp').header('location', made.location).send(made.answer);
-    } catch (err) {
-      return sendRefusal(reply, err, log);
-    }
-  });
+  app.post<{ Params: { stream: string }; Querystring: { routed?: string; token?: string } }>(
+    `/${path}/:stream`,
+    { bodyLimit: maxBytes },
+    async (req, reply) => {
+      allowCrossOrigin(reply);
+      try {
+        const made = await sessions.create(req);
+        if ('redirect' in made) return reply.redirect(made.redirect, 307);
+        return reply.status(201).header('content-type', 'application/sdp').header('location', made.location).send(made.answer);
+      } catch (err) {
+        return sendRefusal(reply, err, log);
+      }
+    },
+  );
   app.delete<{ Params: { stream: string; session: string } }>(`/${path}/:stream/:session`, async (req, reply) => {
     allowCrossOrigin(reply);
     if (!(await sessions.end(req.params.stream, req.params.session))) return sendRefusal(reply, new RelayError('SESSION_UNKNOWN'), log);
     return reply.status(200).send();
   });
-  app.patch(`/${path}/:stream/:session`, async (_req, reply) => allowCrossOrigin(reply).header('allow', 'DELETE, OPTIONS').status(405)
-    .send({ code: 'TRICKLE_UNSUPPORTED', message: new RelayError('TRICKLE_UNSUPPORTED').message }));
+  app.patch(`/${path}/:stream/:session`, async (_req, reply) =>
+    allowCrossOrigin(reply)
+      .header('allow', 'DELETE, OPTIONS')
+      .status(405)
+      .send({ code: 'TRICKLE_UNSUPPORTED', message: new RelayError('TRICKLE_UNSUPPORTED').message }),
+  );
 }

@@ -1,5 +1,18 @@
 import type { Socket } from 'node:dgram';
-import { GenericNack, ProtectionProfileAeadAes128Gcm, ProtectionProfileAes128CmHmacSha1_80, RTCPeerConnection, RtcpTransportLayerFeedback, RtpPacket, useH264, useOPUS, usePLI, useNACK, type PeerConfig, type RTCRtpSender } from 'werift';
+import {
+  GenericNack,
+  ProtectionProfileAeadAes128Gcm,
+  ProtectionProfileAes128CmHmacSha1_80,
+  RTCPeerConnection,
+  RtcpTransportLayerFeedback,
+  RtpPacket,
+  useH264,
+  useOPUS,
+  usePLI,
+  useNACK,
+  type PeerConfig,
+  type RTCRtpSender,
+} from 'werift';
 import { RTP_HEADER_BYTES, SrtpProtector, writeRtpHeader } from '../media/rtp/srtp-protector.ts';
 import { RelayError } from '../errors.ts';
 import type { RtpPacketLike } from '../media/rtp/h264-depacketizer.ts';
@@ -8,7 +21,12 @@ import type { EgressSession, IceSettings, IngestSession, RtpOut, WebRtcEngine } 
 /** How long an answer may wait for ICE candidates to be gathered (no trickle: they go in the answer). */
 const GATHER_TIMEOUT_MS = 3000;
 
-const asPacket = (rtp: RtpPacket): RtpPacketLike => ({ sequenceNumber: rtp.header.sequenceNumber, timestamp: rtp.header.timestamp, marker: rtp.header.marker, payload: rtp.payload });
+const asPacket = (rtp: RtpPacket): RtpPacketLike => ({
+  sequenceNumber: rtp.header.sequenceNumber,
+  timestamp: rtp.header.timestamp,
+  marker: rtp.header.marker,
+  payload: rtp.payload,
+});
 
 /**
  * werift behind the WebRtcEngine interface: the only file that knows werift's
@@ -120,7 +138,10 @@ async function negotiate(pc: RTCPeerConnection, offerSdp: string, direction: 're
     await pc.close().catch(() => {});
     throw new RelayError('SDP_INVALID', (err as Error).message);
   }
-  const kinds = pc.getTransceivers().filter((t) => t.codecs.length > 0).map((t) => t.kind);
+  const kinds = pc
+    .getTransceivers()
+    .filter((t) => t.codecs.length > 0)
+    .map((t) => t.kind);
   if (!kinds.includes('video') && !kinds.includes('audio')) {
     await pc.close().catch(() => {});
     throw new RelayError('CODEC_UNSUPPORTED', 'the offer has neither H.264 video nor Opus audio');
@@ -159,7 +180,10 @@ interface WeriftDtls {
   srtp?: { localContext: { profile: number; srtpSessionKey: Buffer; srtpSessionSalt: Buffer; srtpSessionAuthTag: Buffer } };
   iceTransport: { connection: { canSendApplicationData(): boolean; nominated?: IcePair; send(data: Buffer): Promise<void> } };
 }
-interface IcePair { remoteAddr: [string, number]; protocol: { transport?: { socket?: Socket } } }
+interface IcePair {
+  remoteAddr: [string, number];
+  protocol: { transport?: { socket?: Socket } };
+}
 
 /**
  * One viewer's RTP sender for one track, in place of werift's per-packet path
@@ -197,7 +221,7 @@ class ViewerRtpSender {
     });
     sender.onRtcp.subscribe((rtcp) => {
       if (rtcp.type !== RtcpTransportLayerFeedback.type) return;
-      const feedback = (rtcp).feedback;
+      const feedback = rtcp.feedback;
       if (feedback.count !== GenericNack.count || (feedback as GenericNack).mediaSourceSsrc !== sender.ssrc) return;
       for (const seq of (feedback as GenericNack).lost) {
         const slot = seq % HISTORY;
@@ -254,8 +278,15 @@ class ViewerRtpSender {
 /** Our protector with the session keys werift derived from DTLS. */
 function protectorFor(srtp: NonNullable<WeriftDtls['srtp']>): SrtpProtector {
   const ctx = srtp.localContext;
-  if (ctx.profile === ProtectionProfileAeadAes128Gcm) return new SrtpProtector({ profile: 'aead-aes-128-gcm', key: ctx.srtpSessionKey, salt: ctx.srtpSessionSalt.subarray(0, 12) });
-  if (ctx.profile === ProtectionProfileAes128CmHmacSha1_80) return new SrtpProtector({ profile: 'aes128-cm-hmac-sha1-80', key: ctx.srtpSessionKey, salt: ctx.srtpSessionSalt.subarray(0, 14), authKey: ctx.srtpSessionAuthTag });
+  if (ctx.profile === ProtectionProfileAeadAes128Gcm)
+    return new SrtpProtector({ profile: 'aead-aes-128-gcm', key: ctx.srtpSessionKey, salt: ctx.srtpSessionSalt.subarray(0, 12) });
+  if (ctx.profile === ProtectionProfileAes128CmHmacSha1_80)
+    return new SrtpProtector({
+      profile: 'aes128-cm-hmac-sha1-80',
+      key: ctx.srtpSessionKey,
+      salt: ctx.srtpSessionSalt.subarray(0, 14),
+      authKey: ctx.srtpSessionAuthTag,
+    });
   throw new RelayError('WEBRTC_UNAVAILABLE', `SRTP profile ${ctx.profile} is not supported`);
 }
 

@@ -49,9 +49,16 @@ const streamView = z.object({
   framesPerSecond: z.number().nullable(),
   renditions: z.array(rendition),
   viewers: z.object({ total: z.number().int(), byEdge: z.record(z.string(), viewerCounts) }),
-  placedOn: z.string().nullable().describe('The edge the ring sends this stream\'s next viewer to'),
+  placedOn: z.string().nullable().describe("The edge the ring sends this stream's next viewer to"),
 });
-const originStream = z.object({ stream: z.string(), protocol: z.enum(['rtmp', 'whip']), since: z.number(), token: z.number().int(), bitsPerSecond: z.number(), framesPerSecond: z.number() });
+const originStream = z.object({
+  stream: z.string(),
+  protocol: z.enum(['rtmp', 'whip']),
+  since: z.number(),
+  token: z.number().int(),
+  bitsPerSecond: z.number(),
+  framesPerSecond: z.number(),
+});
 const nodeView = z.object({
   id: z.string(),
   roles: z.array(z.enum(['origin', 'edge'])),
@@ -69,9 +76,11 @@ const ringView = z.object({
   placements: z.record(z.string(), z.string().nullable()).describe('Configured stream -> the edge its next viewer goes to'),
 });
 const clusterView = z.object({ version: z.string(), at: z.number(), nodes: z.array(nodeView), ring: ringView, streams: z.array(streamView) });
-export const endStreamBody = z.object({
-  reason: z.string().min(1).max(200).optional().describe('Logged by the origin and sent to the publisher'),
-}).strict();
+export const endStreamBody = z
+  .object({
+    reason: z.string().min(1).max(200).optional().describe('Logged by the origin and sent to the publisher'),
+  })
+  .strict();
 const endStreamReply = z.object({ stream: z.string(), ended: z.literal(true), origin: z.string() });
 const problem = z.object({ code: z.string().describe('Stable error code'), message: z.string() });
 
@@ -95,75 +104,115 @@ function tokenMatches(given: string, expected: string): boolean {
  * public) is made of.
  */
 export async function registerAdminApi(app: FastifyInstance, backend: AdminBackend): Promise<void> {
-  await app.register(async (api) => {
-    await api.register(swagger, {
-      openapi: {
-        openapi: '3.0.3',
-        info: { title: 'Relay admin API', version: RELAY_VERSION, description: 'Cluster state and stream control. Every route but this document needs `Authorization: Bearer <admin token>`.' },
-        components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },
-        security: [{ adminToken: [] }],
-      },
-    });
-    api.get('/openapi.json', { schema: { hide: true } }, async () => api.swagger());
-    api.addHook('onRequest', async (req: FastifyRequest) => {
-      if (req.url.startsWith('/admin/api/openapi.json')) return;
-      if (!backend.token) throw new RelayError('ADMIN_DISABLED');
-      const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-      if (!auth) throw new RelayError('AUTH_REQUIRED');
-      if (!tokenMatches(auth[1]!, backend.token)) throw new RelayError('ADMIN_TOKEN_INVALID');
-    });
-    api.addHook('onSend', async (_req, reply) => {
-      void reply.header('cache-control', 'no-store');
-    });
+  await app.register(
+    async (api) => {
+      await api.register(swagger, {
+        openapi: {
+          openapi: '3.0.3',
+          info: {
+            title: 'Relay admin API',
+            version: RELAY_VERSION,
+            description: 'Cluster state and stream control. Every route but this document needs `Authorization: Bearer <admin token>`.',
+          },
+          components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },
+          security: [{ adminToken: [] }],
+        },
+      });
+      api.get('/openapi.json', { schema: { hide: true } }, async () => api.swagger());
+      api.addHook('onRequest', async (req: FastifyRequest) => {
+        if (req.url.startsWith('/admin/api/openapi.json')) return;
+        if (!backend.token) throw new RelayError('ADMIN_DISABLED');
+        const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+        if (!auth) throw new RelayError('AUTH_REQUIRED');
+        if (!tokenMatches(auth[1]!, backend.token)) throw new RelayError('ADMIN_TOKEN_INVALID');
+      });
+      api.addHook('onSend', async (_req, reply) => {
+        void reply.header('cache-control', 'no-store');
+      });
 
-    api.get('/cluster', {
-      schema: { summary: 'Everything at a glance: nodes, the edge ring, every configured stream', response: { 200: json(clusterView), ...errors } },
-    }, async () => clusterNow(backend));
+      api.get(
+        '/cluster',
+        {
+          schema: { summary: 'Everything at a glance: nodes, the edge ring, every configured stream', response: { 200: json(clusterView), ...errors } },
+        },
+        async () => clusterNow(backend),
+      );
 
-    api.get('/nodes', {
-      schema: { summary: 'Live nodes (origins and edges) and what each runs', response: { 200: json(z.object({ nodes: z.array(nodeView) })), ...errors } },
-    }, async () => ({ nodes: await backend.nodes() }));
+      api.get(
+        '/nodes',
+        {
+          schema: { summary: 'Live nodes (origins and edges) and what each runs', response: { 200: json(z.object({ nodes: z.array(nodeView) })), ...errors } },
+        },
+        async () => ({ nodes: await backend.nodes() }),
+      );
 
-    api.get('/ring', {
-      schema: { summary: 'The edge ring: members, load, and where each stream places', response: { 200: json(ringView), ...errors } },
-    }, async () => ringNow(backend));
+      api.get(
+        '/ring',
+        {
+          schema: { summary: 'The edge ring: members, load, and where each stream places', response: { 200: json(ringView), ...errors } },
+        },
+        async () => ringNow(backend),
+      );
 
-    api.get('/streams', {
-      schema: { summary: 'Every configured stream: owner origin, lease token, renditions, viewers per edge', response: { 200: json(z.object({ streams: z.array(streamView) })), ...errors } },
-    }, async () => ({ streams: (await clusterNow(backend)).streams }));
+      api.get(
+        '/streams',
+        {
+          schema: {
+            summary: 'Every configured stream: owner origin, lease token, renditions, viewers per edge',
+            response: { 200: json(z.object({ streams: z.array(streamView) })), ...errors },
+          },
+        },
+        async () => ({ streams: (await clusterNow(backend)).streams }),
+      );
 
-    api.get<{ Params: { stream: string } }>('/streams/:stream', {
-      schema: { summary: 'One stream', params: streamParams, response: { 200: json(streamView), ...errors } },
-    }, async (req) => {
-      const { stream } = req.params;
-      if (!backend.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
-      return (await clusterNow(backend, [stream])).streams[0]!;
-    });
+      api.get<{ Params: { stream: string } }>(
+        '/streams/:stream',
+        {
+          schema: { summary: 'One stream', params: streamParams, response: { 200: json(streamView), ...errors } },
+        },
+        async (req) => {
+          const { stream } = req.params;
+          if (!backend.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
+          return (await clusterNow(backend, [stream])).streams[0]!;
+        },
+      );
 
-    api.post<{ Params: { stream: string }; Body: z.infer<typeof endStreamBody> }>('/streams/:stream/end', {
-      schema: {
-        summary: 'End a live stream: its publisher is disconnected (STREAM_ENDED_BY_ADMIN), viewers see it end, the lease is released. A publisher that reconnects with a valid key publishes again.',
-        params: streamParams,
-        body: json(endStreamBody),
-        response: { 200: json(endStreamReply), 502: json(problem), ...errors },
-      },
-    }, async (req) => {
-      const { stream } = req.params;
-      if (!isStreamName(stream) || !backend.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
-      const lease = (await backend.leases()).get(stream);
-      if (!lease) throw new RelayError('STREAM_OFFLINE', stream);
-      const origin = await backend.endStream(stream, req.body?.reason ?? 'ended by an operator');
-      if (!origin) throw new RelayError('ORIGIN_UNREACHABLE', `origin ${lease.origin} holds ${stream}`);
-      return { stream, ended: true as const, origin };
-    });
-  }, { prefix: '/admin/api' });
+      api.post<{ Params: { stream: string }; Body: z.infer<typeof endStreamBody> }>(
+        '/streams/:stream/end',
+        {
+          schema: {
+            summary:
+              'End a live stream: its publisher is disconnected (STREAM_ENDED_BY_ADMIN), viewers see it end, the lease is released. A publisher that reconnects with a valid key publishes again.',
+            params: streamParams,
+            body: json(endStreamBody),
+            response: { 200: json(endStreamReply), 502: json(problem), ...errors },
+          },
+        },
+        async (req) => {
+          const { stream } = req.params;
+          if (!isStreamName(stream) || !backend.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
+          const lease = (await backend.leases()).get(stream);
+          if (!lease) throw new RelayError('STREAM_OFFLINE', stream);
+          const origin = await backend.endStream(stream, req.body?.reason ?? 'ended by an operator');
+          if (!origin) throw new RelayError('ORIGIN_UNREACHABLE', `origin ${lease.origin} holds ${stream}`);
+          return { stream, ended: true as const, origin };
+        },
+      );
+    },
+    { prefix: '/admin/api' },
+  );
 }
 
 function ringNow(backend: AdminBackend): z.infer<typeof ringView> {
   const ring = backend.ring();
   const placements: Record<string, string | null> = {};
   for (const s of backend.streams()) placements[s] = ring.place(s) ?? null;
-  return { balanceFactor: ring.balanceFactor, spillAfter: ring.spillAfter, members: ring.members.map(({ id, url, capacity, load }) => ({ id, url, capacity, load })), placements };
+  return {
+    balanceFactor: ring.balanceFactor,
+    spillAfter: ring.spillAfter,
+    members: ring.members.map(({ id, url, capacity, load }) => ({ id, url, capacity, load })),
+    placements,
+  };
 }
 
 /** The cluster as the bucket, the leases and the bus say it is now. */
@@ -171,31 +220,33 @@ async function clusterNow(backend: AdminBackend, only?: string[]): Promise<Clust
   const [nodes, leases] = await Promise.all([backend.nodes(), backend.leases()]);
   const ring = ringNow(backend);
   const names = only ?? [...new Set([...backend.streams(), ...leases.keys()])];
-  const streams = await Promise.all(names.map(async (name): Promise<StreamView> => {
-    const lease = leases.get(name);
-    const reported = lease && nodes.find((n) => n.id === lease.origin)?.origin?.streams.find((s) => s.stream === name);
-    const byEdge: Record<string, { ws: number; webrtc: number }> = {};
-    let total = 0;
-    for (const n of nodes) {
-      const v = n.edge?.viewers[name];
-      if (!v || v.ws + v.webrtc === 0) continue;
-      byEdge[n.id] = v;
-      total += v.ws + v.webrtc;
-    }
-    const renditions = lease ? await backend.renditions(name).catch(() => []) : [];
-    return {
-      name,
-      live: lease !== undefined,
-      origin: lease?.origin ?? null,
-      leaseToken: reported?.token ?? lease?.token ?? null,
-      since: reported?.since ?? lease?.since ?? null,
-      protocol: reported?.protocol ?? null,
-      bitsPerSecond: reported?.bitsPerSecond ?? null,
-      framesPerSecond: reported?.framesPerSecond ?? null,
-      renditions: renditions.map(({ name: n, width, height, codecs, audio, webrtc }) => ({ name: n, width, height, codecs, audio, webrtc })),
-      viewers: { total, byEdge },
-      placedOn: ring.placements[name] ?? null,
-    };
-  }));
+  const streams = await Promise.all(
+    names.map(async (name): Promise<StreamView> => {
+      const lease = leases.get(name);
+      const reported = lease && nodes.find((n) => n.id === lease.origin)?.origin?.streams.find((s) => s.stream === name);
+      const byEdge: Record<string, { ws: number; webrtc: number }> = {};
+      let total = 0;
+      for (const n of nodes) {
+        const v = n.edge?.viewers[name];
+        if (!v || v.ws + v.webrtc === 0) continue;
+        byEdge[n.id] = v;
+        total += v.ws + v.webrtc;
+      }
+      const renditions = lease ? await backend.renditions(name).catch(() => []) : [];
+      return {
+        name,
+        live: lease !== undefined,
+        origin: lease?.origin ?? null,
+        leaseToken: reported?.token ?? lease?.token ?? null,
+        since: reported?.since ?? lease?.since ?? null,
+        protocol: reported?.protocol ?? null,
+        bitsPerSecond: reported?.bitsPerSecond ?? null,
+        framesPerSecond: reported?.framesPerSecond ?? null,
+        renditions: renditions.map(({ name: n, width, height, codecs, audio, webrtc }) => ({ name: n, width, height, codecs, audio, webrtc })),
+        viewers: { total, byEdge },
+        placedOn: ring.placements[name] ?? null,
+      };
+    }),
+  );
   return { version: RELAY_VERSION, at: Date.now(), nodes, ring, streams };
 }

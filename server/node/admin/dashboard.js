@@ -49,7 +49,7 @@ async function api(path, init = {}) {
   if (!token) throw Object.assign(new Error('token needed'), { login: '' });
   const res = await fetch(`/admin/api${path}`, { ...init, headers: { ...(init.headers || {}), authorization: `Bearer ${token}` } });
   const body = await res.json().catch(() => ({}));
-  if (res.status === 401 || res.status === 403 || res.status === 503 && body.code === 'ADMIN_DISABLED') {
+  if (res.status === 401 || res.status === 403 || (res.status === 503 && body.code === 'ADMIN_DISABLED')) {
     throw Object.assign(new Error(body.message || res.statusText), { login: `${body.code}: ${body.message}` });
   }
   if (!res.ok) throw new Error(`${body.code || res.status}: ${body.message || res.statusText}`);
@@ -63,7 +63,12 @@ function render(cluster) {
   const viewers = cluster.streams.reduce((sum, s) => sum + s.viewers.total, 0);
   const summary = $('[data-testid=summary]');
   summary.replaceChildren(
-    ...[['origins', origins.length], ['edges', edges.length], ['live streams', live.length], ['viewers', viewers]].map(([label, n]) => {
+    ...[
+      ['origins', origins.length],
+      ['edges', edges.length],
+      ['live streams', live.length],
+      ['viewers', viewers],
+    ].map(([label, n]) => {
       const span = el('span');
       span.dataset.testid = `count-${label.replace(' ', '-')}`;
       span.append(el('b', n), ` ${label}`);
@@ -72,47 +77,73 @@ function render(cluster) {
     el('span', `v${cluster.version}`),
   );
 
-  $('[data-testid=origins] tbody').replaceChildren(...(origins.length ? origins.map((n) => row([
-    el('td', n.id + (n.draining ? ' (draining)' : ''), n.draining ? 'draining' : ''),
-    n.url,
-    n.origin?.rtmp ?? '',
-    n.origin ? n.origin.streams.map((s) => `${s.stream} (${s.protocol})`).join(', ') || '—' : '',
-    ago(n.startedAt),
-  ], `origin-${n.id}`)) : [row([el('td', 'no origin is running', 'empty')])]));
+  $('[data-testid=origins] tbody').replaceChildren(
+    ...(origins.length
+      ? origins.map((n) =>
+          row(
+            [
+              el('td', n.id + (n.draining ? ' (draining)' : ''), n.draining ? 'draining' : ''),
+              n.url,
+              n.origin?.rtmp ?? '',
+              n.origin ? n.origin.streams.map((s) => `${s.stream} (${s.protocol})`).join(', ') || '—' : '',
+              ago(n.startedAt),
+            ],
+            `origin-${n.id}`,
+          ),
+        )
+      : [row([el('td', 'no origin is running', 'empty')])]),
+  );
 
   const inRing = new Set(cluster.ring.members.map((m) => m.id));
-  $('[data-testid=edges] tbody').replaceChildren(...(edges.length ? edges.map((n) => {
-    const load = n.edge?.load ?? 0;
-    const capacity = n.edge?.capacity ?? 1;
-    const bar = el('span', undefined, 'bar');
-    const fill = el('i');
-    fill.style.width = `${Math.min(100, (100 * load) / capacity)}%`;
-    bar.append(fill);
-    const loadCell = el('td');
-    loadCell.append(bar, `${load} / ${capacity}`);
-    const per = Object.entries(n.edge?.viewers ?? {}).filter(([, v]) => v.ws + v.webrtc > 0).map(([s, v]) => `${s}: ${v.ws} / ${v.webrtc}`).join(', ');
-    return row([el('td', n.id + (n.draining ? ' (draining)' : ''), n.draining ? 'draining' : ''), n.url, loadCell, per || '—', inRing.has(n.id) ? 'yes' : 'no'], `edge-${n.id}`);
-  }) : [row([el('td', 'no edge is running', 'empty')])]));
+  $('[data-testid=edges] tbody').replaceChildren(
+    ...(edges.length
+      ? edges.map((n) => {
+          const load = n.edge?.load ?? 0;
+          const capacity = n.edge?.capacity ?? 1;
+          const bar = el('span', undefined, 'bar');
+          const fill = el('i');
+          fill.style.width = `${Math.min(100, (100 * load) / capacity)}%`;
+          bar.append(fill);
+          const loadCell = el('td');
+          loadCell.append(bar, `${load} / ${capacity}`);
+          const per = Object.entries(n.edge?.viewers ?? {})
+            .filter(([, v]) => v.ws + v.webrtc > 0)
+            .map(([s, v]) => `${s}: ${v.ws} / ${v.webrtc}`)
+            .join(', ');
+          return row(
+            [el('td', n.id + (n.draining ? ' (draining)' : ''), n.draining ? 'draining' : ''), n.url, loadCell, per || '—', inRing.has(n.id) ? 'yes' : 'no'],
+            `edge-${n.id}`,
+          );
+        })
+      : [row([el('td', 'no edge is running', 'empty')])]),
+  );
 
-  $('[data-testid=streams] tbody').replaceChildren(...cluster.streams.map((s) => {
-    const end = el('td');
-    if (s.live) {
-      const b = el('button', 'End');
-      b.dataset.testid = `end-${s.name}`;
-      b.onclick = () => endStream(s.name);
-      end.append(b);
-    }
-    return row([
-      s.name,
-      el('td', s.live ? 'live' : 'offline', s.live ? 'live' : 'offline'),
-      s.live ? `${s.origin} · ${s.leaseToken ?? '?'}` : '',
-      s.live ? [s.protocol, kbps(s.bitsPerSecond), s.framesPerSecond ? `${s.framesPerSecond} fps` : ''].filter(Boolean).join(' · ') : '',
-      s.renditions.map((r) => `${r.name}${r.height ? ` ${r.height}p` : ''}${r.webrtc ? ' (WebRTC)' : ''}`).join(', '),
-      Object.entries(s.viewers.byEdge).map(([edge, v]) => `${edge}: ${v.ws + v.webrtc}`).join(', ') || '0',
-      s.placedOn ?? '—',
-      end,
-    ], `stream-${s.name}`);
-  }));
+  $('[data-testid=streams] tbody').replaceChildren(
+    ...cluster.streams.map((s) => {
+      const end = el('td');
+      if (s.live) {
+        const b = el('button', 'End');
+        b.dataset.testid = `end-${s.name}`;
+        b.onclick = () => endStream(s.name);
+        end.append(b);
+      }
+      return row(
+        [
+          s.name,
+          el('td', s.live ? 'live' : 'offline', s.live ? 'live' : 'offline'),
+          s.live ? `${s.origin} · ${s.leaseToken ?? '?'}` : '',
+          s.live ? [s.protocol, kbps(s.bitsPerSecond), s.framesPerSecond ? `${s.framesPerSecond} fps` : ''].filter(Boolean).join(' · ') : '',
+          s.renditions.map((r) => `${r.name}${r.height ? ` ${r.height}p` : ''}${r.webrtc ? ' (WebRTC)' : ''}`).join(', '),
+          Object.entries(s.viewers.byEdge)
+            .map(([edge, v]) => `${edge}: ${v.ws + v.webrtc}`)
+            .join(', ') || '0',
+          s.placedOn ?? '—',
+          end,
+        ],
+        `stream-${s.name}`,
+      );
+    }),
+  );
   $('#login').hidden = true;
   $('#cluster').hidden = false;
 }
@@ -134,7 +165,11 @@ async function refresh() {
 async function endStream(name) {
   if (!confirm(`End the stream ${name}? Its publisher is disconnected.`)) return;
   try {
-    await api(`/streams/${encodeURIComponent(name)}/end`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'ended from the dashboard' }) });
+    await api(`/streams/${encodeURIComponent(name)}/end`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'ended from the dashboard' }),
+    });
   } catch (err) {
     $('#status').textContent = err.message;
     $('#status').className = 'err';

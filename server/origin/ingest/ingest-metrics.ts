@@ -12,7 +12,10 @@ export class RateMeter {
   bitsPerSecond = 0;
   framesPerSecond = 0;
 
-  constructor(now: number, private readonly windowMs = 1000) {
+  constructor(
+    now: number,
+    private readonly windowMs = 1000,
+  ) {
     this.windowStart = now;
     this.lastAt = now;
   }

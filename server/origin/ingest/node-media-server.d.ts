@@ -1,8 +1,23 @@
 // The parts of node-media-server 4.4's protocol layer that rtmp-ingest.ts uses.
 // It ships no types of its own (and @types/node-media-server describes v2).
 declare module 'node-media-server/src/protocol/rtmp.js' {
-  interface RtmpPacketHeader { fmt: number; cid: number; timestamp: number; length: number; type: number; stream_id: number }
-  interface AVPacket { codec_type: number; codec_id: number; flags: number; dts: number; pts: number; size: number; data: Buffer }
+  interface RtmpPacketHeader {
+    fmt: number;
+    cid: number;
+    timestamp: number;
+    length: number;
+    type: number;
+    stream_id: number;
+  }
+  interface AVPacket {
+    codec_type: number;
+    codec_id: number;
+    flags: number;
+    dts: number;
+    pts: number;
+    size: number;
+    data: Buffer;
+  }
   export default class Rtmp {
     streamApp?: string;
     streamName?: string;

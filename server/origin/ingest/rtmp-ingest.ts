@@ -92,9 +92,14 @@ export class RtmpIngest {
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
-        reject(new RelayError('CONFIG_INVALID', err.code === 'EADDRINUSE'
-          ? `rtmp.port ${this.options.port} is already in use on ${this.options.host}`
-          : `cannot listen for RTMP on ${this.options.host}:${this.options.port}: ${err.message}`));
+        reject(
+          new RelayError(
+            'CONFIG_INVALID',
+            err.code === 'EADDRINUSE'
+              ? `rtmp.port ${this.options.port} is already in use on ${this.options.host}`
+              : `cannot listen for RTMP on ${this.options.host}:${this.options.port}: ${err.message}`,
+          ),
+        );
       });
       server.listen(this.options.port, this.options.host, () => {
         server.on('error', (err) => this.options.log.error({ err }, 'RTMP listener error'));
@@ -117,9 +122,13 @@ export class RtmpIngest {
     if (!this.perAddress.admit(socket)) {
       this.stats.refused++;
       this.options.onRefused?.('RTMP_TOO_MANY_CONNECTIONS');
-      if (Date.now() - this.lastWarned > 1000) { // a flood must not become a log flood
+      if (Date.now() - this.lastWarned > 1000) {
+        // a flood must not become a log flood
         this.lastWarned = Date.now();
-        this.options.log.warn({ code: 'RTMP_TOO_MANY_CONNECTIONS', remote: socket.remoteAddress, max: this.options.maxConnectionsPerAddress, refusedSoFar: this.stats.refused }, 'RTMP connection refused: too many from one address');
+        this.options.log.warn(
+          { code: 'RTMP_TOO_MANY_CONNECTIONS', remote: socket.remoteAddress, max: this.options.maxConnectionsPerAddress, refusedSoFar: this.stats.refused },
+          'RTMP connection refused: too many from one address',
+        );
       }
       socket.on('error', () => {});
       socket.destroy();
@@ -145,7 +154,11 @@ class RtmpConnection implements PublisherControl {
   private readonly handshakeTimer: NodeJS.Timeout;
   private readonly log: Logger;
 
-  constructor(private readonly socket: net.Socket, private readonly options: RtmpIngestOptions, private readonly stats: RtmpIngest['stats']) {
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly options: RtmpIngestOptions,
+    private readonly stats: RtmpIngest['stats'],
+  ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.log = options.log.child({ remote: this.remote });
     this.handshakeTimer = setTimeout(() => this.fail(new RelayError('RTMP_HANDSHAKE_TIMEOUT')), options.handshakeTimeoutMs);
@@ -161,12 +174,14 @@ class RtmpConnection implements PublisherControl {
     rtmp.packetAlloc = function (this: Rtmp) {
       const length = this.parserPacket.header.length;
       const max = handshaking() ? MAX_MESSAGE_BEFORE_PUBLISH : maxMessageBytes;
-      if (length > max) throw new RelayError('RTMP_PROTOCOL_ERROR', `RTMP message of ${length} bytes exceeds ${max}${handshaking() ? ' before publishing' : ''}`);
+      if (length > max)
+        throw new RelayError('RTMP_PROTOCOL_ERROR', `RTMP message of ${length} bytes exceeds ${max}${handshaking() ? ' before publishing' : ''}`);
       if (this.inPackets.size > MAX_CHUNK_STREAMS) throw new RelayError('RTMP_PROTOCOL_ERROR', 'too many RTMP chunk streams');
       if (this.parserPacket.capacity < length) {
         let held = 0;
         for (const p of this.inPackets.values()) if (p !== this.parserPacket) held += p.capacity;
-        if (held + length > max + MESSAGE_BUFFERS_SLACK) throw new RelayError('RTMP_PROTOCOL_ERROR', `RTMP message buffers of ${held + length} bytes exceed ${max + MESSAGE_BUFFERS_SLACK}`);
+        if (held + length > max + MESSAGE_BUFFERS_SLACK)
+          throw new RelayError('RTMP_PROTOCOL_ERROR', `RTMP message buffers of ${held + length} bytes exceed ${max + MESSAGE_BUFFERS_SLACK}`);
       }
       Rtmp.prototype.packetAlloc.call(this);
     };
@@ -227,7 +242,10 @@ class RtmpConnection implements PublisherControl {
     }
     if (decision instanceof Promise) {
       this.socket.pause();
-      decision.then((sink) => this.accepted(sink), (err) => this.refusePublish(err));
+      decision.then(
+        (sink) => this.accepted(sink),
+        (err) => this.refusePublish(err),
+      );
     } else {
       this.accepted(decision);
     }
@@ -253,7 +271,8 @@ class RtmpConnection implements PublisherControl {
       this.deliver(type, timestamp, body, at);
     } else if (this.state === 'deciding') {
       this.earlyBytes += body.length;
-      if (this.early.length >= MAX_TAGS_WHILE_DECIDING || this.earlyBytes > MAX_BYTES_WHILE_DECIDING) throw new RelayError('RTMP_PROTOCOL_ERROR', 'too much media before the publish was accepted');
+      if (this.early.length >= MAX_TAGS_WHILE_DECIDING || this.earlyBytes > MAX_BYTES_WHILE_DECIDING)
+        throw new RelayError('RTMP_PROTOCOL_ERROR', 'too much media before the publish was accepted');
       this.early.push({ type, ts: timestamp, body: Buffer.from(body), at });
     } else {
       throw new RelayError('RTMP_PROTOCOL_ERROR', 'media before publish');

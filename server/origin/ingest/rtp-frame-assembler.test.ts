@@ -8,7 +8,9 @@ import { RtpFrameAssembler } from './rtp-frame-assembler.ts';
 
 const video = (() => {
   const reader = new FlvFrameReader();
-  return readFlvFile(new URL('../../../test/fixtures/obs-like-2s.flv', import.meta.url).pathname).flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? []).filter((f) => f.track === 'video');
+  return readFlvFile(new URL('../../../test/fixtures/obs-like-2s.flv', import.meta.url).pathname)
+    .flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? [])
+    .filter((f) => f.track === 'video');
 })();
 
 describe('RtpFrameAssembler', () => {
@@ -19,10 +21,18 @@ describe('RtpFrameAssembler', () => {
     const base = 0xffffffff - 3000 * 5; // wraps after five pictures
     // Audio arrives first: dropped until video has a keyframe.
     assert.equal(a.audio({ sequenceNumber: 1, timestamp: 1000, marker: false, payload: Buffer.from([0xfc, 0]) }, 1000), undefined);
-    const frames = video.slice(0, 20).flatMap((f, i) => packetizer.packetize(f.payload, (base + i * 3000) >>> 0, { isKeyframe: f.keyframe })
-      .flatMap((p) => a.video({ sequenceNumber: p.header.sequenceNumber, timestamp: p.header.timestamp, marker: p.header.marker, payload: p.payload }, 1000 + i * 33.3)));
+    const frames = video
+      .slice(0, 20)
+      .flatMap((f, i) =>
+        packetizer
+          .packetize(f.payload, (base + i * 3000) >>> 0, { isKeyframe: f.keyframe })
+          .flatMap((p) =>
+            a.video({ sequenceNumber: p.header.sequenceNumber, timestamp: p.header.timestamp, marker: p.header.marker, payload: p.payload }, 1000 + i * 33.3),
+          ),
+      );
     assert.equal(frames.length, 20);
-    for (let i = 1; i < frames.length; i++) assert.equal(frames[i]!.dts - frames[i - 1]!.dts, 3000, `picture ${i} one frame after the previous, across the wrap`);
+    for (let i = 1; i < frames.length; i++)
+      assert.equal(frames[i]!.dts - frames[i - 1]!.dts, 3000, `picture ${i} one frame after the previous, across the wrap`);
     assert.equal(frames[0]!.init.audio?.codec, 'opus', 'the init announces the negotiated Opus track');
     const opus = a.audio({ sequenceNumber: 2, timestamp: 1000 + 960 * 25, marker: false, payload: Buffer.from([0xfc, 0]) }, 1000 + 500);
     assert.ok(opus, 'audio after the keyframe passes');

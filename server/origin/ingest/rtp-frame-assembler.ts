@@ -40,7 +40,10 @@ export class RtpFrameAssembler {
   private init: StreamInit | undefined;
   private readonly audioConfig = opusConfig(2);
 
-  constructor(private readonly tracks: { video: boolean; audio: boolean }, private readonly metadata: StreamInit['metadata'] = {}) {}
+  constructor(
+    private readonly tracks: { video: boolean; audio: boolean },
+    private readonly metadata: StreamInit['metadata'] = {},
+  ) {}
 
   /** The depacketizer lost data or has not started: the publisher should send a keyframe. */
   get needKeyframe(): boolean {

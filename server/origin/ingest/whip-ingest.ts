@@ -42,18 +42,25 @@ export class WhipIngest {
   }
 
   attach(app: FastifyInstance): void {
-    attachSdpSessions(app, 'whip', this.config.maxSdpBytes, {
-      create: (req) => this.publish(req).catch((err: unknown) => {
-        this.origin.refused('whip', err);
-        throw err;
-      }),
-      end: async (stream, id) => {
-        const session = this.sessions.get(id);
-        if (!session || session.stream !== stream) return false;
-        await this.end(session, 'the publisher ended the session');
-        return true;
+    attachSdpSessions(
+      app,
+      'whip',
+      this.config.maxSdpBytes,
+      {
+        create: (req) =>
+          this.publish(req).catch((err: unknown) => {
+            this.origin.refused('whip', err);
+            throw err;
+          }),
+        end: async (stream, id) => {
+          const session = this.sessions.get(id);
+          if (!session || session.stream !== stream) return false;
+          await this.end(session, 'the publisher ended the session');
+          return true;
+        },
       },
-    }, this.log);
+      this.log,
+    );
   }
 
   private async publish(req: OfferRequest): Promise<{ location: string; answer: string }> {
@@ -69,7 +76,10 @@ export class WhipIngest {
     }
     const offer = readOffer(req.headers['content-type'], req.body);
     const rtc = await this.engine.ingest(offer);
-    const tracks = { video: /\r?\nm=video /.test(rtc.answer) && !/\r?\nm=video 0 /.test(rtc.answer), audio: /\r?\nm=audio /.test(rtc.answer) && !/\r?\nm=audio 0 /.test(rtc.answer) };
+    const tracks = {
+      video: /\r?\nm=video /.test(rtc.answer) && !/\r?\nm=video 0 /.test(rtc.answer),
+      audio: /\r?\nm=audio /.test(rtc.answer) && !/\r?\nm=audio 0 /.test(rtc.answer),
+    };
     const id = randomUUID();
     const box: { session?: WhipSession } = {};
     let sink: FrameSink;

@@ -25,8 +25,41 @@ describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
   before(() => {
     // An OBS-like 720p source (High, B-frames, AAC 48 kHz) with an 8 s GOP, as OBS's default would be.
     const file = join(dir, 'source.flv');
-    execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30', '-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', '6',
-      '-c:v', 'libx264', '-profile:v', 'high', '-preset', 'ultrafast', '-bf', '2', '-g', '240', '-pix_fmt', 'yuv420p', '-b:v', '2500k', '-c:a', 'aac', '-ar', '48000', '-f', 'flv', file]);
+    execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=1280x720:rate=30',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=sample_rate=48000',
+      '-t',
+      '6',
+      '-c:v',
+      'libx264',
+      '-profile:v',
+      'high',
+      '-preset',
+      'ultrafast',
+      '-bf',
+      '2',
+      '-g',
+      '240',
+      '-pix_fmt',
+      'yuv420p',
+      '-b:v',
+      '2500k',
+      '-c:a',
+      'aac',
+      '-ar',
+      '48000',
+      '-f',
+      'flv',
+      file,
+    ]);
     const reader = new FlvFrameReader();
     // Each source frame's ingest time is its own presentation time (ms): a transcoded frame must carry its source frame's.
     source = readFlvFile(file).flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? []);
@@ -38,8 +71,14 @@ describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
   test('never plans a rung above the source; an unsupported source is passthrough only', () => {
     const init = source.find((f) => f.track === 'video')!.init;
     const plan = planLadder(LADDER, init);
-    assert.deepEqual(plan.rungs.map((r) => r.name), ['480p', '360p']);
-    assert.deepEqual(plan.skipped.map((s) => s.name), ['1080p']);
+    assert.deepEqual(
+      plan.rungs.map((r) => r.name),
+      ['480p', '360p'],
+    );
+    assert.deepEqual(
+      plan.skipped.map((s) => s.name),
+      ['1080p'],
+    );
     assert.match(planLadder(LADDER, { metadata: {} }).passthroughOnly!, /no video/);
   });
 
@@ -62,12 +101,21 @@ describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
       const video = frames.filter((f) => f.track === 'video');
       assert.ok(video.length >= 170, `${rung.name}: ${video.length} video frames of 180`);
       assert.deepEqual({ width: video[0]!.init.video!.width, height: video[0]!.init.video!.height }, expected[rung.name as keyof typeof expected]);
-      assert.ok(video.every((f) => f.cto === 0), `${rung.name} has no B-frames`);
-      assert.ok(frames.some((f) => f.track === 'audio' && f.codec === 'aac'), `${rung.name} has AAC audio`);
+      assert.ok(
+        video.every((f) => f.cto === 0),
+        `${rung.name} has no B-frames`,
+      );
+      assert.ok(
+        frames.some((f) => f.track === 'audio' && f.codec === 'aac'),
+        `${rung.name} has AAC audio`,
+      );
       const seconds = (video.at(-1)!.dts - video[0]!.dts) / TICKS_PER_SECOND;
       const kbps = (video.reduce((n, f) => n + f.payload.length, 0) * 8) / 1000 / seconds;
       assert.ok(kbps > rung.videoKbps * 0.5 && kbps < rung.videoKbps * 1.5, `${rung.name}: ${kbps.toFixed(0)} kbit/s for ${rung.videoKbps}`);
-      keyTimes.set(rung.name, video.filter((f) => f.keyframe).map((f) => f.dts));
+      keyTimes.set(
+        rung.name,
+        video.filter((f) => f.keyframe).map((f) => f.dts),
+      );
       // The source's presentation timeline is kept (without B-frames, decode time = presentation time).
       const firstSource = source.find((f) => f.track === 'video')!;
       const sourceStart = firstSource.dts + firstSource.cto;
@@ -100,7 +148,10 @@ describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
     const whip = whipLikeFrames(dir);
     for (const f of whip) f.receivedAt = 1_000_000 + (f.dts + f.cto) / 90;
     const init = whip[0]!.init;
-    const ladder: Rung[] = [{ name: '144p', height: 144, videoKbps: 150, audioKbps: 64, priority: 1, preset: 'ultrafast' }, { name: '90p', height: 90, videoKbps: 80, audioKbps: 48, priority: 1, preset: 'ultrafast' }];
+    const ladder: Rung[] = [
+      { name: '144p', height: 144, videoKbps: 150, audioKbps: 64, priority: 1, preset: 'ultrafast' },
+      { name: '90p', height: 90, videoKbps: 80, audioKbps: 48, priority: 1, preset: 'ultrafast' },
+    ];
     const plan = planLadder(ladder, init);
     assert.equal(plan.passthroughOnly, undefined);
     const transcoder = new FfmpegTranscoder(plan.rungs, init, { gopSeconds: 1, opusKbps: 48, maxBacklogMs: 1500 }, pino({ level: 'silent' }));

@@ -66,9 +66,22 @@ export class FfmpegTranscoder extends EventEmitter<{
    * ingestTimeMissed: output frames whose source frame was not found (they get the output time).
    * speed: output media time per wall-clock time, smoothed (1 = real time). backlogMs: output behind input, media time.
    */
-  readonly stats = { framesIn: 0, framesOut: 0, opusFrames: 0, droppedIn: 0, ingestTimeMissed: 0, speed: undefined as number | undefined, backlogMs: undefined as number | undefined };
+  readonly stats = {
+    framesIn: 0,
+    framesOut: 0,
+    opusFrames: 0,
+    droppedIn: 0,
+    ingestTimeMissed: 0,
+    speed: undefined as number | undefined,
+    backlogMs: undefined as number | undefined,
+  };
 
-  constructor(private readonly rungs: readonly Rung[], private readonly init: StreamInit, private readonly options: TranscoderOptions, private readonly log: Logger) {
+  constructor(
+    private readonly rungs: readonly Rung[],
+    private readonly init: StreamInit,
+    private readonly options: TranscoderOptions,
+    private readonly log: Logger,
+  ) {
     super();
     this.writer = init.audio?.codec === 'opus' ? new MatroskaWriter() : new FlvWriter();
     const top = init.audio && options.opusKbps > 0 ? webrtcRung(rungs) : undefined;
@@ -93,7 +106,12 @@ export class FfmpegTranscoder extends EventEmitter<{
   }
 
   start(): void {
-    const args = ffmpegArgs(this.rungs, { gopSeconds: this.options.gopSeconds, hasAudio: this.init.audio !== undefined, opusKbps: this.webrtc ? this.options.opusKbps : 0, input: this.writer instanceof MatroskaWriter ? 'matroska' : 'flv' });
+    const args = ffmpegArgs(this.rungs, {
+      gopSeconds: this.options.gopSeconds,
+      hasAudio: this.init.audio !== undefined,
+      opusKbps: this.webrtc ? this.options.opusKbps : 0,
+      input: this.writer instanceof MatroskaWriter ? 'matroska' : 'flv',
+    });
     const outputs = this.rungs.length + (this.webrtc ? 1 : 0);
     const child = spawn('ffmpeg', args, { stdio: ['pipe', 'ignore', 'pipe', ...Array.from({ length: outputs }, () => 'pipe' as const)] });
     this.child = child;
@@ -161,8 +179,14 @@ export class FfmpegTranscoder extends EventEmitter<{
         const endMs = ((start + packet.samples) * 1000) / OPUS_SAMPLE_RATE;
         this.stats.opusFrames++;
         this.emit('frame', webrtc.name, {
-          track: 'audio', codec: 'opus', dts, cto: 0, keyframe: true, payload: packet.payload,
-          receivedAt: this.audioIngestTime(endMs), init: webrtc.init,
+          track: 'audio',
+          codec: 'opus',
+          dts,
+          cto: 0,
+          keyframe: true,
+          payload: packet.payload,
+          receivedAt: this.audioIngestTime(endMs),
+          init: webrtc.init,
         });
       }
     });

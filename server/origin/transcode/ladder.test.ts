@@ -11,7 +11,7 @@ describe('ladder plan', () => {
     assert.equal(rungToShed([]), undefined);
   });
 
-  test('puts Opus on the highest rung, the stream\'s WebRTC rendition, as one more Ogg output', () => {
+  test("puts Opus on the highest rung, the stream's WebRTC rendition, as one more Ogg output", () => {
     const rungs = [rung('360p', 360, 2), rung('720p', 720, 3)];
     assert.equal(webrtcRung(rungs)!.name, '720p');
     const args = ffmpegArgs(rungs, { gopSeconds: 2, hasAudio: true, opusKbps: 64 });

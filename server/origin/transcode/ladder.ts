@@ -25,7 +25,8 @@ export function planLadder(ladder: readonly Rung[], source: StreamInit): LadderP
   const plan: LadderPlan = { rungs: [], skipped: [] };
   if (!source.video) return { ...plan, passthroughOnly: 'the source has no video' };
   if (source.video.codec !== 'h264') return { ...plan, passthroughOnly: `the source video codec ${source.video.codec} is not transcoded` };
-  if (source.audio && source.audio.codec !== 'aac' && source.audio.codec !== 'opus') return { ...plan, passthroughOnly: `the source audio codec ${source.audio.codec} is not transcoded` };
+  if (source.audio && source.audio.codec !== 'aac' && source.audio.codec !== 'opus')
+    return { ...plan, passthroughOnly: `the source audio codec ${source.audio.codec} is not transcoded` };
   if (source.video.width < 16 || source.video.height < 16) return { ...plan, passthroughOnly: `the source is ${source.video.width}x${source.video.height}` };
   for (const rung of ladder) {
     if (rung.height > source.video.height) plan.skipped.push({ name: rung.name, why: `above the source's ${source.video.height} lines` });
@@ -51,7 +52,10 @@ export function webrtcRung(rungs: readonly Rung[]): Rung | undefined {
 
 /** The rung to shed first when ffmpeg falls behind: the lowest priority, then the most expensive (tallest). */
 export function rungToShed(rungs: readonly Rung[]): Rung | undefined {
-  return rungs.reduce<Rung | undefined>((worst, r) => (!worst || r.priority < worst.priority || (r.priority === worst.priority && r.height > worst.height) ? r : worst), undefined);
+  return rungs.reduce<Rung | undefined>(
+    (worst, r) => (!worst || r.priority < worst.priority || (r.priority === worst.priority && r.height > worst.height) ? r : worst),
+    undefined,
+  );
 }
 
 /**
@@ -63,15 +67,51 @@ export function rungToShed(rungs: readonly Rung[]): Rung | undefined {
  * B-frames) keeps the added latency low and every rung WebRTC-safe for video.
  */
 export function ffmpegArgs(rungs: readonly Rung[], options: FfmpegPlanOptions): string[] {
-  const args = ['-hide_banner', '-loglevel', 'error', '-nostdin', '-probesize', '65536', '-analyzeduration', '200000', '-f', options.input ?? 'flv', '-i', 'pipe:0', '-copyts'];
+  const args = [
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-nostdin',
+    '-probesize',
+    '65536',
+    '-analyzeduration',
+    '200000',
+    '-f',
+    options.input ?? 'flv',
+    '-i',
+    'pipe:0',
+    '-copyts',
+  ];
   rungs.forEach((rung, i) => {
     args.push('-map', '0:v:0');
     if (options.hasAudio) args.push('-map', '0:a:0');
     args.push(
-      '-vf', `scale=-2:${rung.height}:flags=bicubic`,
-      '-c:v', 'libx264', '-preset', rung.preset, '-tune', 'zerolatency', '-profile:v', 'main', '-pix_fmt', 'yuv420p',
-      '-b:v', `${rung.videoKbps}k`, '-maxrate', `${rung.videoKbps}k`, '-bufsize', `${rung.videoKbps * 2}k`,
-      '-force_key_frames', `expr:gte(t,n_forced*${options.gopSeconds})`, '-g', '9999', '-keyint_min', '9999', '-sc_threshold', '0',
+      '-vf',
+      `scale=-2:${rung.height}:flags=bicubic`,
+      '-c:v',
+      'libx264',
+      '-preset',
+      rung.preset,
+      '-tune',
+      'zerolatency',
+      '-profile:v',
+      'main',
+      '-pix_fmt',
+      'yuv420p',
+      '-b:v',
+      `${rung.videoKbps}k`,
+      '-maxrate',
+      `${rung.videoKbps}k`,
+      '-bufsize',
+      `${rung.videoKbps * 2}k`,
+      '-force_key_frames',
+      `expr:gte(t,n_forced*${options.gopSeconds})`,
+      '-g',
+      '9999',
+      '-keyint_min',
+      '9999',
+      '-sc_threshold',
+      '0',
     );
     if (options.hasAudio) args.push('-c:a', 'aac', '-b:a', `${rung.audioKbps}k`, '-ar', '48000', '-ac', '2');
     // Flush each packet: a pipe's 32 KB buffer would otherwise hold a low rung for most of a second.
@@ -79,8 +119,27 @@ export function ffmpegArgs(rungs: readonly Rung[], options: FfmpegPlanOptions): 
   });
   if (options.hasAudio && options.opusKbps > 0) {
     // One Opus packet (20 ms) per Ogg page, flushed at once: the page's granule then dates that packet alone.
-    args.push('-map', '0:a:0', '-c:a', 'libopus', '-b:a', `${options.opusKbps}k`, '-ar', '48000', '-ac', '2', '-frame_duration', '20',
-      '-page_duration', '20000', '-flush_packets', '1', '-f', 'ogg', `pipe:${3 + rungs.length}`);
+    args.push(
+      '-map',
+      '0:a:0',
+      '-c:a',
+      'libopus',
+      '-b:a',
+      `${options.opusKbps}k`,
+      '-ar',
+      '48000',
+      '-ac',
+      '2',
+      '-frame_duration',
+      '20',
+      '-page_duration',
+      '20000',
+      '-flush_packets',
+      '1',
+      '-f',
+      'ogg',
+      `pipe:${3 + rungs.length}`,
+    );
   }
   return args;
 }

@@ -75,7 +75,10 @@ export class StreamTranscoding {
     }
     if (plan.passthroughOnly || plan.rungs.length === 0) {
       this.passthroughOnly = true;
-      this.log.warn({ code: 'CODEC_UNSUPPORTED', why: plan.passthroughOnly ?? 'no rung at or below the source size' }, 'passthrough only: the ladder cannot transcode this source');
+      this.log.warn(
+        { code: 'CODEC_UNSUPPORTED', why: plan.passthroughOnly ?? 'no rung at or below the source size' },
+        'passthrough only: the ladder cannot transcode this source',
+      );
       return;
     }
     const transcoder = new FfmpegTranscoder(plan.rungs, this.init!, this.config, this.log);
@@ -87,8 +90,10 @@ export class StreamTranscoding {
       const rung = rungToShed(plan.rungs)!;
       this.stats.shed.push(rung.name);
       this.metrics?.shed.inc({ rendition: rung.name });
-      this.log.warn({ code: 'TRANSCODE_BEHIND', shed: rung.name, backlogMs, speed: transcoder.stats.speed, keep: plan.rungs.filter((r) => r !== rung).map((r) => r.name) },
-        'ffmpeg cannot keep up with real time: shedding the lowest-priority rung');
+      this.log.warn(
+        { code: 'TRANSCODE_BEHIND', shed: rung.name, backlogMs, speed: transcoder.stats.speed, keep: plan.rungs.filter((r) => r !== rung).map((r) => r.name) },
+        'ffmpeg cannot keep up with real time: shedding the lowest-priority rung',
+      );
       // The shed rendition ends for its viewers (players move to another); the others come back at the next keyframe.
       const publication = this.publications.get(rung.name);
       this.publications.delete(rung.name);
@@ -111,7 +116,10 @@ export class StreamTranscoding {
       this.stats.restarts++;
       this.metrics?.restarts.inc();
       const delay = Math.min(this.config.restartMaxMs, this.config.restartMinMs * 2 ** (this.failuresInARow - 1));
-      this.log.warn({ code: code ?? undefined, signal: signal ?? undefined, err: transcoder.lastError || undefined, restartInMs: delay }, 'ffmpeg stopped; the source plays on, renditions come back after a restart');
+      this.log.warn(
+        { code: code ?? undefined, signal: signal ?? undefined, err: transcoder.lastError || undefined, restartInMs: delay },
+        'ffmpeg stopped; the source plays on, renditions come back after a restart',
+      );
       this.restartTimer = setTimeout(() => {
         this.restartTimer = undefined;
       }, delay);

@@ -24,7 +24,7 @@ export function createTranscodeMetrics(registry: Registry, live: () => Iterable<
     }),
     backlog: new Gauge({
       name: 'relay_transcode_backlog_seconds',
-      help: 'How far ffmpeg\'s output trails its input in media time, per live stream.',
+      help: "How far ffmpeg's output trails its input in media time, per live stream.",
       labelNames: ['stream'] as const,
       registers: [registry],
       collect() {

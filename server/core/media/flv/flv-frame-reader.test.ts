@@ -15,8 +15,14 @@ describe('FlvFrameReader', () => {
     assert.ok(audio.length >= 90, `audio frames: ${audio.length}`);
     assert.equal(video[0]!.keyframe, true);
     assert.equal(video.filter((f) => f.keyframe).length, 2, 'a 1 s GOP over 2 s');
-    assert.ok(video.some((f) => f.cto > 0), 'B-frames give positive composition offsets');
-    assert.ok(video.every((f, i) => i === 0 || f.dts > video[i - 1]!.dts), 'decode order is increasing');
+    assert.ok(
+      video.some((f) => f.cto > 0),
+      'B-frames give positive composition offsets',
+    );
+    assert.ok(
+      video.every((f, i) => i === 0 || f.dts > video[i - 1]!.dts),
+      'decode order is increasing',
+    );
     const init = video[0]!.init;
     assert.equal(init.video?.codecString, 'avc1.64000d');
     assert.equal(init.video?.width, 320);
@@ -48,7 +54,7 @@ describe('FlvFrameReader', () => {
   test('drops video until a keyframe, and frames before their codec configuration', () => {
     const reader = new FlvFrameReader();
     const tags = readFlvFile(FIXTURE_OBS_LIKE);
-    const interFrame = tags.find((t) => t.type === FlvTagType.VIDEO && t.body[1] === 1 && (t.body[0]! >> 4) === 2)!;
+    const interFrame = tags.find((t) => t.type === FlvTagType.VIDEO && t.body[1] === 1 && t.body[0]! >> 4 === 2)!;
     assert.equal(reader.push(interFrame.type, interFrame.timestamp, interFrame.body, 0), undefined, 'no configuration yet');
     const config = tags.find((t) => t.type === FlvTagType.VIDEO && t.body[1] === 0)!;
     reader.push(config.type, config.timestamp, config.body, 0);
@@ -81,9 +87,18 @@ describe('FlvFrameReader', () => {
 
   test('throws a coded error on malformed tags', () => {
     const reader = new FlvFrameReader();
-    assert.throws(() => reader.push(FlvTagType.VIDEO, 0, Buffer.alloc(0), 0), (e: RelayError) => e.code === 'RTMP_PROTOCOL_ERROR');
-    assert.throws(() => reader.push(FlvTagType.VIDEO, 0, Buffer.from([0x17, 0, 0, 0, 0, 1, 2]), 0), (e: RelayError) => e.code === 'CODEC_UNSUPPORTED');
-    assert.throws(() => reader.push(FlvTagType.AUDIO, 0, Buffer.from([0xaf, 0, 0xff]), 0), (e: RelayError) => e.code === 'CODEC_UNSUPPORTED');
+    assert.throws(
+      () => reader.push(FlvTagType.VIDEO, 0, Buffer.alloc(0), 0),
+      (e: RelayError) => e.code === 'RTMP_PROTOCOL_ERROR',
+    );
+    assert.throws(
+      () => reader.push(FlvTagType.VIDEO, 0, Buffer.from([0x17, 0, 0, 0, 0, 1, 2]), 0),
+      (e: RelayError) => e.code === 'CODEC_UNSUPPORTED',
+    );
+    assert.throws(
+      () => reader.push(FlvTagType.AUDIO, 0, Buffer.from([0xaf, 0, 0xff]), 0),
+      (e: RelayError) => e.code === 'CODEC_UNSUPPORTED',
+    );
   });
 
   test('keeps only known metadata keys, and short strings', () => {

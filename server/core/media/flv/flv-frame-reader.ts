@@ -15,13 +15,21 @@ const FRAME_TYPE_KEY = 1;
 
 /** Metadata keys worth carrying to viewers; anything else a publisher sends is dropped. */
 const METADATA_KEYS = [
-  'width', 'height', 'framerate', 'videodatarate', 'audiodatarate', 'audiosamplerate',
-  'audiosamplesize', 'stereo', 'encoder', 'videocodecid', 'audiocodecid', 'duration',
+  'width',
+  'height',
+  'framerate',
+  'videodatarate',
+  'audiodatarate',
+  'audiosamplerate',
+  'audiosamplesize',
+  'stereo',
+  'encoder',
+  'videocodecid',
+  'audiocodecid',
+  'duration',
 ] as const;
 
-export type ReaderNotice =
-  | { type: 'init'; init: StreamInit }
-  | { type: 'unsupported'; track: 'video' | 'audio'; codec: string };
+export type ReaderNotice = { type: 'init'; init: StreamInit } | { type: 'unsupported'; track: 'video' | 'audio'; codec: string };
 
 /**
  * Turns FLV tag bodies (as RTMP carries them) into frames. Pure and stateful per

@@ -45,7 +45,11 @@ test('frames written as FLV read back as the same frames, whatever the chunking'
 
 test('ffmpeg reads the written FLV, B-frames included, and decodes every frame', () => {
   const frames = fixtureFrames();
-  const out = execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_name,nb_read_frames,has_b_frames', '-of', 'csv=p=0', '-i', 'pipe:0'], { input: written(frames), encoding: 'utf8' });
+  const out = execFileSync(
+    'ffprobe',
+    ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_name,nb_read_frames,has_b_frames', '-of', 'csv=p=0', '-i', 'pipe:0'],
+    { input: written(frames), encoding: 'utf8' },
+  );
   const [video, audio] = out.trim().split('\n');
   assert.equal(video, 'h264,2,60');
   assert.match(audio!, /^aac,\d+$/);

@@ -13,7 +13,10 @@ function written(frames: Frame[]): Buffer {
   return Buffer.concat([writer.start(frames[0]!.init), ...frames.map((f) => writer.frame(f))]);
 }
 
-const probe = (bytes: Buffer, args: string[]) => execFileSync('ffprobe', ['-v', 'error', ...args, '-of', 'csv=p=0', '-f', 'matroska', '-i', 'pipe:0'], { input: bytes, encoding: 'utf8' }).trim().split('\n');
+const probe = (bytes: Buffer, args: string[]) =>
+  execFileSync('ffprobe', ['-v', 'error', ...args, '-of', 'csv=p=0', '-f', 'matroska', '-i', 'pipe:0'], { input: bytes, encoding: 'utf8' })
+    .trim()
+    .split('\n');
 
 describe('Matroska writer (the transcoder input for H.264 with Opus)', () => {
   let dir: string;
@@ -29,13 +32,23 @@ describe('Matroska writer (the transcoder input for H.264 with Opus)', () => {
     assert.deepEqual(probe(bytes, ['-show_entries', 'stream=codec_name,channels']), ['h264', 'opus,2']);
     const packets = probe(bytes, ['-show_entries', 'packet=stream_index,pts']).map((l) => l.split(',').map(Number) as [number, number]);
     const expected = frames.map((f) => [f.track === 'video' ? 0 : 1, Math.round(f.dts / 90)]);
-    assert.deepEqual(packets.sort((a, b) => a[1] - b[1] || a[0] - b[0]), expected.sort((a, b) => a[1]! - b[1]! || a[0]! - b[0]!));
-    const decoded = execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', '-f', 'matroska', '-i', 'pipe:0'], { input: bytes, encoding: 'utf8' }).trim();
+    assert.deepEqual(
+      packets.sort((a, b) => a[1] - b[1] || a[0] - b[0]),
+      expected.sort((a, b) => a[1]! - b[1]! || a[0]! - b[0]!),
+    );
+    const decoded = execFileSync(
+      'ffprobe',
+      ['-v', 'error', '-count_frames', '-select_streams', 'v', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', '-f', 'matroska', '-i', 'pipe:0'],
+      { input: bytes, encoding: 'utf8' },
+    ).trim();
     assert.equal(Number(decoded), frames.filter((f) => f.track === 'video').length);
   });
 
   test('a gap of over 30 s between blocks opens a new cluster instead of overflowing the 16-bit offset', () => {
-    const late = frames.filter((f) => f.track === 'audio').slice(0, 3).map((f, i) => ({ ...f, dts: f.dts + (i === 2 ? 45_000 * 90 : 0) }));
+    const late = frames
+      .filter((f) => f.track === 'audio')
+      .slice(0, 3)
+      .map((f, i) => ({ ...f, dts: f.dts + (i === 2 ? 45_000 * 90 : 0) }));
     const bytes = written([...frames.slice(0, 40), ...late.map((f) => ({ ...f, dts: f.dts + 2 * 90_000 }))]);
     const pts = probe(bytes, ['-show_entries', 'packet=pts']).map(Number);
     assert.equal(Math.max(...pts), Math.round(late[2]!.dts / 90) + 2000);
@@ -50,6 +63,13 @@ describe('Matroska writer (the transcoder input for H.264 with Opus)', () => {
   });
 
   test('AAC or another video codec is refused: FLV carries those', () => {
-    assert.throws(() => new MatroskaWriter().start({ audio: { codec: 'aac', config: Buffer.from([0x11, 0x90]), codecString: 'mp4a.40.2', sampleRate: 48_000, channels: 2 }, metadata: {} }), /CODEC_UNSUPPORTED|Opus audio/);
+    assert.throws(
+      () =>
+        new MatroskaWriter().start({
+          audio: { codec: 'aac', config: Buffer.from([0x11, 0x90]), codecString: 'mp4a.40.2', sampleRate: 48_000, channels: 2 },
+          metadata: {},
+        }),
+      /CODEC_UNSUPPORTED|Opus audio/,
+    );
   });
 });

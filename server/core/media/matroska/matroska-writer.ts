@@ -85,22 +85,44 @@ export class MatroskaWriter {
     if (init.video && init.video.codec !== 'h264') throw new RelayError('CODEC_UNSUPPORTED', `the Matroska input takes H.264 video, not ${init.video.codec}`);
     if (init.audio && init.audio.codec !== 'opus') throw new RelayError('CODEC_UNSUPPORTED', `the Matroska input takes Opus audio, not ${init.audio.codec}`);
     this.clusterMs = undefined;
-    const header = master(EBML, [uint(0x4286, 1), uint(0x42f7, 1), uint(0x42f2, 4), uint(0x42f3, 8), text(0x4282, 'matroska'), uint(0x4287, 4), uint(0x4285, 2)]);
+    const header = master(EBML, [
+      uint(0x4286, 1),
+      uint(0x42f7, 1),
+      uint(0x42f2, 4),
+      uint(0x42f3, 8),
+      text(0x4282, 'matroska'),
+      uint(0x4287, 4),
+      uint(0x4285, 2),
+    ]);
     const info = master(INFO, [uint(0x2ad7b1, 1_000_000), text(0x4d80, 'relay'), text(0x5741, 'relay')]);
     const tracks: Buffer[] = [];
     if (init.video) {
-      tracks.push(master(TRACK_ENTRY, [
-        uint(0xd7, VIDEO_TRACK), uint(0x73c5, VIDEO_TRACK), uint(0x83, 1), uint(0x9c, 0), text(0x86, 'V_MPEG4/ISO/AVC'), element(0x63a2, init.video.avcC),
-        master(0xe0, [uint(0xb0, init.video.width), uint(0xba, init.video.height)]),
-      ]));
+      tracks.push(
+        master(TRACK_ENTRY, [
+          uint(0xd7, VIDEO_TRACK),
+          uint(0x73c5, VIDEO_TRACK),
+          uint(0x83, 1),
+          uint(0x9c, 0),
+          text(0x86, 'V_MPEG4/ISO/AVC'),
+          element(0x63a2, init.video.avcC),
+          master(0xe0, [uint(0xb0, init.video.width), uint(0xba, init.video.height)]),
+        ]),
+      );
     }
     if (init.audio) {
       const head = init.audio.config.length >= 19 ? init.audio.config : opusHead(init.audio.channels);
-      tracks.push(master(TRACK_ENTRY, [
-        uint(0xd7, AUDIO_TRACK), uint(0x73c5, AUDIO_TRACK), uint(0x83, 2), uint(0x9c, 0), text(0x86, 'A_OPUS'), element(0x63a2, head),
-        uint(0x56bb, 80_000_000), // seek pre-roll: 80 ms, as RFC 7845 asks of Opus
-        master(0xe1, [float(0xb5, 48_000), uint(0x9f, init.audio.channels)]),
-      ]));
+      tracks.push(
+        master(TRACK_ENTRY, [
+          uint(0xd7, AUDIO_TRACK),
+          uint(0x73c5, AUDIO_TRACK),
+          uint(0x83, 2),
+          uint(0x9c, 0),
+          text(0x86, 'A_OPUS'),
+          element(0x63a2, head),
+          uint(0x56bb, 80_000_000), // seek pre-roll: 80 ms, as RFC 7845 asks of Opus
+          master(0xe1, [float(0xb5, 48_000), uint(0x9f, init.audio.channels)]),
+        ]),
+      );
     }
     return Buffer.concat([header, id(SEGMENT), UNKNOWN_SIZE, info, master(TRACKS, tracks)]);
   }

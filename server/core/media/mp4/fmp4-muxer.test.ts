@@ -58,7 +58,13 @@ describe('Fmp4Muxer', () => {
       assert.equal(Number(pts), f.dts + f.cto, `pts of frame ${i}`);
       assert.equal(flags!.startsWith('K'), f.keyframe, `keyframe flag of frame ${i}`);
     });
-    assert.ok(rows.some((r) => { const [pts, dts] = r.split(',').map(Number); return pts! > dts!; }), 'B-frames present');
+    assert.ok(
+      rows.some((r) => {
+        const [pts, dts] = r.split(',').map(Number);
+        return pts! > dts!;
+      }),
+      'B-frames present',
+    );
   });
 
   test('audio timestamps follow a 1024-sample clock', () => {
@@ -106,13 +112,42 @@ describe('Fmp4Muxer', () => {
     assert.equal(mimeType(video[0]!.init), 'video/mp4; codecs="avc1.64000d,mp4a.40.2"');
   });
 
-  test('carries Opus audio (a WebRTC source) in an Opus/dOps track that ffmpeg decodes, on a clock of the packets\' own durations', () => {
-    const ogg = execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'sine=sample_rate=48000:duration=2', '-c:a', 'libopus', '-b:a', '64k', '-ac', '2', '-frame_duration', '20', '-page_duration', '20000', '-f', 'ogg', 'pipe:1']);
+  test("carries Opus audio (a WebRTC source) in an Opus/dOps track that ffmpeg decodes, on a clock of the packets' own durations", () => {
+    const ogg = execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=sample_rate=48000:duration=2',
+      '-c:a',
+      'libopus',
+      '-b:a',
+      '64k',
+      '-ac',
+      '2',
+      '-frame_duration',
+      '20',
+      '-page_duration',
+      '20000',
+      '-f',
+      'ogg',
+      'pipe:1',
+    ]);
     const reader = new OggOpusReader();
     const packets = reader.push(ogg);
     const start = video[0]!.dts;
     const init = { ...video[0]!.init, audio: opusConfig(2) };
-    const opus: Frame[] = packets.map((p) => ({ track: 'audio', codec: 'opus', dts: start + Math.round((p.start - reader.head!.preSkip) * 1.875), cto: 0, keyframe: true, payload: p.payload, receivedAt: 0, init }));
+    const opus: Frame[] = packets.map((p) => ({
+      track: 'audio',
+      codec: 'opus',
+      dts: start + Math.round((p.start - reader.head!.preSkip) * 1.875),
+      cto: 0,
+      keyframe: true,
+      payload: p.payload,
+      receivedAt: 0,
+      init,
+    }));
     const mixed = [...video.map((v) => ({ ...v, init })), ...opus].sort((a, b) => a.dts - b.dts || (a.track === 'video' ? -1 : 1));
     const { file } = mux(mixed);
     assert.equal(mimeType(init), 'video/mp4; codecs="avc1.64000d,opus"');

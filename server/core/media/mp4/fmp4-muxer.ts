@@ -59,9 +59,13 @@ export class Fmp4Muxer {
   private readonly prft: boolean;
   private readonly audioRate: number;
 
-  constructor(readonly init: StreamInit, options: MuxerOptions = {}) {
+  constructor(
+    readonly init: StreamInit,
+    options: MuxerOptions = {},
+  ) {
     if (init.video && init.video.codec !== 'h264') throw new RelayError('CODEC_UNSUPPORTED', `video codec ${init.video.codec} in MP4`);
-    if (init.audio && init.audio.codec !== 'aac' && init.audio.codec !== 'opus') throw new RelayError('CODEC_UNSUPPORTED', `audio codec ${init.audio.codec} in MP4`);
+    if (init.audio && init.audio.codec !== 'aac' && init.audio.codec !== 'opus')
+      throw new RelayError('CODEC_UNSUPPORTED', `audio codec ${init.audio.codec} in MP4`);
     this.headroom = options.headroom ?? 0;
     this.prft = options.producerReferenceTime ?? true;
     this.audioRate = init.audio?.sampleRate ?? 48000;

@@ -10,7 +10,8 @@ export const VIDEO_TIMESCALE = TICKS_PER_SECOND;
 /** `ftyp` + `moov` for a live fragmented stream: empty sample tables, `mvex`/`trex` per track. */
 export function buildInitSegment(init: StreamInit): Buffer {
   if (!init.video && !init.audio) throw new RelayError('CODEC_UNSUPPORTED', 'stream has neither video nor audio');
-  if (init.audio && init.audio.codec !== 'aac' && init.audio.codec !== 'opus') throw new RelayError('CODEC_UNSUPPORTED', `audio codec ${init.audio.codec} in MP4`);
+  if (init.audio && init.audio.codec !== 'aac' && init.audio.codec !== 'opus')
+    throw new RelayError('CODEC_UNSUPPORTED', `audio codec ${init.audio.codec} in MP4`);
   const ftyp = box('ftyp', Buffer.from('isom', 'latin1'), u32(0x200), Buffer.from('isomiso6avc1mp41', 'latin1'));
   const traks: Buffer[] = [];
   const trexes: Buffer[] = [];
@@ -22,10 +23,18 @@ export function buildInitSegment(init: StreamInit): Buffer {
     traks.push(audioTrak(init.audio));
     trexes.push(trex(AUDIO_TRACK_ID));
   }
-  const mvhd = fullBox('mvhd', 0, 0,
+  const mvhd = fullBox(
+    'mvhd',
+    0,
+    0,
     u32(0, 0, 1000, 0), // creation, modification, timescale, duration
-    u32(0x00010000), u16(0x0100), zeros(10), UNITY_MATRIX, zeros(24),
-    u32(AUDIO_TRACK_ID + 1));
+    u32(0x00010000),
+    u16(0x0100),
+    zeros(10),
+    UNITY_MATRIX,
+    zeros(24),
+    u32(AUDIO_TRACK_ID + 1),
+  );
   const moov = box('moov', mvhd, ...traks, box('mvex', ...trexes));
   return Buffer.concat([ftyp, moov]);
 }
@@ -41,8 +50,7 @@ function trex(trackId: number): Buffer {
 }
 
 function tkhd(trackId: number, volume: number, width: number, height: number): Buffer {
-  return fullBox('tkhd', 0, 3,
-    u32(0, 0, trackId, 0, 0), zeros(8), u16(0, 0, volume, 0), UNITY_MATRIX, u32(width << 16, height << 16));
+  return fullBox('tkhd', 0, 3, u32(0, 0, trackId, 0, 0), zeros(8), u16(0, 0, volume, 0), UNITY_MATRIX, u32(width << 16, height << 16));
 }
 
 function mdhd(timescale: number): Buffer {
@@ -54,26 +62,36 @@ function hdlr(type: string, name: string): Buffer {
 }
 
 function emptyTables(sampleEntry: Buffer): Buffer {
-  return box('stbl',
+  return box(
+    'stbl',
     fullBox('stsd', 0, 0, u32(1), sampleEntry),
     fullBox('stts', 0, 0, u32(0)),
     fullBox('stsc', 0, 0, u32(0)),
     fullBox('stsz', 0, 0, u32(0, 0)),
-    fullBox('stco', 0, 0, u32(0)));
+    fullBox('stco', 0, 0, u32(0)),
+  );
 }
 
 const dinf = () => box('dinf', fullBox('dref', 0, 0, u32(1), fullBox('url ', 0, 1)));
 
 function videoTrak(video: VideoConfig): Buffer {
-  const avc1 = box('avc1',
-    zeros(6), u16(1), // reserved, data_reference_index
-    zeros(16), u16(video.width, video.height), u32(0x00480000, 0x00480000, 0), u16(1),
-    zeros(32), u16(0x0018, 0xffff),
-    box('avcC', video.avcC));
-  return box('trak',
+  const avc1 = box(
+    'avc1',
+    zeros(6),
+    u16(1), // reserved, data_reference_index
+    zeros(16),
+    u16(video.width, video.height),
+    u32(0x00480000, 0x00480000, 0),
+    u16(1),
+    zeros(32),
+    u16(0x0018, 0xffff),
+    box('avcC', video.avcC),
+  );
+  return box(
+    'trak',
     tkhd(VIDEO_TRACK_ID, 0, video.width, video.height),
-    box('mdia', mdhd(VIDEO_TIMESCALE), hdlr('vide', 'VideoHandler'),
-      box('minf', fullBox('vmhd', 0, 1, zeros(8)), dinf(), emptyTables(avc1))));
+    box('mdia', mdhd(VIDEO_TIMESCALE), hdlr('vide', 'VideoHandler'), box('minf', fullBox('vmhd', 0, 1, zeros(8)), dinf(), emptyTables(avc1))),
+  );
 }
 
 /** Opus in ISO BMFF (opus-codec.org "Encapsulation of Opus in ISO Base Media File Format"): an `Opus` entry with `dOps`. */
@@ -88,20 +106,29 @@ function opusEntry(audio: AudioConfig): Buffer {
 
 function audioTrak(audio: AudioConfig): Buffer {
   if (audio.codec === 'opus') {
-    return box('trak',
+    return box(
+      'trak',
       tkhd(AUDIO_TRACK_ID, 0x0100, 0, 0),
-      box('mdia', mdhd(48000), hdlr('soun', 'SoundHandler'),
-        box('minf', fullBox('smhd', 0, 0, zeros(4)), dinf(), emptyTables(opusEntry(audio)))));
+      box('mdia', mdhd(48000), hdlr('soun', 'SoundHandler'), box('minf', fullBox('smhd', 0, 0, zeros(4)), dinf(), emptyTables(opusEntry(audio)))),
+    );
   }
-  const esds = fullBox('esds', 0, 0,
-    descriptor(0x03, u16(AUDIO_TRACK_ID), u8(0),
+  const esds = fullBox(
+    'esds',
+    0,
+    0,
+    descriptor(
+      0x03,
+      u16(AUDIO_TRACK_ID),
+      u8(0),
       descriptor(0x04, u8(0x40, 0x15), zeros(3), u32(0, 0), descriptor(0x05, audio.config)),
-      descriptor(0x06, u8(0x02))));
+      descriptor(0x06, u8(0x02)),
+    ),
+  );
   const rate = audio.sampleRate < 65536 ? audio.sampleRate : 0;
-  const mp4a = box('mp4a',
-    zeros(6), u16(1), zeros(8), u16(audio.channels, 16, 0, 0), u32(rate * 65536), esds);
-  return box('trak',
+  const mp4a = box('mp4a', zeros(6), u16(1), zeros(8), u16(audio.channels, 16, 0, 0), u32(rate * 65536), esds);
+  return box(
+    'trak',
     tkhd(AUDIO_TRACK_ID, 0x0100, 0, 0),
-    box('mdia', mdhd(audio.sampleRate), hdlr('soun', 'SoundHandler'),
-      box('minf', fullBox('smhd', 0, 0, zeros(4)), dinf(), emptyTables(mp4a))));
+    box('mdia', mdhd(audio.sampleRate), hdlr('soun', 'SoundHandler'), box('minf', fullBox('smhd', 0, 0, zeros(4)), dinf(), emptyTables(mp4a))),
+  );
 }

@@ -7,8 +7,29 @@ import { OggOpusReader, type OpusPacket } from './ogg-opus-reader.ts';
 
 /** 1 s of Opus in Ogg, one packet per page as the transcoder asks for, its clock starting at 100 s. */
 function oggFixture(pageDurationUs: number): Buffer {
-  return execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'sine=sample_rate=48000:duration=1', '-output_ts_offset', '100',
-    '-c:a', 'libopus', '-b:a', '64k', '-ac', '2', '-frame_duration', '20', '-page_duration', String(pageDurationUs), '-f', 'ogg', 'pipe:1']);
+  return execFileSync('ffmpeg', [
+    '-v',
+    'error',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=sample_rate=48000:duration=1',
+    '-output_ts_offset',
+    '100',
+    '-c:a',
+    'libopus',
+    '-b:a',
+    '64k',
+    '-ac',
+    '2',
+    '-frame_duration',
+    '20',
+    '-page_duration',
+    String(pageDurationUs),
+    '-f',
+    'ogg',
+    'pipe:1',
+  ]);
 }
 
 describe('OggOpusReader', () => {
@@ -26,7 +47,10 @@ describe('OggOpusReader', () => {
   test('several packets per page get their own times, walking back from the granule', () => {
     const one = new OggOpusReader().push(oggFixture(20_000));
     const many = new OggOpusReader().push(oggFixture(1_000_000));
-    assert.deepEqual(many.map((p) => p.start), one.map((p) => p.start));
+    assert.deepEqual(
+      many.map((p) => p.start),
+      one.map((p) => p.start),
+    );
   });
 
   test('gives the same packets whatever the chunking of the pipe', () => {
@@ -36,12 +60,19 @@ describe('OggOpusReader', () => {
       const reader = new OggOpusReader();
       const got: OpusPacket[] = [];
       for (let i = 0; i < bytes.length; i += size) got.push(...reader.push(bytes.subarray(i, i + size)));
-      assert.deepEqual(got.map((p) => [p.start, p.payload.toString('hex')]), whole.map((p) => [p.start, p.payload.toString('hex')]), `chunks of ${size}`);
+      assert.deepEqual(
+        got.map((p) => [p.start, p.payload.toString('hex')]),
+        whole.map((p) => [p.start, p.payload.toString('hex')]),
+        `chunks of ${size}`,
+      );
     }
   });
 
   test('refuses what is not Ogg Opus with a stable code', () => {
-    assert.throws(() => new OggOpusReader().push(Buffer.alloc(64, 0x41)), (err) => err instanceof RelayError && err.code === 'CODEC_UNSUPPORTED');
+    assert.throws(
+      () => new OggOpusReader().push(Buffer.alloc(64, 0x41)),
+      (err) => err instanceof RelayError && err.code === 'CODEC_UNSUPPORTED',
+    );
     const vorbisLike = Buffer.from(oggFixture(20_000));
     vorbisLike.write('NotOpus!', 28, 'latin1'); // the first packet's magic
     assert.throws(() => new OggOpusReader().push(vorbisLike), /not Opus/);

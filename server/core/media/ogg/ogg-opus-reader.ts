@@ -106,6 +106,11 @@ export class OggOpusReader {
 
   private readHead(packet: Buffer): void {
     if (packet.length < 19 || packet.toString('latin1', 0, 8) !== 'OpusHead') throw new RelayError('CODEC_UNSUPPORTED', 'the Ogg stream is not Opus');
-    this.head = { channels: packet[9]!, preSkip: packet.readUInt16LE(10), inputSampleRate: packet.readUInt32LE(12) || OPUS_SAMPLE_RATE, bytes: Buffer.from(packet) };
+    this.head = {
+      channels: packet[9]!,
+      preSkip: packet.readUInt16LE(10),
+      inputSampleRate: packet.readUInt32LE(12) || OPUS_SAMPLE_RATE,
+      bytes: Buffer.from(packet),
+    };
   }
 }

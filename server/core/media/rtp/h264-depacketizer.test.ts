@@ -19,15 +19,22 @@ function fixtureVideo(): Frame[] {
 /** Packets as a WebRTC sender makes them: werift's packetizer (an independent implementation), small MTU for many FU-As. */
 function packetize(frames: Frame[], mtu = 300): RtpPacketLike[] {
   const { sps, pps } = parseAvcC(frames[0]!.init.video!.avcC);
-  const packetizer = new H264Packetizer({ naluLengthSize: 4, inputFormat: 'length-prefixed', parameterSets: [sps[0]!, pps[0]!], maxPayloadSize: mtu, sequenceNumber: 65500 });
-  return frames.flatMap((f) => packetizer.packetize(f.payload, f.dts, { isKeyframe: f.keyframe }))
+  const packetizer = new H264Packetizer({
+    naluLengthSize: 4,
+    inputFormat: 'length-prefixed',
+    parameterSets: [sps[0]!, pps[0]!],
+    maxPayloadSize: mtu,
+    sequenceNumber: 65500,
+  });
+  return frames
+    .flatMap((f) => packetizer.packetize(f.payload, f.dts, { isKeyframe: f.keyframe }))
     .map((p: RtpPacket) => ({ sequenceNumber: p.header.sequenceNumber, timestamp: p.header.timestamp, marker: p.header.marker, payload: p.payload }));
 }
 
 /** AVCC without parameter sets, delimiters or SEI, as the depacketizer keeps it. */
 function slicesOnly(avcc: Buffer): Buffer {
   const parts: Buffer[] = [];
-  for (let p = 0; p < avcc.length; ) {
+  for (let p = 0; p < avcc.length;) {
     const size = avcc.readUInt32BE(p);
     const type = avcc[p + 4]! & 0x1f;
     if (![6, 7, 8, 9].includes(type)) parts.push(avcc.subarray(p, p + 4 + size));
@@ -64,9 +71,19 @@ describe('H264Depacketizer', () => {
       const nextKey = frames.find((f) => f.keyframe && f.dts > lostPicture)?.dts ?? Infinity;
       const d = new H264Depacketizer();
       const out = packets.filter((_, i) => i !== lossAt).flatMap((p) => d.push(p));
-      assert.ok(out.some((au) => au.timestamp < lostPicture), `loss at ${lossAt}: pictures before it come out`);
-      assert.ok(out.every((au) => au.timestamp < lostPicture || au.timestamp >= nextKey), `loss at ${lossAt}: nothing from it up to the next IDR`);
-      if (nextKey !== Infinity) assert.ok(out.some((au) => au.timestamp === nextKey && au.keyframe), `loss at ${lossAt}: resumes at the IDR`);
+      assert.ok(
+        out.some((au) => au.timestamp < lostPicture),
+        `loss at ${lossAt}: pictures before it come out`,
+      );
+      assert.ok(
+        out.every((au) => au.timestamp < lostPicture || au.timestamp >= nextKey),
+        `loss at ${lossAt}: nothing from it up to the next IDR`,
+      );
+      if (nextKey !== Infinity)
+        assert.ok(
+          out.some((au) => au.timestamp === nextKey && au.keyframe),
+          `loss at ${lossAt}: resumes at the IDR`,
+        );
       else assert.equal(d.needKeyframe, true, `loss at ${lossAt}: waiting for an IDR`);
       assert.equal(d.stats.lost, 1);
     }

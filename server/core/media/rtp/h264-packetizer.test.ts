@@ -80,8 +80,17 @@ describe('H.264 RTP packetizer (RFC 6184)', () => {
   });
 
   test('a truncated or overrunning access unit is refused with a stable code', () => {
-    assert.throws(() => packetizeH264(Buffer.from([0, 0, 0, 9, 0x65, 1, 2]), 4), (e) => e instanceof RelayError && e.code === 'CODEC_UNSUPPORTED');
-    assert.throws(() => packetizeH264(Buffer.from([0, 0]), 4), (e) => e instanceof RelayError && e.code === 'CODEC_UNSUPPORTED');
-    assert.throws(() => packetizeH264(Buffer.alloc(8), 3), (e) => e instanceof RelayError && e.code === 'CODEC_UNSUPPORTED');
+    assert.throws(
+      () => packetizeH264(Buffer.from([0, 0, 0, 9, 0x65, 1, 2]), 4),
+      (e) => e instanceof RelayError && e.code === 'CODEC_UNSUPPORTED',
+    );
+    assert.throws(
+      () => packetizeH264(Buffer.from([0, 0]), 4),
+      (e) => e instanceof RelayError && e.code === 'CODEC_UNSUPPORTED',
+    );
+    assert.throws(
+      () => packetizeH264(Buffer.alloc(8), 3),
+      (e) => e instanceof RelayError && e.code === 'CODEC_UNSUPPORTED',
+    );
   });
 });

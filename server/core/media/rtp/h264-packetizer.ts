@@ -62,7 +62,7 @@ export function packetizeH264(avcc: Buffer, lengthSize: number, parameterSets: r
 export function splitAvcc(avcc: Buffer, lengthSize: number): Buffer[] {
   if (lengthSize !== 1 && lengthSize !== 2 && lengthSize !== 4) throw new RelayError('CODEC_UNSUPPORTED', `NAL length size ${lengthSize}`);
   const nals: Buffer[] = [];
-  for (let pos = 0; pos < avcc.length; ) {
+  for (let pos = 0; pos < avcc.length;) {
     if (pos + lengthSize > avcc.length) throw new RelayError('CODEC_UNSUPPORTED', 'truncated NAL length in an access unit');
     const size = avcc.readUIntBE(pos, lengthSize);
     pos += lengthSize;

@@ -25,7 +25,12 @@ describe('SRTP protection', () => {
     test(`${name}: packets are byte-identical to werift's and its receiver decrypts and authenticates them`, () => {
       const { sender, receiver, keys } = sessions(profile, saltBytes);
       const protector = new SrtpProtector({ profile: name, ...keys });
-      for (const [seq, size, marker] of [[0, 1200, false], [1, 17, true], [65535, 900, false], [4242, 1, true]] as const) {
+      for (const [seq, size, marker] of [
+        [0, 1200, false],
+        [1, 17, true],
+        [65535, 900, false],
+        [4242, 1, true],
+      ] as const) {
         const payload = randomBytes(size);
         const header = writeRtpHeader(Buffer.alloc(RTP_HEADER_BYTES), 96, marker, seq, 123456789, 0xdeadbeef);
         const packet = Buffer.concat(protector.protect(header, payload, 0));
