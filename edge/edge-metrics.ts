@@ -1,8 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { createConsumeMetrics, LATENCY_BUCKETS, type ConsumerSample } from '../server/core/bus/bus-metrics.ts';
 
-export type ViewerProtocol = 'ws' | 'webrtc';
-
 /**
  * The edge's metrics. Labels are bounded: the protocol (ws, webrtc), and for the
  * bus consumers the configured streams and ladder renditions; nothing per viewer.

@@ -90,5 +90,3 @@ export function createConsumeMetrics(registry: Registry, consumers: () => Iterab
     }),
   };
 }
-
-export type ConsumeMetrics = ReturnType<typeof createConsumeMetrics>;

@@ -25,14 +25,8 @@ export const SubjectKind = {
 export type SubjectKind = (typeof SubjectKind)[keyof typeof SubjectKind];
 
 const RENDITION = /^[a-z0-9_-]{1,32}$/;
-const PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 export const SOURCE_RENDITION = 'source';
-
-export function assertSubjectPrefix(prefix: string): string {
-  if (!PREFIX.test(prefix)) throw new RelayError('CONFIG_INVALID', `subject prefix ${JSON.stringify(prefix)} must be dot-separated tokens of A-Z a-z 0-9 _ -`);
-  return prefix;
-}
 
 export class StreamSubjects {
   readonly base: string;
