@@ -1,33 +1,33 @@
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { RelayConfig } from '../server/core/config/schema.ts';
-import { RelayError } from '../server/core/errors.ts';
-import { endWithError } from '../server/core/http/http-server.ts';
+import { admitViewer, tokenQuery, type ViewerAccess } from '../server/core/auth/viewer-access.ts';
+import { requestKeyframe } from '../server/core/bus/keyframe-requests.ts';
 import type { NatsConnection } from '../server/core/bus/nats-connection.ts';
-import type { Logger } from '../server/core/log.ts';
-import { isStreamName } from '../server/core/media/stream-name.ts';
+import type { RenditionInfo } from '../server/core/bus/rendition-catalog.ts';
+import { SOURCE_RENDITION } from '../server/core/bus/subjects.ts';
 import type { EdgeDirectory, EdgeHeartbeat } from '../server/core/cluster/edge-directory.ts';
 import type { EdgeMember } from '../server/core/cluster/placement-ring.ts';
-import { createEdgeMetrics, type EdgeMetrics } from './edge-metrics.ts';
-import { StreamHub } from './stream-hub.ts';
-import { SOURCE_RENDITION } from '../server/core/bus/subjects.ts';
-import { CloseCode, Viewer } from './viewer/ws-viewer.ts';
-import type { RenditionInfo } from '../server/core/bus/rendition-catalog.ts';
+import type { RelayConfig } from '../server/core/config/schema.ts';
+import { asRelayError, RelayError } from '../server/core/errors.ts';
+import { endWithError } from '../server/core/http/http-server.ts';
+import type { Logger } from '../server/core/log.ts';
 import type { WebRtcEngine } from '../server/core/webrtc/webrtc-engine.ts';
-import { WhepEgress } from './webrtc/whep-egress.ts';
-import { tokenQuery, type ViewerAccess } from './viewer-access.ts';
+import { EdgeStream } from './edge-stream.ts';
+import { createEdgeMetrics, type EdgeMetrics } from './edge-metrics.ts';
+import type { EgressFactory } from './egress/egress.ts';
+import { WebRtcEgress } from './egress/webrtc/webrtc-egress.ts';
+import { WhepEndpoint } from './egress/webrtc/whep-endpoint.ts';
+import { WsEgress } from './egress/ws/ws-egress.ts';
+import { refuseWebSocket, Viewer } from './egress/ws/ws-viewer.ts';
+import { attachPlayerAssets, watchPage } from './player/watch-page.ts';
+import { CloseCode, type ControlMessage } from './protocol.ts';
+import { Rendition } from './rendition/rendition.ts';
 
-const RENDITION = /^[a-z0-9_-]{1,32}$/;
-
-/** A hub with no viewers stays this long (its consumer and GOP warm) before it closes. */
-const HUB_LINGER_MS = 15_000;
-const HUB_RETRY_MS = 2_000;
-
-const playerFile = (name: string) => readFileSync(new URL(`./player/${name}`, import.meta.url), 'utf8');
+/** A rendition with no viewers stays this long (its consumer and GOP warm) before it closes. */
+const LINGER_MS = 15_000;
 
 /** The edge's place in the cluster: who it is, the directory it routes with, its heartbeat. */
 export interface EdgeCluster {
@@ -37,28 +37,24 @@ export interface EdgeCluster {
 }
 
 /**
- * The edge role: serves viewers of any stream from one bus consumer per stream,
- * created on the first viewer and closed a while after the last one leaves.
- * A viewer the ring places on another edge is sent there, unless an earlier hop
- * routed it already (`?routed=1`): that keeps a stale view from looping.
+ * The edge role: serves viewers of any stream from one bus consumer per stream
+ * rendition, made on the first viewer and closed a while after the last one
+ * leaves. It owns a tree that closes in cascade: edge -> stream -> rendition ->
+ * egress (WebSocket fMP4, WHEP) -> viewer. A viewer the ring places on another
+ * edge is sent there, unless an earlier hop routed it already (`?routed=1`): that
+ * keeps a stale view from looping.
  */
 export class Edge {
-  readonly hubs = new Map<string, StreamHub>();
+  private readonly streams = new Map<string, EdgeStream>();
   readonly metrics: EdgeMetrics;
-  private readonly lingering = new Map<string, NodeJS.Timeout>();
   /** Set on close: new viewers are told to go elsewhere. */
   draining = false;
   /** WHEP playback, when the node has a WebRTC engine. */
-  readonly whep: WhepEgress | undefined;
+  readonly whep: WhepEndpoint | undefined;
+  private readonly egresses: EgressFactory[];
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
   private readonly log: Logger;
-  private readonly page = {
-    html: playerFile('watch.html'),
-    js: playerFile('player.js'),
-    abr: playerFile('abr.js'),
-    whep: playerFile('whep.js'),
-    css: playerFile('player.css'),
-  };
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly config: RelayConfig,
@@ -71,16 +67,30 @@ export class Edge {
   ) {
     this.log = log.child({ module: 'edge' });
     this.metrics = createEdgeMetrics(registry, () => this.consumers());
+    const { edge, webrtc: rtc, bus } = config;
+    const limits = { skipBytes: edge.viewerSkipBytes, maxBytes: edge.viewerMaxBytes, maxLagMs: edge.viewerMaxLagMs };
+    this.egresses = [(view) => new WsEgress(view, limits, this.metrics)];
     if (webrtc) {
-      this.whep = new WhepEgress(
-        config.webrtc,
+      this.egresses.push(
+        (view) =>
+          new WebRtcEgress(
+            view,
+            {
+              keyframeRequestMinMs: rtc.keyframeRequestMinMs,
+              // The source rendition of a WHIP stream makes keyframes on demand: ask its origin (it throttles).
+              wantKeyframe: view.rendition === SOURCE_RENDITION ? () => requestKeyframe(nc, bus.subjectPrefix, view.stream) : undefined,
+            },
+            this.metrics,
+          ),
+      );
+      this.whep = new WhepEndpoint(
+        rtc,
         webrtc.engine,
         {
           access,
           renditions: webrtc.renditions,
           elsewhere: (s) => this.elsewhere(s, true)?.url,
-          hubFor: (s, r) => this.hubFor(s, r),
-          released: (hub) => hub.viewerCount === 0 && this.linger(hub),
+          egressFor: (s, r) => this.rendition(s, r)?.egress(WebRtcEgress),
           draining: () => this.draining,
         },
         this.log.child({ module: 'edge.whep' }),
@@ -91,23 +101,52 @@ export class Edge {
   attach(app: FastifyInstance): void {
     app.get<{ Params: { stream: string }; Querystring: { routed?: string; token?: string } }>('/watch/:stream', async (req, reply) => {
       const { stream } = req.params;
-      if (!isStreamName(stream)) throw Object.assign(new RelayError('STREAM_NAME_INVALID'), { statusCode: 400 });
-      if (!this.access.isKnownStream(stream)) throw Object.assign(new RelayError('STREAM_UNKNOWN', stream), { statusCode: 404 });
       const token = typeof req.query.token === 'string' ? req.query.token : undefined;
-      this.access.checkPlayback(stream, token);
+      admitViewer(this.access, { stream, token });
       const elsewhere = req.query.routed ? undefined : this.elsewhere(stream, false);
       if (elsewhere) return reply.redirect(`${elsewhere.url}/watch/${stream}?routed=1${tokenQuery(token)}`, 302);
-      return reply
-        .type('text/html; charset=utf-8')
-        .header('cache-control', 'no-store')
-        .send(this.page.html.replaceAll('{{stream}}', stream).replaceAll('{{protocol}}', this.config.edge.playerProtocol));
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(watchPage(stream, this.config.edge.playerProtocol));
     });
-    app.get('/player/player.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.js));
-    app.get('/player/abr.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.abr));
-    app.get('/player/whep.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(this.page.whep));
-    app.get('/player/player.css', async (_req, reply) => reply.type('text/css; charset=utf-8').send(this.page.css));
+    attachPlayerAssets(app);
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
     this.whep?.attach(app);
+  }
+
+  /** A stream's rendition on this edge, made and started if needed; undefined once the edge closes. */
+  rendition(stream: string, rendition: string): Rendition | undefined {
+    if (this.closing) return undefined;
+    let s = this.streams.get(stream);
+    if (!s) {
+      s = new EdgeStream(
+        stream,
+        (name, viewerLeft) =>
+          new Rendition(
+            stream,
+            name,
+            { nc: this.nc, config: this.config, metrics: this.metrics, log: this.log.child({ stream, rendition: name }) },
+            this.egresses,
+            viewerLeft,
+          ),
+        LINGER_MS,
+        (emptied) => this.streams.get(stream) === emptied && this.streams.delete(stream),
+      );
+      this.streams.set(stream, s);
+    }
+    return s.rendition(rendition);
+  }
+
+  /** A rendition if this edge has it (never makes one). */
+  findRendition(stream: string, rendition: string): Rendition | undefined {
+    return this.streams.get(stream)?.find(rendition);
+  }
+
+  /** Streams and renditions open on this edge (the leak check, the metrics). */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  private *renditions(): Generator<Rendition> {
+    for (const s of this.streams.values()) yield* s.all();
   }
 
   /**
@@ -123,16 +162,15 @@ export class Edge {
   }
 
   private *consumers() {
-    for (const hub of this.hubs.values()) yield { stream: hub.stream, rendition: hub.rendition, pending: hub.pending };
+    for (const r of this.renditions()) yield { stream: r.stream, rendition: r.rendition, pending: r.pending };
   }
 
   /** Viewers per stream and protocol, every rendition together (the node record, the dashboard). */
   viewersByStream(): Record<string, { ws: number; webrtc: number }> {
     const out: Record<string, { ws: number; webrtc: number }> = {};
-    for (const hub of this.hubs.values()) {
-      const v = (out[hub.stream] ??= { ws: 0, webrtc: 0 });
-      v.ws += hub.viewers.size;
-      v.webrtc += hub.rtc.viewers.size;
+    for (const r of this.renditions()) {
+      const v = (out[r.stream] ??= { ws: 0, webrtc: 0 });
+      for (const e of r.egresses) v[e.protocol] += e.viewerCount;
     }
     return out;
   }
@@ -140,14 +178,14 @@ export class Edge {
   /** Viewers on this edge, all streams: its load in the ring. */
   get load(): number {
     let n = 0;
-    for (const hub of this.hubs.values()) n += hub.viewerCount;
+    for (const s of this.streams.values()) n += s.viewerCount;
     return n;
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => {});
     const match = /^\/ws\/([^/?]*)(\?.*)?$/.exec(req.url ?? '');
-    if (!match) return endWithError(socket, 404, 'NOT_FOUND');
+    if (!match) return endWithError(socket, new RelayError('NOT_FOUND'));
     // What ws would refuse with a plain-text line: refused here with a stable code instead.
     const key = req.headers['sec-websocket-key'];
     if (
@@ -157,7 +195,7 @@ export class Edge {
       !/^[+/0-9A-Za-z]{22}==$/.test(key.trim()) ||
       !['8', '13'].includes(String(req.headers['sec-websocket-version']))
     ) {
-      return endWithError(socket, 400, 'REQUEST_INVALID', 'not a WebSocket handshake');
+      return endWithError(socket, new RelayError('REQUEST_INVALID', 'not a WebSocket handshake'));
     }
     let name: string;
     try {
@@ -166,116 +204,65 @@ export class Edge {
       name = '';
     }
     const query = new URLSearchParams(match[2] ?? '');
-    const routed = query.has('routed');
-    const rendition = query.get('rendition') || SOURCE_RENDITION;
-    const fromNextKeyframe = query.get('start') === 'next';
-    const token = query.get('token') ?? undefined;
-    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, name, rendition, remote, routed, fromNextKeyframe, token));
+    const request = {
+      stream: name,
+      rendition: query.get('rendition') || SOURCE_RENDITION,
+      token: query.get('token') ?? undefined,
+      routed: query.has('routed'),
+      fromNextKeyframe: query.get('start') === 'next',
+      remote: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
+    };
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, request));
   }
 
   private connected(
     ws: WebSocket,
     socket: Duplex,
-    stream: string,
-    rendition: string,
-    remote: string,
-    routed: boolean,
-    fromNextKeyframe: boolean,
-    token: string | undefined,
+    request: { stream: string; rendition: string; token: string | undefined; routed: boolean; fromNextKeyframe: boolean; remote: string },
   ): void {
     ws.on('error', () => {});
-    const refuse = (err: RelayError, code: number) => {
-      ws.send(JSON.stringify({ type: 'error', code: err.code, message: err.message }));
-      ws.close(code, err.code);
-    };
-    if (!isStreamName(stream)) return refuse(new RelayError('STREAM_NAME_INVALID'), CloseCode.BAD_REQUEST);
-    if (!RENDITION.test(rendition))
-      return refuse(new RelayError('STREAM_NAME_INVALID', `rendition ${JSON.stringify(rendition.slice(0, 40))}`), CloseCode.BAD_REQUEST);
-    if (!this.access.isKnownStream(stream)) return refuse(new RelayError('STREAM_UNKNOWN', stream), CloseCode.NOT_FOUND);
+    const { stream, rendition, token } = request;
     try {
-      this.access.checkPlayback(stream, token);
+      admitViewer(this.access, { stream, rendition, token });
     } catch (err) {
-      const e = err as RelayError;
-      return refuse(e, e.status === 401 ? CloseCode.UNAUTHORIZED : CloseCode.FORBIDDEN);
+      return refuseWebSocket(ws, asRelayError(err));
     }
+    const send = (message: ControlMessage) => ws.send(JSON.stringify(message));
     if (this.draining) {
-      ws.send(JSON.stringify({ type: 'reconnect', reason: 'edge shutting down', edge: this.cluster?.self().id }));
-      ws.close(CloseCode.GOING_AWAY, 'draining');
-      return;
+      send({ type: 'reconnect', reason: 'edge shutting down', edge: this.cluster?.self().id });
+      return ws.close(CloseCode.GOING_AWAY, 'draining');
     }
     if (this.cluster) {
-      ws.send(JSON.stringify({ type: 'hello', edge: this.cluster.self().id, peers: this.cluster.directory.members.map((m) => m.url) }));
-      const elsewhere = routed ? undefined : this.elsewhere(stream, true);
+      send({ type: 'hello', edge: this.cluster.self().id, peers: this.cluster.directory.members.map((m) => m.url) });
+      const elsewhere = request.routed ? undefined : this.elsewhere(stream, true);
       if (elsewhere) {
         const query = (rendition === SOURCE_RENDITION ? '' : `&rendition=${rendition}`) + tokenQuery(token);
-        ws.send(JSON.stringify({ type: 'redirect', url: `${elsewhere.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1${query}`, edge: elsewhere.id }));
-        ws.close(CloseCode.REDIRECT, 'redirect');
-        return;
+        send({ type: 'redirect', url: `${elsewhere.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1${query}`, edge: elsewhere.id });
+        return ws.close(CloseCode.REDIRECT, 'redirect');
       }
     }
-    const hub = this.hubFor(stream, rendition);
-    const viewer = new Viewer(ws, socket, remote);
-    hub.add(viewer, fromNextKeyframe);
-    ws.on('close', () => {
-      hub.remove(viewer);
-      if (hub.viewerCount === 0) this.linger(hub);
-    });
-  }
-
-  /** One hub per stream and rendition: `<stream>/<rendition>`. */
-  private hubFor(stream: string, rendition: string): StreamHub {
-    const key = `${stream}/${rendition}`;
-    clearTimeout(this.lingering.get(key));
-    this.lingering.delete(key);
-    let hub = this.hubs.get(key);
-    if (hub) return hub;
-    hub = new StreamHub(stream, rendition, this.nc, this.config, this.metrics, this.log.child({ stream, rendition }));
-    this.hubs.set(key, hub);
-    this.startHub(key, hub);
-    return hub;
-  }
-
-  private startHub(key: string, hub: StreamHub): void {
-    hub.start().catch((err: Error) => {
-      if (this.hubs.get(key) !== hub) return;
-      this.log.warn({ stream: key, err: err.message }, 'cannot start the stream consumer; retrying');
-      setTimeout(() => this.hubs.get(key) === hub && this.startHub(key, hub), HUB_RETRY_MS).unref();
-    });
-  }
-
-  private linger(hub: StreamHub): void {
-    const key = `${hub.stream}/${hub.rendition}`;
-    clearTimeout(this.lingering.get(key));
-    this.lingering.set(
-      key,
-      setTimeout(() => {
-        this.lingering.delete(key);
-        if (hub.viewerCount > 0 || this.hubs.get(key) !== hub) return;
-        this.hubs.delete(key);
-        void hub.close();
-      }, HUB_LINGER_MS).unref(),
-    );
+    const egress = this.rendition(stream, rendition)?.egress(WsEgress);
+    const viewer = new Viewer(ws, socket, request.remote);
+    if (!egress) return viewer.close(CloseCode.GOING_AWAY, 'edge shutting down');
+    egress.add(viewer, request.fromNextKeyframe);
   }
 
   /**
    * Drains: leaves the ring first (routes stop pointing here), then tells every
-   * viewer to reconnect elsewhere, then closes. Existing viewers lose only a reconnect.
+   * viewer to reconnect elsewhere, then closes every stream, rendition, egress and
+   * viewer. Existing viewers lose only a reconnect. Safe to call twice.
    */
-  async close(): Promise<void> {
-    this.draining = true;
-    await this.cluster?.heartbeat.stop();
-    this.cluster?.directory.stop();
-    const edge = this.cluster?.self().id;
-    for (const t of this.lingering.values()) clearTimeout(t);
-    await this.whep?.close();
-    for (const hub of this.hubs.values()) {
-      for (const v of hub.viewers) {
-        v.control({ type: 'reconnect', reason: 'edge shutting down', edge });
-        v.close(CloseCode.GOING_AWAY, 'edge shutting down');
-      }
-      await hub.close();
-    }
-    this.hubs.clear();
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.draining = true;
+      await this.cluster?.heartbeat.stop();
+      this.cluster?.directory.stop();
+      const draining = { edge: this.cluster?.self().id };
+      await this.whep?.close();
+      const streams = [...this.streams.values()];
+      this.streams.clear();
+      await Promise.all(streams.map((s) => s.close(draining)));
+    })();
+    return this.closing;
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { frameBinary, frameText } from '../../edge/viewer/ws-frame.ts';
+import { frameBinary, frameText } from '../../edge/egress/ws/ws-frame.ts';
 import { FIXTURE_OBS_LIKE, readFlvTags } from '../../test/helpers/flv-file.ts';
 import { FlvChecker, RtmpPlayChecker, WsFmp4Checker, amf0, rtmpMessage, type StreamChecker } from './stream-checkers.ts';
 

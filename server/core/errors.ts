@@ -56,9 +56,8 @@ export type ErrorCode = keyof typeof ErrorCodes;
 
 export class RelayError extends Error {
   readonly code: ErrorCode;
+  /** The HTTP status of the code; other transports derive theirs from it (WebSocket close 4000 + status). */
   readonly status: number;
-  /** Set by an HTTP handler that answers with another status than the code's. */
-  statusCode?: number;
 
   constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
     const base = ErrorCodes[code].message;
@@ -72,4 +71,9 @@ export class RelayError extends Error {
   toClientString(): string {
     return `${this.code}: ${this.message}`;
   }
+}
+
+/** Any failure as a client may see it: a RelayError as it is, anything else INTERNAL (the cause kept for the log). */
+export function asRelayError(err: unknown): RelayError {
+  return err instanceof RelayError ? err : new RelayError('INTERNAL', undefined, { cause: err });
 }

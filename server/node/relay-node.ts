@@ -23,11 +23,11 @@ import { Origin } from '../origin/origin.ts';
 import { StreamLeases } from '../core/cluster/stream-lease.ts';
 import { EdgeDirectory, EdgeHeartbeat, openEdgeBucket } from '../core/cluster/edge-directory.ts';
 import type { EdgeMember } from '../core/cluster/placement-ring.ts';
-import { isStreamName } from '../core/media/stream-name.ts';
 import { RenditionCatalog } from '../core/bus/rendition-catalog.ts';
 import { publicHost } from '../core/http/net-address.ts';
 import { NodeHeartbeat, openNodeBucket, readNodes, type NodeRecord } from '../core/cluster/node-registry.ts';
 import { requestEndStream, serveStreamControl } from '../core/cluster/stream-control.ts';
+import { attachPublicApi } from './public-api.ts';
 import { registerAdminApi } from './admin/admin-api.ts';
 import { attachDashboard } from './admin/dashboard.ts';
 
@@ -174,15 +174,16 @@ export async function startNode(
         StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' }), registry),
       );
       origin = new Origin(config, keys, publisher, leases, log, registry);
-      readiness.rtmp = () => origin!.rtmp.listening;
+      readiness.rtmp = () => origin!.listening;
       readiness.leaseBucket = () => leases.reachable();
       closers.push(() => origin!.stop());
       if (engine) {
-        const whip = new WhipIngest(config.webrtc, engine, origin, log.child({ module: 'ingest.whip' }), (stream, handler) =>
-          onKeyframeRequest(nc, config.bus.subjectPrefix, stream, handler),
+        const whip = origin.addIngest(
+          new WhipIngest(config.webrtc, engine, origin.gateway, log.child({ module: 'ingest.whip' }), (stream, handler) =>
+            onKeyframeRequest(nc, config.bus.subjectPrefix, stream, handler),
+          ),
         );
         whip.attach(http);
-        closers.push(() => whip.close());
       }
     }
     // Every node knows the live edges and can route a viewer (GET /api/route/<stream>).
@@ -195,32 +196,9 @@ export async function startNode(
     const directory = new EdgeDirectory(edgeBucket, config.cluster, log.child({ module: 'cluster' }));
     await directory.start();
     closers.push(async () => directory.stop());
-    http.get<{ Params: { stream: string }; Querystring: { exclude?: string } }>('/api/route/:stream', async (req, reply) => {
-      const { stream } = req.params;
-      void reply.header('access-control-allow-origin', '*').header('cache-control', 'no-store');
-      if (!isStreamName(stream)) return reply.status(400).send({ code: 'STREAM_NAME_INVALID', message: new RelayError('STREAM_NAME_INVALID').message });
-      if (!keys.isKnownStream(stream)) return reply.status(404).send({ code: 'STREAM_UNKNOWN', message: `no stream ${stream} is configured` });
-      const exclude = new Set((req.query.exclude ?? '').split(',').filter(Boolean));
-      const edge = directory.route(stream, exclude);
-      if (!edge) return reply.status(503).send({ code: 'NO_EDGE_AVAILABLE', message: new RelayError('NO_EDGE_AVAILABLE').message });
-      return {
-        stream,
-        edge: edge.id,
-        url: edge.url,
-        watch: `${edge.url}/watch/${stream}?routed=1`,
-        ws: `${edge.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1`,
-      };
-    });
-
     readiness.edgeBucket = async () => (await edgeBucket.status()).bucket !== undefined;
     const catalog = new RenditionCatalog(ncCluster, config.bus.streamName, config.bus.subjectPrefix);
-    http.get<{ Params: { stream: string } }>('/api/streams/:stream', async (req, reply) => {
-      const { stream } = req.params;
-      void reply.header('access-control-allow-origin', '*').header('cache-control', 'no-store');
-      if (!isStreamName(stream)) return reply.status(400).send({ code: 'STREAM_NAME_INVALID', message: new RelayError('STREAM_NAME_INVALID').message });
-      if (!keys.isKnownStream(stream)) return reply.status(404).send({ code: 'STREAM_UNKNOWN', message: `no stream ${stream} is configured` });
-      return { stream, renditions: await catalog.renditions(stream) };
-    });
+    attachPublicApi(http, keys, directory, catalog);
 
     let edge: Edge | undefined;
     let heartbeat: EdgeHeartbeat | undefined;

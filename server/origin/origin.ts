@@ -1,29 +1,21 @@
+import type { Registry } from 'prom-client';
+import type { AccessKeys } from '../core/auth/access-keys.ts';
+import type { FramePublisher, Publication } from '../core/bus/frame-publisher.ts';
+import { SOURCE_RENDITION } from '../core/bus/subjects.ts';
+import type { StreamLease, StreamLeases } from '../core/cluster/stream-lease.ts';
 import type { RelayConfig } from '../core/config/schema.ts';
 import { RelayError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { SOURCE_RENDITION } from '../core/bus/subjects.ts';
-import type { FramePublisher, Publication } from '../core/bus/frame-publisher.ts';
-import { FlvFrameReader } from '../core/media/flv/flv-frame-reader.ts';
-import { RtmpIngest, type PublisherControl, type PublishRequest, type PublishSink } from './ingest/rtmp-ingest.ts';
-import type { Frame } from '../core/media/frame.ts';
-import type { AccessKeys } from '../core/auth/access-keys.ts';
-import type { StreamLease, StreamLeases } from '../core/cluster/stream-lease.ts';
+import type { IngestAdapter, IngestGateway, IngestProtocol, IngestPublication, OpenRequest, PublisherControl } from './ingest/ingest.ts';
+import { createIngestMetrics, RateMeter, type IngestMetrics } from './ingest/ingest-metrics.ts';
+import { RtmpIngest } from './ingest/rtmp-ingest.ts';
 import { StreamTranscoding } from './transcode/stream-transcoding.ts';
 import { createTranscodeMetrics, type TranscodeMetrics } from './transcode/transcode-metrics.ts';
-import type { Registry } from 'prom-client';
-import { createIngestMetrics, RateMeter, type IngestMetrics } from './ingest/ingest-metrics.ts';
-
-/** Where one publisher's frames go, whatever its protocol. */
-export interface FrameSink {
-  frame(frame: Frame): void;
-  /** The publisher is gone: end the stream on the bus and release the lease. */
-  closed(reason: RelayError | undefined): void;
-}
 
 export interface LiveStream {
   stream: string;
   remote: string;
-  protocol: 'rtmp' | 'whip';
+  protocol: IngestProtocol;
   since: number;
   token: number;
   frames: number;
@@ -38,15 +30,25 @@ export interface LiveStream {
 }
 
 /**
- * The origin role: accepts publishers, turns what they send into frames and
- * publishes every frame, in order, to JetStream.
+ * The origin role: takes publishers through its ingest adapters (RTMP, WHIP),
+ * makes each the only publisher of its stream (a lease), and publishes every frame,
+ * in order, to JetStream, with the stream's transcoding beside it. Adapters see
+ * the origin only through its gateway (authenticate, open, refused).
  */
 export class Origin {
   readonly rtmp: RtmpIngest;
+  private readonly ingests: IngestAdapter[] = [];
   private readonly live = new Map<string, LiveStream>();
   private readonly log: Logger;
   private readonly transcodeMetrics: TranscodeMetrics | undefined;
   private readonly ingestMetrics: IngestMetrics | undefined;
+  private stopped: Promise<void> | undefined;
+  /** What ingest adapters may ask of the origin. */
+  readonly gateway: IngestGateway = {
+    authenticate: (key, context) => this.authenticate(key, context),
+    open: (request) => this.open(request),
+    refused: (protocol, reason) => this.ingestMetrics?.refusals.inc({ protocol, reason: reason.code }),
+  };
 
   constructor(
     private readonly config: RelayConfig,
@@ -59,41 +61,42 @@ export class Origin {
     this.log = log.child({ module: 'origin' });
     this.transcodeMetrics = registry && createTranscodeMetrics(registry, () => this.transcodeProgress());
     this.ingestMetrics = registry && createIngestMetrics(registry, () => this.live.values());
-    this.rtmp = new RtmpIngest({
-      ...config.rtmp,
-      log: log.child({ module: 'ingest.rtmp' }),
-      onPublish: (req) =>
-        this.publish(req).catch((err: unknown) => {
-          this.refused('rtmp', err);
-          throw err;
-        }),
-      onRefused: (code) => this.ingestMetrics?.refusals.inc({ protocol: 'rtmp', reason: code }),
-    });
+    this.rtmp = this.addIngest(new RtmpIngest({ ...config.rtmp, log: log.child({ module: 'ingest.rtmp' }) }, this.gateway));
+  }
+
+  /** An ingest adapter built on this origin's gateway: started by start(), closed by stop(). */
+  addIngest<T extends IngestAdapter>(adapter: T): T {
+    this.ingests.push(adapter);
+    return adapter;
+  }
+
+  /** Every ingest adapter is listening. */
+  get listening(): boolean {
+    return this.ingests.every((i) => i.listening);
   }
 
   async start(): Promise<void> {
-    await this.rtmp.listen();
-    this.log.info({ port: this.rtmp.port, app: this.config.rtmp.app }, 'RTMP ingest listening');
-  }
-
-  /** A publisher was refused: counted by protocol and stable code. */
-  refused(protocol: 'rtmp' | 'whip', err: unknown): void {
-    this.ingestMetrics?.refusals.inc({ protocol, reason: err instanceof RelayError ? err.code : 'INTERNAL' });
+    for (const ingest of this.ingests) await ingest.start();
+    this.log.info({ port: this.rtmp.port, app: this.config.rtmp.app, protocols: this.ingests.map((i) => i.protocol) }, 'ingest listening');
   }
 
   /**
    * Stops taking publishers and ends the live ones cleanly: each stream's end
    * marker is stored and its lease released, so viewers see "ended" and another
-   * origin may take the stream at once (no waiting for a TTL).
+   * origin may take the stream at once (no waiting for a TTL). Then the adapters
+   * close. Safe to call twice.
    */
-  async stop(): Promise<void> {
-    for (const entry of this.live.values()) {
-      if (!entry.leaving) entry.control?.disconnect(new RelayError('ORIGIN_SHUTTING_DOWN'));
-    }
-    const leaving = [...this.live.values()].map((l) => l.leaving).filter((p): p is Promise<void> => p !== undefined);
-    await Promise.race([Promise.all(leaving), new Promise((r) => setTimeout(r, 5000).unref())]);
-    await this.rtmp.close();
-    await this.publisher.idle();
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      for (const entry of this.live.values()) {
+        if (!entry.leaving) entry.control?.disconnect(new RelayError('ORIGIN_SHUTTING_DOWN'));
+      }
+      const leaving = [...this.live.values()].map((l) => l.leaving).filter((p): p is Promise<void> => p !== undefined);
+      await Promise.race([Promise.all(leaving), new Promise((r) => setTimeout(r, 5000).unref())]);
+      for (const ingest of this.ingests) await ingest.close();
+      await this.publisher.idle();
+    })();
+    return this.stopped;
   }
 
   private *transcodeProgress() {
@@ -107,45 +110,13 @@ export class Origin {
     return [...this.live.values()];
   }
 
-  /**
-   * An RTMP publish request: the key names the stream. The FLV tags it sends
-   * become frames, which go where every protocol's frames go (`openStream`).
-   */
-  private async publish(req: PublishRequest): Promise<PublishSink> {
-    if (req.app !== this.config.rtmp.app) throw new RelayError('RTMP_APP_UNKNOWN', `use rtmp://<host>:${this.config.rtmp.port}/${this.config.rtmp.app}`);
-    const stream = this.streamForKey(req.key, req.remote);
-    const sink = await this.openStream(stream, req.remote, 'rtmp', req.control);
-    const log = this.log.child({ stream });
-    const reader = new FlvFrameReader((notice) => {
-      if (notice.type === 'unsupported') {
-        log.warn({ code: 'CODEC_UNSUPPORTED', track: notice.track, codec: notice.codec }, 'track dropped: codec not supported (H.264 and AAC are)');
-      } else {
-        const { video, audio } = notice.init;
-        log.info(
-          {
-            video: video && `${video.codecString} ${video.width}x${video.height}`,
-            audio: audio && `${audio.codecString} ${audio.sampleRate} Hz ${audio.channels} ch`,
-          },
-          'stream configuration',
-        );
-      }
-    });
-    return {
-      tag: (type, ts, body, receivedAt) => {
-        const frame = reader.push(type, ts, body, receivedAt);
-        if (frame) sink.frame(frame);
-      },
-      closed: (reason) => sink.closed(reason),
-    };
-  }
-
   /** The stream a publish key opens; STREAM_KEY_INVALID or STREAM_KEY_EXPIRED otherwise (logged without the key). */
-  streamForKey(key: string, remote: string): string {
+  private authenticate(key: string, context: { protocol: IngestProtocol; remote: string }): string {
     try {
       return this.keys.streamForKey(key);
     } catch (err) {
       const code = err instanceof RelayError ? err.code : 'STREAM_KEY_INVALID';
-      this.log.warn({ code, remote }, 'publisher refused: wrong stream key');
+      this.log.warn({ code, remote: context.remote, protocol: context.protocol }, 'publisher refused: wrong stream key');
       throw err;
     }
   }
@@ -155,7 +126,7 @@ export class Origin {
    * lease, then a publication for its frames and the stream's transcoding.
    * Async: taking over from a dead origin waits for its lease to expire.
    */
-  async openStream(stream: string, remote: string, protocol: 'rtmp' | 'whip', control: PublisherControl): Promise<FrameSink> {
+  private async open({ stream, remote, protocol, control }: OpenRequest): Promise<IngestPublication> {
     const refuse = (err: RelayError): never => {
       this.log.warn({ code: err.code, stream, remote, protocol, reason: err.message }, 'publisher refused');
       throw err;
@@ -190,7 +161,7 @@ export class Origin {
     return true;
   }
 
-  private accept(entry: LiveStream, lease: StreamLease, control: PublisherControl): FrameSink {
+  private accept(entry: LiveStream, lease: StreamLease, control: PublisherControl): IngestPublication {
     const { stream } = entry;
     entry.control = control;
     const log = this.log.child({ stream });
@@ -208,6 +179,7 @@ export class Origin {
     log.info({ remote: entry.remote, protocol: entry.protocol, token: lease.token }, 'publisher connected');
     this.ingestMetrics?.connects.inc({ protocol: entry.protocol });
     return {
+      stream,
       frame: (frame) => {
         entry.frames++;
         entry.meter.add(frame.payload.length, frame.track === 'video', performance.now());
@@ -219,7 +191,8 @@ export class Origin {
         }
         transcoding?.push(frame);
       },
-      closed: (reason) => {
+      close: (reason) => {
+        if (entry.leaving) return; // closed already
         this.publisher.off('drain', resume);
         log.info({ frames: entry.frames, seconds: Math.round((Date.now() - entry.since) / 1000), code: reason?.code }, 'publisher left');
         // The end marker first, then the lease: a next owner's frames always come after our last.

@@ -105,7 +105,7 @@ describe('deployment files', () => {
     const user = of('USER').at(-1);
     assert.ok(user && !/^(root|0)(:|$)/.test(user), `runs as ${user}`);
     assert.ok(of('HEALTHCHECK').some((h) => h.includes('/healthz')));
-    assert.match(of('ENTRYPOINT').join(' '), /server\/cli\.ts/);
+    assert.match(of('ENTRYPOINT').join(' '), /server\/node\/cli\.ts/);
     assert.match(read('Dockerfile'), /npm ci --omit=dev/);
     const pkg = JSON.parse(read('package.json')) as { dependencies: Record<string, string> };
     assert.ok(pkg.dependencies.tsx, 'tsx runs the relay in the image: a production dependency');

@@ -50,7 +50,7 @@ describe("the edge's stream consumer", { timeout: 120_000 }, () => {
   test('a consumer that goes silent while the stream is live is recreated from where it stopped, with no gap', async () => {
     const viewer = watch(edge.wsUrl('cam'));
     await waitFor('frames flowing', () => viewer.record.fragments.length > 30, 15_000);
-    const hub = edge.node.edge!.hubs.get('cam/source')!;
+    const hub = edge.node.edge!.findRendition('cam', 'source')!;
     const restartsBefore = hub.feedStats.restarts;
     const gapsBefore = hub.stats.gaps;
     // The field-notes failure: the consumer object lives on and delivers nothing, for good.

@@ -45,6 +45,6 @@ describe('keyframes larger than NATS max_payload', { timeout: 120_000 }, () => {
       keyframes.every((f) => f.bytes > MAX_PAYLOAD),
       `keyframe fragments: ${keyframes.map((f) => f.bytes).join(', ')} bytes`,
     );
-    assert.equal(relay.node.edge!.hubs.get('big/source')!.stats.gaps, 0);
+    assert.equal(relay.node.edge!.findRendition('big', 'source')!.stats.gaps, 0);
   });
 });

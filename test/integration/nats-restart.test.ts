@@ -87,7 +87,7 @@ describe('a nats-server restart mid-stream, with the default storage (file, on a
     await waitFor('frames flowing again', () => viewer.record.fragments.length > before + 150, 30_000);
     assert.equal(publisher.process.exitCode, null, 'the publisher was not disconnected');
     assert.equal(viewer.record.closed, undefined, 'the viewer stayed connected');
-    const hub = relay.node.edge!.hubs.get('cam/source')!;
+    const hub = relay.node.edge!.findRendition('cam', 'source')!;
     assert.equal(hub.stats.gaps, 0, 'no frame missing on the bus');
     const video = viewer.record.fragments.flatMap((f) => f.tracks.filter((t) => t.trackId === 1));
     const steps = video.slice(1).map((t, i) => t.baseDecodeTime - video[i]!.baseDecodeTime);

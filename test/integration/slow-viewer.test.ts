@@ -1,3 +1,4 @@
+import { WsEgress } from '../../edge/egress/ws/ws-egress.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -83,8 +84,8 @@ describe('a viewer that stops reading', { timeout: 120_000 }, () => {
     await Promise.all([good.opened, slow.opened]);
     (slow.ws as unknown as { _socket: Socket })._socket.pause(); // never reads again
     const publisher = startPublisher({ url: relay.rtmpUrl(KEY), file: clip, loops: 3 });
-    const hub = await waitFor('the hub', () => relay.node.edge!.hubs.get('fat/source'));
-    await waitFor('the slow viewer to be dropped', () => hub.viewers.size === 1, 11_000, 100);
+    const hub = await waitFor('the hub', () => relay.node.edge!.findRendition('fat', 'source'));
+    await waitFor('the slow viewer to be dropped', () => hub.egress(WsEgress)!.viewers.size === 1, 11_000, 100);
     assert.ok((await metric('relay_edge_viewers_skipped_total')) >= 1, 'the slow viewer skipped to a keyframe first');
     assert.equal(await metric('relay_edge_viewers_disconnected_slow_total'), 1);
     assert.equal(await publisher.exited, 0, publisher.stderr());

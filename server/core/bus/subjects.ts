@@ -1,5 +1,5 @@
 import { RelayError } from '../errors.ts';
-import { assertStreamName } from '../media/stream-name.ts';
+import { assertStreamName, isRenditionName } from '../media/stream-name.ts';
 
 /**
  * Subject layout: `<prefix>.<stream>.<rendition>.<kind>`.
@@ -24,8 +24,6 @@ export const SubjectKind = {
 } as const;
 export type SubjectKind = (typeof SubjectKind)[keyof typeof SubjectKind];
 
-const RENDITION = /^[a-z0-9_-]{1,32}$/;
-
 export const SOURCE_RENDITION = 'source';
 
 export class StreamSubjects {
@@ -41,7 +39,7 @@ export class StreamSubjects {
 
   constructor(prefix: string, stream: string, rendition: string = SOURCE_RENDITION) {
     assertStreamName(stream);
-    if (!RENDITION.test(rendition)) throw new RelayError('STREAM_NAME_INVALID', `rendition ${JSON.stringify(rendition)}`);
+    if (!isRenditionName(rendition)) throw new RelayError('STREAM_NAME_INVALID', `rendition ${JSON.stringify(rendition)}`);
     this.base = `${prefix}.${stream}.${rendition}`;
     this.all = `${this.base}.>`;
     this.keyframe = `${this.base}.${SubjectKind.KEYFRAME}`;

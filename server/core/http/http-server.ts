@@ -4,9 +4,9 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ConnectionsPerAddress } from './connections-per-address.ts';
 import type { Logger } from '../log.ts';
-import { ErrorCodes, RelayError, type ErrorCode } from '../errors.ts';
+import { RelayError, type ErrorCode } from '../errors.ts';
 
-const FASTIFY_CODES: Record<string, string> = {
+const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'CONTENT_TYPE_INVALID',
   FST_ERR_CTP_INVALID_JSON_BODY: 'BODY_INVALID',
@@ -29,13 +29,19 @@ const REASONS: Record<number, string> = {
   431: 'Request Header Fields Too Large',
 };
 
+/** A refusal as every HTTP client gets it: the code's status and a JSON body with the stable code. */
+export function httpRefusal(err: RelayError): { status: number; body: { code: ErrorCode; message: string } } {
+  return { status: err.status, body: { code: err.code, message: err.message } };
+}
+
 /**
  * A refusal written straight to a socket, for the places no HTTP framework reaches
  * (Node's parser errors, WebSocket upgrades, connections over the limit): the same
- * JSON with a stable code as every other refusal. Closes the connection.
+ * JSON with a stable code as every other refusal. Closes the connection. `status`
+ * overrides the code's where HTTP has a more precise one (431 for a head too large).
  */
-export function endWithError(socket: Duplex, status: number, code: ErrorCode, detail?: string): void {
-  const body = JSON.stringify({ code, message: detail ? `${ErrorCodes[code].message}: ${detail}` : ErrorCodes[code].message });
+export function endWithError(socket: Duplex, err: RelayError, status = err.status): void {
+  const body = JSON.stringify(httpRefusal(err).body);
   socket.end(
     `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
@@ -60,9 +66,9 @@ export function createHttpServer(
     // Bytes Node's HTTP parser cannot read (or that come too slowly) get a stable code too.
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
       if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
-      if (err.code === 'HPE_HEADER_OVERFLOW') return endWithError(socket, 431, 'REQUEST_INVALID', 'request head too large');
-      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return endWithError(socket, 408, 'REQUEST_TIMEOUT');
-      endWithError(socket, 400, 'REQUEST_INVALID', 'unreadable HTTP');
+      if (err.code === 'HPE_HEADER_OVERFLOW') return endWithError(socket, new RelayError('REQUEST_INVALID', 'request head too large'), 431);
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return endWithError(socket, new RelayError('REQUEST_TIMEOUT'));
+      endWithError(socket, new RelayError('REQUEST_INVALID', 'unreadable HTTP'));
     },
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -73,25 +79,27 @@ export function createHttpServer(
     // parameter past its length) bypasses setErrorHandler unless routed here.
     frameworkErrors: (err, _req, reply) => void refuse(err, reply),
   });
+  // Every refusal of every route ends here, as a RelayError rendered by httpRefusal.
+  const send = (reply: FastifyReply, err: RelayError, status = err.status) => reply.status(status).send(httpRefusal(err).body);
   const refuse = (err: FastifyError, reply: FastifyReply) => {
     if (err instanceof RelayError) {
-      // A RelayError carries its status; a handler may override it with statusCode.
       if (err.status >= 500 && err.code !== 'ADMIN_DISABLED') log.warn({ code: err.code, err: err.message }, 'HTTP request refused');
-      return reply.status(err.statusCode ?? err.status).send({ code: err.code, message: err.message });
+      return send(reply, err);
     }
-    if (err.validation) {
-      // Schema validation (fastify's, from the route's JSON Schema): which part and why.
-      const code = err.validationContext === 'body' ? 'BODY_INVALID' : 'REQUEST_INVALID';
-      return reply.status(400).send({ code, message: `${ErrorCodes[code].message}: ${err.message}` });
-    }
+    // Schema validation (fastify's, from the route's JSON Schema): which part and why.
+    if (err.validation) return send(reply, new RelayError(err.validationContext === 'body' ? 'BODY_INVALID' : 'REQUEST_INVALID', err.message));
     const status = err.statusCode ?? 500;
-    if (status >= 500) log.error({ err }, 'HTTP handler failed');
-    // What fastify refuses before any handler runs (bodies, URLs) gets the relay's stable codes.
-    const code = FASTIFY_CODES[err.code] ?? (status < 500 ? 'REQUEST_INVALID' : 'INTERNAL');
-    return reply.status(status).send({ code, message: status < 500 ? err.message : ErrorCodes.INTERNAL.message });
+    if (status >= 500) {
+      log.error({ err }, 'HTTP handler failed');
+      return send(reply, new RelayError('INTERNAL'));
+    }
+    // What fastify refuses before any handler runs (bodies, URLs) gets the relay's stable codes, with fastify's status.
+    return send(reply, new RelayError(FASTIFY_CODES[err.code] ?? 'REQUEST_INVALID', err.message), status);
   };
   app.setErrorHandler((err: FastifyError, _req, reply) => refuse(err, reply));
-  app.setNotFoundHandler((_req, reply) => reply.status(404).send({ code: 'NOT_FOUND', message: ErrorCodes.NOT_FOUND.message }));
+  app.setNotFoundHandler(() => {
+    throw new RelayError('NOT_FOUND');
+  });
   app.server.headersTimeout = limits.headersTimeoutMs;
   app.server.requestTimeout = limits.requestTimeoutMs;
   // How often Node looks for requests past their timeouts (default 30 s: too coarse for a 10 s limit).
@@ -101,7 +109,7 @@ export function createHttpServer(
   app.server.on('connection', (socket: Socket) => {
     if (perAddress.admit(socket)) return;
     socket.on('error', () => {});
-    endWithError(socket, 429, 'TOO_MANY_CONNECTIONS');
+    endWithError(socket, new RelayError('TOO_MANY_CONNECTIONS'));
     // One line per second at most: a flood must not become a log flood.
     if (Date.now() - lastWarned > 1000) {
       lastWarned = Date.now();

@@ -18,3 +18,10 @@ export function assertStreamName(value: unknown): string {
   }
   return value;
 }
+
+/** Rendition names (`source`, `720p`, ...): one subject token, lowercase. */
+const RENDITION_NAME = /^[a-z0-9_-]{1,32}$/;
+
+export function isRenditionName(value: unknown): value is string {
+  return typeof value === 'string' && RENDITION_NAME.test(value);
+}

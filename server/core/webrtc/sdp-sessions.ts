@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RelayError } from '../errors.ts';
-import type { Logger } from '../log.ts';
 
 /** WHIP and WHEP bodies: SDP as a string, up to `limit` bytes (registered once per server). */
 function acceptSdpBodies(app: FastifyInstance, limit: number): void {
@@ -39,13 +38,6 @@ export function readOffer(contentType: string | undefined, body: unknown): strin
   return offer;
 }
 
-/** A refusal as WHIP and WHEP clients get it: the status, and a JSON body with a stable code. */
-function sendRefusal(reply: FastifyReply, err: unknown, log: Logger): FastifyReply {
-  if (!(err instanceof RelayError)) log.warn({ err: (err as Error).message }, 'WebRTC request failed');
-  const e = err instanceof RelayError ? err : new RelayError('SDP_INVALID', (err as Error).message);
-  return reply.status(e.status).header('content-type', 'application/json').send({ code: e.code, message: e.message });
-}
-
 export type OfferRequest = FastifyRequest<{ Params: { stream: string }; Querystring: { routed?: string; token?: string } }>;
 
 /** The bearer token of a WHIP or WHEP request (RFC 9725). */
@@ -53,7 +45,7 @@ export function bearerToken(req: OfferRequest): string | undefined {
   return /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
 }
 
-/** What a WHIP or WHEP endpoint does; the HTTP around it is the same for both. */
+/** What a WHIP or WHEP endpoint does; the HTTP around it is the same for both. Refusals are thrown RelayErrors, rendered by the server's one error handler. */
 export interface SdpSessions {
   /** Answers an offer (throws a RelayError to refuse), or sends the client elsewhere. */
   create(req: OfferRequest): Promise<{ location: string; answer: string } | { redirect: string }>;
@@ -66,7 +58,7 @@ export interface SdpSessions {
  * a `Location` (or a `307`); DELETE the session; PATCH -> `405` (no trickle: the answer
  * carries every candidate); OPTIONS with CORS. Refusals are JSON with a stable code.
  */
-export function attachSdpSessions(app: FastifyInstance, path: 'whip' | 'whep', maxBytes: number, sessions: SdpSessions, log: Logger): void {
+export function attachSdpSessions(app: FastifyInstance, path: 'whip' | 'whep', maxBytes: number, sessions: SdpSessions): void {
   acceptSdpBodies(app, maxBytes);
   app.options(`/${path}/:stream`, async (_req, reply) => allowCrossOrigin(reply).header('accept-post', 'application/sdp').status(204).send());
   app.options(`/${path}/:stream/:session`, async (_req, reply) => allowCrossOrigin(reply).status(204).send());
@@ -75,24 +67,18 @@ export function attachSdpSessions(app: FastifyInstance, path: 'whip' | 'whep', m
     { bodyLimit: maxBytes },
     async (req, reply) => {
       allowCrossOrigin(reply);
-      try {
-        const made = await sessions.create(req);
-        if ('redirect' in made) return reply.redirect(made.redirect, 307);
-        return reply.status(201).header('content-type', 'application/sdp').header('location', made.location).send(made.answer);
-      } catch (err) {
-        return sendRefusal(reply, err, log);
-      }
+      const made = await sessions.create(req);
+      if ('redirect' in made) return reply.redirect(made.redirect, 307);
+      return reply.status(201).header('content-type', 'application/sdp').header('location', made.location).send(made.answer);
     },
   );
   app.delete<{ Params: { stream: string; session: string } }>(`/${path}/:stream/:session`, async (req, reply) => {
     allowCrossOrigin(reply);
-    if (!(await sessions.end(req.params.stream, req.params.session))) return sendRefusal(reply, new RelayError('SESSION_UNKNOWN'), log);
+    if (!(await sessions.end(req.params.stream, req.params.session))) throw new RelayError('SESSION_UNKNOWN');
     return reply.status(200).send();
   });
-  app.patch(`/${path}/:stream/:session`, async (_req, reply) =>
-    allowCrossOrigin(reply)
-      .header('allow', 'DELETE, OPTIONS')
-      .status(405)
-      .send({ code: 'TRICKLE_UNSUPPORTED', message: new RelayError('TRICKLE_UNSUPPORTED').message }),
-  );
+  app.patch(`/${path}/:stream/:session`, async (_req, reply) => {
+    allowCrossOrigin(reply).header('allow', 'DELETE, OPTIONS');
+    throw new RelayError('TRICKLE_UNSUPPORTED');
+  });
 }

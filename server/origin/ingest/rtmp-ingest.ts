@@ -12,10 +12,12 @@ import net from 'node:net';
 import Rtmp from 'node-media-server/src/protocol/rtmp.js';
 import nmsLogger from 'node-media-server/src/core/logger.js';
 import { ConnectionsPerAddress } from '../../core/http/connections-per-address.ts';
-import { RelayError } from '../../core/errors.ts';
+import { asRelayError, RelayError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
+import { FlvFrameReader } from '../../core/media/flv/flv-frame-reader.ts';
+import type { IngestAdapter, IngestGateway, PublisherControl } from './ingest.ts';
 
-export interface PublishRequest {
+interface PublishRequest {
   app: string;
   /** The RTMP stream name: for us, the secret stream key. Never log it. */
   key: string;
@@ -23,33 +25,33 @@ export interface PublishRequest {
   control: PublisherControl;
 }
 
-/** What ingest receives from one accepted publisher. */
-export interface PublishSink {
+/** What a connection hands its accepted publisher's FLV tags to. */
+interface PublishSink {
   /** An FLV tag (type 8 audio, 9 video, 18 script). `body` is reused after the call. Throw a RelayError to disconnect. */
   tag(type: number, timestampMs: number, body: Buffer, receivedAt: number): void;
   /** The connection is gone (the publisher left, failed, or was disconnected). */
   closed(reason: RelayError | undefined): void;
 }
 
-export interface PublisherControl {
-  pause(): void;
-  resume(): void;
-  disconnect(reason: RelayError): void;
-}
-
 export interface RtmpIngestOptions {
   host: string;
   port: number;
+  /** The RTMP application publishers use (`rtmp://host/<app>`). */
+  app: string;
   handshakeTimeoutMs: number;
   idleTimeoutMs: number;
   maxConnections: number;
   maxConnectionsPerAddress: number;
   maxMessageBytes: number;
   log: Logger;
-  /** Decide on a publish: return a sink (possibly later), or throw/reject with a RelayError. */
-  onPublish: (request: PublishRequest) => PublishSink | Promise<PublishSink>;
-  /** A connection refused before any publish could be decided (too many connections): its code. */
-  onRefused?: (code: 'RTMP_TOO_MANY_CONNECTIONS') => void;
+}
+
+/** What each connection needs of its listener. */
+interface ConnectionOptions extends RtmpIngestOptions {
+  /** Decide on a publish: a sink (possibly later), or throw/reject with a RelayError. */
+  onPublish: (request: PublishRequest) => Promise<PublishSink>;
+  /** A publisher or a connection was refused. */
+  onRefused: (reason: RelayError) => void;
 }
 
 const MAX_CHUNK_STREAMS = 64;
@@ -66,15 +68,60 @@ const TAG_TYPES = new Set([8, 9, 18]);
 nmsLogger.level = 'error';
 nmsLogger.log = () => {};
 
-export class RtmpIngest {
+/** The RTMP listener: an ingest adapter of the origin. */
+export class RtmpIngest implements IngestAdapter {
+  readonly protocol = 'rtmp';
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private readonly perAddress: ConnectionsPerAddress;
   private lastWarned = 0;
   readonly stats = { connections: 0, refused: 0, protocolErrors: 0 };
 
-  constructor(private readonly options: RtmpIngestOptions) {
+  private readonly options: ConnectionOptions;
+
+  constructor(
+    options: RtmpIngestOptions,
+    private readonly gateway: IngestGateway,
+  ) {
     this.perAddress = new ConnectionsPerAddress(options.maxConnectionsPerAddress);
+    this.options = { ...options, onPublish: (req) => this.publish(req), onRefused: (reason) => gateway.refused('rtmp', reason) };
+  }
+
+  start(): Promise<void> {
+    return this.listen();
+  }
+
+  /**
+   * A publish request: the application, then the key names the stream, then the
+   * origin opens it. The FLV tags it sends become frames for the publication.
+   */
+  private async publish(req: PublishRequest): Promise<PublishSink> {
+    const { app, port } = this.options;
+    if (req.app !== app) throw new RelayError('RTMP_APP_UNKNOWN', `use rtmp://<host>:${port}/${app}`);
+    const stream = this.gateway.authenticate(req.key, { protocol: 'rtmp', remote: req.remote });
+    const publication = await this.gateway.open({ stream, remote: req.remote, protocol: 'rtmp', control: req.control });
+    const log = this.options.log.child({ stream });
+    const reader = new FlvFrameReader((notice) => {
+      if (notice.type === 'unsupported') {
+        log.warn({ code: 'CODEC_UNSUPPORTED', track: notice.track, codec: notice.codec }, 'track dropped: codec not supported (H.264 and AAC are)');
+      } else {
+        const { video, audio } = notice.init;
+        log.info(
+          {
+            video: video && `${video.codecString} ${video.width}x${video.height}`,
+            audio: audio && `${audio.codecString} ${audio.sampleRate} Hz ${audio.channels} ch`,
+          },
+          'stream configuration',
+        );
+      }
+    });
+    return {
+      tag: (type, ts, body, receivedAt) => {
+        const frame = reader.push(type, ts, body, receivedAt);
+        if (frame) publication.frame(frame);
+      },
+      closed: (reason) => publication.close(reason),
+    };
   }
 
   get listening(): boolean {
@@ -105,7 +152,7 @@ export class RtmpIngest {
         server.on('error', (err) => this.options.log.error({ err }, 'RTMP listener error'));
         server.on('drop', () => {
           this.stats.refused++;
-          this.options.onRefused?.('RTMP_TOO_MANY_CONNECTIONS');
+          this.options.onRefused(new RelayError('RTMP_TOO_MANY_CONNECTIONS'));
           this.options.log.warn({ code: 'RTMP_TOO_MANY_CONNECTIONS', max: this.options.maxConnections }, 'RTMP connection refused');
         });
         resolve();
@@ -121,7 +168,7 @@ export class RtmpIngest {
   private accept(socket: net.Socket): void {
     if (!this.perAddress.admit(socket)) {
       this.stats.refused++;
-      this.options.onRefused?.('RTMP_TOO_MANY_CONNECTIONS');
+      this.options.onRefused(new RelayError('RTMP_TOO_MANY_CONNECTIONS'));
       if (Date.now() - this.lastWarned > 1000) {
         // a flood must not become a log flood
         this.lastWarned = Date.now();
@@ -156,7 +203,7 @@ class RtmpConnection implements PublisherControl {
 
   constructor(
     private readonly socket: net.Socket,
-    private readonly options: RtmpIngestOptions,
+    private readonly options: ConnectionOptions,
     private readonly stats: RtmpIngest['stats'],
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -233,22 +280,11 @@ class RtmpConnection implements PublisherControl {
     }
     this.state = 'deciding';
     const request: PublishRequest = { app: this.rtmp.streamApp ?? '', key: this.rtmp.streamName ?? '', remote: this.remote, control: this };
-    let decision: PublishSink | Promise<PublishSink>;
-    try {
-      decision = this.options.onPublish(request);
-    } catch (err) {
-      this.refusePublish(err);
-      return;
-    }
-    if (decision instanceof Promise) {
-      this.socket.pause();
-      decision.then(
-        (sink) => this.accepted(sink),
-        (err) => this.refusePublish(err),
-      );
-    } else {
-      this.accepted(decision);
-    }
+    this.socket.pause();
+    this.options.onPublish(request).then(
+      (sink) => this.accepted(sink),
+      (err) => this.refusePublish(err),
+    );
   }
 
   private accepted(sink: PublishSink): void {
@@ -288,8 +324,9 @@ class RtmpConnection implements PublisherControl {
   }
 
   private refusePublish(err: unknown): void {
-    const reason = err instanceof RelayError ? err : new RelayError('RTMP_PROTOCOL_ERROR', String(err));
+    const reason = asRelayError(err);
     this.stats.refused++;
+    this.options.onRefused(reason);
     const status = reason.code === 'STREAM_ALREADY_PUBLISHING' ? 'NetStream.Publish.BadName' : 'NetStream.Publish.Denied';
     this.rtmp.sendStatusMessage(this.rtmp.streamId, 'error', status, reason.toClientString());
     this.fail(reason, true);

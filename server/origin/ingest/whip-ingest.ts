@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { RelayConfig } from '../../core/config/schema.ts';
-import { RelayError } from '../../core/errors.ts';
+import { asRelayError, RelayError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { isStreamName } from '../../core/media/stream-name.ts';
-import type { FrameSink, Origin } from '../origin.ts';
+import type { IngestAdapter, IngestGateway, IngestPublication } from './ingest.ts';
 import type { IngestSession, WebRtcEngine } from '../../core/webrtc/webrtc-engine.ts';
 import { attachSdpSessions, bearerToken, readOffer, type OfferRequest } from '../../core/webrtc/sdp-sessions.ts';
 import { RtpFrameAssembler } from './rtp-frame-assembler.ts';
@@ -13,7 +13,7 @@ interface WhipSession {
   id: string;
   stream: string;
   rtc: IngestSession;
-  sink: FrameSink;
+  publication: IngestPublication;
   closed: boolean;
   unsubscribe?: () => void;
 }
@@ -25,42 +25,41 @@ interface WhipSession {
  * carries every candidate, and PATCH gets 405. The publisher's frames go where an
  * RTMP publisher's go: same lease, same fencing, same bus subjects.
  */
-export class WhipIngest {
+export class WhipIngest implements IngestAdapter {
+  readonly protocol = 'whip';
+  /** Its routes are on the node's HTTP listener, whose readiness is checked apart. */
+  readonly listening = true;
   private readonly sessions = new Map<string, WhipSession>();
 
   constructor(
     private readonly config: RelayConfig['webrtc'],
     private readonly engine: WebRtcEngine,
-    private readonly origin: Origin,
+    private readonly gateway: IngestGateway,
     private readonly log: Logger,
     /** Edges' keyframe requests for a stream (a WHEP viewer waiting): subscribe, get the unsubscribe. */
     private readonly keyframeRequests?: (stream: string, handler: () => void) => () => void,
   ) {}
+
+  async start(): Promise<void> {}
 
   get sessionCount(): number {
     return this.sessions.size;
   }
 
   attach(app: FastifyInstance): void {
-    attachSdpSessions(
-      app,
-      'whip',
-      this.config.maxSdpBytes,
-      {
-        create: (req) =>
-          this.publish(req).catch((err: unknown) => {
-            this.origin.refused('whip', err);
-            throw err;
-          }),
-        end: async (stream, id) => {
-          const session = this.sessions.get(id);
-          if (!session || session.stream !== stream) return false;
-          await this.end(session, 'the publisher ended the session');
-          return true;
-        },
+    attachSdpSessions(app, 'whip', this.config.maxSdpBytes, {
+      create: (req) =>
+        this.publish(req).catch((err: unknown) => {
+          this.gateway.refused('whip', asRelayError(err));
+          throw err;
+        }),
+      end: async (stream, id) => {
+        const session = this.sessions.get(id);
+        if (!session || session.stream !== stream) return false;
+        await this.end(session, 'the publisher ended the session');
+        return true;
       },
-      this.log,
-    );
+    });
   }
 
   private async publish(req: OfferRequest): Promise<{ location: string; answer: string }> {
@@ -69,7 +68,7 @@ export class WhipIngest {
     const key = bearerToken(req);
     if (!key) throw new RelayError('AUTH_REQUIRED');
     const remote = req.ip;
-    const named = this.origin.streamForKey(key, remote);
+    const named = this.gateway.authenticate(key, { protocol: 'whip', remote });
     if (named !== stream) {
       this.log.warn({ code: 'STREAM_KEY_INVALID', stream, remote }, 'WHIP publisher refused: the key is for another stream');
       throw new RelayError('STREAM_KEY_INVALID');
@@ -82,20 +81,25 @@ export class WhipIngest {
     };
     const id = randomUUID();
     const box: { session?: WhipSession } = {};
-    let sink: FrameSink;
+    let publication: IngestPublication;
     try {
-      sink = await this.origin.openStream(stream, remote, 'whip', {
-        pause: () => {}, // RTP cannot be paused; the bus publisher's window absorbs bursts
-        resume: () => {},
-        disconnect: (reason) => {
-          if (box.session) void this.end(box.session, reason.message, reason);
+      publication = await this.gateway.open({
+        stream,
+        remote,
+        protocol: 'whip',
+        control: {
+          pause: () => {}, // RTP cannot be paused; the bus publisher's window absorbs bursts
+          resume: () => {},
+          disconnect: (reason) => {
+            if (box.session) void this.end(box.session, reason.message, reason);
+          },
         },
       });
     } catch (err) {
       await rtc.close();
       throw err;
     }
-    const session: WhipSession = (box.session = { id, stream, rtc, sink, closed: false });
+    const session: WhipSession = (box.session = { id, stream, rtc, publication, closed: false });
     this.sessions.set(id, session);
     this.wire(session, tracks);
     this.log.info({ stream, session: id, remote, video: tracks.video, audio: tracks.audio }, 'WHIP publisher connected');
@@ -119,7 +123,7 @@ export class WhipIngest {
     session.rtc.onVideo((packet) => {
       if (session.closed) return;
       try {
-        for (const frame of frames.video(packet, performance.timeOrigin + performance.now())) session.sink.frame(frame);
+        for (const frame of frames.video(packet, performance.timeOrigin + performance.now())) session.publication.frame(frame);
       } catch (err) {
         return fail(err);
       }
@@ -128,7 +132,7 @@ export class WhipIngest {
     session.rtc.onAudio((packet) => {
       if (session.closed) return;
       const frame = frames.audio(packet, performance.timeOrigin + performance.now());
-      if (frame) session.sink.frame(frame);
+      if (frame) session.publication.frame(frame);
     });
     session.rtc.onClosed(() => void this.end(session, 'the peer connection closed'));
     session.unsubscribe = this.keyframeRequests?.(session.stream, askKeyframe);
@@ -140,7 +144,7 @@ export class WhipIngest {
     session.unsubscribe?.();
     this.sessions.delete(session.id);
     this.log.info({ stream: session.stream, session: session.id, why }, 'WHIP session ended');
-    session.sink.closed(reason);
+    session.publication.close(reason);
     await session.rtc.close();
   }
 

@@ -1,30 +1,17 @@
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
+import type { RelayError } from '../../../server/core/errors.ts';
+import { closeCodeFor, type ControlMessage } from '../../protocol.ts';
 import { newQueueState, type ViewerQueueState } from './viewer-queue.ts';
 
-/** Messages the player receives as JSON text. */
-export type ControlMessage =
-  | { type: 'status'; state: 'connecting' | 'offline' | 'live' | 'ended'; stream: string; rendition: string }
-  | { type: 'init'; mime: string; width?: number; height?: number; timescales: Record<number, number>; metadata: Record<string, unknown> }
-  | { type: 'error'; code: string; message: string }
-  /** This edge's id, and the edges a player may ask for a route if this one fails. */
-  | { type: 'hello'; edge: string; peers: string[] }
-  /** Another edge serves this viewer: reconnect there. */
-  | { type: 'redirect'; url: string; edge: string }
-  /** This edge is going away (draining): route again, without it. */
-  | { type: 'reconnect'; reason: string; edge?: string };
-
-export const CloseCode = {
-  NORMAL: 1000,
-  GOING_AWAY: 1001,
-  REDIRECT: 4302,
-  BAD_REQUEST: 4400,
-  UNAUTHORIZED: 4401,
-  FORBIDDEN: 4403,
-  NOT_FOUND: 4404,
-  TOO_SLOW: 4408,
-  NO_EDGE: 4503,
-} as const;
+/**
+ * The one way a WebSocket viewer is refused: an `error` control message with the
+ * stable code, then a close with 4000 + the code's HTTP status and the code as reason.
+ */
+export function refuseWebSocket(ws: WebSocket, err: RelayError): void {
+  if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'error', code: err.code, message: err.message } satisfies ControlMessage));
+  ws.close(closeCodeFor(err), err.code);
+}
 
 /**
  * One WebSocket viewer. Media goes out as pre-framed WebSocket messages written
@@ -63,6 +50,12 @@ export class Viewer {
 
   control(message: ControlMessage): void {
     if (this.open) this.ws.send(JSON.stringify(message));
+  }
+
+  /** Refused or dropped with a stable code (VIEWER_TOO_SLOW): told why, then closed with 4000 + its status. */
+  refuse(err: RelayError): void {
+    this.control({ type: 'error', code: err.code, message: err.message });
+    this.close(closeCodeFor(err), err.code);
   }
 
   close(code: number, reason: string): void {

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { FlvFrameReader } from '../../server/core/media/flv/flv-frame-reader.ts';
-import { readFlvFile } from '../../test/helpers/flv-file.ts';
-import type { Frame } from '../../server/core/media/frame.ts';
-import type { RtpOut } from '../../server/core/webrtc/webrtc-engine.ts';
+import { FlvFrameReader } from '../../../server/core/media/flv/flv-frame-reader.ts';
+import { readFlvFile } from '../../../test/helpers/flv-file.ts';
+import type { Frame } from '../../../server/core/media/frame.ts';
+import type { RtpOut } from '../../../server/core/webrtc/webrtc-engine.ts';
 import { RtpFanout, type RtpSink } from './rtp-fanout.ts';
 
 /** The fixture's video (its B-frames do not matter to packetizing), and Opus-like audio frames. */
 function fixture(): Frame[] {
   const reader = new FlvFrameReader();
-  const video = readFlvFile(new URL('../../test/fixtures/obs-like-2s.flv', import.meta.url).pathname)
+  const video = readFlvFile(new URL('../../../test/fixtures/obs-like-2s.flv', import.meta.url).pathname)
     .flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? [])
     .filter((f) => f.track === 'video');
   const out: Frame[] = [];

@@ -1,23 +1,21 @@
-/** A fragment ready to go on the wire to every viewer (one shared buffer). */
-export interface WireFragment {
-  bytes: Buffer;
-  keyframe: boolean;
-  receivedAt: number;
-}
+import type { Fragment } from '../../server/core/media/mp4/fmp4-muxer.ts';
+
+/** A fragment's size without its headroom. */
+const size = (f: Fragment) => f.buffer.length - f.offset;
 
 /**
- * The current GOP, as wire-ready fragments from its keyframe on, so that a new
- * viewer starts on a keyframe at once. Bounded in bytes: a GOP longer than the
+ * The current GOP, as the muxer's fragments from its keyframe on, so that a new
+ * viewer of any egress starts on a keyframe at once. Bounded in bytes: a GOP longer than the
  * cap stops being cached (a new viewer then waits for the next keyframe).
  */
 export class GopCache {
-  private fragments: WireFragment[] = [];
+  private fragments: Fragment[] = [];
   private bytes = 0;
   private overflowed = false;
 
   constructor(private readonly maxBytes: number) {}
 
-  push(fragment: WireFragment): void {
+  push(fragment: Fragment): void {
     if (fragment.keyframe) {
       this.fragments = [];
       this.bytes = 0;
@@ -25,14 +23,14 @@ export class GopCache {
     } else if (this.fragments.length === 0 || this.overflowed) {
       return; // no keyframe to start from
     }
-    if (this.bytes + fragment.bytes.length > this.maxBytes) {
+    if (this.bytes + size(fragment) > this.maxBytes) {
       this.overflowed = true;
       this.fragments = [];
       this.bytes = 0;
       return;
     }
     this.fragments.push(fragment);
-    this.bytes += fragment.bytes.length;
+    this.bytes += size(fragment);
   }
 
   clear(): void {
@@ -42,7 +40,7 @@ export class GopCache {
   }
 
   /** From the last keyframe on; empty when there is none to start from. */
-  get current(): readonly WireFragment[] {
+  get current(): readonly Fragment[] {
     return this.fragments;
   }
 

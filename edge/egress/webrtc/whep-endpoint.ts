@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { RelayConfig } from '../../../server/core/config/schema.ts';
+import { RelayError } from '../../../server/core/errors.ts';
+import type { Logger } from '../../../server/core/log.ts';
+import type { RenditionInfo } from '../../../server/core/bus/rendition-catalog.ts';
+import { attachSdpSessions, bearerToken, readOffer, type OfferRequest } from '../../../server/core/webrtc/sdp-sessions.ts';
+import type { EgressSession, WebRtcEngine } from '../../../server/core/webrtc/webrtc-engine.ts';
+import { admitViewer, tokenQuery, type ViewerAccess } from '../../../server/core/auth/viewer-access.ts';
+import type { RtcViewer, WebRtcEgress } from './webrtc-egress.ts';
+
+/** What WHEP needs of the edge it runs on. */
+export interface WhepHost {
+  access: ViewerAccess;
+  /** The stream's renditions, from the bus. */
+  renditions(stream: string): Promise<RenditionInfo[]>;
+  /** Another edge's base URL when the ring places this stream there. */
+  elsewhere(stream: string): string | undefined;
+  /** The WebRTC egress of a stream's rendition (the rendition made on demand); undefined once the edge drains. */
+  egressFor(stream: string, rendition: string): WebRtcEgress | undefined;
+  draining(): boolean;
+}
+
+/** A viewer whose connection is not up by then is dropped. */
+const CONNECT_TIMEOUT_MS = 15_000;
+
+interface WhepSession {
+  id: string;
+  stream: string;
+  rendition: string;
+  rtc: EgressSession;
+  /** Once connected: the egress that owns the viewer. */
+  egress: WebRtcEgress | undefined;
+  viewer: RtcViewer;
+  connectTimer: NodeJS.Timeout | undefined;
+  closed: boolean;
+}
+
+/**
+ * The WHEP endpoint of an edge: `POST /whep/<stream>` with an SDP offer gets `201
+ * Created`, the answer and a `Location`; `DELETE` there leaves. The viewer gets
+ * the stream's WebRTC rendition (H.264 without B-frames, Opus): a transcoded one
+ * for an RTMP source, the source itself for a WHIP one. No trickle: PATCH gets 405.
+ * A stream the ring places on another edge is redirected there (307, as RFC 9725
+ * allows), unless `?routed=1`. Once ICE and DTLS are up, the session joins its
+ * rendition's WebRTC egress, which owns it from then on.
+ */
+export class WhepEndpoint {
+  private readonly sessions = new Map<string, WhepSession>();
+
+  constructor(
+    private readonly config: RelayConfig['webrtc'],
+    private readonly engine: WebRtcEngine,
+    private readonly host: WhepHost,
+    private readonly log: Logger,
+  ) {}
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  attach(app: FastifyInstance): void {
+    attachSdpSessions(app, 'whep', this.config.maxSdpBytes, {
+      create: async (req) => {
+        const { stream } = req.params;
+        const token = bearerToken(req) ?? (typeof req.query.token === 'string' && req.query.token ? req.query.token : undefined);
+        admitViewer(this.host.access, { stream, token });
+        const other = req.query.routed ? undefined : this.host.elsewhere(stream);
+        if (other) return { redirect: `${other}/whep/${stream}?routed=1${tokenQuery(token)}` };
+        return this.play(req);
+      },
+      end: async (stream, id) => {
+        const session = this.sessions.get(id);
+        if (!session || session.stream !== stream) return false;
+        await this.end(session, 'the viewer left');
+        return true;
+      },
+    });
+  }
+
+  private async play(req: OfferRequest): Promise<{ location: string; answer: string }> {
+    const { stream } = req.params;
+    const askedAt = performance.now();
+    const offer = readOffer(req.headers['content-type'], req.body);
+    if (this.host.draining()) throw new RelayError('NO_EDGE_AVAILABLE', 'this edge is shutting down');
+    const renditions = await this.host.renditions(stream);
+    if (renditions.length === 0) throw new RelayError('STREAM_OFFLINE', stream);
+    const rendition = renditions.find((r) => r.webrtc);
+    if (!rendition) throw new RelayError('WEBRTC_UNAVAILABLE', `${stream} has ${renditions.map((r) => `${r.name} (${r.codecs})`).join(', ')}`);
+    const rtc = await this.engine.egress(offer);
+    const session: WhepSession = {
+      id: randomUUID(),
+      stream,
+      rendition: rendition.name,
+      rtc,
+      egress: undefined,
+      viewer: { sink: rtc, end: (why) => void this.end(session, why) },
+      connectTimer: undefined,
+      closed: false,
+    };
+    this.sessions.set(session.id, session);
+    rtc.onClosed(() => void this.end(session, 'the peer connection closed'));
+    session.connectTimer = setTimeout(() => void this.end(session, 'ICE and DTLS did not connect in time'), CONNECT_TIMEOUT_MS).unref();
+    // Media only once ICE and DTLS are up: a keyframe sent before would be lost.
+    rtc.onConnected(() => {
+      if (session.closed) return;
+      clearTimeout(session.connectTimer);
+      const egress = this.host.egressFor(stream, rendition.name);
+      if (!egress?.add(session.viewer, askedAt)) return void this.end(session, 'the edge is shutting down');
+      session.egress = egress;
+      rtc.onKeyframeRequest(() => egress.keyframeRequested(session.viewer));
+    });
+    this.log.info({ stream, rendition: rendition.name, session: session.id, remote: req.ip }, 'WHEP viewer connecting');
+    return { location: `/whep/${encodeURIComponent(stream)}/${session.id}`, answer: rtc.answer };
+  }
+
+  private async end(session: WhepSession, why: string): Promise<void> {
+    if (session.closed) return;
+    session.closed = true;
+    clearTimeout(session.connectTimer);
+    this.sessions.delete(session.id);
+    session.egress?.remove(session.viewer);
+    this.log.info({ stream: session.stream, session: session.id, why }, 'WHEP viewer left');
+    await session.rtc.close();
+  }
+
+  /** Ends every session, connected or not. Safe to call twice. */
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((s) => this.end(s, 'the edge is shutting down')));
+  }
+}

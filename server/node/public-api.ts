@@ -1,0 +1,40 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { admitViewer, type ViewerAccess } from '../core/auth/viewer-access.ts';
+import type { RenditionCatalog } from '../core/bus/rendition-catalog.ts';
+import type { EdgeDirectory } from '../core/cluster/edge-directory.ts';
+import { RelayError } from '../core/errors.ts';
+
+/** Public answers, from any node: readable by a page on another origin, never cached. */
+function publicAnswer(reply: FastifyReply): void {
+  void reply.header('access-control-allow-origin', '*').header('cache-control', 'no-store');
+}
+
+/**
+ * The public API every node serves: where a stream's next viewer should go
+ * (`/api/route/<stream>[?exclude=edge-a,edge-b]`) and a stream's renditions
+ * (`/api/streams/<stream>`). Both are public: names and routes, no media, so no
+ * playback token.
+ */
+export function attachPublicApi(app: FastifyInstance, access: ViewerAccess, directory: EdgeDirectory, catalog: RenditionCatalog): void {
+  app.get<{ Params: { stream: string }; Querystring: { exclude?: string } }>('/api/route/:stream', async (req, reply) => {
+    const { stream } = req.params;
+    publicAnswer(reply);
+    admitViewer(access, { stream }, { playback: false });
+    const exclude = new Set((req.query.exclude ?? '').split(',').filter(Boolean));
+    const edge = directory.route(stream, exclude);
+    if (!edge) throw new RelayError('NO_EDGE_AVAILABLE');
+    return {
+      stream,
+      edge: edge.id,
+      url: edge.url,
+      watch: `${edge.url}/watch/${stream}?routed=1`,
+      ws: `${edge.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1`,
+    };
+  });
+  app.get<{ Params: { stream: string } }>('/api/streams/:stream', async (req, reply) => {
+    const { stream } = req.params;
+    publicAnswer(reply);
+    admitViewer(access, { stream }, { playback: false });
+    return { stream, renditions: await catalog.renditions(stream) };
+  });
+}
