@@ -26,9 +26,6 @@ import { attachPlayerAssets, watchPage } from './player/watch-page.ts';
 import { CloseCode, type ControlMessage } from './protocol.ts';
 import { Rendition } from './rendition/rendition.ts';
 
-/** A rendition with no viewers stays this long (its consumer and GOP warm) before it closes. */
-const LINGER_MS = 15_000;
-
 /** The edge's place in the cluster: who it is, the directory it routes with, its heartbeat. */
 export interface EdgeCluster {
   self: () => EdgeMember;
@@ -127,7 +124,7 @@ export class Edge {
             this.egresses,
             viewerLeft,
           ),
-        LINGER_MS,
+        this.config.edge.renditionLingerMs,
         (emptied) => this.streams.get(stream) === emptied && this.streams.delete(stream),
       );
       this.streams.set(stream, s);

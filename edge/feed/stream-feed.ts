@@ -1,4 +1,4 @@
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '../../server/core/bus/nats-connection.ts';
 import type { StreamSubjects } from '../../server/core/bus/subjects.ts';
 import type { Logger } from '../../server/core/log.ts';
@@ -39,6 +39,7 @@ export type StartPoint = { kind: 'sequence'; seq: number } | { kind: 'new' };
 export class StreamFeed {
   private jsm: JetStreamManager | undefined;
   private messages: ConsumerMessages | undefined;
+  private consumer: Consumer | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private lastMessageAt = Date.now();
   private closed = false;
@@ -82,7 +83,8 @@ export class StreamFeed {
       filter_subjects: this.options.subjects.all,
       ...(start.kind === 'sequence' ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start.seq } : { deliver_policy: DeliverPolicy.New }),
     });
-    if (this.closed) return;
+    this.consumer = consumer;
+    if (this.closed) return void this.release();
     this.lastMessageAt = Date.now();
     // Bounded by messages, not bytes. nats.js caps a byte-bounded pull at 100 messages
     // and refills it when 75 remain, asking only for the bytes it has not yet accounted
@@ -140,9 +142,7 @@ export class StreamFeed {
 
   private async restart(start: StartPoint, reason: string): Promise<void> {
     this.stats.restarts++;
-    const old = this.messages;
-    this.messages = undefined;
-    await old?.close().catch(() => {});
+    await this.release();
     this.onRestart(reason);
     await this.consumeFrom(start);
   }
@@ -150,6 +150,19 @@ export class StreamFeed {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.watchdog);
-    await this.messages?.close().catch(() => {});
+    await this.release();
+  }
+
+  /**
+   * Stops the consumer and deletes it on the server. An ordered consumer left
+   * behind would stay on nats-server for its 5-minute inactivity threshold: one
+   * per rendition an edge stopped watching.
+   */
+  private async release(): Promise<void> {
+    const { messages, consumer } = this;
+    this.messages = undefined;
+    this.consumer = undefined;
+    await messages?.close().catch(() => {});
+    await consumer?.delete().catch(() => {});
   }
 }

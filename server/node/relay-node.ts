@@ -164,6 +164,8 @@ export async function startNode(
         acked: (seconds) => publishMetrics.publishLatency.observe(seconds),
       });
       const publishMetrics: PublishMetrics = createPublishMetrics(registry, () => publisher.stats);
+      // After origin.stop() (closers run in reverse): its last frames and end markers acknowledged, then the ack timer stops.
+      closers.push(() => publisher.close());
       // A restarted nats-server has lost the memory stream: recreate it when publishing fails or NATS comes back.
       const keepStream = frameStreamKeeper(nc, config.bus, log.child({ module: 'bus' }));
       publisher.on('failure', keepStream);

@@ -187,6 +187,9 @@ export const configSchema = z
           .describe(
             "Messages one stream consumer may have in flight from JetStream (a pull is refilled at half). Bounded, so that many consumers on one connection stay under the server's pending limit (see field notes).",
           ),
+        renditionLingerMs: positiveInt.describe(
+          "How long a stream's rendition stays open on an edge after its last viewer leaves (its bus consumer and GOP kept warm for a viewer switching or coming back).",
+        ),
         gopCacheMaxBytes: positiveInt.describe('Largest GOP an edge keeps in memory for new viewers; a longer GOP is not cached past this.'),
         viewerSkipBytes: positiveInt.describe('A viewer with more than this many bytes queued skips to the next keyframe.'),
         viewerMaxLagMs: positiveInt.describe('A viewer that stays behind (skipping) for this long is disconnected.'),
