@@ -77,7 +77,7 @@ export class Origin {
 
   async start(): Promise<void> {
     for (const ingest of this.ingests) await ingest.start();
-    this.log.info({ port: this.rtmp.port, app: this.config.rtmp.app, protocols: this.ingests.map((i) => i.protocol) }, 'ingest listening');
+    this.log.info({ port: this.rtmp.port, app: this.config.rtmp.app, protocols: this.ingests.map((i) => i.protocol) }, 'RTMP ingest listening');
   }
 
   /**

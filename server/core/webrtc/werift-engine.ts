@@ -147,7 +147,13 @@ async function negotiate(pc: RTCPeerConnection, offerSdp: string, direction: 're
     throw new RelayError('CODEC_UNSUPPORTED', 'the offer has neither H.264 video nor Opus audio');
   }
   for (const t of pc.getTransceivers()) t.setDirection(direction);
-  await pc.setLocalDescription(await pc.createAnswer());
+  try {
+    await pc.setLocalDescription(await pc.createAnswer());
+  } catch (err) {
+    // werift read the offer but cannot answer it (a transceiver without a mid, ...).
+    await pc.close().catch(() => {});
+    throw new RelayError('SDP_INVALID', (err as Error).message);
+  }
   if (pc.iceGatheringState !== 'complete') {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, GATHER_TIMEOUT_MS);
@@ -174,7 +180,10 @@ export function ntpFromMs(ms: number): bigint {
   return (BigInt(whole) << 32n) | BigInt(Math.floor((seconds - whole) * 2 ** 32));
 }
 
-/** The werift internals the send path reaches into (werift is pinned in package.json for them). */
+/**
+ * The werift internals the send path reaches into (werift is pinned in package.json
+ * for them; werift-engine.test.ts pins their shape on a connected peer).
+ */
 interface WeriftDtls {
   state: string;
   srtp?: { localContext: { profile: number; srtpSessionKey: Buffer; srtpSessionSalt: Buffer; srtpSessionAuthTag: Buffer } };
@@ -232,7 +241,7 @@ class ViewerRtpSender {
   }
 
   send(p: RtpOut): void {
-    if (this.sender.stopped || (this.sender.dtlsTransport as unknown as WeriftDtls | undefined)?.state !== 'connected' || !this.sender.codec) return;
+    if (this.sender.stopped || weriftDtls(this.sender)?.state !== 'connected' || !this.sender.codec) return;
     if (this.seqOffset === undefined) this.seqOffset = Math.floor(Math.random() * 0x8000) - p.sequenceNumber;
     else if (p.sequenceNumber !== ((this.lastIn + 1) & 0xffff)) this.seqOffset = this.lastOut + 1 - p.sequenceNumber;
     this.lastIn = p.sequenceNumber;
@@ -255,7 +264,7 @@ class ViewerRtpSender {
   }
 
   private transmit(p: RtpOut, seq: number, rolloverCounter: number): void {
-    const dtls = this.sender.dtlsTransport as unknown as WeriftDtls;
+    const dtls = weriftDtls(this.sender)!;
     const connection = dtls.iceTransport.connection;
     if (!dtls.srtp || !connection.canSendApplicationData()) return;
     if (this.protectorOf !== dtls.srtp) this.protector = protectorFor(dtls.srtp);
@@ -273,6 +282,11 @@ class ViewerRtpSender {
       // The socket closed under us: the session is ending.
     }
   }
+}
+
+/** A sender's DTLS transport as the send path reads it (the contract test checks it on a connected peer). */
+export function weriftDtls(sender: RTCRtpSender): WeriftDtls | undefined {
+  return sender.dtlsTransport as unknown as WeriftDtls | undefined;
 }
 
 /** Our protector with the session keys werift derived from DTLS. */
