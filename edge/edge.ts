@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { admitViewer, tokenQuery, type ViewerAccess } from '../server/core/auth/viewer-access.ts';
 import { requestKeyframe } from '../server/core/bus/keyframe-requests.ts';
-import type { NatsConnection } from '../server/core/bus/nats-connection.ts';
+import type { NatsConnection } from '../server/core/bus/nats.ts';
 import type { RenditionInfo } from '../server/core/bus/rendition-catalog.ts';
 import { SOURCE_RENDITION } from '../server/core/bus/subjects.ts';
 import type { EdgeDirectory, EdgeHeartbeat } from '../server/core/cluster/edge-directory.ts';

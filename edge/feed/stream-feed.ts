@@ -1,5 +1,13 @@
-import { DeliverPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '../../server/core/bus/nats-connection.ts';
+import {
+  type NatsConnection,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamManager,
+  type JsMsg,
+} from '../../server/core/bus/nats.ts';
 import type { StreamSubjects } from '../../server/core/bus/subjects.ts';
 import type { Logger } from '../../server/core/log.ts';
 

@@ -1,4 +1,4 @@
-import type { NatsConnection } from '../../server/core/bus/nats-connection.ts';
+import type { NatsConnection } from '../../server/core/bus/nats.ts';
 import { StreamSubjects } from '../../server/core/bus/subjects.ts';
 import type { RelayConfig } from '../../server/core/config/schema.ts';
 import type { Logger } from '../../server/core/log.ts';

@@ -19,7 +19,7 @@ import { createInterface } from 'node:readline';
 import { FrameDecoder } from '../../server/core/bus/frame-codec.ts';
 import { FramePublisher, type Publication } from '../../server/core/bus/frame-publisher.ts';
 import { ensureFrameStream } from '../../server/core/bus/frame-stream.ts';
-import { connectNats } from '../../server/core/bus/nats-connection.ts';
+import { connectNats } from '../../server/core/bus/nats.ts';
 import { StreamSubjects } from '../../server/core/bus/subjects.ts';
 import { loadConfig } from '../../server/core/config/load.ts';
 import { createLogger } from '../../server/core/log.ts';

@@ -12,7 +12,7 @@ import type { Logger } from '../core/log.ts';
 import { FramePublisher } from '../core/bus/frame-publisher.ts';
 import { createPublishMetrics, type PublishMetrics } from '../core/bus/bus-metrics.ts';
 import { ensureFrameStream, frameStreamKeeper } from '../core/bus/frame-stream.ts';
-import { connectNats, isNatsConnected, type NatsConnection } from '../core/bus/nats-connection.ts';
+import { connectNats, isNatsConnected, type NatsConnection } from '../core/bus/nats.ts';
 import { NatsServerProcess } from './nats-server-process.ts';
 import { createHttpServer } from '../core/http/http-server.ts';
 import { WhipIngest } from '../origin/ingest/whip-ingest.ts';

@@ -52,6 +52,10 @@ function allowed(from: string, to: string): boolean {
 const ADAPTERS: Record<string, readonly string[]> = {
   werift: ['server/core/webrtc/werift-engine.ts'],
   'node-media-server': ['server/origin/ingest/rtmp-ingest.ts'],
+  '@nats-io/nats-core': ['server/core/bus/nats.ts'],
+  '@nats-io/transport-node': ['server/core/bus/nats.ts'],
+  '@nats-io/jetstream': ['server/core/bus/nats.ts'],
+  '@nats-io/kv': ['server/core/bus/nats.ts'],
 };
 
 function sourceFiles(dir: string): string[] {
@@ -85,7 +89,7 @@ describe('layers', () => {
     assert.deepEqual(wrong, []);
   });
 
-  test('werift and node-media-server are imported by their adapter only', () => {
+  test('werift, node-media-server and nats.js are imported by their adapter only', () => {
     const wrong: string[] = [];
     for (const file of files) {
       if (file.endsWith('.test.ts')) continue; // a contract test pins the adapter's assumptions

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { createUser } from '@nats-io/nkeys';
-import { connectNats, type NatsSecurity } from '../../server/core/bus/nats-connection.ts';
+import { connectNats, type NatsSecurity } from '../../server/core/bus/nats.ts';
 import { NatsServerProcess } from '../../server/node/nats-server-process.ts';
 import { RelayError } from '../../server/core/errors.ts';
 import { createLogger } from '../../server/core/log.ts';

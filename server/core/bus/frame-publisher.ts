@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { createInbox, type Msg, type Subscription } from '@nats-io/nats-core';
 import type { Logger } from '../log.ts';
 import type { Frame, StreamInit } from '../media/frame.ts';
 import { encodeEnd, encodeFrame, encodeInit } from './frame-codec.ts';
-import type { NatsConnection } from './nats-connection.ts';
+import { isStoredAck, newInbox, type NatsConnection, type Msg, type Subscription } from './nats.ts';
 import { PendingAcks } from './pending-acks.ts';
 import { StreamSubjects } from './subjects.ts';
 
@@ -85,7 +84,7 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
     })().catch(() => {});
     // Room for the NATS protocol line and a margin below the server's max_payload.
     this.maxMessageBytes = Math.max(4096, (nc.info?.max_payload ?? 1024 * 1024) - 1024);
-    this.inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix) + '.';
+    this.inbox = newInbox(nc) + '.';
     this.acks = nc.subscribe(`${this.inbox}*`, {
       callback: (err, msg) => {
         if (!err) this.onAck(msg);
@@ -175,11 +174,10 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
     if (held.length) this.options.log.info({ resent: held.length }, 'NATS is back: held frames sent in order');
   }
 
-  /** A JetStream answer: `{"stream":..,"seq":..}` when stored, `{"error":..}` or an empty 503 (no stream bound) when not. */
+  /** A JetStream answer to one of our publishes, on our ack inbox. */
   private onAck(msg: Msg): void {
     const id = Number(msg.subject.slice(this.inbox.length));
-    const data = msg.data;
-    const ok = data.length > 2 && data[2] !== 0x65; // {"e...: an error
+    const ok = isStoredAck(msg.data);
     const ms = this.pending.settle(id, ok, performance.now());
     if (ok && ms >= 0) this.options.acked?.(ms / 1000);
   }

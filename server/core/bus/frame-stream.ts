@@ -1,9 +1,7 @@
-import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/nats-core';
 import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { NatsConnection } from './nats-connection.ts';
+import { type NatsConnection, DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type StreamConfig, nanos } from './nats.ts';
 import { allStreamsSubject } from './subjects.ts';
 
 /**

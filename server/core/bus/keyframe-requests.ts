@@ -1,4 +1,4 @@
-import type { NatsConnection } from './nats-connection.ts';
+import type { NatsConnection } from './nats.ts';
 
 /**
  * Keyframe requests from edges to the origin publishing a stream, on plain NATS

@@ -1,6 +1,5 @@
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { FrameDecoder } from './frame-codec.ts';
-import type { NatsConnection } from './nats-connection.ts';
+import { type NatsConnection, jetstreamManager, type JetStreamManager } from './nats.ts';
 import { SubjectKind } from './subjects.ts';
 
 export interface RenditionInfo {

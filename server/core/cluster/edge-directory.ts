@@ -1,7 +1,7 @@
 import { Heartbeat, openTtlBucket, readRecords, type TtlBucket } from './kv-bucket.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import type { NatsConnection } from '../bus/nats-connection.ts';
+import type { NatsConnection } from '../bus/nats.ts';
 import { PlacementRing, type EdgeMember } from './placement-ring.ts';
 
 export function openEdgeBucket(nc: NatsConnection, cluster: RelayConfig['cluster'], log: Logger): Promise<TtlBucket> {

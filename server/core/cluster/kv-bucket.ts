@@ -1,8 +1,5 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
-import { nanos } from '@nats-io/nats-core';
 import type { Logger } from '../log.ts';
-import type { NatsConnection } from '../bus/nats-connection.ts';
+import { type NatsConnection, jetstream, jetstreamManager, Kvm, type KV, nanos } from '../bus/nats.ts';
 
 /** A TTL bucket: the KV, and its live keys listed without a consumer. */
 export type TtlBucket = KV & {

@@ -1,6 +1,6 @@
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import type { NatsConnection } from '../bus/nats-connection.ts';
+import type { NatsConnection } from '../bus/nats.ts';
 import { Heartbeat, openTtlBucket, readRecords, type TtlBucket } from './kv-bucket.ts';
 
 /** A stream live on an origin, as that origin reports it. */

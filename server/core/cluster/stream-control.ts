@@ -1,4 +1,4 @@
-import type { NatsConnection } from '../bus/nats-connection.ts';
+import type { NatsConnection } from '../bus/nats.ts';
 
 /**
  * Operator commands to whichever origin publishes a stream, on plain NATS beside

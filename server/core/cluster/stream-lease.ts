@@ -3,7 +3,7 @@ import { openTtlBucket, readRecords, type TtlBucket } from './kv-bucket.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { NatsConnection } from '../bus/nats-connection.ts';
+import { type NatsConnection, isWrongLastSequence } from '../bus/nats.ts';
 import { createLeaseMetrics, type LeaseMetrics } from './lease-metrics.ts';
 import type { Registry } from 'prom-client';
 
@@ -12,11 +12,6 @@ export interface LeaseHolder {
   since: number;
   /** The fencing token, written by the first renewal (the create's revision is not known before it). */
   token?: number;
-}
-
-function isWrongSequence(err: unknown): boolean {
-  const e = err as { code?: number | string; api_error?: { err_code?: number }; message?: string };
-  return e?.api_error?.err_code === 10071 || e?.code === 10071 || /wrong last sequence/i.test(e?.message ?? '');
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -102,7 +97,7 @@ export class StreamLeases {
         if (seen) this.log.info({ stream, previousOwner: seen.origin }, 'took over the lease of an origin that stopped renewing');
         return this.track(new StreamLease(this.kv, stream, value, revision, sentAt, this.ttlMs, this.log, this.metrics), seen ? 'takeover' : 'free');
       } catch (err) {
-        if (!isWrongSequence(err)) {
+        if (!isWrongLastSequence(err)) {
           // Unreachable NATS, or a reply lost across a reconnect: retry until the deadline.
           if (Date.now() > giveUpAt) throw new RelayError('BUS_UNAVAILABLE', `cannot take the lease of ${stream}: ${(err as Error).message}`, { cause: err });
           await sleep(200);
@@ -208,7 +203,7 @@ export class StreamLease extends EventEmitter<{ lost: [RelayError]; done: [lost:
       this.schedule(every);
     } catch (err) {
       if (this.state !== 'held') return;
-      if (isWrongSequence(err)) {
+      if (isWrongLastSequence(err)) {
         this.lose('another origin holds the lease now');
         return;
       }

@@ -1,3 +1,10 @@
+/**
+ * The NATS adapter: the only file that imports nats.js (the `@nats-io/*` v3
+ * packages; a test holds every other file to that). What the relay relies on of
+ * nats.js and nats-server is here: connections and their options, credentials,
+ * how a JetStream ack and an API error look on the wire. The rest of the code
+ * uses what this file exports.
+ */
 import { readFileSync } from 'node:fs';
 import {
   credsAuthenticator,
@@ -7,12 +14,50 @@ import {
   type Authenticator,
   type TlsOptions,
 } from '@nats-io/nats-core';
+import { createInbox } from '@nats-io/nats-core';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
 export type { NatsConnection };
+export { nanos, type Msg, type Subscription } from '@nats-io/nats-core';
+export {
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamManager,
+  type JsMsg,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+export { Kvm, type KV } from '@nats-io/kv';
+
+/**
+ * A JetStream API error "wrong last sequence" (10071): a compare-and-set on a KV key
+ * (create, update or delete at a revision) lost to another writer.
+ */
+export function isWrongLastSequence(err: unknown): boolean {
+  const e = err as { code?: number | string; api_error?: { err_code?: number }; message?: string } | undefined;
+  return e?.api_error?.err_code === 10071 || e?.code === 10071 || /wrong last sequence/i.test(e?.message ?? '');
+}
+
+/**
+ * A JetStream publish ack, read without parsing JSON: `{"stream":..,"seq":..}` when
+ * stored; `{"error":..}`, or an empty 503 status (no stream bound), when not.
+ */
+export function isStoredAck(data: Uint8Array): boolean {
+  return data.length > 2 && data[2] !== 0x65; // {"e...: an error
+}
+
+/** A new inbox subject under the connection's own inbox prefix (set when the server requires one). */
+export function newInbox(nc: NatsConnection): string {
+  return createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
+}
 
 const connected = new WeakMap<NatsConnection, boolean>();
 
