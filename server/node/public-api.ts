@@ -38,3 +38,13 @@ export function attachPublicApi(app: FastifyInstance, access: ViewerAccess, dire
     return { stream, renditions: await catalog.renditions(stream) };
   });
 }
+
+/** The node's front page: its roles, and on an edge a link to each configured stream's watch page. */
+export function attachIndexPage(app: FastifyInstance, streams: () => string[], roles: string[]): void {
+  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(indexPage(streams(), roles)));
+}
+
+function indexPage(streams: string[], roles: string[]): string {
+  const items = roles.includes('edge') ? streams.map((s) => `<li><a href="/watch/${s}">${s}</a></li>`).join('') : '';
+  return `<!doctype html><meta charset="utf-8"><title>relay</title><body style="font-family:system-ui;background:#0b0d10;color:#e8eaed"><h1>relay</h1><p>Roles: ${roles.join(', ')}</p><ul>${items}</ul>`;
+}

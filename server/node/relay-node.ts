@@ -1,6 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { createNodeRegistry } from './node-metrics.ts';
@@ -27,7 +25,9 @@ import { RenditionCatalog } from '../core/bus/rendition-catalog.ts';
 import { publicHost } from '../core/http/net-address.ts';
 import { NodeHeartbeat, openNodeBucket, readNodes, type NodeRecord } from '../core/cluster/node-registry.ts';
 import { requestEndStream, serveStreamControl } from '../core/cluster/stream-control.ts';
-import { attachPublicApi } from './public-api.ts';
+import { attachIndexPage, attachPublicApi } from './public-api.ts';
+import { attachHealth } from './health.ts';
+import { startEmbeddedNats } from './embedded-nats.ts';
 import { registerAdminApi } from './admin/admin-api.ts';
 import { attachDashboard } from './admin/dashboard.ts';
 
@@ -69,30 +69,6 @@ export interface RelayNode {
   close(): Promise<void>;
 }
 
-/** One readiness check's outcome. */
-interface Check {
-  ok: boolean;
-  detail?: string;
-}
-
-/** Runs a check with a deadline: a hung NATS request is a failed check, not a hung probe. */
-async function check(what: () => unknown, timeoutMs = 1500): Promise<Check> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const ok = await Promise.race([
-      Promise.resolve().then(what),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]);
-    return ok === false ? { ok: false } : { ok: true };
-  } catch (err) {
-    return { ok: false, detail: (err as Error).message };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Starts a node with the given roles. With no NATS URL configured it starts a
  * local nats-server first (the all-in-one default).
@@ -109,7 +85,6 @@ export async function startNode(
     draining = true;
     for (const c of closers.splice(0).reverse()) await c().catch((err) => log.warn({ err }, 'error while stopping'));
   };
-  const readiness: Record<string, () => unknown> = {};
   const stopWatchingKeys = keys.watch();
   try {
     let natsUrl = config.nats.url;
@@ -126,22 +101,7 @@ export async function startNode(
     const registry = createNodeRegistry({ id: nodeId, roles, version: RELAY_VERSION });
     const http = createHttpServer(log, config.http);
     closers.push(() => http.close());
-    // Alive: the process answers. Ready: NATS connected, buckets reachable, listeners up, not draining.
-    http.get('/healthz', async () => ({ status: 'ok', roles }));
-    http.get('/readyz', async (_req, reply) => {
-      const names = Object.keys(readiness);
-      const results = await Promise.all(names.map((n) => check(readiness[n]!)));
-      const checks: Record<string, Check> = {};
-      names.forEach((n, i) => (checks[n] = results[i]!));
-      checks.draining = { ok: !draining };
-      const ready = Object.values(checks).every((c) => c.ok);
-      return reply
-        .status(ready ? 200 : 503)
-        .header('cache-control', 'no-store')
-        .send({ status: ready ? 'ready' : 'not ready', roles, checks });
-    });
-    readiness.http = () => http.server.listening;
-    http.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+    const readiness = attachHealth(http, roles, registry, () => draining);
 
     // One WebRTC engine per process: WHIP on an origin, WHEP on an edge.
     let engine: WeriftEngine | undefined;
@@ -285,7 +245,7 @@ export async function startNode(
       endStream: async (stream, reason) => (await requestEndStream(ncCluster, config.bus.subjectPrefix, stream, reason))?.origin,
     });
     attachDashboard(http);
-    http.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(indexPage(keys.names, roles)));
+    attachIndexPage(http, () => keys.names, roles);
     // Listeners last, HTTP after RTMP: once /healthz answers, the node takes publishers and viewers.
     await origin?.start();
     await http.listen({ host: config.http.host, port: config.http.port }).catch((err: NodeJS.ErrnoException) => {
@@ -320,54 +280,4 @@ export async function startNode(
     await close();
     throw err;
   }
-}
-
-async function startEmbeddedNats(config: RelayConfig, log: Logger): Promise<NatsServerProcess> {
-  const storeDir = resolve(join(config.dataDir, 'nats'));
-  const nlog = log.child({ module: 'nats-server' });
-  const pidFile = join(config.dataDir, 'nats-server.pid');
-  stopStaleNats(pidFile, nlog);
-  const started = await startEmbeddedNatsOn(config, storeDir, nlog);
-  writeFileSync(pidFile, `${started.pid}\n`);
-  return started;
-}
-
-/** A relay killed with -9 leaves its nats-server running on the store: stop that one first. */
-function stopStaleNats(pidFile: string, log: Logger): void {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(pidFile, 'utf8').trim());
-  } catch {
-    return;
-  }
-  try {
-    if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('nats-server')) {
-      process.kill(pid, 'SIGKILL');
-      log.warn({ pid }, 'stopped a nats-server left over by an earlier run');
-    }
-  } catch {
-    // not running any more
-  }
-  rmSync(pidFile, { force: true });
-}
-
-async function startEmbeddedNatsOn(config: RelayConfig, storeDir: string, nlog: Logger): Promise<NatsServerProcess> {
-  const server = new NatsServerProcess({ storeDir, port: config.nats.embeddedPort, log: nlog });
-  try {
-    await server.start();
-  } catch (err) {
-    if (config.nats.embeddedPort === 0 || !/address already in use/i.test((err as Error).message)) throw err;
-    nlog.warn({ port: config.nats.embeddedPort }, 'port taken; the embedded nats-server uses a free port instead');
-    const fallback = new NatsServerProcess({ storeDir, port: 0, log: nlog });
-    await fallback.start();
-    nlog.info({ url: fallback.url, storeDir }, 'embedded nats-server started');
-    return fallback;
-  }
-  nlog.info({ url: server.url, storeDir }, 'embedded nats-server started');
-  return server;
-}
-
-function indexPage(streams: string[], roles: Role[]): string {
-  const items = roles.includes('edge') ? streams.map((s) => `<li><a href="/watch/${s}">${s}</a></li>`).join('') : '';
-  return `<!doctype html><meta charset="utf-8"><title>relay</title><body style="font-family:system-ui;background:#0b0d10;color:#e8eaed"><h1>relay</h1><p>Roles: ${roles.join(', ')}</p><ul>${items}</ul>`;
 }
