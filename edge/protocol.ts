@@ -4,6 +4,14 @@
  * text messages are these control messages, and a refusal or a move is a close code.
  */
 import type { RelayError } from '../server/core/errors.ts';
+import type { RenditionInfo } from '../server/core/bus/rendition-catalog.ts';
+
+/** `GET /api/streams/<stream>`: what the player offers and the ABR chooses among. Types only: the player is bundled from this file. */
+export type { RenditionInfo };
+export interface StreamInfo {
+  stream: string;
+  renditions: RenditionInfo[];
+}
 
 export type RenditionState = 'connecting' | 'offline' | 'live' | 'ended';
 

@@ -46,6 +46,16 @@ function allowed(from: string, to: string): boolean {
 }
 
 /**
+ * The player runs in browsers: its modules may import each other and the viewer
+ * protocol (types the server uses too), nothing else of the relay.
+ */
+function playerMayImport(from: string, to: string): boolean {
+  const rel = (f: string) => relative(ROOT, f).split('\\').join('/');
+  if (!rel(from).startsWith('edge/player/src/') || from.endsWith('.test.ts')) return true;
+  return rel(to).startsWith('edge/player/src/') || rel(to) === 'edge/protocol.ts';
+}
+
+/**
  * Third-party internals stay behind one adapter each: the only files that may
  * import these packages (type-only imports included).
  */
@@ -109,6 +119,8 @@ describe('layers', () => {
     assert.equal(allowed(join(ROOT, 'server/origin/origin.ts'), join(ROOT, 'server/node/relay-node.ts')), false, 'origin -> node');
     assert.equal(allowed(join(ROOT, 'server/core/bus/subjects.ts'), join(ROOT, 'test/helpers/nats.ts')), false, 'code -> test helpers');
     assert.equal(allowed(join(ROOT, 'server/node/relay-node.ts'), join(ROOT, 'edge/edge.ts')), true, 'node -> edge');
+    assert.equal(playerMayImport(join(ROOT, 'edge/player/src/player.ts'), join(ROOT, 'edge/edge.ts')), false, 'player -> edge');
+    assert.equal(playerMayImport(join(ROOT, 'edge/player/src/player.ts'), join(ROOT, 'edge/protocol.ts')), true, 'player -> protocol');
     assert.ok(
       importsOf(join(ROOT, 'server/node/relay-node.ts')).some((s) => s.includes('edge')),
       'imports are read',

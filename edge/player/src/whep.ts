@@ -6,13 +6,35 @@
 const GATHER_MS = 2000; // loopback and LAN candidates come in a few ms; do not wait for slow STUN forever
 const FIRST_FRAME_MS = 6000;
 
-/**
- * @param {{ stream: string, token?: string, video: HTMLVideoElement, note: (what: string) => void, onEnded: () => void }} options
- * @returns {Promise<{ close: () => void, pc: RTCPeerConnection, location: string }>}
- */
-export async function startWhep({ stream, token, video, note, onEnded }) {
+export interface WhepOptions {
+  stream: string;
+  token: string | undefined;
+  video: HTMLVideoElement;
+  note: (what: string) => void;
+  /** The connection failed or closed after it played. */
+  onEnded: () => void;
+}
+
+export interface WhepSession {
+  /** Leaves: closes the peer connection and DELETEs the session. Safe to call twice. */
+  close: () => void;
+  pc: RTCPeerConnection;
+  location: string;
+}
+
+/** A WHEP refusal, with the relay's stable code. */
+export class WhepRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string | undefined,
+  ) {
+    super(`WHEP refused: ${status} ${code ?? ''}`);
+  }
+}
+
+export async function startWhep({ stream, token, video, note, onEnded }: WhepOptions): Promise<WhepSession> {
   const pc = new RTCPeerConnection();
-  let location;
+  let location: string | undefined;
   let closed = false;
   const close = () => {
     if (closed) return;
@@ -33,14 +55,14 @@ export async function startWhep({ stream, token, video, note, onEnded }) {
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
     note('whep offer ready');
-    const headers = { 'content-type': 'application/sdp' };
+    const headers: Record<string, string> = { 'content-type': 'application/sdp' };
     if (token) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(`/whep/${encodeURIComponent(stream)}`, { method: 'POST', headers, body: pc.localDescription.sdp });
+    const res = await fetch(`/whep/${encodeURIComponent(stream)}`, { method: 'POST', headers, body: pc.localDescription!.sdp });
     if (res.status !== 201) {
-      const body = await res.json().catch(() => ({}));
-      throw Object.assign(new Error(`WHEP refused: ${res.status} ${body.code ?? ''}`), { code: body.code });
+      const body = (await res.json().catch(() => ({}))) as { code?: string };
+      throw new WhepRefused(res.status, body.code);
     }
-    location = new URL(res.headers.get('location'), res.url).toString();
+    location = new URL(res.headers.get('location') ?? '', res.url).toString();
     note(`whep session ${location}`);
     await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
     note('whep answer applied');
@@ -59,9 +81,9 @@ export async function startWhep({ stream, token, video, note, onEnded }) {
   }
 }
 
-function gathered(pc) {
+function gathered(pc: RTCPeerConnection): Promise<void> {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();
-  return new Promise((resolve) => {
+  return new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, GATHER_MS);
     pc.addEventListener('icegatheringstatechange', () => {
       if (pc.iceGatheringState === 'complete') {
@@ -72,8 +94,8 @@ function gathered(pc) {
   });
 }
 
-function firstFrame(video, pc) {
-  return new Promise((resolve, reject) => {
+function firstFrame(video: HTMLVideoElement, pc: RTCPeerConnection): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('WHEP: no picture in time')), FIRST_FRAME_MS);
     pc.addEventListener('connectionstatechange', () => {
       if (pc.connectionState === 'failed') {
@@ -85,7 +107,9 @@ function firstFrame(video, pc) {
       clearTimeout(timer);
       resolve();
     };
-    if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(shown);
+    // Where requestVideoFrameCallback is missing (older engines), the first loaded data.
+    const element: Partial<HTMLVideoElement> = video;
+    if (typeof element.requestVideoFrameCallback === 'function') video.requestVideoFrameCallback(shown);
     else video.addEventListener('loadeddata', shown, { once: true });
     video.play().catch(() => {
       video.muted = true;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { AbrController, autoRenditions, type AbrRendition } from './abr.js';
+import { AbrController, autoRenditions, type AbrRendition } from './abr.ts';
 
 const LADDER: AbrRendition[] = [
   { name: 'source', kbps: 4000 },

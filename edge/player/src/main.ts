@@ -1,0 +1,32 @@
+// The watch page's entry: reads what the page says (stream, protocol, ?token=,
+// ?rendition=) and starts a player on its elements. `window.relayPlayer` is the
+// player, for tests and the console.
+
+import { createPlayer, type Player, type Protocol } from './player.ts';
+
+declare global {
+  interface Window {
+    relayPlayer?: Player;
+  }
+}
+
+const params = new URLSearchParams(location.search);
+const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const protocol = params.get('protocol') || document.body.dataset.protocol || 'mse';
+window.relayPlayer = createPlayer(
+  {
+    video: byId<HTMLVideoElement>('video'),
+    overlay: byId('overlay'),
+    badge: byId('state'),
+    latency: byId('latency'),
+    info: byId('info'),
+    unmute: byId<HTMLButtonElement>('unmute'),
+    rendition: byId<HTMLSelectElement>('rendition'),
+  },
+  {
+    stream: document.body.dataset.stream ?? '',
+    token: params.get('token') || undefined,
+    protocol: (['mse', 'webrtc', 'auto'].includes(protocol) ? protocol : 'mse') as Protocol,
+    rendition: params.get('rendition') || undefined,
+  },
+);

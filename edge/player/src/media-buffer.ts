@@ -1,0 +1,175 @@
+// Buffer control: one MediaSource and SourceBuffer, the queue of what waits to be
+// appended, and trimming what is far behind the playhead.
+
+/** Buffer kept behind the playhead (s). */
+const KEEP_BEHIND_S = 20;
+const MediaSourceImpl: typeof MediaSource | undefined =
+  (window as { ManagedMediaSource?: typeof MediaSource }).ManagedMediaSource ?? (window as { MediaSource?: typeof MediaSource }).MediaSource;
+
+/**
+ * A queue entry: media, or a step of a rendition switch: remove the old
+ * rendition's frames from a time on, or change the codec.
+ */
+export type QueueItem = ArrayBuffer | { removeFrom: number } | { changeType: string };
+
+const isStep = (q: QueueItem): q is { removeFrom: number } | { changeType: string } => !(q instanceof ArrayBuffer);
+
+export interface MediaBufferHooks {
+  /** Something went in: playback may start, resume or catch up. */
+  appended(): void;
+  /** An append or a step failed (recorded; the buffer starts over when it must). */
+  error(what: string): void;
+}
+
+/**
+ * The MediaSource side of the player (ManagedMediaSource where that is what the
+ * browser has: iOS 17.1+). Everything waiting up to the next step goes in one
+ * append, so a joining viewer's whole GOP goes in at once.
+ */
+export class MediaBuffer {
+  private mediaSource: MediaSource | undefined;
+  private sourceBuffer: SourceBuffer | undefined;
+  private queue: QueueItem[] = [];
+  private lastTrim = 0;
+  /** The codec string of what is appended now. */
+  mime: string | undefined;
+  /** Frames decoded by earlier MediaSources (the element's own count starts over with each). */
+  private decodedBefore = 0;
+  private readonly onUpdateEnd = () => {
+    this.hooks.appended();
+    this.pump();
+  };
+
+  constructor(
+    private readonly video: HTMLVideoElement,
+    private readonly hooks: MediaBufferHooks,
+  ) {}
+
+  /** Ready for appends (the SourceBuffer exists). */
+  get ready(): boolean {
+    return this.sourceBuffer !== undefined;
+  }
+
+  /** Frames decoded since the page loaded. */
+  framesDecoded(): number {
+    return this.decodedBefore + (this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0);
+  }
+
+  /** Starts over with a new MediaSource for `mime`; false when this browser cannot play it. */
+  reset(mime: string): boolean {
+    this.queue = [];
+    this.detach();
+    this.mime = mime;
+    if (!MediaSourceImpl?.isTypeSupported(mime)) return false;
+    this.decodedBefore += this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
+    const ms = new MediaSourceImpl();
+    this.mediaSource = ms;
+    this.video.src = URL.createObjectURL(ms);
+    ms.addEventListener(
+      'sourceopen',
+      () => {
+        if (ms !== this.mediaSource) return;
+        URL.revokeObjectURL(this.video.src);
+        const sb = ms.addSourceBuffer(mime);
+        sb.mode = 'segments';
+        sb.addEventListener('updateend', this.onUpdateEnd);
+        this.sourceBuffer = sb;
+        this.pump();
+      },
+      { once: true },
+    );
+    return true;
+  }
+
+  /** An init segment: it goes before anything queued. */
+  init(data: ArrayBuffer): void {
+    this.queue.unshift(data);
+    this.pump();
+  }
+
+  push(item: QueueItem): void {
+    this.queue.push(item);
+    this.pump();
+  }
+
+  pump(): void {
+    const sb = this.sourceBuffer;
+    if (!sb || sb.updating || this.queue.length === 0) return;
+    if (isStep(this.queue[0]!)) {
+      const step = this.queue.shift() as { removeFrom: number } | { changeType: string };
+      try {
+        if ('removeFrom' in step) {
+          // Old rendition's frames from the switch point on go, so that nothing overlaps the new ones.
+          const b = this.video.buffered;
+          const end = b.length ? b.end(b.length - 1) : 0;
+          if (end > step.removeFrom) return sb.remove(step.removeFrom, end + 1); // continues on updateend
+        } else {
+          sb.changeType(step.changeType);
+        }
+      } catch (err) {
+        this.hooks.error(`switch step: ${String(err)}`);
+      }
+      return this.pump();
+    }
+    const upTo = this.queue.findIndex(isStep);
+    const batch = (upTo < 0 ? this.queue : this.queue.slice(0, upTo)) as ArrayBuffer[];
+    if (batch.length === 0) return;
+    this.queue = upTo < 0 ? [] : this.queue.slice(upTo);
+    try {
+      sb.appendBuffer(batch.length === 1 ? batch[0]! : concat(batch));
+    } catch (err) {
+      if ((err as Error).name === 'QuotaExceededError') {
+        this.trim(true);
+      } else {
+        this.hooks.error(String(err));
+        this.reset(this.mime ?? '');
+      }
+    }
+  }
+
+  /** Drops what is far behind the playhead: every 5 s, or now (`force`, the buffer is full). */
+  trim(force: boolean): void {
+    const sb = this.sourceBuffer;
+    if (!sb || sb.updating || this.video.buffered.length === 0) return;
+    const now = performance.now();
+    if (!force && now - this.lastTrim < 5000) return;
+    this.lastTrim = now;
+    const until = this.video.currentTime - KEEP_BEHIND_S;
+    if (until > this.video.buffered.start(0)) sb.remove(0, until);
+  }
+
+  /** Lets go of the MediaSource: another takes over, or WebRTC plays instead. */
+  detach(): void {
+    this.sourceBuffer?.removeEventListener('updateend', this.onUpdateEnd);
+    this.sourceBuffer = undefined;
+    this.mediaSource = undefined;
+  }
+
+  /** Ends the MediaSource and empties the element. */
+  destroy(): void {
+    const ms = this.mediaSource;
+    this.queue = [];
+    this.detach();
+    if (ms?.readyState === 'open') {
+      try {
+        ms.endOfStream();
+      } catch {
+        // already ending
+      }
+    }
+    this.video.removeAttribute('src');
+    this.video.load();
+  }
+}
+
+function concat(buffers: ArrayBuffer[]): Uint8Array<ArrayBuffer> {
+  let size = 0;
+  for (const b of buffers) size += b.byteLength;
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const b of buffers) {
+    out.set(new Uint8Array(b), offset);
+    offset += b.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,463 @@
+// The live player: fMP4 over WebSocket into Media Source Extensions, or WHEP.
+// Protocol (../../protocol.ts): JSON control messages (status, init, error,
+// hello, redirect, reconnect); after an `init` the next binary message is the init
+// segment, then one fragment per video frame, each starting with a `prft` box
+// (the relay's ingest wall clock). This file wires the parts, each with one job:
+// transport.ts (sockets, routing), media-buffer.ts (MSE), latency.ts (staying near
+// live), switching.ts and abr.ts (renditions), whep.ts (WebRTC), ui.ts (the page).
+
+import type { ControlMessage, RenditionInfo, StreamInfo } from '../../protocol.ts';
+import { AbrController, autoRenditions, type AbrLogEntry, type AbrRendition } from './abr.ts';
+import { readPrft, startsWithKeyframe } from './fmp4.ts';
+import { ClockMap, keepLive, watchRtcLatency } from './latency.ts';
+import { MediaBuffer } from './media-buffer.ts';
+import { RenditionSwitch, type InitMessage } from './switching.ts';
+import { Transport } from './transport.ts';
+import { PlayerUi, type PlayerElements, type PlayerState } from './ui.ts';
+import { startWhep } from './whep.ts';
+
+export type Protocol = 'mse' | 'webrtc' | 'auto';
+
+export interface PlayerOptions {
+  stream: string;
+  /** The playback token, when the relay requires one: it rides on every socket and WHEP request. */
+  token?: string | undefined;
+  /** What to play: WebSocket fMP4 (`mse`), WHEP falling back to MSE (`webrtc`), or WHEP when the stream has a WebRTC rendition (`auto`). */
+  protocol: Protocol;
+  /** A rendition picked by the URL: no ABR until the viewer picks Auto. */
+  rendition?: string | undefined;
+}
+
+/** What the player shows of itself: read by tests, the console and whoever debugs a viewer. */
+export interface PlayerStats {
+  state: PlayerState;
+  latencyMs: number | undefined;
+  /** WebSocket open (or WHEP start) -> first decoded frame, this connection. */
+  ttffMs: number | undefined;
+  /** Ingest -> displayed (last 600): per displayed frame over MSE, every 0.5 s over WebRTC (from sender reports). */
+  glassToGlassMs: number[];
+  reconnects: number;
+  /** The edge serving this page now, and the edges it was routed to after failures. */
+  edge: string | undefined;
+  edges: string[];
+  inits: number;
+  rendition: string;
+  requested: Protocol;
+  /** What plays now. */
+  protocol: 'mse' | 'webrtc' | undefined;
+  /** Why WHEP was not used, when it was asked for. */
+  fallback: string | undefined;
+  renditions: RenditionInfo[];
+  abr: { mode: 'auto' | 'manual'; log: AbrLogEntry[]; rateKbps: number | undefined };
+  switches: number;
+  /** The newest media time received, and the newest keyframe's (s). */
+  receivedS: number | undefined;
+  keyframeS: number | undefined;
+  /** performance.now() of each frame shown (last 900): the gaps are what a viewer sees as freezes. */
+  presentedAt: number[];
+  errors: string[];
+  /** The last connection events: [ms since load, what]. */
+  events: [number, string][];
+  /** The WHEP peer connection, while WebRTC plays. */
+  rtc: RTCPeerConnection | undefined;
+}
+
+export interface Player extends PlayerStats {
+  /** Frames decoded since the page loaded (all MediaSources). */
+  framesDecoded(): number;
+  /** A rendition name picks by hand; 'auto' hands the choice back to the ABR. */
+  switchTo(name: string): void;
+  /** Stops everything: sockets, WebRTC, timers, listeners, the MediaSource. Safe to call twice. */
+  destroy(): void;
+}
+
+/** The last rate measured is where the next visit starts. */
+const RATE_KEY = 'relay.player.kbps';
+
+export function createPlayer(el: PlayerElements, options: PlayerOptions): Player {
+  const { video } = el;
+  const ui = new PlayerUi(el);
+  const abr = new AbrController();
+  const clock = new ClockMap();
+  const timers: ReturnType<typeof setInterval>[] = [];
+  const cleanups: (() => void)[] = [];
+  let destroyed = false;
+  let timescales: Record<number, number> = { 1: 90000, 2: 48000 };
+  let expectInitSegment = false;
+  let openedAt = 0;
+  let firstFrameSeen = false;
+  let rxBytes = 0; // media bytes received on every socket: over a congested link, its rate is the link's
+  let resumeFrom: number | undefined; // after an urgent switch: the new rendition's keyframe, which may be behind the playhead
+
+  const player: Player = {
+    state: 'connecting',
+    latencyMs: undefined,
+    ttffMs: undefined,
+    glassToGlassMs: [],
+    reconnects: 0,
+    edge: undefined,
+    edges: [],
+    inits: 0,
+    rendition: options.rendition || 'source',
+    requested: options.protocol,
+    protocol: undefined,
+    fallback: undefined,
+    renditions: [],
+    abr: { mode: options.rendition ? 'manual' : 'auto', log: abr.log, rateKbps: undefined },
+    switches: 0,
+    receivedS: undefined,
+    keyframeS: undefined,
+    presentedAt: [],
+    errors: [],
+    events: [],
+    rtc: undefined,
+    framesDecoded: () => buffer.framesDecoded(),
+    switchTo: (name) => {
+      player.abr.mode = name === 'auto' ? 'auto' : 'manual';
+      if (name !== 'auto') switcher.switchTo(name);
+      showRendition();
+    },
+    destroy,
+  };
+
+  const note = (what: string) => {
+    player.events.push([Math.round(performance.now()), what]);
+    if (player.events.length > 60) player.events.shift();
+  };
+  const setState = (state: PlayerState, text?: string) => {
+    player.state = state;
+    ui.state(state, text);
+  };
+  const showRendition = () => ui.showRendition(player.abr.mode === 'auto', player.rendition);
+  const play = () => {
+    video.play().catch(() => {
+      // Autoplay with sound needs a gesture: play muted and offer to unmute.
+      video.muted = true;
+      ui.offerUnmute();
+      video.play().catch(() => {});
+    });
+  };
+
+  const buffer = new MediaBuffer(video, {
+    appended: () => {
+      resume();
+      if (player.state === 'live' && video.buffered.length > 0 && (video.paused || video.currentTime < video.buffered.start(0))) {
+        keepLive(video, switcher.urgent, play);
+      }
+    },
+    error: (what) => player.errors.push(what),
+  });
+
+  const transport: Transport = new Transport(options.stream, options.token, {
+    rendition: () => player.rendition,
+    opened: () => {
+      openedAt = performance.now();
+      firstFrameSeen = false;
+    },
+    media: (data) => {
+      rxBytes += data.byteLength;
+      media(data);
+    },
+    control,
+    refused: (reason) => setState('error', `${reason}: this stream cannot be played.`),
+    lost: () => {
+      if (player.state === 'live' || player.state === 'connecting') setState('connecting', 'Reconnecting…');
+      player.reconnects++;
+    },
+    note,
+  });
+  player.edges = transport.edges;
+
+  const switcher = new RenditionSwitch({
+    video,
+    transport,
+    buffer,
+    current: () => player.rendition,
+    restart: (name, counted) => {
+      player.rendition = name;
+      if (counted) player.switches++;
+      showRendition();
+      transport.connect();
+    },
+    switched: (name: string, init: InitMessage) => {
+      player.rendition = name;
+      player.switches++;
+      showRendition();
+      timescales = init.timescales;
+      ui.info(describe(init));
+    },
+    fragment: (data) => {
+      readProducerTime(data);
+      buffer.push(data);
+    },
+    received: (bytes) => (rxBytes += bytes),
+    resumeFrom: (time) => (resumeFrom = time),
+    abandoned: () => {
+      if (player.abr.mode === 'auto') abr.abandoned(performance.now(), player.rendition);
+    },
+    note,
+  });
+
+  function control(msg: ControlMessage): void {
+    if (msg.type !== 'hello') note(`control ${msg.type}${'state' in msg ? ` ${msg.state}` : ''}${'code' in msg ? ` ${msg.code}` : ''}`);
+    switch (msg.type) {
+      case 'status':
+        // `live` alone (frames again after a silence) resumes what we have; a new stream comes with `init`.
+        if (msg.state !== 'live') setState(msg.state);
+        else if (buffer.ready) setState('live');
+        break;
+      case 'init':
+        player.inits++;
+        timescales = msg.timescales;
+        expectInitSegment = true;
+        ui.info(describe(msg));
+        clock.clear();
+        player.receivedS = resumeFrom = undefined;
+        if (!buffer.reset(msg.mime)) return setState('error', `This browser cannot play ${msg.mime}.`);
+        setState('live');
+        break;
+      case 'error':
+        player.errors.push(msg.code);
+        break;
+      case 'hello':
+        player.edge = msg.edge;
+        break;
+      case 'redirect':
+      case 'reconnect':
+        break;
+    }
+  }
+
+  function media(data: ArrayBuffer): void {
+    // During a rendition switch the old socket feeds up to the new keyframe's time, then hands over.
+    if (!expectInitSegment && switcher.handOver(data, timescales)) return;
+    if (expectInitSegment) {
+      expectInitSegment = false;
+      buffer.init(data);
+    } else {
+      readProducerTime(data);
+      buffer.push(data);
+    }
+  }
+
+  function readProducerTime(data: ArrayBuffer): void {
+    const prft = readPrft(data);
+    if (!prft) return;
+    const at = prft.ticks / (timescales[prft.track] || 90000);
+    if (player.receivedS === undefined || at > player.receivedS) player.receivedS = at;
+    if (prft.track === 1 && startsWithKeyframe(data)) player.keyframeS = at;
+    clock.add(at, prft.wall);
+  }
+
+  /**
+   * After an urgent switch, once the new rendition covers where playback should go on
+   * (the playhead, or the new keyframe if that is ahead) with a little to spare: seek
+   * there. The seek makes the decoder start again from the new keyframe.
+   */
+  function resume(): void {
+    if (resumeFrom === undefined || video.buffered.length === 0) return;
+    const target = Math.max(video.currentTime, resumeFrom);
+    const b = video.buffered;
+    for (let i = 0; i < b.length; i++) {
+      if (b.start(i) <= target + 0.001 && b.end(i) >= target + 0.2) {
+        note(`resume at ${target.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, keyframe ${resumeFrom.toFixed(3)})`);
+        resumeFrom = undefined;
+        video.currentTime = target;
+        return;
+      }
+    }
+  }
+
+  function tick(): void {
+    if (player.state === 'live' && video.buffered.length > 0) {
+      resume();
+      keepLive(video, switcher.urgent, play);
+      buffer.trim(false);
+      const wall = clock.wallClockAt(video.currentTime);
+      player.latencyMs = wall === undefined ? undefined : Math.max(0, Date.now() - wall);
+      ui.latency(player.latencyMs);
+    } else if (player.protocol !== 'webrtc') {
+      ui.latency(undefined);
+    }
+    adapt();
+  }
+
+  /** Rendition info for the ABR: total bitrate from the API (video + audio). */
+  const abrRenditions = (): AbrRendition[] => player.renditions.map((r) => ({ name: r.name, kbps: r.videoKbps && r.videoKbps + (r.audioKbps ?? 0) }));
+
+  /** Auto mode: one ABR decision per tick; see abr.ts for the rules. */
+  function adapt(): void {
+    if (player.abr.mode !== 'auto' || !transport.ws || player.renditions.length === 0) return;
+    const list = abrRenditions();
+    const choices = autoRenditions(list);
+    if (choices.length > 0 && !choices.some((r) => r.name === player.rendition) && !switcher.inProgress) {
+      // Not on an automatic rendition (the first one unknown at start, or ours was shed): go to one.
+      const first = abr.initial(list, player.abr.rateKbps);
+      return first === undefined ? undefined : switcher.switchTo(first);
+    }
+    const stalled = player.state === 'live' && !video.paused && video.readyState < HTMLMediaElement.HAVE_FUTURE_DATA;
+    const next = abr.decide(
+      {
+        now: performance.now(),
+        bytes: rxBytes,
+        latencyMs: player.latencyMs,
+        stalled,
+        switching: switcher.inProgress,
+        receivedS: player.state === 'live' ? player.receivedS : undefined,
+      },
+      list,
+      player.rendition,
+    );
+    const rate = abr.rateKbps();
+    if (rate !== undefined) player.abr.rateKbps = rate;
+    if (next) {
+      const [, from, to, why] = abr.log.at(-1)!;
+      note(`abr: ${from} -> ${to}: ${why}`);
+      switcher.switchTo(next, !abr.lastSwitch.up);
+    }
+  }
+
+  function onFrame(now: number, meta: VideoFrameCallbackMetadata): void {
+    if (destroyed) return;
+    player.presentedAt.push(now);
+    if (player.presentedAt.length > 900) player.presentedAt.shift();
+    if (!firstFrameSeen && openedAt > 0) {
+      firstFrameSeen = true;
+      player.ttffMs = performance.now() - openedAt;
+    }
+    const wall = clock.wallClockAt(meta.mediaTime);
+    if (wall !== undefined) {
+      player.glassToGlassMs.push(performance.timeOrigin + meta.expectedDisplayTime - wall);
+      if (player.glassToGlassMs.length > 600) player.glassToGlassMs.shift();
+    }
+    video.requestVideoFrameCallback(onFrame);
+  }
+
+  /** The renditions on offer, from the API; the selector lists them. */
+  async function refreshRenditions(): Promise<void> {
+    try {
+      const res = await fetch(`/api/streams/${encodeURIComponent(options.stream)}`, { cache: 'no-store' });
+      if (!res.ok || destroyed) return;
+      const { renditions } = (await res.json()) as StreamInfo;
+      player.renditions = renditions;
+      if (player.protocol === 'webrtc') return; // one rendition over WebRTC: the selector says which
+      if (ui.renditions(renditions)) showRendition();
+    } catch {
+      // the page's node is unreachable: keep what we have
+    }
+  }
+
+  const briefly = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(r, 500))]);
+
+  async function playMse(): Promise<void> {
+    if (destroyed) return;
+    player.protocol = 'mse';
+    video.srcObject = null;
+    // Auto mode starts on the rendition that fits the last rate this browser measured (the API answers in a few ms).
+    if (player.abr.mode === 'auto') {
+      await briefly(refreshRenditions());
+      let known: number | undefined;
+      try {
+        known = Number(localStorage.getItem(RATE_KEY)) || undefined;
+      } catch {
+        // no storage: the default guess
+      }
+      player.rendition = abr.initial(abrRenditions(), known) ?? 'source';
+      showRendition();
+    } else {
+      void refreshRenditions();
+    }
+    if (!destroyed) transport.connect();
+  }
+
+  /** WHEP; on a refusal, a failed connection or no picture in time, MSE instead. */
+  async function playWebRtc(): Promise<void> {
+    const started = performance.now();
+    try {
+      const session = await startWhep({
+        stream: options.stream,
+        token: options.token,
+        video,
+        note,
+        onEnded: () => {
+          if (destroyed) return;
+          note('whep ended: over to MSE');
+          player.fallback = 'the WebRTC connection ended';
+          player.rtc = undefined;
+          void playMse();
+        },
+      });
+      if (destroyed) return session.close();
+      player.protocol = 'webrtc';
+      player.rtc = session.pc; // for tests and the console: getStats()
+      // Leave at once (DELETE) rather than when the edge notices the peer is gone.
+      addEventListener('pagehide', session.close);
+      cleanups.push(() => removeEventListener('pagehide', session.close), session.close);
+      player.ttffMs = performance.now() - started;
+      cleanups.push(
+        watchRtcLatency(session.pc, (ms) => {
+          player.latencyMs = ms;
+          player.glassToGlassMs.push(ms);
+          if (player.glassToGlassMs.length > 600) player.glassToGlassMs.shift();
+          ui.latency(ms);
+        }),
+      );
+      player.rendition = player.renditions.find((r) => r.webrtc)?.name ?? player.rendition;
+      ui.webrtc(player.rendition);
+      setState('live');
+    } catch (err) {
+      note(`whep failed: ${(err as Error).message}`);
+      player.fallback = (err as Error).message;
+      await playMse();
+    }
+  }
+
+  function destroy(): void {
+    if (destroyed) return;
+    destroyed = true;
+    for (const t of timers) clearInterval(t);
+    for (const cleanup of cleanups.splice(0)) cleanup();
+    switcher.cancel();
+    transport.destroy();
+    buffer.destroy();
+    video.srcObject = null;
+    ui.destroy();
+  }
+
+  ui.picked((choice) => {
+    player.abr.mode = choice === 'auto' ? 'auto' : 'manual';
+    if (player.abr.mode === 'manual') switcher.switchTo(choice);
+    showRendition();
+  });
+  timers.push(
+    setInterval(tick, 100),
+    setInterval(() => void refreshRenditions(), 5000),
+    setInterval(() => {
+      if (player.abr.rateKbps === undefined) return;
+      try {
+        localStorage.setItem(RATE_KEY, String(Math.round(player.abr.rateKbps)));
+      } catch {
+        // storage may be unavailable (private mode): start from the default guess next time
+      }
+    }, 5000),
+  );
+  video.muted = false;
+  if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(onFrame);
+  setState('connecting');
+  void (async () => {
+    if (player.requested !== 'mse') {
+      await briefly(refreshRenditions());
+      const rtc = player.renditions.find((r) => r.webrtc);
+      if (!('RTCPeerConnection' in window)) player.fallback = 'this browser has no WebRTC';
+      else if (!rtc && player.requested === 'auto') player.fallback = 'the stream has no WebRTC rendition';
+    }
+    if (destroyed) return;
+    if (player.requested !== 'mse' && player.fallback === undefined) await playWebRtc();
+    else await playMse();
+  })();
+  return player;
+}
+
+function describe(msg: InitMessage): string {
+  return [msg.width && `${msg.width}×${msg.height}`, msg.mime.replace(/^.*codecs="(.*)"$/, '$1')].filter(Boolean).join(' · ');
+}
