@@ -85,4 +85,18 @@ describe('the watch page in Chromium', { timeout: 180_000 }, () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: `${ARTIFACTS}watch-page-after-restart.png` });
   });
+
+  test('destroy() ends the player: its socket closes (the edge counts no viewer) and no frame is decoded after', async () => {
+    const viewers = async () => Number(/^relay_edge_viewers\{protocol="ws"\} (\d+)/m.exec(await (await fetch(`${relay.http}/metrics`)).text())?.[1]);
+    await waitFor('frames decoding', async () => (await sample(page)).state === 'live' && (await viewers()) === 1, 20_000);
+    await page.evaluate(() => (window as unknown as { relayPlayer: { destroy(): void } }).relayPlayer.destroy());
+    await waitFor('the edge to count no viewer', async () => (await viewers()) === 0, 10_000);
+    const after = await page.evaluate(() => ({ src: document.querySelector('video')!.getAttribute('src'), frames: window.relayPlayer!.framesDecoded() }));
+    assert.equal(after.src, null, 'the MediaSource is gone from the element');
+    await page.waitForTimeout(1000); // a second of the stream: nothing more may arrive
+    assert.equal(await page.evaluate(() => window.relayPlayer!.framesDecoded()), after.frames, 'no frame decoded after destroy()');
+    assert.equal(await viewers(), 0, 'and no reconnect');
+    // A second destroy() is harmless.
+    await page.evaluate(() => window.relayPlayer!.destroy());
+  });
 });
