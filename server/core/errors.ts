@@ -20,6 +20,7 @@ export const ErrorCodes = {
   RTMP_PLAY_REFUSED: { status: 405, message: 'this server does not play RTMP; watch over HTTP instead' },
   RTMP_PROTOCOL_ERROR: { status: 400, message: 'malformed RTMP or FLV data' },
   RTMP_HANDSHAKE_TIMEOUT: { status: 408, message: 'the RTMP handshake did not finish in time' },
+  PUBLISHER_SILENT: { status: 408, message: 'the publisher sent no media for too long (rtmp.mediaTimeoutMs)' },
   RTMP_TOO_MANY_CONNECTIONS: { status: 503, message: 'too many RTMP connections' },
   TOO_MANY_CONNECTIONS: { status: 429, message: 'too many connections from this address' },
   CODEC_UNSUPPORTED: { status: 415, message: 'the codec is not supported' },

@@ -138,6 +138,9 @@ export const configSchema = z
           .describe('RTMP application name publishers use; the stream key is the RTMP stream name.'),
         handshakeTimeoutMs: positiveInt.describe('A connection that has not started publishing within this time is closed.'),
         idleTimeoutMs: positiveInt.describe('A publishing connection that sends nothing for this long is closed.'),
+        mediaTimeoutMs: positiveInt.describe(
+          'A publisher that sends no audio or video for this long is gone (frozen, or its network died without closing the connection): it is disconnected with PUBLISHER_SILENT and its stream ends for viewers.',
+        ),
         maxConnections: positiveInt.describe('RTMP connections accepted at once; more are refused.'),
         maxConnectionsPerAddress: z
           .number()

@@ -40,6 +40,8 @@ export interface RtmpIngestOptions {
   app: string;
   handshakeTimeoutMs: number;
   idleTimeoutMs: number;
+  /** A publisher sending no media for this long is disconnected (PUBLISHER_SILENT). */
+  mediaTimeoutMs: number;
   maxConnections: number;
   maxConnectionsPerAddress: number;
   maxMessageBytes: number;
@@ -199,6 +201,10 @@ class RtmpConnection implements PublisherControl {
   private sink: PublishSink | undefined;
   private readonly early: { type: number; ts: number; body: Buffer; at: number }[] = [];
   private readonly handshakeTimer: NodeJS.Timeout;
+  /** While publishing: checks that media keeps coming. */
+  private mediaWatch: NodeJS.Timeout | undefined;
+  private lastMediaAt = 0;
+  private pausedByUs = false;
   private readonly log: Logger;
 
   constructor(
@@ -261,11 +267,15 @@ class RtmpConnection implements PublisherControl {
     this.socket.on('close', () => this.finish(undefined));
   }
 
+  /** Back-pressure from the bus: stop reading. The publisher is not silent while we are not listening. */
   pause(): void {
+    this.pausedByUs = true;
     this.socket.pause();
   }
 
   resume(): void {
+    this.pausedByUs = false;
+    this.lastMediaAt = performance.now();
     this.socket.resume();
   }
 
@@ -295,6 +305,7 @@ class RtmpConnection implements PublisherControl {
     clearTimeout(this.handshakeTimer);
     this.sink = sink;
     this.state = 'publishing';
+    this.watchMedia();
     Rtmp.prototype.respondPublish.call(this.rtmp);
     for (const t of this.early.splice(0)) this.deliver(t.type, t.ts, t.body, t.at);
     this.socket.resume();
@@ -315,7 +326,26 @@ class RtmpConnection implements PublisherControl {
     }
   }
 
+  /**
+   * A publisher that sends no audio or video for `mediaTimeoutMs` is gone, even if
+   * its connection stays open (a frozen encoder, a network that died without a FIN):
+   * its stream ends now rather than after the idle timeout.
+   */
+  private watchMedia(): void {
+    const { mediaTimeoutMs } = this.options;
+    this.lastMediaAt = performance.now();
+    this.mediaWatch = setInterval(
+      () => {
+        if (this.pausedByUs) return;
+        const silentMs = performance.now() - this.lastMediaAt;
+        if (silentMs > mediaTimeoutMs) this.fail(new RelayError('PUBLISHER_SILENT', `no audio or video for ${Math.round(silentMs)} ms`));
+      },
+      Math.min(1000, Math.max(50, mediaTimeoutMs / 4)),
+    );
+  }
+
   private deliver(type: number, timestamp: number, body: Buffer, at: number): void {
+    if (type !== 18) this.lastMediaAt = performance.now();
     try {
       this.sink!.tag(type, timestamp, body, at);
     } catch (err) {
@@ -357,6 +387,7 @@ class RtmpConnection implements PublisherControl {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.handshakeTimer);
+    clearInterval(this.mediaWatch);
     this.early.length = 0;
     const sink = this.sink;
     this.sink = undefined;
