@@ -14,6 +14,7 @@ export const ErrorCodes = {
   PLAYBACK_TOKEN_INVALID: { status: 403, message: 'the playback token is not valid for this stream' },
   PLAYBACK_TOKEN_EXPIRED: { status: 403, message: 'the playback token has expired' },
   STREAM_ALREADY_PUBLISHING: { status: 409, message: 'the stream already has a live publisher' },
+  PUBLISHER_REPLACED: { status: 409, message: 'another publisher with the stream key took the stream over' },
   LEASE_LOST: { status: 503, message: 'this origin could not renew its lease on the stream in time and stopped publishing it' },
   NO_EDGE_AVAILABLE: { status: 503, message: 'no edge has room for this viewer' },
   RTMP_APP_UNKNOWN: { status: 404, message: 'unknown RTMP application' },

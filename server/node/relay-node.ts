@@ -24,7 +24,7 @@ import type { EdgeMember } from '../core/cluster/placement-ring.ts';
 import { RenditionCatalog } from '../core/bus/rendition-catalog.ts';
 import { publicHost } from '../core/http/net-address.ts';
 import { NodeHeartbeat, openNodeBucket, readNodes, type NodeRecord } from '../core/cluster/node-registry.ts';
-import { requestEndStream, serveStreamControl } from '../core/cluster/stream-control.ts';
+import { requestEndStream, requestTakeover, serveStreamControl, serveTakeovers } from '../core/cluster/stream-control.ts';
 import { attachIndexPage, attachPublicApi } from './public-api.ts';
 import { attachHealth } from './health.ts';
 import { startEmbeddedNats } from './embedded-nats.ts';
@@ -227,7 +227,13 @@ export async function startNode(
     if (origin) {
       const o = origin;
       const unsubscribe = serveStreamControl(ncCluster, config.bus.subjectPrefix, nodeId, (stream, reason) => o.end(stream, reason));
-      closers.push(async () => unsubscribe());
+      const unsubscribeTakeovers = serveTakeovers(ncCluster, config.bus.subjectPrefix, nodeId, (stream) => o.release(stream));
+      o.handOver = async (stream) => (await requestTakeover(ncCluster, config.bus.subjectPrefix, stream)) !== undefined;
+      closers.push(async () => {
+        o.handOver = undefined;
+        unsubscribeTakeovers();
+        unsubscribe();
+      });
     }
     await registerAdminApi(http, {
       token: config.admin.token,

@@ -43,6 +43,11 @@ export class Origin {
   private readonly transcodeMetrics: TranscodeMetrics | undefined;
   private readonly ingestMetrics: IngestMetrics | undefined;
   private stopped: Promise<void> | undefined;
+  /**
+   * Asks whichever origin holds a stream to hand it over (set by the node: over NATS);
+   * resolves true when it did, false when nobody answered (a dead holder's lease expires instead).
+   */
+  handOver: ((stream: string) => Promise<boolean>) | undefined;
   /** What ingest adapters may ask of the origin. */
   readonly gateway: IngestGateway = {
     authenticate: (key, context) => this.authenticate(key, context),
@@ -131,14 +136,29 @@ export class Origin {
       this.log.warn({ code: err.code, stream, remote, protocol, reason: err.message }, 'publisher refused');
       throw err;
     };
-    // A publisher that just left is still handing the stream over (end marker, lease): wait for that.
+    const { takeover } = this.config.ingest;
+    // The stream is live here: with takeover on, the newcomer (it has the key) replaces its publisher.
+    const current = this.live.get(stream);
+    if (takeover && current?.control && !current.leaving) {
+      this.log.warn({ stream, remote, protocol, replaced: current.remote }, 'publisher replaced by a new one with the stream key');
+      current.control.disconnect(new RelayError('PUBLISHER_REPLACED'));
+    }
+    // A publisher that just left (or was just replaced) is still handing the stream over (end marker, lease): wait for that.
     const previous = this.live.get(stream);
-    if (previous?.leaving) await Promise.race([previous.leaving, new Promise((r) => setTimeout(r, this.config.cluster.leaseTtlMs))]);
+    if (previous?.leaving) await Promise.race([previous.leaving, new Promise((r) => setTimeout(r, this.config.cluster.leaseTtlMs).unref())]);
     if (this.live.has(stream)) refuse(new RelayError('STREAM_ALREADY_PUBLISHING', `stream ${stream} is live on this origin`));
     const entry: LiveStream = { stream, remote, protocol, since: Date.now(), token: 0, frames: 0, meter: new RateMeter(performance.now()) };
     this.live.set(stream, entry);
     let lease: StreamLease;
     try {
+      // Live on another origin: ask it to hand the stream over (it answers once its lease is released).
+      if (takeover && this.handOver) {
+        const holder = await this.leases.holder(stream).catch(() => undefined);
+        if (holder && holder.origin !== this.leases.nodeId) {
+          const answered = await this.handOver(stream);
+          this.log.info({ stream, from: holder.origin, answered }, 'asked the origin holding the stream to hand it over');
+        }
+      }
       lease = await this.leases.acquire(stream);
     } catch (err) {
       this.live.delete(stream);
@@ -146,6 +166,23 @@ export class Origin {
     }
     entry.token = lease.token;
     return this.accept(entry, lease, control);
+  }
+
+  /**
+   * Another origin has a publisher with this stream's key (takeover): disconnect
+   * ours with PUBLISHER_REPLACED, and resolve true once the end marker is stored and
+   * the lease released, so the other origin takes the lease at once. False when the
+   * stream is not live here, or takeover is off.
+   */
+  async release(stream: string): Promise<boolean> {
+    const entry = this.live.get(stream);
+    if (!this.config.ingest.takeover || !entry?.control) return false;
+    if (!entry.leaving) {
+      this.log.warn({ stream, replaced: entry.remote }, 'publisher replaced by a new one with the stream key, on another origin');
+      entry.control.disconnect(new RelayError('PUBLISHER_REPLACED'));
+    }
+    await Promise.race([entry.leaving, new Promise((r) => setTimeout(r, this.config.cluster.leaseTtlMs).unref())]);
+    return true;
   }
 
   /**

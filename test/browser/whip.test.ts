@@ -70,7 +70,7 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
   let location: string;
 
   before(async () => {
-    relay = await startRelay('all', { RELAY_DEMO_KEY: KEY });
+    relay = await startRelay('all', { RELAY_DEMO_KEY: KEY, RELAY_INGEST_TAKEOVER: 'false' });
     chromium = await launchChromium(FAKE_MEDIA_ARGS);
     publisherPage = await chromium.browser.newPage();
     await publisherPage.goto(`${relay.http}/healthz`);
@@ -133,7 +133,7 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
     await viewer.close();
   });
 
-  test('a second WHIP publisher of the live stream gets 409, other bad requests their own 4xx, and the stream plays on', async () => {
+  test('with takeover off, a second WHIP publisher of the live stream gets 409, other bad requests their own 4xx, and the stream plays on', async () => {
     const second = await chromium.browser.newPage();
     await second.goto(`${relay.http}/healthz`);
     const res = await whipPublish(second, `${relay.http}/whip/demo`, KEY);

@@ -19,6 +19,8 @@ const env = (natsUrl: string, nodeId: string) => ({
   RELAY_STREAMS: JSON.stringify([{ name: 'cam', key: KEY }]),
   RELAY_CLUSTER_NODE_ID: nodeId,
   RELAY_CLUSTER_LEASE_TTL_MS: String(TTL_MS),
+  // The lease mechanics as they are without takeover (a second publisher refused); takeover.test.ts covers it on.
+  RELAY_INGEST_TAKEOVER: 'false',
 });
 
 describe('stream leases across origins (real processes)', { timeout: 180_000 }, () => {

@@ -40,3 +40,35 @@ export function serveStreamControl(nc: NatsConnection, prefix: string, origin: s
   });
   return () => sub.unsubscribe();
 }
+
+const takeoverSubject = (prefix: string, stream: string) => `${prefix}_control.${stream}.takeover`;
+
+/**
+ * Asks the origin publishing `stream` to let a new publisher with the stream's key
+ * take it over: it disconnects its publisher (PUBLISHER_REPLACED), stores the end
+ * marker and releases the lease, and only then answers. Undefined when no origin
+ * answered (none has the stream live, or the one holding it is gone: its lease expires).
+ */
+export async function requestTakeover(nc: NatsConnection, prefix: string, stream: string, timeoutMs = 3000): Promise<EndReply | undefined> {
+  try {
+    const reply = await nc.request(takeoverSubject(prefix, stream), '', { timeout: timeoutMs });
+    return reply.json<EndReply>();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Serves takeover requests: `release` resolves true once the stream, live here, has been let go. Returns the unsubscribe. */
+export function serveTakeovers(nc: NatsConnection, prefix: string, origin: string, release: (stream: string) => Promise<boolean>): () => void {
+  const sub = nc.subscribe(`${prefix}_control.*.takeover`, {
+    callback: (err, msg) => {
+      if (err) return;
+      const stream = msg.subject.slice(prefix.length + '_control.'.length, -'.takeover'.length);
+      void release(stream).then(
+        (released) => released && msg.respond(JSON.stringify({ ended: true, origin } satisfies EndReply)),
+        () => {},
+      );
+    },
+  });
+  return () => sub.unsubscribe();
+}

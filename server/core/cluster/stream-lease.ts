@@ -38,7 +38,7 @@ export class StreamLeases {
   private constructor(
     private readonly kv: TtlBucket,
     private readonly ttlMs: number,
-    private readonly nodeId: string,
+    readonly nodeId: string,
     private readonly log: Logger,
     registry?: Registry,
   ) {

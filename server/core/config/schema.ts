@@ -128,6 +128,15 @@ export const configSchema = z
         (w) => (w.portMin === 0) === (w.portMax === 0) && w.portMin <= w.portMax && (w.portMin === 0 || w.portMax > w.portMin),
         'webrtc.portMin and portMax: both 0, or a range with portMax above portMin',
       ),
+    ingest: z
+      .object({
+        takeover: z
+          .boolean()
+          .describe(
+            'A publisher with the valid key of a live stream takes it over, on any origin (the current publisher is disconnected with PUBLISHER_REPLACED): what an encoder reconnecting after a network blip needs. false: it is refused with STREAM_ALREADY_PUBLISHING while the stream is live.',
+          ),
+      })
+      .strict(),
     rtmp: z
       .object({
         host: z.string().describe('Address the RTMP listener binds to.'),
