@@ -24,6 +24,7 @@ COPY package.json tsconfig.json ./
 COPY config ./config
 COPY server ./server
 COPY edge ./edge
+COPY node ./node
 RUN mkdir -p /data && chown node:node /data
 USER node
 # RTMP, HTTP (watch page, WebSocket, WHIP/WHEP, /metrics, /admin), WebRTC media (set
@@ -33,5 +34,5 @@ VOLUME ["/data"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.RELAY_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # tini forwards SIGTERM to node, which drains (edges) or ends its streams cleanly (origins).
-ENTRYPOINT ["tini", "--", "node", "--import", "tsx", "server/node/cli.ts"]
+ENTRYPOINT ["tini", "--", "node", "--import", "tsx", "node/cli.ts"]
 CMD ["all"]

@@ -11,8 +11,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clusterUrl, natsCluster } from '../server/node/nats-cluster.ts';
-import { DEMO_STREAM, demoStreamKey, localAdminToken } from '../server/node/demo-key.ts';
+import { clusterUrl, natsCluster } from '../node/nats-cluster.ts';
+import { DEMO_STREAM, demoStreamKey, localAdminToken } from '../node/demo-key.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DIR = join(ROOT, 'data', 'cluster');
@@ -119,7 +119,7 @@ async function start(): Promise<void> {
   };
   for (const o of ORIGINS) {
     started.push(
-      launch(o.id, process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'origin'], {
+      launch(o.id, process.execPath, ['--import', 'tsx', 'node/cli.ts', 'origin'], {
         ...common,
         RELAY_CLUSTER_NODE_ID: o.id,
         RELAY_RTMP_PORT: String(o.rtmp),
@@ -130,7 +130,7 @@ async function start(): Promise<void> {
   }
   for (const e of EDGES) {
     started.push(
-      launch(e.id, process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'edge'], {
+      launch(e.id, process.execPath, ['--import', 'tsx', 'node/cli.ts', 'edge'], {
         ...common,
         RELAY_CLUSTER_NODE_ID: e.id,
         RELAY_HTTP_PORT: String(e.http),

@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { NatsServerProcess } from '../server/node/nats-server-process.ts';
+import { NatsServerProcess } from '../node/nats-server-process.ts';
 import { FIXTURE_OBS_LIKE } from '../test/helpers/flv-file.ts';
 import { startNatsCluster } from '../test/helpers/nats-cluster.ts';
 import { waitFor } from '../test/helpers/ports.ts';

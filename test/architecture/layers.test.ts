@@ -9,7 +9,7 @@ import ts from 'typescript';
  * The layers, bottom up. A file may import its own layer and the layers below,
  * never one above or beside it:
  *
- *   node     server/node    CLI, role wiring, admin, the embedded nats-server
+ *   node     node/          CLI, role wiring, health, public and admin API, the embedded nats-server
  *   origin   server/origin  ingest, transcode          edge   edge/   feed, egress, player
  *   core     server/core    frame type, media, bus, cluster, config, errors, logging, HTTP plumbing
  */
@@ -29,7 +29,7 @@ export function layerOf(file: string): Layer | undefined {
   const rel = relative(ROOT, file).split('\\').join('/');
   if (rel.startsWith('server/core/')) return 'core';
   if (rel.startsWith('server/origin/')) return 'origin';
-  if (rel.startsWith('server/node/')) return 'node';
+  if (rel.startsWith('node/')) return 'node';
   if (rel.startsWith('edge/')) return 'edge';
   if (rel.startsWith('test/')) return 'test';
   if (rel.startsWith('scripts/')) return 'scripts';
@@ -78,12 +78,12 @@ function importsOf(file: string): string[] {
   return ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles.map((f) => f.fileName);
 }
 
-const files = ['server', 'edge'].flatMap(sourceFiles);
+const files = ['server', 'edge', 'node'].flatMap(sourceFiles);
 
 describe('layers', () => {
-  test('every file under server/ and edge/ belongs to a layer', () => {
+  test('every file under server/, edge/ and node/ belongs to a layer', () => {
     const stray = files.filter((f) => !layerOf(f)).map((f) => relative(ROOT, f));
-    assert.deepEqual(stray, [], 'files outside server/core, server/origin, server/node and edge/');
+    assert.deepEqual(stray, [], 'files outside server/core, server/origin, node and edge/');
   });
 
   test('no import runs up a layer or sideways between origin and edge', () => {
@@ -116,13 +116,13 @@ describe('layers', () => {
     assert.equal(allowed(join(ROOT, 'server/core/errors.ts'), join(ROOT, 'edge/edge.ts')), false, 'core -> edge');
     assert.equal(allowed(join(ROOT, 'edge/edge.ts'), join(ROOT, 'server/origin/origin.ts')), false, 'edge -> origin');
     assert.equal(allowed(join(ROOT, 'server/origin/origin.ts'), join(ROOT, 'edge/edge.ts')), false, 'origin -> edge');
-    assert.equal(allowed(join(ROOT, 'server/origin/origin.ts'), join(ROOT, 'server/node/relay-node.ts')), false, 'origin -> node');
+    assert.equal(allowed(join(ROOT, 'server/origin/origin.ts'), join(ROOT, 'node/relay-node.ts')), false, 'origin -> node');
     assert.equal(allowed(join(ROOT, 'server/core/bus/subjects.ts'), join(ROOT, 'test/helpers/nats.ts')), false, 'code -> test helpers');
-    assert.equal(allowed(join(ROOT, 'server/node/relay-node.ts'), join(ROOT, 'edge/edge.ts')), true, 'node -> edge');
+    assert.equal(allowed(join(ROOT, 'node/relay-node.ts'), join(ROOT, 'edge/edge.ts')), true, 'node -> edge');
     assert.equal(playerMayImport(join(ROOT, 'edge/player/src/player.ts'), join(ROOT, 'edge/edge.ts')), false, 'player -> edge');
     assert.equal(playerMayImport(join(ROOT, 'edge/player/src/player.ts'), join(ROOT, 'edge/protocol.ts')), true, 'player -> protocol');
     assert.ok(
-      importsOf(join(ROOT, 'server/node/relay-node.ts')).some((s) => s.includes('edge')),
+      importsOf(join(ROOT, 'node/relay-node.ts')).some((s) => s.includes('edge')),
       'imports are read',
     );
   });

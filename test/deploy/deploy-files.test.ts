@@ -11,7 +11,7 @@ import { createEdgeMetrics } from '../../edge/edge-metrics.ts';
 import { createPublishMetrics } from '../../server/core/bus/bus-metrics.ts';
 import { createLeaseMetrics } from '../../server/core/cluster/lease-metrics.ts';
 import { createIngestMetrics } from '../../server/origin/ingest/ingest-metrics.ts';
-import { createNodeRegistry } from '../../server/node/node-metrics.ts';
+import { createNodeRegistry } from '../../node/node-metrics.ts';
 import { createTranscodeMetrics } from '../../server/origin/transcode/transcode-metrics.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -105,7 +105,7 @@ describe('deployment files', () => {
     const user = of('USER').at(-1);
     assert.ok(user && !/^(root|0)(:|$)/.test(user), `runs as ${user}`);
     assert.ok(of('HEALTHCHECK').some((h) => h.includes('/healthz')));
-    assert.match(of('ENTRYPOINT').join(' '), /server\/node\/cli\.ts/);
+    assert.match(of('ENTRYPOINT').join(' '), /node\/cli\.ts/);
     assert.match(read('Dockerfile'), /npm ci --omit=dev/);
     const pkg = JSON.parse(read('package.json')) as { dependencies: Record<string, string> };
     assert.ok(pkg.dependencies.tsx, 'tsx runs the relay in the image: a production dependency');

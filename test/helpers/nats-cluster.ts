@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clusterUrl, natsCluster, type NatsClusterNode } from '../../server/node/nats-cluster.ts';
+import { clusterUrl, natsCluster, type NatsClusterNode } from '../../node/nats-cluster.ts';
 import { freePort } from './ports.ts';
 
 /** A real 3-node nats-server JetStream cluster on random loopback ports, with temporary stores. */

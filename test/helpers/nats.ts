@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NatsServerProcess, type NatsServerOptions } from '../../server/node/nats-server-process.ts';
+import { NatsServerProcess, type NatsServerOptions } from '../../node/nats-server-process.ts';
 
 /** A real `nats-server -js` on a random port with a temporary store; one per test file. */
 export async function startNats(options: Omit<NatsServerOptions, 'storeDir'> = {}): Promise<NatsServerProcess & { cleanup(): Promise<void> }> {

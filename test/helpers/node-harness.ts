@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { loadConfig } from '../../server/core/config/load.ts';
 import type { RelayConfig } from '../../server/core/config/schema.ts';
-import { startNode, type RelayNode, type Role } from '../../server/node/relay-node.ts';
+import { startNode, type RelayNode, type Role } from '../../node/relay-node.ts';
 
 export interface TestNode {
   node: RelayNode;

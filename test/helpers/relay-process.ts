@@ -29,7 +29,7 @@ export async function startRelay(
   const rtmpPort = await freePort();
   // `launcher`: a command the relay runs under (e.g. `ip netns exec <ns>`); `host`: the address it listens on and is reached at.
   const host = where.host ?? '127.0.0.1';
-  const [bin, ...args] = [...(where.launcher ?? []), process.execPath, ...nodeArgs, '--import', 'tsx', join(ROOT, 'server/node/cli.ts'), command];
+  const [bin, ...args] = [...(where.launcher ?? []), process.execPath, ...nodeArgs, '--import', 'tsx', join(ROOT, 'node/cli.ts'), command];
   const child = spawn(bin, args, {
     cwd: ROOT,
     env: {

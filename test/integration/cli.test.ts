@@ -15,7 +15,7 @@ const KEY = 'cli-test-key-0123456789abc';
 const STREAMS = JSON.stringify([{ name: 'main', key: KEY }]);
 
 function runCli(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'server/node/cli.ts', ...args], {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'node/cli.ts', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     encoding: 'utf8',

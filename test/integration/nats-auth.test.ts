@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { createUser } from '@nats-io/nkeys';
 import { connectNats, type NatsSecurity } from '../../server/core/bus/nats.ts';
-import { NatsServerProcess } from '../../server/node/nats-server-process.ts';
+import { NatsServerProcess } from '../../node/nats-server-process.ts';
 import { RelayError } from '../../server/core/errors.ts';
 import { createLogger } from '../../server/core/log.ts';
 import { startRelay } from '../helpers/relay-process.ts';
@@ -144,7 +144,7 @@ describe('NATS credentials and TLS', { timeout: 120_000 }, () => {
     } finally {
       await edge.stop();
     }
-    const run = spawnSync(process.execPath, ['--import', 'tsx', 'server/node/cli.ts', 'edge'], {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'edge'], {
       cwd: ROOT,
       env: { ...process.env, ...env, RELAY_NATS_AUTH_PASSWORD: 'wrong', RELAY_HTTP_PORT: '0', RELAY_LOG_PRETTY: 'false' },
       encoding: 'utf8',

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { NatsServerProcess } from '../../server/node/nats-server-process.ts';
+import { NatsServerProcess } from '../../node/nats-server-process.ts';
 import { isSyncFlags } from '../helpers/mp4-read.ts';
 import { startTestNode, type TestNode } from '../helpers/node-harness.ts';
 import { waitFor } from '../helpers/ports.ts';

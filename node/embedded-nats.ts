@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { RelayConfig } from '../core/config/schema.ts';
-import type { Logger } from '../core/log.ts';
+import type { RelayConfig } from '../server/core/config/schema.ts';
+import type { Logger } from '../server/core/log.ts';
 import { NatsServerProcess } from './nats-server-process.ts';
 
 /**

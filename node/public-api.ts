@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { admitViewer, type ViewerAccess } from '../core/auth/viewer-access.ts';
-import type { RenditionCatalog } from '../core/bus/rendition-catalog.ts';
-import type { EdgeDirectory } from '../core/cluster/edge-directory.ts';
-import { RelayError } from '../core/errors.ts';
+import { admitViewer, type ViewerAccess } from '../server/core/auth/viewer-access.ts';
+import type { RenditionCatalog } from '../server/core/bus/rendition-catalog.ts';
+import type { EdgeDirectory } from '../server/core/cluster/edge-directory.ts';
+import { RelayError } from '../server/core/errors.ts';
 
 /** Public answers, from any node: readable by a page on another origin, never cached. */
 function publicAnswer(reply: FastifyReply): void {

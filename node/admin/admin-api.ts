@@ -2,13 +2,13 @@ import { timingSafeEqual } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { RelayError } from '../../core/errors.ts';
-import type { RenditionInfo } from '../../core/bus/rendition-catalog.ts';
-import type { NodeRecord } from '../../core/cluster/node-registry.ts';
-import type { EdgeMember } from '../../core/cluster/placement-ring.ts';
-import type { LeaseHolder } from '../../core/cluster/stream-lease.ts';
-import { isStreamName } from '../../core/media/stream-name.ts';
-import { RELAY_VERSION } from '../../core/version.ts';
+import { RelayError } from '../../server/core/errors.ts';
+import type { RenditionInfo } from '../../server/core/bus/rendition-catalog.ts';
+import type { NodeRecord } from '../../server/core/cluster/node-registry.ts';
+import type { EdgeMember } from '../../server/core/cluster/placement-ring.ts';
+import type { LeaseHolder } from '../../server/core/cluster/stream-lease.ts';
+import { isStreamName } from '../../server/core/media/stream-name.ts';
+import { RELAY_VERSION } from '../../server/core/version.ts';
 
 /** What the admin API reads and does; the node wires it to NATS. */
 export interface AdminBackend {

@@ -1,15 +1,15 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { AccessKeys } from '../core/auth/access-keys.ts';
-import { isProduction, productionProblems } from '../core/auth/production-check.ts';
-import { signPlaybackToken, signPublishKey } from '../core/auth/signatures.ts';
-import { configLeaves, loadConfig } from '../core/config/load.ts';
-import type { RelayConfig } from '../core/config/schema.ts';
+import { AccessKeys } from '../server/core/auth/access-keys.ts';
+import { isProduction, productionProblems } from '../server/core/auth/production-check.ts';
+import { signPlaybackToken, signPublishKey } from '../server/core/auth/signatures.ts';
+import { configLeaves, loadConfig } from '../server/core/config/load.ts';
+import type { RelayConfig } from '../server/core/config/schema.ts';
 import { DEMO_STREAM, demoStreamKey, localAdminToken, type KeptSecret } from './demo-key.ts';
-import { RelayError } from '../core/errors.ts';
-import { createLogger } from '../core/log.ts';
-import { assertStreamName } from '../core/media/stream-name.ts';
-import { publicHost } from '../core/http/net-address.ts';
+import { RelayError } from '../server/core/errors.ts';
+import { createLogger } from '../server/core/log.ts';
+import { assertStreamName } from '../server/core/media/stream-name.ts';
+import { publicHost } from '../server/core/http/net-address.ts';
 import { startNode, type Role } from './relay-node.ts';
 
 const USAGE = `usage: relay [all|origin|edge|config] [--config file.json]

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Logger } from '../core/log.ts';
+import type { Logger } from '../server/core/log.ts';
 import { NatsServerProcess } from './nats-server-process.ts';
 
 export interface NatsClusterNode {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { RelayError } from '../core/errors.ts';
-import type { Logger } from '../core/log.ts';
+import { RelayError } from '../server/core/errors.ts';
+import type { Logger } from '../server/core/log.ts';
 
 export interface NatsServerOptions {
   /** JetStream store directory (created if missing). */

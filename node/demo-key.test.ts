@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadConfig } from '../core/config/load.ts';
+import { loadConfig } from '../server/core/config/load.ts';
 import { demoStreamKey } from './demo-key.ts';
 
 test('the demo key is created on first start, kept in the data folder, and reused', () => {
