@@ -139,13 +139,10 @@ export class Origin {
     const { takeover } = this.config.ingest;
     // The stream is live here: with takeover on, the newcomer (it has the key) replaces its publisher.
     const current = this.live.get(stream);
-    if (takeover && current?.control && !current.leaving) {
-      this.log.warn({ stream, remote, protocol, replaced: current.remote }, 'publisher replaced by a new one with the stream key');
-      current.control.disconnect(new RelayError('PUBLISHER_REPLACED'));
-    }
+    if (takeover && current?.control) this.replace(current, { remote, protocol });
     // A publisher that just left (or was just replaced) is still handing the stream over (end marker, lease): wait for that.
     const previous = this.live.get(stream);
-    if (previous?.leaving) await Promise.race([previous.leaving, new Promise((r) => setTimeout(r, this.config.cluster.leaseTtlMs).unref())]);
+    if (previous) await this.handedOver(previous);
     if (this.live.has(stream)) refuse(new RelayError('STREAM_ALREADY_PUBLISHING', `stream ${stream} is live on this origin`));
     const entry: LiveStream = { stream, remote, protocol, since: Date.now(), token: 0, frames: 0, meter: new RateMeter(performance.now()) };
     this.live.set(stream, entry);
@@ -177,12 +174,22 @@ export class Origin {
   async release(stream: string): Promise<boolean> {
     const entry = this.live.get(stream);
     if (!this.config.ingest.takeover || !entry?.control) return false;
-    if (!entry.leaving) {
-      this.log.warn({ stream, replaced: entry.remote }, 'publisher replaced by a new one with the stream key, on another origin');
-      entry.control.disconnect(new RelayError('PUBLISHER_REPLACED'));
-    }
-    await Promise.race([entry.leaving, new Promise((r) => setTimeout(r, this.config.cluster.leaseTtlMs).unref())]);
+    this.replace(entry, { onAnotherOrigin: true });
+    await this.handedOver(entry);
     return true;
+  }
+
+  /** Takeover: the publisher of `entry` is disconnected with PUBLISHER_REPLACED (once), which starts its handover. */
+  private replace(entry: LiveStream, by: Record<string, unknown>): void {
+    if (entry.leaving) return;
+    this.log.warn({ stream: entry.stream, replaced: entry.remote, ...by }, 'publisher replaced by a new one with the stream key');
+    entry.control?.disconnect(new RelayError('PUBLISHER_REPLACED'));
+  }
+
+  /** Resolves once a leaving publisher has handed its stream over (end marker stored, lease released), or after a lease's lifetime. */
+  private handedOver(entry: LiveStream): Promise<unknown> {
+    if (!entry.leaving) return Promise.resolve();
+    return Promise.race([entry.leaving, new Promise((r) => setTimeout(r, this.config.cluster.leaseTtlMs).unref())]);
   }
 
   /**
