@@ -10,6 +10,7 @@ import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 import { watch } from '../helpers/ws-viewer.ts';
 
 const KEY = 'edge-failover-key-01234567';
+const ADMIN_TOKEN = 'edge-failover-admin-token-0123';
 const QUIET = Array.from({ length: 40 }, (_, i) => ({ name: `quiet-${i}`, key: `quiet-stream-key-${String(i).padStart(8, '0')}` }));
 const STREAMS = JSON.stringify([{ name: 'cam', key: KEY }, ...QUIET]);
 
@@ -38,6 +39,7 @@ describe('edges in a cluster (real processes, Chromium)', { timeout: 240_000 }, 
     RELAY_CLUSTER_NODE_ID: id,
     RELAY_CLUSTER_EDGE_HEARTBEAT_MS: '500',
     RELAY_CLUSTER_EDGE_TTL_MS: '2000',
+    RELAY_ADMIN_TOKEN: ADMIN_TOKEN,
   });
   const startEdge = async (id: string) => {
     const edge = await startRelay('edge', env(id));
@@ -47,17 +49,25 @@ describe('edges in a cluster (real processes, Chromium)', { timeout: 240_000 }, 
   const route = async (via: RelayProcess, stream: string) =>
     (await (await fetch(`${via.http}/api/route/${stream}`)).json()) as { edge: string; url: string; ws: string };
 
+  // The ring each node sees, from its admin API. (Asking /api/route would itself count as
+  // routed viewers and shift the bounded loads the test compares.)
+  const ringMembers = async (via: RelayProcess): Promise<number> => {
+    const r = await fetch(`${via.http}/admin/api/cluster`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    return r.ok ? ((await r.json()) as { ring: { members: unknown[] } }).ring.members.length : 0;
+  };
+
   before(async () => {
     nats = await startNats();
     origin = await startRelay('origin', env('origin-1'));
     await Promise.all(['edge-1', 'edge-2', 'edge-3'].map(startEdge));
     publisher = startPublisher({ url: origin.rtmpUrl(KEY) });
     chromium = await launchChromium();
+    // Every node must have heard every edge's heartbeat before the routes can agree.
     await waitFor(
-      'three edges in the ring',
+      'every node knows the three edges',
       async () => {
-        const r = await fetch(`${origin.http}/api/route/cam`);
-        return r.ok;
+        const known = await Promise.all([origin, ...edges.values()].map(ringMembers));
+        return known.every((k) => k === 3);
       },
       10_000,
     );
