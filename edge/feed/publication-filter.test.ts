@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { encodeEnd, encodeFrame, HEADER_SIZE } from '../../server/core/bus/frame-codec.ts';
-import type { Frame, StreamInit } from '../../server/core/media/frame.ts';
+import { isRandomAccess, type Frame, type StreamInit } from '../../server/core/media/frame.ts';
 import { PublicationFilter, type Filtered } from './publication-filter.ts';
 
 const init: StreamInit = {
@@ -115,5 +115,36 @@ describe('publication filter', () => {
     assert.deepEqual(kinds(out).slice(0, -1), Array<string>(parts.length - 1).fill('partial'));
     const last = out.at(-1)!;
     assert.ok(last.kind === 'frame' && last.frame.payload.equals(big.payload));
+  });
+
+  test('an audio-only publication starts at its first frame and, after a gap, resumes at the next one (each carries the init)', () => {
+    const radio: StreamInit = { audio: init.audio, metadata: {} };
+    const f = new PublicationFilter(12_000);
+    let counter = 0;
+    const audio = (dts: number) => {
+      const a = frame(dts, { track: 'audio', codec: 'aac', keyframe: true, payload: Buffer.from([0x21]), init: radio });
+      return encodeFrame(a, { counter: counter++, token: 7 }, isRandomAccess(a), 1 << 20)[0]!;
+    };
+    assert.deepEqual(kinds([audio(0), audio(1920)].map((m) => f.push(m, 0))), ['audio@0', 'audio@1920']);
+    counter += 3;
+    const out = f.push(audio(9600), 0);
+    assert.equal(kinds([out])[0], 'audio@9600');
+    assert.deepEqual(out.events, { gap: { expected: 2, got: 5 } });
+    assert.equal(out.kind === 'frame' && out.frame.init.video, undefined);
+  });
+
+  test('audio of a stream with video is no place to start, even before the video configuration came, when the metadata announces video', () => {
+    const aac = (over: Partial<StreamInit>) => frame(0, { track: 'audio', codec: 'aac', keyframe: true, init: { audio: init.audio, metadata: {}, ...over } });
+    assert.equal(isRandomAccess(aac({})), true, 'audio only');
+    assert.equal(isRandomAccess(aac({ video: init.video })), false, 'audio and video');
+    assert.equal(isRandomAccess(aac({ metadata: { videocodecid: 7 } })), false, 'video announced by onMetaData');
+    assert.equal(isRandomAccess(aac({ metadata: { width: 1280 } })), false, 'a picture size announced');
+    assert.equal(
+      isRandomAccess(frame(0, { track: 'audio', codec: 'opus', init: { audio: init.audio, opus: init.audio, metadata: {} } })),
+      false,
+      'Opus beside AAC',
+    );
+    assert.equal(isRandomAccess(frame(0, { keyframe: true })), true, 'a video keyframe');
+    assert.equal(isRandomAccess(frame(0)), false, 'a video delta');
   });
 });

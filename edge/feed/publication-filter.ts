@@ -19,7 +19,7 @@ export type SkipReason =
   | 'partial'
   /** Sent again after a NATS outage, and stored the first time after all. */
   | 'duplicate'
-  /** After a gap or a new publication, frames wait for the next video keyframe. */
+  /** After a gap or a new publication, frames wait for the next random access point (video keyframe; audio of an audio-only stream). */
   | 'waiting-for-keyframe';
 
 /** What happened on the way, for logs and metrics; undefined on the common path (no allocation). */
@@ -51,7 +51,8 @@ export interface FilterStats {
  * - order: each publication's frames carry a counter; a gap is reported, and a frame
  *   seen already (sent again after NATS came back) is dropped;
  * - a clean start: after a gap, a bad message or a new publication, nothing passes
- *   until the next video keyframe.
+ *   until the next random access point: a video keyframe, or in an audio-only
+ *   stream the next audio frame (the publisher marks it: it carries the init).
  */
 export class PublicationFilter {
   private readonly decoder = new FrameDecoder();
@@ -117,7 +118,8 @@ export class PublicationFilter {
     const { frame } = msg;
     this.stats.frames++;
     if (this.needKeyframe) {
-      if (!(frame.track === 'video' && frame.keyframe)) return { kind: 'skip', reason: 'waiting-for-keyframe', events };
+      // A random access point the publisher marked (it carries the init): a video keyframe, or audio of an audio-only stream.
+      if (!msg.syncPoint) return { kind: 'skip', reason: 'waiting-for-keyframe', events };
       this.needKeyframe = false;
     }
     return { kind: 'frame', frame, events };

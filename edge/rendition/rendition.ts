@@ -2,7 +2,7 @@ import type { NatsConnection } from '../../server/core/bus/nats.ts';
 import { StreamSubjects } from '../../server/core/bus/subjects.ts';
 import type { RelayConfig } from '../../server/core/config/schema.ts';
 import type { Logger } from '../../server/core/log.ts';
-import type { Frame, StreamInit } from '../../server/core/media/frame.ts';
+import { isRandomAccess, type Frame, type StreamInit } from '../../server/core/media/frame.ts';
 import { Fmp4Muxer, type Fragment } from '../../server/core/media/mp4/fmp4-muxer.ts';
 import { AUDIO_TRACK_ID, buildInitSegment, mimeType, VIDEO_TIMESCALE, VIDEO_TRACK_ID } from '../../server/core/media/mp4/init-segment.ts';
 import type { EdgeMetrics } from '../edge-metrics.ts';
@@ -201,7 +201,7 @@ export class Rendition implements RenditionView {
   private frame(frame: Frame): void {
     const now = performance.now();
     this.lastFrameAt = now;
-    if (frame.track === 'video' && frame.keyframe && (!this.muxer || this.muxer.init !== frame.init)) this.newInit(frame.init);
+    if (isRandomAccess(frame) && (!this.muxer || this.muxer.init !== frame.init)) this.newInit(frame.init);
     for (const e of this.egresses) e.frame?.(frame);
     if (!this.muxer) return;
     if (this.state !== 'live') this.setState('live'); // frames again after a silence

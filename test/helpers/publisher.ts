@@ -15,6 +15,8 @@ export interface PublisherOptions {
   loops?: number;
   /** With `file`: send as fast as possible instead of in real time. */
   fast?: boolean;
+  /** What to send (encoded sources): both tracks (default), audio only (a radio show) or video only. */
+  tracks?: 'audio+video' | 'audio' | 'video';
 }
 
 export interface Publisher {
@@ -29,43 +31,19 @@ export interface Publisher {
  * (the command in shared/docs/field-notes.md, smaller by default to spare 2 cores).
  */
 export function startPublisher(options: PublisherOptions): Publisher {
-  const { url, size = '640x360', fps = 30, gop = fps * 2, bitrate = '1000k', seconds, file, loops, fast = false } = options;
+  const { url, size = '640x360', fps = 30, gop = fps * 2, bitrate = '1000k', seconds, file, loops, fast = false, tracks = 'audio+video' } = options;
+  const video = tracks !== 'audio';
+  const videoArgs = ['-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-bf', '2', '-g', String(gop), '-keyint_min', String(gop)];
+  videoArgs.push('-sc_threshold', '0', '-pix_fmt', 'yuv420p', '-b:v', bitrate);
+  const audio = tracks !== 'video';
   const args = file
     ? [...(fast ? [] : ['-re']), '-stream_loop', String(loops === undefined ? -1 : loops - 1), '-i', file, '-c', 'copy']
     : [
         '-re',
-        '-f',
-        'lavfi',
-        '-i',
-        `testsrc2=size=${size}:rate=${fps}`,
-        '-f',
-        'lavfi',
-        '-i',
-        'sine=frequency=440:sample_rate=48000',
-        '-c:v',
-        'libx264',
-        '-profile:v',
-        'high',
-        '-preset',
-        'veryfast',
-        '-bf',
-        '2',
-        '-g',
-        String(gop),
-        '-keyint_min',
-        String(gop),
-        '-sc_threshold',
-        '0',
-        '-pix_fmt',
-        'yuv420p',
-        '-b:v',
-        bitrate,
-        '-c:a',
-        'aac',
-        '-ar',
-        '48000',
-        '-ac',
-        '2',
+        ...(video ? ['-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${fps}`] : []),
+        ...(audio ? ['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000'] : []),
+        ...(video ? videoArgs : []),
+        ...(audio ? ['-c:a', 'aac', '-ar', '48000', '-ac', '2'] : []),
       ];
   const child = spawn('ffmpeg', ['-hide_banner', '-v', 'error', '-nostdin', ...args, ...(seconds ? ['-t', String(seconds)] : []), '-f', 'flv', url], {
     stdio: ['ignore', 'ignore', 'pipe'],

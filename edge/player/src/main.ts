@@ -17,6 +17,7 @@ window.relayPlayer = createPlayer(
   {
     video: byId<HTMLVideoElement>('video'),
     overlay: byId('overlay'),
+    audioOnly: byId('audio-only'),
     badge: byId('state'),
     latency: byId('latency'),
     info: byId('info'),

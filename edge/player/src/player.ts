@@ -41,6 +41,8 @@ export interface PlayerStats {
   edge: string | undefined;
   edges: string[];
   inits: number;
+  /** What plays has no video (a radio show): the page shows a card, and playback is judged by decoded audio. */
+  audioOnly: boolean;
   rendition: string;
   requested: Protocol;
   /** What plays now. */
@@ -65,6 +67,8 @@ export interface PlayerStats {
 export interface Player extends PlayerStats {
   /** Frames decoded since the page loaded (all MediaSources). */
   framesDecoded(): number;
+  /** Audio bytes decoded, where the engine says (Chromium, WebKit); undefined elsewhere. */
+  audioBytesDecoded(): number | undefined;
   /** A rendition name picks by hand; 'auto' hands the choice back to the ABR. */
   switchTo(name: string): void;
   /** Stops everything: sockets, WebRTC, timers, listeners, the MediaSource. Safe to call twice. */
@@ -98,6 +102,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     edge: undefined,
     edges: [],
     inits: 0,
+    audioOnly: false,
     rendition: options.rendition || 'source',
     requested: options.protocol,
     protocol: undefined,
@@ -112,6 +117,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     events: [],
     rtc: undefined,
     framesDecoded: () => buffer.framesDecoded(),
+    audioBytesDecoded: () => (video as { webkitAudioDecodedByteCount?: number }).webkitAudioDecodedByteCount,
     switchTo: (name) => {
       player.abr.mode = name === 'auto' ? 'auto' : 'manual';
       if (name !== 'auto') switcher.switchTo(name);
@@ -210,6 +216,8 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
         player.inits++;
         timescales = msg.timescales;
         expectInitSegment = true;
+        player.audioOnly = msg.mime.startsWith('audio/');
+        ui.audioOnly(player.audioOnly);
         ui.info(describe(msg));
         clock.clear();
         player.receivedS = resumeFrom = undefined;
@@ -373,11 +381,13 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   /** WHEP; on a refusal, a failed connection or no picture in time, MSE instead. */
   async function playWebRtc(): Promise<void> {
     const started = performance.now();
+    const audioOnly = player.renditions.find((r) => r.webrtc)?.tracks === 'audio';
     try {
       const session = await startWhep({
         stream: options.stream,
         token: options.token,
         video,
+        audioOnly,
         note,
         onEnded: () => {
           if (destroyed) return;
@@ -403,7 +413,8 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
         }),
       );
       player.rendition = player.renditions.find((r) => r.webrtc)?.name ?? player.rendition;
-      ui.webrtc(player.rendition);
+      player.audioOnly = audioOnly;
+      ui.webrtc(player.rendition, audioOnly);
       setState('live');
     } catch (err) {
       note(`whep failed: ${(err as Error).message}`);
@@ -443,6 +454,14 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   );
   video.muted = false;
   if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(onFrame);
+  // Audio only: no picture to wait for; the first moving playhead is the first "frame".
+  const onTimeUpdate = () => {
+    if (!player.audioOnly || firstFrameSeen || openedAt === 0 || video.paused) return;
+    firstFrameSeen = true;
+    player.ttffMs = performance.now() - openedAt;
+  };
+  video.addEventListener('timeupdate', onTimeUpdate);
+  cleanups.push(() => video.removeEventListener('timeupdate', onTimeUpdate));
   setState('connecting');
   void (async () => {
     if (player.requested !== 'mse') {
@@ -459,5 +478,6 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
 }
 
 function describe(msg: InitMessage): string {
-  return [msg.width && `${msg.width}×${msg.height}`, msg.mime.replace(/^.*codecs="(.*)"$/, '$1')].filter(Boolean).join(' · ');
+  const size = msg.mime.startsWith('audio/') ? 'audio only' : msg.width && `${msg.width}×${msg.height}`;
+  return [size, msg.mime.replace(/^.*codecs="(.*)"$/, '$1')].filter(Boolean).join(' · ');
 }

@@ -7,6 +7,8 @@ export type PlayerState = 'connecting' | 'offline' | 'live' | 'ended' | 'error';
 export interface PlayerElements {
   video: HTMLVideoElement;
   overlay: HTMLElement;
+  /** The card shown in place of the picture when the stream has no video. */
+  audioOnly?: HTMLElement;
   badge: HTMLElement;
   latency: HTMLElement;
   info: HTMLElement;
@@ -48,6 +50,11 @@ export class PlayerUi {
     this.el.info.textContent = text;
   }
 
+  /** The stream has no video: a card says so where the picture would be. */
+  audioOnly(on: boolean): void {
+    if (this.el.audioOnly) this.el.audioOnly.hidden = !on;
+  }
+
   /** Autoplay with sound needs a gesture: the player plays muted and offers this. */
   offerUnmute(): void {
     this.el.unmute.hidden = false;
@@ -86,10 +93,11 @@ export class PlayerUi {
   }
 
   /** Over WebRTC there is one rendition: the selector says which. */
-  webrtc(rendition: string): void {
+  webrtc(rendition: string, audioOnly: boolean): void {
     this.el.rendition.replaceChildren(new Option(`WebRTC (${rendition})`, rendition));
     this.el.rendition.disabled = true;
-    this.info('WebRTC');
+    this.info(audioOnly ? 'WebRTC · audio only' : 'WebRTC');
+    this.audioOnly(audioOnly);
   }
 
   destroy(): void {

@@ -10,6 +10,8 @@ export interface WhepOptions {
   stream: string;
   token: string | undefined;
   video: HTMLVideoElement;
+  /** The rendition has no video: ask for audio alone, and wait for sound rather than a picture. */
+  audioOnly?: boolean;
   note: (what: string) => void;
   /** The connection failed or closed after it played. */
   onEnded: () => void;
@@ -32,7 +34,7 @@ export class WhepRefused extends Error {
   }
 }
 
-export async function startWhep({ stream, token, video, note, onEnded }: WhepOptions): Promise<WhepSession> {
+export async function startWhep({ stream, token, video, audioOnly = false, note, onEnded }: WhepOptions): Promise<WhepSession> {
   const pc = new RTCPeerConnection();
   let location: string | undefined;
   let closed = false;
@@ -45,7 +47,7 @@ export async function startWhep({ stream, token, video, note, onEnded }: WhepOpt
   };
   try {
     note('whep start');
-    pc.addTransceiver('video', { direction: 'recvonly' });
+    if (!audioOnly) pc.addTransceiver('video', { direction: 'recvonly' });
     pc.addTransceiver('audio', { direction: 'recvonly' });
     const media = new MediaStream();
     pc.ontrack = (event) => {
@@ -73,7 +75,7 @@ export async function startWhep({ stream, token, video, note, onEnded }: WhepOpt
         onEnded();
       }
     });
-    await firstFrame(video, pc);
+    await firstFrame(video, pc, audioOnly);
     return { close, pc, location };
   } catch (err) {
     close();
@@ -94,9 +96,9 @@ function gathered(pc: RTCPeerConnection): Promise<void> {
   });
 }
 
-function firstFrame(video: HTMLVideoElement, pc: RTCPeerConnection): Promise<void> {
+function firstFrame(video: HTMLVideoElement, pc: RTCPeerConnection, audioOnly: boolean): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('WHEP: no picture in time')), FIRST_FRAME_MS);
+    const timer = setTimeout(() => reject(new Error(audioOnly ? 'WHEP: no sound in time' : 'WHEP: no picture in time')), FIRST_FRAME_MS);
     pc.addEventListener('connectionstatechange', () => {
       if (pc.connectionState === 'failed') {
         clearTimeout(timer);
@@ -107,9 +109,16 @@ function firstFrame(video: HTMLVideoElement, pc: RTCPeerConnection): Promise<voi
       clearTimeout(timer);
       resolve();
     };
-    // Where requestVideoFrameCallback is missing (older engines), the first loaded data.
+    // Audio only: the playhead moving. Where requestVideoFrameCallback is missing (older engines), the first loaded data.
     const element: Partial<HTMLVideoElement> = video;
-    if (typeof element.requestVideoFrameCallback === 'function') video.requestVideoFrameCallback(shown);
+    if (audioOnly) {
+      const moved = () => {
+        if (video.currentTime <= 0) return;
+        video.removeEventListener('timeupdate', moved);
+        shown();
+      };
+      video.addEventListener('timeupdate', moved);
+    } else if (typeof element.requestVideoFrameCallback === 'function') video.requestVideoFrameCallback(shown);
     else video.addEventListener('loadeddata', shown, { once: true });
     video.play().catch(() => {
       video.muted = true;

@@ -36,7 +36,8 @@ export interface FrameStamp {
 }
 
 export type BusMessage =
-  | { kind: 'frame'; frame: Frame; stamp: FrameStamp }
+  /** `syncPoint`: the message carried the init, i.e. the publisher marked it a random access point (a video keyframe, or audio of an audio-only stream). */
+  | { kind: 'frame'; frame: Frame; stamp: FrameStamp; syncPoint: boolean }
   | { kind: 'end'; stamp: FrameStamp; receivedAt: number }
   /** A split frame is still being reassembled. */
   | { kind: 'partial' };
@@ -71,7 +72,7 @@ const audioJson = z.object({
 });
 /** What an init may be: a message from the bus is input like any other (fuzzed in test/fuzz). */
 const initJson = z.object({
-  v: z.object({ codec: z.literal('h264'), avcC: base64, codecString, width: dimension, height: dimension }).optional(),
+  v: z.object({ codec: z.literal('h264'), avcC: base64, codecString, width: dimension, height: dimension, bFrames: z.boolean().optional() }).optional(),
   a: audioJson.optional(),
   o: audioJson.optional(),
   m: z.record(z.string().max(64), z.union([z.string().max(200), z.number(), z.boolean()])).optional(),
@@ -174,7 +175,7 @@ export function readToken(data: Uint8Array): number | undefined {
 export class FrameDecoder {
   private init: StreamInit | undefined;
   private initBytes: Buffer | undefined;
-  private pending: { frame: Frame; stamp: FrameStamp; filled: number } | undefined;
+  private pending: { frame: Frame; stamp: FrameStamp; syncPoint: boolean; filled: number } | undefined;
 
   /** The init last seen on a keyframe; undefined until the first. */
   get currentInit(): StreamInit | undefined {
@@ -225,15 +226,16 @@ export class FrameDecoder {
       receivedAt,
       init: this.init ?? { metadata: {} },
     };
+    const syncPoint = initLength > 0;
     if (!more) {
       this.pending = undefined;
-      return { kind: 'frame', frame, stamp };
+      return { kind: 'frame', frame, stamp, syncPoint };
     }
     if (chunk.length >= totalLength) throw new RelayError('BUS_MESSAGE_INVALID', 'split bus message claims more parts than its length');
     if (totalLength > MAX_FRAME_BYTES) throw new RelayError('BUS_MESSAGE_INVALID', `split bus message claims ${totalLength} bytes`);
     frame.payload = Buffer.allocUnsafe(totalLength);
     chunk.copy(frame.payload, 0);
-    this.pending = { frame, stamp, filled: chunk.length };
+    this.pending = { frame, stamp, syncPoint, filled: chunk.length };
     return { kind: 'partial' };
   }
 
@@ -254,6 +256,6 @@ export class FrameDecoder {
     if ((flags & FLAG_MORE_PARTS) !== 0) return { kind: 'partial' };
     this.pending = undefined;
     if (pending.filled !== pending.frame.payload.length) throw new RelayError('BUS_MESSAGE_INVALID', 'split bus message is short');
-    return { kind: 'frame', frame: pending.frame, stamp: pending.stamp };
+    return { kind: 'frame', frame: pending.frame, stamp: pending.stamp, syncPoint: pending.syncPoint };
   }
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.ts';
-import type { Frame, StreamInit } from '../media/frame.ts';
+import { isRandomAccess, type Frame, type StreamInit } from '../media/frame.ts';
 import { encodeEnd, encodeFrame, encodeInit } from './frame-codec.ts';
 import { isStoredAck, newInbox, type NatsConnection, type Msg, type Subscription } from './nats.ts';
 import { PendingAcks } from './pending-acks.ts';
@@ -256,11 +256,12 @@ export class Publication {
       this.ended = true; // never publish on a lease that may have been lost
       return true;
     }
+    // A random access point (a video keyframe; any frame of an audio-only stream) carries the init, on the keyframe subject.
+    const isKey = isRandomAccess(frame);
     if (this.resync) {
-      if (!(frame.track === 'video' && frame.keyframe)) return !this.publisher.full;
+      if (!isKey) return !this.publisher.full;
       this.resync = false;
     }
-    const isKey = frame.track === 'video' && frame.keyframe;
     let initBytes: Buffer | undefined;
     if (isKey) {
       if (frame.init !== this.lastInit) {
@@ -270,14 +271,13 @@ export class Publication {
       initBytes = this.lastInitBytes;
     }
     const messages = encodeFrame(frame, { counter: this.counter++, token: this.token }, isKey, this.maxMessageBytes, initBytes);
-    const subject =
-      frame.track === 'audio'
-        ? frame.codec === frame.init.audio?.codec
+    const subject = isKey
+      ? this.subjects.keyframe
+      : frame.track === 'video'
+        ? this.subjects.delta
+        : frame.codec === frame.init.audio?.codec
           ? this.subjects.audio
-          : this.subjects.opus
-        : isKey
-          ? this.subjects.keyframe
-          : this.subjects.delta;
+          : this.subjects.opus;
     let ok = true;
     for (let i = 0; i < messages.length; i++)
       ok = this.publisher.send(i === 0 ? subject : this.subjects.part, messages[i]!, this.lost, undefined, this.mayPublish);

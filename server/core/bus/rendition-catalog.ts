@@ -1,3 +1,4 @@
+import type { StreamInit } from '../media/frame.ts';
 import { FrameDecoder } from './frame-codec.ts';
 import { type NatsConnection, jetstreamManager, type JetStreamManager } from './nats.ts';
 import { SubjectKind } from './subjects.ts';
@@ -14,8 +15,10 @@ export interface RenditionInfo {
   audioKbps?: number;
   /** Audio codecs carried, e.g. `["mp4a.40.2", "opus"]`: AAC for MSE, Opus for WebRTC. */
   audio: string[];
-  /** Playable over WebRTC: H.264 without B-frames and Opus audio (the WHEP rendition). */
+  /** Playable over WebRTC (the WHEP rendition): Opus audio with H.264 without B-frames, Opus alone (audio only), or video alone without B-frames. */
   webrtc: boolean;
+  /** What it carries: both tracks, audio only or video only. */
+  tracks: 'audio+video' | 'audio' | 'video';
 }
 
 /**
@@ -72,10 +75,19 @@ export class RenditionCatalog {
         videoKbps: typeof rate === 'number' && rate > 0 ? Math.round(rate) : undefined,
         audioKbps: typeof audioRate === 'number' && audioRate > 0 ? Math.round(audioRate) : undefined,
         audio: [init.audio?.codecString, init.opus?.codecString].filter((c): c is string => c !== undefined),
-        webrtc: init.opus !== undefined || init.audio?.codec === 'opus',
+        webrtc: playableOverWebRtc(init),
+        tracks: init.video ? (init.audio ? 'audio+video' : 'video') : 'audio',
       });
     }
-    // The source first, then by height, highest first.
+    // The source first, then by height, highest first (an audio-only rendition last).
     return out.sort((a, b) => (a.name === 'source' ? -1 : b.name === 'source' ? 1 : (b.height ?? 0) - (a.height ?? 0)));
   }
+}
+
+/** WebRTC plays Opus, and H.264 without B-frames (a WHIP source's own rendition, or a ladder rung with Opus beside its AAC). */
+function playableOverWebRtc(init: StreamInit): boolean {
+  const opus = init.opus !== undefined || init.audio?.codec === 'opus';
+  if (!init.video) return opus;
+  if (!init.audio) return init.video.bFrames === false;
+  return opus;
 }

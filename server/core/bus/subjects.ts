@@ -9,7 +9,7 @@ import { assertStreamName, isRenditionName } from '../media/stream-name.ts';
  * 2.9 has no multi-filter consumers).
  */
 export const SubjectKind = {
-  /** A video keyframe (random access point). It carries the stream's init. */
+  /** A random access point: a video keyframe, or a frame of an audio-only stream. It carries the stream's init. */
   KEYFRAME: 'k',
   /** A video frame that is not a keyframe. */
   DELTA: 'd',

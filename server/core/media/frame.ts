@@ -21,6 +21,11 @@ export interface VideoConfig {
   codecString: string;
   width: number;
   height: number;
+  /**
+   * False when the encoder is known to make no B-frames (the ladder's x264
+   * zerolatency, a WebRTC sender): WebRTC can play it. Unset: they may come (RTMP).
+   */
+  bFrames?: boolean;
 }
 
 export interface AudioConfig {
@@ -61,4 +66,23 @@ export interface Frame {
   receivedAt: number;
   /** The stream's track configuration in force for this frame (a shared reference, not a copy). */
   init: StreamInit;
+}
+
+/**
+ * A frame a decoder can start at: a video keyframe or, in a stream without video
+ * (audio only), any frame of its main audio codec. The bus carries the init on these,
+ * late viewers start at the newest one, and after a gap playback resumes at the next.
+ * An audio frame of a stream whose metadata announces video is not one while the
+ * video's configuration has not come yet: the stream is not audio-only.
+ */
+export function isRandomAccess(frame: Frame): boolean {
+  if (frame.track === 'video') return frame.keyframe;
+  const { init } = frame;
+  return init.video === undefined && frame.codec === init.audio?.codec && !announcesVideo(init.metadata);
+}
+
+/** FLV metadata that says a video track comes (`videocodecid`, or a picture size). */
+function announcesVideo(metadata: StreamInit['metadata']): boolean {
+  const { videocodecid, width } = metadata;
+  return (videocodecid !== undefined && videocodecid !== 0 && videocodecid !== '') || (typeof width === 'number' && width > 0);
 }

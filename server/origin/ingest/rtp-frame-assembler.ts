@@ -38,6 +38,8 @@ export class RtpFrameAssembler {
   private readonly audioClock = new RtpClock(OPUS_SAMPLE_RATE);
   private startMs: number | undefined;
   private init: StreamInit | undefined;
+  /** The depacketizer's configuration the init was made from. */
+  private videoFrom: unknown;
   private readonly audioConfig = opusConfig(2);
 
   constructor(
@@ -58,8 +60,9 @@ export class RtpFrameAssembler {
     const arrival = this.arrivalTicks(arrivalMs);
     const out: Frame[] = [];
     for (const au of this.depacketizer.push(packet)) {
-      if (!this.init || this.init.video !== au.config) {
-        this.init = { video: au.config, audio: this.tracks.audio ? this.audioConfig : undefined, metadata: this.metadata };
+      if (!this.init || this.videoFrom !== au.config) {
+        this.videoFrom = au.config;
+        this.init = { video: { ...au.config, bFrames: false }, audio: this.tracks.audio ? this.audioConfig : undefined, metadata: this.metadata };
       }
       const dts = this.videoClock.ticks(au.timestamp, arrival);
       out.push({ track: 'video', codec: 'h264', dts, cto: 0, keyframe: au.keyframe, payload: au.payload, receivedAt: arrivalMs, init: this.init });

@@ -79,7 +79,7 @@ describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
       plan.skipped.map((s) => s.name),
       ['1080p'],
     );
-    assert.match(planLadder(LADDER, { metadata: {} }).passthroughOnly!, /no video/);
+    assert.match(planLadder(LADDER, { metadata: {} }).passthroughOnly!, /neither audio nor video/);
   });
 
   test('every rung has its size, a bitrate within tolerance, and keyframes aligned with the other rungs', async () => {
@@ -176,5 +176,36 @@ describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
     }
     assert.equal(transcoder.webrtcRendition, '144p');
     assert.ok((out.get('144p') ?? []).filter((f) => f.codec === 'opus').length >= 80, 'Opus on the WebRTC rung');
+  });
+
+  test('an audio-only source (AAC) gets the audio rung: the same AAC frames, Opus beside them, on the source timeline with their ingest times', async () => {
+    const audio = source.filter((f) => f.track === 'audio').map((f) => ({ ...f, init: { audio: f.init.audio, metadata: {} } }));
+    const init = audio[0]!.init;
+    for (const f of audio) f.init = init;
+    const plan = planLadder(LADDER, init);
+    assert.deepEqual(
+      plan.rungs.map((r) => r.name),
+      ['audio'],
+    );
+    const transcoder = new FfmpegTranscoder(plan.rungs, init, { gopSeconds: 1, opusKbps: 48, maxBacklogMs: 1500 }, pino({ level: 'silent' }));
+    const out: Frame[] = [];
+    transcoder.on('frame', (rendition, frame) => {
+      assert.equal(rendition, 'audio');
+      out.push(frame);
+    });
+    transcoder.start();
+    for (const f of audio) transcoder.push(f);
+    await transcoder.finish();
+    const aac = out.filter((f) => f.codec === 'aac');
+    assert.ok(aac.length >= audio.length - 2, `${aac.length} of ${audio.length} AAC frames`);
+    assert.ok(aac.every((f) => f.track === 'audio'));
+    assert.ok(aac[10]!.payload.equals(audio[10]!.payload), 'AAC passes through untouched');
+    assert.equal(aac[10]!.dts, audio[10]!.dts, 'on the source timeline');
+    assert.equal(aac[10]!.receivedAt, audio[10]!.receivedAt, 'with its ingest time');
+    const opus = out.filter((f) => f.codec === 'opus');
+    assert.ok(opus.length >= 250, `${opus.length} Opus packets for 6 s`);
+    assert.equal(aac.at(-1)!.init.video, undefined);
+    assert.equal(aac.at(-1)!.init.opus?.codec, 'opus', 'the rendition announces its Opus');
+    assert.equal(transcoder.webrtcRendition, 'audio');
   });
 });

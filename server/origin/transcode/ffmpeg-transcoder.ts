@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
-import { TICKS_PER_MS, type Frame, type StreamInit } from '../../core/media/frame.ts';
+import { isRandomAccess, TICKS_PER_MS, type Frame, type StreamInit } from '../../core/media/frame.ts';
 import type { Logger } from '../../core/log.ts';
 import { FlvFrameReader } from '../../core/media/flv/flv-frame-reader.ts';
 import { FlvTagStream } from '../../core/media/flv/flv-tag-stream.ts';
@@ -50,11 +50,15 @@ export class FfmpegTranscoder extends EventEmitter<{
   private readonly receivedAt = new Map<number, number>();
   /** Source audio, oldest first: [presentation ms, ingest time]; Opus packets do not line up with AAC frames. */
   private readonly audioReceivedAt: [number, number][] = [];
+  /** The track whose time measures progress: video, or audio for an audio-only source. */
+  private readonly clockTrack: 'video' | 'audio';
   private stderr = '';
   /** After dropped input, feed ffmpeg again only from a keyframe: its decoder cannot start mid-GOP. */
   private resync = false;
-  /** The WebRTC rung's init with Opus added, derived once per init the rung's output announces. */
-  private readonly webrtc: { name: string; from?: StreamInit; init?: StreamInit } | undefined;
+  /** The WebRTC rung, and whether Opus rides beside its AAC (the source has audio). */
+  private readonly webrtc: { name: string; opus: boolean; init?: StreamInit } | undefined;
+  /** Each rung's init as published, derived once per init its output announces: its video marked B-frame free, Opus added on the WebRTC rung. */
+  private readonly rungInits = new Map<string, { from: StreamInit; init: StreamInit }>();
   /** Media time (ms) of the newest video frame fed in, and of each rung's newest output. */
   private inputMs: number | undefined;
   private readonly outputMs = new Map<string, number>();
@@ -84,8 +88,9 @@ export class FfmpegTranscoder extends EventEmitter<{
   ) {
     super();
     this.writer = init.audio?.codec === 'opus' ? new MatroskaWriter() : new FlvWriter();
-    const top = init.audio && options.opusKbps > 0 ? webrtcRung(rungs) : undefined;
-    this.webrtc = top && { name: top.name };
+    this.clockTrack = init.video ? 'video' : 'audio';
+    const top = webrtcRung(rungs);
+    this.webrtc = top && { name: top.name, opus: init.audio !== undefined && options.opusKbps > 0 };
   }
 
   /** The rendition that carries Opus beside AAC, if any. */
@@ -109,10 +114,10 @@ export class FfmpegTranscoder extends EventEmitter<{
     const args = ffmpegArgs(this.rungs, {
       gopSeconds: this.options.gopSeconds,
       hasAudio: this.init.audio !== undefined,
-      opusKbps: this.webrtc ? this.options.opusKbps : 0,
+      opusKbps: this.webrtc?.opus ? this.options.opusKbps : 0,
       input: this.writer instanceof MatroskaWriter ? 'matroska' : 'flv',
     });
-    const outputs = this.rungs.length + (this.webrtc ? 1 : 0);
+    const outputs = this.rungs.length + (this.webrtc?.opus ? 1 : 0);
     const child = spawn('ffmpeg', args, { stdio: ['pipe', 'ignore', 'pipe', ...Array.from({ length: outputs }, () => 'pipe' as const)] });
     this.child = child;
     child.stderr!.on('data', (d: Buffer) => {
@@ -142,19 +147,22 @@ export class FfmpegTranscoder extends EventEmitter<{
           return;
         }
         for (const frame of frames) {
-          const ingested = frame.track === 'video' ? this.ingestTimeOf(frame) : undefined;
+          const ms = (frame.dts + frame.cto) / TICKS_PER_MS;
           if (frame.track === 'video') {
+            const ingested = this.ingestTimeOf(frame);
             if (ingested === undefined) this.stats.ingestTimeMissed++;
-            this.outputMs.set(rung.name, (frame.dts + frame.cto) / TICKS_PER_MS);
+            frame.receivedAt = ingested ?? performance.timeOrigin + performance.now();
+          } else {
+            frame.receivedAt = this.audioIngestTime(ms);
           }
-          frame.receivedAt = ingested ?? performance.timeOrigin + performance.now();
-          if (this.webrtc?.name === rung.name) frame.init = this.withOpus(frame.init);
+          if (frame.track === this.clockTrack) this.outputMs.set(rung.name, ms);
+          frame.init = this.rungInit(rung.name, frame.init);
           this.stats.framesOut++;
           this.emit('frame', rung.name, frame);
         }
       });
     });
-    if (this.webrtc) this.readOpus(child.stdio[3 + this.rungs.length] as Readable, this.webrtc);
+    if (this.webrtc?.opus) this.readOpus(child.stdio[3 + this.rungs.length] as Readable, this.webrtc);
     child.stdin!.write(this.writer.start(this.init));
   }
 
@@ -192,13 +200,15 @@ export class FfmpegTranscoder extends EventEmitter<{
     });
   }
 
-  private withOpus(init: StreamInit): StreamInit {
-    const webrtc = this.webrtc!;
-    if (webrtc.from !== init) {
-      webrtc.from = init;
-      webrtc.init = { ...init, opus: opusConfig(2) };
-    }
-    return webrtc.init!;
+  private rungInit(rendition: string, init: StreamInit): StreamInit {
+    const known = this.rungInits.get(rendition);
+    if (known?.from === init) return known.init;
+    const derived: StreamInit = { ...init };
+    if (init.video) derived.video = { ...init.video, bFrames: false }; // x264 zerolatency makes none
+    if (this.webrtc?.name === rendition && this.webrtc.opus) derived.opus = opusConfig(2);
+    this.rungInits.set(rendition, { from: init, init: derived });
+    if (this.webrtc?.name === rendition) this.webrtc.init = derived;
+    return derived;
   }
 
   /** The ingest time of the newest source audio frame an Opus packet ending at `endMs` was made from. */
@@ -258,7 +268,7 @@ export class FfmpegTranscoder extends EventEmitter<{
   push(frame: Frame): void {
     const stdin = this.child?.stdin as Writable | undefined;
     if (!stdin || !this.running) return;
-    if (frame.track === 'video') this.inputMs = (frame.dts + frame.cto) / TICKS_PER_MS;
+    if (frame.track === this.clockTrack) this.inputMs = (frame.dts + frame.cto) / TICKS_PER_MS;
     if (stdin.writableLength > 4 * 1024 * 1024) {
       this.stats.droppedIn++;
       this.resync = true;
@@ -266,7 +276,7 @@ export class FfmpegTranscoder extends EventEmitter<{
       return;
     }
     if (this.resync) {
-      if (!(frame.track === 'video' && frame.keyframe)) {
+      if (!isRandomAccess(frame)) {
         this.stats.droppedIn++;
         return;
       }
@@ -275,7 +285,7 @@ export class FfmpegTranscoder extends EventEmitter<{
     if (frame.track === 'video') {
       this.receivedAt.set(Math.round((frame.dts + frame.cto) / TICKS_PER_MS), frame.receivedAt);
       if (this.receivedAt.size > RECEIVED_AT_MEMORY) this.receivedAt.delete(this.receivedAt.keys().next().value!);
-    } else if (this.webrtc) {
+    } else {
       this.audioReceivedAt.push([(frame.dts + frame.cto) / TICKS_PER_MS, frame.receivedAt]);
       if (this.audioReceivedAt.length > RECEIVED_AT_MEMORY) this.audioReceivedAt.shift();
     }

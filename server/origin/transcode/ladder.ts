@@ -4,6 +4,7 @@ import type { StreamInit } from '../../core/media/frame.ts';
 export interface Rung {
   /** Rendition name in subjects and the API, e.g. `480p`. */
   name: string;
+  /** Lines of video; 0 for the audio rung of an audio-only source. */
   height: number;
   videoKbps: number;
   audioKbps: number;
@@ -20,13 +21,25 @@ export interface LadderPlan {
   passthroughOnly?: string;
 }
 
-/** Which rungs a source gets: never above its own height; nothing for codecs the ladder does not read. */
+/**
+ * The one rendition of an audio-only source (a radio show, a podcast): its AAC as it
+ * came (encoded from an Opus source), with Opus beside it for WebRTC. No video ladder.
+ */
+export const AUDIO_RUNG: Rung = { name: 'audio', height: 0, videoKbps: 0, audioKbps: 128, priority: 0, preset: 'none' };
+
+/**
+ * Which rungs a source gets: never above its own height; nothing for codecs the
+ * ladder does not read; for a source without video, the audio rung alone.
+ */
 export function planLadder(ladder: readonly Rung[], source: StreamInit): LadderPlan {
   const plan: LadderPlan = { rungs: [], skipped: [] };
-  if (!source.video) return { ...plan, passthroughOnly: 'the source has no video' };
-  if (source.video.codec !== 'h264') return { ...plan, passthroughOnly: `the source video codec ${source.video.codec} is not transcoded` };
   if (source.audio && source.audio.codec !== 'aac' && source.audio.codec !== 'opus')
     return { ...plan, passthroughOnly: `the source audio codec ${source.audio.codec} is not transcoded` };
+  if (!source.video) {
+    if (!source.audio) return { ...plan, passthroughOnly: 'the source has neither audio nor video' };
+    return { rungs: [AUDIO_RUNG], skipped: ladder.map((r) => ({ name: r.name, why: 'the source has no video' })) };
+  }
+  if (source.video.codec !== 'h264') return { ...plan, passthroughOnly: `the source video codec ${source.video.codec} is not transcoded` };
   if (source.video.width < 16 || source.video.height < 16) return { ...plan, passthroughOnly: `the source is ${source.video.width}x${source.video.height}` };
   for (const rung of ladder) {
     if (rung.height > source.video.height) plan.skipped.push({ name: rung.name, why: `above the source's ${source.video.height} lines` });
@@ -45,7 +58,7 @@ export interface FfmpegPlanOptions {
   input?: 'flv' | 'matroska';
 }
 
-/** The rung that carries Opus beside AAC: the stream's WebRTC rendition, the highest one it has. */
+/** The stream's WebRTC rendition (Opus beside the AAC, video without B-frames): the highest rung it has. */
 export function webrtcRung(rungs: readonly Rung[]): Rung | undefined {
   return rungs.reduce<Rung | undefined>((best, r) => (!best || r.height > best.height ? r : best), undefined);
 }
@@ -83,6 +96,14 @@ export function ffmpegArgs(rungs: readonly Rung[], options: FfmpegPlanOptions): 
     '-copyts',
   ];
   rungs.forEach((rung, i) => {
+    if (rung.height === 0) {
+      // The audio rung: AAC copied as it came (an FLV input carries AAC), or encoded from Opus.
+      args.push('-map', '0:a:0', '-vn');
+      if ((options.input ?? 'flv') === 'flv') args.push('-c:a', 'copy');
+      else args.push('-c:a', 'aac', '-b:a', `${rung.audioKbps}k`, '-ar', '48000', '-ac', '2');
+      args.push('-flush_packets', '1', '-flvflags', 'no_duration_filesize', '-f', 'flv', `pipe:${3 + i}`);
+      return;
+    }
     args.push('-map', '0:v:0');
     if (options.hasAudio) args.push('-map', '0:a:0');
     args.push(

@@ -1,6 +1,6 @@
 import type { RelayConfig } from '../../core/config/schema.ts';
 import type { Logger } from '../../core/log.ts';
-import type { Frame, StreamInit } from '../../core/media/frame.ts';
+import { isRandomAccess, type Frame, type StreamInit } from '../../core/media/frame.ts';
 import type { Publication } from '../../core/bus/frame-publisher.ts';
 import { FfmpegTranscoder } from './ffmpeg-transcoder.ts';
 import { planLadder, rungToShed } from './ladder.ts';
@@ -51,8 +51,9 @@ export class StreamTranscoding {
 
   push(frame: Frame): void {
     if (this.closed || this.passthroughOnly) return;
-    if (frame.track === 'video' && frame.keyframe && frame.init !== this.init) this.restart(frame.init, 'stream configuration changed');
-    if (!this.transcoder && frame.track === 'video' && frame.keyframe && this.init && !this.restartTimer) this.launch();
+    const access = isRandomAccess(frame);
+    if (access && frame.init !== this.init) this.restart(frame.init, 'stream configuration changed');
+    if (!this.transcoder && access && this.init && !this.restartTimer) this.launch();
     this.transcoder?.push(frame);
   }
 

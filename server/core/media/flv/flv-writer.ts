@@ -1,5 +1,5 @@
 import { RelayError } from '../../errors.ts';
-import { TICKS_PER_MS, type Frame, type StreamInit } from '../frame.ts';
+import { isRandomAccess, TICKS_PER_MS, type Frame, type StreamInit } from '../frame.ts';
 
 const TAG_AUDIO = 8;
 const TAG_VIDEO = 9;
@@ -27,7 +27,7 @@ export class FlvWriter {
   frame(frame: Frame): Buffer {
     const ms = Math.max(0, Math.round(frame.dts / TICKS_PER_MS));
     let config: Buffer | undefined;
-    if (frame.init !== this.init && frame.track === 'video' && frame.keyframe) {
+    if (frame.init !== this.init && isRandomAccess(frame)) {
       this.init = frame.init;
       if (frame.init.video) config = tag(TAG_VIDEO, ms, Buffer.from([0x17, 0, 0, 0, 0]), frame.init.video.avcC);
       if (frame.init.audio) config = Buffer.concat([config ?? Buffer.alloc(0), tag(TAG_AUDIO, ms, Buffer.from([0xaf, 0]), frame.init.audio.config)]);
