@@ -37,6 +37,7 @@ const rendition = z.object({
   codecs: z.string().describe('MSE codecs string'),
   audio: z.array(z.string()),
   webrtc: z.boolean().describe('Playable over WHEP (H.264 without B-frames, Opus)'),
+  tracks: z.enum(['audio+video', 'audio', 'video']).describe('Both tracks, audio only or video only'),
 });
 const streamView = z.object({
   name: z.string(),
@@ -242,7 +243,7 @@ async function clusterNow(backend: AdminBackend, only?: string[]): Promise<Clust
         protocol: reported?.protocol ?? null,
         bitsPerSecond: reported?.bitsPerSecond ?? null,
         framesPerSecond: reported?.framesPerSecond ?? null,
-        renditions: renditions.map(({ name: n, width, height, codecs, audio, webrtc }) => ({ name: n, width, height, codecs, audio, webrtc })),
+        renditions: renditions.map(({ name: n, width, height, codecs, audio, webrtc, tracks }) => ({ name: n, width, height, codecs, audio, webrtc, tracks })),
         viewers: { total, byEdge },
         placedOn: ring.placements[name] ?? null,
       };

@@ -36,6 +36,28 @@ function kbps(bps) {
   return bps === null || bps === undefined ? '' : `${Math.round(bps / 1000)} kbit/s`;
 }
 
+/** What a codecs string (RFC 6381) means to a person: `avc1.64001f,mp4a.40.2` -> `H.264 + AAC`. */
+const CODEC_NAMES = [
+  [/^avc[13]/, 'H.264'],
+  [/^(hvc1|hev1)/, 'HEVC'],
+  [/^av01/, 'AV1'],
+  [/^mp4a/, 'AAC'],
+  [/^opus/i, 'Opus'],
+];
+function codecNames(codecs) {
+  return codecs
+    .split(',')
+    .map((c) => CODEC_NAMES.find(([re]) => re.test(c.trim()))?.[1] ?? c.trim())
+    .join(' + ');
+}
+
+/** The source's codecs, and "audio only" / "video only" when a track is missing. */
+function sourceCodecs(renditions) {
+  const source = renditions.find((r) => r.name === 'source');
+  if (!source) return '';
+  return codecNames(source.codecs) + (source.tracks === 'audio' ? ' (audio only)' : source.tracks === 'video' ? ' (video only)' : '');
+}
+
 function showLogin(message) {
   clearTimeout(timer);
   $('#cluster').hidden = true;
@@ -132,7 +154,9 @@ function render(cluster) {
           s.name,
           el('td', s.live ? 'live' : 'offline', s.live ? 'live' : 'offline'),
           s.live ? `${s.origin} · ${s.leaseToken ?? '?'}` : '',
-          s.live ? [s.protocol, kbps(s.bitsPerSecond), s.framesPerSecond ? `${s.framesPerSecond} fps` : ''].filter(Boolean).join(' · ') : '',
+          s.live
+            ? [s.protocol, sourceCodecs(s.renditions), kbps(s.bitsPerSecond), s.framesPerSecond ? `${s.framesPerSecond} fps` : ''].filter(Boolean).join(' · ')
+            : '',
           s.renditions.map((r) => `${r.name}${r.height ? ` ${r.height}p` : ''}${r.webrtc ? ' (WebRTC)' : ''}`).join(', '),
           Object.entries(s.viewers.byEdge)
             .map(([edge, v]) => `${edge}: ${v.ws + v.webrtc}`)

@@ -84,7 +84,7 @@ describe('the cluster dashboard in Chromium', { timeout: 120_000 }, () => {
     const token = origin.node.origin!.liveStreams()[0]!.token;
     const live = await text('[data-testid=stream-live-one]');
     assert.match(live, new RegExp(`live\\s+origin-a · ${token}`));
-    assert.match(live, /rtmp · \d+ kbit\/s · \d+(\.\d)? fps/);
+    assert.match(live, /rtmp · H\.264 \+ AAC · \d+ kbit\/s · \d+(\.\d)? fps/, 'protocol, codecs, bitrate, frame rate');
     assert.match(live, /source/);
     assert.match(live, /edge-a: 2, edge-b: 1/);
     assert.match(live, /edge-(a|b)/, 'placed on an edge');
