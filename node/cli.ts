@@ -65,7 +65,8 @@ async function main(): Promise<void> {
   const node = await startNode(roles, config, log, keys);
   process.on('SIGHUP', () => keys.reload());
   if (!config.admin.token) log.warn({ code: 'ADMIN_DISABLED' }, 'no admin token (admin.token, RELAY_ADMIN_TOKEN): the admin API and dashboard are off');
-  if (command !== 'edge') printBanner(config, node.httpPort, node.origin?.rtmp.port ?? config.rtmp.port, demo, command === 'all', admin);
+  if (command !== 'edge')
+    printBanner(config, node.httpPort, node.origin?.rtmp.port ?? config.rtmp.port, node.origin?.rtmps?.port, demo, command === 'all', admin);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -84,6 +85,7 @@ function printBanner(
   config: RelayConfig,
   httpPort: number,
   rtmpPort: number,
+  rtmpsPort: number | undefined,
   demo: KeptSecret | undefined,
   withEdge: boolean,
   admin: KeptSecret | undefined,
@@ -91,6 +93,7 @@ function printBanner(
   const host = publicHost(config.rtmp.host);
   const web = config.http.publicUrl || `http://${publicHost(config.http.host)}:${httpPort}`;
   const lines = ['', 'Relay is running.', '', 'In OBS: Settings > Stream > Service "Custom..."', `  Server:     rtmp://${host}:${rtmpPort}/${config.rtmp.app}`];
+  if (rtmpsPort !== undefined) lines.push(`  or, encrypted (RTMPS): rtmps://${host}:${rtmpsPort}/${config.rtmp.app}`);
   if (demo) {
     const where = demo.source === 'env' ? 'from RELAY_DEMO_KEY' : `kept in ${demo.file}; RELAY_DEMO_KEY sets another`;
     lines.push(`  Stream Key: ${demo.key}    (stream "${DEMO_STREAM}", ${where})`);

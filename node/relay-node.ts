@@ -205,6 +205,7 @@ export async function startNode(
       draining,
       origin: origin && {
         rtmp: rtmpUrl(),
+        rtmps: origin.rtmps && `rtmps://${publicHost(config.rtmps.host)}:${origin.rtmps.port}/${config.rtmp.app}`,
         streams: origin
           .liveStreams()
           .filter((l) => l.token > 0 && !l.leaving)

@@ -23,6 +23,7 @@ export const ErrorCodes = {
   RTMP_HANDSHAKE_TIMEOUT: { status: 408, message: 'the RTMP handshake did not finish in time' },
   PUBLISHER_SILENT: { status: 408, message: 'the publisher sent no media for too long (rtmp.mediaTimeoutMs)' },
   RTMP_TOO_MANY_CONNECTIONS: { status: 503, message: 'too many RTMP connections' },
+  TLS_HANDSHAKE_FAILED: { status: 400, message: 'the TLS handshake failed (not TLS, a certificate the client refused, or too slow)' },
   TOO_MANY_CONNECTIONS: { status: 429, message: 'too many connections from this address' },
   CODEC_UNSUPPORTED: { status: 415, message: 'the codec is not supported' },
   BUS_PUBLISH_FAILED: { status: 503, message: 'a frame could not be stored in JetStream' },

@@ -37,6 +37,8 @@ export interface LiveStream {
  */
 export class Origin {
   readonly rtmp: RtmpIngest;
+  /** RTMP over TLS, when `rtmps.certFile` and `rtmps.keyFile` are set. */
+  readonly rtmps: RtmpIngest | undefined;
   private readonly ingests: IngestAdapter[] = [];
   private readonly live = new Map<string, LiveStream>();
   private readonly log: Logger;
@@ -67,6 +69,12 @@ export class Origin {
     this.transcodeMetrics = registry && createTranscodeMetrics(registry, () => this.transcodeProgress());
     this.ingestMetrics = registry && createIngestMetrics(registry, () => this.live.values());
     this.rtmp = this.addIngest(new RtmpIngest({ ...config.rtmp, log: log.child({ module: 'ingest.rtmp' }) }, this.gateway));
+    const { rtmps } = config;
+    if (rtmps.certFile && rtmps.keyFile) {
+      // The same RTMP, limits and timeouts inside TLS, on a port of its own.
+      const options = { ...config.rtmp, host: rtmps.host, port: rtmps.port, tls: rtmps, log: log.child({ module: 'ingest.rtmps' }) };
+      this.rtmps = this.addIngest(new RtmpIngest(options, this.gateway));
+    }
   }
 
   /** An ingest adapter built on this origin's gateway: started by start(), closed by stop(). */
@@ -82,7 +90,10 @@ export class Origin {
 
   async start(): Promise<void> {
     for (const ingest of this.ingests) await ingest.start();
-    this.log.info({ port: this.rtmp.port, app: this.config.rtmp.app, protocols: this.ingests.map((i) => i.protocol) }, 'RTMP ingest listening');
+    this.log.info(
+      { port: this.rtmp.port, rtmpsPort: this.rtmps?.port, app: this.config.rtmp.app, protocols: this.ingests.map((i) => i.protocol) },
+      'RTMP ingest listening',
+    );
   }
 
   /**

@@ -17,6 +17,8 @@ export interface PublisherOptions {
   fast?: boolean;
   /** What to send (encoded sources): both tracks (default), audio only (a radio show) or video only. */
   tracks?: 'audio+video' | 'audio' | 'video';
+  /** rtmps:// only: check the server's certificate against this CA file (PEM). */
+  tlsCa?: string;
 }
 
 export interface Publisher {
@@ -45,9 +47,14 @@ export function startPublisher(options: PublisherOptions): Publisher {
         ...(video ? videoArgs : []),
         ...(audio ? ['-c:a', 'aac', '-ar', '48000', '-ac', '2'] : []),
       ];
-  const child = spawn('ffmpeg', ['-hide_banner', '-v', 'error', '-nostdin', ...args, ...(seconds ? ['-t', String(seconds)] : []), '-f', 'flv', url], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const tlsArgs = options.tlsCa ? ['-tls_verify', '1', '-ca_file', options.tlsCa] : [];
+  const child = spawn(
+    'ffmpeg',
+    ['-hide_banner', '-v', 'error', '-nostdin', ...args, ...(seconds ? ['-t', String(seconds)] : []), '-f', 'flv', ...tlsArgs, url],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let err = '';
   child.stderr.on('data', (d: Buffer) => {
     err = (err + d.toString()).slice(-4000);

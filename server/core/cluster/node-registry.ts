@@ -6,7 +6,7 @@ import { Heartbeat, openTtlBucket, readRecords, type TtlBucket } from './kv-buck
 /** A stream live on an origin, as that origin reports it. */
 export interface OriginStreamRecord {
   stream: string;
-  protocol: 'rtmp' | 'whip';
+  protocol: 'rtmp' | 'rtmps' | 'whip';
   /** Wall-clock ms the publisher was accepted. */
   since: number;
   /** The lease's fencing token. */
@@ -26,7 +26,8 @@ export interface NodeRecord {
   startedAt: number;
   /** Set while it shuts down. */
   draining: boolean;
-  origin?: { rtmp: string; streams: OriginStreamRecord[] };
+  /** `rtmps`: the RTMPS URL, when this origin takes RTMP over TLS. */
+  origin?: { rtmp: string; rtmps?: string; streams: OriginStreamRecord[] };
   edge?: { capacity: number; load: number; viewers: Record<string, { ws: number; webrtc: number }> };
 }
 

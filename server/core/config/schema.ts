@@ -159,6 +159,22 @@ export const configSchema = z
         maxMessageBytes: positiveInt.describe('Largest RTMP message accepted; larger ones close the connection.'),
       })
       .strict(),
+    rtmps: z
+      .object({
+        host: z.string().describe('Address the RTMPS (RTMP over TLS) listener binds to.'),
+        port: port.describe(
+          'RTMPS listener port (OBS: rtmps://<host>:<port>/<app>). On only when certFile and keyFile are set; it keeps every rtmp.* limit and timeout.',
+        ),
+        certFile: z
+          .string()
+          .describe(
+            "PEM certificate chain for RTMPS (e.g. a Let's Encrypt fullchain.pem); empty: no RTMPS. Reloaded when the file changes, without a restart.",
+          ),
+        keyFile: z.string().describe('PEM private key of certFile.'),
+        certCheckMs: positiveInt.describe('How often the certificate and key files are checked for a change (renewals are picked up without a restart).'),
+      })
+      .strict()
+      .refine((r) => (r.certFile === '') === (r.keyFile === ''), 'set both rtmps.certFile and rtmps.keyFile, or neither'),
     http: z
       .object({
         host: z.string().describe('Address the HTTP listener (watch page, WebSocket, health) binds to.'),

@@ -44,7 +44,7 @@ export class RateMeter {
 
 export interface IngestSample {
   stream: string;
-  protocol: 'rtmp' | 'whip';
+  protocol: 'rtmp' | 'rtmps' | 'whip';
   meter: RateMeter;
 }
 
@@ -60,10 +60,9 @@ export function createIngestMetrics(registry: Registry, live: () => Iterable<Ing
       labelNames: ['protocol'] as const,
       registers: [registry],
       collect() {
-        const counts = { rtmp: 0, whip: 0 };
+        const counts = { rtmp: 0, rtmps: 0, whip: 0 };
         for (const s of live()) counts[s.protocol]++;
-        this.set({ protocol: 'rtmp' }, counts.rtmp);
-        this.set({ protocol: 'whip' }, counts.whip);
+        for (const [protocol, n] of Object.entries(counts)) this.set({ protocol }, n);
       },
     }),
     bitrate: new Gauge({

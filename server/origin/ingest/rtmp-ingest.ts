@@ -8,7 +8,10 @@
  * into the parser is guarded so a malformed stream closes one connection, never
  * the process.
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import Rtmp from 'node-media-server/src/protocol/rtmp.js';
 import nmsLogger from 'node-media-server/src/core/logger.js';
 import { ConnectionsPerAddress } from '../../core/http/connections-per-address.ts';
@@ -33,9 +36,20 @@ interface PublishSink {
   closed(reason: RelayError | undefined): void;
 }
 
+/** RTMPS: RTMP inside TLS, with a certificate that is reloaded when its files change. */
+export interface RtmpsOptions {
+  certFile: string;
+  keyFile: string;
+  /** How often the files are checked for a change (ms). */
+  certCheckMs: number;
+}
+
 export interface RtmpIngestOptions {
   host: string;
   port: number;
+  /** `rtmps` with `tls`: the same RTMP inside TLS, on its own port. */
+  protocol?: 'rtmp' | 'rtmps';
+  tls?: RtmpsOptions;
   /** The RTMP application publishers use (`rtmp://host/<app>`). */
   app: string;
   handshakeTimeoutMs: number;
@@ -70,10 +84,16 @@ const TAG_TYPES = new Set([8, 9, 18]);
 nmsLogger.level = 'error';
 nmsLogger.log = () => {};
 
-/** The RTMP listener: an ingest adapter of the origin. */
+/**
+ * The RTMP listener, or with `tls` the RTMPS one: an ingest adapter of the origin.
+ * Both take the same limits and timeouts; RTMPS adds the TLS handshake's own
+ * (garbage, plain RTMP and slow handshakes are refused with TLS_HANDSHAKE_FAILED).
+ */
 export class RtmpIngest implements IngestAdapter {
-  readonly protocol = 'rtmp';
-  private server: net.Server | undefined;
+  readonly protocol: 'rtmp' | 'rtmps';
+  private server: net.Server | tls.Server | undefined;
+  /** The certificate in use (RTMPS): its files' contents, to tell a real change from a touch. */
+  private certificate: { cert: Buffer; key: Buffer } | undefined;
   private readonly sockets = new Set<net.Socket>();
   private readonly perAddress: ConnectionsPerAddress;
   private lastWarned = 0;
@@ -85,8 +105,9 @@ export class RtmpIngest implements IngestAdapter {
     options: RtmpIngestOptions,
     private readonly gateway: IngestGateway,
   ) {
+    this.protocol = options.tls ? 'rtmps' : 'rtmp';
     this.perAddress = new ConnectionsPerAddress(options.maxConnectionsPerAddress);
-    this.options = { ...options, onPublish: (req) => this.publish(req), onRefused: (reason) => gateway.refused('rtmp', reason) };
+    this.options = { ...options, onPublish: (req) => this.publish(req), onRefused: (reason) => gateway.refused(this.protocol, reason) };
   }
 
   start(): Promise<void> {
@@ -99,9 +120,10 @@ export class RtmpIngest implements IngestAdapter {
    */
   private async publish(req: PublishRequest): Promise<PublishSink> {
     const { app, port } = this.options;
-    if (req.app !== app) throw new RelayError('RTMP_APP_UNKNOWN', `use rtmp://<host>:${port}/${app}`);
-    const stream = this.gateway.authenticate(req.key, { protocol: 'rtmp', remote: req.remote });
-    const publication = await this.gateway.open({ stream, remote: req.remote, protocol: 'rtmp', control: req.control });
+    const protocol = this.protocol;
+    if (req.app !== app) throw new RelayError('RTMP_APP_UNKNOWN', `use ${protocol}://<host>:${port}/${app}`);
+    const stream = this.gateway.authenticate(req.key, { protocol, remote: req.remote });
+    const publication = await this.gateway.open({ stream, remote: req.remote, protocol, control: req.control });
     const log = this.options.log.child({ stream });
     const reader = new FlvFrameReader((notice) => {
       if (notice.type === 'unsupported') {
@@ -136,7 +158,7 @@ export class RtmpIngest implements IngestAdapter {
   }
 
   listen(): Promise<void> {
-    const server = net.createServer((socket) => this.accept(socket));
+    const server = this.options.tls ? this.tlsServer(this.options.tls) : net.createServer((socket) => this.admit(socket) && this.serve(socket));
     server.maxConnections = this.options.maxConnections;
     this.server = server;
     return new Promise((resolve, reject) => {
@@ -145,8 +167,8 @@ export class RtmpIngest implements IngestAdapter {
           new RelayError(
             'CONFIG_INVALID',
             err.code === 'EADDRINUSE'
-              ? `rtmp.port ${this.options.port} is already in use on ${this.options.host}`
-              : `cannot listen for RTMP on ${this.options.host}:${this.options.port}: ${err.message}`,
+              ? `${this.protocol}.port ${this.options.port} is already in use on ${this.options.host}`
+              : `cannot listen for ${this.protocol.toUpperCase()} on ${this.options.host}:${this.options.port}: ${err.message}`,
           ),
         );
       });
@@ -163,11 +185,62 @@ export class RtmpIngest implements IngestAdapter {
   }
 
   async close(): Promise<void> {
+    if (this.options.tls) {
+      unwatchFile(this.options.tls.certFile);
+      unwatchFile(this.options.tls.keyFile);
+    }
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
-  private accept(socket: net.Socket): void {
+  /**
+   * The TLS listener: the per-address limit applies to the raw connection, before
+   * any TLS work; a connection becomes an RTMP one once its handshake is done.
+   */
+  private tlsServer(options: RtmpsOptions): tls.Server {
+    this.certificate = readCertificate(options);
+    const server = tls.createServer({
+      ...this.certificate,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: this.options.handshakeTimeoutMs,
+    });
+    server.on('connection', (raw: net.Socket) => {
+      if (!this.admit(raw)) return;
+      raw.on('error', () => {}); // a reset during the handshake: 'tlsClientError' says it
+    });
+    server.on('secureConnection', (socket: tls.TLSSocket) => this.serve(socket));
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+      this.stats.protocolErrors++;
+      const reason = new RelayError('TLS_HANDSHAKE_FAILED', err.code ?? err.message);
+      this.options.onRefused(reason);
+      if (Date.now() - this.lastWarned > 1000) {
+        this.lastWarned = Date.now();
+        this.options.log.warn({ code: reason.code, remote: socket.remoteAddress, reason: reason.message }, 'RTMPS connection refused');
+      }
+      socket.destroy();
+    });
+    // Certificates are renewed in place (certbot, cert-manager): check the files and swap the context, no restart.
+    const reload = () => {
+      let next;
+      try {
+        next = readCertificate(options);
+      } catch (err) {
+        this.options.log.warn({ code: 'CONFIG_INVALID', err: (err as Error).message }, 'RTMPS certificate not reloaded; the previous one stays in use');
+        return;
+      }
+      if (this.certificate && next.cert.equals(this.certificate.cert) && next.key.equals(this.certificate.key)) return;
+      this.certificate = next;
+      server.setSecureContext({ ...next, minVersion: 'TLSv1.2' });
+      this.options.log.info(certificateSummary(next.cert), 'RTMPS certificate reloaded');
+    };
+    watchFile(options.certFile, { interval: options.certCheckMs, persistent: false }, reload);
+    watchFile(options.keyFile, { interval: options.certCheckMs, persistent: false }, reload);
+    this.options.log.info(certificateSummary(this.certificate.cert), 'RTMPS certificate');
+    return server;
+  }
+
+  /** The per-address limit; true when the connection may go on. */
+  private admit(socket: net.Socket): boolean {
     if (!this.perAddress.admit(socket)) {
       this.stats.refused++;
       this.options.onRefused(new RelayError('RTMP_TOO_MANY_CONNECTIONS'));
@@ -181,14 +254,42 @@ export class RtmpIngest implements IngestAdapter {
       }
       socket.on('error', () => {});
       socket.destroy();
-      return;
+      return false;
     }
     this.stats.connections++;
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+    return true;
+  }
+
+  /** An admitted connection (over TLS: once its handshake is done) speaks RTMP. */
+  private serve(socket: net.Socket): void {
     socket.setNoDelay(true);
     new RtmpConnection(socket, this.options, this.stats).start();
   }
+}
+
+/** The certificate chain and key files, checked to belong together; CONFIG_INVALID with the reason otherwise. */
+function readCertificate({ certFile, keyFile }: RtmpsOptions): { cert: Buffer; key: Buffer } {
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    cert = readFileSync(certFile);
+    key = readFileSync(keyFile);
+  } catch (err) {
+    throw new RelayError('CONFIG_INVALID', `cannot read the RTMPS certificate or key: ${(err as Error).message}`);
+  }
+  try {
+    if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) throw new Error('the key does not belong to the certificate');
+  } catch (err) {
+    throw new RelayError('CONFIG_INVALID', `rtmps.certFile ${certFile} and rtmps.keyFile ${keyFile}: ${(err as Error).message}`);
+  }
+  return { cert, key };
+}
+
+function certificateSummary(cert: Buffer): Record<string, string> {
+  const x509 = new X509Certificate(cert);
+  return { subject: x509.subject.replace(/\n/g, ', '), altNames: x509.subjectAltName ?? '', validTo: x509.validTo };
 }
 
 type State = 'handshake' | 'deciding' | 'publishing' | 'closed';
