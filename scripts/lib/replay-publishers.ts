@@ -5,6 +5,7 @@
  * bench). One timer sends every due tag of every publisher, in file order.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { rtmpC0C1, rtmpHandshakeDone, rtmpPublishCommands } from './stream-checkers.ts';
 
 const CHUNK = 4096;
@@ -40,20 +41,22 @@ export class ReplayPublishers {
     this.timer = setInterval(() => this.send(), 5);
   }
 
-  /** A new publisher of `key`; `spreadMs` delays its clock at random (many streams not in step). */
+  /** A new publisher of `key`; `spreadMs` delays its clock at random (many streams not in step). An `rtmps:` base speaks TLS (any certificate). */
   add(key: string, spreadMs = 0): ReplayPublisher {
     const app = this.base.pathname.split('/')[1]!;
-    const socket = net.connect(Number(this.base.port), this.base.hostname);
+    const secure = this.base.protocol === 'rtmps:';
+    const port = Number(this.base.port);
+    const socket = secure ? tls.connect({ port, host: this.base.hostname, rejectUnauthorized: false }) : net.connect(port, this.base.hostname);
     const p: ReplayPublisher = { socket, connectingAt: performance.now(), publishedAt: 0, next: 0, loop: 0, started: 0, ready: false };
     let handshake = Buffer.alloc(0);
     socket.setNoDelay(true);
-    socket.on('connect', () => socket.write(rtmpC0C1()));
+    socket.on(secure ? 'secureConnect' : 'connect', () => socket.write(rtmpC0C1()));
     socket.on('data', (d: Buffer) => {
       if (p.ready) return; // the server's answers are not needed
       handshake = Buffer.concat([handshake, d]);
       const done = rtmpHandshakeDone(handshake);
       if (!done) return;
-      socket.write(Buffer.concat([done.c2, rtmpPublishCommands(`rtmp://${this.base.host}/${app}`, app, key, CHUNK)]));
+      socket.write(Buffer.concat([done.c2, rtmpPublishCommands(`${this.base.protocol}//${this.base.host}/${app}`, app, key, CHUNK)]));
       p.ready = true;
       p.publishedAt = performance.now();
       p.started = p.publishedAt - Math.random() * spreadMs;
