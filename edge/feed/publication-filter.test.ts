@@ -5,7 +5,7 @@ import { isRandomAccess, type Frame, type StreamInit } from '../../server/core/m
 import { PublicationFilter, type Filtered } from './publication-filter.ts';
 
 const init: StreamInit = {
-  video: { codec: 'h264', avcC: Buffer.from('0164001fffe1', 'hex'), codecString: 'avc1.64001f', width: 1280, height: 720 },
+  video: { codec: 'h264', config: Buffer.from('0164001fffe1', 'hex'), codecString: 'avc1.64001f', width: 1280, height: 720 },
   audio: { codec: 'aac', config: Buffer.from('1190', 'hex'), codecString: 'mp4a.40.2', sampleRate: 48000, channels: 2 },
   metadata: {},
 };

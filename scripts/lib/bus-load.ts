@@ -62,7 +62,7 @@ if (role === 'origin') {
   const init: StreamInit = {
     video: {
       codec: 'h264',
-      avcC: Buffer.from('01640020ffe1001967640020acd9405005bb011000003e90000bb800f18319600100068ee3cb22c0fdf8f800', 'hex'),
+      config: Buffer.from('01640020ffe1001967640020acd9405005bb011000003e90000bb800f18319600100068ee3cb22c0fdf8f800', 'hex'),
       codecString: 'avc1.640020',
       width: 1280,
       height: 720,

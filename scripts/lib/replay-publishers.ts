@@ -11,8 +11,9 @@ import { rtmpC0C1, rtmpHandshakeDone, rtmpPublishCommands } from './stream-check
 const CHUNK = 4096;
 const CSID: Record<number, number> = { 8: 4, 9: 6, 18: 5 };
 const continuation = new Map([4, 5, 6].map((c) => [c, Buffer.from([0xc0 | c])]));
-/** Configuration tags (metadata, AVC and AAC sequence headers) go out once, at the start. */
-const isConfig = (t: { type: number; body: Buffer }) => t.type === 18 || (t.type === 9 && t.body[1] === 0) || (t.type === 8 && t.body[1] === 0);
+/** Configuration tags (metadata, AVC or Enhanced RTMP and AAC sequence headers) go out once, at the start. */
+const isConfig = (t: { type: number; body: Buffer }) =>
+  t.type === 18 || (t.type === 9 && (t.body[0]! & 0x80 ? (t.body[0]! & 0x0f) === 0 : t.body[1] === 0)) || (t.type === 8 && t.body[1] === 0);
 
 export interface ReplayPublisher {
   socket: net.Socket;

@@ -107,7 +107,7 @@ describe(`fuzzing the parsers (seed ${FUZZ_SEED}; RELAY_FUZZ_SEED=${FUZZ_SEED} r
   test('mutated RTP from a WHIP publisher gives frames or a RelayError, never another exception', () => {
     const rng = new Rng(FUZZ_SEED + 3);
     const video = frames.filter((f) => f.track === 'video').slice(0, 90);
-    const { sps, pps } = parseAvcC(video[0]!.init.video!.avcC);
+    const { sps, pps } = parseAvcC(video[0]!.init.video!.config);
     const packetizer = new H264Packetizer({ naluLengthSize: 4, inputFormat: 'length-prefixed', parameterSets: [sps[0]!, pps[0]!] });
     const packets = video.flatMap((f, i) =>
       packetizer

@@ -125,7 +125,7 @@ export interface WhipPublisher {
 /** Publishes `clip` to `whipUrl` with the stream key as bearer token, looped until stopped. */
 export async function publishWhipClip(whipUrl: string, key: string, clip: WhipClip): Promise<WhipPublisher> {
   const frames = clipFrames(clip);
-  const avc = parseAvcC(frames[0]!.init.video!.avcC);
+  const avc = parseAvcC(frames[0]!.init.video!.config);
   const paramSets = [...avc.sps, ...avc.pps];
   const pictures = frames.filter((f) => f.track === 'video');
   const durationTicks = pictures.at(-1)!.dts + (pictures.length > 1 ? pictures[1]!.dts - pictures[0]!.dts : 3000);

@@ -150,7 +150,7 @@ export class RtpFanout {
   /** RTP payloads of a frame (parameter sets before a keyframe), or undefined for one that cannot be read. */
   private packetize(frame: Frame): Buffer[] | undefined {
     if (frame.init !== this.configOf && frame.init.video) {
-      const avc = parseAvcC(frame.init.video.avcC);
+      const avc = parseAvcC(frame.init.video.config);
       this.lengthSize = avc.lengthSize;
       this.parameterSets = [...avc.sps, ...avc.pps];
       this.configOf = frame.init;

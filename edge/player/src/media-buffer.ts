@@ -6,6 +6,12 @@ const KEEP_BEHIND_S = 20;
 const MediaSourceImpl: typeof MediaSource | undefined =
   (window as { ManagedMediaSource?: typeof MediaSource }).ManagedMediaSource ?? (window as { MediaSource?: typeof MediaSource }).MediaSource;
 
+/** Whether this browser's MediaSource decodes `mime` (HEVC and AV1 sources are not decoded everywhere). */
+export const canPlay = (mime: string): boolean => MediaSourceImpl?.isTypeSupported(mime) ?? false;
+
+/** The MSE type of a rendition from the API. */
+export const renditionMime = (r: { codecs: string; tracks?: string }): string => `${r.tracks === 'audio' ? 'audio' : 'video'}/mp4; codecs="${r.codecs}"`;
+
 /**
  * A queue entry: media, or a step of a rendition switch: remove the old
  * rendition's frames from a time on, or change the codec.

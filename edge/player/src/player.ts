@@ -10,7 +10,7 @@ import type { ControlMessage, RenditionInfo, StreamInfo } from '../../protocol.t
 import { AbrController, autoRenditions, type AbrLogEntry, type AbrRendition } from './abr.ts';
 import { readPrft, startsWithKeyframe } from './fmp4.ts';
 import { ClockMap, keepLive, watchRtcLatency } from './latency.ts';
-import { MediaBuffer } from './media-buffer.ts';
+import { canPlay, MediaBuffer, renditionMime } from './media-buffer.ts';
 import { RenditionSwitch, type InitMessage } from './switching.ts';
 import { Transport } from './transport.ts';
 import { PlayerUi, type PlayerElements, type PlayerState } from './ui.ts';
@@ -41,6 +41,8 @@ export interface PlayerStats {
   edge: string | undefined;
   edges: string[];
   inits: number;
+  /** Renditions on offer that this browser cannot decode (never picked, not listed): `name (codecs)`. */
+  undecodable: string[];
   /** What plays has no video (a radio show): the page shows a card, and playback is judged by decoded audio. */
   audioOnly: boolean;
   rendition: string;
@@ -102,6 +104,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     edge: undefined,
     edges: [],
     inits: 0,
+    undecodable: [],
     audioOnly: false,
     rendition: options.rendition || 'source',
     requested: options.protocol,
@@ -221,7 +224,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
         ui.info(describe(msg));
         clock.clear();
         player.receivedS = resumeFrom = undefined;
-        if (!buffer.reset(msg.mime)) return setState('error', `This browser cannot play ${msg.mime}.`);
+        if (!buffer.reset(msg.mime)) return void playAnother(msg.mime);
         setState('live');
         break;
       case 'error':
@@ -341,13 +344,30 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     video.requestVideoFrameCallback(onFrame);
   }
 
-  /** The renditions on offer, from the API; the selector lists them. */
+  /**
+   * This browser cannot decode what the rendition carries (an HEVC source in Chromium):
+   * over to the first rendition it can (the ladder's H.264), or say so when there is none.
+   */
+  async function playAnother(mime: string): Promise<void> {
+    await briefly(refreshRenditions());
+    const other = player.renditions.find((r) => r.name !== player.rendition);
+    if (destroyed) return;
+    if (!other) return setState('error', `This browser cannot play ${mime}.`);
+    note(`cannot play ${mime}: over to ${other.name}`);
+    Transport.retire(transport.ws); // its undecodable media must not reach the next MediaSource
+    player.rendition = other.name;
+    showRendition();
+    transport.connect();
+  }
+
+  /** The renditions on offer, from the API, less those this browser cannot decode; the selector lists them. */
   async function refreshRenditions(): Promise<void> {
     try {
       const res = await fetch(`/api/streams/${encodeURIComponent(options.stream)}`, { cache: 'no-store' });
       if (!res.ok || destroyed) return;
       const { renditions } = (await res.json()) as StreamInfo;
-      player.renditions = renditions;
+      player.renditions = renditions.filter((r) => canPlay(renditionMime(r)));
+      player.undecodable = renditions.filter((r) => !player.renditions.includes(r)).map((r) => `${r.name} (${r.codecs})`);
       if (player.protocol === 'webrtc') return; // one rendition over WebRTC: the selector says which
       if (ui.renditions(renditions)) showRendition();
     } catch {

@@ -5,7 +5,7 @@ import type { Frame, StreamInit } from '../media/frame.ts';
 import { encodeEnd, encodeFrame, FrameDecoder, HEADER_SIZE, readToken } from './frame-codec.ts';
 
 const init: StreamInit = {
-  video: { codec: 'h264', avcC: Buffer.from('0164001fffe1', 'hex'), codecString: 'avc1.64001f', width: 1280, height: 720 },
+  video: { codec: 'h264', config: Buffer.from('0164001fffe1', 'hex'), codecString: 'avc1.64001f', width: 1280, height: 720 },
   audio: { codec: 'aac', config: Buffer.from('1190', 'hex'), codecString: 'mp4a.40.2', sampleRate: 48000, channels: 2 },
   metadata: { encoder: 'obs', framerate: 30 },
 };

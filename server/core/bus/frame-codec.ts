@@ -24,8 +24,8 @@ type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
 const FLAG_KEYFRAME = 1;
 const FLAG_MORE_PARTS = 2;
 
-const CODEC_IDS: Record<Codec, number> = { h264: 1, aac: 2, opus: 3 };
-const CODECS: Codec[] = ['h264', 'h264', 'aac', 'opus'];
+const CODEC_IDS: Record<Codec, number> = { h264: 1, aac: 2, opus: 3, hevc: 4, av1: 5 };
+const CODECS: Codec[] = ['h264', 'h264', 'aac', 'opus', 'hevc', 'av1'];
 
 /** Where a frame sits in its rendition's sequence, and under which lease it was published. */
 export interface FrameStamp {
@@ -43,7 +43,8 @@ export type BusMessage =
   | { kind: 'partial' };
 
 interface InitJson {
-  v?: Omit<VideoConfig, 'avcC'> & { avcC: string };
+  /** The configuration record travels as `avcC` whatever the codec: the name nodes of earlier versions read. */
+  v?: Omit<VideoConfig, 'config'> & { avcC: string };
   a?: Omit<AudioConfig, 'config'> & { config: string };
   o?: Omit<AudioConfig, 'config'> & { config: string };
   m: StreamInit['metadata'];
@@ -51,7 +52,10 @@ interface InitJson {
 
 export function encodeInit(init: StreamInit): Buffer {
   const json: InitJson = { m: init.metadata };
-  if (init.video) json.v = { ...init.video, avcC: init.video.avcC.toString('base64') };
+  if (init.video) {
+    const { config, ...video } = init.video;
+    json.v = { ...video, avcC: config.toString('base64') };
+  }
   if (init.audio) json.a = { ...init.audio, config: init.audio.config.toString('base64') };
   if (init.opus) json.o = { ...init.opus, config: init.opus.config.toString('base64') };
   return Buffer.from(JSON.stringify(json));
@@ -72,7 +76,9 @@ const audioJson = z.object({
 });
 /** What an init may be: a message from the bus is input like any other (fuzzed in test/fuzz). */
 const initJson = z.object({
-  v: z.object({ codec: z.literal('h264'), avcC: base64, codecString, width: dimension, height: dimension, bFrames: z.boolean().optional() }).optional(),
+  v: z
+    .object({ codec: z.enum(['h264', 'hevc', 'av1']), avcC: base64, codecString, width: dimension, height: dimension, bFrames: z.boolean().optional() })
+    .optional(),
   a: audioJson.optional(),
   o: audioJson.optional(),
   m: z.record(z.string().max(64), z.union([z.string().max(200), z.number(), z.boolean()])).optional(),
@@ -90,7 +96,10 @@ export function decodeInit(bytes: Buffer): StreamInit {
     throw new RelayError('BUS_MESSAGE_INVALID', `bus message init: ${checked.error.issues[0]?.path.join('.')}: ${checked.error.issues[0]?.message}`);
   const json = checked.data as InitJson;
   const init: StreamInit = { metadata: json.m ?? {} };
-  if (json.v) init.video = { ...json.v, avcC: Buffer.from(json.v.avcC, 'base64') };
+  if (json.v) {
+    const { avcC, ...video } = json.v;
+    init.video = { ...video, config: Buffer.from(avcC, 'base64') };
+  }
   if (json.a) init.audio = { ...json.a, config: Buffer.from(json.a.config, 'base64') };
   if (json.o) init.opus = { ...json.o, config: Buffer.from(json.o.config, 'base64') };
   return init;

@@ -84,10 +84,11 @@ export class RenditionCatalog {
   }
 }
 
-/** WebRTC plays Opus, and H.264 without B-frames (a WHIP source's own rendition, or a ladder rung with Opus beside its AAC). */
+/** WebRTC (here) plays Opus, and H.264 without B-frames (a WHIP source's own rendition, or a ladder rung with Opus beside its AAC). */
 function playableOverWebRtc(init: StreamInit): boolean {
   const opus = init.opus !== undefined || init.audio?.codec === 'opus';
   if (!init.video) return opus;
+  if (init.video.codec !== 'h264') return false; // the WebRTC egress sends H.264
   if (!init.audio) return init.video.bFrames === false;
   return opus;
 }

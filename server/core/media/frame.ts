@@ -9,15 +9,20 @@ export const TICKS_PER_SECOND = 90_000;
 export const TICKS_PER_MS = 90;
 
 export type Track = 'video' | 'audio';
-export type VideoCodec = 'h264';
+/** H.264 everywhere; HEVC and AV1 from Enhanced RTMP publishers (OBS 30+). */
+export type VideoCodec = 'h264' | 'hevc' | 'av1';
 export type AudioCodec = 'aac' | 'opus';
 export type Codec = VideoCodec | AudioCodec;
 
 export interface VideoConfig {
   codec: VideoCodec;
-  /** AVCDecoderConfigurationRecord, as carried by FLV and written into `avcC`. */
-  avcC: Buffer;
-  /** RFC 6381 codec string, e.g. `avc1.64001f`, taken from the SPS in avcC. */
+  /**
+   * The decoder configuration record, as (Enhanced) FLV carries it and MP4 writes it:
+   * AVCDecoderConfigurationRecord (`avcC`), HEVCDecoderConfigurationRecord (`hvcC`)
+   * or AV1CodecConfigurationRecord (`av1C`).
+   */
+  config: Buffer;
+  /** RFC 6381 codec string, e.g. `avc1.64001f`, `hvc1.1.6.L93.B0` or `av01.0.04M.08`, taken from the configuration. */
   codecString: string;
   width: number;
   height: number;
@@ -60,7 +65,7 @@ export interface Frame {
   cto: number;
   /** A random access point: an IDR picture for video; every audio frame is one. */
   keyframe: boolean;
-  /** H.264: AVCC, 4-byte length-prefixed NAL units. AAC: one raw access unit. */
+  /** H.264 and HEVC: length-prefixed NAL units. AV1: one temporal unit of OBUs. AAC: one raw access unit. */
   payload: Buffer;
   /** Wall-clock time (ms since the epoch, fractional) at which the origin received the frame. */
   receivedAt: number;

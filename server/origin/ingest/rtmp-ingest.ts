@@ -127,7 +127,7 @@ export class RtmpIngest implements IngestAdapter {
     const log = this.options.log.child({ stream });
     const reader = new FlvFrameReader((notice) => {
       if (notice.type === 'unsupported') {
-        log.warn({ code: 'CODEC_UNSUPPORTED', track: notice.track, codec: notice.codec }, 'track dropped: codec not supported (H.264 and AAC are)');
+        log.warn({ code: 'CODEC_UNSUPPORTED', track: notice.track, codec: notice.codec }, 'track dropped: codec not supported (H.264, HEVC, AV1 and AAC are)');
       } else {
         const { video, audio } = notice.init;
         log.info(

@@ -15,7 +15,7 @@ const video = (() => {
 
 describe('RtpFrameAssembler', () => {
   test('puts video and Opus on one 90 kHz timeline across an RTP timestamp wrap, audio from the first keyframe on', () => {
-    const { sps, pps } = parseAvcC(video[0]!.init.video!.avcC);
+    const { sps, pps } = parseAvcC(video[0]!.init.video!.config);
     const packetizer = new H264Packetizer({ naluLengthSize: 4, inputFormat: 'length-prefixed', parameterSets: [sps[0]!, pps[0]!] });
     const a = new RtpFrameAssembler({ video: true, audio: true });
     const base = 0xffffffff - 3000 * 5; // wraps after five pictures

@@ -9,6 +9,7 @@ import { FlvFrameReader } from '../../core/media/flv/flv-frame-reader.ts';
 import { TICKS_PER_SECOND, type Frame } from '../../core/media/frame.ts';
 import { readFlvFile } from '../../../test/helpers/flv-file.ts';
 import { whipLikeFrames } from '../../../test/helpers/whip-publisher.ts';
+import { enhancedRtmpClip } from '../../../test/helpers/enhanced-rtmp.ts';
 import { FfmpegTranscoder } from './ffmpeg-transcoder.ts';
 import { planLadder, type Rung } from './ladder.ts';
 
@@ -207,5 +208,33 @@ describe('FfmpegTranscoder with real ffmpeg', { timeout: 120_000 }, () => {
     assert.equal(aac.at(-1)!.init.video, undefined);
     assert.equal(aac.at(-1)!.init.opus?.codec, 'opus', 'the rendition announces its Opus');
     assert.equal(transcoder.webrtcRendition, 'audio');
+  });
+
+  test('an HEVC source (Enhanced RTMP, B-frames) goes through the ladder to H.264 rungs with AAC, on the source timeline', async () => {
+    const reader = new FlvFrameReader();
+    const hevc = enhancedRtmpClip(dir, 'hevc', { size: '320x180', seconds: 3, gop: 30 }).flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? []);
+    for (const f of hevc) f.receivedAt = 1_000_000 + (f.dts + f.cto) / 90;
+    const init = hevc.find((f) => f.track === 'video')!.init;
+    assert.equal(init.video?.codec, 'hevc');
+    const ladder: Rung[] = [{ name: '144p', height: 144, videoKbps: 150, audioKbps: 64, priority: 1, preset: 'ultrafast' }];
+    const plan = planLadder(ladder, init);
+    assert.equal(plan.passthroughOnly, undefined);
+    const transcoder = new FfmpegTranscoder(plan.rungs, init, { gopSeconds: 1, opusKbps: 48, maxBacklogMs: 1500 }, pino({ level: 'silent' }));
+    const out: Frame[] = [];
+    transcoder.on('frame', (_rendition, frame) => out.push(frame));
+    transcoder.start();
+    for (const f of hevc) transcoder.push(f);
+    await transcoder.finish();
+    const video = out.filter((f) => f.track === 'video');
+    const sourceVideo = hevc.filter((f) => f.track === 'video');
+    assert.ok(video.length >= sourceVideo.length - 2, `${video.length} of ${sourceVideo.length} pictures`);
+    assert.equal(video[0]!.init.video!.codec, 'h264');
+    assert.equal(video[0]!.init.video!.height, 144);
+    assert.equal(video[0]!.init.video!.bFrames, false);
+    assert.ok(out.some((f) => f.codec === 'aac') && out.some((f) => f.codec === 'opus'), 'AAC, and Opus beside it');
+    const firstPts = (fs: Frame[]) => Math.min(...fs.map((f) => f.dts + f.cto));
+    assert.ok(Math.abs(firstPts(video) - firstPts(sourceVideo)) <= 90, 'on the source timeline');
+    const matched = video.filter((f) => Math.abs(f.receivedAt - (1_000_000 + f.dts / 90)) <= 2).length;
+    assert.ok(matched >= video.length - 1, `${matched} of ${video.length} pictures carry their source's ingest time`);
   });
 });

@@ -20,6 +20,14 @@ export interface TranscoderOptions {
   maxBacklogMs: number;
 }
 
+/**
+ * ffmpeg's AAC encoder starts 1024 samples (21 ms) before its input (priming). A source
+ * whose audio starts at 0, as OBS's does, would make those times negative, and the FLV
+ * muxer would shift everything later to avoid them: every rung 21 ms off the source's
+ * timeline. So frames go in this much later, and come back moved by as much.
+ */
+const INPUT_OFFSET_TICKS = 10 * 90_000;
+
 /** How often progress is checked and speed sampled. */
 const PROGRESS_INTERVAL_MS = 1000;
 /** Weight of the newest speed sample in the smoothed speed. */
@@ -45,7 +53,7 @@ export class FfmpegTranscoder extends EventEmitter<{
   behind: [backlogMs: number];
 }> {
   private child: ChildProcess | undefined;
-  /** FLV for H.264 with AAC; Matroska for H.264 with Opus (a WHIP source), which FLV cannot carry. */
+  /** FLV for H.264 with AAC; Matroska for Opus (a WHIP source), HEVC and AV1. */
   private readonly writer: { start(init: StreamInit): Buffer; frame(frame: Frame): Buffer };
   private readonly receivedAt = new Map<number, number>();
   /** Source audio, oldest first: [presentation ms, ingest time]; Opus packets do not line up with AAC frames. */
@@ -87,7 +95,9 @@ export class FfmpegTranscoder extends EventEmitter<{
     private readonly log: Logger,
   ) {
     super();
-    this.writer = init.audio?.codec === 'opus' ? new MatroskaWriter() : new FlvWriter();
+    // FLV carries H.264 with AAC; Opus (WHIP), HEVC and AV1 (Enhanced RTMP, which ffmpeg 5.1 cannot read) go in Matroska.
+    const flv = init.audio?.codec !== 'opus' && (init.video === undefined || init.video.codec === 'h264');
+    this.writer = flv ? new FlvWriter() : new MatroskaWriter();
     this.clockTrack = init.video ? 'video' : 'audio';
     const top = webrtcRung(rungs);
     this.webrtc = top && { name: top.name, opus: init.audio !== undefined && options.opusKbps > 0 };
@@ -147,6 +157,7 @@ export class FfmpegTranscoder extends EventEmitter<{
           return;
         }
         for (const frame of frames) {
+          frame.dts -= INPUT_OFFSET_TICKS;
           const ms = (frame.dts + frame.cto) / TICKS_PER_MS;
           if (frame.track === 'video') {
             const ingested = this.ingestTimeOf(frame);
@@ -183,8 +194,8 @@ export class FfmpegTranscoder extends EventEmitter<{
         if (!webrtc.init) continue; // nothing to attach it to before the rung's first frame
         // ffmpeg's timeline: the packet's start less the encoder's pre-skip (its priming samples play first).
         const start = packet.start - (reader.head?.preSkip ?? 0);
-        const dts = Math.round((start * TICKS_PER_MS * 1000) / OPUS_SAMPLE_RATE);
-        const endMs = ((start + packet.samples) * 1000) / OPUS_SAMPLE_RATE;
+        const dts = Math.round((start * TICKS_PER_MS * 1000) / OPUS_SAMPLE_RATE) - INPUT_OFFSET_TICKS;
+        const endMs = ((start + packet.samples) * 1000) / OPUS_SAMPLE_RATE - INPUT_OFFSET_TICKS / TICKS_PER_MS;
         this.stats.opusFrames++;
         this.emit('frame', webrtc.name, {
           track: 'audio',
@@ -290,7 +301,7 @@ export class FfmpegTranscoder extends EventEmitter<{
       if (this.audioReceivedAt.length > RECEIVED_AT_MEMORY) this.audioReceivedAt.shift();
     }
     this.stats.framesIn++;
-    stdin.write(this.writer.frame(frame));
+    stdin.write(this.writer.frame({ ...frame, dts: frame.dts + INPUT_OFFSET_TICKS }));
   }
 
   /** The ingest time of the source frame presented at this frame's time (ffmpeg re-rounds by a millisecond or so). */

@@ -39,7 +39,6 @@ export function planLadder(ladder: readonly Rung[], source: StreamInit): LadderP
     if (!source.audio) return { ...plan, passthroughOnly: 'the source has neither audio nor video' };
     return { rungs: [AUDIO_RUNG], skipped: ladder.map((r) => ({ name: r.name, why: 'the source has no video' })) };
   }
-  if (source.video.codec !== 'h264') return { ...plan, passthroughOnly: `the source video codec ${source.video.codec} is not transcoded` };
   if (source.video.width < 16 || source.video.height < 16) return { ...plan, passthroughOnly: `the source is ${source.video.width}x${source.video.height}` };
   for (const rung of ladder) {
     if (rung.height > source.video.height) plan.skipped.push({ name: rung.name, why: `above the source's ${source.video.height} lines` });
@@ -54,7 +53,7 @@ export interface FfmpegPlanOptions {
   hasAudio: boolean;
   /** Opus audio beside the AAC, on one more output (Ogg); 0 for none. */
   opusKbps: number;
-  /** What stdin carries: FLV (H.264 with AAC, from RTMP) or Matroska (H.264 with Opus, from WHIP; FLV cannot carry Opus). */
+  /** What stdin carries: FLV (H.264 with AAC, from RTMP) or Matroska (Opus from WHIP, HEVC and AV1 from Enhanced RTMP). */
   input?: 'flv' | 'matroska';
 }
 
@@ -133,6 +132,10 @@ export function ffmpegArgs(rungs: readonly Rung[], options: FfmpegPlanOptions): 
       '9999',
       '-sc_threshold',
       '0',
+      // Encode in the input's time base (1 ms): one guessed from the frame rate (30.3 fps for a
+      // Matroska input with B-frames, 29.97 for NTSC) would round every picture off the source's time.
+      '-enc_time_base:v',
+      '-1',
     );
     if (options.hasAudio) args.push('-c:a', 'aac', '-b:a', `${rung.audioKbps}k`, '-ar', '48000', '-ac', '2');
     // Flush each packet: a pipe's 32 KB buffer would otherwise hold a low rung for most of a second.

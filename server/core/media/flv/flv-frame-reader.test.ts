@@ -74,13 +74,13 @@ describe('FlvFrameReader', () => {
   test('reports an unsupported codec once and produces no frames for it', () => {
     const notices: ReaderNotice[] = [];
     const reader = new FlvFrameReader((n) => notices.push(n));
-    const hevc = Buffer.concat([Buffer.from([0x90]), Buffer.from('hvc1'), Buffer.alloc(8)]);
-    assert.equal(reader.push(FlvTagType.VIDEO, 0, hevc, 0), undefined);
-    assert.equal(reader.push(FlvTagType.VIDEO, 33, hevc, 0), undefined);
+    const vp9 = Buffer.concat([Buffer.from([0x90]), Buffer.from('vp09'), Buffer.alloc(8)]);
+    assert.equal(reader.push(FlvTagType.VIDEO, 0, vp9, 0), undefined);
+    assert.equal(reader.push(FlvTagType.VIDEO, 33, vp9, 0), undefined);
     const mp3 = Buffer.from([0x2f, 1, 2, 3]);
     assert.equal(reader.push(FlvTagType.AUDIO, 0, mp3, 0), undefined);
     assert.deepEqual(notices, [
-      { type: 'unsupported', track: 'video', codec: 'enhanced-RTMP hvc1' },
+      { type: 'unsupported', track: 'video', codec: 'enhanced-RTMP vp09' },
       { type: 'unsupported', track: 'audio', codec: 'FLV sound format 2' },
     ]);
   });

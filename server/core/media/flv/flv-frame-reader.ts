@@ -1,7 +1,9 @@
 import { RelayError } from '../../errors.ts';
 import { parseAudioSpecificConfig } from '../aac.ts';
 import { TICKS_PER_MS, type AudioConfig, type Frame, type StreamInit, type VideoConfig } from '../frame.ts';
+import { av1Sample, parseAv1C } from '../av1.ts';
 import { parseAvcC } from '../h264.ts';
+import { parseHvcC } from '../hevc.ts';
 import { decodeAmf0 } from './amf0.ts';
 
 export const FlvTagType = { AUDIO: 8, VIDEO: 9, SCRIPT: 18 } as const;
@@ -12,6 +14,12 @@ const VIDEO_CODEC_AVC = 7;
 const AVC_SEQUENCE_HEADER = 0;
 const AVC_NALU = 1;
 const FRAME_TYPE_KEY = 1;
+/** Enhanced RTMP v1 (veovera/enhanced-rtmp): the packet types of an ExVideoTagHeader. */
+const EX_SEQUENCE_START = 0;
+const EX_CODED_FRAMES = 1;
+const EX_CODED_FRAMES_X = 3;
+/** Video info/command frames carry no picture. */
+const FRAME_TYPE_COMMAND = 5;
 
 /** Metadata keys worth carrying to viewers; anything else a publisher sends is dropped. */
 const METADATA_KEYS = [
@@ -83,11 +91,7 @@ export class FlvFrameReader {
     if (body.length < 1) throw new RelayError('RTMP_PROTOCOL_ERROR', 'empty video tag');
     const isExHeader = (body[0]! & 0x80) !== 0;
     const codecId = body[0]! & 0x0f;
-    if (isExHeader) {
-      const fourCC = body.length >= 5 ? body.subarray(1, 5).toString('latin1') : '?';
-      this.unsupported('video', `enhanced-RTMP ${fourCC}`);
-      return undefined;
-    }
+    if (isExHeader) return this.enhancedVideo(timestampMs, body, receivedAt);
     if (codecId !== VIDEO_CODEC_AVC) {
       this.unsupported('video', `FLV video codec ${codecId}`);
       return undefined;
@@ -98,37 +102,74 @@ export class FlvFrameReader {
     if (packetType === AVC_SEQUENCE_HEADER) {
       const avcC = Buffer.from(body.subarray(5));
       const parsed = parseAvcC(avcC);
-      const video: VideoConfig = {
-        codec: 'h264',
-        avcC,
-        codecString: parsed.codecString,
-        width: parsed.width,
-        height: parsed.height,
-      };
-      if (!this.init.video || !this.init.video.avcC.equals(avcC)) {
-        this.replaceInit({ ...this.init, video });
-        this.waitingForKeyframe = true;
-      }
+      this.configure({ codec: 'h264', config: avcC, codecString: parsed.codecString, width: parsed.width, height: parsed.height });
       return undefined;
     }
     if (packetType !== AVC_NALU) return undefined; // end of sequence
-    if (!this.init.video) return undefined; // frames before their configuration cannot be decoded
-    const keyframe = frameType === FRAME_TYPE_KEY;
+    const ctoMs = body.readIntBE(2, 3); // SI24: negative offsets are legal
+    return this.videoFrame('h264', timestampMs, ctoMs, frameType === FRAME_TYPE_KEY, Buffer.from(body.subarray(5)), receivedAt);
+  }
+
+  /**
+   * Enhanced RTMP v1 (OBS 30+): `[1 FrameType PacketType] FourCC ...`. HEVC (`hvc1`) and
+   * AV1 (`av01`) are read; other FourCCs (VP9) are dropped with a notice.
+   */
+  private enhancedVideo(timestampMs: number, body: Buffer, receivedAt: number): Frame | undefined {
+    if (body.length < 5) throw new RelayError('RTMP_PROTOCOL_ERROR', 'truncated enhanced-RTMP video tag');
+    const frameType = (body[0]! >> 4) & 0x07;
+    const packetType = body[0]! & 0x0f;
+    const fourCC = body.toString('latin1', 1, 5);
+    const codec = fourCC === 'hvc1' ? 'hevc' : fourCC === 'av01' ? 'av1' : undefined;
+    if (!codec) {
+      this.unsupported('video', `enhanced-RTMP ${fourCC}`);
+      return undefined;
+    }
+    if (packetType === EX_SEQUENCE_START) {
+      const record = Buffer.from(body.subarray(5));
+      if (codec === 'hevc') {
+        const parsed = parseHvcC(record);
+        this.configure({ codec, config: record, codecString: parsed.codecString, width: parsed.width, height: parsed.height });
+      } else {
+        const parsed = parseAv1C(record);
+        // A configuration without a sequence header says no size: the publisher's metadata does.
+        const size = (key: 'width' | 'height', parsedSize: number) => parsedSize || Math.max(0, Math.round(Number(this.init.metadata[key]) || 0));
+        this.configure({ codec, config: record, codecString: parsed.codecString, width: size('width', parsed.width), height: size('height', parsed.height) });
+      }
+      return undefined;
+    }
+    if (frameType === FRAME_TYPE_COMMAND) return undefined;
+    if (packetType !== EX_CODED_FRAMES && packetType !== EX_CODED_FRAMES_X) return undefined; // sequence end, metadata, TS sequence start
+    // HEVC's CodedFrames carry a composition offset (SI24); AV1's and every CodedFramesX carry none.
+    const withCto = packetType === EX_CODED_FRAMES && codec === 'hevc';
+    if (withCto && body.length < 8) throw new RelayError('RTMP_PROTOCOL_ERROR', 'truncated enhanced-RTMP HEVC tag');
+    const ctoMs = withCto ? body.readIntBE(5, 3) : 0;
+    const data = body.subarray(withCto ? 8 : 5);
+    const payload = codec === 'av1' ? Buffer.from(av1Sample(data)) : Buffer.from(data);
+    return this.videoFrame(codec, timestampMs, ctoMs, frameType === FRAME_TYPE_KEY, payload, receivedAt);
+  }
+
+  /** A video configuration (sequence header): a new init when it differs, and decoding waits for a keyframe. */
+  private configure(video: VideoConfig): void {
+    if (this.init.video && this.init.video.codec === video.codec && this.init.video.config.equals(video.config)) return;
+    this.replaceInit({ ...this.init, video });
+    this.waitingForKeyframe = true;
+  }
+
+  private videoFrame(
+    codec: VideoConfig['codec'],
+    timestampMs: number,
+    ctoMs: number,
+    keyframe: boolean,
+    payload: Buffer,
+    receivedAt: number,
+  ): Frame | undefined {
+    const video = this.init.video;
+    if (!video) return undefined; // frames before their configuration cannot be decoded
+    if (video.codec !== codec) throw new RelayError('RTMP_PROTOCOL_ERROR', `a ${codec} frame in a ${video.codec} stream`);
     if (this.waitingForKeyframe && !keyframe) return undefined;
     this.waitingForKeyframe = false;
-    const ctoMs = body.readIntBE(2, 3); // SI24: negative offsets are legal
-    const payload = Buffer.from(body.subarray(5));
     if (payload.length === 0) return undefined;
-    return {
-      track: 'video',
-      codec: 'h264',
-      dts: timestampMs * TICKS_PER_MS,
-      cto: ctoMs * TICKS_PER_MS,
-      keyframe,
-      payload,
-      receivedAt,
-      init: this.init,
-    };
+    return { track: 'video', codec, dts: timestampMs * TICKS_PER_MS, cto: ctoMs * TICKS_PER_MS, keyframe, payload, receivedAt, init: this.init };
   }
 
   private audio(timestampMs: number, body: Buffer, receivedAt: number): Frame | undefined {

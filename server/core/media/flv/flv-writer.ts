@@ -18,7 +18,7 @@ export class FlvWriter {
     this.init = init;
     const header = Buffer.from([0x46, 0x4c, 0x56, 0x01, (init.audio ? 4 : 0) | (init.video ? 1 : 0), 0, 0, 0, 9, 0, 0, 0, 0]);
     const parts: Buffer[] = [header];
-    if (init.video) parts.push(tag(TAG_VIDEO, 0, Buffer.from([0x17, 0, 0, 0, 0]), init.video.avcC));
+    if (init.video) parts.push(tag(TAG_VIDEO, 0, Buffer.from([0x17, 0, 0, 0, 0]), init.video.config));
     if (init.audio) parts.push(tag(TAG_AUDIO, 0, Buffer.from([0xaf, 0]), init.audio.config));
     return Buffer.concat(parts);
   }
@@ -29,7 +29,7 @@ export class FlvWriter {
     let config: Buffer | undefined;
     if (frame.init !== this.init && isRandomAccess(frame)) {
       this.init = frame.init;
-      if (frame.init.video) config = tag(TAG_VIDEO, ms, Buffer.from([0x17, 0, 0, 0, 0]), frame.init.video.avcC);
+      if (frame.init.video) config = tag(TAG_VIDEO, ms, Buffer.from([0x17, 0, 0, 0, 0]), frame.init.video.config);
       if (frame.init.audio) config = Buffer.concat([config ?? Buffer.alloc(0), tag(TAG_AUDIO, ms, Buffer.from([0xaf, 0]), frame.init.audio.config)]);
     }
     let out: Buffer;

@@ -18,7 +18,7 @@ const probe = (bytes: Buffer, args: string[]) =>
     .trim()
     .split('\n');
 
-describe('Matroska writer (the transcoder input for H.264 with Opus)', () => {
+describe('Matroska writer (the transcoder input for Opus, HEVC and AV1)', () => {
   let dir: string;
   let frames: Frame[];
   before(() => {
@@ -62,14 +62,23 @@ describe('Matroska writer (the transcoder input for H.264 with Opus)', () => {
     assert.equal(head.readUInt32LE(12), 48_000);
   });
 
-  test('AAC or another video codec is refused: FLV carries those', () => {
-    assert.throws(
-      () =>
-        new MatroskaWriter().start({
-          audio: { codec: 'aac', config: Buffer.from([0x11, 0x90]), codecString: 'mp4a.40.2', sampleRate: 48_000, channels: 2 },
-          metadata: {},
-        }),
-      /CODEC_UNSUPPORTED|Opus audio/,
-    );
+  test('AAC, HEVC and AV1 get their Matroska codec ids, with the AudioSpecificConfig or the configuration record as CodecPrivate', () => {
+    const asc = Buffer.from([0x11, 0x90]);
+    const record = Buffer.from('01016000000090000000000000', 'hex');
+    for (const [codec, id] of [
+      ['hevc', 'V_MPEGH/ISO/HEVC'],
+      ['av1', 'V_AV1'],
+    ] as const) {
+      const head = new MatroskaWriter().start({
+        video: { codec, config: record, codecString: 'x', width: 320, height: 180 },
+        audio: { codec: 'aac', config: asc, codecString: 'mp4a.40.2', sampleRate: 44_100, channels: 2 },
+        metadata: {},
+      });
+      assert.ok(head.includes(Buffer.from(id)), id);
+      assert.ok(head.includes(Buffer.concat([Buffer.from([0x63, 0xa2, 0x80 | record.length]), record])), `${id}: the record as CodecPrivate`);
+      assert.ok(head.includes(Buffer.from('A_AAC')));
+      assert.ok(head.includes(Buffer.concat([Buffer.from([0x63, 0xa2, 0x82]), asc])), 'the AudioSpecificConfig as CodecPrivate');
+      assert.ok(!head.includes(Buffer.from('A_OPUS')));
+    }
   });
 });

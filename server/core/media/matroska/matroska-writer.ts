@@ -1,5 +1,4 @@
-import { RelayError } from '../../errors.ts';
-import { TICKS_PER_MS, type Frame, type StreamInit } from '../frame.ts';
+import { TICKS_PER_MS, type Frame, type StreamInit, type VideoCodec } from '../frame.ts';
 
 // EBML element IDs (Matroska specification, RFC 9559), with their length markers.
 const EBML = 0x1a45dfa3;
@@ -70,20 +69,22 @@ export function opusHead(channels: number): Buffer {
   return head;
 }
 
+/** Matroska codec ids of the video codecs; CodecPrivate is their configuration record (avcC, hvcC, av1C). */
+const MATROSKA_VIDEO: Record<VideoCodec, string> = { h264: 'V_MPEG4/ISO/AVC', hevc: 'V_MPEGH/ISO/HEVC', av1: 'V_AV1' };
+
 /**
  * Writes frames as a live Matroska byte stream: what ffmpeg reads on its stdin
- * for a source FLV cannot carry (H.264 with Opus, from WHIP). Pure: frames in,
- * bytes out. One segment and one cluster per video keyframe, both of unknown
- * size; timestamps in milliseconds on the source's timeline (presentation time:
- * WebRTC video has no B-frames).
+ * for a source FLV cannot carry here (Opus from WHIP; HEVC and AV1 from Enhanced
+ * RTMP, which ffmpeg 5.1 cannot read in FLV). Pure: frames in, bytes out. One
+ * segment and one cluster per video keyframe, both of unknown size; block
+ * timestamps are presentation times in milliseconds on the source's timeline
+ * (ffmpeg's decoders put B-frames back in order).
  */
 export class MatroskaWriter {
   private clusterMs: number | undefined;
 
   /** The EBML header, the segment's start, its Info and its Tracks for `init`. */
   start(init: StreamInit): Buffer {
-    if (init.video && init.video.codec !== 'h264') throw new RelayError('CODEC_UNSUPPORTED', `the Matroska input takes H.264 video, not ${init.video.codec}`);
-    if (init.audio && init.audio.codec !== 'opus') throw new RelayError('CODEC_UNSUPPORTED', `the Matroska input takes Opus audio, not ${init.audio.codec}`);
     this.clusterMs = undefined;
     const header = master(EBML, [
       uint(0x4286, 1),
@@ -103,24 +104,25 @@ export class MatroskaWriter {
           uint(0x73c5, VIDEO_TRACK),
           uint(0x83, 1),
           uint(0x9c, 0),
-          text(0x86, 'V_MPEG4/ISO/AVC'),
-          element(0x63a2, init.video.avcC),
+          text(0x86, MATROSKA_VIDEO[init.video.codec]),
+          element(0x63a2, init.video.config),
           master(0xe0, [uint(0xb0, init.video.width), uint(0xba, init.video.height)]),
         ]),
       );
     }
     if (init.audio) {
-      const head = init.audio.config.length >= 19 ? init.audio.config : opusHead(init.audio.channels);
+      const opus = init.audio.codec === 'opus';
+      const privateData = opus ? (init.audio.config.length >= 19 ? init.audio.config : opusHead(init.audio.channels)) : init.audio.config;
       tracks.push(
         master(TRACK_ENTRY, [
           uint(0xd7, AUDIO_TRACK),
           uint(0x73c5, AUDIO_TRACK),
           uint(0x83, 2),
           uint(0x9c, 0),
-          text(0x86, 'A_OPUS'),
-          element(0x63a2, head),
-          uint(0x56bb, 80_000_000), // seek pre-roll: 80 ms, as RFC 7845 asks of Opus
-          master(0xe1, [float(0xb5, 48_000), uint(0x9f, init.audio.channels)]),
+          text(0x86, opus ? 'A_OPUS' : 'A_AAC'),
+          element(0x63a2, privateData), // OpusHead, or the AAC AudioSpecificConfig
+          ...(opus ? [uint(0x56bb, 80_000_000)] : []), // seek pre-roll: 80 ms, as RFC 7845 asks of Opus
+          master(0xe1, [float(0xb5, opus ? 48_000 : init.audio.sampleRate), uint(0x9f, init.audio.channels)]),
         ]),
       );
     }

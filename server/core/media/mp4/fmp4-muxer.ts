@@ -63,7 +63,6 @@ export class Fmp4Muxer {
     readonly init: StreamInit,
     options: MuxerOptions = {},
   ) {
-    if (init.video && init.video.codec !== 'h264') throw new RelayError('CODEC_UNSUPPORTED', `video codec ${init.video.codec} in MP4`);
     if (init.audio && init.audio.codec !== 'aac' && init.audio.codec !== 'opus')
       throw new RelayError('CODEC_UNSUPPORTED', `audio codec ${init.audio.codec} in MP4`);
     this.headroom = options.headroom ?? 0;

@@ -74,9 +74,17 @@ function emptyTables(sampleEntry: Buffer): Buffer {
 
 const dinf = () => box('dinf', fullBox('dref', 0, 0, u32(1), fullBox('url ', 0, 1)));
 
+/** The sample entry and its configuration box for each video codec: `avc1`/`avcC`, `hvc1`/`hvcC`, `av01`/`av1C`. */
+const VIDEO_ENTRIES: Record<VideoConfig['codec'], [entry: string, config: string]> = {
+  h264: ['avc1', 'avcC'],
+  hevc: ['hvc1', 'hvcC'],
+  av1: ['av01', 'av1C'],
+};
+
 function videoTrak(video: VideoConfig): Buffer {
-  const avc1 = box(
-    'avc1',
+  const [entry, configBox] = VIDEO_ENTRIES[video.codec];
+  const sampleEntry = box(
+    entry,
     zeros(6),
     u16(1), // reserved, data_reference_index
     zeros(16),
@@ -85,12 +93,12 @@ function videoTrak(video: VideoConfig): Buffer {
     u16(1),
     zeros(32),
     u16(0x0018, 0xffff),
-    box('avcC', video.avcC),
+    box(configBox, video.config),
   );
   return box(
     'trak',
     tkhd(VIDEO_TRACK_ID, 0, video.width, video.height),
-    box('mdia', mdhd(VIDEO_TIMESCALE), hdlr('vide', 'VideoHandler'), box('minf', fullBox('vmhd', 0, 1, zeros(8)), dinf(), emptyTables(avc1))),
+    box('mdia', mdhd(VIDEO_TIMESCALE), hdlr('vide', 'VideoHandler'), box('minf', fullBox('vmhd', 0, 1, zeros(8)), dinf(), emptyTables(sampleEntry))),
   );
 }
 

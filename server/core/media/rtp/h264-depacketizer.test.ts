@@ -18,7 +18,7 @@ function fixtureVideo(): Frame[] {
 
 /** Packets as a WebRTC sender makes them: werift's packetizer (an independent implementation), small MTU for many FU-As. */
 function packetize(frames: Frame[], mtu = 300): RtpPacketLike[] {
-  const { sps, pps } = parseAvcC(frames[0]!.init.video!.avcC);
+  const { sps, pps } = parseAvcC(frames[0]!.init.video!.config);
   const packetizer = new H264Packetizer({
     naluLengthSize: 4,
     inputFormat: 'length-prefixed',
@@ -58,7 +58,7 @@ describe('H264Depacketizer', () => {
       assert.ok(au.payload.equals(slicesOnly(frames[i]!.payload)), `picture ${i}`);
     });
     // The configuration comes from the in-band SPS/PPS, and matches the source's.
-    const source = parseAvcC(frames[0]!.init.video!.avcC);
+    const source = parseAvcC(frames[0]!.init.video!.config);
     assert.deepEqual([out[0]!.config.width, out[0]!.config.height, out[0]!.config.codecString], [source.width, source.height, source.codecString]);
     assert.equal(out.at(-1)!.config, out[0]!.config, 'the same object while the parameter sets do not change');
   });

@@ -156,8 +156,8 @@ export class H264Depacketizer {
 
   private updateConfig(): void {
     const avcC = buildAvcC(this.sps!, this.pps!);
-    if (this.config && this.config.avcC.equals(avcC)) return;
+    if (this.config && this.config.config.equals(avcC)) return;
     const parsed = parseAvcC(avcC);
-    this.config = { codec: 'h264', avcC, codecString: parsed.codecString, width: parsed.width, height: parsed.height };
+    this.config = { codec: 'h264', config: avcC, codecString: parsed.codecString, width: parsed.width, height: parsed.height };
   }
 }

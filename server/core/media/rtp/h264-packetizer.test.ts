@@ -30,7 +30,7 @@ function slicesOnly(avcc: Buffer): Buffer {
 
 describe('H.264 RTP packetizer (RFC 6184)', () => {
   const frames = fixtureVideo();
-  const { sps, pps } = parseAvcC(frames[0]!.init.video!.avcC);
+  const { sps, pps } = parseAvcC(frames[0]!.init.video!.config);
 
   test('every picture comes back byte for byte through a depacketizer, with small and normal payload sizes', () => {
     for (const mtu of [200, 1200]) {
