@@ -251,7 +251,11 @@ export class Origin {
         this.publisher.off('drain', resume);
         log.info({ frames: entry.frames, seconds: Math.round((Date.now() - entry.since) / 1000), code: reason?.code }, 'publisher left');
         // The end marker first, then the lease: a next owner's frames always come after our last.
-        entry.leaving = Promise.all([publication.end(), transcoding?.close()])
+        // Replaced (a takeover): no end marker, so that viewers go on to the new publication without
+        // seeing the stream end; its higher fencing token makes edges drop anything of ours still in flight.
+        const replaced = reason?.code === 'PUBLISHER_REPLACED';
+        if (replaced) publication.abandon();
+        entry.leaving = Promise.all([replaced ? undefined : publication.end(), transcoding?.close(replaced)])
           .then(() => lease.release())
           .finally(() => {
             if (this.live.get(stream) === entry) this.live.delete(stream);

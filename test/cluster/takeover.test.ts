@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.ts';
 import { startNats } from '../helpers/nats.ts';
 import { startTestNode, type TestNode } from '../helpers/node-harness.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { startPublisher, type Publisher } from '../helpers/publisher.ts';
+import { startPeer, type PeerProcess } from '../helpers/webrtc-peer.ts';
 import { watch } from '../helpers/ws-viewer.ts';
 
 const KEY = 'takeover-key-0123456789';
@@ -18,6 +24,8 @@ describe('takeover by key', { timeout: 180_000 }, () => {
   let nats: Awaited<ReturnType<typeof startNats>>;
   const nodes: TestNode[] = [];
   let publishers: Publisher[] = [];
+  let peers: PeerProcess[] = [];
+  const clipDir = mkdtempSync(join(tmpdir(), 'takeover-whip-'));
 
   before(async () => {
     nats = await startNats();
@@ -29,11 +37,14 @@ describe('takeover by key', { timeout: 180_000 }, () => {
       await p.stop();
     }
     publishers = [];
+    await Promise.all(peers.map((p) => p.stop()));
+    peers = [];
     for (const n of nodes.splice(0)) await n.node.close();
   });
 
   after(async () => {
     await nats?.cleanup();
+    rmSync(clipDir, { recursive: true, force: true });
   });
 
   /** Nodes in this process need names of their own: by default all would be <host>-<pid>. */
@@ -73,6 +84,11 @@ describe('takeover by key', { timeout: 180_000 }, () => {
     assert.ok(tookMs < 5000, `${tookMs} ms`);
     assert.ok(relay.logs().includes('"code":"PUBLISHER_REPLACED"'), 'the old publisher was disconnected with PUBLISHER_REPLACED');
     assert.equal(viewer.record.closed, undefined, 'the viewer stayed connected');
+    assert.deepEqual(
+      viewer.record.controls.filter((c) => c.type === 'status' && c.state === 'ended'),
+      [],
+      'the viewer never saw the stream end: the replaced publication leaves no end marker',
+    );
     // The frozen encoder wakes up to a closed connection; nothing of it reaches the bus.
     old.process.kill('SIGCONT');
     assert.notEqual(await old.exited, 0);
@@ -106,5 +122,57 @@ describe('takeover by key', { timeout: 180_000 }, () => {
     old.process.kill('SIGCONT');
     assert.notEqual(await old.exited, 0, 'the old publisher found its connection closed');
     viewer.close();
+  });
+
+  test('a Chromium viewer plays on through takeovers: a frozen RTMP encoder by its reconnect, that one by a WHIP publisher, and a WHIP session by another', async () => {
+    const relay = await node(['origin', 'edge']);
+    const chromium = await launchChromium();
+    try {
+      const page = await chromium.browser.newPage();
+      await page.goto(`${relay.http}/watch/cam?protocol=mse`);
+      const frames = (p: Page) => p.evaluate(() => (window as unknown as { relayPlayer: { framesDecoded(): number } }).relayPlayer.framesDecoded());
+      const inits = (p: Page) => p.evaluate(() => (window as unknown as { relayPlayer: { inits: number } }).relayPlayer.inits);
+      /** After a takeover: the page has the new publication (a new init) and decodes 30 more pictures of it, on the same page. */
+      const playsOn = async (what: string, initsBefore: number) => {
+        await waitFor(`${what}: the new publication at the page`, async () => (await inits(page)) > initsBefore, 15_000);
+        const at = await frames(page);
+        await waitFor(`${what}: pictures decoded`, async () => (await frames(page)) > at + 30, 15_000);
+      };
+      const replaced = () => relay.logs().split('publisher replaced by a new one with the stream key').length - 1;
+
+      const first = publish(relay);
+      await waitFor('pictures decoded', async () => (await frames(page)) > 30, 20_000);
+      first.process.kill('SIGSTOP');
+      let before = await inits(page);
+      const second = publish(relay);
+      await playsOn('RTMP reconnect', before);
+      assert.equal(replaced(), 1);
+
+      before = await inits(page);
+      const whip = startPeer(['publish', `${relay.http}/whip/cam`, KEY, clipDir]);
+      peers.push(whip);
+      await whip.saw('connected');
+      await playsOn('WHIP over RTMP', before);
+      assert.notEqual(await second.exited, 0, 'the RTMP publisher was disconnected');
+      assert.equal(relay.node.origin!.liveStreams()[0]!.protocol, 'whip');
+
+      before = await inits(page);
+      const whip2 = startPeer(['publish', `${relay.http}/whip/cam`, KEY, clipDir]);
+      peers.push(whip2);
+      await whip2.saw('connected');
+      await playsOn('WHIP over WHIP', before);
+      assert.equal(replaced(), 3, 'three takeovers');
+      assert.match(relay.logs(), /"module":"ingest.whip".*"code":"PUBLISHER_REPLACED"/, 'the replaced WHIP session was told why');
+      assert.equal(relay.node.origin!.liveStreams().length, 1);
+      assert.equal(
+        await page.evaluate(() => (window as unknown as { relayPlayer: { reconnects: number } }).relayPlayer.reconnects),
+        0,
+        'the page never reconnected',
+      );
+      const events = await page.evaluate(() => (window as unknown as { relayPlayer: { events: [number, string][] } }).relayPlayer.events.map((e) => e[1]));
+      assert.ok(!events.includes('control status ended'), `the page never showed the stream ended: ${events.join(', ')}`);
+    } finally {
+      await chromium.close();
+    }
   });
 });

@@ -284,6 +284,15 @@ export class Publication {
     return ok;
   }
 
+  /**
+   * Stops publishing without an end marker: a newer publication of the stream (a
+   * takeover, with a higher fencing token) goes on where this one stops, so viewers
+   * never see the stream end. Edges drop anything of this one still in flight.
+   */
+  abandon(): void {
+    this.ended = true;
+  }
+
   /** The publisher left: marks the end of the stream on the bus; resolves once stored (or failed). */
   end(): Promise<void> {
     if (this.ended || !this.mayPublish()) {

@@ -143,7 +143,7 @@ export class WhipIngest implements IngestAdapter {
     session.closed = true;
     session.unsubscribe?.();
     this.sessions.delete(session.id);
-    this.log.info({ stream: session.stream, session: session.id, why }, 'WHIP session ended');
+    this.log.info({ stream: session.stream, session: session.id, why, code: reason?.code }, 'WHIP session ended');
     session.publication.close(reason);
     await session.rtc.close();
   }

@@ -130,12 +130,16 @@ export class StreamTranscoding {
     this.log.info({ renditions: this.stats.renditions, pid: transcoder.pid }, 'transcoding');
   }
 
-  /** The stream ended: stop ffmpeg and mark the end of every rendition on the bus. */
-  async close(): Promise<void> {
+  /**
+   * The stream ended: stop ffmpeg and mark the end of every rendition on the bus.
+   * `replaced`: a takeover; the new publisher's renditions go on, so no end marker.
+   */
+  async close(replaced = false): Promise<void> {
     this.closed = true;
     clearTimeout(this.restartTimer);
     this.transcoder?.removeAllListeners();
     this.transcoder?.stop();
-    await Promise.all([...this.publications.values()].map((p) => p.end()));
+    if (replaced) for (const p of this.publications.values()) p.abandon();
+    else await Promise.all([...this.publications.values()].map((p) => p.end()));
   }
 }
