@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { RTCPeerConnection, useH264, useOPUS } from 'werift';
 import WebSocket from 'ws';
 import { ErrorCodes } from '../../server/core/errors.ts';
 import { amf0, rtmpC0C1, rtmpHandshakeDone, rtmpMessage, rtmpPublishCommands } from '../../scripts/lib/stream-checkers.ts';
+import { makeCa, makeServerCertificate } from '../helpers/certificates.ts';
 import { FIXTURE_OBS_LIKE, readFlvFile } from '../helpers/flv-file.ts';
+import { freePort } from '../helpers/ports.ts';
 import { FUZZ_SEED, iterations, mutate, mutateText, Rng } from '../helpers/fuzz.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { startPublisher, type Publisher } from '../helpers/publisher.ts';
@@ -40,10 +46,10 @@ function publishSession(key: string): Buffer {
   ]);
 }
 
-/** One raw exchange: send, collect what comes back until the server closes or `ms` pass. */
-function exchange(port: number, send: (socket: net.Socket, received: () => Buffer) => void, ms: number): Promise<Buffer> {
+/** One raw exchange (over TLS with `secure`): send, collect what comes back until the server closes or `ms` pass. */
+function exchange(port: number, send: (socket: net.Socket, received: () => Buffer) => void, ms: number, secure = false): Promise<Buffer> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = secure ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : net.connect(port, '127.0.0.1');
     let got = Buffer.alloc(0);
     const done = () => {
       clearTimeout(timer);
@@ -56,7 +62,24 @@ function exchange(port: number, send: (socket: net.Socket, received: () => Buffe
     });
     socket.on('error', done);
     socket.on('close', done);
-    socket.on('connect', () => send(socket, () => got));
+    socket.on(secure ? 'secureConnect' : 'connect', () => send(socket, () => got));
+  });
+}
+
+/** The first bytes a TLS client sends (its ClientHello), caught by a plain TCP listener. */
+function clientHello(): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const server = net.createServer((s) =>
+      s.once('data', (d: Buffer) => {
+        resolve(d);
+        s.destroy();
+        server.close();
+      }),
+    );
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }).on('error', () => {});
+    });
   });
 }
 
@@ -71,6 +94,8 @@ async function inParallel(n: number, width: number, task: (i: number) => Promise
 
 describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeout: 600_000 }, () => {
   let relay: RelayProcess;
+  let rtmpsPort: number;
+  const certDir = mkdtempSync(join(tmpdir(), 'fuzz-rtmps-'));
   let publisher: Publisher;
   let good: ReturnType<typeof watch>;
   let rssBefore = 0;
@@ -82,7 +107,13 @@ describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeo
   };
 
   before(async () => {
+    const cert = makeServerCertificate(certDir, makeCa(certDir, 'fuzz'), 'relay');
+    rtmpsPort = await freePort();
     relay = await startRelay('all', {
+      RELAY_RTMPS_HOST: '127.0.0.1',
+      RELAY_RTMPS_PORT: String(rtmpsPort),
+      RELAY_RTMPS_CERT_FILE: cert.cert,
+      RELAY_RTMPS_KEY_FILE: cert.key,
       RELAY_DEMO_KEY: 'fuzz-demo-key-0123456789',
       RELAY_STREAMS: JSON.stringify([
         { name: 'good', key: GOOD_KEY },
@@ -105,6 +136,7 @@ describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeo
     good?.close();
     await publisher?.stop();
     await relay?.stop();
+    rmSync(certDir, { recursive: true, force: true });
   });
 
   test('mutated RTMP publish sessions close their own connection and nothing else', async () => {
@@ -131,6 +163,33 @@ describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeo
       );
     });
     fuzzViewer.close();
+  });
+
+  test('RTMPS: mutated TLS ClientHellos, and mutated RTMP publish sessions inside TLS, close their own connection and nothing else', async () => {
+    const rng = new Rng(FUZZ_SEED + 7);
+    const hello = await clientHello();
+    await inParallel(iterations(30), 4, async () => {
+      await exchange(rtmpsPort, (socket) => void socket.write(mutate(rng, hello)), 2500);
+    });
+    const valid = publishSession(FUZZ_KEY);
+    await inParallel(iterations(30), 4, async () => {
+      const input = mutate(rng, valid);
+      await exchange(
+        rtmpsPort,
+        (socket, received) => {
+          socket.write(rtmpC0C1());
+          const poll = setInterval(() => {
+            const done = rtmpHandshakeDone(received());
+            if (!done) return;
+            clearInterval(poll);
+            socket.write(Buffer.concat([done.c2, input]));
+          }, 5);
+          socket.once('close', () => clearInterval(poll));
+        },
+        2500,
+        true,
+      );
+    });
   });
 
   test('mutated HTTP requests (pages, API, admin bodies, WHIP and WHEP offers) get a status below 500 with a stable code, or an answer', async () => {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { H264Packetizer } from 'werift';
@@ -9,6 +12,7 @@ import { RtpFrameAssembler } from '../../server/origin/ingest/rtp-frame-assemble
 import { parseAvcC } from '../../server/core/media/h264.ts';
 import type { Frame } from '../../server/core/media/frame.ts';
 import { readOffer } from '../../server/core/webrtc/sdp-sessions.ts';
+import { enhancedRtmpClip } from '../helpers/enhanced-rtmp.ts';
 import { FIXTURE_OBS_LIKE, readFlvFile } from '../helpers/flv-file.ts';
 import { FUZZ_SEED, iterations, mutate, mutateText, Rng } from '../helpers/fuzz.ts';
 
@@ -55,6 +59,33 @@ describe(`fuzzing the parsers (seed ${FUZZ_SEED}; RELAY_FUZZ_SEED=${FUZZ_SEED} r
           assert.ok(frame.payload.length <= body.length, 'no payload larger than its tag');
         }
       }
+    }
+  });
+
+  test('mutated Enhanced RTMP tags (HEVC and AV1 from ffmpeg-encoded clips) give frames or RTMP_PROTOCOL_ERROR / CODEC_UNSUPPORTED, never another exception', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fuzz-ertmp-'));
+    try {
+      for (const codec of ['hevc', 'av1'] as const) {
+        const enhanced = enhancedRtmpClip(dir, codec, { size: '160x96', seconds: 1, gop: 10 });
+        const rng = new Rng(FUZZ_SEED + (codec === 'hevc' ? 10 : 11));
+        const bodies = enhanced.map((t) => t.body);
+        for (let session = 0; session < iterations(40); session++) {
+          const reader = new FlvFrameReader();
+          for (const tag of enhanced) {
+            // The configuration records are what the new parsers read: mutate them most.
+            const isRecord = tag.type === 9 && (tag.body[0]! & 0x0f) === 0;
+            const body = rng.int(isRecord ? 2 : 8) === 0 ? mutate(rng, tag.body, bodies) : tag.body;
+            const frame = expectOnly(
+              ['RTMP_PROTOCOL_ERROR', 'CODEC_UNSUPPORTED'],
+              () => reader.push(tag.type, tag.timestamp, body, 1),
+              () => `${codec} tag type ${tag.type}: ${hex(body)}`,
+            );
+            if (frame) assert.ok(frame.payload.length <= body.length && Number.isFinite(frame.cto), `seed ${FUZZ_SEED}: a bad ${codec} frame`);
+          }
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
