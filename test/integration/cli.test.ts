@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { AccessKeys } from '../../server/core/auth/access-keys.ts';
 import { startNats } from '../helpers/nats.ts';
-import { waitFor } from '../helpers/ports.ts';
+import { makeCa, makeServerCertificate } from '../helpers/certificates.ts';
+import { freePort, waitFor } from '../helpers/ports.ts';
 import { startPublisher } from '../helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 import { watch } from '../helpers/ws-viewer.ts';
@@ -74,6 +78,34 @@ describe('the relay CLI', { timeout: 120_000 }, () => {
     } finally {
       await all.stop();
       await role.stop();
+    }
+  });
+
+  test('the all-in-one banner says what to type into OBS for RTMP, RTMPS (once it has a certificate) and WHIP', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cli-rtmps-'));
+    const cert = makeServerCertificate(dir, makeCa(dir, 'cli'), 'relay');
+    const rtmpsPort = await freePort();
+    const plain = await startRelay('all', { RELAY_DEMO_KEY: KEY });
+    const secure = await startRelay('all', {
+      RELAY_DEMO_KEY: KEY,
+      RELAY_RTMPS_PORT: String(rtmpsPort),
+      RELAY_RTMPS_CERT_FILE: cert.cert,
+      RELAY_RTMPS_KEY_FILE: cert.key,
+    });
+    try {
+      for (const relay of [plain, secure]) await waitFor('the banner', () => /Stop with Ctrl\+C/.test(relay.output()), 10_000);
+      for (const relay of [plain, secure]) {
+        const banner = relay.output();
+        assert.match(banner, new RegExp(`Server: +rtmp://[^ ]+:${relay.rtmpPort}/live\\n`));
+        assert.match(banner, new RegExp(`Stream Key: ${KEY}`));
+        assert.match(banner, new RegExp(`Service "WHIP"\\n +Server: +http://[^ ]+:${relay.httpPort}/whip/demo`));
+      }
+      assert.doesNotMatch(plain.output(), /rtmps:/, 'no RTMPS without a certificate');
+      assert.match(secure.output(), new RegExp(`encrypted \\(RTMPS\\): rtmps://[^ ]+:${rtmpsPort}/live\\n`));
+    } finally {
+      await plain.stop();
+      await secure.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
