@@ -175,17 +175,19 @@ describe('RTMPS ingest (TLS with a CA made in the test, real ffmpeg)', { timeout
   });
 
   test('RTMPS keeps the per-address connection limit of RTMP', async () => {
-    const sockets: net.Socket[] = [];
+    const sockets: tls.TLSSocket[] = [];
+    const tlsBefore = await refusals('TLS_HANDSHAKE_FAILED');
     try {
-      // The publisher holds one; three more reach the limit of four; the fifth is refused.
+      // The publisher holds one; three more (TLS up) reach the limit of four; the fifth is refused before any TLS.
       for (let i = 0; i < 4; i++) {
-        const s = net.connect(rtmpsPort, '127.0.0.1');
+        const s = tls.connect({ port: rtmpsPort, host: '127.0.0.1', rejectUnauthorized: false });
         s.on('error', () => {});
-        await new Promise((r) => s.once('connect', r));
+        if (i < 3) await new Promise((r) => s.once('secureConnect', r));
         sockets.push(s);
       }
       assert.ok(await closedWithin(sockets.at(-1)!, 3000), 'the fifth connection from one address is closed');
-      assert.ok((await refusals('RTMP_TOO_MANY_CONNECTIONS')) >= 1, 'counted as a refusal');
+      await waitFor('counted as a refusal', async () => (await refusals('RTMP_TOO_MANY_CONNECTIONS')) >= 1, 3000);
+      assert.equal(await refusals('TLS_HANDSHAKE_FAILED'), tlsBefore, 'and only as that');
     } finally {
       for (const s of sockets) s.destroy();
     }

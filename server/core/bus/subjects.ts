@@ -13,7 +13,7 @@ export const SubjectKind = {
   KEYFRAME: 'k',
   /** A video frame that is not a keyframe. */
   DELTA: 'd',
-  /** An audio frame (the init's `audio` codec). */
+  /** An audio frame (the init's `audio` codec) of a stream with video; in an audio-only stream each one is a random access point (`KEYFRAME`). */
   AUDIO: 'a',
   /** An Opus frame beside AAC audio (the init's `opus`), for WebRTC viewers. */
   OPUS: 'o',

@@ -210,6 +210,9 @@ export class RtmpIngest implements IngestAdapter {
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => this.serve(socket));
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+      socket.destroy();
+      // A reset is the client leaving (or our own per-address refusal, counted already), not bad input.
+      if (err.code === 'ECONNRESET') return;
       this.stats.protocolErrors++;
       const reason = new RelayError('TLS_HANDSHAKE_FAILED', err.code ?? err.message);
       this.options.onRefused(reason);
@@ -217,7 +220,6 @@ export class RtmpIngest implements IngestAdapter {
         this.lastWarned = Date.now();
         this.options.log.warn({ code: reason.code, remote: socket.remoteAddress, reason: reason.message }, 'RTMPS connection refused');
       }
-      socket.destroy();
     });
     // Certificates are renewed in place (certbot, cert-manager): check the files and swap the context, no restart.
     const reload = () => {
