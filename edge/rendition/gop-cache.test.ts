@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GopCache } from './gop-cache.ts';
 
-const frag = (keyframe: boolean, size = 100) => ({ buffer: Buffer.alloc(size + 10), offset: 10, keyframe, receivedAt: 0 });
+const frag = (keyframe: boolean, size = 100) => ({ buffer: Buffer.alloc(size + 10), offset: 10, keyframe, receivedAt: 0, time: 0 });
 
 test('holds the fragments from the last keyframe on', () => {
   const cache = new GopCache(10_000);

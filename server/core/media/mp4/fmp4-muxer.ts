@@ -13,6 +13,8 @@ export interface Fragment {
   keyframe: boolean;
   /** Origin ingest wall-clock time (ms) of the frame that closed this fragment. */
   receivedAt: number;
+  /** Decode time of its first sample, 90 kHz ticks: the video frame's, or (audio only) the first audio frame's. */
+  time: number;
 }
 
 export function fragmentBytes(f: Fragment): Buffer {
@@ -132,6 +134,7 @@ export class Fmp4Muxer {
     let p = this.headroom;
 
     const receivedAt = video ? video.receivedAt : audio[audioCount - 1]!.receivedAt;
+    const audioStart = this.pendingAudioStart;
     if (this.prft) {
       const ntp = receivedAt / 1000 + NTP_EPOCH_OFFSET_S;
       const ntpSeconds = Math.floor(ntp);
@@ -207,7 +210,8 @@ export class Fmp4Muxer {
       this.pendingAudio = [];
       this.pendingAudioSamples = 0;
     }
-    return { buffer: buf, offset: this.headroom, keyframe: video ? video.keyframe : !this.init.video, receivedAt };
+    const time = video ? video.dts : Math.round((audioStart * TICKS_PER_SECOND) / this.audioRate);
+    return { buffer: buf, offset: this.headroom, keyframe: video ? video.keyframe : !this.init.video, receivedAt, time };
   }
 }
 
