@@ -20,6 +20,8 @@ import { createEdgeMetrics, type EdgeMetrics } from './edge-metrics.ts';
 import type { EgressFactory } from './egress/egress.ts';
 import { WebRtcEgress } from './egress/webrtc/webrtc-egress.ts';
 import { WhepEndpoint } from './egress/webrtc/whep-endpoint.ts';
+import { HlsEgress } from './egress/hls/hls-egress.ts';
+import { HlsEndpoint } from './egress/hls/hls-endpoint.ts';
 import { WsEgress } from './egress/ws/ws-egress.ts';
 import { refuseWebSocket, Viewer } from './egress/ws/ws-viewer.ts';
 import { attachPlayerAssets, watchPage } from './player/watch-page.ts';
@@ -48,6 +50,8 @@ export class Edge {
   draining = false;
   /** WHEP playback, when the node has a WebRTC engine. */
   readonly whep: WhepEndpoint | undefined;
+  /** LL-HLS, when `hls.enabled`. */
+  readonly hls: HlsEndpoint | undefined;
   private readonly egresses: EgressFactory[];
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
   private readonly log: Logger;
@@ -60,14 +64,38 @@ export class Edge {
     log: Logger,
     readonly registry: Registry = new Registry(),
     private readonly cluster?: EdgeCluster,
-    webrtc?: { engine: WebRtcEngine; renditions: (stream: string) => Promise<RenditionInfo[]> },
+    services: { engine?: WebRtcEngine | undefined; renditions: (stream: string) => Promise<RenditionInfo[]> } = { renditions: async () => [] },
   ) {
     this.log = log.child({ module: 'edge' });
     this.metrics = createEdgeMetrics(registry, () => this.consumers());
     const { edge, webrtc: rtc, bus } = config;
     const limits = { skipBytes: edge.viewerSkipBytes, maxBytes: edge.viewerMaxBytes, maxLagMs: edge.viewerMaxLagMs };
     this.egresses = [(view) => new WsEgress(view, limits, this.metrics)];
-    if (webrtc) {
+    const { engine, renditions } = services;
+    if (config.hls.enabled) {
+      const { partTargetMs, segmentMinMs, liveSegments, dvrWindowS, maxBytesPerRendition, sessionIdleMs } = config.hls;
+      const options = {
+        partTargetS: partTargetMs / 1000,
+        segmentMinS: segmentMinMs / 1000,
+        liveSegments,
+        dvrWindowS,
+        maxBytes: maxBytesPerRendition,
+        sessionIdleMs,
+      };
+      this.egresses.push((view) => new HlsEgress(view, options));
+      this.hls = new HlsEndpoint(
+        {
+          access,
+          renditions,
+          elsewhere: (s) => this.elsewhere(s, true)?.url,
+          egressFor: (s, r) => this.rendition(s, r)?.egress(HlsEgress),
+          siblings: (s) => this.hlsEgresses(s),
+        },
+        registry,
+        () => Array.from(this.hlsEgresses(), ([, e]) => e),
+      );
+    }
+    if (engine) {
       this.egresses.push(
         (view) =>
           new WebRtcEgress(
@@ -82,10 +110,10 @@ export class Edge {
       );
       this.whep = new WhepEndpoint(
         rtc,
-        webrtc.engine,
+        engine,
         {
           access,
-          renditions: webrtc.renditions,
+          renditions,
           elsewhere: (s) => this.elsewhere(s, true)?.url,
           egressFor: (s, r) => this.rendition(s, r)?.egress(WebRtcEgress),
           draining: () => this.draining,
@@ -107,6 +135,18 @@ export class Edge {
     attachPlayerAssets(app);
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
     this.whep?.attach(app);
+    this.hls?.attach(app);
+  }
+
+  /** The HLS egresses with a playlist: of one stream, or of all. */
+  private *hlsEgresses(stream?: string): Generator<[string, HlsEgress]> {
+    const streams = stream === undefined ? this.streams.values() : [this.streams.get(stream)].filter((s): s is EdgeStream => s !== undefined);
+    for (const s of streams) {
+      for (const r of s.all()) {
+        const egress = r.egress(HlsEgress);
+        if (egress?.viewerCount) yield [r.rendition, egress];
+      }
+    }
   }
 
   /** A stream's rendition on this edge, made and started if needed; undefined once the edge closes. */
@@ -163,10 +203,10 @@ export class Edge {
   }
 
   /** Viewers per stream and protocol, every rendition together (the node record, the dashboard). */
-  viewersByStream(): Record<string, { ws: number; webrtc: number }> {
-    const out: Record<string, { ws: number; webrtc: number }> = {};
+  viewersByStream(): Record<string, { ws: number; webrtc: number; hls: number }> {
+    const out: Record<string, { ws: number; webrtc: number; hls: number }> = {};
     for (const r of this.renditions()) {
-      const v = (out[r.stream] ??= { ws: 0, webrtc: 0 });
+      const v = (out[r.stream] ??= { ws: 0, webrtc: 0, hls: 0 });
       for (const e of r.egresses) v[e.protocol] += e.viewerCount;
     }
     return out;

@@ -21,6 +21,8 @@ export interface RenditionView {
   readonly init: MuxedInit | undefined;
   /** The current GOP as fragments from its keyframe on (empty when there is none to start from). */
   readonly gop: readonly Fragment[];
+  /** The time between its last two keyframes (s), once seen. */
+  readonly gopSeconds: number | undefined;
   /** An egress lost a viewer: the rendition lingers, then closes, when none is left. */
   viewerLeft(): void;
 }
@@ -33,7 +35,7 @@ export interface RenditionView {
  */
 export interface Egress {
   /** The protocol label of its viewers (metrics, the node record). */
-  readonly protocol: 'ws' | 'webrtc';
+  readonly protocol: 'ws' | 'webrtc' | 'hls';
   readonly viewerCount: number;
   /** The rendition's state changed (connecting, offline, live, ended). */
   state?(state: RenditionState): void;

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 import type { FastifyInstance } from 'fastify';
@@ -27,7 +28,10 @@ export function bundlePlayer(): { js: string; map: string } {
 }
 
 const player = bundlePlayer();
+/** hls.js, served from the dependency as it ships (the light build: LL-HLS without subtitles, alternate audio or DRM), loaded by the page only to play HLS. */
+const HLS_JS = readFileSync(createRequire(import.meta.url).resolve('hls.js/dist/hls.light.min.js'), 'utf8');
 const ASSETS: Record<string, { type: string; body: string }> = {
+  'hls.js': { type: 'text/javascript; charset=utf-8', body: HLS_JS },
   'player.js': { type: 'text/javascript; charset=utf-8', body: player.js },
   'player.js.map': { type: 'application/json', body: player.map },
   'player.css': { type: 'text/css; charset=utf-8', body: file('player.css') },

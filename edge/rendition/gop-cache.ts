@@ -12,11 +12,20 @@ export class GopCache {
   private fragments: Fragment[] = [];
   private bytes = 0;
   private overflowed = false;
+  /** Decode time of the last keyframe, and the time from the one before it to it (90 kHz). */
+  private lastKeyframeTime: number | undefined;
+  gopTicks: number | undefined;
 
   constructor(private readonly maxBytes: number) {}
 
   push(fragment: Fragment): void {
     if (fragment.keyframe) {
+      // Between two keyframes with pictures in between: a GOP (not audio-only fragments, each a random access point).
+      if (this.lastKeyframeTime !== undefined && this.fragments.length > 1) {
+        const gop = fragment.time - this.lastKeyframeTime;
+        if (gop > 0 && gop < 60 * 90_000) this.gopTicks = gop;
+      }
+      this.lastKeyframeTime = fragment.time;
       this.fragments = [];
       this.bytes = 0;
       this.overflowed = false;
@@ -34,6 +43,7 @@ export class GopCache {
   }
 
   clear(): void {
+    this.lastKeyframeTime = undefined;
     this.fragments = [];
     this.bytes = 0;
     this.overflowed = false;

@@ -109,6 +109,11 @@ export class Rendition implements RenditionView {
     return this.gopCache.current;
   }
 
+  get gopSeconds(): number | undefined {
+    const ticks = this.gopCache.gopTicks;
+    return ticks === undefined ? undefined : ticks / 90_000;
+  }
+
   /** Viewers of every egress: the rendition lingers, then closes, when there are none. */
   get viewerCount(): number {
     let n = 0;

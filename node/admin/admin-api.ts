@@ -29,7 +29,7 @@ export interface AdminBackend {
 
 // ---- The API's shapes, once: zod for the types, JSON Schema (from zod) for validation and the OpenAPI document.
 
-const viewerCounts = z.object({ ws: z.number().int(), webrtc: z.number().int() });
+const viewerCounts = z.object({ ws: z.number().int(), webrtc: z.number().int(), hls: z.number().int().optional().describe('HLS clients seen lately') });
 const rendition = z.object({
   name: z.string(),
   width: z.number().int().optional(),
@@ -225,13 +225,14 @@ async function clusterNow(backend: AdminBackend, only?: string[]): Promise<Clust
     names.map(async (name): Promise<StreamView> => {
       const lease = leases.get(name);
       const reported = lease && nodes.find((n) => n.id === lease.origin)?.origin?.streams.find((s) => s.stream === name);
-      const byEdge: Record<string, { ws: number; webrtc: number }> = {};
+      const byEdge: Record<string, { ws: number; webrtc: number; hls?: number }> = {};
       let total = 0;
       for (const n of nodes) {
         const v = n.edge?.viewers[name];
-        if (!v || v.ws + v.webrtc === 0) continue;
+        const count = v ? v.ws + v.webrtc + (v.hls ?? 0) : 0;
+        if (!v || count === 0) continue;
         byEdge[n.id] = v;
-        total += v.ws + v.webrtc;
+        total += count;
       }
       const renditions = lease ? await backend.renditions(name).catch(() => []) : [];
       return {

@@ -129,8 +129,8 @@ function render(cluster) {
           const loadCell = el('td');
           loadCell.append(bar, `${load} / ${capacity}`);
           const per = Object.entries(n.edge?.viewers ?? {})
-            .filter(([, v]) => v.ws + v.webrtc > 0)
-            .map(([s, v]) => `${s}: ${v.ws} / ${v.webrtc}`)
+            .filter(([, v]) => v.ws + v.webrtc + (v.hls ?? 0) > 0)
+            .map(([s, v]) => `${s}: ${v.ws} / ${v.webrtc} / ${v.hls ?? 0}`)
             .join(', ');
           return row(
             [el('td', n.id + (n.draining ? ' (draining)' : ''), n.draining ? 'draining' : ''), n.url, loadCell, per || '—', inRing.has(n.id) ? 'yes' : 'no'],
@@ -159,7 +159,7 @@ function render(cluster) {
             : '',
           s.renditions.map((r) => `${r.name}${r.height ? ` ${r.height}p` : ''}${r.webrtc ? ' (WebRTC)' : ''}`).join(', '),
           Object.entries(s.viewers.byEdge)
-            .map(([edge, v]) => `${edge}: ${v.ws + v.webrtc}`)
+            .map(([edge, v]) => `${edge}: ${v.ws + v.webrtc + (v.hls ?? 0)}`)
             .join(', ') || '0',
           s.placedOn ?? '—',
           end,

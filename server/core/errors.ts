@@ -37,6 +37,9 @@ export const ErrorCodes = {
   BODY_TOO_LARGE: { status: 413, message: 'the request body is too large' },
   AUTH_REQUIRED: { status: 401, message: 'a bearer token is required (Authorization: Bearer <token>)' },
   STREAM_OFFLINE: { status: 404, message: 'the stream is not live' },
+  HLS_NOT_FOUND: { status: 404, message: 'no such HLS part, segment or init segment (it expired, or was never made)' },
+  HLS_REQUEST_TOO_FAR: { status: 400, message: '_HLS_msn is more than two segments past the end of the playlist' },
+  HLS_NOT_READY: { status: 503, message: 'what the HLS request waited for did not come in time' },
   WEBRTC_UNAVAILABLE: {
     status: 409,
     message: 'the stream has no WebRTC-safe rendition (H.264 without B-frames and Opus): turn transcoding on for it, or publish by WHIP',

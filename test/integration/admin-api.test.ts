@@ -87,7 +87,7 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
       show.renditions.map((r: { name: string }) => r.name),
       ['source'],
     );
-    assert.deepEqual(show.viewers.byEdge, { 'origin-1': { ws: 1, webrtc: 0 } });
+    assert.deepEqual(show.viewers.byEdge, { 'origin-1': { ws: 1, webrtc: 0, hls: 0 } });
     assert.ok(['origin-1', 'edge-2'].includes(show.placedOn));
     const quiet = cluster.streams.find((s: { name: string }) => s.name === 'quiet');
     assert.deepEqual([quiet.live, quiet.origin, quiet.viewers.total], [false, null, 0]);

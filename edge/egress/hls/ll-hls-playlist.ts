@@ -16,6 +16,8 @@ export interface LlHlsOptions {
   dvrWindowS: number;
   /** Bytes of segments kept at most, whatever the DVR window says (memory per edge stays bounded). */
   maxBytes: number;
+  /** The stream's keyframe interval when known (s): segments will be whole GOPs, so EXT-X-TARGETDURATION fits them from the first playlist. */
+  gopS?: number | undefined;
 }
 
 export interface HlsPart {
@@ -101,7 +103,14 @@ export class LlHlsPlaylist {
   /** Bumped on every change: the egress wakes blocked requests. */
   version = 0;
 
-  constructor(readonly options: LlHlsOptions) {}
+  /**
+   * `generation` prefixes every media URI: a playlist made again (a restarted edge, another
+   * edge) numbers its segments from 0, and a CDN must never serve an old part for a new one.
+   */
+  constructor(
+    readonly options: LlHlsOptions,
+    readonly generation = '',
+  ) {}
 
   /** A new init segment: what follows is decoded with it, after EXT-X-DISCONTINUITY when something came before. */
   init(segment: Buffer): void {
@@ -163,6 +172,11 @@ export class LlHlsPlaylist {
     this.version++;
   }
 
+  /** Complete segments listed (a client that ignores parts needs at least one). */
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
   /** The newest complete part: [msn, part index]; undefined before the first. */
   get lastPart(): [number, number] | undefined {
     if (this.open && this.open.parts.length > 0) return [this.open.msn, this.open.parts.length - 1];
@@ -175,8 +189,11 @@ export class LlHlsPlaylist {
     return this.open ? [this.open.msn, this.open.parts.length] : [this.nextMsn, 0];
   }
 
+  /** EXT-X-TARGETDURATION: every segment's duration rounded is at most this; from the known GOP, so that it need not grow. */
   get targetDuration(): number {
-    return Math.max(1, Math.ceil(this.options.segmentMinS), Math.round(this.maxSegmentS));
+    const { segmentMinS, gopS } = this.options;
+    const expected = gopS ? gopS * Math.max(1, Math.ceil((segmentMinS * 0.95) / gopS)) : 0;
+    return Math.max(1, Math.ceil(segmentMinS), Math.round(this.maxSegmentS), Math.round(expected));
   }
 
   /**
@@ -251,7 +268,7 @@ export class LlHlsPlaylist {
       if (segment.discontinuity && segment !== all[0]) lines.push('#EXT-X-DISCONTINUITY');
       if (segment.initId !== initId) {
         initId = segment.initId;
-        lines.push(`#EXT-X-MAP:URI="init-${initId}.mp4${q}"`);
+        lines.push(`#EXT-X-MAP:URI="${this.generation}init-${initId}.mp4${q}"`);
       }
       lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(segment.programDateTime).toISOString()}`);
       const complete = 'duration' in segment;
@@ -259,14 +276,16 @@ export class LlHlsPlaylist {
       if (segmentEnd > end - 3 * target) {
         for (const part of segment.parts) {
           if (!part.data) continue;
-          lines.push(`#EXT-X-PART:DURATION=${s5(part.duration)},URI="${segment.msn}.${part.index}.m4s${q}"${part.independent ? ',INDEPENDENT=YES' : ''}`);
+          lines.push(
+            `#EXT-X-PART:DURATION=${s5(part.duration)},URI="${this.generation}${segment.msn}.${part.index}.m4s${q}"${part.independent ? ',INDEPENDENT=YES' : ''}`,
+          );
         }
       }
-      if (complete) lines.push(`#EXTINF:${s5(segment.duration)},`, `${segment.msn}.m4s${q}`);
+      if (complete) lines.push(`#EXTINF:${s5(segment.duration)},`, `${this.generation}${segment.msn}.m4s${q}`);
     }
     if (!this.ended) {
       const [msn, part] = this.nextPart;
-      lines.push(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${msn}.${part}.m4s${q}"`);
+      lines.push(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${this.generation}${msn}.${part}.m4s${q}"`);
     }
     for (const r of options.reports ?? []) lines.push(`#EXT-X-RENDITION-REPORT:URI="${r.uri}${q}",LAST-MSN=${r.lastMsn},LAST-PART=${r.lastPart}`);
     if (this.ended) lines.push('#EXT-X-ENDLIST');

@@ -27,7 +27,7 @@ window.relayPlayer = createPlayer(
   {
     stream: document.body.dataset.stream ?? '',
     token: params.get('token') || undefined,
-    protocol: (['mse', 'webrtc', 'auto'].includes(protocol) ? protocol : 'mse') as Protocol,
+    protocol: (['mse', 'webrtc', 'auto', 'hls'].includes(protocol) ? protocol : 'mse') as Protocol,
     rendition: params.get('rendition') || undefined,
   },
 );

@@ -14,9 +14,10 @@ import { canPlay, MediaBuffer, renditionMime } from './media-buffer.ts';
 import { RenditionSwitch, type InitMessage } from './switching.ts';
 import { Transport } from './transport.ts';
 import { PlayerUi, type PlayerElements, type PlayerState } from './ui.ts';
+import { startHls, type HlsSession } from './hls.ts';
 import { startWhep } from './whep.ts';
 
-export type Protocol = 'mse' | 'webrtc' | 'auto';
+export type Protocol = 'mse' | 'webrtc' | 'auto' | 'hls';
 
 export interface PlayerOptions {
   stream: string;
@@ -48,7 +49,7 @@ export interface PlayerStats {
   rendition: string;
   requested: Protocol;
   /** What plays now. */
-  protocol: 'mse' | 'webrtc' | undefined;
+  protocol: 'mse' | 'webrtc' | 'hls' | undefined;
   /** Why WHEP was not used, when it was asked for. */
   fallback: string | undefined;
   renditions: RenditionInfo[];
@@ -64,6 +65,8 @@ export interface PlayerStats {
   events: [number, string][];
   /** The WHEP peer connection, while WebRTC plays. */
   rtc: RTCPeerConnection | undefined;
+  /** hls.js, while it plays HLS (its levels, its bandwidth estimate). */
+  hls: HlsSession['hls'];
 }
 
 export interface Player extends PlayerStats {
@@ -119,6 +122,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     errors: [],
     events: [],
     rtc: undefined,
+    hls: undefined,
     framesDecoded: () => buffer.framesDecoded(),
     audioBytesDecoded: () => (video as { webkitAudioDecodedByteCount?: number }).webkitAudioDecodedByteCount,
     switchTo: (name) => {
@@ -280,7 +284,12 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   }
 
   function tick(): void {
-    if (player.state === 'live' && video.buffered.length > 0) {
+    if (player.protocol === 'hls') {
+      // hls.js keeps its own distance to live (PART-HOLD-BACK); the latency is read from PROGRAM-DATE-TIME.
+      const date = hlsSession?.playingDate();
+      player.latencyMs = date ? Math.max(0, Date.now() - date.getTime()) : undefined;
+      ui.latency(player.latencyMs);
+    } else if (player.state === 'live' && video.buffered.length > 0) {
       resume();
       keepLive(video, switcher.urgent, play);
       buffer.trim(false);
@@ -398,6 +407,38 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     if (!destroyed) transport.connect();
   }
 
+  let hlsSession: HlsSession | undefined;
+
+  /** HLS: hls.js in low-latency mode, or the browser's own HLS where it has no MediaSource. */
+  async function playHls(): Promise<void> {
+    if (destroyed) return;
+    player.protocol = 'hls';
+    video.srcObject = null;
+    void refreshRenditions();
+    const url = `/hls/${encodeURIComponent(options.stream)}/index.m3u8${options.token ? `?token=${encodeURIComponent(options.token)}` : ''}`;
+    try {
+      const session = await startHls({
+        url,
+        video,
+        note,
+        playing: () => {
+          if (player.state !== 'live') setState('live');
+          if (player.ttffMs === undefined) player.ttffMs = performance.now() - started;
+          if (video.paused) play();
+        },
+        failed: (why) => setState('error', `HLS: ${why}`),
+      });
+      if (destroyed) return session.destroy();
+      hlsSession = session;
+      player.hls = session.hls;
+      ui.info(session.hls ? 'HLS (hls.js)' : 'HLS');
+      cleanups.push(() => session.destroy());
+    } catch (err) {
+      setState('error', `HLS: ${(err as Error).message}`);
+    }
+  }
+  const started = performance.now();
+
   /** WHEP; on a refusal, a failed connection or no picture in time, MSE instead. */
   async function playWebRtc(): Promise<void> {
     const started = performance.now();
@@ -491,7 +532,12 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       else if (!rtc && player.requested === 'auto') player.fallback = 'the stream has no WebRTC rendition';
     }
     if (destroyed) return;
-    if (player.requested !== 'mse' && player.fallback === undefined) await playWebRtc();
+    // Neither MediaSource nor ManagedMediaSource (an older iPhone): the browser's own HLS is what plays.
+    const noMse = !('MediaSource' in window) && !('ManagedMediaSource' in window);
+    if (player.requested === 'hls' || (noMse && player.requested === 'mse')) {
+      if (noMse) player.fallback = 'this browser has no MediaSource';
+      await playHls();
+    } else if (player.requested !== 'mse' && player.fallback === undefined) await playWebRtc();
     else await playMse();
   })();
   return player;

@@ -13,6 +13,8 @@ export interface RenditionInfo {
   videoKbps?: number;
   /** Audio bitrate from the metadata, when it says (kbit/s). */
   audioKbps?: number;
+  /** Frames per second from the metadata, when it says. */
+  frameRate?: number;
   /** Audio codecs carried, e.g. `["mp4a.40.2", "opus"]`: AAC for MSE, Opus for WebRTC. */
   audio: string[];
   /** Playable over WebRTC (the WHEP rendition): Opus audio with H.264 without B-frames, Opus alone (audio only), or video alone without B-frames. */
@@ -74,6 +76,7 @@ export class RenditionCatalog {
         codecs: [init.video?.codecString, init.audio?.codecString].filter(Boolean).join(','),
         videoKbps: typeof rate === 'number' && rate > 0 ? Math.round(rate) : undefined,
         audioKbps: typeof audioRate === 'number' && audioRate > 0 ? Math.round(audioRate) : undefined,
+        frameRate: typeof init.metadata.framerate === 'number' && init.metadata.framerate > 0 ? init.metadata.framerate : undefined,
         audio: [init.audio?.codecString, init.opus?.codecString].filter((c): c is string => c !== undefined),
         webrtc: playableOverWebRtc(init),
         tracks: init.video ? (init.audio ? 'audio+video' : 'video') : 'audio',

@@ -28,7 +28,8 @@ export interface NodeRecord {
   draining: boolean;
   /** `rtmps`: the RTMPS URL, when this origin takes RTMP over TLS. */
   origin?: { rtmp: string; rtmps?: string; streams: OriginStreamRecord[] };
-  edge?: { capacity: number; load: number; viewers: Record<string, { ws: number; webrtc: number }> };
+  /** Viewers per stream by protocol (`hls`: clients seen lately; absent from nodes of earlier versions). */
+  edge?: { capacity: number; load: number; viewers: Record<string, { ws: number; webrtc: number; hls?: number }> };
 }
 
 export function openNodeBucket(nc: NatsConnection, cluster: RelayConfig['cluster'], log: Logger): Promise<TtlBucket> {

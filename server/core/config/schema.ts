@@ -203,9 +203,9 @@ export const configSchema = z
       .object({
         watchdogIntervalMs: positiveInt.describe('How often the edge checks that each stream consumer is still receiving while its stream is live.'),
         playerProtocol: z
-          .enum(['mse', 'webrtc', 'auto'])
+          .enum(['mse', 'webrtc', 'auto', 'hls'])
           .describe(
-            'What the watch page plays by default (a viewer overrides it with ?protocol=): "mse" (WebSocket fMP4, adaptive bitrate, cheapest per viewer), "webrtc" (WHEP, lowest latency, MSE when it fails), "auto" (WHEP when the stream has a WebRTC rendition, else MSE).',
+            'What the watch page plays by default (a viewer overrides it with ?protocol=): "mse" (WebSocket fMP4, adaptive bitrate, cheapest per viewer), "webrtc" (WHEP, lowest latency, MSE when it fails), "auto" (WHEP when the stream has a WebRTC rendition, else MSE), "hls" (LL-HLS with hls.js, or the browser\'s own HLS). A browser with neither MediaSource nor ManagedMediaSource plays HLS whatever is asked.',
           ),
         consumerMaxMessages: z
           .number()
@@ -222,6 +222,37 @@ export const configSchema = z
         viewerSkipBytes: positiveInt.describe('A viewer with more than this many bytes queued skips to the next keyframe.'),
         viewerMaxLagMs: positiveInt.describe('A viewer that stays behind (skipping) for this long is disconnected.'),
         viewerMaxBytes: positiveInt.describe('A viewer with more than this many bytes queued is disconnected at once.'),
+      })
+      .strict(),
+    hls: z
+      .object({
+        enabled: z.boolean().describe('LL-HLS and HLS from every edge at /hls/<stream>/index.m3u8 (hls.js, Safari, VLC, ffplay, CDNs).'),
+        partTargetMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(2000)
+          .describe('LL-HLS part target (EXT-X-PART-INF): parts are cut no longer than this. 334 ms: ten frames at 30 fps; PART-HOLD-BACK is three of them.'),
+        segmentMinMs: z
+          .number()
+          .int()
+          .min(500)
+          .describe('A segment starts at the first keyframe after this long (the ladder makes one a second; an OBS source every 2 s by default).'),
+        liveSegments: z
+          .number()
+          .int()
+          .min(3)
+          .max(100)
+          .describe('Segments listed in a live playlist (clients that ignore the low-latency tags start three from the end).'),
+        dvrWindowS: z
+          .number()
+          .int()
+          .min(0)
+          .describe('Seconds a viewer may seek back in the playlist (a DVR window); 0: off. Bounded in memory by maxBytesPerRendition.'),
+        maxBytesPerRendition: positiveInt.describe('Bytes of parts and segments an edge keeps per rendition at most, whatever the DVR window says.'),
+        sessionIdleMs: positiveInt.describe(
+          'An HLS client that has asked for nothing for this long no longer counts as a viewer (HLS has no connection to close).',
+        ),
       })
       .strict(),
     cluster: z

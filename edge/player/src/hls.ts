@@ -1,0 +1,75 @@
+// HLS playback: hls.js in low-latency mode over MediaSource, or the browser's own HLS
+// (Safari) where it has no MediaSource to give hls.js. hls.js is not in the player's
+// bundle: the page loads it (/player/hls.js, served from the npm dependency) only to
+// play HLS.
+import type Hls from 'hls.js';
+
+type HlsClass = typeof Hls;
+
+export interface HlsSession {
+  /** hls.js, when it plays (undefined with the browser's own HLS). */
+  hls: Hls | undefined;
+  /** Wall-clock time of the frame on screen, from EXT-X-PROGRAM-DATE-TIME (the ingest clock). */
+  playingDate(): Date | undefined;
+  destroy(): void;
+}
+
+export interface HlsOptions {
+  url: string;
+  video: HTMLVideoElement;
+  note: (what: string) => void;
+  /** The first frames are buffered: the page may say live. */
+  playing: () => void;
+  /** Something failed for good (after hls.js's own retries). */
+  failed: (why: string) => void;
+}
+
+const hasMediaSource = () => 'MediaSource' in window || 'ManagedMediaSource' in window;
+
+function loadHlsJs(): Promise<HlsClass> {
+  const w = window as { Hls?: HlsClass };
+  if (w.Hls) return Promise.resolve(w.Hls);
+  return new Promise((resolve, reject) => {
+    const script = document.createElement('script');
+    script.src = '/player/hls.js';
+    script.onload = () => (w.Hls ? resolve(w.Hls) : reject(new Error('hls.js did not load')));
+    script.onerror = () => reject(new Error('cannot load /player/hls.js'));
+    document.head.append(script);
+  });
+}
+
+export async function startHls({ url, video, note, playing, failed }: HlsOptions): Promise<HlsSession> {
+  if (!hasMediaSource() && video.canPlayType('application/vnd.apple.mpegurl')) {
+    note('hls: native');
+    video.src = url;
+    video.addEventListener('loadeddata', playing, { once: true });
+    const getStartDate = (video as { getStartDate?: () => Date }).getStartDate;
+    return {
+      hls: undefined,
+      playingDate: () => {
+        const start = getStartDate?.call(video);
+        return start && !Number.isNaN(start.getTime()) ? new Date(start.getTime() + video.currentTime * 1000) : undefined;
+      },
+      destroy: () => {
+        video.removeAttribute('src');
+        video.load();
+      },
+    };
+  }
+  const HlsJs = await loadHlsJs();
+  if (!HlsJs.isSupported()) throw new Error('hls.js is not supported here');
+  note('hls: hls.js');
+  const hls = new HlsJs({ lowLatencyMode: true, backBufferLength: 20, liveSyncDurationCount: 1 });
+  hls.on(HlsJs.Events.MANIFEST_PARSED, () => note(`hls: ${hls.levels.length} levels`));
+  hls.on(HlsJs.Events.FRAG_BUFFERED, () => playing());
+  hls.on(HlsJs.Events.ERROR, (_event, data) => {
+    if (!data.fatal) return;
+    note(`hls error: ${data.type} ${data.details}`);
+    if (data.type === HlsJs.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+    else if (data.type === HlsJs.ErrorTypes.NETWORK_ERROR) setTimeout(() => hls.startLoad(), 1000);
+    else failed(`${data.type}: ${data.details}`);
+  });
+  hls.loadSource(url);
+  hls.attachMedia(video);
+  return { hls, playingDate: () => hls.playingDate ?? undefined, destroy: () => hls.destroy() };
+}
