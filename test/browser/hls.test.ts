@@ -11,6 +11,7 @@ import { startPublisher, type Publisher } from '../helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 
 const KEY = 'hls-stream-key-0123456789';
+const LIFE_KEY = 'hls-life-key-0123456789';
 const PLAY_SECRET = 'hls-playback-secret-Qm3v8ZtR4wL2nK7pS6yX';
 const token = (stream: string) => signPlaybackToken(PLAY_SECRET, stream, Math.floor(Date.now() / 1000) + 600);
 
@@ -58,6 +59,7 @@ describe('LL-HLS from the edge (real relay, real ffmpeg, hls.js in Chromium)', {
       RELAY_STREAMS: JSON.stringify([
         { name: 'cam', key: KEY },
         { name: 'idle', key: 'hls-idle-key-0123456789' },
+        { name: 'life', key: LIFE_KEY, transcode: false },
       ]),
       RELAY_AUTH_PLAYBACK_SECRETS: JSON.stringify([PLAY_SECRET]),
       RELAY_TRANSCODE_ENABLED: 'true',
@@ -212,6 +214,45 @@ describe('LL-HLS from the edge (real relay, real ffmpeg, hls.js in Chromium)', {
       assert.ok(later.latencyMs! < 6000, `${later.latencyMs} ms behind live`);
     } finally {
       await page.close();
+    }
+  });
+
+  test('the end of a stream adds EXT-X-ENDLIST; the publisher coming back continues the playlist after EXT-X-DISCONTINUITY with a new EXT-X-MAP', async () => {
+    const playlist = async () => await (await get(`/hls/life/source/index.m3u8?token=${encodeURIComponent(token('life'))}`)).text();
+    let life = startPublisher({ url: relay.rtmpUrl(LIFE_KEY), size: '320x180', bitrate: '300k', gop: 30 });
+    try {
+      await waitFor(
+        'the stream live',
+        async () => ((await (await get('/api/streams/life')).json()) as { renditions: unknown[] }).renditions.length === 1,
+        20_000,
+      );
+      await waitFor('two segments', async () => ((await playlist()).match(/#EXTINF/g) ?? []).length >= 2, 15_000);
+      await life.stop();
+      const ended = await waitFor(
+        'EXT-X-ENDLIST',
+        async () => {
+          const text = await playlist();
+          return text.includes('#EXT-X-ENDLIST') ? text : undefined;
+        },
+        15_000,
+      );
+      assert.doesNotMatch(ended, /PRELOAD-HINT/);
+      const before = (HLS.parse(ended) as HLS.types.MediaPlaylist).segments.at(-1)!.mediaSequenceNumber;
+      life = startPublisher({ url: relay.rtmpUrl(LIFE_KEY), size: '320x180', bitrate: '300k', gop: 30 });
+      const again = await waitFor(
+        'the new publication in the playlist',
+        async () => {
+          const text = await playlist();
+          return text.includes('#EXT-X-DISCONTINUITY') && !text.includes('#EXT-X-ENDLIST') && /init-2\.mp4/.test(text) ? text : undefined;
+        },
+        20_000,
+      );
+      const parsed = HLS.parse(again) as HLS.types.MediaPlaylist;
+      const first = parsed.segments.find((seg) => seg.discontinuity)!;
+      assert.equal(first.mediaSequenceNumber, before + 1, 'numbering goes on');
+      assert.match(first.map!.uri, /init-2\.mp4/);
+    } finally {
+      await life.stop();
     }
   });
 });

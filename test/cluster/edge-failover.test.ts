@@ -95,6 +95,26 @@ describe('edges in a cluster (real processes, Chromium)', { timeout: 240_000 }, 
     assert.equal(viewer.record.closed?.code ?? 4302, 4302);
   });
 
+  test("HLS goes through the ring once: the multivariant playlist on another edge redirects to the stream's edge, and any edge serves media playlists", async () => {
+    await waitFor(
+      'the stream live',
+      async () => ((await (await fetch(`${origin.http}/api/streams/cam`)).json()) as { renditions: unknown[] }).renditions.length > 0,
+      20_000,
+    );
+    const home = (await route(origin, 'cam')).edge;
+    const stranger = [...edges].find(([id]) => id !== home)![1];
+    const first = await fetch(`${stranger.http}/hls/cam/index.m3u8`, { redirect: 'manual' });
+    assert.equal(first.status, 302);
+    const location = first.headers.get('location') ?? '';
+    assert.equal(location, `${edges.get(home)!.http}/hls/cam/index.m3u8?routed=1`);
+    const multivariant = await fetch(location);
+    assert.equal(multivariant.status, 200, 'no second redirect');
+    assert.match(await multivariant.text(), /^source\/index\.m3u8$/m, 'media playlists are relative: the client stays on the home edge');
+    const media = await fetch(`${stranger.http}/hls/cam/source/index.m3u8`, { redirect: 'manual' });
+    assert.equal(media.status, 200, 'a media playlist is served wherever it is asked for');
+    assert.match(await media.text(), /#EXTINF/);
+  });
+
   test("kill -9 of the edge a player watches: it reconnects to the stream's next edge and plays again", async () => {
     const page = await chromium.browser.newPage();
     await page.goto(`${origin.http}/watch/cam`.replace(String(origin.httpPort), String([...edges.values()][0]!.httpPort)));
