@@ -1,0 +1,63 @@
+/**
+ * A client that does what hls.js does in low-latency mode, and nothing else: a
+ * blocking playlist request for the next part (`_HLS_msn`/`_HLS_part`), then that
+ * part. Many of them in one process stand for many viewers (the CDN test, the HLS
+ * delivery benchmark).
+ */
+export class LlHlsClient {
+  readonly stats = { playlists: 0, parts: 0, bytes: 0, errors: 0 };
+  private stopped = false;
+  private readonly done: Promise<void>;
+
+  /** `media`: the media playlist's URL (its query, e.g. a token, is kept). */
+  constructor(private readonly media: string) {
+    this.done = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.done;
+  }
+
+  private url(msn: number, part: number): string {
+    const u = new URL(this.media);
+    u.searchParams.set('_HLS_msn', String(msn));
+    u.searchParams.set('_HLS_part', String(part));
+    return u.toString();
+  }
+
+  private async run(): Promise<void> {
+    let next: [number, number] | undefined;
+    while (!this.stopped) {
+      try {
+        const res = await fetch(next ? this.url(...next) : this.media);
+        const text = await res.text();
+        this.stats.playlists++;
+        if (!res.ok) throw new Error(`playlist ${res.status}`);
+        // Every part listed, in order, and the hinted one after them.
+        const parts = [...text.matchAll(/#EXT-X-PART:[^\n]*URI="([^"]*?(\d+)\.(\d+)\.m4s[^"]*)"/g)].map((m) => ({
+          uri: m[1]!,
+          msn: Number(m[2]),
+          part: Number(m[3]),
+        }));
+        const hint = /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="[^"]*?(\d+)\.(\d+)\.m4s/.exec(text);
+        const at = next ? parts.findIndex((p) => p.msn === next![0] && p.part === next![1]) : parts.length - 1;
+        const got = parts[at];
+        if (got) {
+          const partRes = await fetch(new URL(got.uri, this.media));
+          const body = await partRes.arrayBuffer();
+          if (!partRes.ok) throw new Error(`part ${partRes.status}`);
+          this.stats.parts++;
+          this.stats.bytes += body.byteLength;
+        }
+        const after = parts[at + 1];
+        next = after ? [after.msn, after.part] : hint ? [Number(hint[1]), Number(hint[2])] : undefined;
+        if (text.includes('#EXT-X-ENDLIST')) return;
+      } catch {
+        this.stats.errors++;
+        next = undefined;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+}
