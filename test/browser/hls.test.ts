@@ -250,7 +250,7 @@ describe('LL-HLS from the edge (real relay, real ffmpeg, hls.js in Chromium)', {
       const parsed = HLS.parse(again) as HLS.types.MediaPlaylist;
       const first = parsed.segments.find((seg) => seg.discontinuity)!;
       assert.equal(first.mediaSequenceNumber, before + 1, 'numbering goes on');
-      assert.match(first.map!.uri, /init-2\.mp4/);
+      assert.match(first.map.uri, /init-2\.mp4/);
     } finally {
       await life.stop();
     }
