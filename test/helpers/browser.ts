@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
+import puppeteer, { type Browser as PuppeteerBrowser } from 'puppeteer-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -36,3 +37,15 @@ export async function launchChromium(extraArgs: string[] = []): Promise<{ browse
 
 /** A camera and a microphone for WebRTC publishing tests: Chromium's fake devices, no prompt. */
 export const FAKE_MEDIA_ARGS = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
+
+/** Debian's Firefox ESR (H.264 from libavcodec), headless, driven by puppeteer-core over WebDriver BiDi (see shared/docs/field-notes.md). */
+export async function launchFirefox(): Promise<{ browser: PuppeteerBrowser; close(): Promise<void> }> {
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr',
+    headless: true,
+    // Autoplay allowed, as a viewer who clicked would have it; the player's muted fallback is tested in Chromium.
+    extraPrefsFirefox: { 'media.autoplay.default': 0 },
+  });
+  return { browser, close: () => browser.close() };
+}
