@@ -23,8 +23,8 @@ const isStep = (q: QueueItem): q is { removeFrom: number } | { changeType: strin
 export interface MediaBufferHooks {
   /** Something went in: playback may start, resume or catch up. */
   appended(): void;
-  /** An append or a step failed (recorded; the buffer starts over when it must). */
-  error(what: string): void;
+  /** An append or a step failed; `fatal`: this MediaSource cannot go on, the media must start over. */
+  error(what: string, fatal?: boolean): void;
 }
 
 /**
@@ -41,6 +41,8 @@ export class MediaBuffer {
   mime: string | undefined;
   /** Frames decoded by earlier MediaSources (the element's own count starts over with each). */
   private decodedBefore = 0;
+  /** The element's count when last read: WebKit starts it over on a seek, too. */
+  private lastCount = 0;
   private readonly onUpdateEnd = () => {
     this.hooks.appended();
     this.pump();
@@ -51,6 +53,11 @@ export class MediaBuffer {
     private readonly hooks: MediaBufferHooks,
   ) {}
 
+  /** Something outside the appends failed (the element's decoder): as fatal as a failed append. */
+  failed(what: string): void {
+    this.hooks.error(what, true);
+  }
+
   /** Ready for appends (the SourceBuffer exists). */
   get ready(): boolean {
     return this.sourceBuffer !== undefined;
@@ -58,7 +65,10 @@ export class MediaBuffer {
 
   /** Frames decoded since the page loaded. */
   framesDecoded(): number {
-    return this.decodedBefore + (this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0);
+    const count = this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
+    if (count < this.lastCount) this.decodedBefore += this.lastCount; // the engine started its count over
+    this.lastCount = count;
+    return this.decodedBefore + count;
   }
 
   /** Starts over with a new MediaSource for `mime`; false when this browser cannot play it. */
@@ -67,7 +77,9 @@ export class MediaBuffer {
     this.detach();
     this.mime = mime;
     if (!MediaSourceImpl?.isTypeSupported(mime)) return false;
-    this.decodedBefore += this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
+    this.framesDecoded(); // what the old MediaSource decoded is counted...
+    this.decodedBefore += this.lastCount;
+    this.lastCount = 0; // ...and the new one starts from 0
     const ms = new MediaSourceImpl();
     this.mediaSource = ms;
     this.video.src = URL.createObjectURL(ms);
@@ -76,6 +88,7 @@ export class MediaBuffer {
       () => {
         if (ms !== this.mediaSource) return;
         URL.revokeObjectURL(this.video.src);
+        ms.addEventListener('startstreaming', () => ms === this.mediaSource && this.pump());
         const sb = ms.addSourceBuffer(mime);
         sb.mode = 'segments';
         sb.addEventListener('updateend', this.onUpdateEnd);
@@ -101,6 +114,9 @@ export class MediaBuffer {
   pump(): void {
     const sb = this.sourceBuffer;
     if (!sb || sb.updating || this.queue.length === 0) return;
+    // A ManagedMediaSource (WebKit, iOS) takes appends only while it says it is streaming: WebKit throws
+    // InvalidStateError before its first 'startstreaming'. The queue waits for it.
+    if ((this.mediaSource as { streaming?: boolean } | undefined)?.streaming === false) return;
     if (isStep(this.queue[0]!)) {
       const step = this.queue.shift() as { removeFrom: number } | { changeType: string };
       try {
@@ -127,8 +143,8 @@ export class MediaBuffer {
       if ((err as Error).name === 'QuotaExceededError') {
         this.trim(true);
       } else {
-        this.hooks.error(String(err));
-        this.reset(this.mime ?? '');
+        // The queue went with the failed append: the player starts the connection over (a fresh init and GOP).
+        this.hooks.error(String(err), true);
       }
     }
   }

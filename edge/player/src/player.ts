@@ -158,8 +158,23 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
         keepLive(video, switcher.urgent, play);
       }
     },
-    error: (what) => player.errors.push(what),
+    error: (what, fatal) => {
+      player.errors.push(what);
+      if (!fatal || destroyed || performance.now() - restartedAt < 2000) return;
+      // Start over on a fresh connection: a new init and the GOP from its keyframe.
+      restartedAt = performance.now();
+      note(`media error: starting over (${what})`);
+      Transport.retire(transport.ws);
+      transport.connect();
+    },
   });
+  let restartedAt = -Infinity;
+  // The element itself failed (a decoder or pipeline error): over MSE, start over like a failed append.
+  const onMediaError = () => {
+    if (player.protocol === 'mse' && video.error) buffer.failed(`media element: ${video.error.message || video.error.code}`);
+  };
+  video.addEventListener('error', onMediaError);
+  cleanups.push(() => video.removeEventListener('error', onMediaError));
 
   const transport: Transport = new Transport(options.stream, options.token, {
     rendition: () => player.rendition,
