@@ -34,6 +34,10 @@ function ffmpeg(args: string[]): Promise<{ status: number | null; stderr: string
   });
 }
 
+/** One second of AAC published to `url` by ffmpeg (`outputArgs` before the URL: TLS options). */
+const publishBriefly = (url: string, outputArgs: string[] = []) =>
+  ffmpeg(['-v', 'error', '-f', 'lavfi', '-i', 'sine', '-t', '1', '-c:a', 'aac', '-f', 'flv', ...outputArgs, url]);
+
 /** The certificate a TLS client is shown on the RTMPS port (its serial number). */
 function servedSerial(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -97,25 +101,7 @@ describe('RTMPS ingest (TLS with a CA made in the test, real ffmpeg)', { timeout
 
   test("a publisher that does not trust the relay's certificate stops before sending anything: no stream goes live", async () => {
     const stranger = makeCa(dir, 'stranger');
-    const run = await ffmpeg([
-      '-v',
-      'error',
-      '-f',
-      'lavfi',
-      '-i',
-      'sine',
-      '-t',
-      '1',
-      '-c:a',
-      'aac',
-      '-f',
-      'flv',
-      '-tls_verify',
-      '1',
-      '-ca_file',
-      stranger.cert,
-      `rtmps://localhost:${rtmpsPort}/live/${OTHER_KEY}`,
-    ]);
+    const run = await publishBriefly(`rtmps://localhost:${rtmpsPort}/live/${OTHER_KEY}`, ['-tls_verify', '1', '-ca_file', stranger.cert]);
     assert.notEqual(run.status, 0, 'ffmpeg refuses the certificate');
     assert.match(run.stderr, /certificate failed verification/);
     // Over TLS 1.3 the server's side of the handshake is done before the client checks the
@@ -130,21 +116,7 @@ describe('RTMPS ingest (TLS with a CA made in the test, real ffmpeg)', { timeout
   test('plain RTMP and garbage sent to the TLS port are refused with TLS_HANDSHAKE_FAILED, and the secure stream plays on', async () => {
     const before = await refusals('TLS_HANDSHAKE_FAILED');
     // Plain RTMP: ffmpeg's rtmp:// to the RTMPS port.
-    const plain = await ffmpeg([
-      '-v',
-      'error',
-      '-f',
-      'lavfi',
-      '-i',
-      'sine',
-      '-t',
-      '1',
-      '-c:a',
-      'aac',
-      '-f',
-      'flv',
-      `rtmp://127.0.0.1:${rtmpsPort}/live/${OTHER_KEY}`,
-    ]);
+    const plain = await publishBriefly(`rtmp://127.0.0.1:${rtmpsPort}/live/${OTHER_KEY}`);
     assert.notEqual(plain.status, 0);
     // Random bytes, and a TLS record header followed by nonsense.
     for (const junk of [randomBytes(4096), Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]), randomBytes(512)])]) {
