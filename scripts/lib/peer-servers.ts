@@ -137,3 +137,78 @@ rtmp {
     stop: () => c.stop(),
   };
 }
+
+/**
+ * nginx-rtmp making HLS (MPEG-TS segments of the stream's GOP, as the classic HLS
+ * setup does) into a tmpfs folder, and a second nginx, one worker, serving that
+ * folder over HTTP: `pid` is the serving one, whose CPU the HLS benchmark measures.
+ * The files live in memory (tmpfs), as the relay's parts do.
+ */
+export async function startNginxHls(stream: string): Promise<PeerServer & { segmenterPid: number; folder: string }> {
+  if (!existsSync(NGINX_RTMP_MODULE)) throw new Error(`${NGINX_RTMP_MODULE} is missing: apt-get install nginx-light libnginx-mod-rtmp`);
+  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const dir = mkdtempSync(join(base, 'bench-nginx-hls-'));
+  const rtmpPort = await freePort();
+  const httpPort = await freePort();
+  const common = (name: string) => `daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid ${dir}/${name}.pid;
+error_log ${dir}/${name}-error.log warn;
+events { worker_connections 16000; }`;
+  writeFileSync(
+    join(dir, 'rtmp.conf'),
+    `load_module ${NGINX_RTMP_MODULE};
+${common('rtmp')}
+rtmp {
+  server {
+    listen 127.0.0.1:${rtmpPort};
+    chunk_size 4096;
+    application live { live on; hls on; hls_path ${dir}/hls; hls_fragment 1s; hls_playlist_length 8s; hls_cleanup on; }
+  }
+}
+`,
+  );
+  writeFileSync(
+    join(dir, 'http.conf'),
+    `${common('http')}
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
+  server {
+    listen 127.0.0.1:${httpPort};
+    root ${dir};
+    location /hls/ { add_header Cache-Control no-cache; }
+  }
+}
+`,
+  );
+  const segmenter = child('nginx', ['-p', dir, '-e', `${dir}/rtmp-error.log`, '-c', join(dir, 'rtmp.conf')], dir);
+  const server = child('nginx', ['-p', dir, '-e', `${dir}/http-error.log`, '-c', join(dir, 'http.conf')], dir);
+  await waitFor(
+    'nginx-rtmp and nginx to listen',
+    async () => {
+      if (segmenter.proc.exitCode !== null) throw new Error(`nginx-rtmp exited: ${segmenter.output()}`);
+      if (server.proc.exitCode !== null) throw new Error(`nginx exited: ${server.output()}`);
+      return (await tcpOpen(rtmpPort)) && (await tcpOpen(httpPort));
+    },
+    15_000,
+    100,
+  );
+  return {
+    name: 'nginx 1.22 serving nginx-rtmp HLS files (tmpfs)',
+    pid: server.proc.pid!,
+    segmenterPid: segmenter.proc.pid!,
+    folder: join(dir, 'hls'),
+    publishUrl: `rtmp://127.0.0.1:${rtmpPort}/live/${stream}`,
+    playUrl: `http://127.0.0.1:${httpPort}/hls/${stream}.m3u8`,
+    async stop() {
+      await server.stop();
+      await segmenter.stop();
+    },
+  };
+}

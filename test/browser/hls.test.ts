@@ -10,6 +10,9 @@ import { waitFor } from '../helpers/ports.ts';
 import { startPublisher, type Publisher } from '../helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 
+// A playlist hls-parser finds invalid fails the test (by default it only prints why).
+HLS.setOptions({ strictMode: true });
+
 const KEY = 'hls-stream-key-0123456789';
 const LIFE_KEY = 'hls-life-key-0123456789';
 const PLAY_SECRET = 'hls-playback-secret-Qm3v8ZtR4wL2nK7pS6yX';

@@ -61,3 +61,55 @@ export class LlHlsClient {
     }
   }
 }
+
+/**
+ * A classic HLS client (RFC 8216, no low-latency tags): reloads the playlist every
+ * half target duration and fetches each segment it has not had yet, starting at the
+ * newest. What a player that ignores parts does; the HLS benchmark's clients for
+ * servers without LL-HLS.
+ */
+export class HlsClient {
+  readonly stats = { playlists: 0, segments: 0, bytes: 0, errors: 0 };
+  private stopped = false;
+  private readonly done: Promise<void>;
+
+  constructor(private readonly media: string) {
+    this.done = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.done;
+  }
+
+  private async run(): Promise<void> {
+    let nextMsn: number | undefined;
+    while (!this.stopped) {
+      let wait = 500;
+      try {
+        const res = await fetch(this.media);
+        const text = await res.text();
+        this.stats.playlists++;
+        if (!res.ok) throw new Error(`playlist ${res.status}`);
+        const target = Number(/#EXT-X-TARGETDURATION:(\d+)/.exec(text)?.[1] ?? 2);
+        wait = (target * 1000) / 2;
+        let msn = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1] ?? 0);
+        const segments = [...text.matchAll(/#EXTINF:[^\n]*\n([^#\n][^\n]*)/g)].map((m) => ({ msn: msn++, uri: m[1]!.trim() }));
+        nextMsn ??= segments.at(-1)?.msn;
+        for (const s of segments) {
+          if (nextMsn === undefined || s.msn < nextMsn || this.stopped) continue;
+          const segmentRes = await fetch(new URL(s.uri, this.media));
+          const body = await segmentRes.arrayBuffer();
+          if (!segmentRes.ok) throw new Error(`segment ${segmentRes.status}`);
+          this.stats.segments++;
+          this.stats.bytes += body.byteLength;
+          nextMsn = s.msn + 1;
+        }
+        if (text.includes('#EXT-X-ENDLIST')) return;
+      } catch {
+        this.stats.errors++;
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}

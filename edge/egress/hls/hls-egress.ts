@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import type { Fragment } from '../../../server/core/media/mp4/fmp4-muxer.ts';
 import type { RenditionState } from '../../protocol.ts';
 import type { Egress, MuxedInit, RenditionView } from '../egress.ts';
@@ -7,6 +8,22 @@ import { LlHlsPlaylist, type LlHlsOptions } from './ll-hls-playlist.ts';
 export interface HlsEgressOptions extends LlHlsOptions {
   /** A client that asked for nothing for this long is no longer a viewer. */
   sessionIdleMs: number;
+}
+
+/** A playlist's text, made once and sent to every client asking the same question; compressed on first demand. */
+export class RenderedPlaylist {
+  readonly body: Buffer;
+  private compressed: Buffer | null | undefined;
+
+  constructor(text: string) {
+    this.body = Buffer.from(text);
+  }
+
+  /** gzip, or undefined when too small to be worth it. */
+  gzip(): Buffer | undefined {
+    if (this.compressed === undefined) this.compressed = this.body.length > 512 ? gzipSync(this.body, { level: 4 }) : null;
+    return this.compressed ?? undefined;
+  }
 }
 
 interface Waiter {
@@ -30,6 +47,9 @@ export class HlsEgress implements Egress {
   private readonly sessions = new Map<string, number>();
   private readonly waiters = new Set<Waiter>();
   private closed = false;
+  /** Playlist texts of the current playlist version, by what varies between clients (skip, token, reports). */
+  private readonly renders = new Map<string, RenderedPlaylist>();
+  private rendersVersion = -1;
 
   constructor(
     private readonly view: RenditionView,
@@ -59,6 +79,22 @@ export class HlsEgress implements Egress {
       this.playlistNow = playlist;
     }
     return this.playlistNow;
+  }
+
+  /** The playlist's text for `key`, rendered once per playlist version; a few keys at most are kept (tokens differ per viewer). */
+  rendered(key: string, render: () => string): RenderedPlaylist {
+    const version = this.playlistNow?.version ?? -1;
+    if (version !== this.rendersVersion) {
+      this.renders.clear();
+      this.rendersVersion = version;
+    }
+    let r = this.renders.get(key);
+    if (!r) {
+      r = new RenderedPlaylist(render());
+      if (this.renders.size >= 16) this.renders.clear();
+      this.renders.set(key, r);
+    }
+    return r;
   }
 
   /** A client asked for something: it counts as a viewer until it has been idle for `sessionIdleMs`. */
@@ -110,6 +146,7 @@ export class HlsEgress implements Egress {
     for (const [client, at] of this.sessions) if (now - at > this.options.sessionIdleMs) this.sessions.delete(client);
     if (this.sessions.size === 0 && this.waiters.size === 0) {
       this.playlistNow = undefined;
+      this.renders.clear();
       this.view.viewerLeft();
     }
   }
@@ -123,6 +160,7 @@ export class HlsEgress implements Egress {
     }
     this.waiters.clear();
     this.sessions.clear();
+    this.renders.clear();
     this.playlistNow = undefined;
   }
 

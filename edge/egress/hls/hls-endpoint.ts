@@ -1,11 +1,10 @@
-import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { admitViewer, tokenQuery, type ViewerAccess } from '../../../server/core/auth/viewer-access.ts';
 import type { RenditionInfo } from '../../../server/core/bus/rendition-catalog.ts';
 import { RelayError } from '../../../server/core/errors.ts';
 import { isRenditionName } from '../../../server/core/media/stream-name.ts';
-import type { HlsEgress } from './hls-egress.ts';
+import { RenderedPlaylist, type HlsEgress } from './hls-egress.ts';
 import type { LlHlsPlaylist } from './ll-hls-playlist.ts';
 
 /** What the HLS endpoint needs of the edge it runs on. */
@@ -121,7 +120,7 @@ export class HlsEndpoint {
       if (r.frameRate) attributes.push(`FRAME-RATE=${r.frameRate.toFixed(3)}`);
       lines.push(`#EXT-X-STREAM-INF:${attributes.join(',')}`, `${r.name}/index.m3u8${q}`);
     }
-    return this.playlistReply(req, reply, lines.join('\n') + '\n', 'public, max-age=2', 'multivariant');
+    return this.playlistReply(req, reply, new RenderedPlaylist(lines.join('\n') + '\n'), 'public, max-age=2', 'multivariant');
   }
 
   private async mediaPlaylist(req: Req, reply: FastifyReply): Promise<unknown> {
@@ -140,12 +139,12 @@ export class HlsEndpoint {
       if (playlist.playlistState(msn, part) === 'too-far') throw new RelayError('HLS_REQUEST_TOO_FAR', `_HLS_msn=${msn}`);
       const ready = await egress.waitFor(() => egress.playlist()?.playlistState(msn, part) === 'ready', 3 * target() * 1000);
       if (!ready) throw new RelayError('HLS_NOT_READY', `part ${msn}.${part ?? '-'} of ${stream}/${rendition}`);
-    } else if (playlist.segmentCount === 0 && !playlist.ended) {
+    } else if (!coldReady(playlist)) {
       // Just made (the first viewer of this rendition here): a stream that is not live is refused at once; a
-      // live one is answered once its first segment is complete (the rendition starts at the bus's last
-      // keyframe), so that clients that ignore parts have a segment to start with.
+      // live one is answered once it has two complete segments (see coldReady; the rendition starts at the
+      // bus's last keyframe).
       if (!(await this.host.renditions(stream)).some((r) => r.name === rendition)) throw new RelayError('STREAM_OFFLINE', `${stream}/${rendition}`);
-      const ready = await egress.waitFor(() => (egress.playlist()?.segmentCount ?? 0) > 0, 3 * target() * 1000);
+      const ready = await egress.waitFor(() => coldReady(egress.playlist()), 3 * target() * 1000);
       if (!ready) throw new RelayError('STREAM_OFFLINE', `${stream}/${rendition}`);
     }
     playlist = egress.playlist()!;
@@ -157,10 +156,13 @@ export class HlsEndpoint {
         return last ? [{ uri: `../${name}/index.m3u8`, lastMsn: last[0], lastPart: last[1] }] : [];
       });
     const skip = req.query._HLS_skip === 'YES' || req.query._HLS_skip === 'v2';
-    const text = playlist.render({ skip, query, reports });
+    // Every client blocked on the same part is answered at the same moment with the same text: render it
+    // (and compress it) once, and share it.
+    const key = `${skip ? 'skip' : 'full'}${query}${reports.map((r) => `|${r.lastMsn}.${r.lastPart}`).join('')}`;
+    const rendered = egress.rendered(key, () => playlist.render({ skip, query, reports }));
     // A blocking response is the same for everyone asking the same question: caches may keep it a while.
     const cache = blocking ? `public, max-age=${3 * playlist.targetDuration}` : 'public, max-age=1';
-    return this.playlistReply(req, reply, text, cache, 'media');
+    return this.playlistReply(req, reply, rendered, cache, 'media');
   }
 
   private async media(req: Req, reply: FastifyReply): Promise<unknown> {
@@ -215,15 +217,25 @@ export class HlsEndpoint {
     return new RelayError('HLS_NOT_FOUND', file);
   }
 
-  private playlistReply(req: Req, reply: FastifyReply, text: string, cache: string, kind: string): FastifyReply {
+  private playlistReply(req: Req, reply: FastifyReply, playlist: RenderedPlaylist, cache: string, kind: string): FastifyReply {
     this.metrics.requests.inc({ kind, status: 200 });
-    this.metrics.bytes.inc({ kind }, text.length);
+    this.metrics.bytes.inc({ kind }, playlist.body.length);
     void reply.header('cache-control', cache).header('vary', 'accept-encoding').type('application/vnd.apple.mpegurl');
-    if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? '')) && text.length > 512) {
-      return reply.header('content-encoding', 'gzip').send(gzipSync(text, { level: 4 }));
-    }
-    return reply.send(text);
+    const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? '')) ? playlist.gzip() : undefined;
+    if (gzip) return reply.header('content-encoding', 'gzip').send(gzip);
+    return reply.send(playlist.body);
   }
+}
+
+/**
+ * A playlist just made (the first viewer of a rendition on this edge) is answered once it has
+ * two complete segments. With one, hls.js 1.7 starts near the start of its timeline and there
+ * loads the first segment's parts again and again (its buffer ends a few ms short of the last
+ * part's end, where the last AAC frame ends), stalling for a second or two and then keeping
+ * a second more of latency; clients that ignore parts need a complete segment anyway.
+ */
+function coldReady(playlist: LlHlsPlaylist | undefined): boolean {
+  return !!playlist && (playlist.ended || playlist.segmentCount >= 2);
 }
 
 function integer(value: string | undefined): number | undefined {

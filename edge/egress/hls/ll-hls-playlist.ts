@@ -253,17 +253,19 @@ export class LlHlsPlaylist {
       `#EXT-X-DISCONTINUITY-SEQUENCE:${this.discontinuitySequence}`,
       '#EXT-X-INDEPENDENT-SEGMENTS',
     ];
-    // Parts are listed for the last three target durations; older segments are whole.
-    const end = this.open
-      ? this.open.start / TICKS + this.openDuration()
-      : (all.at(-1)?.start ?? 0) / TICKS + ((all.at(-1) as HlsSegment | undefined)?.duration ?? 0);
+    // Seconds from each segment's start to the playlist's end, summed from durations: decode times start over
+    // with each publication, so they cannot be compared across a discontinuity.
+    const fromEnd: number[] = [];
+    let sum = this.open ? this.openDuration() : 0;
+    if (this.open) fromEnd[all.length - 1] = sum;
+    for (let i = this.segments.length - 1; i >= 0; i--) fromEnd[i] = sum += this.segments[i]!.duration;
     let skipped = 0;
-    if (options.skip) {
-      while (skipped < this.segments.length && this.segments[skipped]!.start / TICKS + this.segments[skipped]!.duration <= end - skipUntil) skipped++;
-    }
+    if (options.skip) while (skipped < this.segments.length && fromEnd[skipped]! - this.segments[skipped]!.duration >= skipUntil) skipped++;
+    const lastThree = all.length + (this.open || this.ended ? 0 : 1) - 3;
     let initId = 0;
     if (skipped > 0) lines.push(`#EXT-X-SKIP:SKIPPED-SEGMENTS=${skipped}`);
-    for (const segment of all.slice(skipped)) {
+    for (let i = skipped; i < all.length; i++) {
+      const segment = all[i]!;
       // The first listed segment's discontinuity is counted in EXT-X-DISCONTINUITY-SEQUENCE already.
       if (segment.discontinuity && segment !== all[0]) lines.push('#EXT-X-DISCONTINUITY');
       if (segment.initId !== initId) {
@@ -272,8 +274,10 @@ export class LlHlsPlaylist {
       }
       lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(segment.programDateTime).toISOString()}`);
       const complete = 'duration' in segment;
-      const segmentEnd = segment.start / TICKS + (complete ? segment.duration : this.openDuration());
-      if (segmentEnd > end - 3 * target) {
+      // Parts of segments that start within the last three target durations (every part listed is that close to the
+      // end), and of the last three segments at most, counting the one the preload hint opens (short segments, as at
+      // a publication's end, would otherwise put parts in more: hls-parser, and maybe some players, refuse that).
+      if (fromEnd[i]! <= 3 * target + 1e-6 && i >= lastThree) {
         for (const part of segment.parts) {
           if (!part.data) continue;
           lines.push(
@@ -349,10 +353,12 @@ export class LlHlsPlaylist {
   /** Drops parts older than the part window, and segments past the live or DVR window or the byte cap. */
   private trim(): void {
     const target = this.targetDuration;
-    const last = this.segments.at(-1)!;
-    const end = last.start / TICKS + last.duration;
-    for (const segment of this.segments) {
-      if (segment.start / TICKS + segment.duration > end - 4 * target) break;
+    // Seconds from each segment's start to the end of the last one (summed: see render).
+    const fromEnd: number[] = [];
+    let sum = 0;
+    for (let i = this.segments.length - 1; i >= 0; i--) fromEnd[i] = sum += this.segments[i]!.duration;
+    for (const [i, segment] of this.segments.entries()) {
+      if (fromEnd[i]! <= 4 * target) break;
       for (const part of segment.parts) {
         if (!part.data) continue;
         this.keptBytes -= part.data.length;
@@ -360,17 +366,20 @@ export class LlHlsPlaylist {
       }
     }
     const { liveSegments, dvrWindowS, maxBytes } = this.options;
-    while (this.segments.length > 1) {
-      const first = this.segments[0]!;
-      const overWindow = dvrWindowS > 0 ? end - first.start / TICKS > dvrWindowS && this.segments.length > liveSegments : this.segments.length > liveSegments;
+    let first = 0;
+    while (this.segments.length - first > 1) {
+      const overWindow =
+        dvrWindowS > 0 ? fromEnd[first]! > dvrWindowS && this.segments.length - first > liveSegments : this.segments.length - first > liveSegments;
       if (!overWindow && this.keptBytes <= maxBytes) break;
-      this.segments.shift();
-      this.keptBytes -= first.data?.length ?? 0;
-      for (const part of first.parts) this.keptBytes -= part.data?.length ?? 0;
-      if (this.segments[0]!.discontinuity) this.discontinuitySequence++;
-      // Inits no segment needs any more go too.
-      for (const id of this.inits.keys()) if (id < this.segments[0]!.initId) this.inits.delete(id);
+      const gone = this.segments[first++]!;
+      this.keptBytes -= gone.data?.length ?? 0;
+      for (const part of gone.parts) this.keptBytes -= part.data?.length ?? 0;
+      if (this.segments[first]!.discontinuity) this.discontinuitySequence++;
     }
+    if (first === 0) return;
+    this.segments.splice(0, first);
+    // Inits no segment needs any more go too.
+    for (const id of this.inits.keys()) if (id < this.segments[0]!.initId) this.inits.delete(id);
   }
 
   /** Bytes held: segments and the parts still listed. */

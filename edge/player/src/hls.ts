@@ -11,6 +11,8 @@ export interface HlsSession {
   hls: Hls | undefined;
   /** Wall-clock time of the frame on screen, from EXT-X-PROGRAM-DATE-TIME (the ingest clock). */
   playingDate(): Date | undefined;
+  /** Ingest wall-clock time (ms since the epoch) of the picture at media time `t` (s), from EXT-X-PROGRAM-DATE-TIME. */
+  wallClockAt(t: number): number | undefined;
   destroy(): void;
 }
 
@@ -44,12 +46,14 @@ export async function startHls({ url, video, note, playing, failed }: HlsOptions
     video.src = url;
     video.addEventListener('loadeddata', playing, { once: true });
     const getStartDate = (video as { getStartDate?: () => Date }).getStartDate;
+    const playingDate = () => {
+      const start = getStartDate?.call(video);
+      return start && !Number.isNaN(start.getTime()) ? new Date(start.getTime() + video.currentTime * 1000) : undefined;
+    };
     return {
       hls: undefined,
-      playingDate: () => {
-        const start = getStartDate?.call(video);
-        return start && !Number.isNaN(start.getTime()) ? new Date(start.getTime() + video.currentTime * 1000) : undefined;
-      },
+      playingDate,
+      wallClockAt: (t) => wallClockAt(playingDate, video, t),
       destroy: () => {
         video.removeAttribute('src');
         video.load();
@@ -59,7 +63,9 @@ export async function startHls({ url, video, note, playing, failed }: HlsOptions
   const HlsJs = await loadHlsJs();
   if (!HlsJs.isSupported()) throw new Error('hls.js is not supported here');
   note('hls: hls.js');
-  const hls = new HlsJs({ lowLatencyMode: true, backBufferLength: 20, liveSyncDurationCount: 1 });
+  // No liveSyncDuration(Count): set, either one overrides PART-HOLD-BACK as hls.js's target latency (a segment,
+  // 2 s, instead of three parts, 1 s). Behind the target after a stall, play a little faster to come back.
+  const hls = new HlsJs({ lowLatencyMode: true, backBufferLength: 20, maxLiveSyncPlaybackRate: 1.25 });
   hls.on(HlsJs.Events.MANIFEST_PARSED, () => note(`hls: ${hls.levels.length} levels`));
   hls.on(HlsJs.Events.FRAG_BUFFERED, () => playing());
   hls.on(HlsJs.Events.ERROR, (_event, data) => {
@@ -71,5 +77,12 @@ export async function startHls({ url, video, note, playing, failed }: HlsOptions
   });
   hls.loadSource(url);
   hls.attachMedia(video);
-  return { hls, playingDate: () => hls.playingDate ?? undefined, destroy: () => hls.destroy() };
+  const playingDate = () => hls.playingDate ?? undefined;
+  return { hls, playingDate, wallClockAt: (t) => wallClockAt(playingDate, video, t), destroy: () => hls.destroy() };
+}
+
+/** The date at the playhead, moved to media time `t`: segments are continuous in time, so the offset holds near the playhead. */
+function wallClockAt(playingDate: () => Date | undefined, video: HTMLVideoElement, t: number): number | undefined {
+  const date = playingDate();
+  return date && date.getTime() + (t - video.currentTime) * 1000;
 }

@@ -360,7 +360,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       firstFrameSeen = true;
       player.ttffMs = performance.now() - openedAt;
     }
-    const wall = clock.wallClockAt(meta.mediaTime);
+    const wall = player.protocol === 'hls' ? hlsSession?.wallClockAt(meta.mediaTime) : clock.wallClockAt(meta.mediaTime);
     if (wall !== undefined) {
       player.glassToGlassMs.push(performance.timeOrigin + meta.expectedDisplayTime - wall);
       if (player.glassToGlassMs.length > 600) player.glassToGlassMs.shift();
@@ -429,6 +429,9 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     if (destroyed) return;
     player.protocol = 'hls';
     video.srcObject = null;
+    // Time to first frame counts from here, as over MSE it counts from the socket's opening.
+    openedAt = performance.now();
+    firstFrameSeen = false;
     void refreshRenditions();
     const url = `/hls/${encodeURIComponent(options.stream)}/index.m3u8${options.token ? `?token=${encodeURIComponent(options.token)}` : ''}`;
     try {
@@ -438,7 +441,6 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
         note,
         playing: () => {
           if (player.state !== 'live') setState('live');
-          if (player.ttffMs === undefined) player.ttffMs = performance.now() - started;
           if (video.paused) play();
         },
         failed: (why) => setState('error', `HLS: ${why}`),
@@ -452,7 +454,6 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       setState('error', `HLS: ${(err as Error).message}`);
     }
   }
-  const started = performance.now();
 
   /** WHEP; on a refusal, a failed connection or no picture in time, MSE instead. */
   async function playWebRtc(): Promise<void> {
