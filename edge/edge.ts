@@ -64,7 +64,12 @@ export class Edge {
     log: Logger,
     readonly registry: Registry = new Registry(),
     private readonly cluster?: EdgeCluster,
-    services: { engine?: WebRtcEngine | undefined; renditions: (stream: string) => Promise<RenditionInfo[]> } = { renditions: async () => [] },
+    services: {
+      engine?: WebRtcEngine | undefined;
+      renditions: (stream: string) => Promise<RenditionInfo[]>;
+      /** A configured stream's own settings (its DVR window), if any. */
+      streamSettings?: (stream: string) => { dvrWindowS?: number | undefined } | undefined;
+    } = { renditions: async () => [] },
   ) {
     this.log = log.child({ module: 'edge' });
     this.metrics = createEdgeMetrics(registry, () => this.consumers());
@@ -82,7 +87,8 @@ export class Edge {
         maxBytes: maxBytesPerRendition,
         sessionIdleMs,
       };
-      this.egresses.push((view) => new HlsEgress(view, options));
+      const { streamSettings } = services;
+      this.egresses.push((view) => new HlsEgress(view, { ...options, dvrWindowS: streamSettings?.(view.stream)?.dvrWindowS ?? dvrWindowS }));
       this.hls = new HlsEndpoint(
         {
           access,

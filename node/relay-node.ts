@@ -172,7 +172,19 @@ export async function startNode(
       let publicUrl = config.http.publicUrl.replace(/\/$/, '');
       const self = (): EdgeMember => ({ id: nodeId, url: publicUrl, capacity: config.cluster.edgeCapacity, load: edge?.load ?? 0 });
       heartbeat = new EdgeHeartbeat(edgeBucket, config.cluster, self, log.child({ module: 'cluster' }));
-      edge = new Edge(config, nc, keys, log, registry, { self, directory, heartbeat }, { engine, renditions: (s) => catalog.renditions(s) });
+      edge = new Edge(
+        config,
+        nc,
+        keys,
+        log,
+        registry,
+        { self, directory, heartbeat },
+        {
+          engine,
+          renditions: (s) => catalog.renditions(s),
+          streamSettings: (s) => keys.entry(s),
+        },
+      );
       edge.attach(http);
       closers.push(() => edge!.close());
       // The advertised URL needs the real port: set once listening, before the first heartbeat.

@@ -10,7 +10,7 @@
  *    the same clip to classic clients (it has no LL-HLS). Gbit/s per core is bytes
  *    the clients received over the server process's CPU time.
  *
- *   node --import tsx scripts/bench-hls.ts [--steps 50,100,200] [--seconds 10] [--loaders 2] [--loads 6]
+ *   node --import tsx scripts/bench-hls.ts [--steps 50,100,200] [--seconds 10] [--loaders 2] [--loads 6] [--profile]
  *
  * Writes bench-results/hls.json and hls.md.
  */
@@ -34,6 +34,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     loaders: { type: 'string', default: '2' },
     loads: { type: 'string', default: '6' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const steps = values.steps.split(',').map(Number);
@@ -55,7 +56,8 @@ const env = (id: string) => ({
   ...ONE_ADDRESS_LOAD,
 });
 const origin = await startRelay('origin', env('origin-1'));
-const edge = await startRelay('edge', env('edge-1'));
+// --profile: the edge writes a V8 CPU profile (bench-results/profiles/) when it stops.
+const edge = await startRelay('edge', env('edge-1'), values.profile ? ['--cpu-prof', `--cpu-prof-dir=${out}profiles`] : []);
 const publisher = startPublisher({ url: origin.rtmpUrl(KEY), file: clip });
 await waitFor(
   'the stream live on the edge',

@@ -7,6 +7,7 @@ import type { Page } from 'playwright-core';
 import { signPlaybackToken } from '../../server/core/auth/signatures.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { waitFor } from '../helpers/ports.ts';
+import { sample, scrape } from '../helpers/prometheus.ts';
 import { startPublisher, type Publisher } from '../helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 
@@ -15,6 +16,7 @@ HLS.setOptions({ strictMode: true });
 
 const KEY = 'hls-stream-key-0123456789';
 const LIFE_KEY = 'hls-life-key-0123456789';
+const DVR_KEY = 'hls-dvr-key-0123456789';
 const PLAY_SECRET = 'hls-playback-secret-Qm3v8ZtR4wL2nK7pS6yX';
 const token = (stream: string) => signPlaybackToken(PLAY_SECRET, stream, Math.floor(Date.now() / 1000) + 600);
 
@@ -63,7 +65,10 @@ describe('LL-HLS from the edge (real relay, real ffmpeg, hls.js in Chromium)', {
         { name: 'cam', key: KEY },
         { name: 'idle', key: 'hls-idle-key-0123456789' },
         { name: 'life', key: LIFE_KEY, transcode: false },
+        { name: 'dvr', key: DVR_KEY, transcode: false, dvrWindowS: 60 },
       ]),
+      // Three segments in a live playlist: the DVR stream's window shows against it.
+      RELAY_HLS_LIVE_SEGMENTS: '3',
       RELAY_AUTH_PLAYBACK_SECRETS: JSON.stringify([PLAY_SECRET]),
       RELAY_TRANSCODE_ENABLED: 'true',
       RELAY_TRANSCODE_LADDER: JSON.stringify([{ name: '180p', height: 180, videoKbps: 300, audioKbps: 64, preset: 'ultrafast' }]),
@@ -218,6 +223,121 @@ describe('LL-HLS from the edge (real relay, real ffmpeg, hls.js in Chromium)', {
     } finally {
       await page.close();
     }
+  });
+
+  test("hls.js's adaptive bitrate: with the network throttled below the top rendition, it steps down to 180p and goes on playing", async () => {
+    const page = await chromium.browser.newPage();
+    const cdp = await chromium.browser.newCDPSession(page);
+    try {
+      await cdp.send('Network.enable');
+      await page.goto(`${relay.http}/watch/cam?protocol=hls&token=${encodeURIComponent(token('cam'))}`);
+      const state = () =>
+        page.evaluate(() => {
+          const r = (window as unknown as { relayPlayer: { hls?: { currentLevel: number; levels: { height: number }[] }; framesDecoded(): number } })
+            .relayPlayer;
+          const level = r.hls && r.hls.currentLevel >= 0 ? r.hls.levels[r.hls.currentLevel] : undefined;
+          return { frames: r.framesDecoded(), height: level?.height };
+        });
+      // Unthrottled, hls.js climbs to the top rendition (360p, 0.9 Mbit/s with audio).
+      await waitFor('the top rendition', async () => ((await state()).height === 360 && (await state()).frames > 30 ? true : undefined), 30_000);
+      // 600 kbit/s: room for 180p (0.36 Mbit/s with audio), not for 360p.
+      const rate = (600 * 1000) / 8;
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 20, downloadThroughput: rate, uploadThroughput: rate });
+      const down = await waitFor(
+        'the step down',
+        async () => {
+          const s = await state();
+          return s.height === 180 ? s : undefined;
+        },
+        40_000,
+        250,
+      );
+      const later = await waitFor(
+        'pictures after the step down',
+        async () => {
+          const s = await state();
+          return s.frames > down.frames + 60 ? s : undefined;
+        },
+        15_000,
+      );
+      assert.equal(later.height, 180);
+    } finally {
+      await cdp.detach().catch(() => {});
+      await page.close();
+    }
+  });
+
+  test('a stream with a DVR window keeps its segments in the playlist, and hls.js seeks back into them and plays', async () => {
+    const dvr = startPublisher({ url: relay.rtmpUrl(DVR_KEY), size: '320x180', bitrate: '300k', gop: 30 });
+    const page = await chromium.browser.newPage();
+    try {
+      await waitFor(
+        'the stream live',
+        async () => ((await (await get('/api/streams/dvr')).json()) as { renditions: unknown[] }).renditions.length === 1,
+        20_000,
+      );
+      const playlist = async (stream: string) =>
+        HLS.parse(await (await get(`/hls/${stream}/source/index.m3u8?token=${encodeURIComponent(token(stream))}`)).text()) as HLS.types.MediaPlaylist;
+      await playlist('dvr'); // made on the first request: the window counts from here
+      const parsed = await waitFor(
+        'ten segments',
+        async () => {
+          const p = await playlist('dvr');
+          return p.segments.filter((s) => s.uri).length >= 10 ? p : undefined;
+        },
+        30_000,
+      );
+      assert.equal(parsed.mediaSequenceBase, 0, 'nothing dropped within the window');
+      assert.ok(Date.now() - parsed.segments[0]!.programDateTime!.getTime() >= 9000, 'the first segment is ten seconds old');
+      const live = await playlist('cam');
+      assert.ok(live.segments.filter((s) => s.uri).length <= 3, 'a stream without a window lists hls.liveSegments');
+
+      // hls.js: play at live, then seek to the start of the window; pictures go on, far behind live.
+      await page.goto(`${relay.http}/watch/dvr?protocol=hls&token=${encodeURIComponent(token('dvr'))}`);
+      const state = () =>
+        page.evaluate(() => {
+          const r = (window as unknown as { relayPlayer: { latencyMs?: number; framesDecoded(): number } }).relayPlayer;
+          const v = document.querySelector('video')!;
+          return { frames: r.framesDecoded(), latencyMs: r.latencyMs, seekable: v.seekable.length ? v.seekable.end(0) - v.seekable.start(0) : 0 };
+        });
+      await waitFor('pictures at live', async () => ((await state()).frames > 30 ? true : undefined), 30_000);
+      const before = await state();
+      assert.ok(before.seekable > 8, `${before.seekable} s seekable`);
+      await page.evaluate(() => {
+        const v = document.querySelector('video')!;
+        v.currentTime = v.seekable.start(0) + 1;
+      });
+      const back = await waitFor(
+        'pictures far behind live',
+        async () => {
+          const s = await state();
+          return s.frames > before.frames + 60 && (s.latencyMs ?? 0) > 6000 ? s : undefined;
+        },
+        20_000,
+      );
+      process.stderr.write(`# DVR: ${before.seekable.toFixed(1)} s seekable; after the seek, ${back.latencyMs} ms behind live\n`);
+    } finally {
+      await page.close();
+      await dvr.stop();
+    }
+  });
+
+  test('metrics: HLS requests and bytes by kind, requests held while blocked, and viewers estimated from sessions', async () => {
+    const text = await media();
+    const [, msn, part] = /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="[0-9a-f]{8}-(\d+)\.(\d+)\.m4s/.exec(text)!;
+    // Two parts ahead: held for about two parts' time, long enough to be seen in a scrape.
+    const next = Number(part) + 1;
+    const held = media(`?_HLS_msn=${msn}&_HLS_part=${next}`);
+    await waitFor('the request held', async () => (sample(await scrape(relay.http), 'relay_hls_blocked_requests') ?? 0) >= 1, 5000, 20);
+    assert.match(await held, new RegExp(`-${msn}\\.${next}\\.m4s|-${Number(msn) + 1}\\.0\\.m4s`));
+    const after = await scrape(relay.http);
+    for (const kind of ['multivariant', 'media', 'part', 'init'])
+      assert.ok((sample(after, 'relay_hls_requests_total', { kind, status: '200' }) ?? 0) > 0, `${kind} requests counted`);
+    assert.ok((sample(after, 'relay_hls_bytes_total', { kind: 'part' }) ?? 0) > 100_000, 'part bytes counted');
+    // Sessions are told apart by address and user agent: two players here are two viewers more.
+    for (const agent of ['player-one', 'player-two']) await (await get(withToken('/hls/cam/source/index.m3u8'), { 'user-agent': agent })).text();
+    const viewers = sample(await scrape(relay.http), 'relay_hls_viewers') ?? 0;
+    assert.ok(viewers >= 3, `viewers: ${viewers} (this process and the two players at least)`);
   });
 
   test('the end of a stream adds EXT-X-ENDLIST; the publisher coming back continues the playlist after EXT-X-DISCONTINUITY with a new EXT-X-MAP', async () => {

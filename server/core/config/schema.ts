@@ -17,6 +17,12 @@ export const streamEntry = z
       .regex(/^[A-Za-z0-9_-]{16,128}$/, 'stream keys are 16-128 characters of A-Z, a-z, 0-9, _ and -')
       .describe('Secret publish key (the RTMP stream key).'),
     transcode: z.boolean().optional().describe('false: passthrough only for this stream, whatever transcode.enabled says.'),
+    dvrWindowS: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("This stream's HLS DVR window (s), whatever hls.dvrWindowS says; 0: off. Read by edges (they make the playlists)."),
   })
   .strict();
 
@@ -248,7 +254,9 @@ export const configSchema = z
           .number()
           .int()
           .min(0)
-          .describe('Seconds a viewer may seek back in the playlist (a DVR window); 0: off. Bounded in memory by maxBytesPerRendition.'),
+          .describe(
+            'Seconds a viewer may seek back in the playlist (a DVR window), from when the edge began serving the rendition over HLS; 0: off. Per stream: streams[].dvrWindowS. Bounded in memory by maxBytesPerRendition.',
+          ),
         maxBytesPerRendition: positiveInt.describe('Bytes of parts and segments an edge keeps per rendition at most, whatever the DVR window says.'),
         sessionIdleMs: positiveInt.describe(
           'An HLS client that has asked for nothing for this long no longer counts as a viewer (HLS has no connection to close).',
