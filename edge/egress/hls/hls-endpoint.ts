@@ -235,7 +235,7 @@ export class HlsEndpoint {
  * a second more of latency; clients that ignore parts need a complete segment anyway.
  */
 function coldReady(playlist: LlHlsPlaylist | undefined): boolean {
-  return !!playlist && (playlist.ended || playlist.segmentCount >= 2);
+  return !!playlist && (playlist.ended || playlist.completedSegments >= 2);
 }
 
 function integer(value: string | undefined): number | undefined {

@@ -202,5 +202,7 @@ describe('LL-HLS media playlist (pure)', () => {
     assert.ok(p.bytes <= 4000, `${p.bytes} bytes held`);
     const parsed = HLS.parse(p.render()) as HLS.types.MediaPlaylist;
     assert.ok(parsed.segments.length >= 2);
+    // The segments made are counted, those the cap dropped included (a playlist just made waits for two).
+    assert.equal(p.completedSegments, 59, 'sixty GOPs fed, the last one still open');
   });
 });

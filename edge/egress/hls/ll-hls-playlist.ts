@@ -172,9 +172,9 @@ export class LlHlsPlaylist {
     this.version++;
   }
 
-  /** Complete segments listed (a client that ignores parts needs at least one). */
-  get segmentCount(): number {
-    return this.segments.length;
+  /** Segments completed since the playlist was made, those the window has dropped included. */
+  get completedSegments(): number {
+    return this.nextMsn - (this.open ? 1 : 0);
   }
 
   /** The newest complete part: [msn, part index]; undefined before the first. */
