@@ -144,7 +144,8 @@ export class HlsEndpoint {
       // live one is answered once it has two complete segments (see coldReady; the rendition starts at the
       // bus's last keyframe).
       if (!(await this.host.renditions(stream)).some((r) => r.name === rendition)) throw new RelayError('STREAM_OFFLINE', `${stream}/${rendition}`);
-      const ready = await egress.waitFor(() => coldReady(egress.playlist()), 3 * target() * 1000);
+      // Two GOPs: the GOP may not be known yet (the target duration then says 1 s), so wait long enough for 5 s ones.
+      const ready = await egress.waitFor(() => coldReady(egress.playlist()), Math.max(3 * target(), 12) * 1000);
       if (!ready) throw new RelayError('STREAM_OFFLINE', `${stream}/${rendition}`);
     }
     playlist = egress.playlist()!;
