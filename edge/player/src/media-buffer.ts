@@ -25,6 +25,8 @@ export interface MediaBufferHooks {
   appended(): void;
   /** An append or a step failed; `fatal`: this MediaSource cannot go on, the media must start over. */
   error(what: string, fatal?: boolean): void;
+  /** Where the playhead should be when the first media goes in (s), if known. */
+  startAt?(): number | undefined;
 }
 
 /**
@@ -37,6 +39,10 @@ export class MediaBuffer {
   private sourceBuffer: SourceBuffer | undefined;
   private queue: QueueItem[] = [];
   private lastTrim = 0;
+  /** The queue starts with an init segment that goes in alone. */
+  private initAlone = false;
+  /** Media went into this MediaSource (the playhead was placed first). */
+  private started = false;
   /** The codec string of what is appended now. */
   mime: string | undefined;
   /** Frames decoded by earlier MediaSources (the element's own count starts over with each). */
@@ -74,6 +80,8 @@ export class MediaBuffer {
   /** Starts over with a new MediaSource for `mime`; false when this browser cannot play it. */
   reset(mime: string): boolean {
     this.queue = [];
+    this.initAlone = false;
+    this.started = false;
     this.detach();
     this.mime = mime;
     if (!MediaSourceImpl?.isTypeSupported(mime)) return false;
@@ -100,9 +108,10 @@ export class MediaBuffer {
     return true;
   }
 
-  /** An init segment: it goes before anything queued. */
+  /** An init segment: it goes before anything queued, in an append of its own. */
   init(data: ArrayBuffer): void {
     this.queue.unshift(data);
+    this.initAlone = true;
     this.pump();
   }
 
@@ -133,7 +142,23 @@ export class MediaBuffer {
       }
       return this.pump();
     }
-    const upTo = this.queue.findIndex(isStep);
+    // The first media waits for the element to have read the init (HAVE_METADATA): WebKit links its GStreamer
+    // pipeline only then, and media pushed before failed about one time in two ("Failed to push buffer",
+    // gst_pad_push() not-linked), a fatal media error. Chromium and Firefox get there within the init's append.
+    if (!this.initAlone && this.video.readyState === HTMLMediaElement.HAVE_NOTHING) {
+      this.video.addEventListener('loadedmetadata', () => this.pump(), { once: true });
+      return;
+    }
+    if (!this.initAlone && !this.started) {
+      // The playhead goes where playback starts before the first media, not after: a seek with nothing buffered
+      // is harmless everywhere, while right after the first media WebKit may be linking its pipeline, and the
+      // seek's flush then broke it the same way.
+      this.started = true;
+      const at = this.hooks.startAt?.();
+      if (at !== undefined && Math.abs(this.video.currentTime - at) > 0.05) this.video.currentTime = at;
+    }
+    const upTo = this.initAlone ? 1 : this.queue.findIndex(isStep);
+    this.initAlone = false;
     const batch = (upTo < 0 ? this.queue : this.queue.slice(0, upTo)) as ArrayBuffer[];
     if (batch.length === 0) return;
     this.queue = upTo < 0 ? [] : this.queue.slice(upTo);

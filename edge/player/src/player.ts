@@ -9,7 +9,7 @@
 import type { ControlMessage, RenditionInfo, StreamInfo } from '../../protocol.ts';
 import { AbrController, autoRenditions, type AbrLogEntry, type AbrRendition } from './abr.ts';
 import { readPrft, startsWithKeyframe } from './fmp4.ts';
-import { ClockMap, keepLive, watchRtcLatency } from './latency.ts';
+import { ClockMap, keepLive, LIVE_TARGET_S, watchRtcLatency } from './latency.ts';
 import { canPlay, MediaBuffer, renditionMime } from './media-buffer.ts';
 import { RenditionSwitch, type InitMessage } from './switching.ts';
 import { Transport } from './transport.ts';
@@ -158,6 +158,10 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
         keepLive(video, switcher.urgent, play);
       }
     },
+    // Live, a little behind the newest frame received (as keepLive places it), and a little after the GOP's keyframe:
+    // the first audio frame may start a few ms after it, and the buffered range with it (keepLive would seek again).
+    startAt: () =>
+      firstKeyframeS === undefined || player.receivedS === undefined ? undefined : Math.max(firstKeyframeS + 0.1, player.receivedS - LIVE_TARGET_S),
     error: (what, fatal) => {
       player.errors.push(what);
       if (!fatal || destroyed || performance.now() - restartedAt < 2000) return;
@@ -169,6 +173,8 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     },
   });
   let restartedAt = -Infinity;
+  /** The first keyframe's time since the last init (s). */
+  let firstKeyframeS: number | undefined;
   // The element itself failed (a decoder or pipeline error): over MSE, start over like a failed append.
   const onMediaError = () => {
     if (player.protocol === 'mse' && video.error) buffer.failed(`media element: ${video.error.message || video.error.code}`);
@@ -242,7 +248,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
         ui.audioOnly(player.audioOnly);
         ui.info(describe(msg));
         clock.clear();
-        player.receivedS = resumeFrom = undefined;
+        player.receivedS = resumeFrom = firstKeyframeS = undefined;
         if (!buffer.reset(msg.mime)) return void playAnother(msg.mime);
         setState('live');
         break;
@@ -275,7 +281,10 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     if (!prft) return;
     const at = prft.ticks / (timescales[prft.track] || 90000);
     if (player.receivedS === undefined || at > player.receivedS) player.receivedS = at;
-    if (prft.track === 1 && startsWithKeyframe(data)) player.keyframeS = at;
+    if (prft.track === 1 && startsWithKeyframe(data)) {
+      player.keyframeS = at;
+      firstKeyframeS ??= at;
+    }
     clock.add(at, prft.wall);
   }
 
