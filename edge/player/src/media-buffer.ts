@@ -97,6 +97,13 @@ export class MediaBuffer {
         if (ms !== this.mediaSource) return;
         URL.revokeObjectURL(this.video.src);
         ms.addEventListener('startstreaming', () => ms === this.mediaSource && this.pump());
+        // With nothing loaded, currentTime only sets where playback will start (HTML's default playback start
+        // position): the element goes there as it reads the init, before any media reaches its pipeline.
+        const at = this.hooks.startAt?.();
+        if (at !== undefined && this.video.readyState === HTMLMediaElement.HAVE_NOTHING) {
+          this.video.currentTime = at;
+          this.started = true;
+        }
         const sb = ms.addSourceBuffer(mime);
         sb.mode = 'segments';
         sb.addEventListener('updateend', this.onUpdateEnd);
