@@ -340,9 +340,15 @@ describe('LL-HLS from the edge (real relay, real ffmpeg, hls.js in Chromium)', {
     assert.ok(viewers >= 3, `viewers: ${viewers} (this process and the two players at least)`);
   });
 
-  test('the end of a stream adds EXT-X-ENDLIST; the publisher coming back continues the playlist after EXT-X-DISCONTINUITY with a new EXT-X-MAP', async () => {
+  test('the end of a stream adds EXT-X-ENDLIST; the publisher coming back continues the playlist after EXT-X-DISCONTINUITY with a new EXT-X-MAP, and hls.js follows', async () => {
     const playlist = async () => await (await get(`/hls/life/source/index.m3u8?token=${encodeURIComponent(token('life'))}`)).text();
     let life = startPublisher({ url: relay.rtmpUrl(LIFE_KEY), size: '320x180', bitrate: '300k', gop: 30 });
+    const page = await chromium.browser.newPage();
+    const state = () =>
+      page.evaluate(() => {
+        const r = (window as unknown as { relayPlayer: { state: string; framesDecoded(): number } }).relayPlayer;
+        return { state: r.state, frames: r.framesDecoded() };
+      });
     try {
       await waitFor(
         'the stream live',
@@ -350,6 +356,9 @@ describe('LL-HLS from the edge (real relay, real ffmpeg, hls.js in Chromium)', {
         20_000,
       );
       await waitFor('two segments', async () => ((await playlist()).match(/#EXTINF/g) ?? []).length >= 2, 15_000);
+      // A viewer over HLS, through the end and the return.
+      await page.goto(`${relay.http}/watch/life?protocol=hls&token=${encodeURIComponent(token('life'))}`);
+      await waitFor('pictures', async () => ((await state()).frames > 30 ? true : undefined), 20_000);
       await life.stop();
       const ended = await waitFor(
         'EXT-X-ENDLIST',
@@ -360,6 +369,14 @@ describe('LL-HLS from the edge (real relay, real ffmpeg, hls.js in Chromium)', {
         15_000,
       );
       assert.doesNotMatch(ended, /PRELOAD-HINT/);
+      const atEnd = await waitFor(
+        'the viewer at the end',
+        async () => {
+          const s = await state();
+          return s.state === 'ended' ? s : undefined;
+        },
+        15_000,
+      );
       const before = (HLS.parse(ended) as HLS.types.MediaPlaylist).segments.at(-1)!.mediaSequenceNumber;
       life = startPublisher({ url: relay.rtmpUrl(LIFE_KEY), size: '320x180', bitrate: '300k', gop: 30 });
       const again = await waitFor(
@@ -374,7 +391,17 @@ describe('LL-HLS from the edge (real relay, real ffmpeg, hls.js in Chromium)', {
       const first = parsed.segments.find((seg) => seg.discontinuity)!;
       assert.equal(first.mediaSequenceNumber, before + 1, 'numbering goes on');
       assert.match(first.map.uri, /init-2\.mp4/);
+      // hls.js read an ended playlist no more; the page starts it afresh once the stream is live again.
+      await waitFor(
+        'the viewer playing the new publication',
+        async () => {
+          const s = await state();
+          return s.state === 'live' && s.frames > atEnd.frames + 60 ? s : undefined;
+        },
+        30_000,
+      );
     } finally {
+      await page.close();
       await life.stop();
     }
   });

@@ -24,6 +24,8 @@ export interface HlsOptions {
   playing: () => void;
   /** Something failed for good (after hls.js's own retries). */
   failed: (why: string) => void;
+  /** The playlist playing has ended (EXT-X-ENDLIST): HLS players read it no more. */
+  ended: () => void;
 }
 
 const hasMediaSource = () => 'MediaSource' in window || 'ManagedMediaSource' in window;
@@ -40,11 +42,12 @@ function loadHlsJs(): Promise<HlsClass> {
   });
 }
 
-export async function startHls({ url, video, note, playing, failed }: HlsOptions): Promise<HlsSession> {
+export async function startHls({ url, video, note, playing, failed, ended }: HlsOptions): Promise<HlsSession> {
   if (!hasMediaSource() && video.canPlayType('application/vnd.apple.mpegurl')) {
     note('hls: native');
     video.src = url;
     video.addEventListener('loadeddata', playing, { once: true });
+    video.addEventListener('ended', ended, { once: true });
     const getStartDate = (video as { getStartDate?: () => Date }).getStartDate;
     const playingDate = () => {
       const start = getStartDate?.call(video);
@@ -68,6 +71,9 @@ export async function startHls({ url, video, note, playing, failed }: HlsOptions
   const hls = new HlsJs({ lowLatencyMode: true, backBufferLength: 20, maxLiveSyncPlaybackRate: 1.25 });
   hls.on(HlsJs.Events.MANIFEST_PARSED, () => note(`hls: ${hls.levels.length} levels`));
   hls.on(HlsJs.Events.FRAG_BUFFERED, () => playing());
+  hls.on(HlsJs.Events.LEVEL_LOADED, (_event, data) => {
+    if (!data.details.live) ended();
+  });
   hls.on(HlsJs.Events.ERROR, (_event, data) => {
     if (!data.fatal) return;
     note(`hls error: ${data.type} ${data.details}`);

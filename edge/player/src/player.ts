@@ -442,17 +442,18 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     openedAt = performance.now();
     firstFrameSeen = false;
     void refreshRenditions();
-    const url = `/hls/${encodeURIComponent(options.stream)}/index.m3u8${options.token ? `?token=${encodeURIComponent(options.token)}` : ''}`;
     try {
       const session = await startHls({
-        url,
+        url: hlsUrl(),
         video,
         note,
         playing: () => {
+          if (hlsWaiting) return; // what was left before EXT-X-ENDLIST: the stream has ended all the same
           if (player.state !== 'live') setState('live');
           if (video.paused) play();
         },
         failed: (why) => setState('error', `HLS: ${why}`),
+        ended: onHlsEnded,
       });
       if (destroyed) return session.destroy();
       hlsSession = session;
@@ -463,6 +464,43 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       setState('error', `HLS: ${(err as Error).message}`);
     }
   }
+
+  // HLS reached EXT-X-ENDLIST: the publication ended (or its rendition was shed). hls.js, like any HLS player,
+  // reads an ended playlist no more; once the stream is live again (the publisher back, or its other
+  // renditions going on), HLS starts afresh from the multivariant playlist.
+  let hlsWaiting: ReturnType<typeof setTimeout> | undefined;
+  function onHlsEnded(): void {
+    if (player.protocol !== 'hls' || destroyed || hlsWaiting) return;
+    note('hls: ended; waiting for the stream to be live again');
+    setState('ended');
+    const check = async () => {
+      if (destroyed) return;
+      if (!(await hlsLive())) return void (hlsWaiting = setTimeout(() => void check(), 2000));
+      hlsWaiting = undefined;
+      hlsSession?.destroy();
+      hlsSession = undefined;
+      setState('connecting');
+      await playHls();
+    };
+    hlsWaiting = setTimeout(() => void check(), 1000);
+  }
+  cleanups.push(() => clearTimeout(hlsWaiting));
+
+  /** Whether the stream is live over HLS: its multivariant playlist answers, and its first media playlist has not ended. */
+  async function hlsLive(): Promise<boolean> {
+    try {
+      const multivariant = await fetch(hlsUrl(), { cache: 'no-store' });
+      if (!multivariant.ok) return false;
+      const first = (await multivariant.text()).split('\n').find((line) => line && !line.startsWith('#'));
+      if (!first) return false;
+      const media = await fetch(new URL(first, multivariant.url), { cache: 'no-store' });
+      return media.ok && !(await media.text()).includes('#EXT-X-ENDLIST');
+    } catch {
+      return false;
+    }
+  }
+
+  const hlsUrl = () => `/hls/${encodeURIComponent(options.stream)}/index.m3u8${options.token ? `?token=${encodeURIComponent(options.token)}` : ''}`;
 
   /** WHEP; on a refusal, a failed connection or no picture in time, MSE instead. */
   async function playWebRtc(): Promise<void> {
