@@ -49,13 +49,11 @@ const seen = (driver: WebDriver): Promise<Seen> =>
 describe('the watch page in WebKit (real relay, WebKitGTK under Xvfb)', { timeout: 180_000 }, () => {
   let relay: RelayProcess;
   let publisher: Publisher;
-  let webkit: Awaited<ReturnType<typeof launchWebKit>>;
 
   before(async () => {
     relay = await startRelay('all', { RELAY_STREAMS: JSON.stringify([{ name: 'cam', key: KEY }]) });
     // Light, as field notes advise: WebKit renders in software here (about 90% of a core at 360p30).
     publisher = startPublisher({ url: relay.rtmpUrl(KEY), size: '640x360', bitrate: '800k', gop: 30 });
-    webkit = await launchWebKit();
     await waitFor(
       'the stream live',
       async () => ((await (await fetch(`${relay.http}/api/streams/cam`)).json()) as { renditions: unknown[] }).renditions.length > 0,
@@ -64,58 +62,60 @@ describe('the watch page in WebKit (real relay, WebKitGTK under Xvfb)', { timeou
   });
 
   after(async () => {
-    await webkit?.close();
     await publisher?.stop();
     await relay?.stop();
   });
 
   for (const protocol of ['mse', 'hls'] as const) {
     test(`plays over ${protocol === 'mse' ? 'WebSocket fMP4 into (Managed)MediaSource' : 'LL-HLS with hls.js'}: pictures decoded and rising`, async () => {
-      const t0 = Date.now();
-      await within('get', 30_000, webkit.driver.get(`${relay.http}/watch/cam?protocol=${protocol}`));
-      process.stderr.write(`# get took ${Date.now() - t0} ms\n`);
-      const first = await waitFor(
-        'pictures decoded',
-        async () => {
-          const s = await seen(webkit.driver);
-          if (process.env.WEBKIT_LOG) process.stderr.write(`# ${Date.now() - t0} ${JSON.stringify(s)}\n`);
-          return s.frames > 30 ? s : undefined;
-        },
-        40_000,
-      ).catch(async (err: Error) => {
-        const state = await within(
-          'executeScript',
-          15_000,
-          webkit.driver.executeScript<string>(() => {
-            const p = (window as unknown as { relayPlayer: { events: unknown; errors: unknown; framesDecoded(): number } }).relayPlayer;
-            const v = document.querySelector('video')!;
-            return JSON.stringify({
-              frames: p.framesDecoded(),
-              t: v.currentTime,
-              rs: v.readyState,
-              paused: v.paused,
-              err: v.error?.message,
-              errors: p.errors,
-              events: p.events,
-            });
-          }),
-        ).catch((e: Error) => e.message);
-        throw new Error(`${err.message}: ${state}`);
-      });
-      const later = await waitFor(
-        'two more seconds of pictures',
-        async () => {
-          const s = await seen(webkit.driver);
-          return s.frames > first.frames + 40 ? s : undefined;
-        },
-        20_000,
-      );
-      process.stderr.write(
-        `# WebKit over ${protocol}: ${later.frames} pictures, ${later.latencyMs ?? '?'} ms behind live, ManagedMediaSource: ${later.managed}\n`,
-      );
-      assert.equal(later.protocol, protocol);
-      assert.equal(later.state, 'live');
-      assert.equal(later.height, 360);
+      // A browser per test: WebKitGTK has hung its web process tearing down one page's MSE pipeline for the next.
+      const webkit = await launchWebKit();
+      try {
+        await within('get', 30_000, webkit.driver.get(`${relay.http}/watch/cam?protocol=${protocol}`));
+        const first = await waitFor(
+          'pictures decoded',
+          async () => {
+            const s = await seen(webkit.driver);
+            return s.frames > 30 ? s : undefined;
+          },
+          40_000,
+        ).catch(async (err: Error) => {
+          const state = await within(
+            'executeScript',
+            15_000,
+            webkit.driver.executeScript<string>(() => {
+              const p = (window as unknown as { relayPlayer: { events: unknown; errors: unknown; framesDecoded(): number } }).relayPlayer;
+              const v = document.querySelector('video')!;
+              return JSON.stringify({
+                frames: p.framesDecoded(),
+                t: v.currentTime,
+                rs: v.readyState,
+                paused: v.paused,
+                err: v.error?.message,
+                errors: p.errors,
+                events: p.events,
+              });
+            }),
+          ).catch((e: Error) => e.message);
+          throw new Error(`${err.message}: ${state}`);
+        });
+        const later = await waitFor(
+          'two more seconds of pictures',
+          async () => {
+            const s = await seen(webkit.driver);
+            return s.frames > first.frames + 40 ? s : undefined;
+          },
+          20_000,
+        );
+        process.stderr.write(
+          `# WebKit over ${protocol}: ${later.frames} pictures, ${later.latencyMs ?? '?'} ms behind live, ManagedMediaSource: ${later.managed}\n`,
+        );
+        assert.equal(later.protocol, protocol);
+        assert.equal(later.state, 'live');
+        assert.equal(later.height, 360);
+      } finally {
+        await webkit.close();
+      }
     });
   }
 });

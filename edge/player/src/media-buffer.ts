@@ -25,8 +25,8 @@ export interface MediaBufferHooks {
   appended(): void;
   /** An append or a step failed; `fatal`: this MediaSource cannot go on, the media must start over. */
   error(what: string, fatal?: boolean): void;
-  /** Where the playhead should be when the first media goes in (s), if known. */
-  startAt?(): number | undefined;
+  /** The media time (s) of the first keyframe in the first media of a MediaSource: it goes to 0 on the element's clock. */
+  firstKeyframe?(batch: ArrayBuffer[]): number | undefined;
 }
 
 /**
@@ -41,8 +41,19 @@ export class MediaBuffer {
   private lastTrim = 0;
   /** The queue starts with an init segment that goes in alone. */
   private initAlone = false;
-  /** Media went into this MediaSource (the playhead was placed first). */
+  /** Media went into this MediaSource (its clock offset is set). */
   private started = false;
+  /** The element's time minus the media's (s): the first keyframe is at 0. */
+  offset = 0;
+  private startedAt = 0;
+
+  /**
+   * Whether the element may be seeked: not in the first 250 ms after the first media went in. WebKit links its
+   * pipeline then, and a seek (the player's jump to live over a start gap of a few ms) broke it.
+   */
+  get seekable(): boolean {
+    return this.started && performance.now() - this.startedAt > 250;
+  }
   /** The codec string of what is appended now. */
   mime: string | undefined;
   /** Frames decoded by earlier MediaSources (the element's own count starts over with each). */
@@ -82,6 +93,7 @@ export class MediaBuffer {
     this.queue = [];
     this.initAlone = false;
     this.started = false;
+    this.offset = 0;
     this.detach();
     this.mime = mime;
     if (!MediaSourceImpl?.isTypeSupported(mime)) return false;
@@ -97,13 +109,6 @@ export class MediaBuffer {
         if (ms !== this.mediaSource) return;
         URL.revokeObjectURL(this.video.src);
         ms.addEventListener('startstreaming', () => ms === this.mediaSource && this.pump());
-        // With nothing loaded, currentTime only sets where playback will start (HTML's default playback start
-        // position): the element goes there as it reads the init, before any media reaches its pipeline.
-        const at = this.hooks.startAt?.();
-        if (at !== undefined && this.video.readyState === HTMLMediaElement.HAVE_NOTHING) {
-          this.video.currentTime = at;
-          this.started = true;
-        }
         const sb = ms.addSourceBuffer(mime);
         sb.mode = 'segments';
         sb.addEventListener('updateend', this.onUpdateEnd);
@@ -140,7 +145,8 @@ export class MediaBuffer {
           // Old rendition's frames from the switch point on go, so that nothing overlaps the new ones.
           const b = this.video.buffered;
           const end = b.length ? b.end(b.length - 1) : 0;
-          if (end > step.removeFrom) return sb.remove(step.removeFrom, end + 1); // continues on updateend
+          const from = step.removeFrom + this.offset;
+          if (end > from) return sb.remove(from, end + 1); // continues on updateend
         } else {
           sb.changeType(step.changeType);
         }
@@ -156,18 +162,23 @@ export class MediaBuffer {
       this.video.addEventListener('loadedmetadata', () => this.pump(), { once: true });
       return;
     }
-    if (!this.initAlone && !this.started) {
-      // The playhead goes where playback starts before the first media, not after: a seek with nothing buffered
-      // is harmless everywhere, while right after the first media WebKit may be linking its pipeline, and the
-      // seek's flush then broke it the same way.
-      this.started = true;
-      const at = this.hooks.startAt?.();
-      if (at !== undefined && Math.abs(this.video.currentTime - at) > 0.05) this.video.currentTime = at;
-    }
-    const upTo = this.initAlone ? 1 : this.queue.findIndex(isStep);
+    const initOnly = this.initAlone;
+    const upTo = initOnly ? 1 : this.queue.findIndex(isStep);
     this.initAlone = false;
     const batch = (upTo < 0 ? this.queue : this.queue.slice(0, upTo)) as ArrayBuffer[];
     if (batch.length === 0) return;
+    if (!initOnly && !this.started) {
+      // The first media: its keyframe goes to 0, where the playhead is, so that playback starts without a seek (as
+      // hls.js does). A seek while WebKit links its pipeline, right after the first media, broke it ("Failed to
+      // push buffer") or hung it. What comes before the keyframe (audio) falls outside the append window.
+      this.started = true;
+      this.startedAt = performance.now();
+      const first = this.hooks.firstKeyframe?.(batch);
+      if (first !== undefined) {
+        this.offset = -first;
+        sb.timestampOffset = this.offset;
+      }
+    }
     this.queue = upTo < 0 ? [] : this.queue.slice(upTo);
     try {
       sb.appendBuffer(batch.length === 1 ? batch[0]! : concat(batch));

@@ -8,8 +8,8 @@
 
 import type { ControlMessage, RenditionInfo, StreamInfo } from '../../protocol.ts';
 import { AbrController, autoRenditions, type AbrLogEntry, type AbrRendition } from './abr.ts';
-import { readPrft, startsWithKeyframe } from './fmp4.ts';
-import { ClockMap, keepLive, LIVE_TARGET_S, watchRtcLatency } from './latency.ts';
+import { presentationTime, readPrft, startsWithKeyframe } from './fmp4.ts';
+import { ClockMap, keepLive, watchRtcLatency } from './latency.ts';
 import { canPlay, MediaBuffer, renditionMime } from './media-buffer.ts';
 import { RenditionSwitch, type InitMessage } from './switching.ts';
 import { Transport } from './transport.ts';
@@ -154,14 +154,14 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   const buffer = new MediaBuffer(video, {
     appended: () => {
       resume();
-      if (player.state === 'live' && video.buffered.length > 0 && (video.paused || video.currentTime < video.buffered.start(0))) {
+      if (player.state === 'live' && buffer.seekable && video.buffered.length > 0 && (video.paused || video.currentTime < video.buffered.start(0))) {
         keepLive(video, switcher.urgent, play);
       }
     },
-    // Live, a little behind the newest frame received (as keepLive places it), and a little after the GOP's keyframe:
-    // the first audio frame may start a few ms after it, and the buffered range with it (keepLive would seek again).
-    startAt: () =>
-      firstKeyframeS === undefined || player.receivedS === undefined ? undefined : Math.max(firstKeyframeS + 0.1, player.receivedS - LIVE_TARGET_S),
+    firstKeyframe: (batch) => {
+      for (const data of batch) if (startsWithKeyframe(data)) return presentationTime(data, timescales);
+      return undefined;
+    },
     error: (what, fatal) => {
       player.errors.push(what);
       if (!fatal || destroyed || performance.now() - restartedAt < 2000) return;
@@ -173,8 +173,6 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     },
   });
   let restartedAt = -Infinity;
-  /** The first keyframe's time since the last init (s). */
-  let firstKeyframeS: number | undefined;
   // The element itself failed (a decoder or pipeline error): over MSE, start over like a failed append.
   const onMediaError = () => {
     if (player.protocol === 'mse' && video.error) buffer.failed(`media element: ${video.error.message || video.error.code}`);
@@ -248,7 +246,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
         ui.audioOnly(player.audioOnly);
         ui.info(describe(msg));
         clock.clear();
-        player.receivedS = resumeFrom = firstKeyframeS = undefined;
+        player.receivedS = resumeFrom = undefined;
         if (!buffer.reset(msg.mime)) return void playAnother(msg.mime);
         setState('live');
         break;
@@ -281,10 +279,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     if (!prft) return;
     const at = prft.ticks / (timescales[prft.track] || 90000);
     if (player.receivedS === undefined || at > player.receivedS) player.receivedS = at;
-    if (prft.track === 1 && startsWithKeyframe(data)) {
-      player.keyframeS = at;
-      firstKeyframeS ??= at;
-    }
+    if (prft.track === 1 && startsWithKeyframe(data)) player.keyframeS = at;
     clock.add(at, prft.wall);
   }
 
@@ -295,11 +290,11 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
    */
   function resume(): void {
     if (resumeFrom === undefined || video.buffered.length === 0) return;
-    const target = Math.max(video.currentTime, resumeFrom);
+    const target = Math.max(video.currentTime, resumeFrom + buffer.offset);
     const b = video.buffered;
     for (let i = 0; i < b.length; i++) {
       if (b.start(i) <= target + 0.001 && b.end(i) >= target + 0.2) {
-        note(`resume at ${target.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, keyframe ${resumeFrom.toFixed(3)})`);
+        note(`resume at ${target.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, keyframe ${(resumeFrom + buffer.offset).toFixed(3)})`);
         resumeFrom = undefined;
         video.currentTime = target;
         return;
@@ -313,11 +308,11 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       const date = hlsSession?.playingDate();
       player.latencyMs = date ? Math.max(0, Date.now() - date.getTime()) : undefined;
       ui.latency(player.latencyMs);
-    } else if (player.state === 'live' && video.buffered.length > 0) {
+    } else if (player.state === 'live' && buffer.seekable && video.buffered.length > 0) {
       resume();
       keepLive(video, switcher.urgent, play);
       buffer.trim(false);
-      const wall = clock.wallClockAt(video.currentTime);
+      const wall = clock.wallClockAt(video.currentTime - buffer.offset);
       player.latencyMs = wall === undefined ? undefined : Math.max(0, Date.now() - wall);
       ui.latency(player.latencyMs);
     } else if (player.protocol !== 'webrtc') {
@@ -369,7 +364,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       firstFrameSeen = true;
       player.ttffMs = performance.now() - openedAt;
     }
-    const wall = player.protocol === 'hls' ? hlsSession?.wallClockAt(meta.mediaTime) : clock.wallClockAt(meta.mediaTime);
+    const wall = player.protocol === 'hls' ? hlsSession?.wallClockAt(meta.mediaTime) : clock.wallClockAt(meta.mediaTime - buffer.offset);
     if (wall !== undefined) {
       player.glassToGlassMs.push(performance.timeOrigin + meta.expectedDisplayTime - wall);
       if (player.glassToGlassMs.length > 600) player.glassToGlassMs.shift();
