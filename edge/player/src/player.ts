@@ -8,7 +8,7 @@
 
 import type { ControlMessage, RenditionInfo, StreamInfo } from '../../protocol.ts';
 import { AbrController, autoRenditions, type AbrLogEntry, type AbrRendition } from './abr.ts';
-import { readPrft, startsWithKeyframe } from './fmp4.ts';
+import { presentationTime, readPrft, startsWithKeyframe } from './fmp4.ts';
 import { ClockMap, keepLive, watchRtcLatency } from './latency.ts';
 import { canPlay, MediaBuffer, renditionMime } from './media-buffer.ts';
 import { RenditionSwitch, type InitMessage } from './switching.ts';
@@ -154,9 +154,13 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   const buffer = new MediaBuffer(video, {
     appended: () => {
       resume();
-      if (player.state === 'live' && video.buffered.length > 0 && (video.paused || video.currentTime < video.buffered.start(0))) {
+      if (player.state === 'live' && buffer.seekable && video.buffered.length > 0 && (video.paused || video.currentTime < video.buffered.start(0))) {
         keepLive(video, switcher.urgent, play);
       }
+    },
+    firstKeyframe: (batch) => {
+      for (const data of batch) if (startsWithKeyframe(data)) return presentationTime(data, timescales);
+      return undefined;
     },
     error: (what, fatal) => {
       player.errors.push(what);
@@ -286,11 +290,11 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
    */
   function resume(): void {
     if (resumeFrom === undefined || video.buffered.length === 0) return;
-    const target = Math.max(video.currentTime, resumeFrom);
+    const target = Math.max(video.currentTime, resumeFrom + buffer.offset);
     const b = video.buffered;
     for (let i = 0; i < b.length; i++) {
       if (b.start(i) <= target + 0.001 && b.end(i) >= target + 0.2) {
-        note(`resume at ${target.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, keyframe ${resumeFrom.toFixed(3)})`);
+        note(`resume at ${target.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, keyframe ${(resumeFrom + buffer.offset).toFixed(3)})`);
         resumeFrom = undefined;
         video.currentTime = target;
         return;
@@ -304,11 +308,11 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       const date = hlsSession?.playingDate();
       player.latencyMs = date ? Math.max(0, Date.now() - date.getTime()) : undefined;
       ui.latency(player.latencyMs);
-    } else if (player.state === 'live' && video.buffered.length > 0) {
+    } else if (player.state === 'live' && buffer.seekable && video.buffered.length > 0) {
       resume();
       keepLive(video, switcher.urgent, play);
       buffer.trim(false);
-      const wall = clock.wallClockAt(video.currentTime);
+      const wall = clock.wallClockAt(video.currentTime - buffer.offset);
       player.latencyMs = wall === undefined ? undefined : Math.max(0, Date.now() - wall);
       ui.latency(player.latencyMs);
     } else if (player.protocol !== 'webrtc') {
@@ -360,7 +364,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       firstFrameSeen = true;
       player.ttffMs = performance.now() - openedAt;
     }
-    const wall = player.protocol === 'hls' ? hlsSession?.wallClockAt(meta.mediaTime) : clock.wallClockAt(meta.mediaTime);
+    const wall = player.protocol === 'hls' ? hlsSession?.wallClockAt(meta.mediaTime) : clock.wallClockAt(meta.mediaTime - buffer.offset);
     if (wall !== undefined) {
       player.glassToGlassMs.push(performance.timeOrigin + meta.expectedDisplayTime - wall);
       if (player.glassToGlassMs.length > 600) player.glassToGlassMs.shift();
