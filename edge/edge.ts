@@ -76,7 +76,7 @@ export class Edge {
     const { edge, webrtc: rtc, bus } = config;
     const limits = { skipBytes: edge.viewerSkipBytes, maxBytes: edge.viewerMaxBytes, maxLagMs: edge.viewerMaxLagMs };
     this.egresses = [(view) => new WsEgress(view, limits, this.metrics)];
-    const { engine, renditions } = services;
+    const { engine, renditions, streamSettings } = services;
     if (config.hls.enabled) {
       const { partTargetMs, segmentMinMs, liveSegments, dvrWindowS, maxBytesPerRendition, sessionIdleMs } = config.hls;
       const options = {
@@ -87,7 +87,6 @@ export class Edge {
         maxBytes: maxBytesPerRendition,
         sessionIdleMs,
       };
-      const { streamSettings } = services;
       this.egresses.push((view) => new HlsEgress(view, { ...options, dvrWindowS: streamSettings?.(view.stream)?.dvrWindowS ?? dvrWindowS }));
       this.hls = new HlsEndpoint(
         {

@@ -105,6 +105,10 @@ function printBanner(
   if (withEdge) {
     lines.push('', 'Watch:');
     for (const s of config.streams) lines.push(`  ${web}/watch/${s.name}`);
+    if (config.hls.enabled) {
+      lines.push('', 'HLS, for any player (VLC, Safari, hls.js) or a CDN:');
+      for (const s of config.streams) lines.push(`  ${web}/hls/${s.name}/index.m3u8`);
+    }
   }
   if (config.admin.token) {
     lines.push('', 'Dashboard and admin API:', `  ${web}/admin`, `  Token: ${admin ? `kept in ${admin.file}` : 'admin.token (RELAY_ADMIN_TOKEN)'}`);

@@ -1,23 +1,30 @@
-/**
- * A client that does what hls.js does in low-latency mode, and nothing else: a
- * blocking playlist request for the next part (`_HLS_msn`/`_HLS_part`), then that
- * part. Many of them in one process stand for many viewers (the CDN test, the HLS
- * delivery benchmark).
- */
-export class LlHlsClient {
-  readonly stats = { playlists: 0, parts: 0, bytes: 0, errors: 0 };
-  private stopped = false;
+/** A client of one media playlist that runs until stopped. */
+abstract class PlaylistClient {
+  protected stopped = false;
   private readonly done: Promise<void>;
 
   /** `media`: the media playlist's URL (its query, e.g. a token, is kept). */
-  constructor(private readonly media: string) {
-    this.done = this.run();
+  constructor(protected readonly media: string) {
+    // Once the subclass's fields exist.
+    this.done = Promise.resolve().then(() => this.run());
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     await this.done;
   }
+
+  protected abstract run(): Promise<void>;
+}
+
+/**
+ * A client that does what hls.js does in low-latency mode, and nothing else: a
+ * blocking playlist request for the next part (`_HLS_msn`/`_HLS_part`), then that
+ * part. Many of them in one process stand for many viewers (the CDN test, the HLS
+ * delivery benchmark).
+ */
+export class LlHlsClient extends PlaylistClient {
+  readonly stats = { playlists: 0, parts: 0, bytes: 0, errors: 0 };
 
   private url(msn: number, part: number): string {
     const u = new URL(this.media);
@@ -26,7 +33,7 @@ export class LlHlsClient {
     return u.toString();
   }
 
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     let next: [number, number] | undefined;
     while (!this.stopped) {
       try {
@@ -68,21 +75,10 @@ export class LlHlsClient {
  * newest. What a player that ignores parts does; the HLS benchmark's clients for
  * servers without LL-HLS.
  */
-export class HlsClient {
+export class HlsClient extends PlaylistClient {
   readonly stats = { playlists: 0, segments: 0, bytes: 0, errors: 0 };
-  private stopped = false;
-  private readonly done: Promise<void>;
 
-  constructor(private readonly media: string) {
-    this.done = this.run();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.done;
-  }
-
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     let nextMsn: number | undefined;
     while (!this.stopped) {
       let wait = 500;

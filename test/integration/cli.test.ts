@@ -81,7 +81,7 @@ describe('the relay CLI', { timeout: 120_000 }, () => {
     }
   });
 
-  test('the all-in-one banner says what to type into OBS for RTMP, RTMPS (once it has a certificate) and WHIP', async () => {
+  test('the all-in-one banner says what to type into OBS for RTMP, RTMPS (once it has a certificate) and WHIP, and the HLS URL', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cli-rtmps-'));
     const cert = makeServerCertificate(dir, makeCa(dir, 'cli'), 'relay');
     const rtmpsPort = await freePort();
@@ -99,6 +99,7 @@ describe('the relay CLI', { timeout: 120_000 }, () => {
         assert.match(banner, new RegExp(`Server: +rtmp://[^ ]+:${relay.rtmpPort}/live\\n`));
         assert.match(banner, new RegExp(`Stream Key: ${KEY}`));
         assert.match(banner, new RegExp(`Service "WHIP"\\n +Server: +http://[^ ]+:${relay.httpPort}/whip/demo`));
+        assert.match(banner, new RegExp(`HLS, for any player.*\\n +http://[^ ]+:${relay.httpPort}/hls/demo/index\\.m3u8\\n`));
       }
       assert.doesNotMatch(plain.output(), /rtmps:/, 'no RTMPS without a certificate');
       assert.match(secure.output(), new RegExp(`encrypted \\(RTMPS\\): rtmps://[^ ]+:${rtmpsPort}/live\\n`));

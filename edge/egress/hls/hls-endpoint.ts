@@ -26,6 +26,11 @@ type Req = FastifyRequest<{ Params: { stream: string; rendition?: string; file?:
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 export function createHlsMetrics(registry: Registry, egresses: () => Iterable<HlsEgress>) {
+  const total = (of: (e: HlsEgress) => number) => {
+    let n = 0;
+    for (const e of egresses()) n += of(e);
+    return n;
+  };
   return {
     requests: new Counter({
       name: 'relay_hls_requests_total',
@@ -44,9 +49,7 @@ export function createHlsMetrics(registry: Registry, egresses: () => Iterable<Hl
       help: 'HLS requests held until a part or a playlist update exists (blocking reload, preload hints).',
       registers: [registry],
       collect() {
-        let n = 0;
-        for (const e of egresses()) n += e.blocked;
-        this.set(n);
+        this.set(total((e) => e.blocked));
       },
     }),
     viewers: new Gauge({
@@ -54,9 +57,7 @@ export function createHlsMetrics(registry: Registry, egresses: () => Iterable<Hl
       help: 'HLS clients that asked for something lately (hls.sessionIdleMs): HLS has no connection per viewer.',
       registers: [registry],
       collect() {
-        let n = 0;
-        for (const e of egresses()) n += e.viewerCount;
-        this.set(n);
+        this.set(total((e) => e.viewerCount));
       },
     }),
   };
@@ -127,7 +128,7 @@ export class HlsEndpoint {
     const { stream, token } = this.admit(req, reply);
     const rendition = req.params.rendition!;
     const egress = this.egress(stream, rendition);
-    egress.seen(`${req.ip} ${req.headers['user-agent'] ?? ''}`);
+    egress.seen(client(req));
     let playlist = egress.playlist()!;
     const msn = integer(req.query._HLS_msn);
     const part = integer(req.query._HLS_part);
@@ -171,7 +172,7 @@ export class HlsEndpoint {
     const rendition = req.params.rendition!;
     const file = req.params.file!;
     const egress = this.egress(stream, rendition);
-    egress.seen(`${req.ip} ${req.headers['user-agent'] ?? ''}`);
+    egress.seen(client(req));
     const playlist = egress.playlist()!;
     const match = /^([0-9a-f]{8}-)(?:init-(\d+)\.mp4|(\d+)\.(\d+)\.m4s|(\d+)\.m4s)$/.exec(file);
     if (!match || match[1] !== playlist.generation) throw this.notFound('media', file);
@@ -238,6 +239,9 @@ export class HlsEndpoint {
 function coldReady(playlist: LlHlsPlaylist | undefined): boolean {
   return !!playlist && (playlist.ended || playlist.completedSegments >= 2);
 }
+
+/** An HLS client, as sessions tell them apart: its address and user agent. */
+const client = (req: Req) => `${req.ip} ${req.headers['user-agent'] ?? ''}`;
 
 function integer(value: string | undefined): number | undefined {
   if (value === undefined || !/^\d{1,9}$/.test(value)) return undefined;

@@ -253,12 +253,7 @@ export class LlHlsPlaylist {
       `#EXT-X-DISCONTINUITY-SEQUENCE:${this.discontinuitySequence}`,
       '#EXT-X-INDEPENDENT-SEGMENTS',
     ];
-    // Seconds from each segment's start to the playlist's end, summed from durations: decode times start over
-    // with each publication, so they cannot be compared across a discontinuity.
-    const fromEnd: number[] = [];
-    let sum = this.open ? this.openDuration() : 0;
-    if (this.open) fromEnd[all.length - 1] = sum;
-    for (let i = this.segments.length - 1; i >= 0; i--) fromEnd[i] = sum += this.segments[i]!.duration;
+    const fromEnd = this.secondsFromEnd();
     let skipped = 0;
     if (options.skip) while (skipped < this.segments.length && fromEnd[skipped]! - this.segments[skipped]!.duration >= skipUntil) skipped++;
     const lastThree = all.length + (this.open || this.ended ? 0 : 1) - 3;
@@ -350,13 +345,22 @@ export class LlHlsPlaylist {
     this.version++;
   }
 
+  /**
+   * Seconds from the start of each complete segment, then of the open one, to the playlist's end, summed from
+   * durations: decode times start over with each publication, so they cannot be compared across a discontinuity.
+   */
+  private secondsFromEnd(): number[] {
+    const out: number[] = [];
+    let sum = this.open ? this.openDuration() : 0;
+    if (this.open) out[this.segments.length] = sum;
+    for (let i = this.segments.length - 1; i >= 0; i--) out[i] = sum += this.segments[i]!.duration;
+    return out;
+  }
+
   /** Drops parts older than the part window, and segments past the live or DVR window or the byte cap. */
   private trim(): void {
     const target = this.targetDuration;
-    // Seconds from each segment's start to the end of the last one (summed: see render).
-    const fromEnd: number[] = [];
-    let sum = 0;
-    for (let i = this.segments.length - 1; i >= 0; i--) fromEnd[i] = sum += this.segments[i]!.duration;
+    const fromEnd = this.secondsFromEnd(); // nothing is open here: closeSegment trims
     for (const [i, segment] of this.segments.entries()) {
       if (fromEnd[i]! <= 4 * target) break;
       for (const part of segment.parts) {
