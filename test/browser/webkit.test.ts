@@ -15,6 +15,8 @@ interface Seen {
   height: number;
   latencyMs?: number;
   managed: boolean;
+  /** What the player noted (its events), e.g. which HLS player plays. */
+  notes: string[];
 }
 
 /** A WebDriver call that must answer within `ms` (WebKitWebDriver has been seen to never answer). */
@@ -29,7 +31,11 @@ const seen = (driver: WebDriver): Promise<Seen> =>
     'executeScript',
     15_000,
     driver.executeScript<Seen>(() => {
-      const p = (window as unknown as { relayPlayer: { protocol?: string; state: string; latencyMs?: number; framesDecoded(): number } }).relayPlayer;
+      const p = (
+        window as unknown as {
+          relayPlayer: { protocol?: string; state: string; latencyMs?: number; events: [number, string][]; framesDecoded(): number };
+        }
+      ).relayPlayer;
       return {
         protocol: p.protocol,
         state: p.state,
@@ -37,14 +43,15 @@ const seen = (driver: WebDriver): Promise<Seen> =>
         height: document.querySelector('video')!.videoHeight,
         latencyMs: p.latencyMs,
         managed: 'ManagedMediaSource' in window,
+        notes: p.events.map(([, what]) => what),
       };
     }),
   );
 
 /**
  * The watch page in a third browser engine: WebKit (WebKitGTK's MiniBrowser, Safari's
- * engine), over MSE (WebSocket fMP4; ManagedMediaSource, as on iOS) and over LL-HLS
- * (hls.js). Judged by decoded pictures: WebKit's playhead may move over a frozen picture.
+ * engine), over MSE (WebSocket fMP4; ManagedMediaSource, as on iOS), over LL-HLS with
+ * hls.js, and over HLS in WebKit's own player. Judged by decoded pictures: WebKit's playhead may move over a frozen picture.
  */
 describe('the watch page in WebKit (real relay, WebKitGTK under Xvfb)', { timeout: 180_000 }, () => {
   let relay: RelayProcess;
@@ -66,12 +73,19 @@ describe('the watch page in WebKit (real relay, WebKitGTK under Xvfb)', { timeou
     await relay?.stop();
   });
 
-  for (const protocol of ['mse', 'hls'] as const) {
-    test(`plays over ${protocol === 'mse' ? 'WebSocket fMP4 into (Managed)MediaSource' : 'LL-HLS with hls.js'}: pictures decoded and rising`, async () => {
+  const cases = [
+    { protocol: 'mse', how: 'WebSocket fMP4 into (Managed)MediaSource', query: '', player: undefined },
+    { protocol: 'hls', how: 'LL-HLS with hls.js', query: '', player: 'hls: hls.js' },
+    // WebKit's own HLS player (GStreamer's, when asked for by WEBKIT_GST_ENABLE_HLS_SUPPORT), as Safari's is where
+    // the page finds no MediaSource (iPhones before iOS 17.1) or is asked for it.
+    { protocol: 'hls', how: "HLS in WebKit's own player (?hls=native)", query: '&hls=native', player: 'hls: native' },
+  ] as const;
+  for (const { protocol, how, query, player } of cases) {
+    test(`plays over ${how}: pictures decoded and rising`, async () => {
       // A browser per test: WebKitGTK has hung its web process tearing down one page's MSE pipeline for the next.
-      const webkit = await launchWebKit();
+      const webkit = await launchWebKit(query ? { env: { WEBKIT_GST_ENABLE_HLS_SUPPORT: '1' } } : {});
       try {
-        await within('get', 30_000, webkit.driver.get(`${relay.http}/watch/cam?protocol=${protocol}`));
+        await within('get', 30_000, webkit.driver.get(`${relay.http}/watch/cam?protocol=${protocol}${query}`));
         const first = await waitFor(
           'pictures decoded',
           async () => {
@@ -108,9 +122,10 @@ describe('the watch page in WebKit (real relay, WebKitGTK under Xvfb)', { timeou
           20_000,
         );
         process.stderr.write(
-          `# WebKit over ${protocol}: ${later.frames} pictures, ${later.latencyMs ?? '?'} ms behind live, ManagedMediaSource: ${later.managed}\n`,
+          `# WebKit over ${how}: ${later.frames} pictures, ${later.latencyMs ?? '?'} ms behind live, ManagedMediaSource: ${later.managed}\n`,
         );
         assert.equal(later.protocol, protocol);
+        if (player) assert.ok(later.notes.includes(player), `played by ${player}: ${later.notes.join(', ')}`);
         assert.equal(later.state, 'live');
         assert.equal(later.height, 360);
       } finally {

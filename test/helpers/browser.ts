@@ -53,14 +53,22 @@ export async function launchFirefox(): Promise<{ browser: PuppeteerBrowser; clos
   return { browser, close: () => browser.close() };
 }
 
+export interface WebKitOptions {
+  /** More MiniBrowser options: each WebKitSettings property is one, e.g. `--enable-mediasource=false`. */
+  args?: string[];
+  /** Environment of the driver and the browser, e.g. WEBKIT_GST_ENABLE_HLS_SUPPORT=1 (its own HLS player). */
+  env?: Record<string, string>;
+}
+
 /**
  * WebKitGTK's MiniBrowser (the engine of Safari), driven by Debian's WebKitWebDriver with
  * selenium-webdriver, under Xvfb (it has no headless mode; see shared/docs/field-notes.md).
  * It has MediaSource and ManagedMediaSource, as iOS 17.1+ has.
  */
-export async function launchWebKit(): Promise<{ driver: WebDriver; close(): Promise<void> }> {
+export async function launchWebKit(options: WebKitOptions = {}): Promise<{ driver: WebDriver; close(): Promise<void> }> {
   const port = await freePort();
   const server = spawn('xvfb-run', ['-a', '-s', '-screen 0 1280x800x24', '/usr/bin/WebKitWebDriver', `--port=${port}`, '--host=127.0.0.1'], {
+    env: { ...process.env, ...options.env },
     stdio: process.env.WEBKIT_LOG ? ['ignore', openSync(process.env.WEBKIT_LOG, 'a'), openSync(process.env.WEBKIT_LOG, 'a')] : 'ignore',
     detached: true, // its own process group: Xvfb, the driver and MiniBrowser go together
   });
@@ -86,7 +94,7 @@ export async function launchWebKit(): Promise<{ driver: WebDriver; close(): Prom
       browserName: 'MiniBrowser',
       'webkitgtk:browserOptions': {
         binary: '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser',
-        args: ['--automation', '--autoplay-policy=allow'],
+        args: ['--automation', '--autoplay-policy=allow', ...(options.args ?? [])],
       },
       // Navigation returns once the document is parsed; tests wait for what they need by polling.
       pageLoadStrategy: 'eager',

@@ -20,6 +20,8 @@ export interface HlsOptions {
   url: string;
   video: HTMLVideoElement;
   note: (what: string) => void;
+  /** The browser's own HLS player wherever it has one, not only where there is no MediaSource. */
+  native: boolean;
   /** The first frames are buffered: the page may say live. */
   playing: () => void;
   /** Something failed for good (after hls.js's own retries). */
@@ -42,8 +44,8 @@ function loadHlsJs(): Promise<HlsClass> {
   });
 }
 
-export async function startHls({ url, video, note, playing, failed, ended }: HlsOptions): Promise<HlsSession> {
-  if (!hasMediaSource() && video.canPlayType('application/vnd.apple.mpegurl')) {
+export async function startHls({ url, video, native, note, playing, failed, ended }: HlsOptions): Promise<HlsSession> {
+  if ((native || !hasMediaSource()) && video.canPlayType('application/vnd.apple.mpegurl')) {
     note('hls: native');
     video.src = url;
     video.addEventListener('loadeddata', playing, { once: true });

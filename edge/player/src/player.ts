@@ -27,6 +27,11 @@ export interface PlayerOptions {
   protocol: Protocol;
   /** A rendition picked by the URL: no ABR until the viewer picks Auto. */
   rendition?: string | undefined;
+  /**
+   * HLS through the browser's own player where it has one (Safari; AirPlay, less power) rather than hls.js. Without
+   * it, the browser's own HLS plays only where there is no MediaSource (iPhones before iOS 17.1).
+   */
+  nativeHls?: boolean;
 }
 
 /** What the player shows of itself: read by tests, the console and whoever debugs a viewer. */
@@ -441,6 +446,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       const session = await startHls({
         url: hlsUrl(),
         video,
+        native: options.nativeHls ?? false,
         note,
         playing: () => {
           if (hlsWaiting) return; // what was left before EXT-X-ENDLIST: the stream has ended all the same
