@@ -13,9 +13,16 @@ ensure_deps() {
       chromium) bin=chromium ;;
       prometheus) bin=promtool ;;
       nginx-light) bin=nginx ;;
+      webkit2gtk-driver) bin=WebKitWebDriver ;;
+      xvfb) bin=xvfb-run ;;
+      gstreamer1.0-*) bin="" ;; # plugins, not commands: asked of dpkg
       *) bin="$pkg" ;;
     esac
-    command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+    if [ -n "$bin" ]; then
+      command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+    else
+      dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+    fi
   done
   if [ ${#missing[@]} -gt 0 ]; then
     local sudo=""

@@ -20,6 +20,8 @@ export interface HlsOptions {
   url: string;
   video: HTMLVideoElement;
   note: (what: string) => void;
+  /** The browser's own HLS player wherever it has one, not only where there is no MediaSource. */
+  native: boolean;
   /** The first frames are buffered: the page may say live. */
   playing: () => void;
   /** Something failed for good (after hls.js's own retries). */
@@ -42,8 +44,8 @@ function loadHlsJs(): Promise<HlsClass> {
   });
 }
 
-export async function startHls({ url, video, note, playing, failed, ended }: HlsOptions): Promise<HlsSession> {
-  if (!hasMediaSource() && video.canPlayType('application/vnd.apple.mpegurl')) {
+export async function startHls({ url, video, native, note, playing, failed, ended }: HlsOptions): Promise<HlsSession> {
+  if ((native || !hasMediaSource()) && video.canPlayType('application/vnd.apple.mpegurl')) {
     note('hls: native');
     video.src = url;
     video.addEventListener('loadeddata', playing, { once: true });
@@ -81,14 +83,65 @@ export async function startHls({ url, video, note, playing, failed, ended }: Hls
     else if (data.type === HlsJs.ErrorTypes.NETWORK_ERROR) setTimeout(() => hls.startLoad(), 1000);
     else failed(`${data.type}: ${data.details}`);
   });
+  const unhold = holdStartSeek(hls, HlsJs, video, note);
   hls.loadSource(url);
   hls.attachMedia(video);
   const playingDate = () => hls.playingDate ?? undefined;
-  return { hls, playingDate, wallClockAt: (t) => wallClockAt(playingDate, video, t), destroy: () => hls.destroy() };
+  return {
+    hls,
+    playingDate,
+    wallClockAt: (t) => wallClockAt(playingDate, video, t),
+    destroy: () => {
+      unhold();
+      hls.destroy();
+    },
+  };
 }
 
 /** The date at the playhead, moved to media time `t`: segments are continuous in time, so the offset holds near the playhead. */
 function wallClockAt(playingDate: () => Date | undefined, video: HTMLVideoElement, t: number): number | undefined {
   const date = playingDate();
   return date && date.getTime() + (t - video.currentTime) * 1000;
+}
+
+/**
+ * WebKitGTK and WPE (WebKit on Linux: GStreamer under MSE). Safari on Apple systems plays MSE through AVFoundation.
+ */
+const gstreamerWebKit = (ua: string) => /AppleWebKit/.test(ua) && /Linux/.test(ua) && !/Chrome|Chromium|Android/.test(ua);
+
+/**
+ * Holds hls.js's seek to its start position (live edge minus PART-HOLD-BACK, just after the first part is buffered)
+ * until 250 ms after the first append, in WebKit on GStreamer only. WebKitGTK 2.50 links its pipeline's pads right
+ * after the first media, and a seek then hung its web process (every time here with a fresh browser). The element
+ * reads the held position meanwhile, so that hls.js sees the seek it asked for. Returns the undo.
+ */
+function holdStartSeek(hls: Hls, HlsJs: HlsClass, video: HTMLVideoElement, note: (what: string) => void): () => void {
+  if (!gstreamerWebKit(navigator.userAgent)) return () => {};
+  const own = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, 'currentTime')!;
+  let firstAppend: number | undefined;
+  let held: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const undo = () => {
+    clearTimeout(timer);
+    delete (video as { currentTime?: number }).currentTime; // the prototype's accessor again
+  };
+  Object.defineProperty(video, 'currentTime', {
+    configurable: true,
+    get: () => held ?? (own.get!.call(video) as number),
+    set: (t: number) => {
+      if (firstAppend !== undefined && performance.now() - firstAppend < 250) held = t;
+      else own.set!.call(video, t);
+    },
+  });
+  hls.once(HlsJs.Events.BUFFER_APPENDED, () => {
+    firstAppend = performance.now();
+    timer = setTimeout(() => {
+      undo();
+      if (held === undefined) return;
+      note(`hls: start seek to ${held.toFixed(3)} held 250 ms (WebKit on GStreamer)`);
+      video.currentTime = held;
+      held = undefined;
+    }, 250);
+  });
+  return undo;
 }

@@ -1,5 +1,5 @@
 // The watch page's entry: reads what the page says (stream, protocol, ?token=,
-// ?rendition=) and starts a player on its elements. `window.relayPlayer` is the
+// ?rendition=, ?hls=native) and starts a player on its elements. `window.relayPlayer` is the
 // player, for tests and the console.
 
 import { createPlayer, type Player, type Protocol } from './player.ts';
@@ -29,5 +29,6 @@ window.relayPlayer = createPlayer(
     token: params.get('token') || undefined,
     protocol: (['mse', 'webrtc', 'auto', 'hls'].includes(protocol) ? protocol : 'mse') as Protocol,
     rendition: params.get('rendition') || undefined,
+    nativeHls: params.get('hls') === 'native',
   },
 );

@@ -25,6 +25,8 @@ export interface MediaBufferHooks {
   appended(): void;
   /** An append or a step failed; `fatal`: this MediaSource cannot go on, the media must start over. */
   error(what: string, fatal?: boolean): void;
+  /** The media time (s) of the first keyframe in the first media of a MediaSource: it goes to 0 on the element's clock. */
+  firstKeyframe?(batch: ArrayBuffer[]): number | undefined;
 }
 
 /**
@@ -37,6 +39,21 @@ export class MediaBuffer {
   private sourceBuffer: SourceBuffer | undefined;
   private queue: QueueItem[] = [];
   private lastTrim = 0;
+  /** The queue starts with an init segment that goes in alone. */
+  private initAlone = false;
+  /** Media went into this MediaSource (its clock offset is set). */
+  private started = false;
+  /** The element's time minus the media's (s): the first keyframe is at 0. */
+  offset = 0;
+  private startedAt = 0;
+
+  /**
+   * Whether the element may be seeked: not in the first 250 ms after the first media went in. WebKit links its
+   * pipeline then, and a seek (the player's jump to live over a start gap of a few ms) broke it.
+   */
+  get seekable(): boolean {
+    return this.started && performance.now() - this.startedAt > 250;
+  }
   /** The codec string of what is appended now. */
   mime: string | undefined;
   /** Frames decoded by earlier MediaSources (the element's own count starts over with each). */
@@ -74,6 +91,9 @@ export class MediaBuffer {
   /** Starts over with a new MediaSource for `mime`; false when this browser cannot play it. */
   reset(mime: string): boolean {
     this.queue = [];
+    this.initAlone = false;
+    this.started = false;
+    this.offset = 0;
     this.detach();
     this.mime = mime;
     if (!MediaSourceImpl?.isTypeSupported(mime)) return false;
@@ -100,9 +120,10 @@ export class MediaBuffer {
     return true;
   }
 
-  /** An init segment: it goes before anything queued. */
+  /** An init segment: it goes before anything queued, in an append of its own. */
   init(data: ArrayBuffer): void {
     this.queue.unshift(data);
+    this.initAlone = true;
     this.pump();
   }
 
@@ -124,7 +145,8 @@ export class MediaBuffer {
           // Old rendition's frames from the switch point on go, so that nothing overlaps the new ones.
           const b = this.video.buffered;
           const end = b.length ? b.end(b.length - 1) : 0;
-          if (end > step.removeFrom) return sb.remove(step.removeFrom, end + 1); // continues on updateend
+          const from = step.removeFrom + this.offset;
+          if (end > from) return sb.remove(from, end + 1); // continues on updateend
         } else {
           sb.changeType(step.changeType);
         }
@@ -133,9 +155,30 @@ export class MediaBuffer {
       }
       return this.pump();
     }
-    const upTo = this.queue.findIndex(isStep);
+    // The first media waits for the element to have read the init (HAVE_METADATA): WebKit links its GStreamer
+    // pipeline only then, and media pushed before failed about one time in two ("Failed to push buffer",
+    // gst_pad_push() not-linked), a fatal media error. Chromium and Firefox get there within the init's append.
+    if (!this.initAlone && this.video.readyState === HTMLMediaElement.HAVE_NOTHING) {
+      this.video.addEventListener('loadedmetadata', () => this.pump(), { once: true });
+      return;
+    }
+    const initOnly = this.initAlone;
+    const upTo = initOnly ? 1 : this.queue.findIndex(isStep);
+    this.initAlone = false;
     const batch = (upTo < 0 ? this.queue : this.queue.slice(0, upTo)) as ArrayBuffer[];
     if (batch.length === 0) return;
+    if (!initOnly && !this.started) {
+      // The first media: its keyframe goes to 0, where the playhead is, so that playback starts without a seek (as
+      // hls.js does). A seek while WebKit links its pipeline, right after the first media, broke it ("Failed to
+      // push buffer") or hung it. What comes before the keyframe (audio) falls outside the append window.
+      this.started = true;
+      this.startedAt = performance.now();
+      const first = this.hooks.firstKeyframe?.(batch);
+      if (first !== undefined) {
+        this.offset = -first;
+        sb.timestampOffset = this.offset;
+      }
+    }
     this.queue = upTo < 0 ? [] : this.queue.slice(upTo);
     try {
       sb.appendBuffer(batch.length === 1 ? batch[0]! : concat(batch));

@@ -8,7 +8,7 @@
 
 import type { ControlMessage, RenditionInfo, StreamInfo } from '../../protocol.ts';
 import { AbrController, autoRenditions, type AbrLogEntry, type AbrRendition } from './abr.ts';
-import { readPrft, startsWithKeyframe } from './fmp4.ts';
+import { presentationTime, readPrft, startsWithKeyframe } from './fmp4.ts';
 import { ClockMap, keepLive, watchRtcLatency } from './latency.ts';
 import { canPlay, MediaBuffer, renditionMime } from './media-buffer.ts';
 import { RenditionSwitch, type InitMessage } from './switching.ts';
@@ -27,6 +27,11 @@ export interface PlayerOptions {
   protocol: Protocol;
   /** A rendition picked by the URL: no ABR until the viewer picks Auto. */
   rendition?: string | undefined;
+  /**
+   * HLS through the browser's own player where it has one (Safari; AirPlay, less power) rather than hls.js. Without
+   * it, the browser's own HLS plays only where there is no MediaSource (iPhones before iOS 17.1).
+   */
+  nativeHls?: boolean;
 }
 
 /** What the player shows of itself: read by tests, the console and whoever debugs a viewer. */
@@ -154,9 +159,13 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   const buffer = new MediaBuffer(video, {
     appended: () => {
       resume();
-      if (player.state === 'live' && video.buffered.length > 0 && (video.paused || video.currentTime < video.buffered.start(0))) {
+      if (player.state === 'live' && buffer.seekable && video.buffered.length > 0 && (video.paused || video.currentTime < video.buffered.start(0))) {
         keepLive(video, switcher.urgent, play);
       }
+    },
+    firstKeyframe: (batch) => {
+      for (const data of batch) if (startsWithKeyframe(data)) return presentationTime(data, timescales);
+      return undefined;
     },
     error: (what, fatal) => {
       player.errors.push(what);
@@ -286,11 +295,11 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
    */
   function resume(): void {
     if (resumeFrom === undefined || video.buffered.length === 0) return;
-    const target = Math.max(video.currentTime, resumeFrom);
+    const target = Math.max(video.currentTime, resumeFrom + buffer.offset);
     const b = video.buffered;
     for (let i = 0; i < b.length; i++) {
       if (b.start(i) <= target + 0.001 && b.end(i) >= target + 0.2) {
-        note(`resume at ${target.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, keyframe ${resumeFrom.toFixed(3)})`);
+        note(`resume at ${target.toFixed(3)} (playhead ${video.currentTime.toFixed(3)}, keyframe ${(resumeFrom + buffer.offset).toFixed(3)})`);
         resumeFrom = undefined;
         video.currentTime = target;
         return;
@@ -304,11 +313,11 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       const date = hlsSession?.playingDate();
       player.latencyMs = date ? Math.max(0, Date.now() - date.getTime()) : undefined;
       ui.latency(player.latencyMs);
-    } else if (player.state === 'live' && video.buffered.length > 0) {
+    } else if (player.state === 'live' && buffer.seekable && video.buffered.length > 0) {
       resume();
       keepLive(video, switcher.urgent, play);
       buffer.trim(false);
-      const wall = clock.wallClockAt(video.currentTime);
+      const wall = clock.wallClockAt(video.currentTime - buffer.offset);
       player.latencyMs = wall === undefined ? undefined : Math.max(0, Date.now() - wall);
       ui.latency(player.latencyMs);
     } else if (player.protocol !== 'webrtc') {
@@ -360,7 +369,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       firstFrameSeen = true;
       player.ttffMs = performance.now() - openedAt;
     }
-    const wall = player.protocol === 'hls' ? hlsSession?.wallClockAt(meta.mediaTime) : clock.wallClockAt(meta.mediaTime);
+    const wall = player.protocol === 'hls' ? hlsSession?.wallClockAt(meta.mediaTime) : clock.wallClockAt(meta.mediaTime - buffer.offset);
     if (wall !== undefined) {
       player.glassToGlassMs.push(performance.timeOrigin + meta.expectedDisplayTime - wall);
       if (player.glassToGlassMs.length > 600) player.glassToGlassMs.shift();
@@ -437,6 +446,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       const session = await startHls({
         url: hlsUrl(),
         video,
+        native: options.nativeHls ?? false,
         note,
         playing: () => {
           if (hlsWaiting) return; // what was left before EXT-X-ENDLIST: the stream has ended all the same

@@ -173,7 +173,8 @@ export class RenditionSwitch {
     // (a transcoded rendition runs behind the source). Hand over when the old one
     // reaches its time.
     const at = presentationTime(data, sw.initMsg?.timescales ?? {});
-    const playhead = host.video.currentTime;
+    // On the media's clock, as the fragments' times are (the element's is shifted: see MediaBuffer.offset).
+    const playhead = host.video.currentTime - host.buffer.offset;
     if (sw.urgent) {
       // Keep what is left of the old rendition playing until the new one has a little
       // more than it needs to go on from the playhead (its keyframe may be behind it).
