@@ -33,14 +33,14 @@ async function main(): Promise<void> {
     allowPositionals: true,
   });
   const command = positionals[0] ?? 'all';
-  if (values.help || !['all', 'origin', 'edge', 'config', 'sign'].includes(command)) {
+  if (values.help || !['all', 'origin', 'edge', 'recorder', 'config', 'sign'].includes(command)) {
     process.stdout.write(USAGE + '\n');
     process.exit(values.help ? 0 : 2);
   }
   const config = loadConfig({ file: values.config });
   if (command === 'config') return explain(config);
   if (command === 'sign') return sign(config, positionals[1], positionals[2], values.ttl);
-  const roles: Role[] = command === 'all' ? ['origin', 'edge'] : [command as Role];
+  const roles: Role[] = command === 'all' ? ['origin', 'edge', 'recorder'] : [command as Role];
   if (command !== 'all' && !config.nats.url) throw new RelayError('CONFIG_INVALID', `nats.url (env NATS_URL) is required for the ${command} role`);
   let demo: KeptSecret | undefined;
   if (command === 'all' && !config.streams.some((s) => s.name === DEMO_STREAM)) {

@@ -1,9 +1,12 @@
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { createNodeRegistry } from './node-metrics.ts';
 import { RELAY_VERSION } from '../server/core/version.ts';
 import { Edge } from '../edge/edge.ts';
+import { Recorder } from '../recorder/recorder.ts';
+import { DirectoryStore } from '../recorder/recording-store.ts';
 import type { RelayConfig } from '../server/core/config/schema.ts';
 import { RelayError } from '../server/core/errors.ts';
 import type { Logger } from '../server/core/log.ts';
@@ -31,7 +34,7 @@ import { startEmbeddedNats } from './embedded-nats.ts';
 import { registerAdminApi } from './admin/admin-api.ts';
 import { attachDashboard } from './admin/dashboard.ts';
 
-export type Role = 'origin' | 'edge';
+export type Role = 'origin' | 'edge' | 'recorder';
 
 /**
  * Retries a start-up step until it succeeds or `timeoutMs` passes: a new NATS
@@ -58,6 +61,7 @@ export interface RelayNode {
   natsUrl: string;
   origin?: Origin;
   edge?: Edge;
+  recorder?: Recorder;
   embeddedNats?: NatsServerProcess;
   registry: Registry;
   /** Publish keys, signing secrets and playback tokens: `reload()` re-reads auth.keysFile. */
@@ -196,6 +200,29 @@ export async function startNode(
         }
       });
     }
+    let recorder: Recorder | undefined;
+    if (roles.includes('recorder')) {
+      const nc = await connectNats(natsUrl, 'relay-recorder', log, config.nats.connectTimeoutMs, security);
+      closers.push(() => nc.close());
+      readiness.natsRecorder = () => isNatsConnected(nc);
+      if (!origin && !edge)
+        await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
+      // Recorders' leases (one recorder per stream) in a bucket of their own, beside the origins'.
+      const recorderLeases = await retrying('recorder lease bucket', config.nats.connectTimeoutMs, log, () =>
+        StreamLeases.open(nc, { ...config.cluster, leaseBucket: `${config.cluster.leaseBucket}_recorders` }, nodeId, log.child({ module: 'recorder.lease' })),
+      );
+      const rec = new Recorder({
+        nc,
+        config,
+        store: new DirectoryStore(config.recording.dir || join(config.dataDir, 'recordings')),
+        leases: recorderLeases,
+        streamSettings: (s) => keys.entry(s),
+        log: log.child({ module: 'recorder' }),
+      });
+      recorder = rec;
+      await rec.start();
+      closers.push(() => rec.close());
+    }
     // Leases as any node reads them (the origin's own StreamLeases takes and renews them).
     const leasesView = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () =>
       StreamLeases.open(ncCluster, config.cluster, nodeId, log.child({ module: 'lease' })),
@@ -262,6 +289,7 @@ export async function startNode(
         place: (stream) => directory.route(stream, undefined, { count: false })?.id,
       }),
       endStream: async (stream, reason) => (await requestEndStream(ncCluster, config.bus.subjectPrefix, stream, reason))?.origin,
+      recordings: recorder,
     });
     attachDashboard(http);
     attachIndexPage(http, () => keys.names, roles);
@@ -285,6 +313,7 @@ export async function startNode(
       natsUrl,
       origin,
       edge,
+      recorder,
       embeddedNats,
       registry,
       keys,

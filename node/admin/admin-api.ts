@@ -9,6 +9,8 @@ import type { EdgeMember } from '../../server/core/cluster/placement-ring.ts';
 import type { LeaseHolder } from '../../server/core/cluster/stream-lease.ts';
 import { isStreamName } from '../../server/core/media/stream-name.ts';
 import { RELAY_VERSION } from '../../server/core/version.ts';
+import type { Readable } from 'node:stream';
+import type { RecordingMeta } from '../../recorder/recording.ts';
 
 /** What the admin API reads and does; the node wires it to NATS. */
 export interface AdminBackend {
@@ -25,6 +27,16 @@ export interface AdminBackend {
   ring(): { members: readonly EdgeMember[]; balanceFactor: number; spillAfter: number; place(stream: string): string | undefined };
   /** Asks the stream's origin to end it: the origin that did, or undefined if none answered. */
   endStream(stream: string, reason: string): Promise<string | undefined>;
+  /** The recorder on this node, if it runs one: its recordings. */
+  recordings?: RecordingsBackend | undefined;
+}
+
+/** What the admin API reads of recordings (the recorder role). */
+export interface RecordingsBackend {
+  list(stream?: string): Promise<RecordingMeta[]>;
+  get(id: string): Promise<RecordingMeta | undefined>;
+  remove(id: string): Promise<boolean>;
+  file(id: string, path: string): Promise<{ stream: Readable; size: number } | undefined>;
 }
 
 // ---- The API's shapes, once: zod for the types, JSON Schema (from zod) for validation and the OpenAPI document.
@@ -62,7 +74,7 @@ const originStream = z.object({
 });
 const nodeView = z.object({
   id: z.string(),
-  roles: z.array(z.enum(['origin', 'edge'])),
+  roles: z.array(z.enum(['origin', 'edge', 'recorder'])),
   version: z.string(),
   url: z.string(),
   startedAt: z.number(),
@@ -83,6 +95,24 @@ export const endStreamBody = z
   })
   .strict();
 const endStreamReply = z.object({ stream: z.string(), ended: z.literal(true), origin: z.string() });
+const recordingView = z.object({
+  id: z.string(),
+  stream: z.string(),
+  token: z.number().int().describe("The publication's fencing token: one recording per publication"),
+  startedAt: z.string().describe('Ingest time of the first frame (ISO 8601)'),
+  endedAt: z.string().optional(),
+  status: z.enum(['recording', 'complete']),
+  renditions: z.array(z.string()),
+  durationS: z.number(),
+  bytes: z.number().int(),
+  gaps: z.number().int().describe('Discontinuities: frames missing on the bus, or a codec change'),
+  mp4: z.object({ file: z.string(), bytes: z.number().int(), rendition: z.string() }).optional(),
+});
+const recordingParams = {
+  type: 'object',
+  properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}-[0-9]{8}-[0-9]{6}-t[0-9]+$' } },
+  required: ['id'],
+} as const;
 const problem = z.object({ code: z.string().describe('Stable error code'), message: z.string() });
 
 export type StreamView = z.infer<typeof streamView>;
@@ -197,6 +227,66 @@ export async function registerAdminApi(app: FastifyInstance, backend: AdminBacke
           const origin = await backend.endStream(stream, req.body?.reason ?? 'ended by an operator');
           if (!origin) throw new RelayError('ORIGIN_UNREACHABLE', `origin ${lease.origin} holds ${stream}`);
           return { stream, ended: true as const, origin };
+        },
+      );
+
+      const recordings = (): RecordingsBackend => {
+        if (!backend.recordings) throw new RelayError('RECORDING_UNAVAILABLE');
+        return backend.recordings;
+      };
+      api.get<{ Querystring: { stream?: string } }>(
+        '/recordings',
+        {
+          schema: {
+            summary: 'Recordings, newest first (of one stream with ?stream=)',
+            querystring: { type: 'object', properties: { stream: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } } },
+            response: { 200: json(z.object({ recordings: z.array(recordingView) })), ...errors },
+          },
+        },
+        async (req) => ({ recordings: await recordings().list(req.query.stream) }),
+      );
+      api.get<{ Params: { id: string } }>(
+        '/recordings/:id',
+        { schema: { summary: 'One recording', params: recordingParams, response: { 200: json(recordingView), ...errors } } },
+        async (req) => {
+          const meta = await recordings().get(req.params.id);
+          if (!meta) throw new RelayError('RECORDING_NOT_FOUND', req.params.id);
+          return meta;
+        },
+      );
+      api.delete<{ Params: { id: string } }>(
+        '/recordings/:id',
+        { schema: { summary: 'Deletes a recording and its files', params: recordingParams, response: { 204: { type: 'null' }, ...errors } } },
+        async (req, reply) => {
+          if (!(await recordings().remove(req.params.id))) throw new RelayError('RECORDING_NOT_FOUND', req.params.id);
+          return reply.code(204).send();
+        },
+      );
+      api.get<{ Params: { id: string } }>(
+        '/recordings/:id/file.mp4',
+        { schema: { summary: 'The recording as one MP4 file (faststart): plays in any player', params: recordingParams } },
+        async (req, reply) => {
+          const meta = await recordings().get(req.params.id);
+          if (!meta?.mp4) throw new RelayError('RECORDING_NOT_FOUND', `${req.params.id} has no MP4 (yet)`);
+          const file = await recordings().file(meta.id, meta.mp4.file);
+          if (!file) throw new RelayError('RECORDING_NOT_FOUND', `${req.params.id}/${meta.mp4.file}`);
+          return reply
+            .header('content-type', 'video/mp4')
+            .header('content-length', file.size)
+            .header('content-disposition', `attachment; filename="${meta.id}.mp4"`)
+            .send(file.stream);
+        },
+      );
+      api.get<{ Params: { id: string; '*': string } }>(
+        '/recordings/:id/hls/*',
+        { schema: { summary: "The recording's HLS (index.m3u8, then each rendition's playlist and segments): seekable playback", params: recordingParams } },
+        async (req, reply) => {
+          const path = req.params['*'];
+          if (!/^(index\.m3u8|[a-z0-9_-]{1,32}\/(index\.m3u8|init-\d+\.mp4|\d{6}\.m4s))$/.test(path)) throw new RelayError('RECORDING_NOT_FOUND', path);
+          const file = await recordings().file(req.params.id, path);
+          if (!file) throw new RelayError('RECORDING_NOT_FOUND', `${req.params.id}/${path}`);
+          const type = path.endsWith('.m3u8') ? 'application/vnd.apple.mpegurl' : 'video/mp4';
+          return reply.header('content-type', type).header('content-length', file.size).send(file.stream);
         },
       );
     },

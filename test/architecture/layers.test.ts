@@ -10,19 +10,20 @@ import ts from 'typescript';
  * never one above or beside it:
  *
  *   node     node/          CLI, role wiring, health, public and admin API, the embedded nats-server
- *   origin   server/origin  ingest, transcode          edge   edge/   feed, egress, player
+ *   origin   server/origin  ingest, transcode     edge  edge/  feed, egress, player     recorder  recorder/  recordings, rewind
  *   core     server/core    frame type, media, bus, cluster, config, errors, logging, HTTP plumbing
  */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-type Layer = 'core' | 'origin' | 'edge' | 'node' | 'test' | 'scripts';
+type Layer = 'core' | 'origin' | 'edge' | 'recorder' | 'node' | 'test' | 'scripts';
 const MAY_IMPORT: Record<Layer, readonly Layer[]> = {
   core: ['core'],
   origin: ['core', 'origin'],
   edge: ['core', 'edge'],
-  node: ['core', 'origin', 'edge', 'node'],
+  recorder: ['core', 'recorder'],
+  node: ['core', 'origin', 'edge', 'recorder', 'node'],
   // Tests and benchmarks sit above everything.
-  test: ['core', 'origin', 'edge', 'node', 'test'],
-  scripts: ['core', 'origin', 'edge', 'node', 'test', 'scripts'],
+  test: ['core', 'origin', 'edge', 'recorder', 'node', 'test'],
+  scripts: ['core', 'origin', 'edge', 'recorder', 'node', 'test', 'scripts'],
 };
 
 export function layerOf(file: string): Layer | undefined {
@@ -31,6 +32,7 @@ export function layerOf(file: string): Layer | undefined {
   if (rel.startsWith('server/origin/')) return 'origin';
   if (rel.startsWith('node/')) return 'node';
   if (rel.startsWith('edge/')) return 'edge';
+  if (rel.startsWith('recorder/')) return 'recorder';
   if (rel.startsWith('test/')) return 'test';
   if (rel.startsWith('scripts/')) return 'scripts';
   return undefined;
@@ -78,7 +80,7 @@ function importsOf(file: string): string[] {
   return ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles.map((f) => f.fileName);
 }
 
-const files = ['server', 'edge', 'node'].flatMap(sourceFiles);
+const files = ['server', 'edge', 'recorder', 'node'].flatMap(sourceFiles);
 
 describe('layers', () => {
   test('every file under server/, edge/ and node/ belongs to a layer', () => {

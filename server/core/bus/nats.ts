@@ -23,6 +23,7 @@ import type { Logger } from '../log.ts';
 export type { NatsConnection };
 export { nanos, type Msg, type Subscription } from '@nats-io/nats-core';
 export {
+  AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
   jetstream,

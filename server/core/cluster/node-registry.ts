@@ -18,7 +18,7 @@ export interface OriginStreamRecord {
 /** What one node runs, as it heartbeats it into the node bucket. */
 export interface NodeRecord {
   id: string;
-  roles: ('origin' | 'edge')[];
+  roles: ('origin' | 'edge' | 'recorder')[];
   version: string;
   /** Its HTTP base URL. */
   url: string;

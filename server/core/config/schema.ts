@@ -23,6 +23,7 @@ export const streamEntry = z
       .min(0)
       .optional()
       .describe("This stream's HLS DVR window (s), whatever hls.dvrWindowS says; 0: off. Read by edges (they make the playlists)."),
+    record: z.boolean().optional().describe('Record this stream (true) or not (false), whatever recording.enabled says. Read by recorders.'),
   })
   .strict();
 
@@ -385,6 +386,27 @@ export const configSchema = z
           ),
         restartMinMs: positiveInt.describe('First delay before restarting an ffmpeg that failed; doubles on each failure in a row.'),
         restartMaxMs: positiveInt.describe('Longest delay between ffmpeg restarts.'),
+      })
+      .strict(),
+    recording: z
+      .object({
+        enabled: z.boolean().describe('Record every stream (a recorder records it once, whichever recorder). Per stream: streams[].record.'),
+        renditions: z
+          .array(z.string().min(1))
+          .min(1)
+          .describe('Renditions recorded: "source" (what the publisher sent, no transcoding cost), ladder names, or "*" for all.'),
+        dir: z.string().describe('Folder of the recordings; empty: <dataDir>/recordings.'),
+        segmentSeconds: z
+          .number()
+          .min(1)
+          .max(30)
+          .describe('A recording segment (a file) starts at the first keyframe after this long: what a crash can cost before the bus gives it back.'),
+        mp4: z.boolean().describe('At the end, also one MP4 file with its index first (faststart), remuxed from the segments, not re-encoded.'),
+        maxAgeHours: z.number().min(0).describe('Recordings older than this are deleted; 0: kept whatever their age.'),
+        maxTotalBytes: z.number().int().min(0).describe('The oldest recordings are deleted while all of them take more than this; 0: no limit.'),
+        webhookUrl: z
+          .string()
+          .describe('POSTed the recording (JSON) when one is complete, as the NATS event <bus.subjectPrefix>_events.recording is; empty: none.'),
       })
       .strict(),
     streams: z

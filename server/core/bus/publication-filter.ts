@@ -1,10 +1,10 @@
-import { FrameDecoder, readToken } from '../../server/core/bus/frame-codec.ts';
-import type { Frame } from '../../server/core/media/frame.ts';
+import { FrameDecoder, readToken, type FrameStamp } from './frame-codec.ts';
+import type { Frame } from '../media/frame.ts';
 
 /** What one bus message of a rendition comes to, once filtered. */
 export type Filtered =
   /** A frame to use: in order, of the newest publication, starting at a keyframe after any gap. */
-  | { kind: 'frame'; frame: Frame; events: FilterEvents | undefined }
+  | { kind: 'frame'; frame: Frame; stamp: FrameStamp; events: FilterEvents | undefined }
   /** The publication ended (its end marker). */
   | { kind: 'end'; events: FilterEvents | undefined }
   /** Nothing to use: see the reason (and the stats). */
@@ -65,6 +65,17 @@ export class PublicationFilter {
   /** `forgetTokenAfterMs`: a lease's lifetime and some margin. */
   constructor(private readonly forgetTokenAfterMs: number) {}
 
+  /**
+   * Goes on from a point recorded earlier, as if it had seen everything before it: messages of publication `token`
+   * from frame counter `nextCounter` on pass with no wait for a keyframe (a recorder resuming after a crash, mid-GOP).
+   */
+  resume(token: number, nextCounter: number, now: number): void {
+    this.token = token;
+    this.tokenSeenAt = now;
+    this.expectedCounter = nextCounter >>> 0;
+    this.needKeyframe = false;
+  }
+
   /** The consumer was recreated: a half-reassembled frame will not be completed. */
   resetDecoder(): void {
     this.decoder.reset();
@@ -122,6 +133,6 @@ export class PublicationFilter {
       if (!msg.syncPoint) return { kind: 'skip', reason: 'waiting-for-keyframe', events };
       this.needKeyframe = false;
     }
-    return { kind: 'frame', frame, events };
+    return { kind: 'frame', frame, stamp, events };
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { encodeEnd, encodeFrame, HEADER_SIZE } from '../../server/core/bus/frame-codec.ts';
-import { isRandomAccess, type Frame, type StreamInit } from '../../server/core/media/frame.ts';
+import { encodeEnd, encodeFrame, HEADER_SIZE } from './frame-codec.ts';
+import { isRandomAccess, type Frame, type StreamInit } from '../media/frame.ts';
 import { PublicationFilter, type Filtered } from './publication-filter.ts';
 
 const init: StreamInit = {

@@ -1,0 +1,335 @@
+import type { Readable } from 'node:stream';
+import type { StreamSettings } from '../server/core/auth/access-keys.ts';
+import { jetstreamManager, type NatsConnection, type Subscription } from '../server/core/bus/nats.ts';
+import { RenditionCatalog } from '../server/core/bus/rendition-catalog.ts';
+import { SubjectKind } from '../server/core/bus/subjects.ts';
+import type { StreamLease, StreamLeases } from '../server/core/cluster/stream-lease.ts';
+import type { RelayConfig } from '../server/core/config/schema.ts';
+import type { Logger } from '../server/core/log.ts';
+import type { Frame } from '../server/core/media/frame.ts';
+import { isRecordingId, Recording, type RecordingMeta } from './recording.ts';
+import type { RecordingStore } from './recording-store.ts';
+import { parseDurableName, RenditionRecorder, type RenditionFiles } from './rendition-recorder.ts';
+
+export interface RecorderDeps {
+  nc: NatsConnection;
+  config: RelayConfig;
+  store: RecordingStore;
+  /** Leases in their own bucket: one recorder records a stream, whichever. */
+  leases: StreamLeases;
+  /** The stream's settings (`streams[].record`), when it has an entry. */
+  streamSettings: (stream: string) => StreamSettings | undefined;
+  log: Logger;
+}
+
+/** A stream whose recording stopped (ended, nothing new) is let go after this long: its consumers removed, its lease released. */
+const LINGER_MS = 10_000;
+/** A stream this recorder could not take (another holds it) is not tried again sooner. */
+const RETRY_MS = 2_000;
+
+/** The subject a finished recording is announced on (JSON: the recording, as the API lists it). */
+export const recordingEventSubject = (prefix: string, stream: string) => `${prefix}_events.recording.${stream}`;
+
+/**
+ * The recorder role: records streams from the bus, each by exactly one recorder (a lease per stream in its own
+ * bucket), each chosen rendition through a durable consumer. It learns that a stream went live from the keyframes
+ * on the bus (a plain subscription: one message per GOP per rendition), so a recording starts at the publication's
+ * first keyframe. At start it resumes the durable consumers a recorder left (a crash, a restart).
+ */
+export class Recorder {
+  private readonly streams = new Map<string, StreamRecorder>();
+  private readonly triedAt = new Map<string, number>();
+  private sub: Subscription | undefined;
+  private retention: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly catalog: RenditionCatalog;
+
+  constructor(private readonly deps: RecorderDeps) {
+    this.catalog = new RenditionCatalog(deps.nc, deps.config.bus.streamName, deps.config.bus.subjectPrefix);
+  }
+
+  /** Whether `stream` is recorded: its own `record`, else `recording.enabled`. */
+  shouldRecord(stream: string): boolean {
+    return this.deps.streamSettings(stream)?.record ?? this.deps.config.recording.enabled;
+  }
+
+  /** Whether a rendition is one `recording.renditions` asks for. */
+  wants(rendition: string): boolean {
+    const { renditions } = this.deps.config.recording;
+    return renditions.includes('*') || renditions.includes(rendition);
+  }
+
+  async start(): Promise<void> {
+    const { nc, config, log } = this.deps;
+    const prefix = config.bus.subjectPrefix;
+    this.sub = nc.subscribe(`${prefix}.*.*.${SubjectKind.KEYFRAME}`, {
+      callback: (_err, msg) => {
+        const [, stream, rendition] = msg.subject.split('.').slice(-4);
+        if (stream && rendition) this.live(stream, rendition);
+      },
+    });
+    // Consumers a recorder left behind: their streams are taken up again (the lease tells whether another has them).
+    const jsm = await jetstreamManager(nc, { timeout: 5000 });
+    const leftover = new Map<string, string[]>();
+    for await (const c of jsm.consumers.list(config.bus.streamName)) {
+      const parsed = parseDurableName(c.name);
+      if (parsed) leftover.set(parsed.stream, [...(leftover.get(parsed.stream) ?? []), parsed.rendition]);
+    }
+    for (const [stream, renditions] of leftover) void this.take(stream, renditions, true);
+    log.info({ resuming: [...leftover.keys()] }, 'recorder started');
+    this.retention = setInterval(() => void this.applyRetention(), 60_000).unref();
+    void this.applyRetention();
+  }
+
+  /** A keyframe of `stream`'s `rendition` was published: record it, if it should be and no recorder does. */
+  private live(stream: string, rendition: string): void {
+    if (this.closed || !this.wants(rendition) || !this.shouldRecord(stream)) return;
+    const current = this.streams.get(stream);
+    if (current) return current.add(rendition);
+    const at = this.triedAt.get(stream) ?? 0;
+    if (Date.now() - at < RETRY_MS) return;
+    this.triedAt.set(stream, Date.now());
+    void this.take(stream, [rendition], false);
+  }
+
+  private async take(stream: string, renditions: string[], leftover: boolean): Promise<void> {
+    if (this.streams.has(stream) || this.closed) return;
+    const { leases, log } = this.deps;
+    let lease: StreamLease;
+    try {
+      lease = await leases.acquire(stream);
+    } catch (err) {
+      log.debug({ stream, err: (err as Error).message }, 'another recorder records this stream');
+      return;
+    }
+    if (this.closed || this.streams.has(stream)) return void (await lease.release().catch(() => {}));
+    const recorder = new StreamRecorder(stream, lease, this.deps, this, () => this.streams.delete(stream));
+    this.streams.set(stream, recorder);
+    // Other renditions live now that should be recorded too (a ladder's rungs).
+    const live = leftover ? [] : await this.catalog.renditions(stream).catch(() => []);
+    for (const r of new Set([...renditions, ...live.map((l) => l.name).filter((n) => this.wants(n))])) recorder.add(r, leftover);
+  }
+
+  /** Streams being recorded here now, and their renditions. */
+  get recording(): Map<string, string[]> {
+    return new Map([...this.streams].map(([s, r]) => [s, r.renditionNames]));
+  }
+
+  /** Recordings in the store, newest first. */
+  async list(stream?: string): Promise<RecordingMeta[]> {
+    const { store } = this.deps;
+    const out: RecordingMeta[] = [];
+    for (const id of await store.list('')) {
+      if (!isRecordingId(id) || (stream && !id.startsWith(`${stream}-`))) continue;
+      const raw = await store.read(`${id}/recording.json`);
+      if (!raw) continue;
+      const meta = JSON.parse(raw.toString()) as RecordingMeta;
+      if (!stream || meta.stream === stream) out.push(meta);
+    }
+    return out.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+  }
+
+  async get(id: string): Promise<RecordingMeta | undefined> {
+    if (!isRecordingId(id)) return undefined;
+    const raw = await this.deps.store.read(`${id}/recording.json`);
+    return raw && (JSON.parse(raw.toString()) as RecordingMeta);
+  }
+
+  /** A file of a recording (`<rendition>/index.m3u8`, the MP4...). */
+  async file(id: string, path: string): Promise<{ stream: Readable; size: number } | undefined> {
+    if (!isRecordingId(id)) return undefined;
+    return this.deps.store.open(`${id}/${path}`);
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const meta = await this.get(id);
+    if (!meta) return false;
+    await this.deps.store.remove(id);
+    this.deps.log.info({ recording: id }, 'recording deleted');
+    return true;
+  }
+
+  /** `recording.maxAgeHours` and `recording.maxTotalBytes`: complete recordings go, oldest first. */
+  async applyRetention(now = Date.now()): Promise<string[]> {
+    const { maxAgeHours, maxTotalBytes } = this.deps.config.recording;
+    if (maxAgeHours <= 0 && maxTotalBytes <= 0) return [];
+    const removed: string[] = [];
+    try {
+      const all = (await this.list()).reverse(); // oldest first
+      let total = 0;
+      for (const r of all) total += r.bytes + (r.mp4?.bytes ?? 0);
+      for (const r of all) {
+        if (r.status !== 'complete') continue;
+        const old = maxAgeHours > 0 && now - Date.parse(r.endedAt ?? r.startedAt) > maxAgeHours * 3_600_000;
+        const over = maxTotalBytes > 0 && total > maxTotalBytes;
+        if (!old && !over) continue;
+        await this.deps.store.remove(r.id);
+        total -= r.bytes + (r.mp4?.bytes ?? 0);
+        removed.push(r.id);
+      }
+      if (removed.length) this.deps.log.info({ removed }, 'recordings deleted by retention');
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, 'recording retention failed');
+    }
+    return removed;
+  }
+
+  /** A recording is complete: announced on NATS, and to the webhook when one is set. */
+  finished(meta: RecordingMeta): void {
+    const { nc, config, log } = this.deps;
+    try {
+      nc.publish(recordingEventSubject(config.bus.subjectPrefix, meta.stream), JSON.stringify(meta));
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'cannot announce the recording on NATS');
+    }
+    const url = config.recording.webhookUrl;
+    if (!url) return;
+    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(meta), signal: AbortSignal.timeout(10_000) }).then(
+      (res) => {
+        if (!res.ok) log.warn({ url, status: res.status }, 'the recording webhook refused the recording');
+      },
+      (err: Error) => log.warn({ url, err: err.message }, 'cannot reach the recording webhook'),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.retention);
+    this.sub?.unsubscribe();
+    await Promise.all([...this.streams.values()].map((s) => s.close()));
+  }
+}
+
+/** One stream recorded here: its lease, a recorder per rendition, its recordings by publication. */
+class StreamRecorder {
+  private readonly renditions = new Map<string, RenditionRecorder>();
+  private readonly recordings = new Map<number, Promise<Recording>>();
+  private readonly log: Logger;
+  private readonly timer: NodeJS.Timeout;
+  private quietSince: number | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly stream: string,
+    private readonly lease: StreamLease,
+    private readonly deps: RecorderDeps,
+    private readonly owner: Recorder,
+    private readonly onClosed: () => void,
+  ) {
+    this.log = deps.log.child({ stream });
+    lease.once('lost', (err) => {
+      this.log.warn({ code: err.code }, 'recording lease lost: another recorder takes the stream over');
+      void this.close();
+    });
+    this.timer = setInterval(() => void this.housekeep(), 1000).unref();
+  }
+
+  get renditionNames(): string[] {
+    return [...this.renditions.keys()];
+  }
+
+  /** Records `rendition` too. `resuming`: its durable consumer exists, go on from it. */
+  add(rendition: string, resuming = false): void {
+    if (this.renditions.has(rendition) || this.closing) return;
+    const r = new RenditionRecorder(
+      this.deps.nc,
+      this.stream,
+      rendition,
+      this.deps.config,
+      { open: (token, first) => this.open(token, rendition, first) },
+      this.log.child({ rendition }),
+    );
+    this.renditions.set(rendition, r);
+    void this.startRendition(r, resuming);
+  }
+
+  private async startRendition(r: RenditionRecorder, resuming: boolean): Promise<void> {
+    try {
+      if (resuming) {
+        const open = (await this.owner.list(this.stream)).filter((m) => m.status === 'recording').sort((a, b) => a.token - b.token);
+        for (const meta of open) {
+          const raw = await this.deps.store.read(`${meta.id}/${r.rendition}/state.json`);
+          const state = raw && (JSON.parse(raw.toString()) as { ended: boolean; resume?: { token: number; nextCounter: number } });
+          if (state && !state.ended && state.resume) {
+            r.resumeAt(state.resume);
+            break;
+          }
+        }
+      }
+      const startSeq = resuming ? undefined : await this.firstKeyframe(r.rendition);
+      await r.start(startSeq);
+    } catch (err) {
+      this.log.warn({ rendition: r.rendition, err: (err as Error).message }, 'cannot start recording the rendition');
+      this.renditions.delete(r.rendition);
+    }
+  }
+
+  /** The sequence of the rendition's last keyframe on the bus: where a new recording starts. */
+  private async firstKeyframe(rendition: string): Promise<number | undefined> {
+    const { config, nc } = this.deps;
+    const jsm = await jetstreamManager(nc, { timeout: 5000 });
+    const msg = await jsm.direct.getMessage(config.bus.streamName, {
+      last_by_subj: `${config.bus.subjectPrefix}.${this.stream}.${rendition}.${SubjectKind.KEYFRAME}`,
+    });
+    return msg?.seq;
+  }
+
+  /** The recording of publication `token` (one per publication, whichever renditions), and the rendition's files in it. */
+  private async open(token: number, rendition: string, first: Frame): Promise<RenditionFiles> {
+    let recording = this.recordings.get(token);
+    if (!recording) {
+      const { store, config } = this.deps;
+      recording = Recording.open(store, this.stream, token, first, this.log, {
+        mp4: config.recording.mp4,
+        order: config.recording.renditions,
+        finished: (meta) => {
+          this.recordings.delete(meta.token);
+          this.owner.finished(meta);
+        },
+      });
+      this.recordings.set(token, recording);
+      recording.catch(() => this.recordings.delete(token));
+      // Recordings of older publications still open (no end marker came: a takeover, a recorder down past the bus's
+      // retention) are complete with what they have.
+      for (const meta of await this.owner.list(this.stream)) {
+        if (meta.status === 'recording' && meta.token < token && !this.recordings.has(meta.token)) {
+          const old = await Recording.open(store, this.stream, meta.token, first, this.log, {
+            mp4: config.recording.mp4,
+            order: config.recording.renditions,
+            finished: (m) => this.owner.finished(m),
+          });
+          await old.close();
+        }
+      }
+    }
+    return (await recording).rendition(rendition, first);
+  }
+
+  /** Once a second: a stream whose renditions are all idle (ended, stored) and quiet for a while is let go. */
+  private async housekeep(): Promise<void> {
+    if (this.closing) return;
+    const quiet = [...this.renditions.values()].every((r) => r.idle && Date.now() - r.lastMessageAt > LINGER_MS);
+    if (!quiet || this.renditions.size === 0) {
+      this.quietSince = undefined;
+      return;
+    }
+    this.quietSince ??= Date.now();
+    if (Date.now() - this.quietSince < 1000) return;
+    this.log.info('stream recorded and over: consumers removed, lease released');
+    this.closing = this.stop(true);
+    await this.closing;
+  }
+
+  private async stop(removeConsumers: boolean): Promise<void> {
+    clearInterval(this.timer);
+    await Promise.all([...this.renditions.values()].map((r) => (removeConsumers ? r.remove() : r.close())));
+    await this.lease.release().catch(() => {});
+    this.onClosed();
+  }
+
+  /** Stops here (shutdown, a lost lease): consumers stay, so that a recorder resumes them. */
+  close(): Promise<void> {
+    this.closing ??= this.stop(false);
+    return this.closing;
+  }
+}

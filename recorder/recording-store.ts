@@ -1,0 +1,86 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, normalize, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { RelayError } from '../server/core/errors.ts';
+
+/**
+ * Where recordings live: files under paths like `<recording id>/<rendition>/000001.m4s`. Every write is whole and
+ * atomic (a reader, or a recorder restarted after kill -9, finds the old file or the new one, never a part), so a
+ * playlist never names a segment that is not complete.
+ */
+export interface RecordingStore {
+  /** Writes a whole file, atomically, durably (on disk before it is renamed into place). */
+  write(path: string, data: Buffer | readonly Buffer[] | string): Promise<void>;
+  read(path: string): Promise<Buffer | undefined>;
+  /** For downloads: a stream of the file and its size, or undefined when there is no such file. */
+  open(path: string): Promise<{ stream: Readable; size: number } | undefined>;
+  /** Names directly under a folder (`''`: the top). */
+  list(dir: string): Promise<string[]>;
+  /** Bytes under a folder. */
+  size(dir: string): Promise<number>;
+  /** Removes a file or a folder with what it holds. */
+  remove(path: string): Promise<void>;
+  /** The file on this machine's disk, for tools that read files (ffmpeg remuxing to MP4). */
+  localPath(path: string): string;
+}
+
+/** A folder on local disk: the default store. */
+export class DirectoryStore implements RecordingStore {
+  constructor(readonly root: string) {}
+
+  /** Paths stay under the root: no absolute paths, no `..`. */
+  localPath(path: string): string {
+    const clean = normalize(path);
+    if (clean.startsWith('..') || clean.startsWith(sep) || clean.includes(`${sep}..${sep}`) || clean === '..')
+      throw new RelayError('RECORDING_NOT_FOUND', `no recording file ${JSON.stringify(path)}`);
+    return join(this.root, clean);
+  }
+
+  async write(path: string, data: Buffer | readonly Buffer[] | string): Promise<void> {
+    const file = this.localPath(path);
+    await mkdir(dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    const fh = await open(tmp, 'w');
+    try {
+      if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
+      else await fh.writev(data as Buffer[]);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  }
+
+  async read(path: string): Promise<Buffer | undefined> {
+    return readFile(this.localPath(path)).catch(notFound);
+  }
+
+  async open(path: string): Promise<{ stream: Readable; size: number } | undefined> {
+    const file = this.localPath(path);
+    const info = await stat(file).catch(notFound);
+    if (!info?.isFile()) return undefined;
+    return { stream: createReadStream(file), size: info.size };
+  }
+
+  async list(dir: string): Promise<string[]> {
+    const names = await readdir(this.localPath(dir || '.')).catch(notFound);
+    return (names ?? []).filter((n) => !n.endsWith('.tmp')).sort();
+  }
+
+  async size(dir: string): Promise<number> {
+    const entries = await readdir(this.localPath(dir), { withFileTypes: true, recursive: true }).catch(notFound);
+    let total = 0;
+    for (const e of entries ?? []) if (e.isFile()) total += (await stat(join(e.parentPath, e.name)).catch(notFound))?.size ?? 0;
+    return total;
+  }
+
+  async remove(path: string): Promise<void> {
+    await rm(this.localPath(path), { recursive: true, force: true });
+  }
+}
+
+function notFound(err: NodeJS.ErrnoException): undefined {
+  if (err.code === 'ENOENT') return undefined;
+  throw err;
+}

@@ -1,0 +1,292 @@
+import { spawn } from 'node:child_process';
+import { rename } from 'node:fs/promises';
+import type { Logger } from '../server/core/log.ts';
+import type { Frame, StreamInit } from '../server/core/media/frame.ts';
+import type { Position, RenditionFiles } from './rendition-recorder.ts';
+import { initFile, mediaPlaylist, multivariantPlaylist, segmentFile, type PlaylistSegment, type VariantEntry } from './recording-playlist.ts';
+import type { RecordingStore } from './recording-store.ts';
+import type { RecordedSegment, ResumePoint } from './recording-track.ts';
+
+/** What `recording.json` holds: the recording as the API lists it. */
+export interface RecordingMeta {
+  id: string;
+  stream: string;
+  /** The publication's fencing token: one recording per publication. */
+  token: number;
+  /** Ingest wall-clock time of the first frame (ISO 8601). */
+  startedAt: string;
+  /** Of the end (the last frame's ingest time plus its length), once complete. */
+  endedAt?: string | undefined;
+  status: 'recording' | 'complete';
+  /** Renditions recorded, in the order they began. */
+  renditions: string[];
+  durationS: number;
+  bytes: number;
+  /** Discontinuities: frames missing on the bus, or a codec change. */
+  gaps: number;
+  /** The MP4 file (faststart), once made. */
+  mp4?: { file: string; bytes: number; rendition: string } | undefined;
+}
+
+interface StoredSegment extends PlaylistSegment {
+  bytes: number;
+  videoFrames: number;
+  audioFrames: number;
+}
+
+/** A rendition's state in a recording (`<rendition>/state.json`), written after each segment. */
+export interface RenditionState {
+  token: number;
+  segments: StoredSegment[];
+  initId: number;
+  /** Where a resumed recorder goes on: the first frame not in a stored segment. */
+  resume: ResumePoint | undefined;
+  ended: boolean;
+  codecs: string;
+  width?: number | undefined;
+  height?: number | undefined;
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+/** `cam-20261206-103412-t57`: the stream, the start (UTC) and the publication's token (which makes it unique). */
+export function recordingId(stream: string, startedAt: number, token: number): string {
+  const d = new Date(startedAt);
+  const day = `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}`;
+  return `${stream}-${day}-${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}-t${token}`;
+}
+
+const ID = /^[A-Za-z0-9_-]{1,64}-\d{8}-\d{6}-t\d+$/;
+export const isRecordingId = (value: string) => ID.test(value);
+
+const json = (value: unknown) => JSON.stringify(value, null, 1);
+
+/**
+ * One recording: one publication of one stream, its renditions' segments and playlists under `<id>/` in the store,
+ * and `recording.json`. Every file is written whole and renamed into place, the playlists after the segments they
+ * name, so what is on storage plays at every moment (an EVENT playlist while live). At the end: VOD playlists, and
+ * one MP4 remuxed by ffmpeg (`-c copy`, `+faststart`).
+ */
+export class Recording {
+  private readonly states = new Map<string, RenditionState>();
+  private readonly inits = new Map<string, StreamInit>();
+  private finishing: Promise<void> | undefined;
+
+  private constructor(
+    readonly meta: RecordingMeta,
+    private readonly store: RecordingStore,
+    private readonly log: Logger,
+    private readonly options: { mp4: boolean; order: readonly string[]; finished: (meta: RecordingMeta) => void },
+  ) {}
+
+  /** The recording of publication `token` of `stream`: found in the store (a recorder resuming), or begun. */
+  static async open(store: RecordingStore, stream: string, token: number, first: Frame, log: Logger, options: Recording['options']): Promise<Recording> {
+    const mine = new RegExp(`^${stream}-\\d{8}-\\d{6}-t${token}$`);
+    const existing = (await store.list('')).find((name) => mine.test(name));
+    if (existing) {
+      const meta = JSON.parse((await store.read(`${existing}/recording.json`))?.toString() ?? 'null') as RecordingMeta | null;
+      if (meta) {
+        const recording = new Recording(meta, store, log.child({ recording: meta.id }), options);
+        for (const r of meta.renditions) {
+          const state = await store.read(`${meta.id}/${r}/state.json`);
+          if (state) recording.states.set(r, JSON.parse(state.toString()) as RenditionState);
+        }
+        return recording;
+      }
+    }
+    const meta: RecordingMeta = {
+      id: recordingId(stream, first.receivedAt, token),
+      stream,
+      token,
+      startedAt: new Date(first.receivedAt).toISOString(),
+      status: 'recording',
+      renditions: [],
+      durationS: 0,
+      bytes: 0,
+      gaps: 0,
+    };
+    const recording = new Recording(meta, store, log.child({ recording: meta.id }), options);
+    await recording.writeMeta();
+    log.info({ recording: meta.id }, 'recording started');
+    return recording;
+  }
+
+  /** Where a rendition resumes in the stored recording, for recorders coming back. */
+  resumePoint(rendition: string): ResumePoint | undefined {
+    const state = this.states.get(rendition);
+    return state && !state.ended ? state.resume : undefined;
+  }
+
+  /** This rendition's files in the recording, from the frame it begins with. */
+  async rendition(name: string, first: Frame): Promise<RenditionFiles> {
+    let state = this.states.get(name);
+    const resumed = state && { nextIndex: state.segments.length, initId: state.initId, resume: state.resume };
+    const init = first.init;
+    if (!state) {
+      state = {
+        token: this.meta.token,
+        segments: [],
+        initId: 0,
+        resume: undefined,
+        ended: false,
+        codecs: [init.video?.codecString, init.audio?.codecString].filter(Boolean).join(','),
+        width: init.video?.width,
+        height: init.video?.height,
+      };
+      this.states.set(name, state);
+    }
+    state.ended = false;
+    this.inits.set(name, init);
+    if (!this.meta.renditions.includes(name)) {
+      this.meta.renditions.push(name);
+      this.meta.renditions.sort((a, b) => this.rank(a) - this.rank(b));
+      await this.writeMeta();
+      await this.writeMultivariant();
+    }
+    const s = state;
+    const dir = `${this.meta.id}/${name}`;
+    return {
+      resumed,
+      init: async (id, data) => {
+        await this.store.write(`${dir}/${initFile(id)}`, data);
+        s.initId = id;
+      },
+      segment: async (segment: RecordedSegment<Position>) => {
+        await this.store.write(`${dir}/${segmentFile(segment.index)}`, segment.chunks);
+        const stored: StoredSegment = {
+          index: segment.index,
+          initId: segment.initId,
+          discontinuity: segment.discontinuity,
+          duration: segment.duration,
+          programDateTime: segment.programDateTime,
+          bytes: segment.bytes,
+          videoFrames: segment.videoFrames,
+          audioFrames: segment.audioFrames,
+        };
+        // A segment written again (a recorder resumed before its state said so) replaces its entry.
+        s.segments = s.segments.filter((x) => x.index < segment.index);
+        s.segments.push(stored);
+        s.resume = segment.resume;
+        await this.store.write(`${dir}/state.json`, json(s));
+        await this.store.write(`${dir}/index.m3u8`, mediaPlaylist(s.segments, false));
+      },
+      end: async () => {
+        s.ended = true;
+        s.resume = undefined;
+        await this.store.write(`${dir}/state.json`, json(s));
+        await this.store.write(`${dir}/index.m3u8`, mediaPlaylist(s.segments, true));
+        if ([...this.states.values()].every((x) => x.ended)) await this.finish();
+      },
+    };
+  }
+
+  /**
+   * Ends what is left open: a recording a recorder abandoned (its stream's frames are gone from the bus, or a newer
+   * publication is being recorded). Its playlists become VOD with what was stored.
+   */
+  async close(): Promise<void> {
+    for (const [name, s] of this.states) {
+      if (s.ended) continue;
+      s.ended = true;
+      s.resume = undefined;
+      await this.store.write(`${this.meta.id}/${name}/state.json`, json(s));
+      await this.store.write(`${this.meta.id}/${name}/index.m3u8`, mediaPlaylist(s.segments, true));
+    }
+    await this.finish();
+  }
+
+  /** Every rendition has ended: the summary, the multivariant playlist with measured bandwidths, the MP4. */
+  private finish(): Promise<void> {
+    this.finishing ??= this.doFinish();
+    return this.finishing;
+  }
+
+  private async doFinish(): Promise<void> {
+    const totals = this.totals();
+    Object.assign(this.meta, totals);
+    const main = this.meta.renditions[0];
+    const lastSegment = main === undefined ? undefined : this.states.get(main)?.segments.at(-1);
+    this.meta.endedAt = lastSegment ? new Date(lastSegment.programDateTime + lastSegment.duration * 1000).toISOString() : this.meta.startedAt;
+    await this.writeMultivariant();
+    if (this.options.mp4 && main !== undefined && (this.states.get(main)?.segments.length ?? 0) > 0) {
+      const file = `${this.meta.id}.mp4`;
+      try {
+        await remuxToMp4(this.store.localPath(`${this.meta.id}/${main}/index.m3u8`), this.store.localPath(`${this.meta.id}/${file}`));
+        const bytes = (await this.store.open(`${this.meta.id}/${file}`))?.size ?? 0;
+        this.meta.mp4 = { file, bytes, rendition: main };
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'cannot make the MP4 of the recording (its HLS files stay)');
+      }
+    }
+    this.meta.status = 'complete';
+    await this.writeMeta();
+    this.log.info({ durationS: this.meta.durationS, bytes: this.meta.bytes, gaps: this.meta.gaps }, 'recording complete');
+    this.options.finished(this.meta);
+  }
+
+  private totals(): Pick<RecordingMeta, 'durationS' | 'bytes' | 'gaps'> {
+    let bytes = 0;
+    let gaps = 0;
+    for (const s of this.states.values()) {
+      for (const seg of s.segments) {
+        bytes += seg.bytes;
+        if (seg.discontinuity) gaps++;
+      }
+    }
+    const main = this.meta.renditions[0];
+    const durationS = main === undefined ? 0 : (this.states.get(main)?.segments.reduce((sum, x) => sum + x.duration, 0) ?? 0);
+    return { durationS: Math.round(durationS * 1000) / 1000, bytes, gaps };
+  }
+
+  private rank(rendition: string): number {
+    const i = this.options.order.indexOf(rendition);
+    return i < 0 ? this.options.order.length : i;
+  }
+
+  private async writeMeta(): Promise<void> {
+    await this.store.write(`${this.meta.id}/recording.json`, json(this.meta));
+  }
+
+  private async writeMultivariant(): Promise<void> {
+    const variants: VariantEntry[] = [];
+    for (const name of this.meta.renditions) {
+      const s = this.states.get(name);
+      if (!s) continue;
+      let bytes = 0;
+      let seconds = 0;
+      let peak = 0;
+      for (const seg of s.segments) {
+        bytes += seg.bytes;
+        seconds += seg.duration;
+        if (seg.duration > 0) peak = Math.max(peak, (seg.bytes * 8) / seg.duration);
+      }
+      const metadata = this.inits.get(name)?.metadata ?? {};
+      const guess = ((Number(metadata.videodatarate) || 0) + (Number(metadata.audiodatarate) || 0)) * 1000 || 1_000_000;
+      variants.push({
+        rendition: name,
+        bandwidth: peak || guess,
+        averageBandwidth: seconds > 0 ? (bytes * 8) / seconds : guess,
+        codecs: s.codecs,
+        width: s.width,
+        height: s.height,
+      });
+    }
+    await this.store.write(`${this.meta.id}/index.m3u8`, multivariantPlaylist(variants));
+  }
+}
+
+/** ffmpeg remuxes the rendition's HLS (fMP4 segments) into one MP4 with its index first: no re-encoding. */
+function remuxToMp4(playlist: string, out: string): Promise<void> {
+  const tmp = `${out}.tmp`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', playlist, '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', tmp], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`ffmpeg exited with ${code}: ${stderr.trim()}`));
+      rename(tmp, out).then(resolve, reject);
+    });
+  });
+}
