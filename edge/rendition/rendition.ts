@@ -7,7 +7,7 @@ import { Fmp4Muxer, type Fragment } from '../../server/core/media/mp4/fmp4-muxer
 import { AUDIO_TRACK_ID, buildInitSegment, mimeType, VIDEO_TIMESCALE, VIDEO_TRACK_ID } from '../../server/core/media/mp4/init-segment.ts';
 import type { EdgeMetrics } from '../edge-metrics.ts';
 import type { Egress, EgressFactory, MuxedInit, RenditionView } from '../egress/egress.ts';
-import { PublicationFilter, type FilterEvents, type FilterStats } from '../feed/publication-filter.ts';
+import { PublicationFilter, type FilterEvents, type FilterStats } from '../../server/core/bus/publication-filter.ts';
 import { StreamFeed } from '../feed/stream-feed.ts';
 import type { RenditionState } from '../protocol.ts';
 import { GopCache } from './gop-cache.ts';
