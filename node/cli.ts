@@ -12,12 +12,13 @@ import { assertStreamName } from '../server/core/media/stream-name.ts';
 import { publicHost } from '../server/core/http/net-address.ts';
 import { startNode, type Role } from './relay-node.ts';
 
-const USAGE = `usage: relay [all|origin|edge|config] [--config file.json]
+const USAGE = `usage: relay [all|origin|edge|recorder|config] [--config file.json]
        relay sign publish|play <stream> [--ttl seconds] [--config file.json]
 
-  all      origin and edge in one process, with a local nats-server unless NATS_URL is set (default)
+  all      origin, edge and recorder in one process, with a local nats-server unless NATS_URL is set (default)
   origin   RTMP ingest -> JetStream (needs NATS_URL)
   edge     JetStream -> viewers: watch page, WebSocket fMP4 (needs NATS_URL)
+  recorder JetStream -> recordings (recording.enabled, streams[].record; needs NATS_URL)
   config   print every setting: its value, environment variable and meaning
   sign     print a signed publish key or playback token for <stream>, with the first
            auth.publishSecrets / auth.playbackSecrets (keys file included); --ttl: 86400 for
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
   const node = await startNode(roles, config, log, keys);
   process.on('SIGHUP', () => keys.reload());
   if (!config.admin.token) log.warn({ code: 'ADMIN_DISABLED' }, 'no admin token (admin.token, RELAY_ADMIN_TOKEN): the admin API and dashboard are off');
-  if (command !== 'edge')
+  if (command === 'all' || command === 'origin')
     printBanner(config, node.httpPort, node.origin?.rtmp.port ?? config.rtmp.port, node.origin?.rtmps?.port, demo, command === 'all', admin);
   let stopping = false;
   const stop = async (signal: string) => {

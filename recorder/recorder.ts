@@ -39,6 +39,8 @@ export const recordingEventSubject = (prefix: string, stream: string) => `${pref
 export class Recorder {
   private readonly streams = new Map<string, StreamRecorder>();
   private readonly triedAt = new Map<string, number>();
+  /** Streams whose lease is being taken: one attempt at a time (the bus's keyframes and a restart's leftovers race). */
+  private readonly taking = new Set<string>();
   private sub: Subscription | undefined;
   private retention: NodeJS.Timeout | undefined;
   private closed = false;
@@ -93,7 +95,8 @@ export class Recorder {
   }
 
   private async take(stream: string, renditions: string[], leftover: boolean): Promise<void> {
-    if (this.streams.has(stream) || this.closed) return;
+    if (this.streams.has(stream) || this.taking.has(stream) || this.closed) return;
+    this.taking.add(stream);
     const { leases, log } = this.deps;
     let lease: StreamLease;
     try {
@@ -101,13 +104,15 @@ export class Recorder {
     } catch (err) {
       log.debug({ stream, err: (err as Error).message }, 'another recorder records this stream');
       return;
+    } finally {
+      this.taking.delete(stream);
     }
-    if (this.closed || this.streams.has(stream)) return void (await lease.release().catch(() => {}));
+    if (this.closed) return void (await lease.release().catch(() => {}));
     const recorder = new StreamRecorder(stream, lease, this.deps, this, () => this.streams.delete(stream));
     this.streams.set(stream, recorder);
     // Other renditions live now that should be recorded too (a ladder's rungs).
     const live = leftover ? [] : await this.catalog.renditions(stream).catch(() => []);
-    for (const r of new Set([...renditions, ...live.map((l) => l.name).filter((n) => this.wants(n))])) recorder.add(r, leftover);
+    for (const r of new Set([...renditions, ...live.map((l) => l.name).filter((n) => this.wants(n))])) recorder.add(r);
   }
 
   /** Streams being recorded here now, and their renditions. */
@@ -135,10 +140,14 @@ export class Recorder {
     return raw && (JSON.parse(raw.toString()) as RecordingMeta);
   }
 
-  /** A file of a recording (`<rendition>/index.m3u8`, the MP4...). */
-  async file(id: string, path: string): Promise<{ stream: Readable; size: number } | undefined> {
-    if (!isRecordingId(id)) return undefined;
-    return this.deps.store.open(`${id}/${path}`);
+  /** The size of a file of a recording (`<rendition>/index.m3u8`, the MP4...), or undefined when there is none. */
+  async fileSize(id: string, path: string): Promise<number | undefined> {
+    return isRecordingId(id) ? this.deps.store.stat(`${id}/${path}`) : undefined;
+  }
+
+  /** A file of a recording, or a byte range of it (after fileSize said it exists). */
+  file(id: string, path: string, range?: { start: number; end: number }): Readable {
+    return this.deps.store.open(`${id}/${path}`, range);
   }
 
   async remove(id: string): Promise<boolean> {
@@ -153,30 +162,21 @@ export class Recorder {
   async applyRetention(now = Date.now()): Promise<string[]> {
     const { maxAgeHours, maxTotalBytes } = this.deps.config.recording;
     if (maxAgeHours <= 0 && maxTotalBytes <= 0) return [];
-    const removed: string[] = [];
     try {
-      const all = (await this.list()).reverse(); // oldest first
-      let total = 0;
-      for (const r of all) total += r.bytes + (r.mp4?.bytes ?? 0);
-      for (const r of all) {
-        if (r.status !== 'complete') continue;
-        const old = maxAgeHours > 0 && now - Date.parse(r.endedAt ?? r.startedAt) > maxAgeHours * 3_600_000;
-        const over = maxTotalBytes > 0 && total > maxTotalBytes;
-        if (!old && !over) continue;
-        await this.deps.store.remove(r.id);
-        total -= r.bytes + (r.mp4?.bytes ?? 0);
-        removed.push(r.id);
-      }
+      const removed = retentionVictims(await this.list(), now, { maxAgeHours, maxTotalBytes });
+      for (const id of removed) await this.deps.store.remove(id);
       if (removed.length) this.deps.log.info({ removed }, 'recordings deleted by retention');
+      return removed;
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'recording retention failed');
+      return [];
     }
-    return removed;
   }
 
   /** A recording is complete: announced on NATS, and to the webhook when one is set. */
   finished(meta: RecordingMeta): void {
     const { nc, config, log } = this.deps;
+    void this.applyRetention();
     try {
       nc.publish(recordingEventSubject(config.bus.subjectPrefix, meta.stream), JSON.stringify(meta));
     } catch (err) {
@@ -198,6 +198,27 @@ export class Recorder {
     this.sub?.unsubscribe();
     await Promise.all([...this.streams.values()].map((s) => s.close()));
   }
+}
+
+/**
+ * The recordings retention deletes, pure: complete ones older than `maxAgeHours` (by their end), then the oldest
+ * while all of them take more than `maxTotalBytes` (segments and MP4). Recordings still being made are never touched,
+ * though they count in the total. 0: no limit.
+ */
+export function retentionVictims(recordings: readonly RecordingMeta[], now: number, limits: { maxAgeHours: number; maxTotalBytes: number }): string[] {
+  const size = (r: RecordingMeta) => r.bytes + (r.mp4?.bytes ?? 0);
+  const oldestFirst = [...recordings].sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+  let total = oldestFirst.reduce((sum, r) => sum + size(r), 0);
+  const out: string[] = [];
+  for (const r of oldestFirst) {
+    if (r.status !== 'complete') continue;
+    const old = limits.maxAgeHours > 0 && now - Date.parse(r.endedAt ?? r.startedAt) > limits.maxAgeHours * 3_600_000;
+    const over = limits.maxTotalBytes > 0 && total > limits.maxTotalBytes;
+    if (!old && !over) continue;
+    total -= size(r);
+    out.push(r.id);
+  }
+  return out;
 }
 
 /** One stream recorded here: its lease, a recorder per rendition, its recordings by publication. */
@@ -228,8 +249,8 @@ class StreamRecorder {
     return [...this.renditions.keys()];
   }
 
-  /** Records `rendition` too. `resuming`: its durable consumer exists, go on from it. */
-  add(rendition: string, resuming = false): void {
+  /** Records `rendition` too: from its durable consumer where one was left (where stored segments end), else from now. */
+  add(rendition: string): void {
     if (this.renditions.has(rendition) || this.closing) return;
     const r = new RenditionRecorder(
       this.deps.nc,
@@ -240,11 +261,12 @@ class StreamRecorder {
       this.log.child({ rendition }),
     );
     this.renditions.set(rendition, r);
-    void this.startRendition(r, resuming);
+    void this.startRendition(r);
   }
 
-  private async startRendition(r: RenditionRecorder, resuming: boolean): Promise<void> {
+  private async startRendition(r: RenditionRecorder): Promise<void> {
     try {
+      const resuming = await r.exists();
       if (resuming) {
         const open = (await this.owner.list(this.stream)).filter((m) => m.status === 'recording').sort((a, b) => a.token - b.token);
         for (const meta of open) {

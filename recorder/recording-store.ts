@@ -13,8 +13,10 @@ export interface RecordingStore {
   /** Writes a whole file, atomically, durably (on disk before it is renamed into place). */
   write(path: string, data: Buffer | readonly Buffer[] | string): Promise<void>;
   read(path: string): Promise<Buffer | undefined>;
-  /** For downloads: a stream of the file and its size, or undefined when there is no such file. */
-  open(path: string): Promise<{ stream: Readable; size: number } | undefined>;
+  /** A file's size, or undefined when there is no such file. */
+  stat(path: string): Promise<number | undefined>;
+  /** For downloads: the file, or the bytes `start` to `end` (inclusive) of it. */
+  open(path: string, range?: { start: number; end: number }): Readable;
   /** Names directly under a folder (`''`: the top). */
   list(dir: string): Promise<string[]>;
   /** Bytes under a folder. */
@@ -56,11 +58,13 @@ export class DirectoryStore implements RecordingStore {
     return readFile(this.localPath(path)).catch(notFound);
   }
 
-  async open(path: string): Promise<{ stream: Readable; size: number } | undefined> {
-    const file = this.localPath(path);
-    const info = await stat(file).catch(notFound);
-    if (!info?.isFile()) return undefined;
-    return { stream: createReadStream(file), size: info.size };
+  async stat(path: string): Promise<number | undefined> {
+    const info = await stat(this.localPath(path)).catch(notFound);
+    return info?.isFile() ? info.size : undefined;
+  }
+
+  open(path: string, range?: { start: number; end: number }): Readable {
+    return createReadStream(this.localPath(path), range);
   }
 
   async list(dir: string): Promise<string[]> {

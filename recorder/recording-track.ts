@@ -13,7 +13,7 @@ export interface ResumePoint {
 }
 
 export interface RecordedSegment<P> {
-  /** 0, 1, 2... within the rendition's recording: its file name. */
+  /** 0, 1, 2... from the track's start (a resumed recording adds the segments it had).  */
   index: number;
   /** The init segment (EXT-X-MAP) it is decoded with. */
   initId: number;
@@ -74,10 +74,10 @@ const MAX_HELD = 1000;
  */
 export class RecordingTrack<P> {
   private muxer: Fmp4Muxer | undefined;
-  private initId: number;
-  private nextIndex: number;
+  private initId = 0;
+  private nextIndex = 0;
   private open: OpenSegment<P> | undefined;
-  private discontinuity: boolean;
+  private discontinuity = false;
   private pending: Pending<P> | undefined;
   /** Frames before the first random access point (a resumed recorder starts mid-GOP, with audio first). */
   private held: { frame: Frame; stamp: FrameStamp; before: P | undefined; at: P }[] = [];
@@ -88,20 +88,7 @@ export class RecordingTrack<P> {
   private queuedAudio = 0;
   private lastQueued: { at: P; counter: number } | undefined;
 
-  constructor(
-    private readonly segmentSeconds: number,
-    /** Segments already stored (a resumed recording): numbering goes on from here, after a discontinuity. */
-    firstIndex = 0,
-    firstInitId = 0,
-  ) {
-    this.nextIndex = firstIndex;
-    this.initId = firstInitId;
-    this.discontinuity = false;
-  }
-
-  get segmentsCut(): number {
-    return this.nextIndex;
-  }
+  constructor(private readonly segmentSeconds: number) {}
 
   /** A frame of the publication, in order, with the bus positions before its first message and of its last. */
   push(frame: Frame, stamp: FrameStamp, before: P | undefined, at: P): TrackOutput<P>[] {

@@ -110,16 +110,12 @@ export class Recording {
     return recording;
   }
 
-  /** Where a rendition resumes in the stored recording, for recorders coming back. */
-  resumePoint(rendition: string): ResumePoint | undefined {
-    const state = this.states.get(rendition);
-    return state && !state.ended ? state.resume : undefined;
-  }
-
   /** This rendition's files in the recording, from the frame it begins with. */
   async rendition(name: string, first: Frame): Promise<RenditionFiles> {
     let state = this.states.get(name);
-    const resumed = state && { nextIndex: state.segments.length, initId: state.initId, resume: state.resume };
+    // A tape numbers from 0 (segments) and 1 (inits): a rendition resumed in this recording goes on after what it had.
+    const indexBase = state?.segments.length ?? 0;
+    const initBase = state?.initId ?? 0;
     const init = first.init;
     if (!state) {
       state = {
@@ -145,16 +141,16 @@ export class Recording {
     const s = state;
     const dir = `${this.meta.id}/${name}`;
     return {
-      resumed,
       init: async (id, data) => {
-        await this.store.write(`${dir}/${initFile(id)}`, data);
-        s.initId = id;
+        await this.store.write(`${dir}/${initFile(initBase + id)}`, data);
+        s.initId = initBase + id;
       },
       segment: async (segment: RecordedSegment<Position>) => {
-        await this.store.write(`${dir}/${segmentFile(segment.index)}`, segment.chunks);
+        const index = indexBase + segment.index;
+        await this.store.write(`${dir}/${segmentFile(index)}`, segment.chunks);
         const stored: StoredSegment = {
-          index: segment.index,
-          initId: segment.initId,
+          index,
+          initId: initBase + segment.initId,
           discontinuity: segment.discontinuity,
           duration: segment.duration,
           programDateTime: segment.programDateTime,
@@ -163,7 +159,7 @@ export class Recording {
           audioFrames: segment.audioFrames,
         };
         // A segment written again (a recorder resumed before its state said so) replaces its entry.
-        s.segments = s.segments.filter((x) => x.index < segment.index);
+        s.segments = s.segments.filter((x) => x.index < index);
         s.segments.push(stored);
         s.resume = segment.resume;
         await this.store.write(`${dir}/state.json`, json(s));
@@ -211,7 +207,7 @@ export class Recording {
       const file = `${this.meta.id}.mp4`;
       try {
         await remuxToMp4(this.store.localPath(`${this.meta.id}/${main}/index.m3u8`), this.store.localPath(`${this.meta.id}/${file}`));
-        const bytes = (await this.store.open(`${this.meta.id}/${file}`))?.size ?? 0;
+        const bytes = (await this.store.stat(`${this.meta.id}/${file}`)) ?? 0;
         this.meta.mp4 = { file, bytes, rendition: main };
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'cannot make the MP4 of the recording (its HLS files stay)');

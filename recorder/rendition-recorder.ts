@@ -1,4 +1,3 @@
-import { PublicationFilter, type Filtered } from '../server/core/bus/publication-filter.ts';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -13,8 +12,8 @@ import { StreamSubjects } from '../server/core/bus/subjects.ts';
 import type { RelayConfig } from '../server/core/config/schema.ts';
 import type { Logger } from '../server/core/log.ts';
 import type { Frame } from '../server/core/media/frame.ts';
-import type { FrameStamp } from '../server/core/bus/frame-codec.ts';
-import { RecordingTrack, type RecordedSegment, type ResumePoint, type TrackOutput } from './recording-track.ts';
+import type { RecordedSegment, ResumePoint } from './recording-track.ts';
+import { RenditionTape, type TapeEvent } from './rendition-tape.ts';
 
 /** A bus position: the message (its sequence, and what acknowledges it with everything before it). */
 export type Position = JsMsg;
@@ -25,10 +24,8 @@ export interface RenditionSink {
   open(token: number, first: Frame): Promise<RenditionFiles>;
 }
 
-/** One rendition's files in one recording. */
+/** One rendition's files in one recording. Numbers (segments, inits) are the tape's, from 0 and 1: the files add what was stored before. */
 export interface RenditionFiles {
-  /** Where to go on from, when this rendition was recorded into it before (a restarted recorder). */
-  readonly resumed: { nextIndex: number; initId: number; resume: ResumePoint | undefined } | undefined;
   init(id: number, data: Buffer): Promise<void>;
   segment(segment: RecordedSegment<Position>): Promise<void>;
   /** The publication ended (or was taken over): the playlist becomes VOD. */
@@ -48,30 +45,20 @@ export function parseDurableName(name: string): { stream: string; rendition: str
  * Records one rendition of one stream from the bus, exactly: a durable JetStream consumer that acknowledges a
  * message only once the segment holding it is stored (ack policy "all": one acknowledgement lets go of everything
  * before). A recorder killed with -9 comes back (or another takes the lease) and the consumer delivers again from the
- * first message not stored; the publication filter and the segmenter resume where the last stored segment left off,
- * so the next segment is the one that would have been written.
+ * first message not stored; the tape (filter and segmenter) resumes where the last stored segment left off, so the
+ * next segment is the one that would have been written.
  */
 export class RenditionRecorder {
-  private readonly filter: PublicationFilter;
-  private track: RecordingTrack<Position> | undefined;
+  private readonly tape: RenditionTape<Position>;
   private files: RenditionFiles | undefined;
-  private token: number | undefined;
   private messages: ConsumerMessages | undefined;
-  /** Stored in order, one at a time: the tail of the chain of writes. */
-  private writing: Promise<void> = Promise.resolve();
-  private prev: Position | undefined;
-  /** The position before the first part of a frame split over several messages. */
-  private partBefore: Position | undefined;
-  /** Messages are handled one at a time, in order, though opening a recording is asynchronous. */
-  private queue: Promise<void> = Promise.resolve();
+  /** Stored in order, one step at a time: the tail of the chain. */
+  private work: Promise<void> = Promise.resolve();
   private closed = false;
-  /** Frames went missing before a recording began (a recorder resumed past the bus's retention). */
-  private gapBeforeTrack = false;
   lastMessageAt = Date.now();
-  /** The publication ended and everything of it is stored. */
+  /** Nothing is being recorded (no publication begun, or its end stored). */
   idle = true;
   segments = 0;
-  gaps = 0;
   failed: Error | undefined;
 
   constructor(
@@ -82,7 +69,29 @@ export class RenditionRecorder {
     private readonly sink: RenditionSink,
     private readonly log: Logger,
   ) {
-    this.filter = new PublicationFilter(config.cluster.leaseTtlMs + 2000);
+    this.tape = new RenditionTape(config.recording.segmentSeconds, config.cluster.leaseTtlMs + 2000);
+  }
+
+  get gaps(): number {
+    return this.tape.gaps;
+  }
+
+  /** Resumes where stored segments end, before the first message (read from storage by the stream's recorder). */
+  resumeAt(point: ResumePoint): void {
+    this.log.info({ token: point.token, nextCounter: point.nextCounter }, 'resuming the recording where stored segments end');
+    this.tape.resumeAt(point, performance.now());
+  }
+
+  /** Whether this rendition's durable consumer exists: a recorder left it (a crash, a restart, a lost lease). */
+  async exists(): Promise<boolean> {
+    const jsm = await jetstreamManager(this.nc, { timeout: 5000 });
+    return jsm.consumers.info(this.config.bus.streamName, durableName(this.stream, this.rendition)).then(
+      () => true,
+      (err: Error) => {
+        if (/consumer not found/i.test(err.message)) return false;
+        throw err;
+      },
+    );
   }
 
   /**
@@ -93,24 +102,29 @@ export class RenditionRecorder {
     const { bus } = this.config;
     const jsm = await jetstreamManager(this.nc, { timeout: 5000 });
     const name = durableName(this.stream, this.rendition);
-    const exists = await jsm.consumers.info(bus.streamName, name).then(
-      () => true,
-      () => false,
-    );
-    if (!exists) {
+    let resumeSeq: number | undefined;
+    if (await this.exists()) {
+      // The consumer goes on from the first message not acknowledged. JetStream would send what the last recorder
+      // had pulled but not acknowledged only after ack_wait, and newer messages first: so the consumer is made again
+      // at that sequence (the lease says no other recorder uses it).
+      const info = await jsm.consumers.info(bus.streamName, name);
+      resumeSeq = info.ack_floor.stream_seq > 0 ? info.ack_floor.stream_seq + 1 : (info.config.opt_start_seq ?? 1);
+      await jsm.consumers.delete(bus.streamName, name);
+    }
+    {
       const subjects = new StreamSubjects(bus.subjectPrefix, this.stream, this.rendition);
+      const from = resumeSeq ?? startSeq;
       await jsm.consumers.add(bus.streamName, {
         durable_name: name,
         filter_subject: subjects.all,
         ack_policy: AckPolicy.All,
-        // A segment is acknowledged when stored; until then its messages are out. Twice the longest GOP here, and room.
+        // A segment is acknowledged when stored; until then its messages are out (a few hundred a second).
         max_ack_pending: 50_000,
         ack_wait: nanos(Math.max(60_000, this.config.recording.segmentSeconds * 10_000)),
-        ...(startSeq !== undefined ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.New }),
+        ...(from !== undefined ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from } : { deliver_policy: DeliverPolicy.New }),
       });
-      this.log.info({ consumer: name, startSeq }, 'recording consumer created');
-    } else {
-      this.log.info({ consumer: name }, 'recording consumer resumed');
+      if (resumeSeq !== undefined) this.log.info({ consumer: name, from: resumeSeq }, 'recording consumer resumed after its last acknowledgement');
+      else this.log.info({ consumer: name, from: startSeq }, 'recording consumer created');
     }
     const consumer = await jetstream(this.nc, { timeout: 5000 }).consumers.get(bus.streamName, name);
     if (this.closed) return;
@@ -120,107 +134,53 @@ export class RenditionRecorder {
       expires: 5_000,
       callback: (msg: JsMsg) => {
         this.lastMessageAt = Date.now();
-        this.queue = this.queue.then(() => this.message(msg)).catch((err: Error) => this.fail(err));
+        if (this.closed || this.failed) return;
+        for (const event of this.tape.push(msg.data, msg, performance.now())) this.then(() => this.store(event));
       },
     });
   }
 
-  private fail(err: Error): void {
-    if (this.failed) return;
-    this.failed = err;
-    this.log.error({ code: 'RECORDING_WRITE_FAILED', err: err.message }, 'recording stopped: its storage failed');
-    void this.messages?.close().catch(() => {});
-  }
-
-  private async message(msg: JsMsg): Promise<void> {
-    if (this.closed || this.failed) return;
-    const before = this.partBefore ?? this.prev;
-    const out: Filtered = this.filter.push(msg.data, performance.now());
-    if (out.kind === 'skip' && out.reason === 'partial') {
-      this.partBefore ??= this.prev;
-      this.prev = msg;
-      return;
-    }
-    this.partBefore = undefined;
-    this.prev = msg;
-    if (out.events?.gap) {
-      this.gaps++;
-      this.log.warn({ expected: out.events.gap.expected, got: out.events.gap.got }, 'frames missing on the bus: a discontinuity in the recording');
-      if (this.track) this.emit(this.track.gap());
-      else this.gapBeforeTrack = true;
-    }
-    if (out.events?.newPublication && this.track && this.token !== out.events.newPublication.token) {
-      // Another publication took over with no end marker from this one: its recording ends here.
-      await this.finish(undefined);
-    }
-    if (out.kind === 'end') {
-      if (this.track) await this.finish(msg);
-      else msg.ack();
-      return;
-    }
-    if (out.kind !== 'frame') return;
-    if (!this.track) await this.begin(out.stamp, out.frame);
-    this.emit(this.track!.push(out.frame, out.stamp, before, msg));
-  }
-
-  private async begin(stamp: FrameStamp, first: Frame): Promise<void> {
-    this.idle = false;
-    this.token = stamp.token;
-    this.files = await this.sink.open(stamp.token, first);
-    const resumed = this.files.resumed;
-    this.track = new RecordingTrack(this.config.recording.segmentSeconds, resumed?.nextIndex ?? 0, resumed?.initId ?? 0);
-    if (resumed) this.log.info({ token: stamp.token, nextIndex: resumed.nextIndex }, 'recording resumed');
-    if (this.gapBeforeTrack && resumed) this.track.gap(); // nothing open: the next segment follows a discontinuity
-    this.gapBeforeTrack = false;
-  }
-
-  /**
-   * Resumes the filter where the stored segments end, before the first message: called by the stream recorder with
-   * what it read from storage. Without it, recording starts at the next random access point.
-   */
-  resumeAt(point: ResumePoint): void {
-    this.filter.resume(point.token, point.nextCounter, performance.now());
-  }
-
-  private emit(outputs: TrackOutput<Position>[]): void {
-    const files = this.files!;
-    for (const o of outputs) {
-      this.writing = this.writing
-        .then(async () => {
-          if (this.failed) return;
-          if (o.kind === 'init') return files.init(o.id, o.data);
-          await files.segment(o.segment);
-          this.segments++;
-          o.segment.ack?.ack();
-        })
-        .catch((err: Error) => this.fail(err));
-    }
-  }
-
-  /** The publication is over: the last segment, then the VOD playlist, then the end marker's acknowledgement. */
-  private async finish(endMsg: JsMsg | undefined): Promise<void> {
-    const track = this.track!;
-    const files = this.files!;
-    this.emit(track.end(undefined)); // the end marker is acknowledged once the playlist says VOD
-    this.track = undefined;
-    this.files = undefined;
-    this.token = undefined;
-    this.writing = this.writing
-      .then(async () => {
+  private then(step: () => Promise<void>): void {
+    this.work = this.work
+      .then(() => (this.failed ? undefined : step()))
+      .catch((err: Error) => {
         if (this.failed) return;
-        await files.end();
-        endMsg?.ack();
-        this.idle = true;
-      })
-      .catch((err: Error) => this.fail(err));
-    await this.writing;
+        this.failed = err;
+        this.log.error({ code: 'RECORDING_WRITE_FAILED', err: err.message }, 'recording stopped: its storage failed');
+        void this.messages?.close().catch(() => {});
+      });
+  }
+
+  private async store(event: TapeEvent<Position>): Promise<void> {
+    switch (event.kind) {
+      case 'gap':
+        this.log.warn({ expected: event.expected, got: event.got }, 'frames missing on the bus: a discontinuity in the recording');
+        return;
+      case 'begin':
+        this.idle = false;
+        this.files = await this.sink.open(event.token, event.first);
+        return;
+      case 'init':
+        return this.files!.init(event.id, event.data);
+      case 'segment':
+        await this.files!.segment(event.segment);
+        this.segments++;
+        event.segment.ack?.ack();
+        return;
+      case 'end':
+        await this.files?.end();
+        this.files = undefined;
+        event.ack?.ack();
+        this.idle = !this.tape.recording;
+        return;
+    }
   }
 
   /** Stops consuming, after what is being stored is stored (the consumer stays: a recorder may resume it). */
   async close(): Promise<void> {
     this.closed = true;
     await this.messages?.close().catch(() => {});
-    await this.writing.catch(() => {});
+    await this.work;
   }
 
   /** The consumer is not needed any more (the stream is over and recorded): removed from the server. */

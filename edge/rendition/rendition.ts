@@ -196,6 +196,9 @@ export class Rendition implements RenditionView {
   }
 
   private ended(): void {
+    // The audio after the last video frame goes out too (a recording of the stream has it: viewers should).
+    const rest = this.muxer?.flushAudio();
+    if (rest) this.fragment(rest);
     this.muxer = undefined;
     this.init = undefined;
     this.gopCache.clear();

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import swagger from '@fastify/swagger';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import parseRange from 'range-parser';
 import { z } from 'zod';
 import { RelayError } from '../../server/core/errors.ts';
 import type { RenditionInfo } from '../../server/core/bus/rendition-catalog.ts';
@@ -36,7 +37,37 @@ export interface RecordingsBackend {
   list(stream?: string): Promise<RecordingMeta[]>;
   get(id: string): Promise<RecordingMeta | undefined>;
   remove(id: string): Promise<boolean>;
-  file(id: string, path: string): Promise<{ stream: Readable; size: number } | undefined>;
+  fileSize(id: string, path: string): Promise<number | undefined>;
+  file(id: string, path: string, range?: { start: number; end: number }): Readable;
+}
+
+/**
+ * Sends a stored file with HTTP ranges (one range; players seek in an MP4 with them, and Chromium treats a file without
+ * them as a stream it cannot seek in).
+ */
+async function sendStoredFile(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  backend: RecordingsBackend,
+  id: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<FastifyReply> {
+  const size = await backend.fileSize(id, path);
+  if (size === undefined) throw new RelayError('RECORDING_NOT_FOUND', `${id}/${path}`);
+  void reply.headers({ ...headers, 'accept-ranges': 'bytes' });
+  const header = req.headers.range;
+  const ranges = header ? parseRange(size, header, { combine: true }) : undefined;
+  if (ranges === -1) return reply.code(416).header('content-range', `bytes */${size}`).send();
+  if (ranges !== undefined && ranges !== -2 && ranges.type === 'bytes' && ranges.length === 1) {
+    const { start, end } = ranges[0]!;
+    return reply
+      .code(206)
+      .header('content-range', `bytes ${start}-${end}/${size}`)
+      .header('content-length', end - start + 1)
+      .send(backend.file(id, path, { start, end }));
+  }
+  return reply.header('content-length', size).send(backend.file(id, path));
 }
 
 // ---- The API's shapes, once: zod for the types, JSON Schema (from zod) for validation and the OpenAPI document.
@@ -268,13 +299,10 @@ export async function registerAdminApi(app: FastifyInstance, backend: AdminBacke
         async (req, reply) => {
           const meta = await recordings().get(req.params.id);
           if (!meta?.mp4) throw new RelayError('RECORDING_NOT_FOUND', `${req.params.id} has no MP4 (yet)`);
-          const file = await recordings().file(meta.id, meta.mp4.file);
-          if (!file) throw new RelayError('RECORDING_NOT_FOUND', `${req.params.id}/${meta.mp4.file}`);
-          return reply
-            .header('content-type', 'video/mp4')
-            .header('content-length', file.size)
-            .header('content-disposition', `attachment; filename="${meta.id}.mp4"`)
-            .send(file.stream);
+          return sendStoredFile(req, reply, recordings(), meta.id, meta.mp4.file, {
+            'content-type': 'video/mp4',
+            'content-disposition': `attachment; filename="${meta.id}.mp4"`,
+          });
         },
       );
       api.get<{ Params: { id: string; '*': string } }>(
@@ -283,10 +311,8 @@ export async function registerAdminApi(app: FastifyInstance, backend: AdminBacke
         async (req, reply) => {
           const path = req.params['*'];
           if (!/^(index\.m3u8|[a-z0-9_-]{1,32}\/(index\.m3u8|init-\d+\.mp4|\d{6}\.m4s))$/.test(path)) throw new RelayError('RECORDING_NOT_FOUND', path);
-          const file = await recordings().file(req.params.id, path);
-          if (!file) throw new RelayError('RECORDING_NOT_FOUND', `${req.params.id}/${path}`);
           const type = path.endsWith('.m3u8') ? 'application/vnd.apple.mpegurl' : 'video/mp4';
-          return reply.header('content-type', type).header('content-length', file.size).send(file.stream);
+          return sendStoredFile(req, reply, recordings(), req.params.id, path, { 'content-type': type });
         },
       );
     },

@@ -19,7 +19,7 @@ export interface RelayProcess {
 
 /** The relay CLI as a real child process, on free ports, with a temporary data folder. */
 export async function startRelay(
-  command: 'all' | 'origin' | 'edge',
+  command: 'all' | 'origin' | 'edge' | 'recorder',
   env: Record<string, string> = {},
   nodeArgs: string[] = [],
   where: { launcher?: string[]; host?: string } = {},

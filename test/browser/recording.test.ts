@@ -1,0 +1,210 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { RecordingMeta } from '../../recorder/recording.ts';
+import { launchChromium } from '../helpers/browser.ts';
+import { startNats } from '../helpers/nats.ts';
+import { startTestNode, type TestNode } from '../helpers/node-harness.ts';
+import { waitFor } from '../helpers/ports.ts';
+import { startPublisher } from '../helpers/publisher.ts';
+import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
+import { watch } from '../helpers/ws-viewer.ts';
+
+const TOKEN = 'recording-test-admin-token-0123456789';
+const key = (stream: string) => `${stream}-recording-key-0123456789`;
+const STREAMS = ['long', 'crash', 'again'].map((name) => ({ name, key: key(name) }));
+
+interface Probe {
+  video: { frames: number; start: number; duration: number; height: number };
+  audio: { frames: number; start: number; duration: number };
+}
+
+/** ffprobe, decoding every frame of the file. */
+function probe(file: string): Probe {
+  const out = JSON.parse(
+    execFileSync(
+      'ffprobe',
+      ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,nb_read_frames,start_time,duration,height', '-of', 'json', file],
+      {
+        encoding: 'utf8',
+      },
+    ),
+  ) as { streams: { codec_type: string; nb_read_frames: string; start_time: string; duration: string; height?: number }[] };
+  const s = (type: string) => out.streams.find((x) => x.codec_type === type)!;
+  const v = s('video');
+  const a = s('audio');
+  return {
+    video: { frames: Number(v.nb_read_frames), start: Number(v.start_time), duration: Number(v.duration), height: v.height ?? 0 },
+    audio: { frames: Number(a.nb_read_frames), start: Number(a.start_time), duration: Number(a.duration) },
+  };
+}
+
+/** What a WebSocket viewer of the edge received: video and audio samples, counted from its fragments. */
+function delivered(viewer: ReturnType<typeof watch>): { video: number; audio: number } {
+  let video = 0;
+  let audio = 0;
+  for (const f of viewer.record.fragments)
+    for (const t of f.tracks) {
+      if (t.trackId === 1) video += t.samples;
+      else audio += t.samples;
+    }
+  return { video, audio };
+}
+
+/**
+ * Recording from the bus, with real parts: nats-server, an origin and edge, OBS-like ffmpeg publishers, a recorder in
+ * its own process (killed with -9 in one test), ffprobe decoding every frame, Chromium playing the MP4.
+ */
+describe('recording (a recorder process on the bus)', { timeout: 300_000 }, () => {
+  let nats: Awaited<ReturnType<typeof startNats>>;
+  let relay: TestNode;
+  let recorder: RelayProcess;
+  const dir = mkdtempSync(join(tmpdir(), 'relay-recordings-'));
+  const files = mkdtempSync(join(tmpdir(), 'relay-recording-files-'));
+  const recorderEnv = {
+    NATS_URL: '',
+    RELAY_RECORDING_ENABLED: 'true',
+    RELAY_RECORDING_DIR: dir,
+    RELAY_RECORDING_SEGMENT_SECONDS: '2',
+    RELAY_ADMIN_TOKEN: TOKEN,
+    RELAY_CLUSTER_NODE_ID: 'recorder-1',
+    RELAY_BUS_MAX_AGE_SECONDS: '60',
+  };
+  const api = async <T>(path: string): Promise<T> => {
+    const res = await fetch(`${recorder.http}/admin/api${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  };
+  const recordingsOf = async (stream: string) => (await api<{ recordings: RecordingMeta[] }>(`/recordings?stream=${stream}`)).recordings;
+  const complete = (stream: string, count = 1) =>
+    waitFor(
+      `${count} complete recording(s) of ${stream}`,
+      async () => {
+        const list = await recordingsOf(stream);
+        return list.length === count && list.every((r) => r.status === 'complete') ? list : undefined;
+      },
+      60_000,
+    );
+  const download = async (meta: RecordingMeta) => {
+    const res = await fetch(`${recorder.http}/admin/api/recordings/${meta.id}/file.mp4`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'video/mp4');
+    const file = join(files, `${meta.id}.mp4`);
+    writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+    return file;
+  };
+
+  before(async () => {
+    nats = await startNats();
+    recorderEnv.NATS_URL = nats.url;
+    relay = await startTestNode(['origin', 'edge'], nats.url, { streams: STREAMS, bus: { maxAgeSeconds: 60 } });
+    recorder = await startRelay('recorder', recorderEnv);
+  });
+
+  after(async () => {
+    await recorder?.stop();
+    await relay?.node.close();
+    await nats?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(files, { recursive: true, force: true });
+  });
+
+  test('a 60 s OBS-like stream is recorded: the MP4 holds every frame the edge delivered, in sync, and plays and seeks in Chromium', async () => {
+    const viewer = watch(relay.wsUrl('long'));
+    await viewer.opened;
+    const publisher = startPublisher({ url: relay.rtmpUrl(key('long')), size: '640x360', bitrate: '800k', seconds: 60 });
+    assert.equal(await publisher.exited, 0, publisher.stderr());
+    const [meta] = await complete('long');
+    const edge = delivered(viewer);
+    viewer.close();
+    assert.ok(meta && meta.mp4, 'an MP4 was made');
+    assert.deepEqual(meta.renditions, ['source']);
+    assert.equal(meta.gaps, 0);
+    assert.ok(Math.abs(meta.durationS - 60) < 0.1, `60 s recorded: ${meta.durationS}`);
+    const file = await download(meta);
+    const p = probe(file);
+    process.stderr.write(
+      `# recorded 60 s: edge delivered ${edge.video} pictures and ${edge.audio} AAC frames; the MP4 has ${p.video.frames} and ${p.audio.frames}\n`,
+    );
+    assert.equal(p.video.frames, edge.video, 'every picture the edge delivered');
+    assert.equal(p.audio.frames, edge.audio, 'every AAC frame the edge delivered');
+    assert.equal(p.video.frames, 1800);
+    assert.equal(p.video.height, 360);
+    assert.ok(Math.abs(p.video.start - p.audio.start) < 1 / 30, `audio and video start together: ${p.video.start} ${p.audio.start}`);
+    assert.ok(Math.abs(p.video.duration - p.audio.duration) < 1 / 30 + 0.03, `and end together: ${p.video.duration} ${p.audio.duration}`);
+
+    // The MP4 in Chromium: decoded pictures rise from the start, and again after a seek to 40 s.
+    const chromium = await launchChromium();
+    try {
+      await chromium.browser.setExtraHTTPHeaders({ authorization: `Bearer ${TOKEN}` });
+      const page = await chromium.browser.newPage();
+      await page.goto(`${recorder.http}/admin/api/recordings/${meta.id}`);
+      await page.setContent(`<video id="v" muted autoplay src="${recorder.http}/admin/api/recordings/${meta.id}/file.mp4"></video>`);
+      const frames = () => page.evaluate(() => (document.getElementById('v') as HTMLVideoElement).getVideoPlaybackQuality().totalVideoFrames);
+      await waitFor('pictures decoded from the start', async () => (await frames()) > 30, 20_000);
+      const before = await frames();
+      await page.evaluate(() => {
+        (document.getElementById('v') as HTMLVideoElement).currentTime = 40;
+      });
+      await waitFor(
+        'pictures decoded after a seek to 40 s',
+        async () => {
+          const at = await page.evaluate(() => (document.getElementById('v') as HTMLVideoElement).currentTime);
+          return at > 40.5 && (await frames()) > before + 15;
+        },
+        20_000,
+      );
+      assert.equal(await page.evaluate(() => (document.getElementById('v') as HTMLVideoElement).duration > 59.9), true);
+    } finally {
+      await chromium.close();
+    }
+  });
+
+  test('a recorder killed with -9 mid-stream and started again leaves one complete recording with every frame', async () => {
+    const viewer = watch(relay.wsUrl('crash'));
+    await viewer.opened;
+    const publisher = startPublisher({ url: relay.rtmpUrl(key('crash')), size: '640x360', bitrate: '800k', seconds: 30 });
+    // Killed once a few segments are stored, mid-segment.
+    const segments = () => {
+      const id = readdirSync(dir).find((n) => n.startsWith('crash-'));
+      const folder = id && join(dir, id, 'source');
+      return folder && existsSync(folder) ? readdirSync(folder).filter((f) => f.endsWith('.m4s')).length : 0;
+    };
+    await waitFor('three segments stored', () => segments() >= 3, 30_000);
+    recorder.child.kill('SIGKILL');
+    await recorder.stop();
+    const storedAtKill = segments();
+    // Down for 4 s while the publisher goes on; the bus keeps what it publishes (60 s here).
+    await new Promise((r) => setTimeout(r, 4000));
+    recorder = await startRelay('recorder', recorderEnv);
+    assert.equal(await publisher.exited, 0, publisher.stderr());
+    const [meta] = await complete('crash');
+    const edge = delivered(viewer);
+    viewer.close();
+    assert.ok(meta?.mp4);
+    assert.equal(meta.gaps, 0, 'no discontinuity: the recorder went on where it was');
+    assert.ok(recorder.output().includes('recording consumer resumed after its last acknowledgement'), 'the restarted recorder resumed the durable consumer');
+    const p = probe(await download(meta));
+    process.stderr.write(
+      `# killed with ${storedAtKill} segments stored: edge delivered ${edge.video}/${edge.audio}; the MP4 has ${p.video.frames}/${p.audio.frames}\n`,
+    );
+    assert.equal(p.video.frames, edge.video, 'every picture');
+    assert.equal(p.audio.frames, edge.audio, 'every AAC frame');
+    assert.equal(p.video.frames, 900);
+  });
+
+  test('a publisher that stops and starts again makes two recordings, each complete and playable', async () => {
+    for (let i = 0; i < 2; i++) {
+      const publisher = startPublisher({ url: relay.rtmpUrl(key('again')), size: '320x180', bitrate: '300k', seconds: 5 });
+      assert.equal(await publisher.exited, 0, publisher.stderr());
+      await complete('again', i + 1);
+    }
+    const list = await recordingsOf('again');
+    assert.equal(list.length, 2);
+    assert.notEqual(list[0]!.token, list[1]!.token, 'one recording per publication');
+    for (const meta of list) assert.equal(probe(await download(meta)).video.frames, 150);
+  });
+});
