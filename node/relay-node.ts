@@ -27,7 +27,7 @@ import type { EdgeMember } from '../server/core/cluster/placement-ring.ts';
 import { RenditionCatalog } from '../server/core/bus/rendition-catalog.ts';
 import { publicHost } from '../server/core/http/net-address.ts';
 import { NodeHeartbeat, openNodeBucket, readNodes, type NodeRecord } from '../server/core/cluster/node-registry.ts';
-import { requestEndStream, requestTakeover, serveStreamControl, serveTakeovers } from '../server/core/cluster/stream-control.ts';
+import { requestEndStream, requestRecording, requestTakeover, serveStreamControl, serveTakeovers } from '../server/core/cluster/stream-control.ts';
 import { attachIndexPage, attachPublicApi } from './public-api.ts';
 import { attachHealth } from './health.ts';
 import { startEmbeddedNats } from './embedded-nats.ts';
@@ -290,6 +290,7 @@ export async function startNode(
       }),
       endStream: async (stream, reason) => (await requestEndStream(ncCluster, config.bus.subjectPrefix, stream, reason))?.origin,
       recordings: recorder,
+      record: (stream, request) => requestRecording(ncCluster, config.bus.subjectPrefix, stream, request, request.record ? 8000 : 3000),
     });
     attachDashboard(http);
     attachIndexPage(http, () => keys.names, roles);

@@ -3,11 +3,13 @@ import type { StreamSettings } from '../server/core/auth/access-keys.ts';
 import { jetstreamManager, type NatsConnection, type Subscription } from '../server/core/bus/nats.ts';
 import { RenditionCatalog } from '../server/core/bus/rendition-catalog.ts';
 import { SubjectKind } from '../server/core/bus/subjects.ts';
+import { readToken } from '../server/core/bus/frame-codec.ts';
+import { serveRecordingControl, type RecordReply, type RecordRequest } from '../server/core/cluster/stream-control.ts';
 import type { StreamLease, StreamLeases } from '../server/core/cluster/stream-lease.ts';
 import type { RelayConfig } from '../server/core/config/schema.ts';
 import type { Logger } from '../server/core/log.ts';
 import type { Frame } from '../server/core/media/frame.ts';
-import { isRecordingId, Recording, type RecordingMeta } from './recording.ts';
+import { isRecordingId, Recording, type RecordingMeta, type RecordingOptions } from './recording.ts';
 import type { RecordingStore } from './recording-store.ts';
 import { parseDurableName, RenditionRecorder, type RenditionFiles } from './rendition-recorder.ts';
 
@@ -41,6 +43,9 @@ export class Recorder {
   private readonly triedAt = new Map<string, number>();
   /** Streams whose lease is being taken: one attempt at a time (the bus's keyframes and a restart's leftovers race). */
   private readonly taking = new Set<string>();
+  /** What operators asked for a publication (start or stop recording it), by stream. */
+  private readonly overrides = new Map<string, RecordRequest>();
+  private stopServingControl: (() => void) | undefined;
   private sub: Subscription | undefined;
   private retention: NodeJS.Timeout | undefined;
   private closed = false;
@@ -50,8 +55,10 @@ export class Recorder {
     this.catalog = new RenditionCatalog(deps.nc, deps.config.bus.streamName, deps.config.bus.subjectPrefix);
   }
 
-  /** Whether `stream` is recorded: its own `record`, else `recording.enabled`. */
-  shouldRecord(stream: string): boolean {
+  /** Whether publication `token` of `stream` is recorded: as an operator asked for it, else its own `record`, else `recording.enabled`. */
+  shouldRecord(stream: string, token: number | undefined): boolean {
+    const asked = this.overrides.get(stream);
+    if (asked && asked.token === token) return asked.record;
     return this.deps.streamSettings(stream)?.record ?? this.deps.config.recording.enabled;
   }
 
@@ -67,9 +74,10 @@ export class Recorder {
     this.sub = nc.subscribe(`${prefix}.*.*.${SubjectKind.KEYFRAME}`, {
       callback: (_err, msg) => {
         const [, stream, rendition] = msg.subject.split('.').slice(-4);
-        if (stream && rendition) this.live(stream, rendition);
+        if (stream && rendition) this.live(stream, rendition, readToken(msg.data));
       },
     });
+    this.stopServingControl = serveRecordingControl(nc, prefix, (stream, request) => this.control(stream, request));
     // Consumers a recorder left behind: their streams are taken up again (the lease tells whether another has them).
     const jsm = await jetstreamManager(nc, { timeout: 5000 });
     const leftover = new Map<string, string[]>();
@@ -78,20 +86,60 @@ export class Recorder {
       if (parsed) leftover.set(parsed.stream, [...(leftover.get(parsed.stream) ?? []), parsed.rendition]);
     }
     for (const [stream, renditions] of leftover) void this.take(stream, renditions, true);
-    log.info({ resuming: [...leftover.keys()] }, 'recorder started');
+    // Recordings left open with no consumer to go on from (a recorder stopped while making the MP4, or down past the
+    // bus's retention) are completed with what they have.
+    const repaired: string[] = [];
+    for (const meta of await this.list()) {
+      if (meta.status !== 'recording' || leftover.has(meta.stream)) continue;
+      const recording = await Recording.load(
+        this.deps.store,
+        meta.id,
+        log,
+        this.recordingOptions((m) => this.finished(m)),
+      );
+      if (!recording) continue;
+      await recording.close();
+      await recording.done;
+      repaired.push(meta.id);
+    }
+    log.info({ resuming: [...leftover.keys()], completed: repaired }, 'recorder started');
     this.retention = setInterval(() => void this.applyRetention(), 60_000).unref();
     void this.applyRetention();
   }
 
-  /** A keyframe of `stream`'s `rendition` was published: record it, if it should be and no recorder does. */
-  private live(stream: string, rendition: string): void {
-    if (this.closed || !this.wants(rendition) || !this.shouldRecord(stream)) return;
+  /** A keyframe of `stream`'s `rendition` was published (under lease `token`): record it, if it should be and no recorder does. */
+  private live(stream: string, rendition: string, token: number | undefined): void {
+    if (this.closed || !this.wants(rendition) || !this.shouldRecord(stream, token)) return;
     const current = this.streams.get(stream);
     if (current) return current.add(rendition);
     const at = this.triedAt.get(stream) ?? 0;
     if (Date.now() - at < RETRY_MS) return;
     this.triedAt.set(stream, Date.now());
     void this.take(stream, [rendition], false);
+  }
+
+  /**
+   * An operator asks to start or stop recording a stream's publication. Every recorder keeps the request (it holds for
+   * that publication); the one recording the stream stops, or one takes it and starts, and answers.
+   */
+  private async control(stream: string, request: RecordRequest): Promise<RecordReply | undefined> {
+    this.overrides.set(stream, request);
+    if (this.overrides.size > 10_000) this.overrides.delete(this.overrides.keys().next().value!);
+    const nodeId = this.deps.leases.nodeId;
+    if (!request.record) {
+      const current = this.streams.get(stream);
+      if (!current || current.stopping) return undefined;
+      const ended = await current.stopRecording();
+      return { recorder: nodeId, recording: ended[0] };
+    }
+    if (!this.streams.has(stream)) {
+      const live = (await this.catalog.renditions(stream).catch(() => [])).map((r) => r.name).filter((n) => this.wants(n));
+      if (live.length === 0) return undefined;
+      await this.take(stream, live, false);
+    }
+    const current = this.streams.get(stream);
+    if (!current) return undefined; // another recorder has it
+    return { recorder: nodeId, recording: await current.recordingOf(request.token) };
   }
 
   private async take(stream: string, renditions: string[], leftover: boolean): Promise<void> {
@@ -173,6 +221,11 @@ export class Recorder {
     }
   }
 
+  /** How recordings are made here. */
+  recordingOptions(finished: (meta: RecordingMeta) => void): RecordingOptions {
+    return { mp4: this.deps.config.recording.mp4, order: this.deps.config.recording.renditions, finished };
+  }
+
   /** A recording is complete: announced on NATS, and to the webhook when one is set. */
   finished(meta: RecordingMeta): void {
     const { nc, config, log } = this.deps;
@@ -196,6 +249,7 @@ export class Recorder {
     this.closed = true;
     clearInterval(this.retention);
     this.sub?.unsubscribe();
+    this.stopServingControl?.();
     await Promise.all([...this.streams.values()].map((s) => s.close()));
   }
 }
@@ -228,6 +282,7 @@ class StreamRecorder {
   private readonly log: Logger;
   private readonly timer: NodeJS.Timeout;
   private quietSince: number | undefined;
+  private stopAsked = false;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -243,6 +298,11 @@ class StreamRecorder {
       void this.close();
     });
     this.timer = setInterval(() => void this.housekeep(), 1000).unref();
+  }
+
+  /** Letting the stream go (stopped, ended, or shutting down). */
+  get stopping(): boolean {
+    return this.stopAsked || this.closing !== undefined;
   }
 
   get renditionNames(): string[] {
@@ -300,31 +360,50 @@ class StreamRecorder {
   private async open(token: number, rendition: string, first: Frame): Promise<RenditionFiles> {
     let recording = this.recordings.get(token);
     if (!recording) {
-      const { store, config } = this.deps;
-      recording = Recording.open(store, this.stream, token, first, this.log, {
-        mp4: config.recording.mp4,
-        order: config.recording.renditions,
-        finished: (meta) => {
+      const { store } = this.deps;
+      recording = Recording.open(
+        store,
+        this.stream,
+        token,
+        first,
+        this.log,
+        this.owner.recordingOptions((meta) => {
           this.recordings.delete(meta.token);
           this.owner.finished(meta);
-        },
-      });
+        }),
+      );
       this.recordings.set(token, recording);
       recording.catch(() => this.recordings.delete(token));
       // Recordings of older publications still open (no end marker came: a takeover, a recorder down past the bus's
       // retention) are complete with what they have.
       for (const meta of await this.owner.list(this.stream)) {
         if (meta.status === 'recording' && meta.token < token && !this.recordings.has(meta.token)) {
-          const old = await Recording.open(store, this.stream, meta.token, first, this.log, {
-            mp4: config.recording.mp4,
-            order: config.recording.renditions,
-            finished: (m) => this.owner.finished(m),
-          });
-          await old.close();
+          const old = await Recording.load(
+            store,
+            meta.id,
+            this.log,
+            this.owner.recordingOptions((m) => this.owner.finished(m)),
+          );
+          await old?.close();
         }
       }
     }
     return (await recording).rendition(rendition, first);
+  }
+
+  /** The id of publication `token`'s recording, once it has begun (within a few seconds: it starts at a keyframe). */
+  async recordingOf(token: number): Promise<string | undefined> {
+    for (let i = 0; i < 50 && !this.recordings.has(token); i++) await new Promise((r) => setTimeout(r, 100));
+    return (await this.recordings.get(token)?.catch(() => undefined))?.meta.id;
+  }
+
+  /** An operator asked to stop: every rendition's recording ends now (VOD playlists; the MP4 follows), and the stream is let go. */
+  async stopRecording(): Promise<string[]> {
+    this.stopAsked = true;
+    const ids = await Promise.all([...this.recordings.values()].map((r) => r.then((x) => x.meta.id).catch(() => undefined)));
+    await Promise.all([...this.renditions.values()].map((r) => r.finishNow()));
+    this.closing ??= this.stop(true);
+    return ids.filter((id): id is string => id !== undefined);
   }
 
   /** Once a second: a stream whose renditions are all idle (ended, stored) and quiet for a while is let go. */
@@ -345,6 +424,8 @@ class StreamRecorder {
   private async stop(removeConsumers: boolean): Promise<void> {
     clearInterval(this.timer);
     await Promise.all([...this.renditions.values()].map((r) => (removeConsumers ? r.remove() : r.close())));
+    // Recordings completing (their MP4 being made) finish before the lease goes.
+    await Promise.all([...this.recordings.values()].map((r) => r.then((x) => x.done).catch(() => {})));
     await this.lease.release().catch(() => {});
     this.onClosed();
   }

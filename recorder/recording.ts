@@ -7,6 +7,13 @@ import { initFile, mediaPlaylist, multivariantPlaylist, segmentFile, type Playli
 import type { RecordingStore } from './recording-store.ts';
 import type { RecordedSegment, ResumePoint } from './recording-track.ts';
 
+/** How recordings are made: an MP4 at the end or not, the renditions' order (the first is the MP4's), who hears of the end. */
+export interface RecordingOptions {
+  mp4: boolean;
+  order: readonly string[];
+  finished: (meta: RecordingMeta) => void;
+}
+
 /** What `recording.json` holds: the recording as the API lists it. */
 export interface RecordingMeta {
   id: string;
@@ -55,7 +62,7 @@ export function recordingId(stream: string, startedAt: number, token: number): s
   return `${stream}-${day}-${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}-t${token}`;
 }
 
-const ID = /^[A-Za-z0-9_-]{1,64}-\d{8}-\d{6}-t\d+$/;
+const ID = /^[A-Za-z0-9_-]{1,64}-\d{8}-\d{6}-t\d+(-\d+)?$/;
 export const isRecordingId = (value: string) => ID.test(value);
 
 const json = (value: unknown) => JSON.stringify(value, null, 1);
@@ -75,26 +82,39 @@ export class Recording {
     readonly meta: RecordingMeta,
     private readonly store: RecordingStore,
     private readonly log: Logger,
-    private readonly options: { mp4: boolean; order: readonly string[]; finished: (meta: RecordingMeta) => void },
+    private readonly options: RecordingOptions,
   ) {}
 
-  /** The recording of publication `token` of `stream`: found in the store (a recorder resuming), or begun. */
-  static async open(store: RecordingStore, stream: string, token: number, first: Frame, log: Logger, options: Recording['options']): Promise<Recording> {
-    const mine = new RegExp(`^${stream}-\\d{8}-\\d{6}-t${token}$`);
-    const existing = (await store.list('')).find((name) => mine.test(name));
-    if (existing) {
-      const meta = JSON.parse((await store.read(`${existing}/recording.json`))?.toString() ?? 'null') as RecordingMeta | null;
-      if (meta) {
-        const recording = new Recording(meta, store, log.child({ recording: meta.id }), options);
-        for (const r of meta.renditions) {
-          const state = await store.read(`${meta.id}/${r}/state.json`);
-          if (state) recording.states.set(r, JSON.parse(state.toString()) as RenditionState);
-        }
-        return recording;
-      }
+  /** A recording in the store, as it was left. */
+  static async load(store: RecordingStore, id: string, log: Logger, options: RecordingOptions): Promise<Recording | undefined> {
+    const raw = await store.read(`${id}/recording.json`);
+    if (!raw) return undefined;
+    const meta = JSON.parse(raw.toString()) as RecordingMeta;
+    const recording = new Recording(meta, store, log.child({ recording: meta.id }), options);
+    for (const r of meta.renditions) {
+      const state = await store.read(`${meta.id}/${r}/state.json`);
+      if (state) recording.states.set(r, JSON.parse(state.toString()) as RenditionState);
     }
+    return recording;
+  }
+
+  /** Once complete (the MP4 made, the summary written): what a recorder shutting down waits for. */
+  get done(): Promise<void> {
+    return this.finishing ?? Promise.resolve();
+  }
+
+  /** The recording of publication `token` of `stream`: found in the store (a recorder resuming), or begun. */
+  static async open(store: RecordingStore, stream: string, token: number, first: Frame, log: Logger, options: RecordingOptions): Promise<Recording> {
+    // This publication's recordings: one being made is resumed; one an operator stopped is not (a new one begins).
+    const mine = new RegExp(`^${stream}-\\d{8}-\\d{6}-t${token}(-\\d+)?$`);
+    const existing = (await store.list('')).filter((name) => mine.test(name));
+    for (const id of existing) {
+      const recording = await Recording.load(store, id, log, options);
+      if (recording?.meta.status === 'recording') return recording;
+    }
+    const base = recordingId(stream, first.receivedAt, token);
     const meta: RecordingMeta = {
-      id: recordingId(stream, first.receivedAt, token),
+      id: existing.length === 0 ? base : `${base}-${existing.length + 1}`,
       stream,
       token,
       startedAt: new Date(first.receivedAt).toISOString(),
@@ -170,7 +190,8 @@ export class Recording {
         s.resume = undefined;
         await this.store.write(`${dir}/state.json`, json(s));
         await this.store.write(`${dir}/index.m3u8`, mediaPlaylist(s.segments, true));
-        if ([...this.states.values()].every((x) => x.ended)) await this.finish();
+        // The summary and the MP4 (ffmpeg: seconds for a long recording) go on while the recorder does.
+        if ([...this.states.values()].every((x) => x.ended)) void this.finish();
       },
     };
   }
@@ -192,7 +213,9 @@ export class Recording {
 
   /** Every rendition has ended: the summary, the multivariant playlist with measured bandwidths, the MP4. */
   private finish(): Promise<void> {
-    this.finishing ??= this.doFinish();
+    this.finishing ??= this.doFinish().catch((err: Error) =>
+      this.log.error({ code: 'RECORDING_WRITE_FAILED', err: err.message }, 'cannot complete the recording'),
+    );
     return this.finishing;
   }
 

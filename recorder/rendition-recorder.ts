@@ -176,6 +176,14 @@ export class RenditionRecorder {
     }
   }
 
+  /** Stops recording now (an operator asked): no more messages; what was taken in is stored, and the playlist ends. */
+  async finishNow(): Promise<void> {
+    this.closed = true;
+    await this.messages?.close().catch(() => {});
+    for (const event of this.tape.finish()) this.then(() => this.store(event));
+    await this.work;
+  }
+
   /** Stops consuming, after what is being stored is stored (the consumer stays: a recorder may resume it). */
   async close(): Promise<void> {
     this.closed = true;

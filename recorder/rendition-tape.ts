@@ -84,6 +84,13 @@ export class RenditionTape<P> {
     return events;
   }
 
+  /** Stops recording now (an operator asked): what is open comes out, the last segment, and the end. */
+  finish(): TapeEvent<P>[] {
+    const events: TapeEvent<P>[] = [];
+    if (this.track) this.end(events, undefined);
+    return events;
+  }
+
   /** Whether a publication is being recorded (begun, not ended). */
   get recording(): boolean {
     return this.track !== undefined;

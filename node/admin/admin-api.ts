@@ -12,6 +12,7 @@ import { isStreamName } from '../../server/core/media/stream-name.ts';
 import { RELAY_VERSION } from '../../server/core/version.ts';
 import type { Readable } from 'node:stream';
 import type { RecordingMeta } from '../../recorder/recording.ts';
+import type { RecordReply, RecordRequest } from '../../server/core/cluster/stream-control.ts';
 
 /** What the admin API reads and does; the node wires it to NATS. */
 export interface AdminBackend {
@@ -30,6 +31,8 @@ export interface AdminBackend {
   endStream(stream: string, reason: string): Promise<string | undefined>;
   /** The recorder on this node, if it runs one: its recordings. */
   recordings?: RecordingsBackend | undefined;
+  /** Asks recorders (any node) to start or stop recording publication `token` of a stream: who did, or undefined if none answered. */
+  record(stream: string, request: RecordRequest): Promise<RecordReply | undefined>;
 }
 
 /** What the admin API reads of recordings (the recorder role). */
@@ -139,9 +142,15 @@ const recordingView = z.object({
   gaps: z.number().int().describe('Discontinuities: frames missing on the bus, or a codec change'),
   mp4: z.object({ file: z.string(), bytes: z.number().int(), rendition: z.string() }).optional(),
 });
+const recordReply = z.object({
+  stream: z.string(),
+  recording: z.boolean().describe('Whether the stream is being recorded now'),
+  recorder: z.string().describe('The recorder node that acted'),
+  id: z.string().optional().describe('The recording begun (start) or ended (stop)'),
+});
 const recordingParams = {
   type: 'object',
-  properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}-[0-9]{8}-[0-9]{6}-t[0-9]+$' } },
+  properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}-[0-9]{8}-[0-9]{6}-t[0-9]+(-[0-9]+)?$' } },
   required: ['id'],
 } as const;
 const problem = z.object({ code: z.string().describe('Stable error code'), message: z.string() });
@@ -260,6 +269,36 @@ export async function registerAdminApi(app: FastifyInstance, backend: AdminBacke
           return { stream, ended: true as const, origin };
         },
       );
+
+      for (const action of ['start', 'stop'] as const) {
+        api.post<{ Params: { stream: string } }>(
+          `/streams/:stream/recording/${action}`,
+          {
+            schema: {
+              summary:
+                action === 'start'
+                  ? "Record the stream's current publication now, whatever the configuration says (from its last keyframe). The next publication follows the configuration."
+                  : "Stop recording the stream's current publication: its recording is complete (VOD playlist, MP4) and no recorder takes it up again.",
+              params: streamParams,
+              response: { 200: json(recordReply), 409: json(problem), ...errors },
+            },
+          },
+          async (req) => {
+            const { stream } = req.params;
+            if (!isStreamName(stream) || !backend.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
+            const lease = (await backend.leases()).get(stream);
+            if (!lease) throw new RelayError('STREAM_OFFLINE', stream);
+            // The fencing token: written into the lease by its first renewal; before that, the lease's revision is it.
+            const token = lease.token ?? lease.revision;
+            const reply = await backend.record(stream, { record: action === 'start', token });
+            if (!reply) {
+              if (action === 'start') throw new RelayError('RECORDING_UNAVAILABLE', 'no recorder answered');
+              throw new RelayError('RECORDING_NOT_ACTIVE', stream);
+            }
+            return { stream, recording: action === 'start', recorder: reply.recorder, id: reply.recording };
+          },
+        );
+      }
 
       const recordings = (): RecordingsBackend => {
         if (!backend.recordings) throw new RelayError('RECORDING_UNAVAILABLE');

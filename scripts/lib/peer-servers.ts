@@ -94,8 +94,8 @@ nms.run();
   };
 }
 
-/** nginx + nginx-rtmp, one process (master_process off), RTMP in and out. */
-export async function startNginxRtmp(stream: string): Promise<PeerServer> {
+/** nginx + nginx-rtmp, one process (master_process off), RTMP in and out; `directives` go into its application (e.g. `record all; ...`). */
+export async function startNginxRtmp(stream: string, directives = ''): Promise<PeerServer> {
   if (!existsSync(NGINX_RTMP_MODULE)) throw new Error(`${NGINX_RTMP_MODULE} is missing: apt-get install nginx-light libnginx-mod-rtmp`);
   const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'));
   const port = await freePort();
@@ -114,7 +114,7 @@ rtmp {
   server {
     listen 127.0.0.1:${port};
     chunk_size 4096;
-    application live { live on; }
+    application live { live on; ${directives} }
   }
 }
 `,

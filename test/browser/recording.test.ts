@@ -2,9 +2,14 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { RecordingMeta } from '../../recorder/recording.ts';
+import { connectNats } from '../../server/core/bus/nats.ts';
+import { recordingEventSubject } from '../../recorder/recorder.ts';
+import { pino } from 'pino';
 import { launchChromium } from '../helpers/browser.ts';
 import { startNats } from '../helpers/nats.ts';
 import { startTestNode, type TestNode } from '../helpers/node-harness.ts';
@@ -15,7 +20,10 @@ import { watch } from '../helpers/ws-viewer.ts';
 
 const TOKEN = 'recording-test-admin-token-0123456789';
 const key = (stream: string) => `${stream}-recording-key-0123456789`;
-const STREAMS = ['long', 'crash', 'again'].map((name) => ({ name, key: key(name) }));
+const STREAMS = [
+  ...['long', 'crash', 'again', 'one', 'two', 'three'].map((name) => ({ name, key: key(name) })),
+  { name: 'ondemand', key: key('ondemand'), record: false },
+];
 
 interface Probe {
   video: { frames: number; start: number; duration: number; height: number };
@@ -72,7 +80,19 @@ describe('recording (a recorder process on the bus)', { timeout: 300_000 }, () =
     RELAY_ADMIN_TOKEN: TOKEN,
     RELAY_CLUSTER_NODE_ID: 'recorder-1',
     RELAY_BUS_MAX_AGE_SECONDS: '60',
+    RELAY_STREAMS: JSON.stringify(STREAMS),
+    RELAY_RECORDING_WEBHOOK_URL: '',
   };
+  // The recording webhook: what recorders POST when a recording is complete.
+  const hooks: RecordingMeta[] = [];
+  const webhook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      hooks.push(JSON.parse(body) as RecordingMeta);
+      res.end();
+    });
+  });
   const api = async <T>(path: string): Promise<T> => {
     const res = await fetch(`${recorder.http}/admin/api${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
     if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
@@ -100,7 +120,9 @@ describe('recording (a recorder process on the bus)', { timeout: 300_000 }, () =
   before(async () => {
     nats = await startNats();
     recorderEnv.NATS_URL = nats.url;
-    relay = await startTestNode(['origin', 'edge'], nats.url, { streams: STREAMS, bus: { maxAgeSeconds: 60 } });
+    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    recorderEnv.RELAY_RECORDING_WEBHOOK_URL = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/recordings`;
+    relay = await startTestNode(['origin', 'edge'], nats.url, { streams: STREAMS, bus: { maxAgeSeconds: 60 }, admin: { token: TOKEN } });
     recorder = await startRelay('recorder', recorderEnv);
   });
 
@@ -108,6 +130,7 @@ describe('recording (a recorder process on the bus)', { timeout: 300_000 }, () =
     await recorder?.stop();
     await relay?.node.close();
     await nats?.cleanup();
+    webhook.close();
     rmSync(dir, { recursive: true, force: true });
     rmSync(files, { recursive: true, force: true });
   });
@@ -206,5 +229,78 @@ describe('recording (a recorder process on the bus)', { timeout: 300_000 }, () =
     assert.equal(list.length, 2);
     assert.notEqual(list[0]!.token, list[1]!.token, 'one recording per publication');
     for (const meta of list) assert.equal(probe(await download(meta)).video.frames, 150);
+  });
+
+  test('an operator starts and stops recording a stream configured not to be: one recording of that span, announced on NATS and to the webhook', async () => {
+    const nc = await connectNats(nats.url, 'test-events', pino({ level: 'silent' }));
+    const events: RecordingMeta[] = [];
+    const sub = nc.subscribe(recordingEventSubject('relay', 'ondemand'), { callback: (_err, msg) => void events.push(msg.json<RecordingMeta>()) });
+    const control = (action: string) =>
+      fetch(`${relay.http}/admin/api/streams/ondemand/recording/${action}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
+    try {
+      const publisher = startPublisher({ url: relay.rtmpUrl(key('ondemand')), size: '320x180', bitrate: '300k', seconds: 16 });
+      await waitFor(
+        'the stream live',
+        async () => ((await (await fetch(`${relay.http}/api/streams/ondemand`)).json()) as { renditions: unknown[] }).renditions.length > 0,
+        20_000,
+      );
+      assert.deepEqual(await recordingsOf('ondemand'), [], 'streams[].record false: not recorded');
+      // Asked on the origin and edge node, carried out by the recorder process (over NATS).
+      const started = await control('start');
+      assert.equal(started.status, 200);
+      const start = (await started.json()) as { recording: boolean; recorder: string; id: string };
+      assert.equal(start.recording, true);
+      assert.equal(start.recorder, 'recorder-1');
+      assert.match(start.id, /^ondemand-/);
+      await waitFor('two segments recorded', () => existsSync(join(dir, start.id, 'source', '000001.m4s')), 20_000);
+      const stopped = await control('stop');
+      assert.equal(stopped.status, 200);
+      assert.equal(((await stopped.json()) as { id: string }).id, start.id);
+      // Stopped: a second stop finds no recorder recording it (the stream is still live).
+      const again = await control('stop');
+      assert.equal(again.status, 409);
+      assert.equal(((await again.json()) as { code: string }).code, 'RECORDING_NOT_ACTIVE');
+      const [meta] = await complete('ondemand');
+      assert.equal(meta!.id, start.id);
+      assert.equal(await publisher.exited, 0, publisher.stderr());
+      // The publisher went on after the stop, keyframes and all: no recorder took the stream up again.
+      assert.equal((await recordingsOf('ondemand')).length, 1);
+      const frames = probe(await download(meta!)).video.frames;
+      assert.ok(frames >= 90 && frames < 16 * 30 - 90, `the span between start and stop, not the whole stream: ${frames} pictures`);
+      await waitFor('the NATS event and the webhook', () => events.length > 0 && hooks.some((h) => h.id === start.id), 10_000);
+      assert.equal(events[0]!.id, start.id);
+      assert.equal(events[0]!.status, 'complete');
+      assert.deepEqual(hooks.find((h) => h.id === start.id)!.mp4, meta!.mp4);
+    } finally {
+      sub.unsubscribe();
+      await nc.close();
+    }
+  });
+
+  test('two recorders share the streams, and each stream is recorded once, whole', async () => {
+    const second = await startRelay('recorder', { ...recorderEnv, RELAY_CLUSTER_NODE_ID: 'recorder-2' });
+    try {
+      const names = ['one', 'two', 'three'];
+      const publishers = names.map((n) => startPublisher({ url: relay.rtmpUrl(key(n)), size: '320x180', bitrate: '300k', seconds: 6 }));
+      for (const p of publishers) assert.equal(await p.exited, 0, p.stderr());
+      for (const n of names) {
+        const [meta] = await complete(n);
+        assert.equal(probe(await download(meta!)).video.frames, 180, `${n}: every picture, once`);
+      }
+      // Each stream begun once, by one recorder or the other (whichever took its lease first).
+      const started = (r: RelayProcess) =>
+        r
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('"recording started"') && names.some((n) => l.includes(`"stream":"${n}"`))).length;
+      process.stderr.write(`# recordings started: recorder-1 ${started(recorder)}, recorder-2 ${started(second)}\n`);
+      assert.equal(started(recorder) + started(second), 3);
+    } finally {
+      await second.stop();
+    }
   });
 });

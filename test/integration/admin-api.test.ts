@@ -140,6 +140,18 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
     assert.equal((await offline.json()).code, 'STREAM_OFFLINE');
   });
 
+  test('recordings on a node without the recorder role: RECORDING_UNAVAILABLE; a recording start with no recorder anywhere: the same', async () => {
+    const list = await get('/admin/api/recordings');
+    assert.equal(list.status, 503);
+    assert.equal((await list.json()).code, 'RECORDING_UNAVAILABLE');
+    const start = await post('/admin/api/streams/show/recording/start', '{}');
+    assert.equal(start.status, 503);
+    assert.equal((await start.json()).code, 'RECORDING_UNAVAILABLE');
+    const stop = await post('/admin/api/streams/show/recording/stop', '{}');
+    assert.equal(stop.status, 409);
+    assert.equal((await stop.json()).code, 'RECORDING_NOT_ACTIVE');
+  });
+
   test('the OpenAPI document is valid and describes every admin route', async () => {
     const res = await get('/admin/api/openapi.json', {});
     assert.equal(res.status, 200, 'public: it holds no secret');
@@ -148,10 +160,16 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
     assert.deepEqual(Object.keys(doc.paths).sort(), [
       '/admin/api/cluster',
       '/admin/api/nodes',
+      '/admin/api/recordings',
+      '/admin/api/recordings/{id}',
+      '/admin/api/recordings/{id}/file.mp4',
+      '/admin/api/recordings/{id}/hls/{*}',
       '/admin/api/ring',
       '/admin/api/streams',
       '/admin/api/streams/{stream}',
       '/admin/api/streams/{stream}/end',
+      '/admin/api/streams/{stream}/recording/start',
+      '/admin/api/streams/{stream}/recording/stop',
     ]);
     const end = doc.paths['/admin/api/streams/{stream}/end'].post;
     assert.equal(end.requestBody.content['application/json'].schema.properties.reason.maxLength, 200);

@@ -72,3 +72,64 @@ export function serveTakeovers(nc: NatsConnection, prefix: string, origin: strin
   });
   return () => sub.unsubscribe();
 }
+
+const recordSubject = (prefix: string, stream: string) => `${prefix}_control.${stream}.record`;
+
+/** What an operator asks of recorders for one publication of a stream. */
+export interface RecordRequest {
+  record: boolean;
+  /** The publication (its lease token): the request holds for it only; the next follows the configuration. */
+  token: number;
+}
+
+export interface RecordReply {
+  recorder: string;
+  /** The recording being made (start), or the one just ended (stop). */
+  recording?: string | undefined;
+}
+
+/**
+ * Asks recorders to start (or stop) recording a live stream's current publication. Every recorder hears it; the one
+ * that records the stream (or, to start, takes it) answers. Undefined when none answered in time.
+ */
+export async function requestRecording(
+  nc: NatsConnection,
+  prefix: string,
+  stream: string,
+  request: RecordRequest,
+  timeoutMs: number,
+): Promise<RecordReply | undefined> {
+  try {
+    const reply = await nc.request(recordSubject(prefix, stream), JSON.stringify(request), { timeout: timeoutMs });
+    return reply.json<RecordReply>();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Serves recording requests: `handle` resolves the reply when this recorder acted, undefined when another did. Returns the unsubscribe. */
+export function serveRecordingControl(
+  nc: NatsConnection,
+  prefix: string,
+  handle: (stream: string, request: RecordRequest) => Promise<RecordReply | undefined>,
+): () => void {
+  const sub = nc.subscribe(`${prefix}_control.*.record`, {
+    callback: (err, msg) => {
+      if (err) return;
+      const stream = msg.subject.slice(prefix.length + '_control.'.length, -'.record'.length);
+      let request: RecordRequest;
+      try {
+        const body = msg.json<Partial<RecordRequest>>();
+        if (typeof body.record !== 'boolean' || typeof body.token !== 'number') return;
+        request = { record: body.record, token: body.token };
+      } catch {
+        return;
+      }
+      void handle(stream, request).then(
+        (reply) => reply && msg.respond(JSON.stringify(reply)),
+        () => {},
+      );
+    },
+  });
+  return () => sub.unsubscribe();
+}

@@ -1,0 +1,160 @@
+/**
+ * Recording (issue #21): what a recorder costs per 2.5 Mbit/s rendition (target: at most 5% of a core, no
+ * re-encoding), against nginx-rtmp's `record all` measured in the same run, and how soon a recording starts after
+ * the publish (target: 1 s). The relay runs as two processes on one nats-server: an origin, and a recorder (whose CPU
+ * is measured); the publishers replay an OBS-like 720p clip at 2.5 Mbit/s over RTMP from this process (their CPU is
+ * reported apart). nginx-rtmp's cost of recording is its CPU with `record all` minus its CPU with the same
+ * publishers and no recording, so that both figures are what recording adds.
+ *
+ *   node --import tsx scripts/bench-recording.ts [--streams 8] [--seconds 20]
+ *
+ * Writes bench-results/recording.json and recording.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { RecordingMeta } from '../recorder/recording.ts';
+import { readFlvTags } from '../test/helpers/flv-file.ts';
+import { startNats } from '../test/helpers/nats.ts';
+import { waitFor } from '../test/helpers/ports.ts';
+import { startRelay } from '../test/helpers/relay-process.ts';
+import { processStat, round } from './lib/figures.ts';
+import { startNginxRtmp } from './lib/peer-servers.ts';
+import { ReplayPublishers } from './lib/replay-publishers.ts';
+
+const { values } = parseArgs({ options: { streams: { type: 'string', default: '8' }, seconds: { type: 'string', default: '20' } } });
+const streamCount = Number(values.streams);
+const seconds = Number(values.seconds);
+const out = new URL('../bench-results/', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'bench-recording-'));
+const TOKEN = 'bench-recording-admin-token-0123456789';
+
+// The clip: OBS-like 720p30 at about 2.5 Mbit/s with audio (H.264 High with B-frames, AAC 48 kHz), 4 s, looped by the replay.
+const clip = join(dir, 'clip.flv');
+execFileSync('ffmpeg', [
+  ...['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30', '-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', '4'],
+  ...['-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-bf', '2', '-g', '60', '-pix_fmt', 'yuv420p'],
+  ...['-b:v', '2300k', '-maxrate', '2300k', '-bufsize', '4600k', '-c:a', 'aac', '-b:a', '128k', '-ar', '48000', '-f', 'flv', clip],
+]);
+const tags = readFlvTags(readFileSync(clip));
+const clipKbps = Math.round((tags.reduce((n, t) => n + t.body.length, 0) * 8) / (tags.at(-1)!.timestamp + 33));
+const keys = Array.from({ length: streamCount }, (_, i) => `bench-recording-key-${String(i).padStart(8, '0')}`);
+
+interface Window {
+  cpuPercent: number;
+  publishersCpuPercent: number;
+  mbitPerSecond: number;
+}
+
+/** CPU of `pid` (percent of a core) over `seconds` of steady publishing, after a settling pause. */
+async function steady(pid: number, replay: ReplayPublishers): Promise<Window> {
+  await new Promise((r) => setTimeout(r, 3000)); // settle: connections, GOPs, JIT
+  const [c0, b0, p0, t0] = [processStat(pid).cpu, replay.totals.bytes, process.cpuUsage(), performance.now()];
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const [c1, b1, p1, t1] = [processStat(pid).cpu, replay.totals.bytes, process.cpuUsage(p0), performance.now()];
+  const dt = (t1 - t0) / 1000;
+  return {
+    cpuPercent: round(((c1 - c0) / dt) * 100, 2),
+    publishersCpuPercent: round(((p1.user + p1.system) / 1e6 / dt) * 100, 1),
+    mbitPerSecond: round(((b1 - b0) * 8) / dt / 1e6, 1),
+  };
+}
+
+// ---- The relay: an origin, and a recorder in its own process.
+const recordings = join(dir, 'recordings');
+const nats = await startNats();
+const streams = keys.map((key, i) => ({ name: `s${i}`, key }));
+const origin = await startRelay('origin', { NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn' });
+const recorder = await startRelay('recorder', {
+  NATS_URL: nats.url,
+  RELAY_RECORDING_ENABLED: 'true',
+  RELAY_RECORDING_DIR: recordings,
+  RELAY_ADMIN_TOKEN: TOKEN,
+  RELAY_LOG_LEVEL: 'info',
+});
+const replay = new ReplayPublishers(tags, new URL(`rtmp://127.0.0.1:${origin.rtmpPort}/live`));
+const publishedAt = new Map<string, number>();
+for (const [i, key] of keys.entries()) {
+  const p = replay.add(key, 1000);
+  void waitFor('published', () => p.publishedAt > 0, 20_000, 5).then(() => publishedAt.set(`s${i}`, Date.now() - (performance.now() - p.publishedAt)));
+}
+const list = async () =>
+  (
+    (await (await fetch(`${recorder.http}/admin/api/recordings`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+      recordings: RecordingMeta[];
+    }
+  ).recordings;
+await waitFor(`${streamCount} recordings`, async () => (await list()).length === streamCount, 30_000, 200);
+const relayWindow = await steady(recorder.child.pid!, replay);
+const metas = await list();
+// When a recording starts: the ingest time of its first frame against the publish command, and its first segment on disk.
+const startDelays = metas.map((m) => Date.parse(m.startedAt) - publishedAt.get(m.stream)!).sort((a, b) => a - b);
+const firstSegments = metas
+  .map((m) => {
+    const folder = join(recordings, m.id, 'source');
+    return readdirSync(folder).includes('000000.m4s') ? m : undefined;
+  })
+  .filter(Boolean).length;
+replay.close();
+await waitFor('the recordings complete', async () => (await list()).every((m) => m.status === 'complete'), 60_000, 500);
+const complete = await list();
+await recorder.stop();
+await origin.stop();
+await nats.cleanup();
+
+// ---- nginx-rtmp: the same publishers, live only, then with `record all`.
+async function nginx(record: boolean): Promise<Window> {
+  const folder = join(dir, record ? 'nginx-record' : 'nginx-live');
+  mkdirSync(folder, { recursive: true });
+  const server = await startNginxRtmp('unused', record ? `record all; record_path ${folder}; record_unique on;` : '');
+  const port = new URL(server.publishUrl).port;
+  const peerReplay = new ReplayPublishers(tags, new URL(`rtmp://127.0.0.1:${port}/live`));
+  try {
+    for (const key of keys) peerReplay.add(key, 1000);
+    return await steady(server.pid, peerReplay);
+  } finally {
+    peerReplay.close();
+    await server.stop();
+  }
+}
+const nginxLive = await nginx(false);
+const nginxRecord = await nginx(true);
+rmSync(dir, { recursive: true, force: true });
+
+const perStream = round(relayWindow.cpuPercent / streamCount, 2);
+const nginxPerStream = round(Math.max(0, nginxRecord.cpuPercent - nginxLive.cpuPercent) / streamCount, 2);
+const result = {
+  at: new Date().toISOString(),
+  streams: streamCount,
+  clipKbps,
+  seconds,
+  recorder: relayWindow,
+  recorderPerStreamCpuPercent: perStream,
+  nginx: { live: nginxLive, record: nginxRecord, recordingPerStreamCpuPercent: nginxPerStream },
+  ratio: nginxPerStream > 0 ? round(perStream / nginxPerStream, 2) : null,
+  startDelayMs: { min: startDelays[0], max: startDelays.at(-1) },
+  recordingsComplete: complete.filter((m) => m.status === 'complete' && m.mp4).length,
+  firstSegmentsOnDisk: firstSegments,
+  target: { cpuPercentPerStream: 5, startS: 1 },
+};
+const md = [
+  `Recording, ${result.at} (\`node --import tsx scripts/bench-recording.ts --streams ${streamCount} --seconds ${seconds}\`): ${streamCount} publishers of an OBS-like 720p clip at ${clipKbps} kbit/s (replayed from the bench process) into an origin; a recorder in its own process records every stream's source rendition (CMAF segments of 4 s, playlists, state), ${seconds} s measured.`,
+  '',
+  '| | CPU, all streams | per stream | publishers (apart) |',
+  '|---|---|---|---|',
+  `| relay recorder process | ${relayWindow.cpuPercent}% of a core | **${perStream}%** | ${relayWindow.publishersCpuPercent}% |`,
+  `| nginx-rtmp, live only | ${nginxLive.cpuPercent}% | | ${nginxLive.publishersCpuPercent}% |`,
+  `| nginx-rtmp, \`record all\` (FLV) | ${nginxRecord.cpuPercent}% | ${nginxPerStream}% more than live only | ${nginxRecord.publishersCpuPercent}% |`,
+  '',
+  `Recorder / nginx-rtmp's recording, per stream: **${result.ratio ?? 'n/a'}x**. Target: at most 5% of a core per 2.5 Mbit/s rendition.`,
+  '',
+  `A recording starts with the publication: its first frame was ingested ${result.startDelayMs.min}-${result.startDelayMs.max} ms after the publish command (the first keyframe; target 1 s). ${result.recordingsComplete} of ${streamCount} recordings complete with their MP4 after the publishers left.`,
+  '',
+].join('\n');
+mkdirSync(out, { recursive: true });
+writeFileSync(`${out}recording.json`, JSON.stringify(result, null, 2) + '\n');
+writeFileSync(`${out}recording.md`, md);
+process.stdout.write(md);
+process.exit(0);
