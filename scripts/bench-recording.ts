@@ -134,7 +134,7 @@ const result = {
   recorderPerStreamCpuPercent: perStream,
   nginx: { live: nginxLive, record: nginxRecord, recordingPerStreamCpuPercent: nginxPerStream },
   ratio: nginxPerStream > 0 ? round(perStream / nginxPerStream, 2) : null,
-  startDelayMs: { min: startDelays[0], max: startDelays.at(-1) },
+  startDelayMs: { min: Math.round(startDelays[0]!), max: Math.round(startDelays.at(-1)!) },
   recordingsComplete: complete.filter((m) => m.status === 'complete' && m.mp4).length,
   firstSegmentsOnDisk: firstSegments,
   target: { cpuPercentPerStream: 5, startS: 1 },
