@@ -22,6 +22,8 @@ import { WebRtcEgress } from './egress/webrtc/webrtc-egress.ts';
 import { WhepEndpoint } from './egress/webrtc/whep-endpoint.ts';
 import { HlsEgress } from './egress/hls/hls-egress.ts';
 import { HlsEndpoint } from './egress/hls/hls-endpoint.ts';
+import { RewindEndpoint } from './egress/hls/rewind-endpoint.ts';
+import type { RecordingStore } from '../server/core/recording/store.ts';
 import { WsEgress } from './egress/ws/ws-egress.ts';
 import { refuseWebSocket, Viewer } from './egress/ws/ws-viewer.ts';
 import { attachPlayerAssets, watchPage } from './player/watch-page.ts';
@@ -52,6 +54,8 @@ export class Edge {
   readonly whep: WhepEndpoint | undefined;
   /** LL-HLS, when `hls.enabled`. */
   readonly hls: HlsEndpoint | undefined;
+  /** Rewind in recorded live streams, when the edge can read the recordings. */
+  readonly rewind: RewindEndpoint | undefined;
   private readonly egresses: EgressFactory[];
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
   private readonly log: Logger;
@@ -69,6 +73,8 @@ export class Edge {
       renditions: (stream: string) => Promise<RenditionInfo[]>;
       /** A configured stream's own settings (its DVR window), if any. */
       streamSettings?: (stream: string) => { dvrWindowS?: number | undefined } | undefined;
+      /** Where recorders keep recordings: a recorded live stream can be rewound from there. */
+      recordings?: RecordingStore | undefined;
     } = { renditions: async () => [] },
   ) {
     this.log = log.child({ module: 'edge' });
@@ -76,7 +82,14 @@ export class Edge {
     const { edge, webrtc: rtc, bus } = config;
     const limits = { skipBytes: edge.viewerSkipBytes, maxBytes: edge.viewerMaxBytes, maxLagMs: edge.viewerMaxLagMs };
     this.egresses = [(view) => new WsEgress(view, limits, this.metrics)];
-    const { engine, renditions, streamSettings } = services;
+    const { engine, renditions, streamSettings, recordings } = services;
+    if (recordings) {
+      this.rewind = new RewindEndpoint({
+        access,
+        store: recordings,
+        windowS: (stream) => streamSettings?.(stream)?.dvrWindowS ?? config.hls.dvrWindowS,
+      });
+    }
     if (config.hls.enabled) {
       const { partTargetMs, segmentMinMs, liveSegments, dvrWindowS, maxBytesPerRendition, sessionIdleMs } = config.hls;
       const options = {
@@ -141,6 +154,7 @@ export class Edge {
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
     this.whep?.attach(app);
     this.hls?.attach(app);
+    this.rewind?.attach(app);
   }
 
   /** The HLS egresses with a playlist: of one stream, or of all. */

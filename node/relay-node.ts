@@ -6,7 +6,7 @@ import { createNodeRegistry } from './node-metrics.ts';
 import { RELAY_VERSION } from '../server/core/version.ts';
 import { Edge } from '../edge/edge.ts';
 import { Recorder } from '../recorder/recorder.ts';
-import { DirectoryStore } from '../recorder/recording-store.ts';
+import { DirectoryStore } from '../server/core/recording/store.ts';
 import type { RelayConfig } from '../server/core/config/schema.ts';
 import { RelayError } from '../server/core/errors.ts';
 import type { Logger } from '../server/core/log.ts';
@@ -166,6 +166,8 @@ export async function startNode(
     const catalog = new RenditionCatalog(ncCluster, config.bus.streamName, config.bus.subjectPrefix);
     attachPublicApi(http, keys, directory, catalog);
 
+    // Recordings: written by recorders, read by edges (rewind) and the admin API. A folder shared by the nodes.
+    const recordingStore = new DirectoryStore(config.recording.dir || join(config.dataDir, 'recordings'));
     let edge: Edge | undefined;
     let heartbeat: EdgeHeartbeat | undefined;
     if (roles.includes('edge')) {
@@ -187,6 +189,7 @@ export async function startNode(
           engine,
           renditions: (s) => catalog.renditions(s),
           streamSettings: (s) => keys.entry(s),
+          recordings: recordingStore,
         },
       );
       edge.attach(http);
@@ -214,7 +217,7 @@ export async function startNode(
       const rec = new Recorder({
         nc,
         config,
-        store: new DirectoryStore(config.recording.dir || join(config.dataDir, 'recordings')),
+        store: recordingStore,
         leases: recorderLeases,
         streamSettings: (s) => keys.entry(s),
         log: log.child({ module: 'recorder' }),

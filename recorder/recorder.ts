@@ -9,8 +9,9 @@ import type { StreamLease, StreamLeases } from '../server/core/cluster/stream-le
 import type { RelayConfig } from '../server/core/config/schema.ts';
 import type { Logger } from '../server/core/log.ts';
 import type { Frame } from '../server/core/media/frame.ts';
-import { isRecordingId, Recording, type RecordingMeta, type RecordingOptions } from './recording.ts';
-import type { RecordingStore } from './recording-store.ts';
+import { Recording, type RecordingOptions } from './recording.ts';
+import { isRecordingId, recordingPaths, type RecordingMeta } from '../server/core/recording/model.ts';
+import type { RecordingStore } from '../server/core/recording/store.ts';
 import { parseDurableName, RenditionRecorder, type RenditionFiles } from './rendition-recorder.ts';
 
 export interface RecorderDeps {
@@ -174,7 +175,7 @@ export class Recorder {
     const out: RecordingMeta[] = [];
     for (const id of await store.list('')) {
       if (!isRecordingId(id) || (stream && !id.startsWith(`${stream}-`))) continue;
-      const raw = await store.read(`${id}/recording.json`);
+      const raw = await store.read(recordingPaths.meta(id));
       if (!raw) continue;
       const meta = JSON.parse(raw.toString()) as RecordingMeta;
       if (!stream || meta.stream === stream) out.push(meta);
@@ -184,7 +185,7 @@ export class Recorder {
 
   async get(id: string): Promise<RecordingMeta | undefined> {
     if (!isRecordingId(id)) return undefined;
-    const raw = await this.deps.store.read(`${id}/recording.json`);
+    const raw = await this.deps.store.read(recordingPaths.meta(id));
     return raw && (JSON.parse(raw.toString()) as RecordingMeta);
   }
 
@@ -330,7 +331,7 @@ class StreamRecorder {
       if (resuming) {
         const open = (await this.owner.list(this.stream)).filter((m) => m.status === 'recording').sort((a, b) => a.token - b.token);
         for (const meta of open) {
-          const raw = await this.deps.store.read(`${meta.id}/${r.rendition}/state.json`);
+          const raw = await this.deps.store.read(recordingPaths.state(meta.id, r.rendition));
           const state = raw && (JSON.parse(raw.toString()) as { ended: boolean; resume?: { token: number; nextCounter: number } });
           if (state && !state.ended && state.resume) {
             r.resumeAt(state.resume);

@@ -3,9 +3,10 @@ import { rename } from 'node:fs/promises';
 import type { Logger } from '../server/core/log.ts';
 import type { Frame, StreamInit } from '../server/core/media/frame.ts';
 import type { Position, RenditionFiles } from './rendition-recorder.ts';
-import { initFile, mediaPlaylist, multivariantPlaylist, segmentFile, type PlaylistSegment, type VariantEntry } from './recording-playlist.ts';
-import type { RecordingStore } from './recording-store.ts';
-import type { RecordedSegment, ResumePoint } from './recording-track.ts';
+import { initFile, mediaPlaylist, multivariantPlaylist, segmentFile, type VariantEntry } from '../server/core/recording/playlist.ts';
+import { recordingId, recordingPaths, variantOf, type RecordingMeta, type RenditionState, type StoredSegment } from '../server/core/recording/model.ts';
+import type { RecordingStore } from '../server/core/recording/store.ts';
+import type { RecordedSegment } from './recording-track.ts';
 
 /** How recordings are made: an MP4 at the end or not, the renditions' order (the first is the MP4's), who hears of the end. */
 export interface RecordingOptions {
@@ -13,57 +14,6 @@ export interface RecordingOptions {
   order: readonly string[];
   finished: (meta: RecordingMeta) => void;
 }
-
-/** What `recording.json` holds: the recording as the API lists it. */
-export interface RecordingMeta {
-  id: string;
-  stream: string;
-  /** The publication's fencing token: one recording per publication. */
-  token: number;
-  /** Ingest wall-clock time of the first frame (ISO 8601). */
-  startedAt: string;
-  /** Of the end (the last frame's ingest time plus its length), once complete. */
-  endedAt?: string | undefined;
-  status: 'recording' | 'complete';
-  /** Renditions recorded, in the order they began. */
-  renditions: string[];
-  durationS: number;
-  bytes: number;
-  /** Discontinuities: frames missing on the bus, or a codec change. */
-  gaps: number;
-  /** The MP4 file (faststart), once made. */
-  mp4?: { file: string; bytes: number; rendition: string } | undefined;
-}
-
-interface StoredSegment extends PlaylistSegment {
-  bytes: number;
-  videoFrames: number;
-  audioFrames: number;
-}
-
-/** A rendition's state in a recording (`<rendition>/state.json`), written after each segment. */
-export interface RenditionState {
-  token: number;
-  segments: StoredSegment[];
-  initId: number;
-  /** Where a resumed recorder goes on: the first frame not in a stored segment. */
-  resume: ResumePoint | undefined;
-  ended: boolean;
-  codecs: string;
-  width?: number | undefined;
-  height?: number | undefined;
-}
-
-const pad = (n: number) => String(n).padStart(2, '0');
-/** `cam-20261206-103412-t57`: the stream, the start (UTC) and the publication's token (which makes it unique). */
-export function recordingId(stream: string, startedAt: number, token: number): string {
-  const d = new Date(startedAt);
-  const day = `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}`;
-  return `${stream}-${day}-${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}-t${token}`;
-}
-
-const ID = /^[A-Za-z0-9_-]{1,64}-\d{8}-\d{6}-t\d+(-\d+)?$/;
-export const isRecordingId = (value: string) => ID.test(value);
 
 const json = (value: unknown) => JSON.stringify(value, null, 1);
 
@@ -87,12 +37,12 @@ export class Recording {
 
   /** A recording in the store, as it was left. */
   static async load(store: RecordingStore, id: string, log: Logger, options: RecordingOptions): Promise<Recording | undefined> {
-    const raw = await store.read(`${id}/recording.json`);
+    const raw = await store.read(recordingPaths.meta(id));
     if (!raw) return undefined;
     const meta = JSON.parse(raw.toString()) as RecordingMeta;
     const recording = new Recording(meta, store, log.child({ recording: meta.id }), options);
     for (const r of meta.renditions) {
-      const state = await store.read(`${meta.id}/${r}/state.json`);
+      const state = await store.read(recordingPaths.state(meta.id, r));
       if (state) recording.states.set(r, JSON.parse(state.toString()) as RenditionState);
     }
     return recording;
@@ -126,6 +76,8 @@ export class Recording {
     };
     const recording = new Recording(meta, store, log.child({ recording: meta.id }), options);
     await recording.writeMeta();
+    // Edges find a live stream's recording here, to rewind in it.
+    await store.write(recordingPaths.live(stream), JSON.stringify({ id: meta.id }));
     log.info({ recording: meta.id }, 'recording started');
     return recording;
   }
@@ -182,13 +134,13 @@ export class Recording {
         s.segments = s.segments.filter((x) => x.index < index);
         s.segments.push(stored);
         s.resume = segment.resume;
-        await this.store.write(`${dir}/state.json`, json(s));
+        await this.store.write(recordingPaths.state(this.meta.id, name), json(s));
         await this.store.write(`${dir}/index.m3u8`, mediaPlaylist(s.segments, false));
       },
       end: async () => {
         s.ended = true;
         s.resume = undefined;
-        await this.store.write(`${dir}/state.json`, json(s));
+        await this.store.write(recordingPaths.state(this.meta.id, name), json(s));
         await this.store.write(`${dir}/index.m3u8`, mediaPlaylist(s.segments, true));
         // The summary and the MP4 (ffmpeg: seconds for a long recording) go on while the recorder does.
         if ([...this.states.values()].every((x) => x.ended)) void this.finish();
@@ -205,7 +157,7 @@ export class Recording {
       if (s.ended) continue;
       s.ended = true;
       s.resume = undefined;
-      await this.store.write(`${this.meta.id}/${name}/state.json`, json(s));
+      await this.store.write(recordingPaths.state(this.meta.id, name), json(s));
       await this.store.write(`${this.meta.id}/${name}/index.m3u8`, mediaPlaylist(s.segments, true));
     }
     await this.finish();
@@ -238,6 +190,8 @@ export class Recording {
     }
     this.meta.status = 'complete';
     await this.writeMeta();
+    const live = await this.store.read(recordingPaths.live(this.meta.stream));
+    if (live && (JSON.parse(live.toString()) as { id?: string }).id === this.meta.id) await this.store.remove(recordingPaths.live(this.meta.stream));
     this.log.info({ durationS: this.meta.durationS, bytes: this.meta.bytes, gaps: this.meta.gaps }, 'recording complete');
     this.options.finished(this.meta);
   }
@@ -262,7 +216,7 @@ export class Recording {
   }
 
   private async writeMeta(): Promise<void> {
-    await this.store.write(`${this.meta.id}/recording.json`, json(this.meta));
+    await this.store.write(recordingPaths.meta(this.meta.id), json(this.meta));
   }
 
   private async writeMultivariant(): Promise<void> {
@@ -270,24 +224,9 @@ export class Recording {
     for (const name of this.meta.renditions) {
       const s = this.states.get(name);
       if (!s) continue;
-      let bytes = 0;
-      let seconds = 0;
-      let peak = 0;
-      for (const seg of s.segments) {
-        bytes += seg.bytes;
-        seconds += seg.duration;
-        if (seg.duration > 0) peak = Math.max(peak, (seg.bytes * 8) / seg.duration);
-      }
       const metadata = this.inits.get(name)?.metadata ?? {};
       const guess = ((Number(metadata.videodatarate) || 0) + (Number(metadata.audiodatarate) || 0)) * 1000 || 1_000_000;
-      variants.push({
-        rendition: name,
-        bandwidth: peak || guess,
-        averageBandwidth: seconds > 0 ? (bytes * 8) / seconds : guess,
-        codecs: s.codecs,
-        width: s.width,
-        height: s.height,
-      });
+      variants.push(variantOf(name, s, guess));
     }
     await this.store.write(`${this.meta.id}/index.m3u8`, multivariantPlaylist(variants));
   }

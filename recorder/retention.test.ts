@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { RecordingMeta } from './recording.ts';
+import type { RecordingMeta } from '../server/core/recording/model.ts';
 import { retentionVictims } from './recorder.ts';
 
 const HOUR = 3_600_000;

@@ -15,7 +15,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { RecordingMeta } from '../recorder/recording.ts';
+import type { RecordingMeta } from '../server/core/recording/model.ts';
 import { readFlvTags } from '../test/helpers/flv-file.ts';
 import { startNats } from '../test/helpers/nats.ts';
 import { waitFor } from '../test/helpers/ports.ts';

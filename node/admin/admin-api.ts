@@ -11,7 +11,7 @@ import type { LeaseHolder } from '../../server/core/cluster/stream-lease.ts';
 import { isStreamName } from '../../server/core/media/stream-name.ts';
 import { RELAY_VERSION } from '../../server/core/version.ts';
 import type { Readable } from 'node:stream';
-import type { RecordingMeta } from '../../recorder/recording.ts';
+import type { RecordingMeta } from '../../server/core/recording/model.ts';
 import type { RecordReply, RecordRequest } from '../../server/core/cluster/stream-control.ts';
 
 /** What the admin API reads and does; the node wires it to NATS. */

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { RecordingMeta } from '../../recorder/recording.ts';
+import type { RecordingMeta } from '../../server/core/recording/model.ts';
 import { connectNats } from '../../server/core/bus/nats.ts';
 import { recordingEventSubject } from '../../recorder/recorder.ts';
 import { pino } from 'pino';
@@ -122,7 +122,8 @@ describe('recording (a recorder process on the bus)', { timeout: 300_000 }, () =
     recorderEnv.NATS_URL = nats.url;
     await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
     recorderEnv.RELAY_RECORDING_WEBHOOK_URL = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/recordings`;
-    relay = await startTestNode(['origin', 'edge'], nats.url, { streams: STREAMS, bus: { maxAgeSeconds: 60 }, admin: { token: TOKEN } });
+    // The edge reads the recordings the recorder writes (rewind): the same folder.
+    relay = await startTestNode(['origin', 'edge'], nats.url, { streams: STREAMS, bus: { maxAgeSeconds: 60 }, admin: { token: TOKEN }, recording: { dir } });
     recorder = await startRelay('recorder', recorderEnv);
   });
 
@@ -135,10 +136,82 @@ describe('recording (a recorder process on the bus)', { timeout: 300_000 }, () =
     rmSync(files, { recursive: true, force: true });
   });
 
-  test('a 60 s OBS-like stream is recorded: the MP4 holds every frame the edge delivered, in sync, and plays and seeks in Chromium', async () => {
+  test('an 80 s OBS-like stream is recorded, rewound 60 s in the watch page and back to live; the MP4 holds every frame the edge delivered, in sync, and plays and seeks in Chromium', async () => {
     const viewer = watch(relay.wsUrl('long'));
     await viewer.opened;
-    const publisher = startPublisher({ url: relay.rtmpUrl(key('long')), size: '640x360', bitrate: '800k', seconds: 60 });
+    const publisher = startPublisher({ url: relay.rtmpUrl(key('long')), size: '640x360', bitrate: '800k', seconds: 80 });
+    // Rewind, while the stream is live: once its recording holds more than 60 s, a viewer drags the bar back 60 s.
+    await waitFor(
+      'a recording of more than 64 s to rewind in',
+      async () => {
+        const multivariant = await fetch(`${relay.http}/rewind/long/index.m3u8`);
+        if (!multivariant.ok) return false;
+        const uri = (await multivariant.text()).split('\n').find((l) => l && !l.startsWith('#'))!;
+        const media = await (await fetch(`${relay.http}/rewind/long/${uri}`)).text();
+        return media.split('\n').reduce((sum, l) => sum + (l.startsWith('#EXTINF:') ? parseFloat(l.slice(8)) : 0), 0) > 64;
+      },
+      80_000,
+      500,
+    );
+    const browser = await launchChromium();
+    try {
+      const page = await browser.browser.newPage();
+      await page.goto(`${relay.http}/watch/long`);
+      type Seen = { state: string; latencyMs?: number; windowS: number; ttffMs?: number; rewound: number; live: number };
+      const seen = () =>
+        page.evaluate((): Seen => {
+          const p = (
+            window as unknown as {
+              relayPlayer: { state: string; latencyMs?: number; framesDecoded(): number; rewind: { windowS: number; ttffMs?: number } };
+            }
+          ).relayPlayer;
+          const rewound = (document.getElementById('rewind-video') as HTMLVideoElement).getVideoPlaybackQuality().totalVideoFrames;
+          return { state: p.state, latencyMs: p.latencyMs, windowS: p.rewind.windowS, ttffMs: p.rewind.ttffMs, rewound, live: p.framesDecoded() };
+        });
+      await waitFor(
+        'the live picture, and a rewind bar over 60 s',
+        async () => {
+          const s = await seen();
+          return s.state === 'live' && s.live > 30 && s.windowS > 60;
+        },
+        20_000,
+      );
+      // The viewer drags the bar 60 s back.
+      await page.evaluate(() => {
+        const bar = document.getElementById('rewind-seek') as HTMLInputElement;
+        bar.value = '-60';
+        bar.dispatchEvent(new Event('input'));
+        bar.dispatchEvent(new Event('change'));
+      });
+      const back = await waitFor(
+        'the picture from 60 s ago, moving',
+        async () => {
+          const s = await seen();
+          return s.state === 'rewind' && s.rewound > 45 && s.latencyMs !== undefined ? s : undefined;
+        },
+        20_000,
+      );
+      const behindS = back.latencyMs! / 1000;
+      process.stderr.write(
+        `# rewound: ${behindS.toFixed(1)} s behind live (by PROGRAM-DATE-TIME, the ingest clock), first picture ${Math.round(back.ttffMs ?? NaN)} ms after the seek\n`,
+      );
+      assert.ok(behindS > 58 && behindS < 66, `the picture is 60 s old: ${behindS} s`);
+      assert.ok(back.ttffMs !== undefined && back.ttffMs < 3000, `a picture soon after the seek: ${back.ttffMs} ms`);
+      // One click: live again.
+      await page.click('#rewind-live');
+      const live = await waitFor(
+        'the live picture again',
+        async () => {
+          const s = await seen();
+          return s.state === 'live' && s.latencyMs !== undefined && s.latencyMs < 3000 ? s : undefined;
+        },
+        20_000,
+      );
+      const liveFrames = live.live;
+      await waitFor('live pictures rising', async () => (await seen()).live > liveFrames + 30, 10_000);
+    } finally {
+      await browser.close();
+    }
     assert.equal(await publisher.exited, 0, publisher.stderr());
     const [meta] = await complete('long');
     const edge = delivered(viewer);
@@ -146,15 +219,15 @@ describe('recording (a recorder process on the bus)', { timeout: 300_000 }, () =
     assert.ok(meta && meta.mp4, 'an MP4 was made');
     assert.deepEqual(meta.renditions, ['source']);
     assert.equal(meta.gaps, 0);
-    assert.ok(Math.abs(meta.durationS - 60) < 0.1, `60 s recorded: ${meta.durationS}`);
+    assert.ok(Math.abs(meta.durationS - 80) < 0.1, `80 s recorded: ${meta.durationS}`);
     const file = await download(meta);
     const p = probe(file);
     process.stderr.write(
-      `# recorded 60 s: edge delivered ${edge.video} pictures and ${edge.audio} AAC frames; the MP4 has ${p.video.frames} and ${p.audio.frames}\n`,
+      `# recorded 80 s: edge delivered ${edge.video} pictures and ${edge.audio} AAC frames; the MP4 has ${p.video.frames} and ${p.audio.frames}\n`,
     );
     assert.equal(p.video.frames, edge.video, 'every picture the edge delivered');
     assert.equal(p.audio.frames, edge.audio, 'every AAC frame the edge delivered');
-    assert.equal(p.video.frames, 1800);
+    assert.equal(p.video.frames, 2400);
     assert.equal(p.video.height, 360);
     assert.ok(Math.abs(p.video.start - p.audio.start) < 1 / 30, `audio and video start together: ${p.video.start} ${p.audio.start}`);
     assert.ok(Math.abs(p.video.duration - p.audio.duration) < 1 / 30 + 0.03, `and end together: ${p.video.duration} ${p.audio.duration}`);
@@ -180,7 +253,7 @@ describe('recording (a recorder process on the bus)', { timeout: 300_000 }, () =
         },
         20_000,
       );
-      assert.equal(await page.evaluate(() => (document.getElementById('v') as HTMLVideoElement).duration > 59.9), true);
+      assert.equal(await page.evaluate(() => (document.getElementById('v') as HTMLVideoElement).duration > 79.9), true);
     } finally {
       await chromium.close();
     }

@@ -32,7 +32,7 @@ export interface HlsOptions {
 
 const hasMediaSource = () => 'MediaSource' in window || 'ManagedMediaSource' in window;
 
-function loadHlsJs(): Promise<HlsClass> {
+export function loadHlsJs(): Promise<HlsClass> {
   const w = window as { Hls?: HlsClass };
   if (w.Hls) return Promise.resolve(w.Hls);
   return new Promise((resolve, reject) => {

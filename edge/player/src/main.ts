@@ -23,6 +23,13 @@ window.relayPlayer = createPlayer(
     info: byId('info'),
     unmute: byId<HTMLButtonElement>('unmute'),
     rendition: byId<HTMLSelectElement>('rendition'),
+    rewind: {
+      video: byId<HTMLVideoElement>('rewind-video'),
+      seek: byId<HTMLInputElement>('rewind-seek'),
+      label: byId('rewind-label'),
+      live: byId<HTMLButtonElement>('rewind-live'),
+      box: byId('rewind'),
+    },
   },
   {
     stream: document.body.dataset.stream ?? '',

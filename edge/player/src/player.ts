@@ -15,6 +15,7 @@ import { RenditionSwitch, type InitMessage } from './switching.ts';
 import { Transport } from './transport.ts';
 import { PlayerUi, type PlayerElements, type PlayerState } from './ui.ts';
 import { startHls, type HlsSession } from './hls.ts';
+import { createRewind, type Rewind } from './rewind.ts';
 import { startWhep } from './whep.ts';
 
 export type Protocol = 'mse' | 'webrtc' | 'auto' | 'hls';
@@ -72,6 +73,8 @@ export interface PlayerStats {
   rtc: RTCPeerConnection | undefined;
   /** hls.js, while it plays HLS (its levels, its bandwidth estimate). */
   hls: HlsSession['hls'];
+  /** Rewind in the stream's recording (the seek bar), when the page has one. */
+  rewind: Rewind | undefined;
 }
 
 export interface Player extends PlayerStats {
@@ -128,6 +131,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     events: [],
     rtc: undefined,
     hls: undefined,
+    rewind: undefined,
     framesDecoded: () => buffer.framesDecoded(),
     audioBytesDecoded: () => (video as { webkitAudioDecodedByteCount?: number }).webkitAudioDecodedByteCount,
     switchTo: (name) => {
@@ -308,6 +312,12 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   }
 
   function tick(): void {
+    if (player.rewind?.active) {
+      const date = player.rewind.playingDate();
+      player.latencyMs = date ? Math.max(0, Date.now() - date.getTime()) : undefined;
+      ui.latency(player.latencyMs);
+      return;
+    }
     if (player.protocol === 'hls') {
       // hls.js keeps its own distance to live (PART-HOLD-BACK); the latency is read from PROGRAM-DATE-TIME.
       const date = hlsSession?.playingDate();
@@ -587,6 +597,35 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   };
   video.addEventListener('timeupdate', onTimeUpdate);
   cleanups.push(() => video.removeEventListener('timeupdate', onTimeUpdate));
+  /** Rewinding: the live path stops (its socket, its HLS session; WebRTC stays connected and is only hidden). */
+  function suspendLive(): void {
+    setState('rewind');
+    video.pause();
+    video.hidden = true;
+    if (player.protocol === 'mse') transport.pause();
+    else if (player.protocol === 'hls') {
+      hlsSession?.destroy();
+      hlsSession = undefined;
+    }
+  }
+
+  /** Back to live: the live path starts afresh (a new socket: an init and the GOP from its keyframe). */
+  function resumeLive(): void {
+    video.hidden = false;
+    setState('connecting');
+    if (player.protocol === 'mse') transport.connect();
+    else if (player.protocol === 'hls') void playHls();
+    else {
+      setState('live');
+      play();
+    }
+  }
+
+  if (el.rewind) {
+    player.rewind = createRewind({ stream: options.stream, token: options.token, elements: el.rewind, note, suspendLive, resumeLive });
+    cleanups.push(() => player.rewind?.destroy());
+  }
+
   setState('connecting');
   void (async () => {
     if (player.requested !== 'mse') {

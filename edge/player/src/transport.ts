@@ -151,6 +151,13 @@ export class Transport {
     this.retryMs = Math.min(this.retryMs * 2, 5000);
   }
 
+  /** Closes the socket and stops reconnecting, until the next connect() (the viewer rewinds meanwhile). */
+  pause(): void {
+    clearTimeout(this.retryTimer);
+    Transport.retire(this.ws);
+    this.ws = undefined;
+  }
+
   /** Closes the socket and stops reconnecting. */
   destroy(): void {
     this.destroyed = true;

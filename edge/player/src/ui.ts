@@ -1,7 +1,9 @@
+import type { RewindElements } from './rewind.ts';
+
 // The watch page's controls: the state badge and overlay, the latency and media
 // info, the quality selector and the unmute button. Nothing here decides anything.
 
-export type PlayerState = 'connecting' | 'offline' | 'live' | 'ended' | 'error';
+export type PlayerState = 'connecting' | 'offline' | 'live' | 'ended' | 'error' | 'rewind';
 
 /** The page's elements the player drives (watch.html). */
 export interface PlayerElements {
@@ -14,6 +16,8 @@ export interface PlayerElements {
   info: HTMLElement;
   unmute: HTMLButtonElement;
   rendition: HTMLSelectElement;
+  /** The rewind bar and the recording's picture (watch.html has them; a page without them has no rewind). */
+  rewind?: RewindElements | undefined;
 }
 
 const MESSAGES: Partial<Record<PlayerState, string>> = {
@@ -39,7 +43,7 @@ export class PlayerUi {
     this.el.badge.textContent = state;
     this.el.badge.className = `badge ${state}`;
     this.el.overlay.textContent = text ?? MESSAGES[state] ?? '';
-    this.el.overlay.hidden = state === 'live';
+    this.el.overlay.hidden = state === 'live' || state === 'rewind';
   }
 
   latency(ms: number | undefined): void {

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { RelayError } from '../server/core/errors.ts';
+import { RelayError } from '../errors.ts';
 
 /**
  * Where recordings live: files under paths like `<recording id>/<rendition>/000001.m4s`. Every write is whole and

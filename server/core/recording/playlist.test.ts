@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import HLS from 'hls-parser';
-import { mediaPlaylist, multivariantPlaylist, type PlaylistSegment } from './recording-playlist.ts';
+import { mediaPlaylist, multivariantPlaylist, type PlaylistSegment } from './playlist.ts';
 
 // A playlist hls-parser finds invalid fails the test (by default it only prints why).
 HLS.setOptions({ strictMode: true });
