@@ -54,7 +54,6 @@ export function recordingId(stream: string, startedAt: number, token: number): s
 const ID = /^[A-Za-z0-9_-]{1,64}-\d{8}-\d{6}-t\d+(-\d+)?$/;
 export const isRecordingId = (value: string) => ID.test(value);
 
-
 /** Where things are in the store. */
 export const recordingPaths = {
   meta: (id: string) => `${id}/recording.json`,
