@@ -43,6 +43,31 @@ describe("a recording's playlists", () => {
     assert.equal((p as HLS.types.MediaPlaylist).targetDuration, 6);
   });
 
+  test('a rewind window lists the last segments only: a sliding playlist counting what it dropped', () => {
+    const long: PlaylistSegment[] = Array.from({ length: 10 }, (_, i) => ({
+      index: i,
+      initId: i < 5 ? 1 : 2,
+      discontinuity: i === 3 || i === 5,
+      duration: 4,
+      programDateTime: T0 + i * 4000,
+    }));
+    const text = mediaPlaylist(long, false, { windowS: 12, query: '?token=t' });
+    const p = HLS.parse(text) as HLS.types.MediaPlaylist;
+    assert.equal(p.playlistType, undefined, 'no longer EVENT: segments leave it');
+    assert.equal(p.mediaSequenceBase, 7);
+    assert.equal(p.discontinuitySequenceBase, 2, 'the two discontinuities dropped (at 3 and 5)');
+    assert.deepEqual(
+      p.segments.map((s) => [s.uri, s.map?.uri]),
+      [
+        ['000007.m4s?token=t', 'init-2.mp4?token=t'],
+        ['000008.m4s?token=t', 'init-2.mp4?token=t'],
+        ['000009.m4s?token=t', 'init-2.mp4?token=t'],
+      ],
+    );
+    assert.equal((HLS.parse(mediaPlaylist(long, false, { windowS: 0 })) as HLS.types.MediaPlaylist).segments.length, 10, 'no window: all of it');
+    assert.equal((HLS.parse(mediaPlaylist(long, false, { windowS: 1 })) as HLS.types.MediaPlaylist).segments.length, 1, 'at least the last segment');
+  });
+
   test('the multivariant playlist lists each rendition with its bandwidth, codecs and size', () => {
     const text = multivariantPlaylist([
       { rendition: 'source', bandwidth: 3_100_000, averageBandwidth: 2_650_000, codecs: 'avc1.64001f,mp4a.40.2', width: 1280, height: 720 },
