@@ -147,7 +147,11 @@ function render(cluster) {
         const b = el('button', 'End');
         b.dataset.testid = `end-${s.name}`;
         b.onclick = () => endStream(s.name);
-        end.append(b);
+        const recording = recordings?.find((r) => r.stream === s.name && r.status === 'recording');
+        const rec = el('button', recording ? 'Stop recording' : 'Record');
+        rec.dataset.testid = `record-${s.name}`;
+        rec.onclick = () => record(s.name, !recording);
+        end.append(b, ' ', rec);
       }
       return row(
         [
@@ -168,14 +172,148 @@ function render(cluster) {
       );
     }),
   );
+  renderRecordings();
   $('#login').hidden = true;
   $('#cluster').hidden = false;
+}
+
+/** Recordings on this node's recorder; undefined when the node runs none. */
+let recordings;
+let recordingsNote = '';
+
+function mb(bytes) {
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+function clock(seconds) {
+  const s = Math.round(seconds);
+  return `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+}
+
+function renderRecordings() {
+  const body = $('[data-testid=recordings] tbody');
+  if (!recordings) return body.replaceChildren(row([el('td', recordingsNote, 'empty')]));
+  if (recordings.length === 0) return body.replaceChildren(row([el('td', 'no recording yet', 'empty')]));
+  body.replaceChildren(
+    ...recordings.map((r) => {
+      const actions = el('td');
+      const play = el('button', 'Play');
+      play.dataset.testid = `play-${r.id}`;
+      play.onclick = () => playRecording(r);
+      actions.append(play);
+      if (r.mp4) {
+        const download = el('button', 'MP4');
+        download.title = 'Download the recording as one MP4 file';
+        download.onclick = () => downloadRecording(r);
+        actions.append(' ', download);
+      }
+      if (r.status === 'complete') {
+        const remove = el('button', 'Delete');
+        remove.dataset.testid = `delete-${r.id}`;
+        remove.onclick = () => deleteRecording(r);
+        actions.append(' ', remove);
+      }
+      return row(
+        [
+          r.id,
+          r.stream,
+          new Date(r.startedAt).toLocaleString(),
+          r.status === 'complete' ? clock(r.durationS) : '…',
+          r.status === 'complete' ? mb(r.bytes + (r.mp4?.bytes ?? 0)) : '…',
+          el('td', r.status, r.status === 'recording' ? 'live' : ''),
+          String(r.gaps),
+          actions,
+        ],
+        `recording-${r.id}`,
+      );
+    }),
+  );
+}
+
+async function refreshRecordings() {
+  try {
+    recordings = (await api('/recordings')).recordings;
+  } catch (err) {
+    recordings = undefined;
+    recordingsNote = /RECORDING_UNAVAILABLE/.test(err.message) ? 'this node runs no recorder: open the dashboard of one that does' : err.message;
+  }
+}
+
+let hls;
+function loadHls() {
+  if (window.Hls) return Promise.resolve(window.Hls);
+  return new Promise((resolve, reject) => {
+    const script = document.createElement('script');
+    script.src = '/admin/hls.js';
+    script.onload = () => resolve(window.Hls);
+    script.onerror = () => reject(new Error('cannot load hls.js'));
+    document.head.append(script);
+  });
+}
+
+/** Plays a recording (its HLS, seekable; a live one grows) with the admin token on every request. */
+async function playRecording(r) {
+  const Hls = await loadHls();
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  hls?.destroy();
+  hls = new Hls({ xhrSetup: (xhr) => xhr.setRequestHeader('authorization', `Bearer ${token}`) });
+  hls.loadSource(`/admin/api/recordings/${encodeURIComponent(r.id)}/hls/index.m3u8`);
+  const video = $('#recording-video');
+  hls.attachMedia(video);
+  $('#playing').textContent = r.id;
+  $('#player-box').hidden = false;
+  video.play().catch(() => {});
+}
+
+$('#close-player').addEventListener('click', () => {
+  hls?.destroy();
+  hls = undefined;
+  $('#player-box').hidden = true;
+});
+
+async function downloadRecording(r) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const res = await fetch(`/admin/api/recordings/${encodeURIComponent(r.id)}/file.mp4`, { headers: { authorization: `Bearer ${token}` } });
+  if (!res.ok) return void ($('#status').textContent = `download: ${res.status}`);
+  const url = URL.createObjectURL(await res.blob());
+  const a = el('a');
+  a.href = url;
+  a.download = `${r.id}.mp4`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+async function deleteRecording(r) {
+  if (!confirm(`Delete the recording ${r.id}?`)) return;
+  try {
+    await api(`/recordings/${encodeURIComponent(r.id)}`, { method: 'DELETE' });
+  } catch (err) {
+    $('#status').textContent = err.message;
+    $('#status').className = 'err';
+  }
+  refresh();
+}
+
+async function record(name, start) {
+  try {
+    await api(`/streams/${encodeURIComponent(name)}/recording/${start ? 'start' : 'stop'}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+  } catch (err) {
+    $('#status').textContent = err.message;
+    $('#status').className = 'err';
+  }
+  refresh();
 }
 
 async function refresh() {
   clearTimeout(timer);
   try {
-    render(await api('/cluster'));
+    const cluster = await api('/cluster');
+    await refreshRecordings();
+    render(cluster);
     $('#status').textContent = `updated ${new Date().toLocaleTimeString()}`;
     $('#status').className = 'empty';
   } catch (err) {

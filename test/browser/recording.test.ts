@@ -376,4 +376,41 @@ describe('recording (a recorder process on the bus)', { timeout: 300_000 }, () =
       await second.stop();
     }
   });
+
+  test("the recorder's dashboard lists the recordings, plays one seekably, and deletes one", async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await browser.browser.newPage();
+      page.on('dialog', (d) => void d.accept());
+      await page.goto(`${recorder.http}/admin`);
+      await page.fill('[data-testid=token]', TOKEN);
+      await page.press('[data-testid=token]', 'Enter');
+      const [long] = await recordingsOf('long');
+      await page.locator(`[data-testid="recording-${long!.id}"]`).waitFor({ timeout: 15_000 });
+      const rowText = await page.locator(`[data-testid="recording-${long!.id}"]`).innerText();
+      assert.match(rowText, /0:01:20/, `its duration: ${rowText}`);
+      assert.match(rowText, /complete/);
+      await page.click(`[data-testid="play-${long!.id}"]`);
+      const video = () =>
+        page.evaluate(() => {
+          const v = document.querySelector('[data-testid=recording-video]') as HTMLVideoElement;
+          return { frames: v.getVideoPlaybackQuality().totalVideoFrames, duration: v.duration, time: v.currentTime };
+        });
+      await waitFor('the recording playing', async () => (await video()).frames > 30, 20_000);
+      assert.ok(Math.abs((await video()).duration - 80) < 1, 'the whole recording, seekable');
+      await page.evaluate(() => {
+        (document.querySelector('[data-testid=recording-video]') as HTMLVideoElement).currentTime = 70;
+      });
+      await waitFor('pictures after a seek to 70 s', async () => (await video()).time > 70.5, 20_000);
+      const [doomed] = await recordingsOf('again');
+      await page.click(`[data-testid="delete-${doomed!.id}"]`);
+      await page.locator(`[data-testid="recording-${doomed!.id}"]`).waitFor({ state: 'detached', timeout: 10_000 });
+      const gone = await fetch(`${recorder.http}/admin/api/recordings/${doomed!.id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      assert.equal(gone.status, 404);
+      assert.equal(((await gone.json()) as { code: string }).code, 'RECORDING_NOT_FOUND');
+      assert.equal(existsSync(join(dir, doomed!.id)), false, 'its files are gone');
+    } finally {
+      await browser.close();
+    }
+  });
 });
