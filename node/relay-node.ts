@@ -6,7 +6,9 @@ import { createNodeRegistry } from './node-metrics.ts';
 import { RELAY_VERSION } from '../server/core/version.ts';
 import { Edge } from '../edge/edge.ts';
 import { Recorder } from '../recorder/recorder.ts';
-import { DirectoryStore } from '../server/core/recording/store.ts';
+import { DirectoryStore, type RecordingStore } from '../server/core/recording/store.ts';
+import { ObjectRecordingStore } from '../server/core/recording/object-store.ts';
+import { RecordingLibrary } from '../server/core/recording/library.ts';
 import type { RelayConfig } from '../server/core/config/schema.ts';
 import { RelayError } from '../server/core/errors.ts';
 import type { Logger } from '../server/core/log.ts';
@@ -167,7 +169,12 @@ export async function startNode(
     attachPublicApi(http, keys, directory, catalog);
 
     // Recordings: written by recorders, read by edges (rewind) and the admin API. A folder shared by the nodes.
-    const recordingStore = new DirectoryStore(config.recording.dir || join(config.dataDir, 'recordings'));
+    const recordingStore: RecordingStore =
+      config.recording.storage === 'nats'
+        ? await retrying('recordings object store', config.nats.connectTimeoutMs, log, () =>
+            ObjectRecordingStore.open(ncCluster, config.recording.bucket, config.recording.replicas),
+          )
+        : new DirectoryStore(config.recording.dir || join(config.dataDir, 'recordings'));
     let edge: Edge | undefined;
     let heartbeat: EdgeHeartbeat | undefined;
     if (roles.includes('edge')) {
@@ -292,7 +299,7 @@ export async function startNode(
         place: (stream) => directory.route(stream, undefined, { count: false })?.id,
       }),
       endStream: async (stream, reason) => (await requestEndStream(ncCluster, config.bus.subjectPrefix, stream, reason))?.origin,
-      recordings: recorder,
+      recordings: new RecordingLibrary(recordingStore),
       record: (stream, request) => requestRecording(ncCluster, config.bus.subjectPrefix, stream, request, request.record ? 8000 : 3000),
     });
     attachDashboard(http);

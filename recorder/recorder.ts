@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import type { StreamSettings } from '../server/core/auth/access-keys.ts';
 import { jetstreamManager, type NatsConnection, type Subscription } from '../server/core/bus/nats.ts';
 import { RenditionCatalog } from '../server/core/bus/rendition-catalog.ts';
@@ -10,7 +9,8 @@ import type { RelayConfig } from '../server/core/config/schema.ts';
 import type { Logger } from '../server/core/log.ts';
 import type { Frame } from '../server/core/media/frame.ts';
 import { Recording, type RecordingOptions } from './recording.ts';
-import { isRecordingId, recordingPaths, type RecordingMeta } from '../server/core/recording/model.ts';
+import { recordingPaths, type RecordingMeta } from '../server/core/recording/model.ts';
+import { RecordingLibrary } from '../server/core/recording/library.ts';
 import type { RecordingStore } from '../server/core/recording/store.ts';
 import { parseDurableName, RenditionRecorder, type RenditionFiles } from './rendition-recorder.ts';
 
@@ -51,8 +51,10 @@ export class Recorder {
   private retention: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly catalog: RenditionCatalog;
+  private readonly library: RecordingLibrary;
 
   constructor(private readonly deps: RecorderDeps) {
+    this.library = new RecordingLibrary(deps.store);
     this.catalog = new RenditionCatalog(deps.nc, deps.config.bus.streamName, deps.config.bus.subjectPrefix);
   }
 
@@ -170,41 +172,8 @@ export class Recorder {
   }
 
   /** Recordings in the store, newest first. */
-  async list(stream?: string): Promise<RecordingMeta[]> {
-    const { store } = this.deps;
-    const out: RecordingMeta[] = [];
-    for (const id of await store.list('')) {
-      if (!isRecordingId(id) || (stream && !id.startsWith(`${stream}-`))) continue;
-      const raw = await store.read(recordingPaths.meta(id));
-      if (!raw) continue;
-      const meta = JSON.parse(raw.toString()) as RecordingMeta;
-      if (!stream || meta.stream === stream) out.push(meta);
-    }
-    return out.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
-  }
-
-  async get(id: string): Promise<RecordingMeta | undefined> {
-    if (!isRecordingId(id)) return undefined;
-    const raw = await this.deps.store.read(recordingPaths.meta(id));
-    return raw && (JSON.parse(raw.toString()) as RecordingMeta);
-  }
-
-  /** The size of a file of a recording (`<rendition>/index.m3u8`, the MP4...), or undefined when there is none. */
-  async fileSize(id: string, path: string): Promise<number | undefined> {
-    return isRecordingId(id) ? this.deps.store.stat(`${id}/${path}`) : undefined;
-  }
-
-  /** A file of a recording, or a byte range of it (after fileSize said it exists). */
-  file(id: string, path: string, range?: { start: number; end: number }): Readable {
-    return this.deps.store.open(`${id}/${path}`, range);
-  }
-
-  async remove(id: string): Promise<boolean> {
-    const meta = await this.get(id);
-    if (!meta) return false;
-    await this.deps.store.remove(id);
-    this.deps.log.info({ recording: id }, 'recording deleted');
-    return true;
+  list(stream?: string): Promise<RecordingMeta[]> {
+    return this.library.list(stream);
   }
 
   /** `recording.maxAgeHours` and `recording.maxTotalBytes`: complete recordings go, oldest first. */

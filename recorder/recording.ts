@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
-import { rename } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from '../server/core/log.ts';
 import type { Frame, StreamInit } from '../server/core/media/frame.ts';
 import type { Position, RenditionFiles } from './rendition-recorder.ts';
@@ -181,7 +183,15 @@ export class Recording {
     if (this.options.mp4 && main !== undefined && (this.states.get(main)?.segments.length ?? 0) > 0) {
       const file = `${this.meta.id}.mp4`;
       try {
-        await remuxToMp4(this.store.localPath(`${this.meta.id}/${main}/index.m3u8`), this.store.localPath(`${this.meta.id}/${file}`));
+        await this.store.withLocalFolder(`${this.meta.id}/${main}`, async (folder) => {
+          const tmp = join(tmpdir(), `relay-${this.meta.id}-${process.pid}.mp4`);
+          try {
+            await remuxToMp4(join(folder, 'index.m3u8'), tmp);
+            await this.store.putFile(`${this.meta.id}/${file}`, tmp);
+          } finally {
+            await rm(tmp, { force: true });
+          }
+        });
         const bytes = (await this.store.stat(`${this.meta.id}/${file}`)) ?? 0;
         this.meta.mp4 = { file, bytes, rendition: main };
       } catch (err) {
@@ -234,9 +244,8 @@ export class Recording {
 
 /** ffmpeg remuxes the rendition's HLS (fMP4 segments) into one MP4 with its index first: no re-encoding. */
 function remuxToMp4(playlist: string, out: string): Promise<void> {
-  const tmp = `${out}.tmp`;
   return new Promise((resolve, reject) => {
-    const child = spawn('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', playlist, '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', tmp], {
+    const child = spawn('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', playlist, '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', out], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -244,7 +253,7 @@ function remuxToMp4(playlist: string, out: string): Promise<void> {
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`ffmpeg exited with ${code}: ${stderr.trim()}`));
-      rename(tmp, out).then(resolve, reject);
+      resolve();
     });
   });
 }

@@ -29,7 +29,7 @@ export interface AdminBackend {
   ring(): { members: readonly EdgeMember[]; balanceFactor: number; spillAfter: number; place(stream: string): string | undefined };
   /** Asks the stream's origin to end it: the origin that did, or undefined if none answered. */
   endStream(stream: string, reason: string): Promise<string | undefined>;
-  /** The recorder on this node, if it runs one: its recordings. */
+  /** The recordings this node reads (its store: a NATS Object Store, or a folder it shares with recorders). */
   recordings?: RecordingsBackend | undefined;
   /** Asks recorders (any node) to start or stop recording publication `token` of a stream: who did, or undefined if none answered. */
   record(stream: string, request: RecordRequest): Promise<RecordReply | undefined>;

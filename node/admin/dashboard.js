@@ -235,7 +235,7 @@ async function refreshRecordings() {
     recordings = (await api('/recordings')).recordings;
   } catch (err) {
     recordings = undefined;
-    recordingsNote = /RECORDING_UNAVAILABLE/.test(err.message) ? 'this node runs no recorder: open the dashboard of one that does' : err.message;
+    recordingsNote = err.message;
   }
 }
 

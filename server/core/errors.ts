@@ -57,7 +57,7 @@ export const ErrorCodes = {
   ORIGIN_SHUTTING_DOWN: { status: 503, message: 'the origin is shutting down; publish again (to another origin)' },
   STREAM_ENDED_BY_ADMIN: { status: 410, message: 'an operator ended the stream' },
   RECORDING_NOT_FOUND: { status: 404, message: 'no such recording (or file of it)' },
-  RECORDING_UNAVAILABLE: { status: 503, message: 'this node runs no recorder (relay recorder, or the all-in-one mode)' },
+  RECORDING_UNAVAILABLE: { status: 503, message: 'no recorder answered (relay recorder, or the all-in-one mode)' },
   RECORDING_NOT_ACTIVE: { status: 409, message: 'no recorder is recording this stream' },
   RECORDING_WRITE_FAILED: { status: 507, message: 'a recording could not be written to its storage' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -68,6 +68,7 @@ const ADAPTERS: Record<string, readonly string[]> = {
   '@nats-io/transport-node': ['server/core/bus/nats.ts'],
   '@nats-io/jetstream': ['server/core/bus/nats.ts'],
   '@nats-io/kv': ['server/core/bus/nats.ts'],
+  '@nats-io/obj': ['server/core/bus/nats.ts'],
 };
 
 function sourceFiles(dir: string): string[] {

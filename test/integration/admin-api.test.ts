@@ -140,10 +140,13 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
     assert.equal((await offline.json()).code, 'STREAM_OFFLINE');
   });
 
-  test('recordings on a node without the recorder role: RECORDING_UNAVAILABLE; a recording start with no recorder anywhere: the same', async () => {
+  test('recordings: none in the store; a recording start with no recorder anywhere: RECORDING_UNAVAILABLE; a stop: RECORDING_NOT_ACTIVE', async () => {
     const list = await get('/admin/api/recordings');
-    assert.equal(list.status, 503);
-    assert.equal((await list.json()).code, 'RECORDING_UNAVAILABLE');
+    assert.equal(list.status, 200);
+    assert.deepEqual(await list.json(), { recordings: [] });
+    const one = await get('/admin/api/recordings/show-20261206-100000-t1');
+    assert.equal(one.status, 404);
+    assert.equal((await one.json()).code, 'RECORDING_NOT_FOUND');
     const start = await post('/admin/api/streams/show/recording/start', '{}');
     assert.equal(start.status, 503);
     assert.equal((await start.json()).code, 'RECORDING_UNAVAILABLE');

@@ -37,6 +37,7 @@ export {
   type StreamConfig,
 } from '@nats-io/jetstream';
 export { Kvm, type KV } from '@nats-io/kv';
+export { Objm, type ObjectStore } from '@nats-io/obj';
 
 /**
  * A JetStream API error "wrong last sequence" (10071): a compare-and-set on a KV key

@@ -395,7 +395,17 @@ export const configSchema = z
           .array(z.string().min(1))
           .min(1)
           .describe('Renditions recorded: "source" (what the publisher sent, no transcoding cost), ladder names, or "*" for all.'),
-        dir: z.string().describe('Folder of the recordings; empty: <dataDir>/recordings.'),
+        storage: z
+          .enum(['directory', 'nats'])
+          .describe(
+            'Where recordings go: "directory" (recording.dir, a folder the recorders and edges share) or "nats" (a NATS Object Store bucket, replicated with the cluster, read by any node).',
+          ),
+        dir: z.string().describe('Folder of the recordings (storage "directory"); empty: <dataDir>/recordings.'),
+        bucket: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,64}$/)
+          .describe('Object Store bucket of the recordings (storage "nats").'),
+        replicas: z.number().int().min(1).max(5).describe('Copies of each recording in the NATS cluster (storage "nats").'),
         segmentSeconds: z
           .number()
           .min(1)

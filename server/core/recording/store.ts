@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { RelayError } from '../errors.ts';
@@ -23,8 +23,13 @@ export interface RecordingStore {
   size(dir: string): Promise<number>;
   /** Removes a file or a folder with what it holds. */
   remove(path: string): Promise<void>;
-  /** The file on this machine's disk, for tools that read files (ffmpeg remuxing to MP4). */
-  localPath(path: string): string;
+  /**
+   * A folder's files on this machine's disk for `use` (ffmpeg remuxing to MP4 reads files): the folder itself, or a
+   * copy removed afterwards.
+   */
+  withLocalFolder<T>(dir: string, use: (local: string) => Promise<T>): Promise<T>;
+  /** Stores a file made on this machine's disk (the MP4) at `path`, atomically; the local file goes. */
+  putFile(path: string, localFile: string): Promise<void>;
 }
 
 /** A folder on local disk: the default store. */
@@ -81,6 +86,25 @@ export class DirectoryStore implements RecordingStore {
 
   async remove(path: string): Promise<void> {
     await rm(this.localPath(path), { recursive: true, force: true });
+  }
+
+  withLocalFolder<T>(dir: string, use: (local: string) => Promise<T>): Promise<T> {
+    return use(this.localPath(dir));
+  }
+
+  async putFile(path: string, localFile: string): Promise<void> {
+    const file = this.localPath(path);
+    await mkdir(dirname(file), { recursive: true });
+    try {
+      await rename(localFile, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      // Another filesystem (a tmpfs /tmp): copied beside its place, then renamed into it.
+      const tmp = `${file}.${process.pid}.tmp`;
+      await copyFile(localFile, tmp);
+      await rename(tmp, file);
+      await rm(localFile, { force: true });
+    }
   }
 }
 
