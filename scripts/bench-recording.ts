@@ -11,7 +11,7 @@
  * Writes bench-results/recording.json and recording.md.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -63,92 +63,114 @@ async function steady(pid: number, replay: ReplayPublishers): Promise<Window> {
   };
 }
 
-// ---- The relay: an origin, and a recorder in its own process.
-const recordings = join(dir, 'recordings');
-const nats = await startNats();
+// ---- The relay: an origin, and a recorder in its own process; then an edge serving the recordings, for rewind.
 const streams = keys.map((key, i) => ({ name: `s${i}`, key }));
-const origin = await startRelay('origin', { NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn' });
-const recorder = await startRelay('recorder', {
-  NATS_URL: nats.url,
-  RELAY_RECORDING_ENABLED: 'true',
-  RELAY_RECORDING_DIR: recordings,
-  RELAY_ADMIN_TOKEN: TOKEN,
-  RELAY_LOG_LEVEL: 'info',
-});
-const replay = new ReplayPublishers(tags, new URL(`rtmp://127.0.0.1:${origin.rtmpPort}/live`));
-const publishedAt = new Map<string, number>();
-for (const [i, key] of keys.entries()) {
-  const p = replay.add(key, 1000);
-  void waitFor('published', () => p.publishedAt > 0, 20_000, 5).then(() => publishedAt.set(`s${i}`, Date.now() - (performance.now() - p.publishedAt)));
-}
-const list = async () =>
-  (
-    (await (await fetch(`${recorder.http}/admin/api/recordings`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
-      recordings: RecordingMeta[];
-    }
-  ).recordings;
-await waitFor(`${streamCount} recordings`, async () => (await list()).length === streamCount, 30_000, 200);
-const relayWindow = await steady(recorder.child.pid!, replay);
-const metas = await list();
 
-// ---- Rewind: an edge serving the recordings, the watch page in Chromium, seeks back and returns to live, timed by
-// the page (the seek to the first picture of the past, by requestVideoFrameCallback).
-const edge = await startRelay('edge', { NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify(streams), RELAY_RECORDING_DIR: recordings, RELAY_LOG_LEVEL: 'warn' });
-const chromium = await launchChromium();
-const seeks: number[] = [];
-try {
-  const page = await chromium.browser.newPage();
-  await page.goto(`${edge.http}/watch/s0`);
-  const state = () =>
-    page.evaluate(() => {
-      const p = (window as unknown as { relayPlayer: { state: string; rewind: { windowS: number; ttffMs?: number; active: boolean } } }).relayPlayer;
-      return { state: p.state, windowS: p.rewind.windowS, ttffMs: p.rewind.ttffMs, active: p.rewind.active };
-    });
-  await waitFor(
-    'the live page with a rewind window of 20 s',
-    async () => {
-      const s = await state();
-      return s.state === 'live' && s.windowS >= 20;
-    },
-    60_000,
-  );
-  for (const back of [20, 8, 15, 5, 12, 18]) {
-    await page.evaluate((seconds) => {
-      const bar = document.getElementById('rewind-seek') as HTMLInputElement;
-      bar.value = String(-seconds);
-      bar.dispatchEvent(new Event('change'));
-    }, back);
-    const s = await waitFor(
-      'the first picture of the past',
+interface RelayRun {
+  storage: 'directory' | 'nats';
+  recorder: Window;
+  natsServerCpuPercent: number;
+  startDelayMs: { min: number; max: number };
+  seekBackTtffMs: { p50: number; max: number; samples: number[] };
+  complete: number;
+}
+
+async function relayRun(storage: 'directory' | 'nats'): Promise<RelayRun> {
+  const recordings = join(dir, `recordings-${storage}`);
+  const nats = await startNats();
+  const store = { RELAY_RECORDING_STORAGE: storage, RELAY_RECORDING_DIR: recordings };
+  const origin = await startRelay('origin', { NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn' });
+  const recorder = await startRelay('recorder', {
+    NATS_URL: nats.url,
+    RELAY_RECORDING_ENABLED: 'true',
+    RELAY_ADMIN_TOKEN: TOKEN,
+    RELAY_LOG_LEVEL: 'warn',
+    ...store,
+  });
+  const replay = new ReplayPublishers(tags, new URL(`rtmp://127.0.0.1:${origin.rtmpPort}/live`));
+  const publishedAt = new Map<string, number>();
+  for (const [i, key] of keys.entries()) {
+    const p = replay.add(key, 1000);
+    void waitFor('published', () => p.publishedAt > 0, 20_000, 5).then(() => publishedAt.set(`s${i}`, Date.now() - (performance.now() - p.publishedAt)));
+  }
+  const list = async () =>
+    (
+      (await (await fetch(`${recorder.http}/admin/api/recordings`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+        recordings: RecordingMeta[];
+      }
+    ).recordings;
+  await waitFor(`${streamCount} recordings`, async () => (await list()).length === streamCount, 30_000, 200);
+  const n0 = processStat(nats.pid!).cpu;
+  const t0 = performance.now();
+  const window = await steady(recorder.child.pid!, replay);
+  const natsServerCpuPercent = round(((processStat(nats.pid!).cpu - n0) / ((performance.now() - t0) / 1000)) * 100, 1);
+  const metas = await list();
+  // When a recording starts: the ingest time of its first frame against the publish command.
+  const startDelays = metas.map((m) => Date.parse(m.startedAt) - publishedAt.get(m.stream)!).sort((x, y) => x - y);
+
+  // Rewind: the watch page in Chromium seeks back and returns to live, timed by the page (from the seek to the first
+  // picture of the past, by requestVideoFrameCallback).
+  const edge = await startRelay('edge', { NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn', ...store });
+  const chromium = await launchChromium();
+  const seeks: number[] = [];
+  try {
+    const page = await chromium.browser.newPage();
+    await page.goto(`${edge.http}/watch/s0`);
+    const state = () =>
+      page.evaluate(() => {
+        const p = (window as unknown as { relayPlayer: { state: string; rewind: { windowS: number; ttffMs?: number } } }).relayPlayer;
+        return { state: p.state, windowS: p.rewind.windowS, ttffMs: p.rewind.ttffMs };
+      });
+    await waitFor(
+      'the live page with a rewind window of 20 s',
       async () => {
         const x = await state();
-        return x.ttffMs !== undefined ? x : undefined;
+        return x.state === 'live' && x.windowS >= 20;
       },
-      20_000,
+      60_000,
     );
-    seeks.push(Math.round(s.ttffMs!));
-    await page.click('#rewind-live');
-    await waitFor('live again', async () => (await state()).state === 'live', 20_000);
+    for (const back of [20, 8, 15, 5, 12, 18]) {
+      await page.evaluate((seconds) => {
+        const bar = document.getElementById('rewind-seek') as HTMLInputElement;
+        bar.value = String(-seconds);
+        bar.dispatchEvent(new Event('change'));
+      }, back);
+      const x = await waitFor(
+        'the first picture of the past',
+        async () => {
+          const y = await state();
+          return y.ttffMs !== undefined ? y : undefined;
+        },
+        20_000,
+      );
+      seeks.push(Math.round(x.ttffMs!));
+      await page.click('#rewind-live');
+      await waitFor('live again', async () => (await state()).state === 'live', 20_000);
+    }
+  } finally {
+    await chromium.close();
+    await edge.stop();
   }
-} finally {
-  await chromium.close();
-  await edge.stop();
+  seeks.sort((x, y) => x - y);
+  replay.close();
+  await waitFor('the recordings complete', async () => (await list()).every((m) => m.status === 'complete'), 60_000, 500);
+  const complete = (await list()).filter((m) => m.status === 'complete' && m.mp4).length;
+  await recorder.stop();
+  await origin.stop();
+  await nats.cleanup();
+  return {
+    storage,
+    recorder: window,
+    natsServerCpuPercent,
+    startDelayMs: { min: Math.round(startDelays[0]!), max: Math.round(startDelays.at(-1)!) },
+    seekBackTtffMs: { p50: quantile(seeks, 0.5), max: seeks.at(-1)!, samples: seeks },
+    complete,
+  };
 }
-seeks.sort((a, b) => a - b);
-// When a recording starts: the ingest time of its first frame against the publish command, and its first segment on disk.
-const startDelays = metas.map((m) => Date.parse(m.startedAt) - publishedAt.get(m.stream)!).sort((a, b) => a - b);
-const firstSegments = metas
-  .map((m) => {
-    const folder = join(recordings, m.id, 'source');
-    return readdirSync(folder).includes('000000.m4s') ? m : undefined;
-  })
-  .filter(Boolean).length;
-replay.close();
-await waitFor('the recordings complete', async () => (await list()).every((m) => m.status === 'complete'), 60_000, 500);
-const complete = await list();
-await recorder.stop();
-await origin.stop();
-await nats.cleanup();
+
+const runs = [await relayRun('directory'), await relayRun('nats')];
+const [directoryRun] = runs;
+const relayWindow = directoryRun!.recorder;
 
 // ---- nginx-rtmp: the same publishers, live only, then with `record all`.
 async function nginx(record: boolean): Promise<Window> {
@@ -176,30 +198,35 @@ const result = {
   streams: streamCount,
   clipKbps,
   seconds,
-  recorder: relayWindow,
+  runs,
   recorderPerStreamCpuPercent: perStream,
   nginx: { live: nginxLive, record: nginxRecord, recordingPerStreamCpuPercent: nginxPerStream },
   ratio: nginxPerStream > 0 ? round(perStream / nginxPerStream, 2) : null,
-  seekBackTtffMs: { p50: quantile(seeks, 0.5), max: seeks.at(-1), samples: seeks },
-  startDelayMs: { min: Math.round(startDelays[0]!), max: Math.round(startDelays.at(-1)!) },
-  recordingsComplete: complete.filter((m) => m.status === 'complete' && m.mp4).length,
-  firstSegmentsOnDisk: firstSegments,
   target: { cpuPercentPerStream: 5, startS: 1, seekBackTtffS: 1 },
 };
+const label = { directory: 'a folder (recording.storage: directory)', nats: 'NATS Object Store (recording.storage: nats)' } as const;
 const md = [
-  `Recording, ${result.at} (\`node --import tsx scripts/bench-recording.ts --streams ${streamCount} --seconds ${seconds}\`): ${streamCount} publishers of an OBS-like 720p clip at ${clipKbps} kbit/s (replayed from the bench process) into an origin; a recorder in its own process records every stream's source rendition (CMAF segments of 4 s, playlists, state), ${seconds} s measured.`,
+  `Recording, ${result.at} (\`node --import tsx scripts/bench-recording.ts --streams ${streamCount} --seconds ${seconds}\`): ${streamCount} publishers of an OBS-like 720p clip at ${clipKbps} kbit/s (replayed from the bench process) into an origin; a recorder in its own process records every stream's source rendition (CMAF segments of 4 s, playlists, state), ${seconds} s measured, once per storage; then an edge serves the recordings and the watch page in Chromium seeks back 5-20 s six times.`,
   '',
-  '| | CPU, all streams | per stream | publishers (apart) |',
-  '|---|---|---|---|',
-  `| relay recorder process | ${relayWindow.cpuPercent}% of a core | **${perStream}%** | ${relayWindow.publishersCpuPercent}% |`,
-  `| nginx-rtmp, live only | ${nginxLive.cpuPercent}% | | ${nginxLive.publishersCpuPercent}% |`,
-  `| nginx-rtmp, \`record all\` (FLV) | ${nginxRecord.cpuPercent}% | ${nginxPerStream}% more than live only | ${nginxRecord.publishersCpuPercent}% |`,
+  '| | CPU, all streams | per stream | nats-server CPU (frames and storage) | publishers (apart) |',
+  '|---|---|---|---|---|',
+  ...runs.map(
+    (r) =>
+      `| relay recorder, ${label[r.storage]} | ${r.recorder.cpuPercent}% of a core | **${round(r.recorder.cpuPercent / streamCount, 2)}%** | ${r.natsServerCpuPercent}% | ${r.recorder.publishersCpuPercent}% |`,
+  ),
+  `| nginx-rtmp, live only | ${nginxLive.cpuPercent}% | | | ${nginxLive.publishersCpuPercent}% |`,
+  `| nginx-rtmp, \`record all\` (FLV) | ${nginxRecord.cpuPercent}% | ${nginxPerStream}% more than live only | | ${nginxRecord.publishersCpuPercent}% |`,
   '',
-  `Recorder / nginx-rtmp's recording, per stream: **${result.ratio ?? 'n/a'}x**. Target: at most 5% of a core per 2.5 Mbit/s rendition.`,
+  `Recorder (folder) / nginx-rtmp's recording, per stream: **${result.ratio ?? 'n/a'}x**. Target: at most 5% of a core per 2.5 Mbit/s rendition.`,
   '',
-  `Rewind in the watch page (Chromium, an edge serving the recordings): seek back to the first picture of the past, ${seeks.length} seeks of 5-20 s: p50 **${quantile(seeks, 0.5)} ms**, max ${seeks.at(-1)} ms (target 1 s).`,
+  '| storage | seek back to the first picture, p50 | max | recordings start after the publish command | complete with their MP4 |',
+  '|---|---|---|---|---|',
+  ...runs.map(
+    (r) =>
+      `| ${label[r.storage]} | **${r.seekBackTtffMs.p50} ms** | ${r.seekBackTtffMs.max} ms | ${r.startDelayMs.min}-${r.startDelayMs.max} ms (the first keyframe) | ${r.complete} of ${streamCount} |`,
+  ),
   '',
-  `A recording starts with the publication: its first frame was ingested ${result.startDelayMs.min}-${result.startDelayMs.max} ms after the publish command (the first keyframe; target 1 s). ${result.recordingsComplete} of ${streamCount} recordings complete with their MP4 after the publishers left.`,
+  'Targets: seek back to the first picture at most 1 s; a recording starts at most 1 s after the publish.',
   '',
 ].join('\n');
 mkdirSync(out, { recursive: true });

@@ -36,6 +36,8 @@ describe('recordings in a NATS Object Store (no shared folder)', { timeout: 120_
       RELAY_RECORDING_STORAGE: 'nats',
       RELAY_RECORDING_SEGMENT_SECONDS: '2',
       RELAY_BUS_MAX_AGE_SECONDS: '60',
+      // Retention by size: about one recording of this test (segments and MP4) fits, not two.
+      RELAY_RECORDING_MAX_TOTAL_BYTES: '1500000',
     });
   });
 
@@ -98,5 +100,27 @@ describe('recordings in a NATS Object Store (no shared folder)', { timeout: 120_
     const ranged = await fetch(`${edge.http}/admin/api/recordings/${meta!.id}/file.mp4`, { headers: { ...auth, range: 'bytes=1000-1999' } });
     assert.equal(ranged.status, 206);
     assert.equal((await ranged.arrayBuffer()).byteLength, 1000);
+  });
+
+  test('retention deletes the oldest complete recording once the recordings take more than recording.maxTotalBytes', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const list = async () =>
+      ((await (await fetch(`${edge.http}/admin/api/recordings?stream=cam`, { headers: auth })).json()) as { recordings: RecordingMeta[] }).recordings;
+    const [first] = await list();
+    assert.ok(first && first.bytes + (first.mp4?.bytes ?? 0) < 1_500_000, `one recording fits: ${first?.bytes} + ${first?.mp4?.bytes}`);
+    const publisher = startPublisher({ url: origin.rtmpUrl(KEY), size: '320x180', bitrate: '300k', seconds: 12 });
+    assert.equal(await publisher.exited, 0, publisher.stderr());
+    const [second] = await waitFor(
+      'the second recording complete, and the first deleted',
+      async () => {
+        const now = await list();
+        return now.length === 1 && now[0]!.id !== first.id && now[0]!.status === 'complete' ? now : undefined;
+      },
+      30_000,
+    );
+    assert.ok(second!.mp4, 'the newest one is kept, whole');
+    const gone = await fetch(`${edge.http}/admin/api/recordings/${first.id}`, { headers: auth });
+    assert.equal(gone.status, 404);
+    assert.ok(recorder.output().includes('recordings deleted by retention'));
   });
 });
