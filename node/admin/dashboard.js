@@ -177,8 +177,9 @@ function render(cluster) {
   $('#cluster').hidden = false;
 }
 
-/** Recordings on this node's recorder; undefined when the node runs none. */
+/** Recordings in this node's store; undefined when they cannot be read. */
 let recordings;
+let recordingsDue = 0;
 let recordingsNote = '';
 
 function mb(bytes) {
@@ -291,6 +292,7 @@ async function deleteRecording(r) {
     $('#status').textContent = err.message;
     $('#status').className = 'err';
   }
+  recordingsDue = 0;
   refresh();
 }
 
@@ -305,6 +307,7 @@ async function record(name, start) {
     $('#status').textContent = err.message;
     $('#status').className = 'err';
   }
+  recordingsDue = 0;
   refresh();
 }
 
@@ -312,7 +315,11 @@ async function refresh() {
   clearTimeout(timer);
   try {
     const cluster = await api('/cluster');
-    await refreshRecordings();
+    // Recordings change slowly, and listing them reads the store: every fifth refresh (10 s), or after an action.
+    if (recordingsDue-- <= 0) {
+      await refreshRecordings();
+      recordingsDue = 4;
+    }
     render(cluster);
     $('#status').textContent = `updated ${new Date().toLocaleTimeString()}`;
     $('#status').className = 'empty';

@@ -33,6 +33,9 @@ const ofStream = (stream: string, id: string | undefined): id is string =>
  * every viewer route, and ride on every URI below the first.
  */
 export class RewindEndpoint {
+  /** What was read from the store lately, by path: every viewer's poll within a second costs one read. */
+  private readonly recent = new Map<string, { at: number; value: Promise<unknown> }>();
+
   constructor(private readonly host: RewindHost) {}
 
   attach(app: FastifyInstance): void {
@@ -57,9 +60,16 @@ export class RewindEndpoint {
     return token ? `?token=${encodeURIComponent(token)}` : '';
   }
 
-  private async read<T>(path: string): Promise<T | undefined> {
-    const raw = await this.host.store.read(path);
-    return raw && (JSON.parse(raw.toString()) as T);
+  /** A JSON file of the store, read at most once a second (a recording's state changes once a segment). */
+  private read<T>(path: string): Promise<T | undefined> {
+    const now = performance.now();
+    const hit = this.recent.get(path);
+    if (hit && now - hit.at < 1000) return hit.value as Promise<T | undefined>;
+    const value = this.host.store.read(path).then((raw) => raw && (JSON.parse(raw.toString()) as T));
+    if (this.recent.size > 1000) this.recent.clear();
+    this.recent.set(path, { at: now, value });
+    value.catch(() => this.recent.delete(path));
+    return value;
   }
 
   private async multivariant(req: Req, reply: FastifyReply): Promise<unknown> {

@@ -150,7 +150,8 @@ export function createRewind(options: RewindOptions): Rewind {
   el.seek.addEventListener('input', onInput);
   el.seek.addEventListener('change', onChange);
   el.live.addEventListener('click', onLive);
-  const timers = [setInterval(() => void refresh(), 4000), setInterval(show, 500)];
+  // The window grows a segment (4 s) at a time: its length is read again every 10 s.
+  const timers = [setInterval(() => void refresh(), 10_000), setInterval(show, 500)];
   void refresh();
 
   return {
