@@ -24,6 +24,7 @@ COPY package.json tsconfig.json ./
 COPY config ./config
 COPY server ./server
 COPY edge ./edge
+COPY recorder ./recorder
 COPY node ./node
 RUN mkdir -p /data && chown node:node /data
 USER node

@@ -38,7 +38,7 @@ function metricCatalogue(): Set<string> {
 }
 
 describe('deployment files', () => {
-  test('docker-compose.yml is a valid Compose file with a 3-node NATS cluster, 2 origins, 3 edges, Prometheus and Grafana', () => {
+  test('docker-compose.yml is a valid Compose file with a 3-node NATS cluster, 2 origins, 3 edges, a recorder, Prometheus and Grafana', () => {
     // dclint validates against the Compose specification's schema; the rules left out are style, and
     // unbound ports, which are deliberate for RTMP, HTTP and WebRTC (publishers and viewers are outside).
     const lint = run('node_modules/.bin/dclint', ['docker-compose.yml', '-q', '--disable-rule', 'no-unbound-port-interfaces']);
@@ -60,6 +60,7 @@ describe('deployment files', () => {
       'origin-1',
       'origin-2',
       'prometheus',
+      'recorder-1',
     ]);
     for (const n of [1, 2, 3]) {
       const command = (compose.services[`nats-${n}`]!.command as string[]).join(' ');
@@ -73,6 +74,7 @@ describe('deployment files', () => {
       ['edge-1', 'edge'],
       ['edge-2', 'edge'],
       ['edge-3', 'edge'],
+      ['recorder-1', 'recorder'],
     ] as const) {
       const s = compose.services[name]!;
       assert.deepEqual(s.command, [role]);
@@ -81,6 +83,7 @@ describe('deployment files', () => {
       assert.equal(env.RELAY_BUS_REPLICAS, '3');
       assert.equal(env.RELAY_CLUSTER_NODE_ID, name);
       assert.match(env.RELAY_NATS_AUTH_TOKEN!, /^\$\{RELAY_NATS_TOKEN:\?/, `${name} authenticates to NATS`);
+      assert.equal(env.RELAY_RECORDING_STORAGE, 'nats', `${name} reads and writes recordings in the NATS cluster (no shared folder)`);
     }
     // Every file the stack mounts is in the repository.
     for (const s of Object.values(compose.services)) {
@@ -112,6 +115,12 @@ describe('deployment files', () => {
     const ignored = read('.dockerignore')
       .split('\n')
       .filter((l) => l && !l.startsWith('#') && !l.startsWith('!'));
+    // Every layer of the code is in the image (a folder left out fails at the first import, in production only).
+    const copied = dockerfile
+      .getInstructions()
+      .filter((i) => i.getKeyword() === 'COPY' && !/--from=/.test(i.getTextContent()))
+      .flatMap((i) => i.getArguments().map((a) => a.getValue()));
+    for (const folder of ['server', 'edge', 'recorder', 'node', 'config']) assert.ok(copied.includes(folder), `COPY ${folder}`);
     for (const copy of dockerfile.getInstructions().filter((i) => i.getKeyword() === 'COPY')) {
       if (/--from=/.test(copy.getTextContent())) continue;
       const args = copy
@@ -149,7 +158,7 @@ describe('deployment files', () => {
     const originService = find('Service', 'relay-origin').spec as { type: string; ports: { port: number; protocol: string }[] };
     assert.equal(originService.type, 'LoadBalancer');
     assert.ok(originService.ports.some((p) => p.port === 1935 && p.protocol === 'TCP'));
-    for (const name of ['relay-origin', 'relay-edge']) {
+    for (const name of ['relay-origin', 'relay-edge', 'relay-recorder']) {
       const pod = (
         find('Deployment', name).spec as {
           template: {
