@@ -115,8 +115,17 @@ export function createRewind(options: RewindOptions): Rewind {
       // Over the WebSocket: the edge replays the recording from then on a new socket, into the live element.
       overSocket = true;
       active = true;
-      socket.video.requestVideoFrameCallback?.(() => (ttffMs = performance.now() - seekAt));
-      socket.rewindTo(Date.now() - seconds * 1000);
+      const at = Date.now() - seconds * 1000;
+      const since = seekAt;
+      // The element shows live pictures until the past arrives: the first picture is the first one that old.
+      const check = () => {
+        if (!active || !overSocket || seekAt !== since || ttffMs !== undefined) return;
+        const date = socket.playingDate();
+        if (date && date.getTime() < at + 5000) ttffMs = performance.now() - seekAt;
+        else socket.video.requestVideoFrameCallback?.(check);
+      };
+      socket.video.requestVideoFrameCallback?.(check);
+      socket.rewindTo(at);
       note(`rewind: ${seconds} s back over the WebSocket`);
       show();
       return;
