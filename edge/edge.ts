@@ -23,6 +23,7 @@ import { WhepEndpoint } from './egress/webrtc/whep-endpoint.ts';
 import { HlsEgress } from './egress/hls/hls-egress.ts';
 import { HlsEndpoint } from './egress/hls/hls-endpoint.ts';
 import { RewindEndpoint } from './egress/hls/rewind-endpoint.ts';
+import { RewindSocket } from './egress/ws/rewind-socket.ts';
 import type { RecordingStore } from '../server/core/recording/store.ts';
 import { WsEgress } from './egress/ws/ws-egress.ts';
 import { refuseWebSocket, Viewer } from './egress/ws/ws-viewer.ts';
@@ -56,6 +57,7 @@ export class Edge {
   readonly hls: HlsEndpoint | undefined;
   /** Rewind in recorded live streams, when the edge can read the recordings. */
   readonly rewind: RewindEndpoint | undefined;
+  private readonly recordings: RecordingStore | undefined;
   private readonly egresses: EgressFactory[];
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
   private readonly log: Logger;
@@ -83,6 +85,7 @@ export class Edge {
     const limits = { skipBytes: edge.viewerSkipBytes, maxBytes: edge.viewerMaxBytes, maxLagMs: edge.viewerMaxLagMs };
     this.egresses = [(view) => new WsEgress(view, limits, this.metrics)];
     const { engine, renditions, streamSettings, recordings } = services;
+    this.recordings = recordings;
     if (recordings) {
       this.rewind = new RewindEndpoint({
         access,
@@ -266,6 +269,8 @@ export class Edge {
       token: query.get('token') ?? undefined,
       routed: query.has('routed'),
       fromNextKeyframe: query.get('start') === 'next',
+      // Rewind: the stream's past from this moment (ms since the epoch), from its recording.
+      at: /^\d{13}$/.test(query.get('at') ?? '') ? Number(query.get('at')) : undefined,
       remote: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
     };
     this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, request));
@@ -274,7 +279,15 @@ export class Edge {
   private connected(
     ws: WebSocket,
     socket: Duplex,
-    request: { stream: string; rendition: string; token: string | undefined; routed: boolean; fromNextKeyframe: boolean; remote: string },
+    request: {
+      stream: string;
+      rendition: string;
+      token: string | undefined;
+      routed: boolean;
+      fromNextKeyframe: boolean;
+      at: number | undefined;
+      remote: string;
+    },
   ): void {
     ws.on('error', () => {});
     const { stream, rendition, token } = request;
@@ -287,6 +300,11 @@ export class Edge {
     if (this.draining) {
       send({ type: 'reconnect', reason: 'edge shutting down', edge: this.cluster?.self().id });
       return ws.close(CloseCode.GOING_AWAY, 'draining');
+    }
+    if (request.at !== undefined) {
+      // Any edge reads the recordings: no routing for the past.
+      if (!this.recordings) return refuseWebSocket(ws, new RelayError('STREAM_OFFLINE', `${stream}: this edge reads no recordings`));
+      return void new RewindSocket(ws, this.recordings, stream, rendition, request.at, this.log).start();
     }
     if (this.cluster) {
       send({ type: 'hello', edge: this.cluster.self().id, peers: this.cluster.directory.members.map((m) => m.url) });

@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../server/core/log.ts';
+import { AUDIO_TRACK_ID, mimeType, VIDEO_TIMESCALE, VIDEO_TRACK_ID } from '../server/core/media/mp4/init-segment.ts';
 import type { Frame, StreamInit } from '../server/core/media/frame.ts';
 import type { Position, RenditionFiles } from './rendition-recorder.ts';
 import { initFile, mediaPlaylist, multivariantPlaylist, segmentFile, type VariantEntry } from '../server/core/recording/playlist.ts';
@@ -101,6 +102,8 @@ export class Recording {
         codecs: [init.video?.codecString, init.audio?.codecString].filter(Boolean).join(','),
         width: init.video?.width,
         height: init.video?.height,
+        mime: mimeType(init),
+        timescales: { [VIDEO_TRACK_ID]: VIDEO_TIMESCALE, [AUDIO_TRACK_ID]: init.audio?.sampleRate ?? 48_000 },
       };
       this.states.set(name, state);
     }

@@ -71,7 +71,8 @@ interface RelayRun {
   recorder: Window;
   natsServerCpuPercent: number;
   startDelayMs: { min: number; max: number };
-  seekBackTtffMs: { p50: number; max: number; samples: number[] };
+  /** By the page's live path: the WebSocket (the edge replays the recording) and LL-HLS (hls.js on the rewind playlist). */
+  seekBackTtffMs: Record<string, { p50: number; max: number; samples: number[] }>;
   complete: number;
 }
 
@@ -111,47 +112,57 @@ async function relayRun(storage: 'directory' | 'nats'): Promise<RelayRun> {
   // Rewind: the watch page in Chromium seeks back and returns to live, timed by the page (from the seek to the first
   // picture of the past, by requestVideoFrameCallback).
   const edge = await startRelay('edge', { NATS_URL: nats.url, RELAY_STREAMS: JSON.stringify(streams), RELAY_LOG_LEVEL: 'warn', ...store });
-  const chromium = await launchChromium();
-  const seeks: number[] = [];
+  const seekBack: Record<string, { p50: number; max: number; samples: number[] }> = {};
   try {
-    const page = await chromium.browser.newPage();
-    await page.goto(`${edge.http}/watch/s0`);
-    const state = () =>
-      page.evaluate(() => {
-        const p = (window as unknown as { relayPlayer: { state: string; rewind: { windowS: number; ttffMs?: number } } }).relayPlayer;
-        return { state: p.state, windowS: p.rewind.windowS, ttffMs: p.rewind.ttffMs };
-      });
-    await waitFor(
-      'the live page with a rewind window of 20 s',
-      async () => {
-        const x = await state();
-        return x.state === 'live' && x.windowS >= 20;
-      },
-      60_000,
-    );
-    for (const back of [20, 8, 15, 5, 12, 18]) {
-      await page.evaluate((seconds) => {
-        const bar = document.getElementById('rewind-seek') as HTMLInputElement;
-        bar.value = String(-seconds);
-        bar.dispatchEvent(new Event('change'));
-      }, back);
-      const x = await waitFor(
-        'the first picture of the past',
-        async () => {
-          const y = await state();
-          return y.ttffMs !== undefined ? y : undefined;
-        },
-        20_000,
-      );
-      seeks.push(Math.round(x.ttffMs!));
-      await page.click('#rewind-live');
-      await waitFor('live again', async () => (await state()).state === 'live', 20_000);
+    for (const [path, query] of [
+      ['websocket', ''],
+      ['hls', '?protocol=hls'],
+    ] as const) {
+      const chromium = await launchChromium();
+      const seeks: number[] = [];
+      try {
+        const page = await chromium.browser.newPage();
+        await page.goto(`${edge.http}/watch/s0${query}`);
+        const state = () =>
+          page.evaluate(() => {
+            const p = (window as unknown as { relayPlayer: { state: string; rewind: { windowS: number; ttffMs?: number } } }).relayPlayer;
+            return { state: p.state, windowS: p.rewind.windowS, ttffMs: p.rewind.ttffMs };
+          });
+        await waitFor(
+          'the live page with a rewind window of 20 s',
+          async () => {
+            const x = await state();
+            return x.state === 'live' && x.windowS >= 20;
+          },
+          60_000,
+        );
+        for (const back of [20, 8, 15, 5, 12, 18]) {
+          await page.evaluate((seconds) => {
+            const bar = document.getElementById('rewind-seek') as HTMLInputElement;
+            bar.value = String(-seconds);
+            bar.dispatchEvent(new Event('change'));
+          }, back);
+          const x = await waitFor(
+            'the first picture of the past',
+            async () => {
+              const y = await state();
+              return y.ttffMs !== undefined ? y : undefined;
+            },
+            20_000,
+          );
+          seeks.push(Math.round(x.ttffMs!));
+          await page.click('#rewind-live');
+          await waitFor('live again', async () => (await state()).state === 'live', 20_000);
+        }
+      } finally {
+        await chromium.close();
+      }
+      seeks.sort((x, y) => x - y);
+      seekBack[path] = { p50: quantile(seeks, 0.5), max: seeks.at(-1)!, samples: seeks };
     }
   } finally {
-    await chromium.close();
     await edge.stop();
   }
-  seeks.sort((x, y) => x - y);
   replay.close();
   await waitFor('the recordings complete', async () => (await list()).every((m) => m.status === 'complete'), 60_000, 500);
   const complete = (await list()).filter((m) => m.status === 'complete' && m.mp4).length;
@@ -163,7 +174,7 @@ async function relayRun(storage: 'directory' | 'nats'): Promise<RelayRun> {
     recorder: window,
     natsServerCpuPercent,
     startDelayMs: { min: Math.round(startDelays[0]!), max: Math.round(startDelays.at(-1)!) },
-    seekBackTtffMs: { p50: quantile(seeks, 0.5), max: seeks.at(-1)!, samples: seeks },
+    seekBackTtffMs: seekBack,
     complete,
   };
 }
@@ -206,7 +217,7 @@ const result = {
 };
 const label = { directory: 'a folder (recording.storage: directory)', nats: 'NATS Object Store (recording.storage: nats)' } as const;
 const md = [
-  `Recording, ${result.at} (\`node --import tsx scripts/bench-recording.ts --streams ${streamCount} --seconds ${seconds}\`): ${streamCount} publishers of an OBS-like 720p clip at ${clipKbps} kbit/s (replayed from the bench process) into an origin; a recorder in its own process records every stream's source rendition (CMAF segments of 4 s, playlists, state), ${seconds} s measured, once per storage; then an edge serves the recordings and the watch page in Chromium seeks back 5-20 s six times.`,
+  `Recording, ${result.at} (\`node --import tsx scripts/bench-recording.ts --streams ${streamCount} --seconds ${seconds}\`): ${streamCount} publishers of an OBS-like 720p clip at ${clipKbps} kbit/s (replayed from the bench process) into an origin; a recorder in its own process records every stream's source rendition (CMAF segments of 4 s, playlists, state), ${seconds} s measured, once per storage; then an edge serves the recordings and the watch page in Chromium seeks back 5-20 s six times over each live path.`,
   '',
   '| | CPU, all streams | per stream | nats-server CPU (frames and storage) | publishers (apart) |',
   '|---|---|---|---|---|',
@@ -219,11 +230,11 @@ const md = [
   '',
   `Recorder (folder) / nginx-rtmp's recording, per stream: **${result.ratio ?? 'n/a'}x**. Target: at most 5% of a core per 2.5 Mbit/s rendition.`,
   '',
-  '| storage | seek back to the first picture, p50 | max | recordings start after the publish command | complete with their MP4 |',
+  '| storage | seek back to the first picture, over the WebSocket: p50 (max) | over LL-HLS: p50 (max) | recordings start after the publish command | complete with their MP4 |',
   '|---|---|---|---|---|',
   ...runs.map(
     (r) =>
-      `| ${label[r.storage]} | **${r.seekBackTtffMs.p50} ms** | ${r.seekBackTtffMs.max} ms | ${r.startDelayMs.min}-${r.startDelayMs.max} ms (the first keyframe) | ${r.complete} of ${streamCount} |`,
+      `| ${label[r.storage]} | **${r.seekBackTtffMs.websocket!.p50} ms** (${r.seekBackTtffMs.websocket!.max}) | **${r.seekBackTtffMs.hls!.p50} ms** (${r.seekBackTtffMs.hls!.max}) | ${r.startDelayMs.min}-${r.startDelayMs.max} ms (the first keyframe) | ${r.complete} of ${streamCount} |`,
   ),
   '',
   'Targets: seek back to the first picture at most 1 s; a recording starts at most 1 s after the publish.',

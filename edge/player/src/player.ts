@@ -146,7 +146,10 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     player.events.push([Math.round(performance.now()), what]);
     if (player.events.length > 60) player.events.shift();
   };
+  /** Rewinding over the WebSocket: what plays is the recording, whatever the socket says. */
+  let rewinding = false;
   const setState = (state: PlayerState, text?: string) => {
+    if (rewinding && state === 'live') state = 'rewind';
     player.state = state;
     ui.state(state, text);
   };
@@ -162,6 +165,10 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
 
   const buffer = new MediaBuffer(video, {
     appended: () => {
+      if (rewinding) {
+        if (video.paused && buffer.seekable) play();
+        return;
+      }
       resume();
       if (player.state === 'live' && buffer.seekable && video.buffered.length > 0 && (video.paused || video.currentTime < video.buffered.start(0))) {
         keepLive(video, switcher.urgent, play);
@@ -312,6 +319,11 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   }
 
   function tick(): void {
+    if (rewinding) {
+      // The past over the socket: paced by the edge; no jump to live, no rendition switch.
+      if (buffer.seekable && video.buffered.length > 0 && video.paused) play();
+      buffer.trim(false);
+    }
     if (player.rewind?.active) {
       const date = player.rewind.playingDate();
       player.latencyMs = date ? Math.max(0, Date.now() - date.getTime()) : undefined;
@@ -341,7 +353,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
 
   /** Auto mode: one ABR decision per tick; see abr.ts for the rules. */
   function adapt(): void {
-    if (player.abr.mode !== 'auto' || !transport.ws || player.renditions.length === 0) return;
+    if (rewinding || player.abr.mode !== 'auto' || !transport.ws || player.renditions.length === 0) return;
     const list = abrRenditions();
     const choices = autoRenditions(list);
     if (choices.length > 0 && !choices.some((r) => r.name === player.rendition) && !switcher.inProgress) {
@@ -622,7 +634,38 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   }
 
   if (el.rewind) {
-    player.rewind = createRewind({ stream: options.stream, token: options.token, elements: el.rewind, note, suspendLive, resumeLive });
+    const reconnect = () => {
+      transport.pause();
+      transport.connect();
+    };
+    player.rewind = createRewind({
+      stream: options.stream,
+      token: options.token,
+      elements: el.rewind,
+      note,
+      suspendLive,
+      resumeLive,
+      socket: {
+        video,
+        usable: () => player.protocol === 'mse' && !switcher.inProgress,
+        rewindTo: (at) => {
+          rewinding = true;
+          transport.params.at = String(Math.round(at));
+          setState('rewind');
+          reconnect();
+        },
+        live: () => {
+          rewinding = false;
+          delete transport.params.at;
+          setState('connecting');
+          reconnect();
+        },
+        playingDate: () => {
+          const wall = clock.wallClockAt(video.currentTime - buffer.offset);
+          return wall === undefined ? undefined : new Date(wall);
+        },
+      },
+    });
     cleanups.push(() => player.rewind?.destroy());
   }
 

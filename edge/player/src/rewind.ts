@@ -24,6 +24,17 @@ export interface RewindOptions {
   suspendLive: () => void;
   /** Back to live: the live path starts again. */
   resumeLive: () => void;
+  /**
+   * The WebSocket path's own rewind, when it plays now: the edge sends the recording from a moment on the same socket
+   * path (`?at=`), into the same video element; live again by reconnecting without it.
+   */
+  socket?: {
+    usable(): boolean;
+    rewindTo(atMs: number): void;
+    live(): void;
+    playingDate(): Date | undefined;
+    video: HTMLVideoElement;
+  };
 }
 
 export interface Rewind {
@@ -55,6 +66,8 @@ export function createRewind(options: RewindOptions): Rewind {
   let seekAt = 0;
   let destroyed = false;
   let dragging = false;
+  /** Rewinding over the WebSocket (the live path's own socket) rather than HLS in the second element. */
+  let overSocket = false;
 
   /** The recording's media playlist now: how far back one may go. */
   async function window(): Promise<{ media: string; seconds: number } | undefined> {
@@ -86,7 +99,7 @@ export function createRewind(options: RewindOptions): Rewind {
       el.live.hidden = true;
       return;
     }
-    const date = hls?.playingDate;
+    const date = overSocket ? options.socket?.playingDate() : hls?.playingDate;
     const behind = date ? Math.max(0, (Date.now() - date.getTime()) / 1000) : -Number(el.seek.value);
     el.label.textContent = `-${Math.floor(behind / 60)}:${String(Math.floor(behind % 60)).padStart(2, '0')}`;
     if (!dragging) el.seek.value = String(-Math.round(behind));
@@ -97,6 +110,26 @@ export function createRewind(options: RewindOptions): Rewind {
     if (seconds <= 0) return goLive();
     seekAt = performance.now();
     ttffMs = undefined;
+    const socket = options.socket;
+    if (socket && (overSocket || (!active && socket.usable()))) {
+      // Over the WebSocket: the edge replays the recording from then on a new socket, into the live element.
+      overSocket = true;
+      active = true;
+      const at = Date.now() - seconds * 1000;
+      const since = seekAt;
+      // The element shows live pictures until the past arrives: the first picture is the first one that old.
+      const check = () => {
+        if (!active || !overSocket || seekAt !== since || ttffMs !== undefined) return;
+        const date = socket.playingDate();
+        if (date && date.getTime() < at + 5000) ttffMs = performance.now() - seekAt;
+        else socket.video.requestVideoFrameCallback?.(check);
+      };
+      socket.video.requestVideoFrameCallback?.(check);
+      socket.rewindTo(at);
+      note(`rewind: ${seconds} s back over the WebSocket`);
+      show();
+      return;
+    }
     el.video.requestVideoFrameCallback?.(() => (ttffMs = performance.now() - seekAt));
     if (active && hls && el.video.seekable.length > 0) {
       // Already in the recording: seek in it, from its live end.
@@ -127,6 +160,12 @@ export function createRewind(options: RewindOptions): Rewind {
   function goLive(): void {
     if (!active) return;
     active = false;
+    if (overSocket) {
+      overSocket = false;
+      note('rewind: back to live');
+      options.socket?.live();
+      return show();
+    }
     hls?.destroy();
     hls = undefined;
     el.video.hidden = true;
@@ -164,7 +203,7 @@ export function createRewind(options: RewindOptions): Rewind {
     get ttffMs() {
       return ttffMs;
     },
-    playingDate: () => hls?.playingDate ?? undefined,
+    playingDate: () => (overSocket ? options.socket?.playingDate() : (hls?.playingDate ?? undefined)),
     seekBack,
     goLive,
     destroy() {

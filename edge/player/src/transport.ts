@@ -37,6 +37,8 @@ export class Transport {
   /** Edges routed to after failures, in order. */
   readonly edges: string[] = [];
   private readonly ownUrl: string;
+  /** Extra query parameters of every connection (`at`: the past of the stream, while the viewer rewinds). */
+  readonly params: Record<string, string | undefined> = {};
 
   constructor(
     private readonly stream: string,
@@ -67,7 +69,7 @@ export class Transport {
 
   connect(): void {
     if (this.destroyed) return;
-    const socket = new WebSocket(this.urlFor(this.next ?? this.ownUrl, this.hooks.rendition()));
+    const socket = new WebSocket(this.urlFor(this.next ?? this.ownUrl, this.hooks.rendition(), this.params));
     socket.binaryType = 'arraybuffer';
     socket.onopen = () => {
       this.retryMs = 500;

@@ -41,6 +41,9 @@ export interface RenditionState {
   codecs: string;
   width?: number | undefined;
   height?: number | undefined;
+  /** What MSE is told (`video/mp4; codecs="..."`) and each track's timescale: for replaying it over a WebSocket. */
+  mime?: string | undefined;
+  timescales?: Record<number, number> | undefined;
 }
 
 const pad = (n: number) => String(n).padStart(2, '0');
