@@ -58,6 +58,8 @@ export class Edge {
   /** Rewind in recorded live streams, when the edge can read the recordings. */
   readonly rewind: RewindEndpoint | undefined;
   private readonly recordings: RecordingStore | undefined;
+  /** Viewers watching a stream's past over a WebSocket (closed with the edge, as live viewers are). */
+  private readonly rewinds = new Set<RewindSocket>();
   private readonly egresses: EgressFactory[];
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
   private readonly log: Logger;
@@ -304,7 +306,10 @@ export class Edge {
     if (request.at !== undefined) {
       // Any edge reads the recordings: no routing for the past.
       if (!this.recordings) return refuseWebSocket(ws, new RelayError('STREAM_OFFLINE', `${stream}: this edge reads no recordings`));
-      return void new RewindSocket(ws, this.recordings, stream, rendition, request.at, this.log).start();
+      const rewind = new RewindSocket(ws, this.recordings, stream, rendition, request.at, this.log);
+      this.rewinds.add(rewind);
+      ws.once('close', () => this.rewinds.delete(rewind));
+      return void rewind.start();
     }
     if (this.cluster) {
       send({ type: 'hello', edge: this.cluster.self().id, peers: this.cluster.directory.members.map((m) => m.url) });
@@ -333,6 +338,8 @@ export class Edge {
       this.cluster?.directory.stop();
       const draining = { edge: this.cluster?.self().id };
       await this.whep?.close();
+      for (const rewind of this.rewinds) rewind.drain(draining.edge);
+      this.rewinds.clear();
       const streams = [...this.streams.values()];
       this.streams.clear();
       await Promise.all(streams.map((s) => s.close(draining)));

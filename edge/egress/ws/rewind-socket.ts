@@ -4,7 +4,7 @@ import type { Logger } from '../../../server/core/log.ts';
 import { isRecordingId, recordingPaths, type RecordingMeta, type RenditionState } from '../../../server/core/recording/model.ts';
 import { initFile, segmentFile } from '../../../server/core/recording/playlist.ts';
 import type { RecordingStore } from '../../../server/core/recording/store.ts';
-import type { ControlMessage } from '../../protocol.ts';
+import { CloseCode, type ControlMessage } from '../../protocol.ts';
 import { refuseWebSocket } from './ws-viewer.ts';
 
 export interface RecordedFragment {
@@ -144,5 +144,12 @@ export class RewindSocket {
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
+  }
+
+  /** The edge is draining: the viewer is told to reconnect (elsewhere), and the socket closes. */
+  drain(edge: string | undefined): void {
+    this.send({ type: 'reconnect', reason: 'edge shutting down', edge });
+    this.close();
+    this.ws.close(CloseCode.GOING_AWAY, 'draining');
   }
 }
