@@ -10,13 +10,11 @@
  *
  * Writes bench-results/recording.json and recording.md.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RecordingMeta } from '../server/core/recording/model.ts';
-import { readFlvTags } from '../test/helpers/flv-file.ts';
 import { startNats } from '../test/helpers/nats.ts';
 import { waitFor } from '../test/helpers/ports.ts';
 import { startRelay } from '../test/helpers/relay-process.ts';
@@ -24,6 +22,7 @@ import { processStat, quantile, round } from './lib/figures.ts';
 import { launchChromium } from '../test/helpers/browser.ts';
 import { startNginxRtmp } from './lib/peer-servers.ts';
 import { ReplayPublishers } from './lib/replay-publishers.ts';
+import { makeObsClip } from './lib/obs-clip.ts';
 
 const { values } = parseArgs({ options: { streams: { type: 'string', default: '8' }, seconds: { type: 'string', default: '20' } } });
 const streamCount = Number(values.streams);
@@ -32,15 +31,8 @@ const out = new URL('../bench-results/', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'bench-recording-'));
 const TOKEN = 'bench-recording-admin-token-0123456789';
 
-// The clip: OBS-like 720p30 at about 2.5 Mbit/s with audio (H.264 High with B-frames, AAC 48 kHz), 4 s, looped by the replay.
-const clip = join(dir, 'clip.flv');
-execFileSync('ffmpeg', [
-  ...['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30', '-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', '4'],
-  ...['-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-bf', '2', '-g', '60', '-pix_fmt', 'yuv420p'],
-  ...['-b:v', '2300k', '-maxrate', '2300k', '-bufsize', '4600k', '-c:a', 'aac', '-b:a', '128k', '-ar', '48000', '-f', 'flv', clip],
-]);
-const tags = readFlvTags(readFileSync(clip));
-const clipKbps = Math.round((tags.reduce((n, t) => n + t.body.length, 0) * 8) / (tags.at(-1)!.timestamp + 33));
+// The clip: OBS-like 720p30 at about 2.5 Mbit/s, 4 s, looped by the replay.
+const { tags, kbps: clipKbps } = makeObsClip(dir);
 const keys = Array.from({ length: streamCount }, (_, i) => `bench-recording-key-${String(i).padStart(8, '0')}`);
 
 interface Window {

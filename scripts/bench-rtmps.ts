@@ -10,19 +10,18 @@
  *
  * Writes bench-results/rtmps.json and rtmps.md.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeCa, makeServerCertificate } from '../test/helpers/certificates.ts';
-import { readFlvTags } from '../test/helpers/flv-file.ts';
 import { startNats } from '../test/helpers/nats.ts';
 import { freePort, waitFor } from '../test/helpers/ports.ts';
 import { scrape, sample } from '../test/helpers/prometheus.ts';
 import { startRelay } from '../test/helpers/relay-process.ts';
 import { processStat, round } from './lib/figures.ts';
 import { ReplayPublishers } from './lib/replay-publishers.ts';
+import { makeObsClip } from './lib/obs-clip.ts';
 
 const { values } = parseArgs({
   options: { streams: { type: 'string', default: '8' }, rounds: { type: 'string', default: '2' }, seconds: { type: 'string', default: '10' } },
@@ -33,15 +32,8 @@ const seconds = Number(values.seconds);
 const out = new URL('../bench-results/', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'bench-rtmps-'));
 
-// The clip: OBS-like 720p30 at about 2.5 Mbit/s with audio (H.264 High with B-frames, AAC 48 kHz), 4 s, looped by the replay.
-const clip = join(dir, 'clip.flv');
-execFileSync('ffmpeg', [
-  ...['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30', '-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', '4'],
-  ...['-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-bf', '2', '-g', '60', '-pix_fmt', 'yuv420p'],
-  ...['-b:v', '2300k', '-maxrate', '2300k', '-bufsize', '4600k', '-c:a', 'aac', '-b:a', '128k', '-ar', '48000', '-f', 'flv', clip],
-]);
-const tags = readFlvTags(readFileSync(clip));
-const clipKbps = Math.round((tags.reduce((n, t) => n + t.body.length, 0) * 8) / (tags.at(-1)!.timestamp + 33));
+// The clip: OBS-like 720p30 at about 2.5 Mbit/s, 4 s, looped by the replay.
+const { tags, kbps: clipKbps } = makeObsClip(dir);
 
 const ca = makeCa(dir, 'bench');
 const cert = makeServerCertificate(dir, ca, 'origin');

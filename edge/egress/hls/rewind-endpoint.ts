@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { admitViewer, type ViewerAccess } from '../../../server/core/auth/viewer-access.ts';
 import { RelayError } from '../../../server/core/errors.ts';
-import { isRecordingId, recordingPaths, variantOf, type RecordingMeta, type RenditionState } from '../../../server/core/recording/model.ts';
+import { isRecordingId, liveRecording, recordingPaths, variantOf, type RenditionState } from '../../../server/core/recording/model.ts';
 import { mediaPlaylist, multivariantPlaylist } from '../../../server/core/recording/playlist.ts';
 import type { RecordingStore } from '../../../server/core/recording/store.ts';
 
@@ -74,9 +74,8 @@ export class RewindEndpoint {
 
   private async multivariant(req: Req, reply: FastifyReply): Promise<unknown> {
     const stream = this.admit(req, reply);
-    const live = await this.read<{ id: string }>(recordingPaths.live(stream));
-    const meta = live && isRecordingId(live.id) ? await this.read<RecordingMeta>(recordingPaths.meta(live.id)) : undefined;
-    if (!meta || meta.status !== 'recording') throw new RelayError('STREAM_OFFLINE', `${stream} is not being recorded: nothing to rewind in`);
+    const meta = await liveRecording(stream, (path) => this.read(path));
+    if (!meta) throw new RelayError('STREAM_OFFLINE', `${stream} is not being recorded: nothing to rewind in`);
     const variants = [];
     for (const rendition of meta.renditions) {
       const state = await this.read<RenditionState>(recordingPaths.state(meta.id, rendition));

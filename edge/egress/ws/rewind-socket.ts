@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws';
 import { RelayError } from '../../../server/core/errors.ts';
 import type { Logger } from '../../../server/core/log.ts';
-import { isRecordingId, recordingPaths, type RecordingMeta, type RenditionState } from '../../../server/core/recording/model.ts';
+import { liveRecording, recordingPaths, type RenditionState } from '../../../server/core/recording/model.ts';
 import { initFile, segmentFile } from '../../../server/core/recording/playlist.ts';
 import type { RecordingStore } from '../../../server/core/recording/store.ts';
 import { CloseCode, type ControlMessage } from '../../protocol.ts';
@@ -82,8 +82,7 @@ export class RewindSocket {
   }
 
   private async run(): Promise<void> {
-    const live = await this.json<{ id: string }>(recordingPaths.live(this.stream));
-    const meta = live && isRecordingId(live.id) ? await this.json<RecordingMeta>(recordingPaths.meta(live.id)) : undefined;
+    const meta = await liveRecording(this.stream, (path) => this.json(path));
     if (!meta) throw new RelayError('STREAM_OFFLINE', `${this.stream} is not being recorded: nothing to rewind in`);
     const rendition = meta.renditions.includes(this.rendition) ? this.rendition : meta.renditions[0];
     if (!rendition) throw new RelayError('STREAM_OFFLINE', `${this.stream}: its recording has no rendition yet`);

@@ -57,6 +57,16 @@ export function recordingId(stream: string, startedAt: number, token: number): s
 const ID = /^[A-Za-z0-9_-]{1,64}-\d{8}-\d{6}-t\d+(-\d+)?$/;
 export const isRecordingId = (value: string) => ID.test(value);
 
+/**
+ * The recording a stream's live publication goes into now (its summary), read through `read` (a store's JSON files,
+ * maybe cached): undefined when the stream is not being recorded.
+ */
+export async function liveRecording(stream: string, read: <T>(path: string) => Promise<T | undefined>): Promise<RecordingMeta | undefined> {
+  const live = await read<{ id: string }>(recordingPaths.live(stream));
+  const meta = live && isRecordingId(live.id) ? await read<RecordingMeta>(recordingPaths.meta(live.id)) : undefined;
+  return meta?.status === 'recording' ? meta : undefined;
+}
+
 /** Where things are in the store. */
 export const recordingPaths = {
   meta: (id: string) => `${id}/recording.json`,
