@@ -26,11 +26,13 @@ export interface RenditionInfo {
 /**
  * A stream's renditions, read from the bus itself: which renditions have a
  * keyframe in the frame stream, and each one's init from its last keyframe. No
- * registry to keep in sync; answers are cached for a second.
+ * registry to keep in sync. Answers are cached for a second; an empty one (no live
+ * rendition) for a fifth of that, so a stream that has just gone live is not refused
+ * for long by a node that asked a moment before.
  */
 export class RenditionCatalog {
   private jsm: JetStreamManager | undefined;
-  private readonly cache = new Map<string, { at: number; value: Promise<RenditionInfo[]> }>();
+  private readonly cache = new Map<string, { at: number; value: Promise<RenditionInfo[]>; empty: boolean }>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -40,9 +42,11 @@ export class RenditionCatalog {
 
   renditions(stream: string): Promise<RenditionInfo[]> {
     const hit = this.cache.get(stream);
-    if (hit && Date.now() - hit.at < 1000) return hit.value;
+    if (hit && Date.now() - hit.at < (hit.empty ? 200 : 1000)) return hit.value;
     const value = this.read(stream);
-    this.cache.set(stream, { at: Date.now(), value });
+    const entry = { at: Date.now(), value, empty: false };
+    this.cache.set(stream, entry);
+    void value.then((r) => (entry.empty = r.length === 0)).catch(() => undefined);
     if (this.cache.size > 1000) this.cache.delete(this.cache.keys().next().value!);
     value.catch(() => this.cache.delete(stream));
     return value;
