@@ -123,17 +123,18 @@ export class Edge {
         (view) =>
           new WebRtcEgress(
             view,
-            {
+            engine.broadcast({
               keyframeRequestMinMs: rtc.keyframeRequestMinMs,
               // The source rendition of a WHIP stream makes keyframes on demand: ask its origin (it throttles).
               wantKeyframe: view.rendition === SOURCE_RENDITION ? () => requestKeyframe(nc, bus.subjectPrefix, view.stream) : undefined,
-            },
+              firstPicture: (ms) => this.metrics.timeToFirstFrame.webrtc.observe(ms / 1000),
+              sent: (bytes) => this.metrics.bytesOut.webrtc.inc(bytes),
+            }),
             this.metrics,
           ),
       );
       this.whep = new WhepEndpoint(
         rtc,
-        engine,
         {
           access,
           renditions,

@@ -21,6 +21,8 @@ import { createHttpServer } from '../server/core/http/http-server.ts';
 import { WhipIngest } from '../server/origin/ingest/whip-ingest.ts';
 import { onKeyframeRequest } from '../server/core/bus/keyframe-requests.ts';
 import { WeriftEngine } from '../server/core/webrtc/werift-engine.ts';
+import { MediasoupEngine, findMediasoupWorker } from '../server/core/webrtc/mediasoup/mediasoup-engine.ts';
+import type { WebRtcEngine } from '../server/core/webrtc/webrtc-engine.ts';
 import { AccessKeys } from '../server/core/auth/access-keys.ts';
 import { Origin } from '../server/origin/origin.ts';
 import { StreamLeases } from '../server/core/cluster/stream-lease.ts';
@@ -110,12 +112,8 @@ export async function startNode(
     const readiness = attachHealth(http, roles, registry, () => draining);
 
     // One WebRTC engine per process: WHIP on an origin, WHEP on an edge.
-    let engine: WeriftEngine | undefined;
-    if (config.webrtc.enabled) {
-      const { portMin, portMax, announcedAddresses, iceServers } = config.webrtc;
-      engine = new WeriftEngine({ portRange: portMin > 0 ? [portMin, portMax] : undefined, announcedAddresses, iceServers });
-      await engine.warmUp(); // the first peer connection in a process is slow (key generation)
-    }
+    let engine: WebRtcEngine | undefined;
+    if (config.webrtc.enabled) engine = await startWebRtcEngine(config.webrtc, roles.includes('edge'), log, closers);
     let origin: Origin | undefined;
     if (roles.includes('origin')) {
       const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs, security);
@@ -339,4 +337,34 @@ export async function startNode(
     await close();
     throw err;
   }
+}
+
+/**
+ * werift for WHIP ingest; for WHEP viewers mediasoup's workers where the worker is installed (or
+ * asked for: then its absence is an error), else werift too.
+ */
+async function startWebRtcEngine(webrtc: RelayConfig['webrtc'], edge: boolean, log: Logger, closers: (() => Promise<unknown>)[]): Promise<WebRtcEngine> {
+  const { portMin, portMax, announcedAddresses, iceServers } = webrtc;
+  const ice = { portRange: portMin > 0 ? ([portMin, portMax] as [number, number]) : undefined, announcedAddresses, iceServers };
+  const werift = new WeriftEngine(ice);
+  await werift.warmUp(); // the first peer connection in a process is slow (key generation)
+  if (!edge || webrtc.engine === 'werift') return werift;
+  const workerBin = findMediasoupWorker();
+  if (!workerBin) {
+    if (webrtc.engine === 'mediasoup')
+      throw new RelayError(
+        'CONFIG_INVALID',
+        'webrtc.engine is "mediasoup" but no mediasoup worker is installed: scripts/start builds one, or set MEDIASOUP_WORKER_BIN',
+      );
+    log.info('WHEP on werift: no mediasoup worker is installed (scripts/start builds one)');
+    return werift;
+  }
+  const engine = await MediasoupEngine.start(
+    { ...ice, workers: webrtc.workers, serverPort: webrtc.serverPort },
+    workerBin,
+    werift,
+    log.child({ module: 'webrtc.mediasoup' }),
+  );
+  closers.push(() => engine.close());
+  return engine;
 }

@@ -63,6 +63,9 @@ function playerMayImport(from: string, to: string): boolean {
  */
 const ADAPTERS: Record<string, readonly string[]> = {
   werift: ['server/core/webrtc/werift-engine.ts'],
+  // The mediasoup adapter is a folder: the engine, and the SDP mapping to its parameters (types only).
+  mediasoup: ['server/core/webrtc/mediasoup/mediasoup-engine.ts', 'server/core/webrtc/mediasoup/whep-sdp.ts'],
+  'sdp-transform': ['server/core/webrtc/mediasoup/whep-sdp.ts'],
   'node-media-server': ['server/origin/ingest/rtmp-ingest.ts'],
   '@nats-io/nats-core': ['server/core/bus/nats.ts'],
   '@nats-io/transport-node': ['server/core/bus/nats.ts'],
@@ -102,7 +105,7 @@ describe('layers', () => {
     assert.deepEqual(wrong, []);
   });
 
-  test('werift, node-media-server and nats.js are imported by their adapter only', () => {
+  test('werift, mediasoup, node-media-server and nats.js are imported by their adapter only', () => {
     const wrong: string[] = [];
     for (const file of files) {
       if (file.endsWith('.test.ts')) continue; // a contract test pins the adapter's assumptions

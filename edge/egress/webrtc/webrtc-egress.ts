@@ -1,88 +1,71 @@
 import type { Frame } from '../../../server/core/media/frame.ts';
+import { RelayError } from '../../../server/core/errors.ts';
+import type { RtcBroadcast, RtcViewerSession } from '../../../server/core/webrtc/webrtc-engine.ts';
 import type { EdgeMetrics } from '../../edge-metrics.ts';
 import type { Egress, RenditionView } from '../egress.ts';
-import { RtpFanout, type RtpSink } from './rtp-fanout.ts';
-
-/** A WebRTC viewer as the egress holds it: where its RTP goes, and how to end its session. */
-export interface RtcViewer {
-  readonly sink: RtpSink;
-  /** Ends the viewer's session (its peer connection); the session then leaves the egress. */
-  end(why: string): void;
-}
-
-export interface WebRtcEgressOptions {
-  keyframeRequestMinMs: number;
-  /** Asks the source for a keyframe (a WHIP publisher makes them on demand; transcoded rungs have one every second). */
-  wantKeyframe?: () => void;
-}
 
 /**
- * WebRTC (WHEP) viewers of one rendition: each frame is packetized once (RFC 6184,
- * only while someone watches) and the same RTP packets go to every viewer. The
- * WHEP endpoint negotiates the session and hands the viewer over once ICE and DTLS
- * are up; from then on this egress owns it, and closing the egress ends it.
+ * WebRTC (WHEP) viewers of one rendition. The rendition's frames go once into the engine's
+ * broadcast, which fans them out (in Node with werift, in a C++ worker with mediasoup). The egress
+ * owns its viewers' sessions from their offer on: closing it ends them, and a viewer that leaves
+ * tells the rendition, which lingers, then closes, when nobody is left.
  */
 export class WebRtcEgress implements Egress {
   readonly protocol = 'webrtc';
-  private readonly fanout: RtpFanout;
-  private readonly viewers = new Map<RtpSink, RtcViewer>();
+  /** Every session, connecting or connected: a rendition with a viewer still connecting stays open. */
+  private readonly sessions = new Set<RtcViewerSession>();
+  /** Those connected: the viewers gauge counts them. */
+  private readonly connected = new Set<RtcViewerSession>();
   private closed = false;
 
   constructor(
     private readonly view: RenditionView,
-    options: WebRtcEgressOptions,
+    private readonly broadcast: RtcBroadcast,
     private readonly metrics: EdgeMetrics,
-  ) {
-    this.fanout = new RtpFanout({
-      keyframeRequestMinMs: options.keyframeRequestMinMs,
-      wantKeyframe: options.wantKeyframe,
-      firstPicture: (ms) => metrics.timeToFirstFrame.webrtc.observe(ms / 1000),
-      sent: (bytes) => metrics.bytesOut.webrtc.inc(bytes),
-    });
-  }
+  ) {}
 
   get viewerCount(): number {
-    return this.viewers.size;
+    return this.sessions.size;
   }
 
-  /** A viewer whose connection is up; it asked to watch at `since` (performance.now() ms). False when the egress is closed. */
-  add(viewer: RtcViewer, since?: number): boolean {
-    if (this.closed) return false;
-    this.viewers.set(viewer.sink, viewer);
-    this.fanout.add(viewer.sink, since);
-    this.metrics.viewers.webrtc.inc();
-    return true;
-  }
-
-  remove(viewer: RtcViewer): void {
-    if (this.viewers.get(viewer.sink) !== viewer) return;
-    this.viewers.delete(viewer.sink);
-    this.fanout.remove(viewer.sink);
-    this.metrics.viewers.webrtc.dec();
-    this.view.viewerLeft();
-  }
-
-  /** The viewer lost a picture (RTCP PLI). */
-  keyframeRequested(viewer: RtcViewer): void {
-    this.fanout.keyframeRequested(viewer.sink);
+  /** A viewer's offer (it asked at `since`, performance.now() ms): the answer; media once connected. */
+  async join(offerSdp: string, since: number): Promise<RtcViewerSession> {
+    if (this.closed) throw new RelayError('NO_EDGE_AVAILABLE', 'the rendition closed');
+    const session = await this.broadcast.join(offerSdp, since);
+    if (this.closed) {
+      await session.close();
+      throw new RelayError('NO_EDGE_AVAILABLE', 'the rendition closed');
+    }
+    this.sessions.add(session);
+    session.onConnected(() => {
+      if (!this.sessions.has(session)) return;
+      this.connected.add(session);
+      this.metrics.viewers.webrtc.inc();
+    });
+    session.onClosed(() => {
+      if (!this.sessions.delete(session)) return;
+      if (this.connected.delete(session)) this.metrics.viewers.webrtc.dec();
+      this.view.viewerLeft();
+    });
+    return session;
   }
 
   frame(frame: Frame): void {
-    this.fanout.push(frame);
+    this.broadcast.push(frame);
   }
 
   restart(): void {
-    this.fanout.reset();
+    this.broadcast.reset();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const viewer of [...this.viewers.values()]) {
-      this.viewers.delete(viewer.sink);
-      this.fanout.remove(viewer.sink);
-      this.metrics.viewers.webrtc.dec();
-      viewer.end('the rendition closed');
-    }
+    const sessions = [...this.sessions];
+    this.sessions.clear();
+    this.metrics.viewers.webrtc.dec(this.connected.size);
+    this.connected.clear();
+    for (const session of sessions) void session.close();
+    this.broadcast.close();
   }
 }

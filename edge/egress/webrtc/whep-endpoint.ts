@@ -5,9 +5,9 @@ import { RelayError } from '../../../server/core/errors.ts';
 import type { Logger } from '../../../server/core/log.ts';
 import type { RenditionInfo } from '../../../server/core/bus/rendition-catalog.ts';
 import { attachSdpSessions, bearerToken, readOffer, type OfferRequest } from '../../../server/core/webrtc/sdp-sessions.ts';
-import type { EgressSession, WebRtcEngine } from '../../../server/core/webrtc/webrtc-engine.ts';
+import type { RtcViewerSession } from '../../../server/core/webrtc/webrtc-engine.ts';
 import { admitViewer, tokenQuery, type ViewerAccess } from '../../../server/core/auth/viewer-access.ts';
-import type { RtcViewer, WebRtcEgress } from './webrtc-egress.ts';
+import type { WebRtcEgress } from './webrtc-egress.ts';
 
 /** What WHEP needs of the edge it runs on. */
 export interface WhepHost {
@@ -28,10 +28,7 @@ interface WhepSession {
   id: string;
   stream: string;
   rendition: string;
-  rtc: EgressSession;
-  /** Once connected: the egress that owns the viewer. */
-  egress: WebRtcEgress | undefined;
-  viewer: RtcViewer;
+  rtc: RtcViewerSession;
   connectTimer: NodeJS.Timeout | undefined;
   closed: boolean;
 }
@@ -42,15 +39,14 @@ interface WhepSession {
  * the stream's WebRTC rendition (H.264 without B-frames, Opus): a transcoded one
  * for an RTMP source, the source itself for a WHIP one. No trickle: PATCH gets 405.
  * A stream the ring places on another edge is redirected there (307, as RFC 9725
- * allows), unless `?routed=1`. Once ICE and DTLS are up, the session joins its
- * rendition's WebRTC egress, which owns it from then on.
+ * allows), unless `?routed=1`. The session belongs to its rendition's WebRTC egress
+ * (made on demand), which hands it to the engine's broadcast.
  */
 export class WhepEndpoint {
   private readonly sessions = new Map<string, WhepSession>();
 
   constructor(
     private readonly config: RelayConfig['webrtc'],
-    private readonly engine: WebRtcEngine,
     private readonly host: WhepHost,
     private readonly log: Logger,
   ) {}
@@ -87,29 +83,14 @@ export class WhepEndpoint {
     if (renditions.length === 0) throw new RelayError('STREAM_OFFLINE', stream);
     const rendition = renditions.find((r) => r.webrtc);
     if (!rendition) throw new RelayError('WEBRTC_UNAVAILABLE', `${stream} has ${renditions.map((r) => `${r.name} (${r.codecs})`).join(', ')}`);
-    const rtc = await this.engine.egress(offer);
-    const session: WhepSession = {
-      id: randomUUID(),
-      stream,
-      rendition: rendition.name,
-      rtc,
-      egress: undefined,
-      viewer: { sink: rtc, end: (why) => void this.end(session, why) },
-      connectTimer: undefined,
-      closed: false,
-    };
+    const egress = this.host.egressFor(stream, rendition.name);
+    if (!egress) throw new RelayError('NO_EDGE_AVAILABLE', 'this edge is shutting down');
+    const rtc = await egress.join(offer, askedAt);
+    const session: WhepSession = { id: randomUUID(), stream, rendition: rendition.name, rtc, connectTimer: undefined, closed: false };
     this.sessions.set(session.id, session);
     rtc.onClosed(() => void this.end(session, 'the peer connection closed'));
     session.connectTimer = setTimeout(() => void this.end(session, 'ICE and DTLS did not connect in time'), CONNECT_TIMEOUT_MS).unref();
-    // Media only once ICE and DTLS are up: a keyframe sent before would be lost.
-    rtc.onConnected(() => {
-      if (session.closed) return;
-      clearTimeout(session.connectTimer);
-      const egress = this.host.egressFor(stream, rendition.name);
-      if (!egress?.add(session.viewer, askedAt)) return void this.end(session, 'the edge is shutting down');
-      session.egress = egress;
-      rtc.onKeyframeRequest(() => egress.keyframeRequested(session.viewer));
-    });
+    rtc.onConnected(() => clearTimeout(session.connectTimer));
     this.log.info({ stream, rendition: rendition.name, session: session.id, remote: req.ip }, 'WHEP viewer connecting');
     return { location: `/whep/${encodeURIComponent(stream)}/${session.id}`, answer: rtc.answer };
   }
@@ -119,7 +100,6 @@ export class WhepEndpoint {
     session.closed = true;
     clearTimeout(session.connectTimer);
     this.sessions.delete(session.id);
-    session.egress?.remove(session.viewer);
     this.log.info({ stream: session.stream, session: session.id, why }, 'WHEP viewer left');
     await session.rtc.close();
   }

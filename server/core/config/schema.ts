@@ -110,7 +110,21 @@ export const configSchema = z
       .strict(),
     webrtc: z
       .object({
-        enabled: z.boolean().describe('WHIP ingest on origins (POST /whip/<stream>) and, later, WHEP playback on edges.'),
+        enabled: z.boolean().describe('WHIP ingest on origins (POST /whip/<stream>) and WHEP playback on edges (POST /whep/<stream>).'),
+        engine: z
+          .enum(['auto', 'mediasoup', 'werift'])
+          .describe(
+            'What serves WHEP viewers: "mediasoup" (C++ workers, SFU-class: SRTP, NACK/RTX, congestion control in the worker), "werift" (in Node), or "auto": mediasoup where its worker is installed (scripts/start builds it), else werift. WHIP ingest runs on werift either way.',
+          ),
+        workers: z.number().int().min(0).max(256).describe('mediasoup worker processes: 0 for one per core.'),
+        serverPort: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .describe(
+            "UDP and TCP port of mediasoup worker i's WebRtcServer is serverPort + i: every viewer of a worker shares it (open these in a firewall). 0: a port from portMin-portMax, else any free one.",
+          ),
         portMin: z
           .number()
           .int()

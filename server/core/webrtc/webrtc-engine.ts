@@ -1,3 +1,4 @@
+import type { Frame } from '../media/frame.ts';
 import type { RtpPacketLike } from '../media/rtp/h264-depacketizer.ts';
 
 /** ICE settings every engine takes (config `webrtc`). */
@@ -37,7 +38,7 @@ export interface RtpOut {
   wallMs: number;
 }
 
-/** A viewer's peer connection (WHEP): the answer, then media sent as RTP. */
+/** A viewer's peer connection (WHEP) as the werift engine's own fan-out drives it: media sent as RTP, per viewer. */
 export interface EgressSession {
   readonly answer: string;
   /** ICE and DTLS are up: media sent from now on arrives. */
@@ -55,16 +56,56 @@ export interface EgressSession {
   close(): Promise<void>;
 }
 
+/** A WHEP viewer of a broadcast: the answer, then its connection's life. */
+export interface RtcViewerSession {
+  readonly answer: string;
+  /** ICE and DTLS are up: the viewer receives the broadcast from now on. */
+  onConnected(handler: () => void): void;
+  /** The connection failed or closed, or the engine lost it (a worker died): the player reconnects. */
+  onClosed(handler: () => void): void;
+  /** Ends the session; safe to call twice. */
+  close(): Promise<void>;
+}
+
+export interface RtcBroadcastOptions {
+  /** Shortest time between two keyframe requests a viewer's PLI causes. */
+  keyframeRequestMinMs: number;
+  /** Viewers wait for a keyframe: a source that makes them on demand (a WHIP publisher) is asked. */
+  wantKeyframe?: () => void;
+  /** A viewer's first picture went out: ms since it asked to watch. */
+  firstPicture?: (ms: number) => void;
+  /** Media payload bytes sent to viewers (once per frame for all of them). */
+  sent?: (bytes: number) => void;
+}
+
 /**
- * The one small interface between the relay and a WebRTC implementation. werift
- * is the engine now (see ../shared/docs/field-notes.md on why not mediasoup here);
- * another could be slotted in behind this.
+ * One rendition's media for WebRTC viewers, sent once: the frames go in, and the engine fans
+ * them out, in Node (werift: one shared packet per viewer) or in its own worker (mediasoup).
+ */
+export interface RtcBroadcast {
+  /** One frame of the rendition: H.264 without B-frames, or Opus (others are not for WebRTC). */
+  push(frame: Frame): void;
+  /** A new publication or the stream's end: nothing before continues. */
+  reset(): void;
+  /** A viewer's offer: the answer (every candidate in it), and the viewer gets media once connected. Throws a RelayError for an offer it cannot take. */
+  join(offerSdp: string, since: number): Promise<RtcViewerSession>;
+  /** Ends every viewer and frees what the broadcast holds; safe to call twice. */
+  close(): void;
+}
+
+/**
+ * The one interface between the relay and a WebRTC implementation: WHIP ingest on origins,
+ * and broadcasts for WHEP viewers on edges. werift does both in Node; mediasoup's C++ workers
+ * fan out to viewers (and leave ingest to werift: see the README's WebRTC section).
  */
 export interface WebRtcEngine {
+  readonly name: 'werift' | 'mediasoup';
   /** Answers a publisher's offer: receive-only H.264 and Opus. Throws a RelayError for an offer it cannot take. */
   ingest(offerSdp: string): Promise<IngestSession>;
-  /** Answers a viewer's offer: send-only H.264 and Opus. Throws a RelayError for an offer it cannot take. */
-  egress(offerSdp: string): Promise<EgressSession>;
+  /** A rendition's broadcast (one per rendition that has WebRTC viewers). */
+  broadcast(options: RtcBroadcastOptions): RtcBroadcast;
   /** The first peer connection in a process is slow (key generation): make it at start. */
   warmUp(): Promise<void>;
+  /** Stops what the engine runs (workers); broadcasts end. */
+  close(): Promise<void>;
 }

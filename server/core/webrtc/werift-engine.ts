@@ -16,7 +16,9 @@ import {
 import { RTP_HEADER_BYTES, SrtpProtector, writeRtpHeader } from '../media/rtp/srtp-protector.ts';
 import { RelayError } from '../errors.ts';
 import type { RtpPacketLike } from '../media/rtp/h264-depacketizer.ts';
-import type { EgressSession, IceSettings, IngestSession, RtpOut, WebRtcEngine } from './webrtc-engine.ts';
+import type { Frame } from '../media/frame.ts';
+import { RtpFanout } from './rtp-fanout.ts';
+import type { EgressSession, IceSettings, IngestSession, RtcBroadcast, RtcBroadcastOptions, RtcViewerSession, RtpOut, WebRtcEngine } from './webrtc-engine.ts';
 
 /** How long an answer may wait for ICE candidates to be gathered (no trickle: they go in the answer). */
 const GATHER_TIMEOUT_MS = 3000;
@@ -35,7 +37,17 @@ const asPacket = (rtp: RtpPacket): RtpPacketLike => ({
  * send rate collapsed (field notes).
  */
 export class WeriftEngine implements WebRtcEngine {
+  readonly name = 'werift';
+
   constructor(private readonly ice: IceSettings) {}
+
+  broadcast(options: RtcBroadcastOptions): RtcBroadcast {
+    return new WeriftBroadcast(this, options);
+  }
+
+  async close(): Promise<void> {
+    // Peer connections belong to their sessions, which their owners close.
+  }
 
   private peerConfig(): Partial<PeerConfig> {
     return {
@@ -98,6 +110,62 @@ export class WeriftEngine implements WebRtcEngine {
       sendAudio: audio ? sendThrough(new ViewerRtpSender(audio)) : () => {},
       close: life.close,
     };
+  }
+}
+
+/**
+ * A broadcast fanned out in Node: each frame packetized once (RtpFanout) and the same packets
+ * sent to every viewer's peer connection through its own SRTP sender.
+ */
+class WeriftBroadcast implements RtcBroadcast {
+  private readonly fanout: RtpFanout;
+  private readonly sessions = new Set<EgressSession>();
+  private closed = false;
+
+  constructor(
+    private readonly engine: WeriftEngine,
+    options: RtcBroadcastOptions,
+  ) {
+    this.fanout = new RtpFanout(options);
+  }
+
+  push(frame: Frame): void {
+    this.fanout.push(frame);
+  }
+
+  reset(): void {
+    this.fanout.reset();
+  }
+
+  async join(offerSdp: string, since: number): Promise<RtcViewerSession> {
+    const session = await this.engine.egress(offerSdp);
+    if (this.closed) {
+      await session.close();
+      throw new RelayError('NO_EDGE_AVAILABLE', 'the rendition closed');
+    }
+    this.sessions.add(session);
+    // Media only once ICE and DTLS are up: a keyframe sent before would be lost.
+    session.onConnected(() => {
+      if (!this.sessions.has(session)) return;
+      this.fanout.add(session, since);
+      session.onKeyframeRequest(() => this.fanout.keyframeRequested(session));
+    });
+    session.onClosed(() => {
+      this.sessions.delete(session);
+      this.fanout.remove(session);
+    });
+    return {
+      answer: session.answer,
+      onConnected: (h) => session.onConnected(h),
+      onClosed: (h) => session.onClosed(h),
+      close: () => session.close(),
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const session of [...this.sessions]) void session.close();
   }
 }
 

@@ -1,7 +1,7 @@
-import type { Frame, StreamInit } from '../../../server/core/media/frame.ts';
-import { parseAvcC } from '../../../server/core/media/h264.ts';
-import { packetizeH264 } from '../../../server/core/media/rtp/h264-packetizer.ts';
-import type { RtpOut } from '../../../server/core/webrtc/webrtc-engine.ts';
+import type { Frame, StreamInit } from '../media/frame.ts';
+import { parseAvcC } from '../media/h264.ts';
+import { packetizeH264 } from '../media/rtp/h264-packetizer.ts';
+import type { RtpOut } from './webrtc-engine.ts';
 
 /** What the fan-out needs of a WebRTC viewer's session. */
 export interface RtpSink {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { FlvFrameReader } from '../../../server/core/media/flv/flv-frame-reader.ts';
+import { FlvFrameReader } from '../media/flv/flv-frame-reader.ts';
 import { readFlvFile } from '../../../test/helpers/flv-file.ts';
-import type { Frame } from '../../../server/core/media/frame.ts';
-import type { RtpOut } from '../../../server/core/webrtc/webrtc-engine.ts';
+import type { Frame } from '../media/frame.ts';
+import type { RtpOut } from './webrtc-engine.ts';
 import { RtpFanout, type RtpSink } from './rtp-fanout.ts';
 
 /** The fixture's video (its B-frames do not matter to packetizing), and Opus-like audio frames. */

@@ -1,0 +1,546 @@
+// mediasoup behind the WebRtcEngine interface: the only place that knows mediasoup's workers,
+// routers, transports, producers and consumers (whep-sdp.ts maps SDP to its parameters).
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, networkInterfaces } from 'node:os';
+import { arch } from 'node:process';
+import { fileURLToPath } from 'node:url';
+import type { types } from 'mediasoup';
+import { RelayError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import type { Frame, StreamInit } from '../../media/frame.ts';
+import { RTP_HEADER_BYTES, writeRtpHeader } from '../../media/rtp/srtp-protector.ts';
+import { RtpFanout, type RtpSink } from '../rtp-fanout.ts';
+import type { IceSettings, IngestSession, RtcBroadcast, RtcBroadcastOptions, RtcViewerSession, RtpOut, WebRtcEngine } from '../webrtc-engine.ts';
+import { parseWhepOffer, renderWhepAnswer, codecsWithOfferRtx, extensionsWithOfferIds, routerCodecsFor, type AnswerTrack, type WhepOffer } from './whep-sdp.ts';
+
+type Mediasoup = typeof import('mediasoup');
+
+export interface MediasoupSettings extends IceSettings {
+  /** Worker processes: one per core by default (0). */
+  workers: number;
+  /** UDP and TCP port of worker i's WebRtcServer is this + i (0: any free port, or one from portRange). */
+  serverPort: number;
+}
+
+const PROJECT_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+
+/**
+ * Where a mediasoup worker is, if anywhere: MEDIASOUP_WORKER_BIN, the project's cache
+ * (scripts/lib/mediasoup-worker.sh builds it there), or the one npm installed where the network
+ * is open. The path goes to MEDIASOUP_WORKER_BIN, which mediasoup reads when it is first imported.
+ */
+export function findMediasoupWorker(): string | undefined {
+  let version: string;
+  try {
+    version = (JSON.parse(readFileSync(`${PROJECT_ROOT}node_modules/mediasoup/package.json`, 'utf8')) as { version: string }).version;
+  } catch {
+    return undefined; // mediasoup is not installed
+  }
+  const candidates = [
+    process.env.MEDIASOUP_WORKER_BIN,
+    `${PROJECT_ROOT}.cache/mediasoup-worker/${version}-${arch === 'x64' ? 'x86_64' : arch === 'arm64' ? 'aarch64' : arch}/mediasoup-worker`,
+    `${PROJECT_ROOT}node_modules/mediasoup/worker/out/Release/mediasoup-worker`,
+  ];
+  return candidates.find((c): c is string => c !== undefined && c !== '' && existsSync(c));
+}
+
+/** H.264 (the profiles our renditions and WHIP sources use, packetization mode 1) and Opus. */
+const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
+  { kind: 'audio', mimeType: 'audio/opus', clockRate: 48_000, channels: 2 },
+  ...['42e01f', '42001f', '4d001f', '640032'].map((profile): types.RouterRtpCodecCapability => ({
+    kind: 'video',
+    mimeType: 'video/H264',
+    clockRate: 90_000,
+    parameters: { 'packetization-mode': 1, 'profile-level-id': profile, 'level-asymmetry-allowed': 1 },
+    rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }, { type: 'goog-remb' }, { type: 'transport-cc' }],
+  })),
+];
+
+const VIDEO_PT = 102;
+const AUDIO_PT = 111;
+/** How long a viewer's offer waits for the rendition's first frame (the rendition was just made for it). */
+const FIRST_FRAME_WAIT_MS = 5000;
+/** A dead worker is started again after this long (doubling while it keeps dying, up to 30 s). */
+const RESTART_MIN_MS = 500;
+
+interface Slot {
+  index: number;
+  worker: types.Worker;
+  server: types.WebRtcServer;
+  /** Where renditions' producers live (our payload types). */
+  router: types.Router;
+  /** Viewers' routers, by the payload types they speak (see routerCodecsFor). */
+  viewerRouters: Map<string, Promise<types.Router>>;
+  viewers: number;
+}
+
+/** Viewers' routers per worker: one per browser family in practice; a bound against offers made up to exhaust it. */
+const MAX_VIEWER_ROUTERS = 16;
+
+/**
+ * WHEP through mediasoup's C++ workers: one per core, each with a WebRtcServer (all its viewers
+ * share one UDP port) and a router. A rendition's frames are packetized once (RFC 6184) and go
+ * into producers on a DirectTransport; each viewer is a WebRtcTransport with consumers, on the
+ * least loaded worker (the producers piped there once). The worker does SRTP, NACK/RTX, PLI,
+ * and congestion control. WHIP ingest stays on werift (`ingestEngine`).
+ */
+export class MediasoupEngine implements WebRtcEngine {
+  readonly name = 'mediasoup';
+  private readonly slots: (Slot | undefined)[] = [];
+  private readonly broadcasts = new Set<MediasoupBroadcast>();
+  private closed = false;
+
+  private constructor(
+    private readonly ms: Mediasoup,
+    private readonly settings: MediasoupSettings,
+    private readonly ingestEngine: Pick<WebRtcEngine, 'ingest' | 'warmUp'>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts the workers. `workerBin` from findMediasoupWorker. */
+  static async start(
+    settings: MediasoupSettings,
+    workerBin: string,
+    ingestEngine: Pick<WebRtcEngine, 'ingest' | 'warmUp'>,
+    log: Logger,
+  ): Promise<MediasoupEngine> {
+    process.env.MEDIASOUP_WORKER_BIN = workerBin; // read by mediasoup when first imported
+    const ms = await import('mediasoup');
+    const engine = new MediasoupEngine(ms, settings, ingestEngine, log);
+    const count = settings.workers > 0 ? settings.workers : availableParallelism();
+    try {
+      await Promise.all(Array.from({ length: count }, (_, i) => engine.startSlot(i)));
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    log.info({ workers: count, version: ms.version, pids: engine.workerPids }, 'mediasoup workers up');
+    return engine;
+  }
+
+  private async startSlot(index: number, delayMs = RESTART_MIN_MS): Promise<void> {
+    const worker = await this.ms.createWorker({ logLevel: 'warn', disableLiburing: true });
+    let server: types.WebRtcServer | undefined;
+    try {
+      const { serverPort, portRange, announcedAddresses } = this.settings;
+      const announcedAddress = announcedAddresses[0] ?? hostAddress();
+      const where = serverPort > 0 ? { port: serverPort + index } : portRange ? { portRange: { min: portRange[0], max: portRange[1] } } : {};
+      // UDP and TCP on the same port when it is fixed; from the range (or any free one) otherwise.
+      server = await worker.createWebRtcServer({
+        listenInfos: [
+          { protocol: 'udp', ip: '0.0.0.0', announcedAddress, ...where },
+          { protocol: 'tcp', ip: '0.0.0.0', announcedAddress, ...where },
+        ],
+      });
+      const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS });
+      const slot: Slot = { index, worker, server, router, viewerRouters: new Map(), viewers: 0 };
+      this.slots[index] = slot;
+      worker.on('died', (err) => {
+        if (this.slots[index] === slot) this.slots[index] = undefined;
+        if (this.closed) return;
+        this.log.error({ worker: index, pid: worker.pid, err: err.message }, 'mediasoup worker died: its viewers reconnect; restarting it');
+        const restart = () => {
+          if (this.closed) return;
+          this.startSlot(index, Math.min(delayMs * 2, 30_000)).catch((e: unknown) => {
+            this.log.error({ worker: index, err: (e as Error).message }, 'mediasoup worker did not restart; trying again');
+            setTimeout(restart, Math.min(delayMs * 2, 30_000)).unref();
+          });
+        };
+        setTimeout(restart, delayMs).unref();
+      });
+    } catch (err) {
+      worker.close();
+      throw err;
+    }
+  }
+
+  /** The live worker with the fewest viewers. */
+  pickSlot(): Slot {
+    let best: Slot | undefined;
+    for (const slot of this.slots) if (slot && !slot.worker.died && (!best || slot.viewers < best.viewers)) best = slot;
+    if (!best) throw new RelayError('WEBRTC_UNAVAILABLE', 'no mediasoup worker is running (restarting)');
+    return best;
+  }
+
+  /** The router of `slot` that speaks the viewer's payload types (made on first use). */
+  async viewerRouter(slot: Slot, offer: WhepOffer): Promise<types.Router> {
+    const { key, mediaCodecs } = routerCodecsFor(offer);
+    let router = slot.viewerRouters.get(key);
+    if (!router) {
+      if (slot.viewerRouters.size >= MAX_VIEWER_ROUTERS) throw new RelayError('WEBRTC_UNAVAILABLE', 'too many kinds of WebRTC offer on this worker');
+      if (mediaCodecs.length === 0) throw new RelayError('CODEC_UNSUPPORTED', 'the offer can receive neither H.264 (packetization mode 1) nor Opus');
+      router = slot.worker.createRouter({ mediaCodecs }).then((r) => {
+        // mediasoup's Router hands out its capabilities object itself, and reads it when a producer
+        // arrives (the piped ones, after this): renumbered here, its header extension ids and RTX payload
+        // types are the ones its consumers write. Pinned by mediasoup-engine.test.ts.
+        r.rtpCapabilities.headerExtensions = extensionsWithOfferIds(offer, r.rtpCapabilities);
+        r.rtpCapabilities.codecs = codecsWithOfferRtx(offer, r.rtpCapabilities);
+        return r;
+      });
+      slot.viewerRouters.set(key, router);
+      router.catch(() => slot.viewerRouters.delete(key));
+    }
+    return router;
+  }
+
+  /** The process ids of the workers (tests kill one). */
+  get workerPids(): number[] {
+    return this.slots.flatMap((s) => (s ? [s.worker.pid] : []));
+  }
+
+  ingest(offerSdp: string): Promise<IngestSession> {
+    return this.ingestEngine.ingest(offerSdp);
+  }
+
+  async warmUp(): Promise<void> {
+    await this.ingestEngine.warmUp();
+  }
+
+  broadcast(options: RtcBroadcastOptions): RtcBroadcast {
+    const broadcast = new MediasoupBroadcast(this, options, () => this.broadcasts.delete(broadcast));
+    this.broadcasts.add(broadcast);
+    return broadcast;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const b of [...this.broadcasts]) b.close();
+    for (const slot of this.slots) slot?.worker.close();
+    this.slots.length = 0;
+  }
+}
+
+/** The first IPv4 address of this host that is not loopback (what a viewer on the network reaches), else loopback. */
+function hostAddress(): string {
+  for (const addresses of Object.values(networkInterfaces())) for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return '127.0.0.1';
+}
+
+/** `avc1.4d401f` -> `4d401f`. */
+function profileLevelId(init: StreamInit): string {
+  const match = /^avc1\.([0-9a-f]{6})$/i.exec(init.video?.codecString ?? '');
+  return match ? match[1]!.toLowerCase() : '42e01f';
+}
+
+interface Producers {
+  home: Slot;
+  transport: types.DirectTransport;
+  video: types.Producer | undefined;
+  audio: types.Producer | undefined;
+  /** The codec parameters they were made for: a new publication with other ones makes new producers. */
+  key: string;
+  /** Viewers' router id -> the producers piped there. */
+  piped: Map<string, Promise<PipedProducers>>;
+}
+
+/** A rendition's producers as a viewers' router knows them. */
+interface PipedProducers {
+  video?: string;
+  audio?: string;
+}
+
+/** One packet stream into a producer: contiguous sequence numbers, and what its sender reports say. */
+class ProducerInput implements Pick<RtpSink, 'sendVideo'> {
+  private seq = Math.floor(Math.random() * 0x10000);
+  packets = 0;
+  octets = 0;
+  lastTimestamp = 0;
+  lastWallMs = 0;
+
+  constructor(
+    readonly producer: types.Producer,
+    readonly ssrc: number,
+    private readonly payloadType: number,
+  ) {}
+
+  sendVideo(p: RtpOut): void {
+    if (this.producer.closed) return;
+    const packet = Buffer.allocUnsafe(RTP_HEADER_BYTES + p.payload.length);
+    writeRtpHeader(packet, this.payloadType, p.marker, this.seq, p.timestamp, this.ssrc);
+    p.payload.copy(packet, RTP_HEADER_BYTES);
+    this.seq = (this.seq + 1) & 0xffff;
+    this.packets++;
+    this.octets += p.payload.length;
+    this.lastTimestamp = p.timestamp;
+    this.lastWallMs = p.wallMs;
+    this.producer.send(packet);
+  }
+
+  /** An RTCP sender report (RFC 3550 6.4.1): the worker maps RTP time to wall-clock time with it. */
+  senderReport(): Buffer {
+    const sr = Buffer.alloc(28);
+    sr.writeUInt8(0x80, 0);
+    sr.writeUInt8(200, 1);
+    sr.writeUInt16BE(6, 2);
+    sr.writeUInt32BE(this.ssrc, 4);
+    const seconds = this.lastWallMs / 1000 + 2_208_988_800;
+    sr.writeUInt32BE(Math.floor(seconds) >>> 0, 8);
+    sr.writeUInt32BE(Math.floor((seconds % 1) * 2 ** 32) >>> 0, 12);
+    sr.writeUInt32BE(this.lastTimestamp >>> 0, 16);
+    sr.writeUInt32BE(this.packets >>> 0, 20);
+    sr.writeUInt32BE(this.octets >>> 0, 24);
+    return sr;
+  }
+}
+
+interface Viewer {
+  session: RtcViewerSession;
+  /** Connected and not yet pictured: its first picture is the next keyframe. */
+  waiting: boolean;
+  connected: boolean;
+  since: number;
+}
+
+/**
+ * One rendition in mediasoup: frames packetized once into a video and an audio producer on a
+ * DirectTransport; viewers' consumers on WebRtcTransports of any worker.
+ */
+class MediasoupBroadcast implements RtcBroadcast {
+  private readonly fanout: RtpFanout;
+  private producers: Producers | undefined;
+  private making: Promise<void> | undefined;
+  private video: ProducerInput | undefined;
+  private audio: ProducerInput | undefined;
+  private readonly viewers = new Set<Viewer>();
+  private readonly ready: { promise: Promise<void>; resolve: () => void };
+  private reportTimer: NodeJS.Timeout | undefined;
+  private lastKeyframeAsk = -Infinity;
+  private closed = false;
+
+  constructor(
+    private readonly engine: MediasoupEngine,
+    private readonly options: RtcBroadcastOptions,
+    private readonly onClose: () => void,
+  ) {
+    let resolve!: () => void;
+    this.ready = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+    // One sink: the producers. The fan-out packetizes each frame once and starts at a keyframe.
+    this.fanout = new RtpFanout({ keyframeRequestMinMs: options.keyframeRequestMinMs });
+    this.fanout.add({ sendVideo: (p) => this.video?.sendVideo(p), sendAudio: (p) => this.audio?.sendVideo(p) });
+  }
+
+  push(frame: Frame): void {
+    if (this.closed) return;
+    const key = `${profileLevelId(frame.init)}|${frame.init.video ? 'v' : ''}${frame.init.opus || frame.init.audio?.codec === 'opus' ? 'a' : ''}`;
+    if (!this.producers || this.producers.key !== key || this.producers.transport.closed) {
+      if (!this.making) this.making = this.makeProducers(key).finally(() => (this.making = undefined));
+      return; // frames until the producers exist are not sent (viewers start at a keyframe anyway)
+    }
+    this.fanout.push(frame);
+    if (this.viewers.size === 0) return;
+    // What the worker sends on: the same payload to every connected viewer, a keyframe as a waiting one's first picture.
+    const now = performance.now();
+    let receivers = 0;
+    for (const v of this.viewers) {
+      if (!v.connected) continue;
+      receivers++;
+      if (v.waiting && frame.codec === 'h264' && frame.keyframe) {
+        v.waiting = false;
+        this.options.firstPicture?.(now - v.since);
+      }
+    }
+    if (receivers > 0) this.options.sent?.(frame.payload.length * receivers);
+  }
+
+  private async makeProducers(key: string): Promise<void> {
+    this.dropProducers();
+    const [profile, tracks] = key.split('|') as [string, string];
+    const home = this.engine.pickSlot();
+    const transport = await home.router.createDirectTransport();
+    const ssrc = () => (Math.random() * 0xffffffff) >>> 0;
+    const cname = `relay-${ssrc().toString(16)}`;
+    let video: types.Producer | undefined;
+    let audio: types.Producer | undefined;
+    try {
+      if (tracks.includes('v')) {
+        const s = ssrc();
+        video = await transport.produce({
+          kind: 'video',
+          rtpParameters: {
+            codecs: [
+              {
+                mimeType: 'video/H264',
+                payloadType: VIDEO_PT,
+                clockRate: 90_000,
+                parameters: { 'packetization-mode': 1, 'profile-level-id': profile, 'level-asymmetry-allowed': 1 },
+                rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+              },
+            ],
+            encodings: [{ ssrc: s }],
+            rtcp: { cname },
+          },
+        });
+        this.video = new ProducerInput(video, s, VIDEO_PT);
+      }
+      if (tracks.includes('a')) {
+        const s = ssrc();
+        audio = await transport.produce({
+          kind: 'audio',
+          rtpParameters: {
+            codecs: [{ mimeType: 'audio/opus', payloadType: AUDIO_PT, clockRate: 48_000, channels: 2, parameters: { useinbandfec: 1 } }],
+            encodings: [{ ssrc: s }],
+            rtcp: { cname },
+          },
+        });
+        this.audio = new ProducerInput(audio, s, AUDIO_PT);
+      }
+    } catch (err) {
+      transport.close();
+      throw err;
+    }
+    if (this.closed) {
+      transport.close();
+      return;
+    }
+    // Viewers' PLI and FIR reach the producers' transport as RTCP: the source is asked for a keyframe.
+    transport.on('rtcp', (rtcp) => {
+      if (isKeyframeRequest(rtcp)) this.wantKeyframe();
+    });
+    this.producers = { home, transport, video, audio, key, piped: new Map() };
+    this.reportTimer ??= setInterval(() => this.senderReports(), 1000).unref();
+    this.ready.resolve();
+  }
+
+  private senderReports(): void {
+    const p = this.producers;
+    if (!p || p.transport.closed) return;
+    for (const input of [this.video, this.audio]) if (input && input.packets > 0) p.transport.sendRtcp(input.senderReport());
+  }
+
+  private wantKeyframe(): void {
+    const now = performance.now();
+    if (now - this.lastKeyframeAsk < this.options.keyframeRequestMinMs) return;
+    this.lastKeyframeAsk = now;
+    this.options.wantKeyframe?.();
+  }
+
+  private dropProducers(): void {
+    const p = this.producers;
+    this.producers = undefined;
+    this.video = undefined;
+    this.audio = undefined;
+    p?.transport.close(); // its producers close, and with them every consumer: viewers reconnect
+  }
+
+  reset(): void {
+    this.fanout.reset();
+  }
+
+  /** The producers on a viewers' router (their ids there): piped from their home router once. */
+  private producersOn(router: types.Router, p: Producers): Promise<PipedProducers> {
+    let piping = p.piped.get(router.id);
+    if (!piping) {
+      piping = (async () => {
+        const out: PipedProducers = {};
+        for (const kind of ['video', 'audio'] as const) {
+          const producer = p[kind];
+          if (!producer) continue;
+          // New ids: the viewers' router is in the same worker as the home one when there is one worker.
+          const { pipeProducer } = await p.home.router.pipeToRouter({ producerId: producer.id, router, keepId: false });
+          out[kind] = pipeProducer?.id;
+        }
+        return out;
+      })();
+      p.piped.set(router.id, piping);
+      piping.catch(() => p.piped.delete(router.id));
+    }
+    return piping;
+  }
+
+  async join(offerSdp: string, since: number): Promise<RtcViewerSession> {
+    const offer = parseWhepOffer(offerSdp);
+    if (this.closed) throw new RelayError('NO_EDGE_AVAILABLE', 'the rendition closed');
+    let timer: NodeJS.Timeout | undefined;
+    const ready = await Promise.race([
+      this.ready.promise.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), FIRST_FRAME_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    const p = this.producers;
+    if (!ready || !p) throw new RelayError('STREAM_OFFLINE', 'no frame of the rendition arrived');
+    const slot = this.engine.pickSlot();
+    const router = await this.engine.viewerRouter(slot, offer);
+    const piped = await this.producersOn(router, p).catch((err: unknown) => {
+      throw new RelayError('CODEC_UNSUPPORTED', `the offer cannot receive this rendition's codecs: ${(err as Error).message}`);
+    });
+    const { rtpCapabilities } = offer;
+    const transport = await router.createWebRtcTransport({
+      webRtcServer: slot.server,
+      enableUdp: true,
+      enableTcp: true,
+      preferUdp: true,
+      initialAvailableOutgoingBitrate: 2_000_000,
+    });
+    slot.viewers++;
+    const connected: (() => void)[] = [];
+    const closed: (() => void)[] = [];
+    const viewer: Viewer = { session: undefined as unknown as RtcViewerSession, waiting: true, connected: false, since };
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      slot.viewers--;
+      this.viewers.delete(viewer);
+      if (!transport.closed) transport.close();
+      for (const h of closed.splice(0)) h();
+    };
+    try {
+      await transport.connect({ dtlsParameters: offer.dtls });
+      const tracks: AnswerTrack[] = [];
+      const streamId = `relay-${transport.id.slice(0, 8)}`;
+      for (const kind of ['video', 'audio'] as const) {
+        const producerId = piped[kind];
+        const section = offer.sections.find((s) => s.kind === kind && s.receives);
+        if (!producerId || !section || !router.canConsume({ producerId, rtpCapabilities })) continue;
+        const consumer = await transport.consume({ producerId, rtpCapabilities, mid: section.mid, paused: false });
+        consumer.on('producerclose', end);
+        tracks.push({ mid: section.mid, kind, rtpParameters: consumer.rtpParameters, streamId, trackId: `${kind}-${consumer.id.slice(0, 8)}` });
+      }
+      if (tracks.length === 0) throw new RelayError('CODEC_UNSUPPORTED', 'the offer can receive none of the codecs this rendition carries');
+      const answer = renderWhepAnswer(offer, transport, tracks);
+      transport.on('dtlsstatechange', (state) => {
+        if (state === 'connected') {
+          viewer.connected = true;
+          for (const h of connected.splice(0)) h();
+        } else if (state === 'failed' || state === 'closed') end();
+      });
+      // mediasoup's ICE consent check: a viewer gone silent for 30 s is gone.
+      transport.on('icestatechange', (state) => state === 'disconnected' && end());
+      transport.observer.on('close', end); // the router or its worker closed
+      const session: RtcViewerSession = {
+        answer,
+        onConnected: (h) => void (viewer.connected ? h() : connected.push(h)),
+        onClosed: (h) => void (ended ? h() : closed.push(h)),
+        close: async () => end(),
+      };
+      viewer.session = session;
+      this.viewers.add(viewer);
+      this.wantKeyframe();
+      return session;
+    } catch (err) {
+      end();
+      throw err;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.reportTimer);
+    for (const v of [...this.viewers]) void v.session.close();
+    this.dropProducers();
+    this.onClose();
+  }
+}
+
+/** An RTCP compound packet holding a PLI (PSFB, FMT 1) or a FIR (PSFB, FMT 4). */
+export function isKeyframeRequest(rtcp: Buffer): boolean {
+  for (let at = 0; at + 4 <= rtcp.length;) {
+    const fmt = rtcp[at]! & 0x1f;
+    const type = rtcp[at + 1]!;
+    if (type === 206 && (fmt === 1 || fmt === 4)) return true;
+    at += (rtcp.readUInt16BE(at + 2) + 1) * 4;
+  }
+  return false;
+}
