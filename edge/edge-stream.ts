@@ -66,14 +66,14 @@ export class EdgeStream {
   }
 
   private viewerLeft(rendition: Rendition): void {
-    if (this.closing || rendition.viewerCount > 0 || this.renditions.get(rendition.rendition) !== rendition) return;
+    if (this.closing || rendition.inUse || this.renditions.get(rendition.rendition) !== rendition) return;
     const name = rendition.rendition;
     clearTimeout(this.lingering.get(name));
     this.lingering.set(
       name,
       setTimeout(() => {
         this.lingering.delete(name);
-        if (rendition.viewerCount > 0 || this.renditions.get(name) !== rendition) return;
+        if (rendition.inUse || this.renditions.get(name) !== rendition) return;
         this.renditions.delete(name);
         void rendition.close();
         if (this.renditions.size === 0) this.emptied(this);

@@ -20,6 +20,7 @@ import { createEdgeMetrics, type EdgeMetrics } from './edge-metrics.ts';
 import type { EgressFactory } from './egress/egress.ts';
 import { WebRtcEgress } from './egress/webrtc/webrtc-egress.ts';
 import { WhepEndpoint } from './egress/webrtc/whep-endpoint.ts';
+import { WebRtcStream } from './egress/webrtc/webrtc-stream.ts';
 import { HlsEgress } from './egress/hls/hls-egress.ts';
 import { HlsEndpoint } from './egress/hls/hls-endpoint.ts';
 import { RewindEndpoint } from './egress/hls/rewind-endpoint.ts';
@@ -60,6 +61,8 @@ export class Edge {
   private readonly recordings: RecordingStore | undefined;
   /** Viewers watching a stream's past over a WebSocket (closed with the edge, as live viewers are). */
   private readonly rewinds = new Set<RewindSocket>();
+  /** Streams with WebRTC viewers here: each one's broadcast over its layers. */
+  private readonly webrtc = new Map<string, WebRtcStream>();
   private readonly egresses: EgressFactory[];
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
   private readonly log: Logger;
@@ -119,27 +122,15 @@ export class Edge {
       );
     }
     if (engine) {
-      this.egresses.push(
-        (view) =>
-          new WebRtcEgress(
-            view,
-            engine.broadcast({
-              keyframeRequestMinMs: rtc.keyframeRequestMinMs,
-              // The source rendition of a WHIP stream makes keyframes on demand: ask its origin (it throttles).
-              wantKeyframe: view.rendition === SOURCE_RENDITION ? () => requestKeyframe(nc, bus.subjectPrefix, view.stream) : undefined,
-              firstPicture: (ms) => this.metrics.timeToFirstFrame.webrtc.observe(ms / 1000),
-              sent: (bytes) => this.metrics.bytesOut.webrtc.inc(bytes),
-            }),
-            this.metrics,
-          ),
-      );
+      this.egresses.push((view) => new WebRtcEgress(view));
       this.whep = new WhepEndpoint(
         rtc,
         {
           access,
           renditions,
           elsewhere: (s) => this.elsewhere(s, true)?.url,
-          egressFor: (s, r) => this.rendition(s, r)?.egress(WebRtcEgress),
+          simulcast: engine.simulcast,
+          webrtcStream: (s, layers, primary) => this.webrtcStream(engine, s, layers, primary),
           draining: () => this.draining,
         },
         this.log.child({ module: 'edge.whep' }),
@@ -195,6 +186,36 @@ export class Edge {
       this.streams.set(stream, s);
     }
     return s.rendition(rendition);
+  }
+
+  /** The stream's WebRTC viewers here, over these layers (their renditions made on demand); undefined once the edge closes. */
+  private webrtcStream(engine: WebRtcEngine, stream: string, layers: string[], primaryLayer: number): WebRtcStream | undefined {
+    if (this.closing) return undefined;
+    const known = this.webrtc.get(stream);
+    if (known) return known; // the layers it was made with, while its viewers last
+    const taps: WebRtcEgress[] = [];
+    for (const name of layers) {
+      const tap = this.rendition(stream, name)?.egress(WebRtcEgress);
+      if (!tap) return undefined;
+      taps.push(tap);
+    }
+    const { keyframeRequestMinMs } = this.config.webrtc;
+    const broadcast = engine.broadcast({
+      layers: layers.length,
+      primaryLayer,
+      keyframeRequestMinMs,
+      // The source rendition of a WHIP stream makes keyframes on demand: ask its origin (it throttles).
+      wantKeyframe: (layer) => {
+        if (layers[layer] === SOURCE_RENDITION) requestKeyframe(this.nc, this.config.bus.subjectPrefix, stream);
+      },
+      firstPicture: (ms) => this.metrics.timeToFirstFrame.webrtc.observe(ms / 1000),
+      sent: (bytes) => this.metrics.bytesOut.webrtc.inc(bytes),
+    });
+    const webrtc = new WebRtcStream(stream, layers, primaryLayer, broadcast, taps, this.metrics, (closed) => {
+      if (this.webrtc.get(stream) === closed) this.webrtc.delete(stream);
+    });
+    this.webrtc.set(stream, webrtc);
+    return webrtc;
   }
 
   /** A rendition if this edge has it (never makes one). */
@@ -339,6 +360,7 @@ export class Edge {
       this.cluster?.directory.stop();
       const draining = { edge: this.cluster?.self().id };
       await this.whep?.close();
+      for (const webrtc of [...this.webrtc.values()]) webrtc.close();
       for (const rewind of this.rewinds) rewind.drain(draining.edge);
       this.rewinds.clear();
       const streams = [...this.streams.values()];

@@ -37,6 +37,8 @@ export interface Egress {
   /** The protocol label of its viewers (metrics, the node record). */
   readonly protocol: 'ws' | 'webrtc' | 'hls';
   readonly viewerCount: number;
+  /** Needed without viewers of its own (a simulcast layer other viewers may be switched to): the rendition stays open. */
+  readonly holding?: boolean;
   /** The rendition's state changed (connecting, offline, live, ended). */
   state?(state: RenditionState): void;
   /** A new init (a new publication, or new codec parameters): viewers restart from it. */

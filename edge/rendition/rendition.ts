@@ -114,11 +114,16 @@ export class Rendition implements RenditionView {
     return ticks === undefined ? undefined : ticks / 90_000;
   }
 
-  /** Viewers of every egress: the rendition lingers, then closes, when there are none. */
+  /** Viewers of every egress. */
   get viewerCount(): number {
     let n = 0;
     for (const e of this.egresses) n += e.viewerCount;
     return n;
+  }
+
+  /** Someone needs it (a viewer, or a stream's WebRTC viewers using it as a layer): it lingers, then closes, when nobody does. */
+  get inUse(): boolean {
+    return this.viewerCount > 0 || this.egresses.some((e) => e.holding === true);
   }
 
   viewerLeft(): void {

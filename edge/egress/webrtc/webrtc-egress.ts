@@ -1,71 +1,57 @@
 import type { Frame } from '../../../server/core/media/frame.ts';
-import { RelayError } from '../../../server/core/errors.ts';
-import type { RtcBroadcast, RtcViewerSession } from '../../../server/core/webrtc/webrtc-engine.ts';
-import type { EdgeMetrics } from '../../edge-metrics.ts';
 import type { Egress, RenditionView } from '../egress.ts';
+import type { WebRtcStream } from './webrtc-stream.ts';
 
 /**
- * WebRTC (WHEP) viewers of one rendition. The rendition's frames go once into the engine's
- * broadcast, which fans them out (in Node with werift, in a C++ worker with mediasoup). The egress
- * owns its viewers' sessions from their offer on: closing it ends them, and a viewer that leaves
- * tells the rendition, which lingers, then closes, when nobody is left.
+ * A rendition's tap for WebRTC: idle until a stream's WebRTC viewers use the rendition as one of
+ * their layers, then each frame goes on to that stream's broadcast (WebRtcStream), once for every
+ * viewer. While tapped, every layer stays open while someone watches, whichever layer each viewer
+ * receives; the viewers count on the primary layer (the WebRTC rendition).
  */
 export class WebRtcEgress implements Egress {
   readonly protocol = 'webrtc';
-  /** Every session, connecting or connected: a rendition with a viewer still connecting stays open. */
-  private readonly sessions = new Set<RtcViewerSession>();
-  /** Those connected: the viewers gauge counts them. */
-  private readonly connected = new Set<RtcViewerSession>();
-  private closed = false;
+  private stream: WebRtcStream | undefined;
+  private layer = -1;
 
-  constructor(
-    private readonly view: RenditionView,
-    private readonly broadcast: RtcBroadcast,
-    private readonly metrics: EdgeMetrics,
-  ) {}
+  constructor(private readonly view: RenditionView) {}
 
+  /** The stream's viewers, counted on its primary layer (the WebRTC rendition) alone. */
   get viewerCount(): number {
-    return this.sessions.size;
+    return this.stream && this.layer === this.stream.primaryLayer ? this.stream.viewerCount : 0;
   }
 
-  /** A viewer's offer (it asked at `since`, performance.now() ms): the answer; media once connected. */
-  async join(offerSdp: string, since: number): Promise<RtcViewerSession> {
-    if (this.closed) throw new RelayError('NO_EDGE_AVAILABLE', 'the rendition closed');
-    const session = await this.broadcast.join(offerSdp, since);
-    if (this.closed) {
-      await session.close();
-      throw new RelayError('NO_EDGE_AVAILABLE', 'the rendition closed');
-    }
-    this.sessions.add(session);
-    session.onConnected(() => {
-      if (!this.sessions.has(session)) return;
-      this.connected.add(session);
-      this.metrics.viewers.webrtc.inc();
-    });
-    session.onClosed(() => {
-      if (!this.sessions.delete(session)) return;
-      if (this.connected.delete(session)) this.metrics.viewers.webrtc.dec();
-      this.view.viewerLeft();
-    });
-    return session;
+  get holding(): boolean {
+    return this.stream !== undefined && this.stream.viewerCount > 0;
+  }
+
+  /** Carries layer `layer` of the stream's broadcast from now on. */
+  tap(stream: WebRtcStream, layer: number): void {
+    this.stream = stream;
+    this.layer = layer;
+  }
+
+  /** The stream's WebRTC viewers are gone. */
+  untap(stream: WebRtcStream): void {
+    if (this.stream === stream) this.stream = undefined;
+  }
+
+  /** A viewer of the stream left: the rendition lingers, then closes, when nobody is left. */
+  viewerLeft(): void {
+    this.view.viewerLeft();
   }
 
   frame(frame: Frame): void {
-    this.broadcast.push(frame);
+    this.stream?.frame(frame, this.layer);
   }
 
   restart(): void {
-    this.broadcast.reset();
+    this.stream?.restart(this.layer);
   }
 
+  /** The rendition closes (the edge drains or stops): the stream's viewers end, and reconnect. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    const sessions = [...this.sessions];
-    this.sessions.clear();
-    this.metrics.viewers.webrtc.dec(this.connected.size);
-    this.connected.clear();
-    for (const session of sessions) void session.close();
-    this.broadcast.close();
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.close();
   }
 }

@@ -7,7 +7,7 @@ import type { RenditionInfo } from '../../../server/core/bus/rendition-catalog.t
 import { attachSdpSessions, bearerToken, readOffer, type OfferRequest } from '../../../server/core/webrtc/sdp-sessions.ts';
 import type { RtcViewerSession } from '../../../server/core/webrtc/webrtc-engine.ts';
 import { admitViewer, tokenQuery, type ViewerAccess } from '../../../server/core/auth/viewer-access.ts';
-import type { WebRtcEgress } from './webrtc-egress.ts';
+import type { WebRtcStream } from './webrtc-stream.ts';
 
 /** What WHEP needs of the edge it runs on. */
 export interface WhepHost {
@@ -16,8 +16,10 @@ export interface WhepHost {
   renditions(stream: string): Promise<RenditionInfo[]>;
   /** Another edge's base URL when the ring places this stream there. */
   elsewhere(stream: string): string | undefined;
-  /** The WebRTC egress of a stream's rendition (the rendition made on demand); undefined once the edge drains. */
-  egressFor(stream: string, rendition: string): WebRtcEgress | undefined;
+  /** The engine sends a stream's layers as simulcast (else the WebRTC rendition alone). */
+  simulcast: boolean;
+  /** The stream's WebRTC viewers on this edge, over these layers (renditions, lowest first; made on demand); undefined once the edge drains. */
+  webrtcStream(stream: string, layers: string[], primaryLayer: number): WebRtcStream | undefined;
   draining(): boolean;
 }
 
@@ -39,8 +41,8 @@ interface WhepSession {
  * the stream's WebRTC rendition (H.264 without B-frames, Opus): a transcoded one
  * for an RTMP source, the source itself for a WHIP one. No trickle: PATCH gets 405.
  * A stream the ring places on another edge is redirected there (307, as RFC 9725
- * allows), unless `?routed=1`. The session belongs to its rendition's WebRTC egress
- * (made on demand), which hands it to the engine's broadcast.
+ * allows), unless `?routed=1`. The session belongs to the stream's WebRTC viewers
+ * (WebRtcStream, made on demand over the stream's layers), which hand it to the engine.
  */
 export class WhepEndpoint {
   private readonly sessions = new Map<string, WhepSession>();
@@ -83,9 +85,17 @@ export class WhepEndpoint {
     if (renditions.length === 0) throw new RelayError('STREAM_OFFLINE', stream);
     const rendition = renditions.find((r) => r.webrtc);
     if (!rendition) throw new RelayError('WEBRTC_UNAVAILABLE', `${stream} has ${renditions.map((r) => `${r.name} (${r.codecs})`).join(', ')}`);
-    const egress = this.host.egressFor(stream, rendition.name);
-    if (!egress) throw new RelayError('NO_EDGE_AVAILABLE', 'this edge is shutting down');
-    const rtc = await egress.join(offer, askedAt);
+    // The layers: every rendition WebRTC can carry the video of, lowest first, when the engine does simulcast.
+    let layers = [rendition];
+    if (this.host.simulcast && rendition.webrtcVideo)
+      layers = renditions.filter((r) => r.webrtcVideo).sort((a, b) => (a.height ?? 0) - (b.height ?? 0) || (a.videoKbps ?? 0) - (b.videoKbps ?? 0));
+    const webrtc = this.host.webrtcStream(
+      stream,
+      layers.map((r) => r.name),
+      layers.indexOf(rendition),
+    );
+    if (!webrtc) throw new RelayError('NO_EDGE_AVAILABLE', 'this edge is shutting down');
+    const rtc = await webrtc.join(offer, askedAt);
     const session: WhepSession = { id: randomUUID(), stream, rendition: rendition.name, rtc, connectTimer: undefined, closed: false };
     this.sessions.set(session.id, session);
     rtc.onClosed(() => void this.end(session, 'the peer connection closed'));

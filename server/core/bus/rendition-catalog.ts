@@ -19,6 +19,8 @@ export interface RenditionInfo {
   audio: string[];
   /** Playable over WebRTC (the WHEP rendition): Opus audio with H.264 without B-frames, Opus alone (audio only), or video alone without B-frames. */
   webrtc: boolean;
+  /** Its video can go over WebRTC (H.264 without B-frames): a simulcast layer of the stream's WebRTC video. */
+  webrtcVideo: boolean;
   /** What it carries: both tracks, audio only or video only. */
   tracks: 'audio+video' | 'audio' | 'video';
 }
@@ -83,6 +85,7 @@ export class RenditionCatalog {
         frameRate: typeof init.metadata.framerate === 'number' && init.metadata.framerate > 0 ? init.metadata.framerate : undefined,
         audio: [init.audio?.codecString, init.opus?.codecString].filter((c): c is string => c !== undefined),
         webrtc: playableOverWebRtc(init),
+        webrtcVideo: init.video?.codec === 'h264' && init.video.bFrames === false,
         tracks: init.video ? (init.audio ? 'audio+video' : 'video') : 'audio',
       });
     }

@@ -68,10 +68,18 @@ export interface RtcViewerSession {
 }
 
 export interface RtcBroadcastOptions {
+  /**
+   * Video layers, lowest first: the renditions of a stream that WebRTC can carry. An engine with
+   * simulcast sends them as one video track whose layer follows each viewer's bandwidth; one without
+   * sends `primaryLayer` alone.
+   */
+  layers: number;
+  /** The layer whose rendition carries the Opus audio (the WebRTC rendition); audio comes from it. */
+  primaryLayer: number;
   /** Shortest time between two keyframe requests a viewer's PLI causes. */
   keyframeRequestMinMs: number;
-  /** Viewers wait for a keyframe: a source that makes them on demand (a WHIP publisher) is asked. */
-  wantKeyframe?: () => void;
+  /** Viewers wait for a keyframe of this layer: a source that makes them on demand (a WHIP publisher) is asked. */
+  wantKeyframe?: (layer: number) => void;
   /** A viewer's first picture went out: ms since it asked to watch. */
   firstPicture?: (ms: number) => void;
   /** Media payload bytes sent to viewers (once per frame for all of them). */
@@ -79,14 +87,14 @@ export interface RtcBroadcastOptions {
 }
 
 /**
- * One rendition's media for WebRTC viewers, sent once: the frames go in, and the engine fans
- * them out, in Node (werift: one shared packet per viewer) or in its own worker (mediasoup).
+ * One stream's media for WebRTC viewers, sent once: the frames of its layers go in, and the engine
+ * fans them out, in Node (werift: one shared packet per viewer) or in its own worker (mediasoup).
  */
 export interface RtcBroadcast {
-  /** One frame of the rendition: H.264 without B-frames, or Opus (others are not for WebRTC). */
-  push(frame: Frame): void;
-  /** A new publication or the stream's end: nothing before continues. */
-  reset(): void;
+  /** One frame of a layer's rendition: H.264 without B-frames, or Opus (others are not for WebRTC). */
+  push(frame: Frame, layer: number): void;
+  /** A layer's new publication or end: nothing of it before continues. */
+  reset(layer: number): void;
   /** A viewer's offer: the answer (every candidate in it), and the viewer gets media once connected. Throws a RelayError for an offer it cannot take. */
   join(offerSdp: string, since: number): Promise<RtcViewerSession>;
   /** Ends every viewer and frees what the broadcast holds; safe to call twice. */
@@ -100,9 +108,11 @@ export interface RtcBroadcast {
  */
 export interface WebRtcEngine {
   readonly name: 'werift' | 'mediasoup';
+  /** Sends a stream's layers as simulcast, each viewer's layer following its bandwidth (else the primary layer alone). */
+  readonly simulcast: boolean;
   /** Answers a publisher's offer: receive-only H.264 and Opus. Throws a RelayError for an offer it cannot take. */
   ingest(offerSdp: string): Promise<IngestSession>;
-  /** A rendition's broadcast (one per rendition that has WebRTC viewers). */
+  /** A stream's broadcast (one per stream that has WebRTC viewers). */
   broadcast(options: RtcBroadcastOptions): RtcBroadcast;
   /** The first peer connection in a process is slow (key generation): make it at start. */
   warmUp(): Promise<void>;

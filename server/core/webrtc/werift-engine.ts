@@ -38,6 +38,7 @@ const asPacket = (rtp: RtpPacket): RtpPacketLike => ({
  */
 export class WeriftEngine implements WebRtcEngine {
   readonly name = 'werift';
+  readonly simulcast = false;
 
   constructor(private readonly ice: IceSettings) {}
 
@@ -114,27 +115,32 @@ export class WeriftEngine implements WebRtcEngine {
 }
 
 /**
- * A broadcast fanned out in Node: each frame packetized once (RtpFanout) and the same packets
- * sent to every viewer's peer connection through its own SRTP sender.
+ * A broadcast fanned out in Node: each frame of the primary layer packetized once (RtpFanout) and
+ * the same packets sent to every viewer's peer connection through its own SRTP sender.
  */
 class WeriftBroadcast implements RtcBroadcast {
   private readonly fanout: RtpFanout;
   private readonly sessions = new Set<EgressSession>();
   private closed = false;
 
+  private readonly primary: number;
+
   constructor(
     private readonly engine: WeriftEngine,
     options: RtcBroadcastOptions,
   ) {
-    this.fanout = new RtpFanout(options);
+    this.primary = options.primaryLayer;
+    const { wantKeyframe } = options;
+    this.fanout = new RtpFanout({ ...options, wantKeyframe: wantKeyframe && (() => wantKeyframe(options.primaryLayer)) });
   }
 
-  push(frame: Frame): void {
-    this.fanout.push(frame);
+  /** The primary layer alone: werift has no simulcast. */
+  push(frame: Frame, layer: number): void {
+    if (layer === this.primary) this.fanout.push(frame);
   }
 
-  reset(): void {
-    this.fanout.reset();
+  reset(layer: number): void {
+    if (layer === this.primary) this.fanout.reset();
   }
 
   async join(offerSdp: string, since: number): Promise<RtcViewerSession> {

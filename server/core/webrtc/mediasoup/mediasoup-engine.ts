@@ -9,7 +9,7 @@ import { RelayError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { Frame, StreamInit } from '../../media/frame.ts';
 import { RTP_HEADER_BYTES, writeRtpHeader } from '../../media/rtp/srtp-protector.ts';
-import { RtpFanout, type RtpSink } from '../rtp-fanout.ts';
+import { RtpFanout } from '../rtp-fanout.ts';
 import type { IceSettings, IngestSession, RtcBroadcast, RtcBroadcastOptions, RtcViewerSession, RtpOut, WebRtcEngine } from '../webrtc-engine.ts';
 import { parseWhepOffer, renderWhepAnswer, codecsWithOfferRtx, extensionsWithOfferIds, routerCodecsFor, type AnswerTrack, type WhepOffer } from './whep-sdp.ts';
 
@@ -86,6 +86,7 @@ const MAX_VIEWER_ROUTERS = 16;
  */
 export class MediasoupEngine implements WebRtcEngine {
   readonly name = 'mediasoup';
+  readonly simulcast = true;
   private readonly slots: (Slot | undefined)[] = [];
   private readonly broadcasts = new Set<MediasoupBroadcast>();
   private closed = false;
@@ -226,6 +227,7 @@ function profileLevelId(init: StreamInit): string {
 interface Producers {
   home: Slot;
   transport: types.DirectTransport;
+  /** One video producer: a simulcast one with an encoding per layer when there are several. */
   video: types.Producer | undefined;
   audio: types.Producer | undefined;
   /** The codec parameters they were made for: a new publication with other ones makes new producers. */
@@ -234,41 +236,64 @@ interface Producers {
   piped: Map<string, Promise<PipedProducers>>;
 }
 
-/** A rendition's producers as a viewers' router knows them. */
+/** A stream's producers as a viewers' router knows them. */
 interface PipedProducers {
   video?: string;
   audio?: string;
 }
 
-/** One packet stream into a producer: contiguous sequence numbers, and what its sender reports say. */
-class ProducerInput implements Pick<RtpSink, 'sendVideo'> {
+/**
+ * The broadcast's one clock for sender reports: RTP time of every layer and of the audio mapped to
+ * wall-clock time through a single offset (all renditions share the source's media clock), so that
+ * the worker lines up the layers' timestamps exactly when a viewer switches layer.
+ */
+class BroadcastClock {
+  private offsetMs: number | undefined;
+
+  /** NTP time (ms since the Unix epoch) of a media time in ms. */
+  wallOf(mediaMs: number, wallMs: number): number {
+    this.offsetMs ??= wallMs - mediaMs;
+    return mediaMs + this.offsetMs;
+  }
+}
+
+/** One RTP stream into a producer (a simulcast layer, or the audio): contiguous sequence numbers, and its sender reports. */
+class ProducerInput {
   private seq = Math.floor(Math.random() * 0x10000);
-  packets = 0;
-  octets = 0;
-  lastTimestamp = 0;
-  lastWallMs = 0;
+  private packets = 0;
+  private octets = 0;
+  private lastTimestamp = 0;
+  /** The media time (ms) of the last packet, from the timestamp unwrapped. */
+  private lastMediaMs = 0;
+  private lastWallMs = 0;
+  private wraps = 0;
 
   constructor(
     readonly producer: types.Producer,
     readonly ssrc: number,
     private readonly payloadType: number,
+    private readonly clockRate: number,
+    private readonly clock: BroadcastClock,
   ) {}
 
-  sendVideo(p: RtpOut): void {
+  send(p: RtpOut): void {
     if (this.producer.closed) return;
     const packet = Buffer.allocUnsafe(RTP_HEADER_BYTES + p.payload.length);
     writeRtpHeader(packet, this.payloadType, p.marker, this.seq, p.timestamp, this.ssrc);
     p.payload.copy(packet, RTP_HEADER_BYTES);
     this.seq = (this.seq + 1) & 0xffff;
+    if (this.packets > 0 && p.timestamp < this.lastTimestamp && this.lastTimestamp - p.timestamp > 0x80000000) this.wraps++;
     this.packets++;
     this.octets += p.payload.length;
     this.lastTimestamp = p.timestamp;
-    this.lastWallMs = p.wallMs;
+    this.lastMediaMs = ((this.wraps * 0x100000000 + p.timestamp) / this.clockRate) * 1000;
+    this.lastWallMs = this.clock.wallOf(this.lastMediaMs, p.wallMs);
     this.producer.send(packet);
   }
 
-  /** An RTCP sender report (RFC 3550 6.4.1): the worker maps RTP time to wall-clock time with it. */
-  senderReport(): Buffer {
+  /** An RTCP sender report (RFC 3550 6.4.1), or nothing before the first packet. */
+  senderReport(): Buffer | undefined {
+    if (this.packets === 0) return undefined;
     const sr = Buffer.alloc(28);
     sr.writeUInt8(0x80, 0);
     sr.writeUInt8(200, 1);
@@ -284,6 +309,12 @@ class ProducerInput implements Pick<RtpSink, 'sendVideo'> {
   }
 }
 
+/** A layer: its packetizer (which starts it at a keyframe), and its RTP stream once the producer exists. */
+interface Layer {
+  fanout: RtpFanout;
+  video: ProducerInput | undefined;
+}
+
 interface Viewer {
   session: RtcViewerSession;
   /** Connected and not yet pictured: its first picture is the next keyframe. */
@@ -293,19 +324,21 @@ interface Viewer {
 }
 
 /**
- * One rendition in mediasoup: frames packetized once into a video and an audio producer on a
- * DirectTransport; viewers' consumers on WebRtcTransports of any worker.
+ * One stream in mediasoup: each layer's frames packetized once into an encoding of one video
+ * producer (simulcast when there are several), the primary layer's Opus into an audio producer,
+ * both on a DirectTransport; viewers' consumers on WebRtcTransports of any worker, each following
+ * its own bandwidth estimate across the layers.
  */
 class MediasoupBroadcast implements RtcBroadcast {
-  private readonly fanout: RtpFanout;
+  private readonly layers: Layer[];
+  private readonly clock = new BroadcastClock();
   private producers: Producers | undefined;
   private making: Promise<void> | undefined;
-  private video: ProducerInput | undefined;
   private audio: ProducerInput | undefined;
   private readonly viewers = new Set<Viewer>();
   private readonly ready: { promise: Promise<void>; resolve: () => void };
   private reportTimer: NodeJS.Timeout | undefined;
-  private lastKeyframeAsk = -Infinity;
+  private readonly lastKeyframeAsk: number[];
   private closed = false;
 
   constructor(
@@ -315,21 +348,31 @@ class MediasoupBroadcast implements RtcBroadcast {
   ) {
     let resolve!: () => void;
     this.ready = { promise: new Promise<void>((r) => (resolve = r)), resolve };
-    // One sink: the producers. The fan-out packetizes each frame once and starts at a keyframe.
-    this.fanout = new RtpFanout({ keyframeRequestMinMs: options.keyframeRequestMinMs });
-    this.fanout.add({ sendVideo: (p) => this.video?.sendVideo(p), sendAudio: (p) => this.audio?.sendVideo(p) });
+    this.lastKeyframeAsk = Array.from({ length: options.layers }, () => -Infinity);
+    this.layers = Array.from({ length: options.layers }, () => {
+      // One sink per layer: its producer encoding. The fan-out packetizes each frame once and starts at a keyframe.
+      const layer: Layer = { fanout: new RtpFanout({ keyframeRequestMinMs: options.keyframeRequestMinMs }), video: undefined };
+      layer.fanout.add({ sendVideo: (p) => layer.video?.send(p), sendAudio: (p) => this.audio?.send(p) });
+      return layer;
+    });
   }
 
-  push(frame: Frame): void {
-    if (this.closed) return;
-    const key = `${profileLevelId(frame.init)}|${frame.init.video ? 'v' : ''}${frame.init.opus || frame.init.audio?.codec === 'opus' ? 'a' : ''}`;
-    if (!this.producers || this.producers.key !== key || this.producers.transport.closed) {
-      if (!this.making) this.making = this.makeProducers(key).finally(() => (this.making = undefined));
-      return; // frames until the producers exist are not sent (viewers start at a keyframe anyway)
+  push(frame: Frame, index: number): void {
+    const layer = this.layers[index];
+    if (this.closed || !layer) return;
+    if (index === this.options.primaryLayer) {
+      // The producers follow the primary rendition's codec parameters.
+      const key = `${profileLevelId(frame.init)}|${frame.init.video ? 'v' : ''}${frame.init.opus || frame.init.audio?.codec === 'opus' ? 'a' : ''}`;
+      if (!this.producers || this.producers.key !== key || this.producers.transport.closed) {
+        if (!this.making) this.making = this.makeProducers(key).finally(() => (this.making = undefined));
+        return; // frames before the producers exist are not sent (viewers start at a keyframe anyway)
+      }
     }
-    this.fanout.push(frame);
-    if (this.viewers.size === 0) return;
-    // What the worker sends on: the same payload to every connected viewer, a keyframe as a waiting one's first picture.
+    if (!this.producers) return;
+    layer.fanout.push(frame);
+    if (this.viewers.size === 0 || index !== this.options.primaryLayer) return;
+    // What the worker sends on (about: each viewer gets the layer its bandwidth allows): the primary layer's
+    // bytes to every connected viewer, and its keyframe as a waiting one's first picture.
     const now = performance.now();
     let receivers = 0;
     for (const v of this.viewers) {
@@ -354,7 +397,7 @@ class MediasoupBroadcast implements RtcBroadcast {
     let audio: types.Producer | undefined;
     try {
       if (tracks.includes('v')) {
-        const s = ssrc();
+        const ssrcs = this.layers.map(() => ssrc());
         video = await transport.produce({
           kind: 'video',
           rtpParameters: {
@@ -367,11 +410,12 @@ class MediasoupBroadcast implements RtcBroadcast {
                 rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
               },
             ],
-            encodings: [{ ssrc: s }],
+            // Lowest layer first: mediasoup's spatial layer i is encodings[i].
+            encodings: ssrcs.map((s) => ({ ssrc: s, ...(ssrcs.length > 1 ? { scalabilityMode: 'L1T1' } : {}) })),
             rtcp: { cname },
           },
         });
-        this.video = new ProducerInput(video, s, VIDEO_PT);
+        this.layers.forEach((layer, i) => (layer.video = new ProducerInput(video!, ssrcs[i]!, VIDEO_PT, 90_000, this.clock)));
       }
       if (tracks.includes('a')) {
         const s = ssrc();
@@ -383,7 +427,7 @@ class MediasoupBroadcast implements RtcBroadcast {
             rtcp: { cname },
           },
         });
-        this.audio = new ProducerInput(audio, s, AUDIO_PT);
+        this.audio = new ProducerInput(audio, s, AUDIO_PT, 48_000, this.clock);
       }
     } catch (err) {
       transport.close();
@@ -393,38 +437,45 @@ class MediasoupBroadcast implements RtcBroadcast {
       transport.close();
       return;
     }
-    // Viewers' PLI and FIR reach the producers' transport as RTCP: the source is asked for a keyframe.
+    // Viewers' PLI and FIR reach the producers' transport as RTCP, for the layer they watch: its source is asked for a keyframe.
     transport.on('rtcp', (rtcp) => {
-      if (isKeyframeRequest(rtcp)) this.wantKeyframe();
+      for (const requested of keyframeRequests(rtcp)) {
+        const layer = this.layers.findIndex((l) => l.video?.ssrc === requested);
+        if (layer >= 0) this.wantKeyframe(layer);
+      }
     });
     this.producers = { home, transport, video, audio, key, piped: new Map() };
     this.reportTimer ??= setInterval(() => this.senderReports(), 1000).unref();
     this.ready.resolve();
   }
 
+  /** Sender reports of every stream, each second: simulcast layer switches need them. */
   private senderReports(): void {
     const p = this.producers;
     if (!p || p.transport.closed) return;
-    for (const input of [this.video, this.audio]) if (input && input.packets > 0) p.transport.sendRtcp(input.senderReport());
+    for (const input of [...this.layers.map((l) => l.video), this.audio]) {
+      const sr = input?.senderReport();
+      if (sr) p.transport.sendRtcp(sr);
+    }
   }
 
-  private wantKeyframe(): void {
+  private wantKeyframe(layer: number): void {
     const now = performance.now();
-    if (now - this.lastKeyframeAsk < this.options.keyframeRequestMinMs) return;
-    this.lastKeyframeAsk = now;
-    this.options.wantKeyframe?.();
+    if (now - this.lastKeyframeAsk[layer]! < this.options.keyframeRequestMinMs) return;
+    this.lastKeyframeAsk[layer] = now;
+    this.options.wantKeyframe?.(layer);
   }
 
   private dropProducers(): void {
     const p = this.producers;
     this.producers = undefined;
-    this.video = undefined;
+    for (const layer of this.layers) layer.video = undefined;
     this.audio = undefined;
     p?.transport.close(); // its producers close, and with them every consumer: viewers reconnect
   }
 
-  reset(): void {
-    this.fanout.reset();
+  reset(layer: number): void {
+    this.layers[layer]?.fanout.reset();
   }
 
   /** The producers on a viewers' router (their ids there): piped from their home router once. */
@@ -458,7 +509,7 @@ class MediasoupBroadcast implements RtcBroadcast {
     ]);
     clearTimeout(timer);
     const p = this.producers;
-    if (!ready || !p) throw new RelayError('STREAM_OFFLINE', 'no frame of the rendition arrived');
+    if (!ready || !p) throw new RelayError('STREAM_OFFLINE', 'no frame of the stream arrived');
     const slot = this.engine.pickSlot();
     const router = await this.engine.viewerRouter(slot, offer);
     const piped = await this.producersOn(router, p).catch((err: unknown) => {
@@ -516,7 +567,6 @@ class MediasoupBroadcast implements RtcBroadcast {
       };
       viewer.session = session;
       this.viewers.add(viewer);
-      this.wantKeyframe();
       return session;
     } catch (err) {
       end();
@@ -534,13 +584,16 @@ class MediasoupBroadcast implements RtcBroadcast {
   }
 }
 
-/** An RTCP compound packet holding a PLI (PSFB, FMT 1) or a FIR (PSFB, FMT 4). */
-export function isKeyframeRequest(rtcp: Buffer): boolean {
-  for (let at = 0; at + 4 <= rtcp.length;) {
+/** The media SSRCs an RTCP compound packet asks keyframes of: PLI (PSFB, FMT 1) and FIR (PSFB, FMT 4, one per FCI entry). */
+export function keyframeRequests(rtcp: Buffer): number[] {
+  const out: number[] = [];
+  for (let at = 0; at + 12 <= rtcp.length;) {
     const fmt = rtcp[at]! & 0x1f;
     const type = rtcp[at + 1]!;
-    if (type === 206 && (fmt === 1 || fmt === 4)) return true;
-    at += (rtcp.readUInt16BE(at + 2) + 1) * 4;
+    const end = at + (rtcp.readUInt16BE(at + 2) + 1) * 4;
+    if (type === 206 && fmt === 1) out.push(rtcp.readUInt32BE(at + 8));
+    if (type === 206 && fmt === 4) for (let fci = at + 12; fci + 8 <= Math.min(end, rtcp.length); fci += 8) out.push(rtcp.readUInt32BE(fci));
+    at = end;
   }
-  return false;
+  return out;
 }
