@@ -86,7 +86,7 @@ export class Edge {
   ) {
     this.log = log.child({ module: 'edge' });
     this.metrics = createEdgeMetrics(registry, () => this.consumers());
-    const { edge, webrtc: rtc, bus } = config;
+    const { edge, webrtc: rtc } = config;
     const limits = { skipBytes: edge.viewerSkipBytes, maxBytes: edge.viewerMaxBytes, maxLagMs: edge.viewerMaxLagMs };
     this.egresses = [(view) => new WsEgress(view, limits, this.metrics)];
     const { engine, renditions, streamSettings, recordings } = services;
