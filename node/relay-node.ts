@@ -349,8 +349,8 @@ async function startWebRtcEngine(webrtc: RelayConfig['webrtc'], edge: boolean, l
   const werift = new WeriftEngine(ice);
   await werift.warmUp(); // the first peer connection in a process is slow (key generation)
   if (!edge || webrtc.engine === 'werift') return werift;
-  const workerBin = findMediasoupWorker();
-  if (!workerBin) {
+  const worker = findMediasoupWorker();
+  if (!worker) {
     if (webrtc.engine === 'mediasoup')
       throw new RelayError(
         'CONFIG_INVALID',
@@ -361,7 +361,7 @@ async function startWebRtcEngine(webrtc: RelayConfig['webrtc'], edge: boolean, l
   }
   const engine = await MediasoupEngine.start(
     { ...ice, workers: webrtc.workers, serverPort: webrtc.serverPort },
-    workerBin,
+    worker,
     werift,
     log.child({ module: 'webrtc.mediasoup' }),
   );

@@ -1,14 +1,16 @@
 /**
  * WebRTC benchmark (issue 5 targets), real processes on loopback:
- *  - capacity: one edge process, one 2 Mbit/s WHIP stream (H.264 without B-frames +
- *    Opus, published by werift from a pre-encoded clip to an origin process), WHEP
- *    viewers added in steps by load-generator processes until packets go missing or
- *    the edge saturates one core. Figures: viewers per edge core, CPU and memory per
- *    viewer. The load generators check sequence continuity and report their own CPU.
+ *  - capacity, for each WebRTC engine in the same run (mediasoup's C++ workers, werift in
+ *    Node): one edge process, one 2 Mbit/s WHIP stream (H.264 without B-frames + Opus,
+ *    published by werift from a pre-encoded clip to an origin process), WHEP viewers added
+ *    in steps by load-generator processes until packets go missing or the edge saturates
+ *    a core. The edge's CPU and memory include its mediasoup workers (child processes).
+ *    Figures: viewers per edge core, CPU and memory per viewer. The load generators
+ *    check sequence continuity and report their own CPU.
  *  - viewer experience in Chromium over WHEP: time to first frame and glass-to-glass
  *    (origin ingest -> displayed), against the same page over MSE in the same run.
  *
- *   node --import tsx scripts/bench-webrtc.ts [--steps 50,100,200,300,400] [--seconds 10] [--no-browser]
+ *   node --import tsx scripts/bench-webrtc.ts [--engines mediasoup,werift] [--steps 50,100,200,300,400] [--seconds 10] [--no-browser]
  *
  * Writes bench-results/webrtc.json and bench-results/webrtc.md.
  */
@@ -23,7 +25,7 @@ import { startNats } from '../test/helpers/nats.ts';
 import { waitFor } from '../test/helpers/ports.ts';
 import { startRelay } from '../test/helpers/relay-process.ts';
 import { encodeWhipClip, publishWhipClip } from '../test/helpers/whip-publisher.ts';
-import { processStat, round } from './lib/figures.ts';
+import { processStat as oneProcessStat, round } from './lib/figures.ts';
 import { viewerExperience } from './lib/viewer-experience.ts';
 import { ONE_ADDRESS_LOAD } from './lib/one-address.ts';
 
@@ -33,14 +35,32 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     kbps: { type: 'string', default: '2000' },
     loaders: { type: 'string', default: '2' },
+    engines: { type: 'string', default: 'mediasoup,werift' },
+    /** mediasoup workers on the edge (one per core by default; the load generators share these cores). */
+    workers: { type: 'string', default: '1' },
     'no-browser': { type: 'boolean', default: false },
   },
 });
+const engines = values.engines.split(',') as ('mediasoup' | 'werift')[];
 const steps = values.steps.split(',').map(Number);
 const seconds = Number(values.seconds);
 const out = new URL('../bench-results/', import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A process and its children (an edge's mediasoup workers): CPU seconds and RSS summed. */
+function processStat(pid: number): { cpu: number; sys: number; rssMb: number } {
+  let children: number[] = [];
+  try {
+    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // no children
+  }
+  return [pid, ...children].map(oneProcessStat).reduce((a, b) => ({ cpu: a.cpu + b.cpu, sys: a.sys + b.sys, rssMb: a.rssMb + b.rssMb }));
+}
 
 interface LoaderReport {
   connected: number;
@@ -86,7 +106,7 @@ interface Step {
   failed: number;
 }
 
-async function capacity(clipDir: string) {
+async function capacity(clipDir: string, engine: 'mediasoup' | 'werift') {
   const key = 'bench-webrtc-key-0123456789';
   const nats = await startNats();
   const env = (id: string) => ({
@@ -98,7 +118,7 @@ async function capacity(clipDir: string) {
     RELAY_CLUSTER_EDGE_CAPACITY: '100000',
   });
   const origin = await startRelay('origin', env('origin-1'));
-  const edge = await startRelay('edge', env('edge-1'));
+  const edge = await startRelay('edge', { ...env('edge-1'), RELAY_WEBRTC_ENGINE: engine, RELAY_WEBRTC_WORKERS: values.workers });
   const clip = encodeWhipClip(clipDir, { size: '1280x720', kbps: Number(values.kbps), seconds: 10 });
   const publisher = await publishWhipClip(`${origin.http}/whip/cam`, key, clip);
   const loaders = Array.from({ length: Number(values.loaders) }, () => startLoader(`${edge.http}/whep/cam?routed=1`));
@@ -180,19 +200,23 @@ async function capacity(clipDir: string) {
     await origin.stop();
     await nats.cleanup();
   }
-  return { baseRssMb: round(baseRss), rows, idle };
+  return { engine, baseRssMb: round(baseRss), rows, idle };
 }
 
 const clipDir = mkdtempSync(join(tmpdir(), 'bench-webrtc-'));
 const viewers = values['no-browser'] ? [] : await viewerExperience(clipDir, Number(values.kbps));
-const cap = await capacity(clipDir);
-const good = cap.rows.filter((r) => r.lossPercent <= 0.1 && r.edgeCpuPercent <= 95 && r.failed === 0);
-const best = good.at(-1);
-const perViewer = best && {
-  cpuPercent: round(best.edgeCpuPercent / best.viewers, 3),
-  memoryKb: round(((best.edgeRssMb - cap.baseRssMb) * 1024) / best.viewers, 0),
-  viewersPerCore: Math.round(best.viewers / (best.edgeCpuPercent / 100)),
-};
+const caps = [];
+for (const engine of engines) caps.push(await capacity(clipDir, engine));
+const summaries = caps.map((cap) => {
+  const good = cap.rows.filter((r) => r.lossPercent <= 0.1 && r.edgeCpuPercent <= 95 && r.failed === 0);
+  const best = good.at(-1);
+  const perViewer = best && {
+    cpuPercent: round(best.edgeCpuPercent / best.viewers, 3),
+    memoryKb: round(((best.edgeRssMb - cap.baseRssMb) * 1024) / best.viewers, 0),
+    viewersPerCore: Math.round(best.viewers / (best.edgeCpuPercent / 100)),
+  };
+  return { cap, best, perViewer };
+});
 /** The floor at the same viewer count: plain UDP sends of the same packet shape, then with SRTP protection too (scripts/lib/udp-floor.ts). */
 function floor(viewers: number, srtp: boolean): { viewers: number; cpuPercent: number; sysPercent: number } {
   const out = execFileSync(
@@ -202,42 +226,50 @@ function floor(viewers: number, srtp: boolean): { viewers: number; cpuPercent: n
   );
   return JSON.parse(out.toString()) as { viewers: number; cpuPercent: number; sysPercent: number };
 }
-const floors = best ? { udp: floor(best.viewers, false), srtp: floor(best.viewers, true) } : undefined;
+const floorAt = summaries.map((x) => x.best?.viewers ?? 0).reduce((a, b) => Math.max(a, b), 0);
+const floors = floorAt > 0 ? { udp: floor(floorAt, false), srtp: floor(floorAt, true) } : undefined;
 const result = {
   date: new Date().toISOString(),
   machine: { cores: cpus().length, model: cpus()[0]?.model, node: process.version },
   streamKbps: Number(values.kbps),
-  capacity: cap,
-  perViewer,
+  capacity: summaries.map(({ cap, perViewer }) => ({ ...cap, perViewer })),
   floors,
   viewers,
 };
 writeFileSync(join(out, 'webrtc.json'), JSON.stringify(result, null, 2) + '\n');
 const md = [
-  `| WHEP viewers (${values.kbps} kbit/s H.264 + 64 kbit/s Opus) | edge CPU (of it kernel) | edge RSS | delivered | expected | packets missing | load generators' CPU |`,
-  '|---|---|---|---|---|---|---|',
-  ...cap.rows.map(
-    (r) =>
-      `| ${r.viewers} | ${r.edgeCpuPercent}% (${r.edgeSysPercent}%) | ${r.edgeRssMb} MB | ${r.deliveredMbps} Mbit/s | ${r.expectedMbps} Mbit/s | ${r.missing} (${r.lossPercent}%) | ${r.loaderCpuPercent}% |`,
-  ),
-  '',
-  perViewer
-    ? `Per viewer at ${best.viewers} viewers: ${perViewer.cpuPercent}% of a core, ${perViewer.memoryKb} KB; **${perViewer.viewersPerCore} viewers per edge core**.`
-    : 'No step without loss.',
+  ...summaries.flatMap(({ cap, best, perViewer }) => [
+    `**${cap.engine}**`,
+    '',
+    `| WHEP viewers (${values.kbps} kbit/s H.264 + 64 kbit/s Opus) | edge CPU (of it kernel) | edge RSS | delivered | expected | packets missing | load generators' CPU |`,
+    '|---|---|---|---|---|---|---|',
+    ...cap.rows.map(
+      (r) =>
+        `| ${r.viewers} | ${r.edgeCpuPercent}% (${r.edgeSysPercent}%) | ${r.edgeRssMb} MB | ${r.deliveredMbps} Mbit/s | ${r.expectedMbps} Mbit/s | ${r.missing} (${r.lossPercent}%) | ${r.loaderCpuPercent}% |`,
+    ),
+    '',
+    perViewer
+      ? `${cap.engine}: per viewer at ${best!.viewers} viewers, ${perViewer.cpuPercent}% of a core, ${perViewer.memoryKb} KB; **${perViewer.viewersPerCore} viewers per edge core**.`
+      : `${cap.engine}: no step without loss.`,
+    ...(cap.idle
+      ? ['', `With no media flowing, ${cap.idle.viewers} connected viewers cost the edge ${cap.idle.edgeCpuPercent}% of a core (ICE consent, RTCP).`]
+      : []),
+    '',
+  ]),
   ...(floors
     ? [
-        '',
-        `| the floor at ${floors.udp.viewers} viewers' packets, same run | CPU (of it kernel) | viewers per core |`,
+        `| at ${floors.udp.viewers} viewers' packets, same run | CPU (of it kernel) | viewers per core |`,
         '|---|---|---|',
         `| Node UDP sends alone (no SRTP, no RTP work), one socket per viewer | ${floors.udp.cpuPercent}% (${floors.udp.sysPercent}%) | ${Math.round(floors.udp.viewers / (floors.udp.cpuPercent / 100))} |`,
         `| the same with SRTP (AES-GCM) on the video packets | ${floors.srtp.cpuPercent}% (${floors.srtp.sysPercent}%) | ${Math.round(floors.srtp.viewers / (floors.srtp.cpuPercent / 100))} |`,
-        `| the edge (above) | ${best!.edgeCpuPercent}% (${best!.edgeSysPercent}%) | ${perViewer!.viewersPerCore} |`,
+        ...summaries.flatMap(({ cap, best, perViewer }) =>
+          best && perViewer
+            ? [`| the edge on ${cap.engine}, at ${best.viewers} viewers | ${best.edgeCpuPercent}% (${best.edgeSysPercent}%) | ${perViewer.viewersPerCore} |`]
+            : [],
+        ),
+        '',
       ]
     : []),
-  ...(cap.idle
-    ? ['', `With no media flowing, ${cap.idle.viewers} connected viewers cost the edge ${cap.idle.edgeCpuPercent}% of a core (ICE consent, RTCP).`]
-    : []),
-  '',
   ...(viewers.length
     ? [
         "| Chromium, source | protocol | time to first frame p50 | worst | glass-to-glass p50 | p95 | frames | player's own figure p50 |",

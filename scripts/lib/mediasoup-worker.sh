@@ -14,11 +14,20 @@
 #   every ctrl, so libssl believed KTLS was on, never allocated its write buffer and the worker crashed on
 #   the first DTLS ClientHello. Upstream ships the same line from 3.32;
 # - meson >= 1.0 (Debian has 1.0.1; upstream asks 1.1, and builds with 1.0.1), liburing off (Debian's 2.3 is
-#   too old; the worker falls back to libuv).
+#   too old; the worker falls back to libuv);
+# - scripts/mediasoup-worker/*.patch, the relay's own: whep-consumers.patch lets a consumer send
+#   the header extension ids its viewer offered (WHEP: the viewer offers first; mediasoup upstream issue
+#   #1126), and sends mediasoup's bandwidth probes as padding on the viewer's RTX stream (they went to an
+#   SSRC only mediasoup-client announces). Without it a browser gets no transport-wide congestion control,
+#   so no bandwidth estimate, and an estimate that fell never climbs back.
+#
+# The cache key is the version, the machine, and a hash of scripts/mediasoup-worker/ (a changed patch
+# builds again); node's findMediasoupWorker computes the same key.
 #
 # Usage: ensure_mediasoup_worker   (exports MEDIASOUP_WORKER_BIN)
 # Env:   MEDIASOUP_WORKER_BIN   a worker to use as it is (skips everything)
 #        RELAY_MEDIASOUP_CACHE  where built workers are kept (default .cache/mediasoup-worker in the project)
+#        RELAY_MEDIASOUP_BUILD_DIR  build there and keep it (a rebuild after a patch change is then incremental)
 
 _ms_log() { echo "[mediasoup-worker] $*" >&2; }
 
@@ -28,18 +37,18 @@ ensure_mediasoup_worker() {
   root=$(pwd)
   version=$(node -p "require('./package.json').dependencies.mediasoup")
   cache=${RELAY_MEDIASOUP_CACHE:-$root/.cache/mediasoup-worker}
-  bin="$cache/$version-$(uname -m)/mediasoup-worker"
-  # A worker that npm installed itself (a prebuilt one, where the network is open) of the same version.
-  local npm_bin=node_modules/mediasoup/worker/out/Release/mediasoup-worker
-  if [ ! -x "$bin" ] && [ -x "$npm_bin" ] && [ "$(node -p "require('./node_modules/mediasoup/package.json').version")" = "$version" ]; then
-    bin="$root/$npm_bin"
-  fi
+  bin="$cache/$version-$(uname -m)-$(_ms_recipe_hash)/mediasoup-worker"
   if [ ! -x "$bin" ]; then
     _ms_log "no worker for mediasoup $version: building it with Debian's libraries (about 5 minutes on 2 cores, once)"
     _ms_build "$version" "$bin"
   fi
   _ms_runtime_libs
   export MEDIASOUP_WORKER_BIN="$bin"
+}
+
+# The recipe's fingerprint: sha256 over `sha256sum` lines of scripts/mediasoup-worker/ in byte order.
+_ms_recipe_hash() {
+  (LC_ALL=C find scripts/mediasoup-worker -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
 }
 
 # Libraries the (dynamically linked) worker needs where it runs.
@@ -62,7 +71,7 @@ _ms_apt() {
 _ms_build() {
   local version=$1 out=$2 here work w srtp t0=$SECONDS
   here=$(pwd)/scripts/mediasoup-worker
-  _ms_apt meson ninja-build g++ gcc pkg-config libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev \
+  _ms_apt meson ninja-build g++ gcc pkg-config patch libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev \
     libflatbuffers-dev flatbuffers-compiler
   # flatc must generate code for exactly the flatbuffers headers installed.
   local flatc_v headers_v
@@ -70,7 +79,17 @@ _ms_build() {
   headers_v=$(pkg-config --modversion flatbuffers)
   [ "$flatc_v" = "$headers_v" ] || { _ms_log "flatc $flatc_v does not match libflatbuffers-dev $headers_v"; return 1; }
 
-  work=$(mktemp -d "${TMPDIR:-/tmp}/mediasoup-worker-$version.XXXXXX")
+  local keep=${RELAY_MEDIASOUP_BUILD_DIR:-}
+  if [ -n "$keep" ] && [ -d "$keep/package/worker/build" ]; then
+    work=$keep
+    w="$work/package/worker"
+    _ms_log "rebuilding in $w"
+    _ms_compile "$w" "$work" "$out" "$t0"
+    return
+  fi
+  work=${keep:-$(mktemp -d "${TMPDIR:-/tmp}/mediasoup-worker-$version.XXXXXX")}
+  mkdir -p "$work"
+  rm -rf "$work/package"
   (cd "$work" && npm pack --silent "mediasoup@$version" >/dev/null)
   tar xzf "$work"/mediasoup-*.tgz -C "$work"
   w="$work/package/worker"
@@ -91,17 +110,27 @@ _ms_build() {
   fi
   grep -q '(operationType & BIO_CB_RETURN) != 0' "$dtls" || { _ms_log "the DTLS fix did not apply to $version"; return 1; }
   sed -i "s/meson_version: '>= 1.1.0'/meson_version: '>= 1.0.0'/" "$w/meson.build"
+  local p
+  for p in "$here"/*.patch; do
+    patch -s -p1 -d "$w" <"$p" || { _ms_log "$(basename "$p") does not apply to $version"; return 1; }
+  done
 
   (
     cd "$w"
     meson setup build --buildtype release -Db_ndebug=true --wrap-mode=nodownload -Dms_disable_liburing=true >"$work/meson.log" 2>&1
     # The flatbuffers headers first: the libwebrtc target does not depend on them (upstream's tasks.py does the same).
     meson compile -C build flatbuffers-generator >>"$work/meson.log" 2>&1
-    meson compile -C build -j "$(nproc)" mediasoup-worker >>"$work/meson.log" 2>&1
-  ) || { _ms_log "build failed; its log: $work/meson.log"; tail -30 "$work/meson.log" >&2; return 1; }
+  ) || { _ms_log "build setup failed; its log: $work/meson.log"; tail -30 "$work/meson.log" >&2; return 1; }
+  _ms_compile "$w" "$work" "$out" "$t0"
+  [ -n "$keep" ] || rm -rf "$work"
+}
+
+_ms_compile() {
+  local w=$1 work=$2 out=$3 t0=$4
+  (cd "$w" && meson compile -C build -j "$(nproc)" mediasoup-worker >>"$work/meson.log" 2>&1) \
+    || { _ms_log "build failed; its log: $work/meson.log"; tail -30 "$work/meson.log" >&2; return 1; }
   mkdir -p "$(dirname "$out")"
   strip -o "$out.tmp" "$w/build/mediasoup-worker"
   mv "$out.tmp" "$out" # atomic: a concurrent or interrupted run never sees half a binary
-  rm -rf "$work"
   _ms_log "built $out in $((SECONDS - t0)) s"
 }

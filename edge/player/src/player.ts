@@ -44,6 +44,8 @@ export interface PlayerStats {
   /** Ingest -> displayed (last 600): per displayed frame over MSE, every 0.5 s over WebRTC (from sender reports). */
   glassToGlassMs: number[];
   reconnects: number;
+  /** WHEP sessions made again after one that played ended (its worker restarted, its edge went away). */
+  whepReconnects: number;
   /** The edge serving this page now, and the edges it was routed to after failures. */
   edge: string | undefined;
   edges: string[];
@@ -112,6 +114,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     ttffMs: undefined,
     glassToGlassMs: [],
     reconnects: 0,
+    whepReconnects: 0,
     edge: undefined,
     edges: [],
     inits: 0,
@@ -525,6 +528,9 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
 
   const hlsUrl = () => `/hls/${encodeURIComponent(options.stream)}/index.m3u8${options.token ? `?token=${encodeURIComponent(options.token)}` : ''}`;
 
+  /** A WHEP session that played this long and then ended is made again (else: MSE). */
+  const WHEP_RETRY_AFTER_MS = 10_000;
+
   /** WHEP; on a refusal, a failed connection or no picture in time, MSE instead. */
   async function playWebRtc(): Promise<void> {
     const started = performance.now();
@@ -538,9 +544,17 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
         note,
         onEnded: () => {
           if (destroyed) return;
+          player.rtc = undefined;
+          // A session that played a while lost its server side (a worker restarted, an edge went): WHEP again,
+          // which falls back to MSE if it fails. One that ended soon after starting goes to MSE at once.
+          if (performance.now() - started > WHEP_RETRY_AFTER_MS) {
+            note('whep ended: WHEP again');
+            player.whepReconnects++;
+            void playWebRtc();
+            return;
+          }
           note('whep ended: over to MSE');
           player.fallback = 'the WebRTC connection ended';
-          player.rtc = undefined;
           void playMse();
         },
       });

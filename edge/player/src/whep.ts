@@ -5,6 +5,8 @@
 
 const GATHER_MS = 2000; // loopback and LAN candidates come in a few ms; do not wait for slow STUN forever
 const FIRST_FRAME_MS = 6000;
+/** Disconnected this long after playing: the session is over (consent checks go unanswered). */
+const DISCONNECTED_MS = 3000;
 
 export interface WhepOptions {
   stream: string;
@@ -68,12 +70,20 @@ export async function startWhep({ stream, token, video, audioOnly = false, note,
     note(`whep session ${location}`);
     await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
     note('whep answer applied');
+    // Failed or closed ends the session; so does disconnected for a while: the server's side is gone (its
+    // worker died, its edge went away) and consent checks go unanswered, long before ICE calls it failed.
+    let lost: ReturnType<typeof setTimeout> | undefined;
+    const end = () => {
+      clearTimeout(lost);
+      if (closed) return;
+      close();
+      onEnded();
+    };
     pc.addEventListener('connectionstatechange', () => {
       note(`whep ${pc.connectionState}`);
-      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') {
-        close();
-        onEnded();
-      }
+      clearTimeout(lost);
+      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') end();
+      else if (pc.connectionState === 'disconnected') lost = setTimeout(end, DISCONNECTED_MS);
     });
     await firstFrame(video, pc, audioOnly);
     return { close, pc, location };

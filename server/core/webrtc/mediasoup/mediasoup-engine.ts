@@ -1,6 +1,8 @@
 // mediasoup behind the WebRtcEngine interface: the only place that knows mediasoup's workers,
 // routers, transports, producers and consumers (whep-sdp.ts maps SDP to its parameters).
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { availableParallelism, networkInterfaces } from 'node:os';
 import { arch } from 'node:process';
 import { fileURLToPath } from 'node:url';
@@ -24,24 +26,51 @@ export interface MediasoupSettings extends IceSettings {
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
+/** A mediasoup worker binary, and whether it has the relay's patches (scripts/mediasoup-worker/*.patch). */
+export interface MediasoupWorker {
+  bin: string;
+  /** Built by scripts/lib/mediasoup-worker.sh: consumers send their viewers' own header extension ids. */
+  patched: boolean;
+}
+
 /**
- * Where a mediasoup worker is, if anywhere: MEDIASOUP_WORKER_BIN, the project's cache
- * (scripts/lib/mediasoup-worker.sh builds it there), or the one npm installed where the network
- * is open. The path goes to MEDIASOUP_WORKER_BIN, which mediasoup reads when it is first imported.
+ * Where a mediasoup worker is, if anywhere: MEDIASOUP_WORKER_BIN (patched if it is the project's
+ * build, by its path), the project's cache (scripts/lib/mediasoup-worker.sh builds it there, keyed by
+ * the version, the machine and the recipe's hash), or the prebuilt one npm installs where the network
+ * is open (unpatched).
  */
-export function findMediasoupWorker(): string | undefined {
+export function findMediasoupWorker(): MediasoupWorker | undefined {
   let version: string;
   try {
     version = (JSON.parse(readFileSync(`${PROJECT_ROOT}node_modules/mediasoup/package.json`, 'utf8')) as { version: string }).version;
   } catch {
     return undefined; // mediasoup is not installed
   }
-  const candidates = [
-    process.env.MEDIASOUP_WORKER_BIN,
-    `${PROJECT_ROOT}.cache/mediasoup-worker/${version}-${arch === 'x64' ? 'x86_64' : arch === 'arm64' ? 'aarch64' : arch}/mediasoup-worker`,
-    `${PROJECT_ROOT}node_modules/mediasoup/worker/out/Release/mediasoup-worker`,
-  ];
-  return candidates.find((c): c is string => c !== undefined && c !== '' && existsSync(c));
+  const machine = arch === 'x64' ? 'x86_64' : arch === 'arm64' ? 'aarch64' : arch;
+  const ours = `${PROJECT_ROOT}.cache/mediasoup-worker/${version}-${machine}-${recipeHash()}/mediasoup-worker`;
+  const env = process.env.MEDIASOUP_WORKER_BIN;
+  if (env && existsSync(env)) return { bin: env, patched: env.includes('/.cache/mediasoup-worker/') };
+  if (existsSync(ours)) return { bin: ours, patched: true };
+  const prebuilt = `${PROJECT_ROOT}node_modules/mediasoup/worker/out/Release/mediasoup-worker`;
+  return existsSync(prebuilt) ? { bin: prebuilt, patched: false } : undefined;
+}
+
+/** The build recipe's fingerprint, as scripts/lib/mediasoup-worker.sh computes it (sha256 of `sha256sum` lines). */
+export function recipeHash(): string {
+  const dir = `${PROJECT_ROOT}scripts/mediasoup-worker`;
+  const files = readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(PROJECT_ROOT, join(e.parentPath, e.name)))
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const lines = files
+    .map(
+      (f) =>
+        `${createHash('sha256')
+          .update(readFileSync(join(PROJECT_ROOT, f)))
+          .digest('hex')}  ${f}\n`,
+    )
+    .join('');
+  return createHash('sha256').update(lines).digest('hex').slice(0, 12);
 }
 
 /** H.264 (the profiles our renditions and WHIP sources use, packetization mode 1) and Opus. */
@@ -94,20 +123,27 @@ export class MediasoupEngine implements WebRtcEngine {
   private constructor(
     private readonly ms: Mediasoup,
     private readonly settings: MediasoupSettings,
+    /** The worker sends each consumer's own header extension ids (see scripts/mediasoup-worker/whep-consumers.patch). */
+    private readonly patched: boolean,
     private readonly ingestEngine: Pick<WebRtcEngine, 'ingest' | 'warmUp'>,
     private readonly log: Logger,
   ) {}
 
-  /** Starts the workers. `workerBin` from findMediasoupWorker. */
+  /** Starts the workers, of the binary findMediasoupWorker found. */
   static async start(
     settings: MediasoupSettings,
-    workerBin: string,
+    worker: MediasoupWorker,
     ingestEngine: Pick<WebRtcEngine, 'ingest' | 'warmUp'>,
     log: Logger,
   ): Promise<MediasoupEngine> {
-    process.env.MEDIASOUP_WORKER_BIN = workerBin; // read by mediasoup when first imported
+    process.env.MEDIASOUP_WORKER_BIN = worker.bin; // read by mediasoup when first imported
     const ms = await import('mediasoup');
-    const engine = new MediasoupEngine(ms, settings, ingestEngine, log);
+    const engine = new MediasoupEngine(ms, settings, worker.patched, ingestEngine, log);
+    if (!worker.patched)
+      log.warn(
+        { bin: worker.bin },
+        "a mediasoup worker without the relay's patch: WebRTC viewers get no header extensions, so no bandwidth estimate and no layer switching (scripts/start builds the patched one)",
+      );
     const count = settings.workers > 0 ? settings.workers : availableParallelism();
     try {
       await Promise.all(Array.from({ length: count }, (_, i) => engine.startSlot(i)));
@@ -115,7 +151,7 @@ export class MediasoupEngine implements WebRtcEngine {
       await engine.close();
       throw err;
     }
-    log.info({ workers: count, version: ms.version, pids: engine.workerPids }, 'mediasoup workers up');
+    log.info({ workers: count, version: ms.version, pids: engine.workerPids, bin: worker.bin }, 'mediasoup workers up');
     return engine;
   }
 
@@ -174,7 +210,8 @@ export class MediasoupEngine implements WebRtcEngine {
         // mediasoup's Router hands out its capabilities object itself, and reads it when a producer
         // arrives (the piped ones, after this): renumbered here, its header extension ids and RTX payload
         // types are the ones its consumers write. Pinned by mediasoup-engine.test.ts.
-        r.rtpCapabilities.headerExtensions = extensionsWithOfferIds(offer, r.rtpCapabilities);
+        // An unpatched worker writes mediasoup's own ids whatever the answer says: then none are negotiated.
+        r.rtpCapabilities.headerExtensions = this.patched ? extensionsWithOfferIds(offer, r.rtpCapabilities) : [];
         r.rtpCapabilities.codecs = codecsWithOfferRtx(offer, r.rtpCapabilities);
         return r;
       });
@@ -336,7 +373,8 @@ class MediasoupBroadcast implements RtcBroadcast {
   private making: Promise<void> | undefined;
   private audio: ProducerInput | undefined;
   private readonly viewers = new Set<Viewer>();
-  private readonly ready: { promise: Promise<void>; resolve: () => void };
+  /** Settled once the producers exist; made again when they go (a new publication, a dead worker). */
+  private ready = deferred();
   private reportTimer: NodeJS.Timeout | undefined;
   private readonly lastKeyframeAsk: number[];
   private closed = false;
@@ -346,8 +384,6 @@ class MediasoupBroadcast implements RtcBroadcast {
     private readonly options: RtcBroadcastOptions,
     private readonly onClose: () => void,
   ) {
-    let resolve!: () => void;
-    this.ready = { promise: new Promise<void>((r) => (resolve = r)), resolve };
     this.lastKeyframeAsk = Array.from({ length: options.layers }, () => -Infinity);
     this.layers = Array.from({ length: options.layers }, () => {
       // One sink per layer: its producer encoding. The fan-out packetizes each frame once and starts at a keyframe.
@@ -468,6 +504,7 @@ class MediasoupBroadcast implements RtcBroadcast {
 
   private dropProducers(): void {
     const p = this.producers;
+    if (p) this.ready = deferred();
     this.producers = undefined;
     for (const layer of this.layers) layer.video = undefined;
     this.audio = undefined;
@@ -502,6 +539,7 @@ class MediasoupBroadcast implements RtcBroadcast {
   async join(offerSdp: string, since: number): Promise<RtcViewerSession> {
     const offer = parseWhepOffer(offerSdp);
     if (this.closed) throw new RelayError('NO_EDGE_AVAILABLE', 'the rendition closed');
+    if (this.producers?.transport.closed) this.dropProducers(); // their worker died: the next frames make them again
     let timer: NodeJS.Timeout | undefined;
     const ready = await Promise.race([
       this.ready.promise.then(() => true),
@@ -582,6 +620,12 @@ class MediasoupBroadcast implements RtcBroadcast {
     this.dropProducers();
     this.onClose();
   }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 /** The media SSRCs an RTCP compound packet asks keyframes of: PLI (PSFB, FMT 1) and FIR (PSFB, FMT 4, one per FCI entry). */

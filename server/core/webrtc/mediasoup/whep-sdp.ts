@@ -232,14 +232,26 @@ export function routerCodecsFor(offer: WhepOffer): { key: string; mediaCodecs: t
   return { key, mediaCodecs };
 }
 
+/** The extensions a worker consumer renumbers (those its C++ Consumer reads from its parameters). */
+const RENUMBERED = new Set<string>([
+  'urn:ietf:params:rtp-hdrext:sdes:mid',
+  'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
+  'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+  'urn:ietf:params:rtp-hdrext:ssrc-audio-level',
+  'urn:3gpp:video-orientation',
+  'http://www.webrtc.org/experiments/rtp-hdrext/playout-delay',
+]);
+
 /**
  * A viewers' router's header extensions renumbered with the viewer's ids. mediasoup numbers them
  * from its own table, and a browser refuses an answer that renumbers an extension it offered
  * ("RTP extension ID reassignment not supported"), so the router that serves these viewers takes
- * their numbering; extensions they did not offer are dropped.
+ * their numbering (the relay's worker patch writes each consumer's ids); extensions they did not offer,
+ * and those the worker's consumers do not renumber, are dropped.
  */
 export function extensionsWithOfferIds(offer: WhepOffer, router: types.RtpCapabilities): types.RtpHeaderExtension[] {
   return (router.headerExtensions ?? []).flatMap((ext) => {
+    if (!RENUMBERED.has(ext.uri)) return [];
     const theirs = offer.rtpCapabilities.headerExtensions?.find((o) => o.kind === ext.kind && o.uri === ext.uri);
     return theirs ? [{ ...ext, preferredId: theirs.preferredId }] : [];
   });
