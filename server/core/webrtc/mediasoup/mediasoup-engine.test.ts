@@ -63,9 +63,15 @@ describe('the mediasoup engine with a real worker', () => {
       const [video, audio] = answer.media;
       assert.equal(video!.payloads, '109 114', 'H.264 constrained baseline as Chromium numbers it, with its RTX');
       assert.equal(video!.fmtp.find((f) => f.payload === 114)?.config, 'apt=109');
-      assert.equal(audio!.payloads, '111');
+      assert.equal(String(audio!.payloads), '111');
       const ids: Record<string, number> = Object.fromEntries((video!.ext ?? []).map((e): [string, number] => [e.uri.split(/[/:]/).at(-1) ?? '', e.value]));
-      assert.deepEqual(ids, { mid: 9, 'abs-send-time': 2, 'draft-holmer-rmcat-transport-wide-cc-extensions-01': 4 });
+      assert.deepEqual(ids, {
+        mid: 9,
+        'abs-send-time': 2,
+        'video-orientation': 3,
+        'draft-holmer-rmcat-transport-wide-cc-extensions-01': 4,
+        'playout-delay': 5,
+      });
       assert.ok(
         video!.rtcpFb?.some((fb) => fb.type === 'transport-cc'),
         'transport-wide congestion control on',

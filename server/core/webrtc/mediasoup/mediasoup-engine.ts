@@ -605,6 +605,9 @@ class MediasoupBroadcast implements RtcBroadcast {
       };
       viewer.session = session;
       this.viewers.add(viewer);
+      // Its first picture is a keyframe: ask the sources that make them on demand now (the worker's own
+      // request, when the consumer connects, comes through the transport's RTCP too; both are throttled).
+      for (let layer = 0; layer < this.layers.length; layer++) this.wantKeyframe(layer);
       return session;
     } catch (err) {
       end();
