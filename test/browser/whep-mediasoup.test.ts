@@ -155,7 +155,9 @@ describe('WebRTC viewers through mediasoup: simulcast over the ladder, bandwidth
       await new Promise((r) => setTimeout(r, 3000));
       const later = await view(page);
       assert.ok(later.height < 360, `stayed below the top layer while squeezed: ${later.height}`);
-      assert.ok(later.frames - steady.frames >= 3 * 30 * 0.8, `decoded ${later.frames - steady.frames} frames in 3 s at the lower layer`);
+      // Plays on: frames keep coming (at least half the rate, on 2 busy cores) and no freeze.
+      assert.ok(later.frames - steady.frames >= 45, `decoded ${later.frames - steady.frames} frames in 3 s at the lower layer`);
+      assert.ok(later.freezeS - steady.freezeS < 0.5, `froze ${(later.freezeS - steady.freezeS).toFixed(2)} s at the lower layer`);
       process.stderr.write(
         `ABR: down to ${steady.height} lines, playing steadily ${settledS.toFixed(1)} s after the squeeze; frozen ${(steady.freezeS - squeezed.freezeS).toFixed(2)} s on the way; the shaper dropped ${shaper.stats.dropped} packets\n`,
       );

@@ -157,6 +157,7 @@ export class MediasoupEngine implements WebRtcEngine {
 
   private async startSlot(index: number, delayMs = RESTART_MIN_MS): Promise<void> {
     const worker = await this.ms.createWorker({ logLevel: 'warn', disableLiburing: true });
+    const startedAt = Date.now();
     let server: types.WebRtcServer | undefined;
     try {
       const { serverPort, portRange, announcedAddresses } = this.settings;
@@ -176,14 +177,17 @@ export class MediasoupEngine implements WebRtcEngine {
         if (this.slots[index] === slot) this.slots[index] = undefined;
         if (this.closed) return;
         this.log.error({ worker: index, pid: worker.pid, err: err.message }, 'mediasoup worker died: its viewers reconnect; restarting it');
+        // Soon again if it keeps dying, each time twice as late (30 s at most); a worker that lived a while starts over.
+        const wait = Date.now() - startedAt > 30_000 ? RESTART_MIN_MS : delayMs;
+        const next = Math.min(wait * 2, 30_000);
         const restart = () => {
           if (this.closed) return;
-          this.startSlot(index, Math.min(delayMs * 2, 30_000)).catch((e: unknown) => {
+          this.startSlot(index, next).catch((e: unknown) => {
             this.log.error({ worker: index, err: (e as Error).message }, 'mediasoup worker did not restart; trying again');
-            setTimeout(restart, Math.min(delayMs * 2, 30_000)).unref();
+            setTimeout(restart, next).unref();
           });
         };
-        setTimeout(restart, delayMs).unref();
+        setTimeout(restart, wait).unref();
       });
     } catch (err) {
       worker.close();
@@ -400,7 +404,11 @@ class MediasoupBroadcast implements RtcBroadcast {
       // The producers follow the primary rendition's codec parameters.
       const key = `${profileLevelId(frame.init)}|${frame.init.video ? 'v' : ''}${frame.init.opus || frame.init.audio?.codec === 'opus' ? 'a' : ''}`;
       if (!this.producers || this.producers.key !== key || this.producers.transport.closed) {
-        if (!this.making) this.making = this.makeProducers(key).finally(() => (this.making = undefined));
+        // No worker (one restarting) or a closed router: the next frame tries again.
+        if (!this.making)
+          this.making = this.makeProducers(key)
+            .catch(() => undefined)
+            .finally(() => (this.making = undefined));
         return; // frames before the producers exist are not sent (viewers start at a keyframe anyway)
       }
     }
