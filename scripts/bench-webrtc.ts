@@ -10,7 +10,7 @@
  *  - viewer experience in Chromium over WHEP: time to first frame and glass-to-glass
  *    (origin ingest -> displayed), against the same page over MSE in the same run.
  *
- *   node --import tsx scripts/bench-webrtc.ts [--engines mediasoup,werift] [--steps 50,100,200,300,400] [--seconds 10] [--no-browser]
+ *   node --import tsx scripts/bench-webrtc.ts [--engines mediasoup,werift|none] [--steps 50,100,200,300,400] [--seconds 10] [--no-browser]
  *
  * Writes bench-results/webrtc.json and bench-results/webrtc.md.
  */
@@ -41,7 +41,8 @@ const { values } = parseArgs({
     'no-browser': { type: 'boolean', default: false },
   },
 });
-const engines = values.engines.split(',') as ('mediasoup' | 'werift')[];
+/** `--engines none`: the viewer experience alone. */
+const engines = (values.engines === 'none' ? [] : values.engines.split(',')) as ('mediasoup' | 'werift')[];
 const steps = values.steps.split(',').map(Number);
 const seconds = Number(values.seconds);
 const out = new URL('../bench-results/', import.meta.url).pathname;

@@ -102,7 +102,9 @@ export async function viewerExperience(clipDir: string, kbps: number) {
   const rtmpKey = 'bench-rtmp-key-0123456789';
   const relay = await startRelay('all', {
     RELAY_STREAMS: JSON.stringify([
-      { name: 'whip', key: whipKey },
+      // Passthrough: no ladder for the WHIP stream, so WebRTC viewers get its own frames (with a ladder,
+      // mediasoup's simulcast would give some of them a transcoded rung).
+      { name: 'whip', key: whipKey, transcode: false },
       { name: 'obs', key: rtmpKey },
     ]),
     RELAY_LOG_LEVEL: 'warn',

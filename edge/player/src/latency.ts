@@ -79,6 +79,9 @@ const NTP_UNIX_OFFSET_MS = 2208988800000;
  * estimatedPlayoutTimestamp (NTP, ms) is the ingest time of what plays now.
  * Returns the stop.
  */
+/** A glass-to-glass figure above this is not one. */
+const MAX_PLAUSIBLE_MS = 60_000;
+
 export function watchRtcLatency(pc: RTCPeerConnection, latency: (ms: number) => void): () => void {
   const timer = setInterval(() => {
     if (pc.connectionState === 'closed') return clearInterval(timer);
@@ -86,7 +89,10 @@ export function watchRtcLatency(pc: RTCPeerConnection, latency: (ms: number) => 
       (stats) =>
         stats.forEach((s: { type: string; kind?: string; estimatedPlayoutTimestamp?: number }) => {
           if (s.type !== 'inbound-rtp' || s.kind !== 'video' || !s.estimatedPlayoutTimestamp) return;
-          latency(Math.max(0, Date.now() + NTP_UNIX_OFFSET_MS - s.estimatedPlayoutTimestamp));
+          const ms = Date.now() + NTP_UNIX_OFFSET_MS - s.estimatedPlayoutTimestamp;
+          // More than a minute: the sender reports carry a clock of their own, not wall-clock time (mediasoup's
+          // worker reports its own uptime): no figure rather than a wrong one.
+          if (ms < MAX_PLAUSIBLE_MS) latency(Math.max(0, ms));
         }),
       () => {},
     );

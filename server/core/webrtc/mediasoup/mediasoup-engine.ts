@@ -567,7 +567,9 @@ class MediasoupBroadcast implements RtcBroadcast {
       enableUdp: true,
       enableTcp: true,
       preferUdp: true,
-      initialAvailableOutgoingBitrate: 2_000_000,
+      // A viewer starts on the top layer of a usual ladder (a 2.5 Mbit/s source with audio fits); its estimate
+      // then follows its link, down at once, up through the probes.
+      initialAvailableOutgoingBitrate: 3_000_000,
     });
     slot.viewers++;
     const connected: (() => void)[] = [];
@@ -599,6 +601,9 @@ class MediasoupBroadcast implements RtcBroadcast {
       transport.on('dtlsstatechange', (state) => {
         if (state === 'connected') {
           viewer.connected = true;
+          // Its first picture is a keyframe: the sources that make them on demand (a WHIP publisher) are asked
+          // now that it can receive one (asked at the offer, it came before DTLS was up and was lost).
+          for (let layer = 0; layer < this.layers.length; layer++) this.wantKeyframe(layer);
           for (const h of connected.splice(0)) h();
         } else if (state === 'failed' || state === 'closed') end();
       });
@@ -613,9 +618,6 @@ class MediasoupBroadcast implements RtcBroadcast {
       };
       viewer.session = session;
       this.viewers.add(viewer);
-      // Its first picture is a keyframe: ask the sources that make them on demand now (the worker's own
-      // request, when the consumer connects, comes through the transport's RTCP too; both are throttled).
-      for (let layer = 0; layer < this.layers.length; layer++) this.wantKeyframe(layer);
       return session;
     } catch (err) {
       end();
