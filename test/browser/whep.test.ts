@@ -232,3 +232,46 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
     return sdp;
   }
 });
+
+describe('WHEP on the werift engine (webrtc.engine "werift": in Node, no simulcast)', { timeout: 120_000 }, () => {
+  let relay: RelayProcess;
+  let publisher: Publisher;
+  let chromium: Awaited<ReturnType<typeof launchChromium>>;
+
+  before(async () => {
+    relay = await startRelay('all', {
+      RELAY_DEMO_KEY: KEY,
+      RELAY_WEBRTC_ENGINE: 'werift',
+      RELAY_TRANSCODE_ENABLED: 'true',
+      RELAY_TRANSCODE_LADDER: JSON.stringify([{ name: '240p', height: 240, videoKbps: 500, audioKbps: 64 }]),
+    });
+    publisher = startPublisher({ url: relay.rtmpUrl(KEY), bitrate: '1500k' });
+    chromium = await launchChromium();
+  });
+
+  after(async () => {
+    await chromium?.close();
+    await publisher?.stop();
+    await relay?.stop();
+  });
+
+  test('the player plays the WebRTC rendition over WHEP served by werift: frames and audio packets keep coming', async () => {
+    assert.ok(!/mediasoup workers up/.test(relay.output()), 'no mediasoup worker started');
+    const page = await chromium.browser.newPage();
+    await waitFor(
+      'playing over WebRTC',
+      async () => {
+        await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
+        return waitFor('a protocol', async () => (await view(page)).protocol, 15_000, 100).then((p) => p === 'webrtc');
+      },
+      60_000,
+      0,
+    );
+    const first = await view(page);
+    await new Promise((r) => setTimeout(r, 2000));
+    const later = await view(page);
+    assert.ok(later.frames - first.frames > 40, `decoded ${later.frames - first.frames} frames in 2 s`);
+    assert.ok(later.audioPackets - first.audioPackets > 60, `Opus packets in 2 s: ${later.audioPackets - first.audioPackets}`);
+    await page.close();
+  });
+});
