@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { FlvFrameReader } from '../../server/core/media/flv/flv-frame-reader.ts';
+import type { Frame } from '../../server/core/media/frame.ts';
 
 export interface FlvTag {
   type: number;
@@ -28,3 +30,16 @@ export function readFlvFile(path: string): FlvTag[] {
 }
 
 export const FIXTURE_OBS_LIKE = new URL('../fixtures/obs-like-2s.flv', import.meta.url).pathname;
+
+/**
+ * The OBS-like fixture's video frames, each followed by an Opus-like audio frame on the same clock:
+ * what a WebRTC rendition's packetizer and engines are fed in unit tests (the video's B-frames do not
+ * matter to packetizing).
+ */
+export function fixtureVideoWithOpus(): Frame[] {
+  const reader = new FlvFrameReader();
+  const video = readFlvFile(FIXTURE_OBS_LIKE)
+    .flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? [])
+    .filter((f) => f.track === 'video');
+  return video.flatMap((v): Frame[] => [v, { ...v, track: 'audio', codec: 'opus', keyframe: true, cto: 0, payload: Buffer.from([0xfc, 1, 2, 3]) }]);
+}

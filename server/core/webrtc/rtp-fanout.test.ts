@@ -1,24 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { FlvFrameReader } from '../media/flv/flv-frame-reader.ts';
-import { readFlvFile } from '../../../test/helpers/flv-file.ts';
-import type { Frame } from '../media/frame.ts';
+import { fixtureVideoWithOpus } from '../../../test/helpers/flv-file.ts';
 import type { RtpOut } from './webrtc-engine.ts';
 import { RtpFanout, type RtpSink } from './rtp-fanout.ts';
 
-/** The fixture's video (its B-frames do not matter to packetizing), and Opus-like audio frames. */
-function fixture(): Frame[] {
-  const reader = new FlvFrameReader();
-  const video = readFlvFile(new URL('../../../test/fixtures/obs-like-2s.flv', import.meta.url).pathname)
-    .flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? [])
-    .filter((f) => f.track === 'video');
-  const out: Frame[] = [];
-  for (const v of video) {
-    out.push(v);
-    out.push({ ...v, track: 'audio', codec: 'opus', keyframe: true, cto: 0, payload: Buffer.from([0xfc, 1, 2, 3]) });
-  }
-  return out;
-}
+const fixture = fixtureVideoWithOpus;
 
 class Sink implements RtpSink {
   video: RtpOut[] = [];

@@ -7,9 +7,8 @@ import { readFileSync } from 'node:fs';
 import sdpTransform from 'sdp-transform';
 import { createLogger } from '../../log.ts';
 import { RelayError } from '../../errors.ts';
-import { FlvFrameReader } from '../../media/flv/flv-frame-reader.ts';
 import type { Frame } from '../../media/frame.ts';
-import { readFlvFile } from '../../../../test/helpers/flv-file.ts';
+import { fixtureVideoWithOpus } from '../../../../test/helpers/flv-file.ts';
 import { waitFor } from '../../../../test/helpers/ports.ts';
 import type { IngestSession, RtcBroadcast } from '../webrtc-engine.ts';
 import { findMediasoupWorker, MediasoupEngine } from './mediasoup-engine.ts';
@@ -17,19 +16,12 @@ import { findMediasoupWorker, MediasoupEngine } from './mediasoup-engine.ts';
 const chromium = readFileSync(new URL('../../../../test/fixtures/whep-offer-chromium.sdp', import.meta.url), 'utf8');
 const refusedWith = (code: string) => (err: unknown) => err instanceof RelayError && err.code === code;
 
-/** The fixture's video, said to be constrained baseline (as a WHIP source's is), with Opus-like audio beside it. */
+/** The fixture's frames, their video said to be constrained baseline without B-frames (as a WHIP source's is), with Opus beside it. */
 function frames(): Frame[] {
-  const reader = new FlvFrameReader();
-  const video = readFlvFile(new URL('../../../../test/fixtures/obs-like-2s.flv', import.meta.url).pathname)
-    .flatMap((t) => reader.push(t.type, t.timestamp, t.body, 0) ?? [])
-    .filter((f) => f.track === 'video');
-  const out: Frame[] = [];
-  for (const v of video) {
-    const init = { ...v.init, video: { ...v.init.video!, codecString: 'avc1.42e01f', bFrames: false }, opus: { codec: 'opus' as const, codecString: 'opus' } };
-    out.push({ ...v, init } as Frame);
-    out.push({ ...v, init, track: 'audio', codec: 'opus', keyframe: true, cto: 0, payload: Buffer.from([0xfc, 1, 2, 3]) } as Frame);
-  }
-  return out;
+  return fixtureVideoWithOpus().map((f) => {
+    const init = { ...f.init, video: { ...f.init.video!, codecString: 'avc1.42e01f', bFrames: false }, opus: { codec: 'opus' as const, codecString: 'opus' } };
+    return { ...f, init } as Frame;
+  });
 }
 
 const noIngest = { ingest: (): Promise<IngestSession> => Promise.reject(new Error('not here')), warmUp: async () => {} };

@@ -358,9 +358,8 @@ interface Layer {
 
 interface Viewer {
   session: RtcViewerSession;
-  /** Connected and not yet pictured: its first picture is the next keyframe. */
-  waiting: boolean;
   connected: boolean;
+  /** When it asked to watch (performance.now() ms): its time to first frame runs from here. */
   since: number;
 }
 
@@ -377,6 +376,12 @@ class MediasoupBroadcast implements RtcBroadcast {
   private making: Promise<void> | undefined;
   private audio: ProducerInput | undefined;
   private readonly viewers = new Set<Viewer>();
+  /** Viewers connected (what the bytes-sent figure multiplies by), and those of them not yet pictured. */
+  private connectedViewers = 0;
+  private readonly waiting = new Set<Viewer>();
+  /** The producers' codec key, and the init it was read from (read again only when the init changes). */
+  private keyOf: StreamInit | undefined;
+  private key = '';
   /** Settled once the producers exist; made again when they go (a new publication, a dead worker). */
   private ready = deferred();
   private reportTimer: NodeJS.Timeout | undefined;
@@ -402,7 +407,11 @@ class MediasoupBroadcast implements RtcBroadcast {
     if (this.closed || !layer) return;
     if (index === this.options.primaryLayer) {
       // The producers follow the primary rendition's codec parameters.
-      const key = `${profileLevelId(frame.init)}|${frame.init.video ? 'v' : ''}${frame.init.opus || frame.init.audio?.codec === 'opus' ? 'a' : ''}`;
+      if (frame.init !== this.keyOf) {
+        this.keyOf = frame.init;
+        this.key = `${profileLevelId(frame.init)}|${frame.init.video ? 'v' : ''}${frame.init.opus || frame.init.audio?.codec === 'opus' ? 'a' : ''}`;
+      }
+      const key = this.key;
       if (!this.producers || this.producers.key !== key || this.producers.transport.closed) {
         // No worker (one restarting) or a closed router: the next frame tries again.
         if (!this.making)
@@ -414,20 +423,15 @@ class MediasoupBroadcast implements RtcBroadcast {
     }
     if (!this.producers) return;
     layer.fanout.push(frame);
-    if (this.viewers.size === 0 || index !== this.options.primaryLayer) return;
+    if (index !== this.options.primaryLayer) return;
     // What the worker sends on (about: each viewer gets the layer its bandwidth allows): the primary layer's
     // bytes to every connected viewer, and its keyframe as a waiting one's first picture.
-    const now = performance.now();
-    let receivers = 0;
-    for (const v of this.viewers) {
-      if (!v.connected) continue;
-      receivers++;
-      if (v.waiting && frame.codec === 'h264' && frame.keyframe) {
-        v.waiting = false;
-        this.options.firstPicture?.(now - v.since);
-      }
+    if (this.waiting.size > 0 && frame.codec === 'h264' && frame.keyframe) {
+      const now = performance.now();
+      for (const v of this.waiting) this.options.firstPicture?.(now - v.since);
+      this.waiting.clear();
     }
-    if (receivers > 0) this.options.sent?.(frame.payload.length * receivers);
+    if (this.connectedViewers > 0) this.options.sent?.(frame.payload.length * this.connectedViewers);
   }
 
   private async makeProducers(key: string): Promise<void> {
@@ -574,13 +578,15 @@ class MediasoupBroadcast implements RtcBroadcast {
     slot.viewers++;
     const connected: (() => void)[] = [];
     const closed: (() => void)[] = [];
-    const viewer: Viewer = { session: undefined as unknown as RtcViewerSession, waiting: true, connected: false, since };
+    const viewer: Viewer = { session: undefined as unknown as RtcViewerSession, connected: false, since };
     let ended = false;
     const end = () => {
       if (ended) return;
       ended = true;
       slot.viewers--;
       this.viewers.delete(viewer);
+      this.waiting.delete(viewer);
+      if (viewer.connected) this.connectedViewers--;
       if (!transport.closed) transport.close();
       for (const h of closed.splice(0)) h();
     };
@@ -600,7 +606,10 @@ class MediasoupBroadcast implements RtcBroadcast {
       const answer = renderWhepAnswer(offer, transport, tracks);
       transport.on('dtlsstatechange', (state) => {
         if (state === 'connected') {
+          if (ended || viewer.connected) return;
           viewer.connected = true;
+          this.connectedViewers++;
+          this.waiting.add(viewer);
           // Its first picture is a keyframe: the sources that make them on demand (a WHIP publisher) are asked
           // now that it can receive one (asked at the offer, it came before DTLS was up and was lost).
           for (let layer = 0; layer < this.layers.length; layer++) this.wantKeyframe(layer);
