@@ -211,7 +211,7 @@ export class Edge {
       firstPicture: (ms) => this.metrics.timeToFirstFrame.webrtc.observe(ms / 1000),
       sent: (bytes) => this.metrics.bytesOut.webrtc.inc(bytes),
     });
-    const webrtc = new WebRtcStream(stream, layers, primaryLayer, broadcast, taps, this.metrics, (closed) => {
+    const webrtc = new WebRtcStream(stream, primaryLayer, broadcast, taps, this.metrics, (closed) => {
       if (this.webrtc.get(stream) === closed) this.webrtc.delete(stream);
     });
     this.webrtc.set(stream, webrtc);

@@ -20,8 +20,6 @@ export class WebRtcStream {
 
   constructor(
     readonly name: string,
-    /** The layers' rendition names, lowest first. */
-    readonly layers: readonly string[],
     /** The layer that carries the audio (the WebRTC rendition). */
     readonly primaryLayer: number,
     private readonly broadcast: RtcBroadcast,
