@@ -1,14 +1,15 @@
 /**
  * Viewer experience in headless Chromium, over WHEP and over MSE on the same page:
- * time to first frame and glass-to-glass (origin ingest -> displayed), for a WHIP
- * source (its own frames) and an OBS-like RTMP source (the transcoded WebRTC rung).
+ * time to first frame and glass-to-glass (origin ingest -> displayed), for WHIP
+ * sources (their own frames) and an OBS-like RTMP source (the transcoded WebRTC rung).
  */
 import type { Page } from 'playwright-core';
-import { launchChromium } from '../../test/helpers/browser.ts';
+import { FAKE_MEDIA_ARGS, launchChromium } from '../../test/helpers/browser.ts';
 import { boxes } from '../../test/helpers/mp4-read.ts';
 import { waitFor } from '../../test/helpers/ports.ts';
 import { startPublisher, type Publisher } from '../../test/helpers/publisher.ts';
 import { startRelay } from '../../test/helpers/relay-process.ts';
+import { whipPublish } from '../../test/helpers/whip-browser.ts';
 import { encodeWhipClip, publishWhipClip } from '../../test/helpers/whip-publisher.ts';
 import { watch } from '../../test/helpers/ws-viewer.ts';
 import { quantile, round } from './figures.ts';
@@ -32,8 +33,12 @@ function ingestClock(wsUrl: string) {
 
 export interface Experience {
   protocol: 'webrtc' | 'mse';
+  /** The first picture shown: over WebRTC the player's fast start (the WebSocket's cached keyframe) or WebRTC's, whichever came first. */
   ttffP50Ms: number;
   ttffMaxMs: number;
+  /** WebRTC's own first picture (WHEP start -> decoded), as a bare WHEP client waits for it. */
+  rtcTtffP50Ms?: number;
+  rtcTtffMaxMs?: number;
   loads: number;
   g2gP50Ms: number;
   g2gP95Ms: number;
@@ -48,22 +53,23 @@ export interface Experience {
  * from those reports, is given beside it.
  */
 async function experience(page: Page, url: string, protocol: 'webrtc' | 'mse', clock: Map<number, number>, loads = 6): Promise<Experience> {
-  type P = { ttffMs?: number; protocol?: string; glassToGlassMs: number[] };
+  type P = { ttffMs?: number; webrtcFirstFrameMs?: number; protocol?: string; glassToGlassMs: number[] };
   const player = () => page.evaluate(() => (window as unknown as { relayPlayer: P }).relayPlayer);
   const ttff: number[] = [];
+  const rtcTtff: number[] = [];
   for (let i = 0; i < loads; i++) {
     await page.goto(`${url}?protocol=${protocol}`);
-    ttff.push(
-      await waitFor(
-        'the first frame',
-        async () => {
-          const p = await player();
-          return p.protocol === protocol ? p.ttffMs : undefined;
-        },
-        20_000,
-        20,
-      ),
+    const first = await waitFor(
+      'the first frame',
+      async () => {
+        const p = await player();
+        return p.protocol === protocol && p.ttffMs !== undefined ? p : undefined;
+      },
+      20_000,
+      20,
     );
+    ttff.push(first.ttffMs!);
+    if (first.webrtcFirstFrameMs !== undefined) rtcTtff.push(first.webrtcFirstFrameMs);
     await sleep(1700); // join at another point of the GOP each time
   }
   // Per shown frame: its RTP timestamp and when it is displayed (string: no bundler helpers in the page).
@@ -83,11 +89,13 @@ async function experience(page: Page, url: string, protocol: 'webrtc' | 'mse', c
   }
   g2g.sort((a, b) => a - b);
   ttff.sort((a, b) => a - b);
+  rtcTtff.sort((a, b) => a - b);
   const reports = protocol === 'webrtc' ? [...(await player()).glassToGlassMs].sort((a, b) => a - b) : [];
   return {
     protocol,
     ttffP50Ms: round(quantile(ttff, 0.5)),
     ttffMaxMs: round(ttff.at(-1)!),
+    ...(protocol === 'webrtc' && rtcTtff.length ? { rtcTtffP50Ms: round(quantile(rtcTtff, 0.5)), rtcTtffMaxMs: round(rtcTtff.at(-1)!) } : {}),
     loads,
     g2gP50Ms: round(quantile(g2g, 0.5)),
     g2gP95Ms: round(quantile(g2g, 0.95)),
@@ -96,15 +104,21 @@ async function experience(page: Page, url: string, protocol: 'webrtc' | 'mse', c
   };
 }
 
-/** Chromium over WHEP and over MSE, for a WHIP source (its own frames) and an OBS-like RTMP source (the transcoded WebRTC rung). */
+/**
+ * Chromium over WHEP and over MSE, for two WHIP sources (their own frames: a replayed clip that cannot
+ * answer keyframe requests, and Chromium's camera, which does) and an OBS-like RTMP source (the
+ * transcoded WebRTC rung).
+ */
 export async function viewerExperience(clipDir: string, kbps: number) {
   const whipKey = 'bench-whip-key-0123456789';
   const rtmpKey = 'bench-rtmp-key-0123456789';
+  const camKey = 'bench-camera-key-0123456789';
   const relay = await startRelay('all', {
     RELAY_STREAMS: JSON.stringify([
       // Passthrough: no ladder for the WHIP stream, so WebRTC viewers get its own frames (with a ladder,
       // mediasoup's simulcast would give some of them a transcoded rung).
       { name: 'whip', key: whipKey, transcode: false },
+      { name: 'cam', key: camKey, transcode: false },
       { name: 'obs', key: rtmpKey },
     ]),
     RELAY_LOG_LEVEL: 'warn',
@@ -116,6 +130,7 @@ export async function viewerExperience(clipDir: string, kbps: number) {
   const whip = await publishWhipClip(`${relay.http}/whip/whip`, whipKey, clip);
   const obs: Publisher = startPublisher({ url: relay.rtmpUrl(rtmpKey), size: '1280x720', bitrate: '2500k' });
   const chromium = await launchChromium();
+  const camera = await launchChromium(FAKE_MEDIA_ARGS);
   const rows: (Experience & { source: string })[] = [];
   try {
     await waitFor(
@@ -127,9 +142,14 @@ export async function viewerExperience(clipDir: string, kbps: number) {
       60_000,
       250,
     );
+    const studio = await camera.browser.newPage();
+    await studio.goto(`${relay.http}/healthz`);
+    const published = await whipPublish(studio, `${relay.http}/whip/cam`, camKey);
+    if (published.status !== 201) throw new Error(`the camera's WHIP publish: ${published.status} ${published.body}`);
     const page = await chromium.browser.newPage();
     for (const [source, stream, rendition] of [
-      ['WHIP (passthrough)', 'whip', 'source'],
+      ['WHIP, a replayed clip (passthrough, keyframe every 2 s)', 'whip', 'source'],
+      ['WHIP, Chromium camera (passthrough, answers keyframe requests)', 'cam', 'source'],
       ['RTMP, B-frames (transcoded 360p rung)', 'obs', '360p'],
     ] as const) {
       const clock = ingestClock(`ws://127.0.0.1:${relay.httpPort}/ws/${stream}${rendition === 'source' ? '' : `?rendition=${rendition}`}`);
@@ -141,6 +161,7 @@ export async function viewerExperience(clipDir: string, kbps: number) {
     }
   } finally {
     await chromium.close();
+    await camera.close();
     await whip.stop();
     await obs.stop();
     await relay.stop();

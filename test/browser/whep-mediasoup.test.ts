@@ -13,6 +13,12 @@ const KEY = 'whep-ms-demo-key-0123456789';
 
 interface RtcView {
   protocol?: string;
+  fallback?: string;
+  /** WHEP start -> the first picture shown (the WebSocket's, during a fast start), and -> WebRTC's own first picture. */
+  ttffMs?: number;
+  webrtcFirstFrameMs?: number;
+  /** The player's recent connection events. */
+  events: string[];
   whepReconnects: number;
   /** Decoded frames, on the page's video element (as the player counts them). */
   frames: number;
@@ -25,9 +31,33 @@ interface RtcView {
 
 const view = (page: Page): Promise<RtcView> =>
   page.evaluate(async () => {
-    const p = (window as unknown as { relayPlayer: { protocol?: string; whepReconnects: number; rtc?: RTCPeerConnection; framesDecoded(): number } })
-      .relayPlayer;
-    const out = { protocol: p.protocol, whepReconnects: p.whepReconnects, frames: p.framesDecoded(), height: 0, audioPackets: 0, freezeS: 0, lost: 0 };
+    const p = (
+      window as unknown as {
+        relayPlayer: {
+          protocol?: string;
+          fallback?: string;
+          ttffMs?: number;
+          webrtcFirstFrameMs?: number;
+          events: [number, string][];
+          whepReconnects: number;
+          rtc?: RTCPeerConnection;
+          framesDecoded(): number;
+        };
+      }
+    ).relayPlayer;
+    const out = {
+      protocol: p.protocol,
+      fallback: p.fallback,
+      ttffMs: p.ttffMs,
+      webrtcFirstFrameMs: p.webrtcFirstFrameMs,
+      events: p.events.map(([, what]) => what),
+      whepReconnects: p.whepReconnects,
+      frames: p.framesDecoded(),
+      height: 0,
+      audioPackets: 0,
+      freezeS: 0,
+      lost: 0,
+    };
     if (p.rtc) {
       (await p.rtc.getStats()).forEach(
         (r: { type: string; kind?: string; frameHeight?: number; packetsReceived?: number; totalFreezesDuration?: number; packetsLost?: number }) => {
@@ -103,12 +133,24 @@ describe('WebRTC viewers through mediasoup: simulcast over the ladder, bandwidth
     assert.equal(workerPids(relay).length, 2);
   });
 
-  test('the watch page plays the ladder as simulcast over WHEP: the top layer with the network free, frames rising and Opus arriving', async () => {
+  test('the watch page plays the ladder as simulcast over WHEP: the first picture at once from the WebSocket, then WebRTC at its first keyframe, the top layer with the network free, frames rising and Opus arriving', async () => {
     const page = await chromium.browser.newPage();
     await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
-    await waitFor('playing over WebRTC', async () => (await view(page)).protocol !== undefined, 15_000, 100);
-    const first = await view(page);
-    assert.equal(first.protocol, 'webrtc');
+    const first = await waitFor(
+      'playing over WebRTC (or a fallback)',
+      async () => {
+        const v = await view(page);
+        return v.protocol === 'webrtc' || v.fallback !== undefined ? v : undefined;
+      },
+      15_000,
+      100,
+    );
+    assert.equal(first.protocol, 'webrtc', `fell back: ${first.fallback}`);
+    // Fast start: the socket's cached keyframe was shown while WHEP waited for the rung's next one.
+    assert.ok(first.events.includes('fast start: over to WebRTC'), first.events.join(', '));
+    assert.ok(first.ttffMs !== undefined && first.webrtcFirstFrameMs !== undefined, 'both first-picture times');
+    assert.ok(first.ttffMs <= first.webrtcFirstFrameMs, `first picture ${first.ttffMs} ms, WebRTC's ${first.webrtcFirstFrameMs} ms`);
+    process.stderr.write(`# first picture ${Math.round(first.ttffMs)} ms after WHEP's start; WebRTC's own ${Math.round(first.webrtcFirstFrameMs)} ms\n`);
     await waitFor('the top layer', async () => (await view(page)).height === 360, 15_000, 250);
     const a = await view(page);
     await new Promise((r) => setTimeout(r, 3000));

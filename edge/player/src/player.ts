@@ -39,8 +39,13 @@ export interface PlayerOptions {
 export interface PlayerStats {
   state: PlayerState;
   latencyMs: number | undefined;
-  /** WebSocket open (or WHEP start) -> first decoded frame, this connection. */
+  /**
+   * Time to the first picture shown: WebSocket open -> first decoded frame over MSE; over WebRTC, WHEP start ->
+   * the first picture of either the WebSocket that bridges the keyframe wait or WebRTC, whichever came first.
+   */
   ttffMs: number | undefined;
+  /** WHEP start -> WebRTC's own first decoded frame (what a bare WHEP client would wait). */
+  webrtcFirstFrameMs: number | undefined;
   /** Ingest -> displayed (last 600): per displayed frame over MSE, every 0.5 s over WebRTC (from sender reports). */
   glassToGlassMs: number[];
   reconnects: number;
@@ -105,6 +110,8 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   let expectInitSegment = false;
   let openedAt = 0;
   let firstFrameSeen = false;
+  /** While a WebRTC fast start runs (MSE shows pictures, WHEP connects beside it): when it began. */
+  let fastStartAt: number | undefined;
   let rxBytes = 0; // media bytes received on every socket: over a congested link, its rate is the link's
   let resumeFrom: number | undefined; // after an urgent switch: the new rendition's keyframe, which may be behind the playhead
 
@@ -112,6 +119,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     state: 'connecting',
     latencyMs: undefined,
     ttffMs: undefined,
+    webrtcFirstFrameMs: undefined,
     glassToGlassMs: [],
     reconnects: 0,
     whepReconnects: 0,
@@ -202,7 +210,8 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   const transport: Transport = new Transport(options.stream, options.token, {
     rendition: () => player.rendition,
     opened: () => {
-      openedAt = performance.now();
+      // A fast start counts from WHEP's start, not from this socket's opening.
+      openedAt = fastStartAt ?? performance.now();
       firstFrameSeen = false;
     },
     media: (data) => {
@@ -356,7 +365,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
 
   /** Auto mode: one ABR decision per tick; see abr.ts for the rules. */
   function adapt(): void {
-    if (rewinding || player.abr.mode !== 'auto' || !transport.ws || player.renditions.length === 0) return;
+    if (rewinding || fastStartAt !== undefined || player.abr.mode !== 'auto' || !transport.ws || player.renditions.length === 0) return;
     const list = abrRenditions();
     const choices = autoRenditions(list);
     if (choices.length > 0 && !choices.some((r) => r.name === player.rendition) && !switcher.inProgress) {
@@ -435,12 +444,16 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
 
   const briefly = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(r, 500))]);
 
-  async function playMse(): Promise<void> {
+  /** WebSocket fMP4; `rendition` pins what it plays (a WebRTC fast start shows the WebRTC rendition). */
+  async function playMse(rendition?: string): Promise<void> {
     if (destroyed) return;
     player.protocol = 'mse';
     video.srcObject = null;
-    // Auto mode starts on the rendition that fits the last rate this browser measured (the API answers in a few ms).
-    if (player.abr.mode === 'auto') {
+    if (rendition) {
+      player.rendition = rendition;
+      showRendition();
+    } else if (player.abr.mode === 'auto') {
+      // Auto mode starts on the rendition that fits the last rate this browser measured (the API answers in a few ms).
       await briefly(refreshRenditions());
       let known: number | undefined;
       try {
@@ -531,15 +544,34 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   /** A WHEP session that played this long and then ended is made again (else: MSE). */
   const WHEP_RETRY_AFTER_MS = 10_000;
 
-  /** WHEP; on a refusal, a failed connection or no picture in time, MSE instead. */
+  /**
+   * WHEP; on a refusal, a failed connection or no picture in time, MSE instead.
+   *
+   * Fast start: a WebRTC viewer's first picture waits for the stream's next keyframe (mediasoup keeps none
+   * for newcomers: up to a GOP). Meanwhile the WebSocket, which starts at the edge's cached keyframe, shows
+   * the same rendition at once; WHEP connects beside it on a stand-in element, and at its first picture
+   * WebRTC takes the element over and the socket closes. Where MediaSource is missing, WHEP alone.
+   */
   async function playWebRtc(): Promise<void> {
     const started = performance.now();
-    const audioOnly = player.renditions.find((r) => r.webrtc)?.tracks === 'audio';
+    const rtcRendition = player.renditions.find((r) => r.webrtc);
+    const audioOnly = rtcRendition?.tracks === 'audio';
+    const fastStart = ('MediaSource' in window || 'ManagedMediaSource' in window) && rtcRendition !== undefined;
+    let stage = video;
+    if (fastStart) {
+      fastStartAt = started;
+      stage = standIn(video);
+      void playMse(rtcRendition.name);
+    }
+    const endFastStart = () => {
+      fastStartAt = undefined;
+      if (stage !== video) stage.remove();
+    };
     try {
       const session = await startWhep({
         stream: options.stream,
         token: options.token,
-        video,
+        video: stage,
         audioOnly,
         note,
         onEnded: () => {
@@ -559,12 +591,31 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
         },
       });
       if (destroyed) return session.close();
+      if (rewinding || player.rewind?.active) {
+        // The viewer went back in time meanwhile: the past plays over the socket; WebRTC is not wanted.
+        note('whep ready while rewinding: closed');
+        session.close();
+        return;
+      }
+      player.webrtcFirstFrameMs = performance.now() - started;
+      if (stage !== video) {
+        // WebRTC takes the element over: the socket and its MediaSource go, the same tracks play on.
+        note('fast start: over to WebRTC');
+        transport.pause();
+        buffer.detach();
+        video.srcObject = stage.srcObject;
+        stage.srcObject = null;
+        play();
+      }
+      if (!firstFrameSeen) {
+        firstFrameSeen = true;
+        player.ttffMs = player.webrtcFirstFrameMs;
+      }
       player.protocol = 'webrtc';
       player.rtc = session.pc; // for tests and the console: getStats()
       // Leave at once (DELETE) rather than when the edge notices the peer is gone.
       addEventListener('pagehide', session.close);
       cleanups.push(() => removeEventListener('pagehide', session.close), session.close);
-      player.ttffMs = performance.now() - started;
       cleanups.push(
         watchRtcLatency(session.pc, (ms) => {
           player.latencyMs = ms;
@@ -573,14 +624,17 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
           ui.latency(ms);
         }),
       );
-      player.rendition = player.renditions.find((r) => r.webrtc)?.name ?? player.rendition;
+      player.rendition = rtcRendition?.name ?? player.rendition;
       player.audioOnly = audioOnly;
       ui.webrtc(player.rendition, audioOnly);
       setState('live');
     } catch (err) {
       note(`whep failed: ${(err as Error).message}`);
       player.fallback = (err as Error).message;
-      await playMse();
+      // A fast start is on MSE already.
+      if (stage === video) await playMse();
+    } finally {
+      endFastStart();
     }
   }
 
@@ -701,6 +755,17 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
     else await playMse();
   })();
   return player;
+}
+
+/** A muted, invisible element beside `video` where WHEP connects during a fast start (rendered, so that its frames are counted). */
+function standIn(video: HTMLVideoElement): HTMLVideoElement {
+  const stage = document.createElement('video');
+  stage.muted = true;
+  stage.playsInline = true;
+  stage.setAttribute('aria-hidden', 'true');
+  stage.style.cssText = 'position:absolute;width:2px;height:2px;opacity:0.01;pointer-events:none;left:0;top:0';
+  video.after(stage);
+  return stage;
 }
 
 function describe(msg: InitMessage): string {
