@@ -113,7 +113,8 @@ export async function startNode(
 
     // One WebRTC engine per process: WHIP on an origin, WHEP on an edge.
     let engine: WebRtcEngine | undefined;
-    if (config.webrtc.enabled) engine = await startWebRtcEngine(config.webrtc, roles.includes('edge'), log, closers);
+    if (config.webrtc.enabled)
+      engine = await startWebRtcEngine(config.webrtc, { edge: roles.includes('edge'), origin: roles.includes('origin') }, log, closers);
     let origin: Origin | undefined;
     if (roles.includes('origin')) {
       const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs, security);
@@ -340,31 +341,48 @@ export async function startNode(
 }
 
 /**
- * werift for WHIP ingest; for WHEP viewers mediasoup's workers where the worker is installed (or
- * asked for: then its absence is an error), else werift too.
+ * mediasoup's workers where the worker is installed (or asked for: then its absence is an error), for
+ * WHEP viewers on edges and WHIP publishers on origins (each by its own setting); else werift.
  */
-async function startWebRtcEngine(webrtc: RelayConfig['webrtc'], edge: boolean, log: Logger, closers: (() => Promise<unknown>)[]): Promise<WebRtcEngine> {
+async function startWebRtcEngine(
+  webrtc: RelayConfig['webrtc'],
+  roles: { edge: boolean; origin: boolean },
+  log: Logger,
+  closers: (() => Promise<unknown>)[],
+): Promise<WebRtcEngine> {
   const { portMin, portMax, announcedAddresses, iceServers } = webrtc;
   const ice = { portRange: portMin > 0 ? ([portMin, portMax] as [number, number]) : undefined, announcedAddresses, iceServers };
   const werift = new WeriftEngine(ice);
   await werift.warmUp(); // the first peer connection in a process is slow (key generation)
-  if (!edge || webrtc.engine === 'werift') return werift;
+  const wanted = (setting: 'auto' | 'mediasoup' | 'werift', role: boolean) => role && setting !== 'werift';
+  const forViewers = wanted(webrtc.engine, roles.edge);
+  const forPublishers = wanted(webrtc.ingestEngine, roles.origin);
+  if (!forViewers && !forPublishers) return werift;
   const worker = findMediasoupWorker();
   if (!worker) {
-    if (webrtc.engine === 'mediasoup')
+    const which =
+      (roles.edge && webrtc.engine === 'mediasoup' && 'webrtc.engine') || (roles.origin && webrtc.ingestEngine === 'mediasoup' && 'webrtc.ingestEngine');
+    if (which)
       throw new RelayError(
         'CONFIG_INVALID',
-        'webrtc.engine is "mediasoup" but no mediasoup worker is installed: scripts/start builds one, or set MEDIASOUP_WORKER_BIN',
+        `${which} is "mediasoup" but no mediasoup worker is installed: scripts/start builds one, or set MEDIASOUP_WORKER_BIN`,
       );
-    log.info('WHEP on werift: no mediasoup worker is installed (scripts/start builds one)');
+    log.info('WebRTC on werift: no mediasoup worker is installed (scripts/start builds one)');
     return werift;
   }
   const engine = await MediasoupEngine.start(
-    { ...ice, workers: webrtc.workers, serverPort: webrtc.serverPort },
+    {
+      ...ice,
+      workers: webrtc.workers,
+      serverPort: webrtc.serverPort,
+      viewers: forViewers ? 'mediasoup' : 'werift',
+      ingest: forPublishers ? 'mediasoup' : 'werift',
+    },
     worker,
     werift,
     log.child({ module: 'webrtc.mediasoup' }),
   );
+  log.info({ viewers: forViewers ? 'mediasoup' : 'werift', publishers: forPublishers ? 'mediasoup' : 'werift' }, 'WebRTC engines');
   closers.push(() => engine.close());
   return engine;
 }

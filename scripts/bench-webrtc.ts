@@ -7,10 +7,12 @@
  *    a core. The edge's CPU and memory include its mediasoup workers (child processes).
  *    Figures: viewers per edge core, CPU and memory per viewer. The load generators
  *    check sequence continuity and report their own CPU.
+ *  - WHIP ingest, for each engine in the same run: what `--publishers` WHIP publishers cost an
+ *    origin (scripts/lib/whip-ingest-cost.ts).
  *  - viewer experience in Chromium over WHEP: time to first frame and glass-to-glass
  *    (origin ingest -> displayed), against the same page over MSE in the same run.
  *
- *   node --import tsx scripts/bench-webrtc.ts [--engines mediasoup,werift|none] [--steps 50,100,200,300,400] [--seconds 10] [--no-browser]
+ *   node --import tsx scripts/bench-webrtc.ts [--engines mediasoup,werift|none] [--steps 50,100,200,300,400] [--seconds 10] [--publishers 8|0] [--no-browser]
  *
  * Writes bench-results/webrtc.json and bench-results/webrtc.md.
  */
@@ -25,8 +27,9 @@ import { startNats } from '../test/helpers/nats.ts';
 import { waitFor } from '../test/helpers/ports.ts';
 import { startRelay } from '../test/helpers/relay-process.ts';
 import { encodeWhipClip, publishWhipClip } from '../test/helpers/whip-publisher.ts';
-import { processStat as oneProcessStat, round } from './lib/figures.ts';
+import { processTreeStat as processStat, round } from './lib/figures.ts';
 import { viewerExperience } from './lib/viewer-experience.ts';
+import { whipIngestCost, type IngestCost } from './lib/whip-ingest-cost.ts';
 import { ONE_ADDRESS_LOAD } from './lib/one-address.ts';
 
 const { values } = parseArgs({
@@ -38,6 +41,8 @@ const { values } = parseArgs({
     engines: { type: 'string', default: 'mediasoup,werift' },
     /** mediasoup workers on the edge (one per core by default; the load generators share these cores). */
     workers: { type: 'string', default: '1' },
+    /** WHIP publishers on one origin, per ingest engine (0: not measured). */
+    publishers: { type: 'string', default: '8' },
     'no-browser': { type: 'boolean', default: false },
   },
 });
@@ -48,20 +53,6 @@ const seconds = Number(values.seconds);
 const out = new URL('../bench-results/', import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A process and its children (an edge's mediasoup workers): CPU seconds and RSS summed. */
-function processStat(pid: number): { cpu: number; sys: number; rssMb: number } {
-  let children: number[] = [];
-  try {
-    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    // no children
-  }
-  return [pid, ...children].map(oneProcessStat).reduce((a, b) => ({ cpu: a.cpu + b.cpu, sys: a.sys + b.sys, rssMb: a.rssMb + b.rssMb }));
-}
 
 interface LoaderReport {
   connected: number;
@@ -208,6 +199,14 @@ const clipDir = mkdtempSync(join(tmpdir(), 'bench-webrtc-'));
 const viewers = values['no-browser'] ? [] : await viewerExperience(clipDir, Number(values.kbps));
 const caps = [];
 for (const engine of engines) caps.push(await capacity(clipDir, engine));
+const ingest: IngestCost[] = [];
+if (Number(values.publishers) > 0) {
+  const clip = encodeWhipClip(clipDir, { size: '1280x720', kbps: Number(values.kbps), seconds: 10 });
+  for (const engine of ['mediasoup', 'werift'] as const) {
+    ingest.push(await whipIngestCost(engine, Number(values.publishers), clip, seconds));
+    process.stderr.write(JSON.stringify(ingest.at(-1)) + '\n');
+  }
+}
 const summaries = caps.map((cap) => {
   const good = cap.rows.filter((r) => r.lossPercent <= 0.1 && r.edgeCpuPercent <= 95 && r.failed === 0);
   const best = good.at(-1);
@@ -235,6 +234,7 @@ const result = {
   streamKbps: Number(values.kbps),
   capacity: summaries.map(({ cap, perViewer }) => ({ ...cap, perViewer })),
   floors,
+  ingest,
   viewers,
 };
 writeFileSync(join(out, 'webrtc.json'), JSON.stringify(result, null, 2) + '\n');
@@ -267,6 +267,17 @@ const md = [
           best && perViewer
             ? [`| the edge on ${cap.engine}, at ${best.viewers} viewers | ${best.edgeCpuPercent}% (${best.edgeSysPercent}%) | ${perViewer.viewersPerCore} |`]
             : [],
+        ),
+        '',
+      ]
+    : []),
+  ...(ingest.length
+    ? [
+        `| WHIP ingest engine | publishers (${values.kbps} kbit/s H.264 + Opus each) | origin CPU (of it kernel) | per publisher | origin RSS | video frames/s received | sent | publishers' CPU (load generator) |`,
+        '|---|---|---|---|---|---|---|---|',
+        ...ingest.map(
+          (r) =>
+            `| ${r.engine} | ${r.publishers} | ${r.originCpuPercent}% (${r.originSysPercent}%) | ${round(r.originCpuPercent / r.publishers, 2)}% | ${r.originRssMb} MB | ${r.framesPerSecond} | ${r.expectedFramesPerSecond} | ${r.publishersCpuPercent}% |`,
         ),
         '',
       ]

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** `n` rounded to `d` decimals, for figures in tables. */
@@ -11,6 +12,20 @@ export function processStat(pid: number): { cpu: number; sys: number; rssMb: num
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   // utime and stime in clock ticks of 10 ms; rss in 4 KiB pages.
   return { cpu: (Number(stat[11]) + Number(stat[12])) / 100, sys: Number(stat[12]) / 100, rssMb: (Number(stat[21]) * 4096) / 2 ** 20 };
+}
+
+/** A process and its children (mediasoup workers): CPU seconds and RSS summed. */
+export function processTreeStat(pid: number): { cpu: number; sys: number; rssMb: number } {
+  let children: number[] = [];
+  try {
+    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // no children
+  }
+  return [pid, ...children].map(processStat).reduce((a, b) => ({ cpu: a.cpu + b.cpu, sys: a.sys + b.sys, rssMb: a.rssMb + b.rssMb }));
 }
 
 /** Busy and total jiffies of the whole machine so far, from /proc/stat. */

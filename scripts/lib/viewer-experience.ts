@@ -53,7 +53,7 @@ export interface Experience {
  * from those reports, is given beside it.
  */
 async function experience(page: Page, url: string, protocol: 'webrtc' | 'mse', clock: Map<number, number>, loads = 6): Promise<Experience> {
-  type P = { ttffMs?: number; webrtcFirstFrameMs?: number; protocol?: string; glassToGlassMs: number[] };
+  type P = { ttffMs?: number; webrtcFirstFrameMs?: number; protocol?: string; fallback?: string; events: [number, string][]; glassToGlassMs: number[] };
   const player = () => page.evaluate(() => (window as unknown as { relayPlayer: P }).relayPlayer);
   const ttff: number[] = [];
   const rtcTtff: number[] = [];
@@ -67,7 +67,12 @@ async function experience(page: Page, url: string, protocol: 'webrtc' | 'mse', c
       },
       20_000,
       20,
-    );
+    ).catch(async (err: unknown) => {
+      const p = await player();
+      throw new Error(
+        `${(err as Error).message} over ${protocol} on ${url}: playing ${p.protocol}, fallback ${p.fallback}; events ${JSON.stringify(p.events)}`,
+      );
+    });
     ttff.push(first.ttffMs!);
     if (first.webrtcFirstFrameMs !== undefined) rtcTtff.push(first.webrtcFirstFrameMs);
     await sleep(1700); // join at another point of the GOP each time
@@ -148,8 +153,8 @@ export async function viewerExperience(clipDir: string, kbps: number) {
     if (published.status !== 201) throw new Error(`the camera's WHIP publish: ${published.status} ${published.body}`);
     const page = await chromium.browser.newPage();
     for (const [source, stream, rendition] of [
-      ['WHIP, a replayed clip (passthrough, keyframe every 2 s)', 'whip', 'source'],
       ['WHIP, Chromium camera (passthrough, answers keyframe requests)', 'cam', 'source'],
+      ['WHIP, a replayed clip (passthrough, keyframe every 2 s)', 'whip', 'source'],
       ['RTMP, B-frames (transcoded 360p rung)', 'obs', '360p'],
     ] as const) {
       const clock = ingestClock(`ws://127.0.0.1:${relay.httpPort}/ws/${stream}${rendition === 'source' ? '' : `?rendition=${rendition}`}`);

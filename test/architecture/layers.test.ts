@@ -64,8 +64,8 @@ function playerMayImport(from: string, to: string): boolean {
 const ADAPTERS: Record<string, readonly string[]> = {
   werift: ['server/core/webrtc/werift-engine.ts'],
   // The mediasoup adapter is a folder: the engine, and the SDP mapping to its parameters (types only).
-  mediasoup: ['server/core/webrtc/mediasoup/mediasoup-engine.ts', 'server/core/webrtc/mediasoup/whep-sdp.ts'],
-  'sdp-transform': ['server/core/webrtc/mediasoup/whep-sdp.ts'],
+  mediasoup: ['server/core/webrtc/mediasoup/mediasoup-engine.ts', 'server/core/webrtc/mediasoup/sdp.ts'],
+  'sdp-transform': ['server/core/webrtc/mediasoup/sdp.ts'],
   'node-media-server': ['server/origin/ingest/rtmp-ingest.ts'],
   '@nats-io/nats-core': ['server/core/bus/nats.ts'],
   '@nats-io/transport-node': ['server/core/bus/nats.ts'],

@@ -48,6 +48,11 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
   test('Chromium publishes its fake camera and microphone: 201 with an answer and a session Location', async () => {
     const res = await whipPublish(publisherPage, `${relay.http}/whip/demo`, KEY);
     assert.equal(res.status, 201, res.body);
+    assert.match(
+      relay.output(),
+      /"publishers":"mediasoup".*"msg":"WebRTC engines"/,
+      "publishers on mediasoup's workers (the default where the worker is built)",
+    );
     assert.match(res.body, /^v=0/);
     assert.match(res.location!, /^\/whip\/demo\/[0-9a-f-]{36}$/);
     location = res.location!;

@@ -6,9 +6,9 @@
 import type { Page } from 'playwright-core';
 
 /** In the page: fake camera and microphone, H.264 preferred, an offer with every candidate. */
-async function makeOffer(page: Page): Promise<string> {
-  return page.evaluate(async () => {
-    const media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360, frameRate: 30 }, audio: true });
+async function makeOffer(page: Page, size: { width: number; height: number }): Promise<string> {
+  return page.evaluate(async ({ width, height }) => {
+    const media = await navigator.mediaDevices.getUserMedia({ video: { width, height, frameRate: 30 }, audio: true });
     const pc = new RTCPeerConnection();
     for (const track of media.getTracks()) {
       const t = pc.addTransceiver(track, { direction: 'sendonly' });
@@ -25,12 +25,17 @@ async function makeOffer(page: Page): Promise<string> {
     });
     (window as unknown as { pc: RTCPeerConnection }).pc = pc;
     return pc.localDescription!.sdp;
-  });
+  }, size);
 }
 
 /** In the page: POST the offer (WHIP), apply the answer. */
-export async function whipPublish(page: Page, url: string, key: string): Promise<{ status: number; location: string | null; body: string }> {
-  const offer = await makeOffer(page);
+export async function whipPublish(
+  page: Page,
+  url: string,
+  key: string,
+  size = { width: 640, height: 360 },
+): Promise<{ status: number; location: string | null; body: string }> {
+  const offer = await makeOffer(page, size);
   return page.evaluate(
     async ({ url, key, offer }) => {
       const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${key}` }, body: offer });
@@ -40,4 +45,31 @@ export async function whipPublish(page: Page, url: string, key: string): Promise
     },
     { url, key, offer },
   );
+}
+
+/** In the page: what the publisher's own congestion control allows now, and what it sends. */
+export async function publisherRate(page: Page): Promise<{ estimateKbps: number | undefined; bytesSent: number; height: number; limitation: string }> {
+  return page.evaluate(async () => {
+    const pc = (window as unknown as { pc: RTCPeerConnection }).pc;
+    const out = { estimateKbps: undefined as number | undefined, bytesSent: 0, height: 0, limitation: '' };
+    (await pc.getStats()).forEach(
+      (r: {
+        type: string;
+        kind?: string;
+        nominated?: boolean;
+        availableOutgoingBitrate?: number;
+        bytesSent?: number;
+        frameHeight?: number;
+        qualityLimitationReason?: string;
+      }) => {
+        if (r.type === 'candidate-pair' && r.nominated && r.availableOutgoingBitrate) out.estimateKbps = Math.round(r.availableOutgoingBitrate / 1000);
+        if (r.type === 'outbound-rtp' && r.kind === 'video') {
+          out.bytesSent = r.bytesSent ?? 0;
+          out.height = r.frameHeight ?? 0;
+          out.limitation = r.qualityLimitationReason ?? '';
+        }
+      },
+    );
+    return out;
+  });
 }

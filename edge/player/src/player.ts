@@ -403,7 +403,13 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       firstFrameSeen = true;
       player.ttffMs = performance.now() - openedAt;
     }
-    const wall = player.protocol === 'hls' ? hlsSession?.wallClockAt(meta.mediaTime) : clock.wallClockAt(meta.mediaTime - buffer.offset);
+    // Over WebRTC the element's media time is the MediaStream's own: its latency comes from sender reports instead.
+    const wall =
+      player.protocol === 'webrtc'
+        ? undefined
+        : player.protocol === 'hls'
+          ? hlsSession?.wallClockAt(meta.mediaTime)
+          : clock.wallClockAt(meta.mediaTime - buffer.offset);
     if (wall !== undefined) {
       player.glassToGlassMs.push(performance.timeOrigin + meta.expectedDisplayTime - wall);
       if (player.glassToGlassMs.length > 600) player.glassToGlassMs.shift();
@@ -601,6 +607,7 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       if (stage !== video) {
         // WebRTC takes the element over: the socket and its MediaSource go, the same tracks play on.
         note('fast start: over to WebRTC');
+        player.glassToGlassMs.length = 0; // the socket's figures (its first pictures were up to a GOP old)
         transport.pause();
         buffer.detach();
         video.srcObject = stage.srcObject;

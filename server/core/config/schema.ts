@@ -114,7 +114,12 @@ export const configSchema = z
         engine: z
           .enum(['auto', 'mediasoup', 'werift'])
           .describe(
-            'What serves WHEP viewers: "mediasoup" (C++ workers, SFU-class: SRTP, NACK/RTX, congestion control in the worker), "werift" (in Node), or "auto": mediasoup where its worker is installed (scripts/start builds it), else werift. WHIP ingest runs on werift either way.',
+            'What serves WHEP viewers: "mediasoup" (C++ workers, SFU-class: SRTP, NACK/RTX, congestion control in the worker), "werift" (in Node), or "auto": mediasoup where its worker is installed (scripts/start builds it), else werift. WHIP ingest: see ingestEngine.',
+          ),
+        ingestEngine: z
+          .enum(['auto', 'mediasoup', 'werift'])
+          .describe(
+            'What takes WHIP publishers on origins: "mediasoup" (the same C++ workers: SRTP, NACK, transport-cc feedback so that the publisher\'s own bandwidth estimate works), "werift" (in Node), or "auto": mediasoup where its worker is installed, else werift.',
           ),
         workers: z.number().int().min(0).max(256).describe('mediasoup worker processes: 0 for one per core.'),
         serverPort: z

@@ -7,6 +7,7 @@ import { isStreamName } from '../../core/media/stream-name.ts';
 import type { IngestAdapter, IngestGateway, IngestPublication } from './ingest.ts';
 import type { IngestSession, WebRtcEngine } from '../../core/webrtc/webrtc-engine.ts';
 import { attachSdpSessions, bearerToken, readOffer, type OfferRequest } from '../../core/webrtc/sdp-sessions.ts';
+import { KeyframeThrottle } from '../../core/webrtc/keyframe-throttle.ts';
 import { RtpFrameAssembler } from './rtp-frame-assembler.ts';
 
 interface WhipSession {
@@ -16,6 +17,7 @@ interface WhipSession {
   publication: IngestPublication;
   closed: boolean;
   unsubscribe?: () => void;
+  keyframes?: KeyframeThrottle;
 }
 
 /**
@@ -108,13 +110,8 @@ export class WhipIngest implements IngestAdapter {
 
   private wire(session: WhipSession, tracks: { video: boolean; audio: boolean }): void {
     const frames = new RtpFrameAssembler(tracks, { encoder: 'WHIP' });
-    let lastPli = 0;
-    const askKeyframe = () => {
-      const now = performance.now();
-      if (now - lastPli < this.config.keyframeRequestMinMs) return;
-      lastPli = now;
-      session.rtc.requestKeyframe();
-    };
+    const keyframes = (session.keyframes = new KeyframeThrottle(this.config.keyframeRequestMinMs, () => session.rtc.requestKeyframe()));
+    const askKeyframe = () => keyframes.request();
     const log = this.log.child({ stream: session.stream, session: session.id });
     const fail = (err: unknown) => {
       log.warn({ code: err instanceof RelayError ? err.code : 'CODEC_UNSUPPORTED', err: (err as Error).message }, 'unreadable WHIP media; ending the session');
@@ -142,6 +139,7 @@ export class WhipIngest implements IngestAdapter {
     if (session.closed) return;
     session.closed = true;
     session.unsubscribe?.();
+    session.keyframes?.close();
     this.sessions.delete(session.id);
     this.log.info({ stream: session.stream, session: session.id, why, code: reason?.code }, 'WHIP session ended');
     session.publication.close(reason);

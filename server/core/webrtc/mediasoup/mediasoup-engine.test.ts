@@ -24,7 +24,13 @@ function frames(): Frame[] {
   });
 }
 
-const noIngest = { ingest: (): Promise<IngestSession> => Promise.reject(new Error('not here')), warmUp: async () => {} };
+const noWerift = {
+  ingest: (): Promise<IngestSession> => Promise.reject(new Error('not here')),
+  broadcast: (): RtcBroadcast => {
+    throw new Error('not here');
+  },
+  warmUp: async () => {},
+};
 
 describe('the mediasoup engine with a real worker', () => {
   let engine: MediasoupEngine;
@@ -34,9 +40,9 @@ describe('the mediasoup engine with a real worker', () => {
     const worker = findMediasoupWorker();
     assert.ok(worker, 'the test command builds the worker first');
     engine = await MediasoupEngine.start(
-      { workers: 1, serverPort: 0, announcedAddresses: ['127.0.0.1'], iceServers: [] },
+      { workers: 1, serverPort: 0, announcedAddresses: ['127.0.0.1'], iceServers: [], viewers: 'mediasoup', ingest: 'mediasoup' },
       worker,
-      noIngest,
+      noWerift,
       createLogger({ level: 'silent', pretty: false }),
     );
     broadcast = engine.broadcast({ layers: 1, primaryLayer: 0, keyframeRequestMinMs: 1000 });

@@ -1,5 +1,5 @@
 // mediasoup behind the WebRtcEngine interface: the only place that knows mediasoup's workers,
-// routers, transports, producers and consumers (whep-sdp.ts maps SDP to its parameters).
+// routers, transports, producers and consumers (sdp.ts maps SDP to its parameters).
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -11,9 +11,21 @@ import { RelayError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { Frame, StreamInit } from '../../media/frame.ts';
 import { RTP_HEADER_BYTES, writeRtpHeader } from '../../media/rtp/srtp-protector.ts';
+import { readRtpPacket } from '../../media/rtp/rtp-packet.ts';
+import type { RtpPacketLike } from '../../media/rtp/h264-depacketizer.ts';
+import { KeyframeThrottle } from '../keyframe-throttle.ts';
 import { RtpFanout } from '../rtp-fanout.ts';
 import type { IceSettings, IngestSession, RtcBroadcast, RtcBroadcastOptions, RtcViewerSession, RtpOut, WebRtcEngine } from '../webrtc-engine.ts';
-import { parseWhepOffer, renderWhepAnswer, codecsWithOfferRtx, extensionsWithOfferIds, routerCodecsFor, type AnswerTrack, type WhepOffer } from './whep-sdp.ts';
+import {
+  parseWhepOffer,
+  parseWhipOffer,
+  renderAnswer,
+  codecsWithOfferRtx,
+  extensionsWithOfferIds,
+  routerCodecsFor,
+  type AnswerTrack,
+  type WhepOffer,
+} from './sdp.ts';
 
 type Mediasoup = typeof import('mediasoup');
 
@@ -22,6 +34,10 @@ export interface MediasoupSettings extends IceSettings {
   workers: number;
   /** UDP and TCP port of worker i's WebRtcServer is this + i (0: any free port, or one from portRange). */
   serverPort: number;
+  /** WHEP viewers on the workers (`mediasoup`), or on the werift engine given (`werift`). */
+  viewers: 'mediasoup' | 'werift';
+  /** WHIP publishers on the workers (`mediasoup`), or on the werift engine given (`werift`). */
+  ingest: 'mediasoup' | 'werift';
 }
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -111,11 +127,11 @@ const MAX_VIEWER_ROUTERS = 16;
  * share one UDP port) and a router. A rendition's frames are packetized once (RFC 6184) and go
  * into producers on a DirectTransport; each viewer is a WebRtcTransport with consumers, on the
  * least loaded worker (the producers piped there once). The worker does SRTP, NACK/RTX, PLI,
- * and congestion control. WHIP ingest stays on werift (`ingestEngine`).
+ * and congestion control. WHIP publishers too (ingestOnWorker), unless settings say werift for either.
  */
 export class MediasoupEngine implements WebRtcEngine {
   readonly name = 'mediasoup';
-  readonly simulcast = true;
+  readonly simulcast: boolean;
   private readonly slots: (Slot | undefined)[] = [];
   private readonly broadcasts = new Set<MediasoupBroadcast>();
   private closed = false;
@@ -125,20 +141,22 @@ export class MediasoupEngine implements WebRtcEngine {
     private readonly settings: MediasoupSettings,
     /** The worker sends each consumer's own header extension ids (see scripts/mediasoup-worker/whep-consumers.patch). */
     private readonly patched: boolean,
-    private readonly ingestEngine: Pick<WebRtcEngine, 'ingest' | 'warmUp'>,
+    private readonly werift: Pick<WebRtcEngine, 'ingest' | 'warmUp' | 'broadcast'>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.simulcast = settings.viewers === 'mediasoup';
+  }
 
   /** Starts the workers, of the binary findMediasoupWorker found. */
   static async start(
     settings: MediasoupSettings,
     worker: MediasoupWorker,
-    ingestEngine: Pick<WebRtcEngine, 'ingest' | 'warmUp'>,
+    werift: Pick<WebRtcEngine, 'ingest' | 'warmUp' | 'broadcast'>,
     log: Logger,
   ): Promise<MediasoupEngine> {
     process.env.MEDIASOUP_WORKER_BIN = worker.bin; // read by mediasoup when first imported
     const ms = await import('mediasoup');
-    const engine = new MediasoupEngine(ms, settings, worker.patched, ingestEngine, log);
+    const engine = new MediasoupEngine(ms, settings, worker.patched, werift, log);
     if (!worker.patched)
       log.warn(
         { bin: worker.bin },
@@ -231,14 +249,75 @@ export class MediasoupEngine implements WebRtcEngine {
   }
 
   ingest(offerSdp: string): Promise<IngestSession> {
-    return this.ingestEngine.ingest(offerSdp);
+    return this.settings.ingest === 'werift' ? this.werift.ingest(offerSdp) : this.ingestOnWorker(offerSdp);
+  }
+
+  /**
+   * A WHIP publisher on the least loaded worker: a WebRtcTransport with a producer per track (the
+   * worker does SRTP, NACK, transport-cc feedback for the publisher's own estimate, and keyframe
+   * requests), each read back through a consumer on a DirectTransport: its packets arrive here
+   * decrypted and in order of arrival, for the depacketizer.
+   */
+  private async ingestOnWorker(offerSdp: string): Promise<IngestSession> {
+    const offer = parseWhipOffer(offerSdp);
+    const slot = this.pickSlot();
+    const transport = await slot.router.createWebRtcTransport({ webRtcServer: slot.server, enableUdp: true, enableTcp: true, preferUdp: true });
+    slot.viewers++; // a publisher weighs on its worker like a viewer, or more
+    let direct: types.DirectTransport | undefined;
+    const handlers = { video: [] as ((p: RtpPacketLike) => void)[], audio: [] as ((p: RtpPacketLike) => void)[] };
+    const closed: (() => void)[] = [];
+    const consumers: types.Consumer[] = [];
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      slot.viewers--;
+      if (!transport.closed) transport.close();
+      if (direct && !direct.closed) direct.close();
+      for (const h of closed.splice(0)) h();
+    };
+    try {
+      await transport.connect({ dtlsParameters: offer.dtls });
+      direct = await slot.router.createDirectTransport();
+      const tracks: AnswerTrack[] = [];
+      for (const track of offer.tracks) {
+        const producer = await transport.produce({ kind: track.kind, rtpParameters: track.rtpParameters }).catch((err: unknown) => {
+          throw new RelayError('CODEC_UNSUPPORTED', `the offer's ${track.kind} cannot be taken: ${(err as Error).message}`);
+        });
+        const consumer = await direct.consume({ producerId: producer.id, rtpCapabilities: slot.router.rtpCapabilities });
+        const out = handlers[track.kind];
+        consumer.on('rtp', (data: Buffer) => {
+          const packet = readRtpPacket(data);
+          if (packet) for (const h of out) h(packet);
+        });
+        consumers.push(consumer);
+        tracks.push({ mid: track.mid, kind: track.kind, rtpParameters: { ...track.rtpParameters, encodings: [] }, streamId: '', trackId: '' });
+      }
+      transport.on('dtlsstatechange', (state) => (state === 'failed' || state === 'closed') && end());
+      // mediasoup's ICE consent check: a publisher gone silent for 30 s is gone.
+      transport.on('icestatechange', (state) => state === 'disconnected' && end());
+      transport.observer.on('close', end); // its worker died
+      const video = consumers.find((c) => c.kind === 'video');
+      return {
+        answer: renderAnswer(offer, transport, tracks, 'recvonly'),
+        onVideo: (h) => handlers.video.push(h),
+        onAudio: (h) => handlers.audio.push(h),
+        onClosed: (h) => void (ended ? h() : closed.push(h)),
+        requestKeyframe: () => void video?.requestKeyFrame().catch(() => {}),
+        close: async () => end(),
+      };
+    } catch (err) {
+      end();
+      throw err;
+    }
   }
 
   async warmUp(): Promise<void> {
-    await this.ingestEngine.warmUp();
+    await this.werift.warmUp();
   }
 
   broadcast(options: RtcBroadcastOptions): RtcBroadcast {
+    if (this.settings.viewers === 'werift') return this.werift.broadcast(options);
     const broadcast = new MediasoupBroadcast(this, options, () => this.broadcasts.delete(broadcast));
     this.broadcasts.add(broadcast);
     return broadcast;
@@ -385,7 +464,7 @@ class MediasoupBroadcast implements RtcBroadcast {
   /** Settled once the producers exist; made again when they go (a new publication, a dead worker). */
   private ready = deferred();
   private reportTimer: NodeJS.Timeout | undefined;
-  private readonly lastKeyframeAsk: number[];
+  private readonly keyframeAsks: KeyframeThrottle[];
   private closed = false;
 
   constructor(
@@ -393,7 +472,10 @@ class MediasoupBroadcast implements RtcBroadcast {
     private readonly options: RtcBroadcastOptions,
     private readonly onClose: () => void,
   ) {
-    this.lastKeyframeAsk = Array.from({ length: options.layers }, () => -Infinity);
+    this.keyframeAsks = Array.from(
+      { length: options.layers },
+      (_, layer) => new KeyframeThrottle(options.keyframeRequestMinMs, () => options.wantKeyframe?.(layer)),
+    );
     this.layers = Array.from({ length: options.layers }, () => {
       // One sink per layer: its producer encoding. The fan-out packetizes each frame once and starts at a keyframe.
       const layer: Layer = { fanout: new RtpFanout({ keyframeRequestMinMs: options.keyframeRequestMinMs }), video: undefined };
@@ -508,10 +590,7 @@ class MediasoupBroadcast implements RtcBroadcast {
   }
 
   private wantKeyframe(layer: number): void {
-    const now = performance.now();
-    if (now - this.lastKeyframeAsk[layer]! < this.options.keyframeRequestMinMs) return;
-    this.lastKeyframeAsk[layer] = now;
-    this.options.wantKeyframe?.(layer);
+    this.keyframeAsks[layer]?.request();
   }
 
   private dropProducers(): void {
@@ -603,7 +682,7 @@ class MediasoupBroadcast implements RtcBroadcast {
         tracks.push({ mid: section.mid, kind, rtpParameters: consumer.rtpParameters, streamId, trackId: `${kind}-${consumer.id.slice(0, 8)}` });
       }
       if (tracks.length === 0) throw new RelayError('CODEC_UNSUPPORTED', 'the offer can receive none of the codecs this rendition carries');
-      const answer = renderWhepAnswer(offer, transport, tracks);
+      const answer = renderAnswer(offer, transport, tracks);
       transport.on('dtlsstatechange', (state) => {
         if (state === 'connected') {
           if (ended || viewer.connected) return;
@@ -638,6 +717,7 @@ class MediasoupBroadcast implements RtcBroadcast {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.reportTimer);
+    for (const ask of this.keyframeAsks) ask.close();
     for (const v of [...this.viewers]) void v.session.close();
     this.dropProducers();
     this.onClose();

@@ -1,5 +1,5 @@
-// WHEP's offer and answer (RFC 9725) mapped to and from mediasoup's parameters. Pure: text in,
-// parameters out, and the other way; the engine holds the transports. sdp-transform reads and writes
+// WHEP's and WHIP's offers and answers (RFC 9725) mapped to and from mediasoup's parameters. Pure:
+// text in, parameters out, and the other way; the engine holds the transports. sdp-transform reads and writes
 // the SDP grammar; what goes in each line is decided here.
 import sdpTransform from 'sdp-transform';
 import type { types } from 'mediasoup';
@@ -104,11 +104,17 @@ export interface AnswerTrack {
 }
 
 /**
- * The answer: every section of the offer in its order (RFC 8829), each one sendonly with its consumer's
- * codec, header extensions and SSRCs (with the RTX one), or rejected (port 0) when nothing is sent in it.
+ * The answer: every section of the offer in its order (RFC 8829), each one with its track's codecs and
+ * header extensions, or rejected (port 0) when it carries nothing. WHEP: sendonly, with the consumer's
+ * SSRCs (and the RTX one). WHIP: recvonly, the publisher's own payload types and extension ids.
  * ICE-lite, every candidate in each section and end-of-candidates (no trickle), DTLS passive.
  */
-export function renderWhepAnswer(offer: WhepOffer, transport: AnswerTransport, tracks: AnswerTrack[]): string {
+export function renderAnswer(
+  offer: { sections: OfferSection[] },
+  transport: AnswerTransport,
+  tracks: AnswerTrack[],
+  direction: 'sendonly' | 'recvonly' = 'sendonly',
+): string {
   const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256') ?? transport.dtlsParameters.fingerprints[0]!;
   const bundled = offer.sections.filter((s) => tracks.some((t) => t.mid === s.mid)).map((s) => s.mid);
   const media: sdpTransform.MediaDescription[] = offer.sections.map((section) => {
@@ -140,8 +146,8 @@ export function renderWhepAnswer(offer: WhepOffer, transport: AnswerTransport, t
       payloads: rtpParameters.codecs.map((c) => c.payloadType).join(' '),
       connection: { version: 4, ip: '127.0.0.1' },
       mid: section.mid,
-      direction: 'sendonly',
-      msid: [{ id: track.streamId, appdata: track.trackId }],
+      direction,
+      ...(direction === 'sendonly' ? { msid: [{ id: track.streamId, appdata: track.trackId }] } : {}),
       iceUfrag: transport.iceParameters.usernameFragment,
       icePwd: transport.iceParameters.password,
       fingerprint: { type: fingerprint.algorithm, hash: fingerprint.value },
@@ -270,4 +276,110 @@ export function codecsWithOfferRtx(offer: WhepOffer, router: types.RtpCapabiliti
     const theirs = offered.find((o) => String(o.parameters?.apt) === apt);
     return theirs ? [{ ...codec, preferredPayloadType: theirs.preferredPayloadType }] : [];
   });
+}
+
+/** A publisher's track, as its producer takes it. */
+export interface WhipTrack {
+  mid: string;
+  kind: MediaKind;
+  /** The publisher's payload types, header extension ids and SSRCs: the producer's parameters, and the answer's. */
+  rtpParameters: types.RtpParameters;
+}
+
+export interface WhipOffer {
+  sections: OfferSection[];
+  /** At most one video (H.264, packetization mode 1) and one audio (Opus) track: the first the offer sends. */
+  tracks: WhipTrack[];
+  /** The publisher's DTLS fingerprints; it is the DTLS client (the answer says passive). */
+  dtls: types.DtlsParameters;
+}
+
+/** The header extensions a producer reads (the others are not answered, so the publisher does not send them). */
+const PRODUCER_EXTENSIONS = new Set<string>([
+  'urn:ietf:params:rtp-hdrext:sdes:mid',
+  'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
+  'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+  'urn:ietf:params:rtp-hdrext:ssrc-audio-level',
+  'urn:3gpp:video-orientation',
+]);
+
+/**
+ * Reads a WHIP offer: the publisher's sending sections, each one's codec (its first H.264 in packetization
+ * mode 1 of a profile the router takes, with its RTX; or Opus), header extensions and SSRCs. Refusals:
+ * SDP_INVALID for text that is not an SDP offer with ICE credentials and a DTLS fingerprint,
+ * CODEC_UNSUPPORTED when it sends neither H.264 nor Opus, and for simulcast (one picture per stream here).
+ */
+export function parseWhipOffer(sdp: string): WhipOffer {
+  let session: sdpTransform.SessionDescription;
+  try {
+    session = sdpTransform.parse(sdp);
+  } catch (err) {
+    throw new RelayError('SDP_INVALID', (err as Error).message);
+  }
+  if (!Array.isArray(session.media) || session.media.length === 0) throw new RelayError('SDP_INVALID', 'the offer has no media section');
+  const sections: OfferSection[] = [];
+  const tracks: WhipTrack[] = [];
+  let fingerprint = session.fingerprint;
+  for (const [index, m] of session.media.entries()) {
+    const mid = m.mid === undefined ? String(index) : String(m.mid);
+    const sends = m.port !== 0 && (m.direction === undefined || m.direction === 'sendonly' || m.direction === 'sendrecv');
+    sections.push({ mid, kind: m.type, protocol: m.protocol, receives: false });
+    fingerprint ??= m.fingerprint;
+    if (!sends || (m.type !== 'audio' && m.type !== 'video') || tracks.some((t) => t.kind === m.type)) continue;
+    const kind: MediaKind = m.type;
+    if (m.simulcast || m.rids?.length)
+      throw new RelayError('CODEC_UNSUPPORTED', 'simulcast publishing is not taken: send one encoding (the origin makes the ladder)');
+    const fmtp = new Map((m.fmtp ?? []).map((f) => [f.payload, sdpTransform.parseParams(f.config)]));
+    const feedback = (pt: number) =>
+      (m.rtcpFb ?? []).filter((fb) => String(fb.payload) === String(pt) || fb.payload === '*').map((fb) => ({ type: fb.type, parameter: fb.subtype ?? '' }));
+    const chosen = (m.rtp ?? []).find((rtp) => {
+      const params = fmtp.get(rtp.payload) ?? {};
+      if (kind === 'audio') return /^opus$/i.test(rtp.codec);
+      const profile =
+        typeof params['profile-level-id'] === 'number' ? String(params['profile-level-id']).padStart(6, '0') : String(params['profile-level-id'] ?? '42e01f');
+      return /^h264$/i.test(rtp.codec) && String(params['packetization-mode']) === '1' && ROUTER_H264_PROFILES.has(profile.slice(0, 2).toLowerCase());
+    });
+    if (!chosen) continue;
+    const parameters = { ...(fmtp.get(chosen.payload) ?? {}) };
+    if (typeof parameters['profile-level-id'] === 'number') parameters['profile-level-id'] = String(parameters['profile-level-id']).padStart(6, '0');
+    const codecs: types.RtpCodecParameters[] = [
+      {
+        mimeType: `${kind}/${chosen.codec}`,
+        payloadType: chosen.payload,
+        clockRate: chosen.rate ?? (kind === 'audio' ? 48_000 : 90_000),
+        ...(kind === 'audio' ? { channels: Number(chosen.encoding ?? 2) } : {}),
+        parameters,
+        rtcpFeedback: feedback(chosen.payload),
+      },
+    ];
+    const rtx = (m.rtp ?? []).find((rtp) => /^rtx$/i.test(rtp.codec) && String(fmtp.get(rtp.payload)?.apt) === String(chosen.payload));
+    if (rtx)
+      codecs.push({ mimeType: `${kind}/rtx`, payloadType: rtx.payload, clockRate: rtx.rate ?? 90_000, parameters: { apt: chosen.payload }, rtcpFeedback: [] });
+    // The media SSRC and its RTX one (a=ssrc-group:FID), when the offer names them; else mediasoup finds the stream by its MID.
+    const fid = m.ssrcGroups
+      ?.find((g) => g.semantics === 'FID')
+      ?.ssrcs.split(' ')
+      .map(Number);
+    const ssrc = fid?.[0] ?? m.ssrcs?.[0]?.id;
+    const cname = m.ssrcs?.find((a) => a.attribute === 'cname')?.value;
+    tracks.push({
+      mid,
+      kind,
+      rtpParameters: {
+        mid,
+        codecs,
+        headerExtensions: (m.ext ?? []).filter((e) => PRODUCER_EXTENSIONS.has(e.uri)).map((e) => ({ uri: e.uri as types.RtpHeaderExtensionUri, id: e.value })),
+        encodings: [ssrc === undefined ? {} : { ssrc: Number(ssrc), ...(rtx && fid?.[1] !== undefined ? { rtx: { ssrc: fid[1] } } : {}) }],
+        rtcp: { ...(cname ? { cname: String(cname) } : {}), reducedSize: m.rtcpRsize === 'rtcp-rsize' },
+      },
+    });
+  }
+  if (!session.iceUfrag && !session.media.some((m) => m.iceUfrag)) throw new RelayError('SDP_INVALID', 'the offer has no ICE credentials');
+  if (!fingerprint) throw new RelayError('SDP_INVALID', 'the offer has no DTLS fingerprint');
+  if (tracks.length === 0) throw new RelayError('CODEC_UNSUPPORTED', 'the offer sends neither H.264 video (packetization mode 1) nor Opus audio');
+  return {
+    sections,
+    tracks,
+    dtls: { role: 'client', fingerprints: [{ algorithm: fingerprint.type as types.FingerprintAlgorithm, value: fingerprint.hash }] },
+  };
 }

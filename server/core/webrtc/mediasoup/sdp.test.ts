@@ -5,12 +5,15 @@ import sdpTransform from 'sdp-transform';
 import type { types } from 'mediasoup';
 import { RelayError } from '../../errors.ts';
 import { keyframeRequests } from './mediasoup-engine.ts';
-import { codecsWithOfferRtx, extensionsWithOfferIds, parseWhepOffer, renderWhepAnswer, routerCodecsFor } from './whep-sdp.ts';
+import { codecsWithOfferRtx, extensionsWithOfferIds, parseWhepOffer, parseWhipOffer, renderAnswer, routerCodecsFor } from './sdp.ts';
 
 // Offers made by the browsers of these machines: recvonly video then audio, as the player makes them.
 const chromium = readFileSync(new URL('../../../../test/fixtures/whep-offer-chromium.sdp', import.meta.url), 'utf8');
 // Debian's Firefox ESR has no H.264 for WebRTC (no OpenH264 plugin): VP8, VP9 and AV1 video, Opus audio.
 const firefox = readFileSync(new URL('../../../../test/fixtures/whep-offer-firefox.sdp', import.meta.url), 'utf8');
+
+// A WHIP publisher's offer from Chromium's fake camera and microphone (sendonly audio then video, H.264 preferred).
+const chromiumWhip = readFileSync(new URL('../../../../test/fixtures/whip-offer-chromium.sdp', import.meta.url), 'utf8');
 
 const refusedWith = (code: string) => (err: unknown) => err instanceof RelayError && err.code === code;
 const h264 = (caps: types.RtpCapabilities) => (caps.codecs ?? []).filter((c) => c.mimeType.toLowerCase() === 'video/h264');
@@ -139,24 +142,25 @@ describe("a viewers' router speaks the viewer's numbers", () => {
   });
 });
 
+/** The relay's side of an answer: a WebRtcTransport's ICE and DTLS parameters. */
+const transport = {
+  iceParameters: { usernameFragment: 'ufragufragufrag1', password: 'passwordpasswordpassword', iceLite: true },
+  iceCandidates: [
+    { foundation: 'udpcandidate', priority: 1076558079, ip: '192.0.2.2', address: '192.0.2.2', protocol: 'udp' as const, port: 40000, type: 'host' as const },
+    {
+      foundation: 'tcpcandidate',
+      priority: 1076276479,
+      ip: '192.0.2.2',
+      address: '192.0.2.2',
+      protocol: 'tcp' as const,
+      port: 40000,
+      type: 'host' as const,
+      tcpType: 'passive' as const,
+    },
+  ],
+  dtlsParameters: { role: 'auto' as const, fingerprints: [{ algorithm: 'sha-256' as const, value: 'AB:CD' }] },
+};
 describe('the WHEP answer', () => {
-  const transport = {
-    iceParameters: { usernameFragment: 'ufragufragufrag1', password: 'passwordpasswordpassword', iceLite: true },
-    iceCandidates: [
-      { foundation: 'udpcandidate', priority: 1076558079, ip: '192.0.2.2', address: '192.0.2.2', protocol: 'udp' as const, port: 40000, type: 'host' as const },
-      {
-        foundation: 'tcpcandidate',
-        priority: 1076276479,
-        ip: '192.0.2.2',
-        address: '192.0.2.2',
-        protocol: 'tcp' as const,
-        port: 40000,
-        type: 'host' as const,
-        tcpType: 'passive' as const,
-      },
-    ],
-    dtlsParameters: { role: 'auto' as const, fingerprints: [{ algorithm: 'sha-256' as const, value: 'AB:CD' }] },
-  };
   const video: types.RtpParameters = {
     mid: '0',
     codecs: [
@@ -176,7 +180,7 @@ describe('the WHEP answer', () => {
 
   test('answers every section of the offer in its order: media sendonly with its consumer, ICE-lite, every candidate then end-of-candidates, DTLS passive', () => {
     const offer = parseWhepOffer(chromium);
-    const answer = sdpTransform.parse(renderWhepAnswer(offer, transport, [{ mid: '0', kind: 'video', rtpParameters: video, streamId: 's', trackId: 't' }]));
+    const answer = sdpTransform.parse(renderAnswer(offer, transport, [{ mid: '0', kind: 'video', rtpParameters: video, streamId: 's', trackId: 't' }]));
     assert.equal(answer.icelite, 'ice-lite');
     // (sdp-transform reads digits as numbers)
     assert.deepEqual(
@@ -236,5 +240,97 @@ describe('keyframe requests in RTCP', () => {
     assert.deepEqual(keyframeRequests(Buffer.concat([receiverReport(), pli(0xdeadbeef), fir(7, 8)])), [0xdeadbeef, 7, 8]);
     assert.deepEqual(keyframeRequests(receiverReport()), []);
     assert.deepEqual(keyframeRequests(pli(5).subarray(0, 10)), []);
+  });
+});
+
+describe('WHIP offers read into producer parameters, and answered', () => {
+  test("Chromium's offer: a track per section, Opus and its first H.264 in packetization mode 1, with its own payload types, the header extensions a producer reads, and its SSRCs", () => {
+    const offer = parseWhipOffer(chromiumWhip);
+    assert.deepEqual(
+      offer.sections.map((s) => [s.mid, s.kind]),
+      [
+        ['0', 'audio'],
+        ['1', 'video'],
+      ],
+    );
+    const [audio, video] = offer.tracks;
+    assert.equal(audio!.kind, 'audio');
+    assert.deepEqual(
+      audio!.rtpParameters.codecs.map((c) => [c.mimeType, c.payloadType, c.channels]),
+      [['audio/opus', 111, 2]],
+    );
+    assert.deepEqual(audio!.rtpParameters.encodings, [{ ssrc: 968648166 }]);
+    assert.equal(audio!.rtpParameters.rtcp?.cname, 'WY8F1aNEiEPmIMDX');
+    assert.equal(video!.kind, 'video');
+    assert.equal(video!.rtpParameters.mid, '1');
+    const [h264] = video!.rtpParameters.codecs;
+    assert.equal(video!.rtpParameters.codecs.length, 1, 'no RTX offered (the page kept H.264 alone)');
+    assert.equal(h264!.payloadType, 103);
+    assert.equal(h264!.parameters?.['profile-level-id'], '42001f', 'hex text, not the number sdp-transform reads');
+    assert.equal(h264!.parameters?.['packetization-mode'], 1);
+    assert.ok(h264!.rtcpFeedback?.some((fb) => fb.type === 'transport-cc'));
+    assert.deepEqual(
+      video!.rtpParameters.headerExtensions?.map((e) => [e.id, e.uri]),
+      [
+        [2, 'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time'],
+        [13, 'urn:3gpp:video-orientation'],
+        [3, 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01'],
+        [4, 'urn:ietf:params:rtp-hdrext:sdes:mid'],
+      ],
+      'those a producer reads; toffset, playout-delay, video-timing and the rest are not answered',
+    );
+    assert.deepEqual(video!.rtpParameters.encodings, [{ ssrc: 1223201926 }]);
+    assert.equal(video!.rtpParameters.rtcp?.reducedSize, true);
+    assert.equal(offer.dtls.role, 'client');
+  });
+
+  test('RTX paired with the chosen H.264 comes with it, its SSRC from the FID group', () => {
+    const withRtx = chromiumWhip
+      .replace('m=video 35112 UDP/TLS/RTP/SAVPF 103 ', 'm=video 35112 UDP/TLS/RTP/SAVPF 103 104 ')
+      .replace('a=rtpmap:107 H264/90000', 'a=rtpmap:104 rtx/90000\r\na=fmtp:104 apt=103\r\na=rtpmap:107 H264/90000')
+      .replace('a=ssrc:1223201926 cname:', 'a=ssrc-group:FID 1223201926 555\r\na=ssrc:555 cname:WY8F1aNEiEPmIMDX\r\na=ssrc:1223201926 cname:');
+    const video = parseWhipOffer(withRtx).tracks.find((t) => t.kind === 'video')!;
+    assert.deepEqual(
+      video.rtpParameters.codecs.map((c) => [c.mimeType, c.payloadType, c.parameters?.apt]),
+      [
+        ['video/H264', 103, undefined],
+        ['video/rtx', 104, 103],
+      ],
+    );
+    assert.deepEqual(video.rtpParameters.encodings, [{ ssrc: 1223201926, rtx: { ssrc: 555 } }]);
+  });
+
+  test('refusals: not SDP, no fingerprint (SDP_INVALID); neither H.264 in packetization mode 1 nor Opus, or simulcast (CODEC_UNSUPPORTED)', () => {
+    assert.throws(() => parseWhipOffer('hello'), refusedWith('SDP_INVALID'));
+    assert.throws(() => parseWhipOffer(chromiumWhip.replace(/a=fingerprint:.*\r?\n/g, '')), refusedWith('SDP_INVALID'));
+    const noOpus = chromiumWhip.replace(/a=rtpmap:111 opus/, 'a=rtpmap:111 speex');
+    const noH264 = noOpus.replace(/packetization-mode=1/g, 'packetization-mode=0');
+    assert.equal(parseWhipOffer(noOpus).tracks.length, 1, 'video alone is taken');
+    assert.throws(() => parseWhipOffer(noH264), refusedWith('CODEC_UNSUPPORTED'));
+    const simulcast = chromiumWhip.replace('a=mid:1\r\n', 'a=mid:1\r\na=rid:h send\r\na=rid:l send\r\na=simulcast:send h;l\r\n');
+    assert.throws(() => parseWhipOffer(simulcast), refusedWith('CODEC_UNSUPPORTED'));
+  });
+
+  test("the answer: recvonly sections with the publisher's own payload types and extension ids, no SSRC of ours, ICE-lite with every candidate, DTLS passive", () => {
+    const offer = parseWhipOffer(chromiumWhip);
+    const tracks = offer.tracks.map((t) => ({ ...t, rtpParameters: { ...t.rtpParameters, encodings: [] }, streamId: '', trackId: '' }));
+    const answer = sdpTransform.parse(renderAnswer(offer, transport, tracks, 'recvonly'));
+    assert.equal(answer.icelite, 'ice-lite');
+    assert.equal(String(answer.groups?.[0]?.mids), '0 1');
+    const [a, v] = answer.media;
+    for (const m of [a!, v!]) {
+      assert.equal(m.direction, 'recvonly');
+      assert.equal(m.setup, 'passive');
+      assert.equal(m.ssrcs?.length ?? 0, 0);
+      assert.equal(m.msid, undefined);
+      assert.equal(m.endOfCandidates, 'end-of-candidates');
+      assert.equal(m.candidates?.length, 2);
+    }
+    assert.equal(String(a!.payloads), '111');
+    assert.equal(String(v!.payloads), '103');
+    assert.deepEqual(
+      v!.ext?.map((e) => e.value),
+      [2, 13, 3, 4],
+    );
   });
 });
