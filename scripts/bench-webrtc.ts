@@ -29,7 +29,7 @@ import { startRelay } from '../test/helpers/relay-process.ts';
 import { encodeWhipClip, publishWhipClip } from '../test/helpers/whip-publisher.ts';
 import { processTreeStat as processStat, round } from './lib/figures.ts';
 import { viewerExperience } from './lib/viewer-experience.ts';
-import { whipIngestCost, type IngestCost } from './lib/whip-ingest-cost.ts';
+import { publisherRateFor, whipIngestCost, type IngestCost, type PublisherRate } from './lib/whip-ingest-cost.ts';
 import { ONE_ADDRESS_LOAD } from './lib/one-address.ts';
 
 const { values } = parseArgs({
@@ -200,11 +200,13 @@ const viewers = values['no-browser'] ? [] : await viewerExperience(clipDir, Numb
 const caps = [];
 for (const engine of engines) caps.push(await capacity(clipDir, engine));
 const ingest: IngestCost[] = [];
+const publisherRates: PublisherRate[] = [];
 if (Number(values.publishers) > 0) {
   const clip = encodeWhipClip(clipDir, { size: '1280x720', kbps: Number(values.kbps), seconds: 10 });
   for (const engine of ['mediasoup', 'werift'] as const) {
     ingest.push(await whipIngestCost(engine, Number(values.publishers), clip, seconds));
     process.stderr.write(JSON.stringify(ingest.at(-1)) + '\n');
+    if (!values['no-browser']) publisherRates.push(await publisherRateFor(engine));
   }
 }
 const summaries = caps.map((cap) => {
@@ -235,6 +237,7 @@ const result = {
   capacity: summaries.map(({ cap, perViewer }) => ({ ...cap, perViewer })),
   floors,
   ingest,
+  publisherRates,
   viewers,
 };
 writeFileSync(join(out, 'webrtc.json'), JSON.stringify(result, null, 2) + '\n');
@@ -280,6 +283,17 @@ const md = [
             `| ${r.engine} | ${r.publishers} | ${r.originCpuPercent}% (${r.originSysPercent}%) | ${round(r.originCpuPercent / r.publishers, 2)}% | ${r.originRssMb} MB | ${r.framesPerSecond} | ${r.expectedFramesPerSecond} | ${r.publishersCpuPercent}% |`,
         ),
         '',
+        ...(publisherRates.length
+          ? [
+              "| Chromium's camera (1280x720) publishing over WHIP to | its own estimate 6 s in | 12 s in | 24 s in | it sends then | picture height |",
+              '|---|---|---|---|---|---|',
+              ...publisherRates.map((r) => {
+                const kbps = (v: number | undefined) => (v === undefined ? 'none' : `${v} kbit/s`);
+                return `| ${r.engine} | ${kbps(r.estimateKbps.at6)} | ${kbps(r.estimateKbps.at12)} | ${kbps(r.estimateKbps.at24)} | ${r.sentKbps} kbit/s | ${r.height} |`;
+              }),
+              '',
+            ]
+          : []),
       ]
     : []),
   ...(viewers.length

@@ -48,25 +48,16 @@ export async function whipPublish(
 }
 
 /** In the page: what the publisher's own congestion control allows now, and what it sends. */
-export async function publisherRate(page: Page): Promise<{ estimateKbps: number | undefined; bytesSent: number; height: number; limitation: string }> {
+export async function publisherRate(page: Page): Promise<{ estimateKbps: number | undefined; bytesSent: number; height: number }> {
   return page.evaluate(async () => {
     const pc = (window as unknown as { pc: RTCPeerConnection }).pc;
-    const out = { estimateKbps: undefined as number | undefined, bytesSent: 0, height: 0, limitation: '' };
+    const out = { estimateKbps: undefined as number | undefined, bytesSent: 0, height: 0 };
     (await pc.getStats()).forEach(
-      (r: {
-        type: string;
-        kind?: string;
-        nominated?: boolean;
-        availableOutgoingBitrate?: number;
-        bytesSent?: number;
-        frameHeight?: number;
-        qualityLimitationReason?: string;
-      }) => {
+      (r: { type: string; kind?: string; nominated?: boolean; availableOutgoingBitrate?: number; bytesSent?: number; frameHeight?: number }) => {
         if (r.type === 'candidate-pair' && r.nominated && r.availableOutgoingBitrate) out.estimateKbps = Math.round(r.availableOutgoingBitrate / 1000);
         if (r.type === 'outbound-rtp' && r.kind === 'video') {
           out.bytesSent = r.bytesSent ?? 0;
           out.height = r.frameHeight ?? 0;
-          out.limitation = r.qualityLimitationReason ?? '';
         }
       },
     );
