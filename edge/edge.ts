@@ -130,7 +130,7 @@ export class Edge {
           renditions,
           elsewhere: (s) => this.elsewhere(s, true)?.url,
           simulcast: engine.simulcast,
-          webrtcStream: (s, layers, primary) => this.webrtcStream(engine, s, layers, primary),
+          webrtcStream: (s, layers, primary, topKbps) => this.webrtcStream(engine, s, layers, primary, topKbps),
           draining: () => this.draining,
         },
         this.log.child({ module: 'edge.whep' }),
@@ -189,7 +189,13 @@ export class Edge {
   }
 
   /** The stream's WebRTC viewers here, over these layers (their renditions made on demand); undefined once the edge closes. */
-  private webrtcStream(engine: WebRtcEngine, stream: string, layers: string[], primaryLayer: number): WebRtcStream | undefined {
+  private webrtcStream(
+    engine: WebRtcEngine,
+    stream: string,
+    layers: string[],
+    primaryLayer: number,
+    topLayerKbps: number | undefined,
+  ): WebRtcStream | undefined {
     if (this.closing) return undefined;
     const known = this.webrtc.get(stream);
     if (known) return known; // the layers it was made with, while its viewers last
@@ -204,6 +210,7 @@ export class Edge {
       layers: layers.length,
       primaryLayer,
       keyframeRequestMinMs,
+      topLayerKbps,
       // The source rendition of a WHIP stream makes keyframes on demand: ask its origin (it throttles).
       wantKeyframe: (layer) => {
         if (layers[layer] === SOURCE_RENDITION) requestKeyframe(this.nc, this.config.bus.subjectPrefix, stream);

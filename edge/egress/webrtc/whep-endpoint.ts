@@ -19,7 +19,7 @@ export interface WhepHost {
   /** The engine sends a stream's layers as simulcast (else the WebRTC rendition alone). */
   simulcast: boolean;
   /** The stream's WebRTC viewers on this edge, over these layers (renditions, lowest first; made on demand); undefined once the edge drains. */
-  webrtcStream(stream: string, layers: string[], primaryLayer: number): WebRtcStream | undefined;
+  webrtcStream(stream: string, layers: string[], primaryLayer: number, topLayerKbps: number | undefined): WebRtcStream | undefined;
   draining(): boolean;
 }
 
@@ -89,10 +89,13 @@ export class WhepEndpoint {
     let layers = [rendition];
     if (this.host.simulcast && rendition.webrtcVideo)
       layers = renditions.filter((r) => r.webrtcVideo).sort((a, b) => (a.height ?? 0) - (b.height ?? 0) || (a.videoKbps ?? 0) - (b.videoKbps ?? 0));
+    const top = layers.at(-1)!;
     const webrtc = this.host.webrtcStream(
       stream,
       layers.map((r) => r.name),
       layers.indexOf(rendition),
+      // What the top layer needs, when the ladder or the source's measured rate says (audio from the rendition that carries it).
+      top.videoKbps === undefined ? undefined : top.videoKbps + (rendition.audioKbps ?? 0),
     );
     if (!webrtc) throw new RelayError('NO_EDGE_AVAILABLE', 'this edge is shutting down');
     const rtc = await webrtc.join(offer, askedAt);

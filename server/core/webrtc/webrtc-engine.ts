@@ -78,6 +78,11 @@ export interface RtcBroadcastOptions {
   primaryLayer: number;
   /** Shortest time between two keyframe requests a viewer's PLI causes. */
   keyframeRequestMinMs: number;
+  /**
+   * What the top layer needs, video and audio (kbit/s), when the ladder says: an engine with congestion
+   * control starts each viewer's estimate a little above it and holds it near it.
+   */
+  topLayerKbps?: number;
   /** Viewers wait for a keyframe of this layer: a source that makes them on demand (a WHIP publisher) is asked. */
   wantKeyframe?: (layer: number) => void;
   /** A viewer's first picture went out: ms since it asked to watch. */
