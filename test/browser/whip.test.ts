@@ -65,6 +65,33 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
     );
   });
 
+  test('a browser publisher, whose encoder makes keyframes only when asked, is asked every 2 s (webrtc.maxKeyframeIntervalMs) with no viewer: keyframe requests keep coming, no more often', async () => {
+    // What the publisher's encoder reports: the keyframe requests (PLI) it got, and the keyframes it made.
+    const encoder = () =>
+      publisherPage.evaluate(async () => {
+        const out = { plis: 0, keyframes: 0 };
+        (await (window as unknown as { pc: RTCPeerConnection }).pc.getStats()).forEach(
+          (r: { type: string; kind?: string; pliCount?: number; keyFramesEncoded?: number }) => {
+            if (r.type !== 'outbound-rtp' || r.kind !== 'video') return;
+            out.plis = r.pliCount ?? 0;
+            out.keyframes = r.keyFramesEncoded ?? 0;
+          },
+        );
+        return out;
+      });
+    const requestsOver = (n: number) => async () => {
+      const x = await encoder();
+      return x.plis > n ? x : undefined;
+    };
+    // From just after a request (those of the first second, while the stream starts, go by), two more.
+    const before = await waitFor('a keyframe request', requestsOver((await encoder()).plis), 10_000, 50);
+    const since = Date.now();
+    const after = await waitFor('two more keyframe requests', requestsOver(before.plis + 1), 15_000, 50);
+    const spanS = (Date.now() - since) / 1000;
+    assert.ok(spanS > 3, `one request per 2 s without a keyframe, not more: 2 in ${spanS} s`);
+    assert.ok(after.keyframes >= before.keyframes + 2, `keyframes made: ${after.keyframes - before.keyframes}`);
+  });
+
   test('an MSE viewer plays the WHIP stream: H.264 and Opus in fMP4, decoded frames rising', async () => {
     const viewer = await chromium.browser.newPage();
     await viewer.goto(`${relay.http}/watch/demo`);

@@ -148,6 +148,13 @@ export const configSchema = z
           .max(1024 * 1024)
           .describe('Largest SDP offer accepted; a larger body gets 413 BODY_TOO_LARGE.'),
         keyframeRequestMinMs: z.number().int().min(100).describe('Shortest time between two keyframe requests (PLI) sent to a WHIP publisher.'),
+        maxKeyframeIntervalMs: z
+          .number()
+          .int()
+          .min(0)
+          .describe(
+            'A WHIP publisher that has sent no keyframe for this long is asked for one (PLI): a browser encoder makes them only when asked, and WebSocket and HLS viewers start at keyframes, and segments end at them. 0: never asked unless a WebRTC viewer waits.',
+          ),
       })
       .strict()
       .refine(

@@ -18,6 +18,8 @@ interface WhipSession {
   closed: boolean;
   unsubscribe?: () => void;
   keyframes?: KeyframeThrottle;
+  /** Asks for a keyframe when the publisher has sent none for maxKeyframeIntervalMs. */
+  gopTimer?: ReturnType<typeof setInterval>;
 }
 
 /**
@@ -117,10 +119,21 @@ export class WhipIngest implements IngestAdapter {
       log.warn({ code: err instanceof RelayError ? err.code : 'CODEC_UNSUPPORTED', err: (err as Error).message }, 'unreadable WHIP media; ending the session');
       void this.end(session, 'unreadable media', err instanceof RelayError ? err : new RelayError('CODEC_UNSUPPORTED', (err as Error).message));
     };
+    // A browser's encoder makes keyframes only when asked: without them a WebSocket or HLS viewer joining
+    // late would start a whole (unbounded) GOP behind live, and HLS segments would never end.
+    let lastKeyframe = performance.now();
+    const { maxKeyframeIntervalMs } = this.config;
+    if (tracks.video && maxKeyframeIntervalMs > 0) {
+      session.gopTimer = setInterval(() => performance.now() - lastKeyframe >= maxKeyframeIntervalMs && askKeyframe(), Math.min(250, maxKeyframeIntervalMs));
+      session.gopTimer.unref();
+    }
     session.rtc.onVideo((packet) => {
       if (session.closed) return;
       try {
-        for (const frame of frames.video(packet, performance.timeOrigin + performance.now())) session.publication.frame(frame);
+        for (const frame of frames.video(packet, performance.timeOrigin + performance.now())) {
+          if (frame.track === 'video' && frame.keyframe) lastKeyframe = performance.now();
+          session.publication.frame(frame);
+        }
       } catch (err) {
         return fail(err);
       }
@@ -140,6 +153,7 @@ export class WhipIngest implements IngestAdapter {
     session.closed = true;
     session.unsubscribe?.();
     session.keyframes?.close();
+    clearInterval(session.gopTimer);
     this.sessions.delete(session.id);
     this.log.info({ stream: session.stream, session: session.id, why, code: reason?.code }, 'WHIP session ended');
     session.publication.close(reason);
