@@ -19,6 +19,8 @@ interface RtcView {
   webrtcFirstFrameMs?: number;
   /** The player's recent connection events. */
   events: string[];
+  /** How far behind live the picture is, by the player's own reckoning. */
+  latencyMs?: number;
   whepReconnects: number;
   /** Decoded frames, on the page's video element (as the player counts them). */
   frames: number;
@@ -39,6 +41,7 @@ const view = (page: Page): Promise<RtcView> =>
           ttffMs?: number;
           webrtcFirstFrameMs?: number;
           events: [number, string][];
+          latencyMs?: number;
           whepReconnects: number;
           rtc?: RTCPeerConnection;
           framesDecoded(): number;
@@ -51,6 +54,7 @@ const view = (page: Page): Promise<RtcView> =>
       ttffMs: p.ttffMs,
       webrtcFirstFrameMs: p.webrtcFirstFrameMs,
       events: p.events.map(([, what]) => what),
+      latencyMs: p.latencyMs,
       whepReconnects: p.whepReconnects,
       frames: p.framesDecoded(),
       height: 0,
@@ -157,6 +161,9 @@ describe('WebRTC viewers through mediasoup: simulcast over the ladder, bandwidth
     const b = await view(page);
     assert.ok(b.frames - a.frames > 60, `decoded ${b.frames - a.frames} frames in 3 s`);
     assert.ok(b.audioPackets - a.audioPackets > 100, `Opus packets in 3 s: ${b.audioPackets - a.audioPackets}`);
+    // The player's own latency over WebRTC: each picture's RTP timestamp against the ingest times the socket read.
+    assert.ok(b.latencyMs !== undefined && b.latencyMs < 3000, `the player knows how far behind live it is: ${b.latencyMs} ms`);
+    process.stderr.write(`# the player's own latency over WebRTC: ${Math.round(b.latencyMs)} ms\n`);
     await page.close();
   });
 

@@ -21,6 +21,19 @@ export class ClockMap {
     this.entries = [];
   }
 
+  /**
+   * The ingest wall-clock time (ms) of a WebRTC picture, from its RTP timestamp: the relay stamps RTP
+   * video with the picture's presentation time in 90 kHz ticks (mod 2^32), the timeline the socket's
+   * prft boxes map (a fast start read them). Undefined without an entry.
+   */
+  wallClockAtRtp(rtpTimestamp: number): number | undefined {
+    const last = this.entries.at(-1);
+    if (!last) return undefined;
+    const lastTicks = Math.round(last.media * RTP_VIDEO_RATE) % 2 ** 32;
+    const delta = (rtpTimestamp - lastTicks) | 0; // signed: a 32-bit wrap, or a picture before the entry
+    return last.wall + (delta / RTP_VIDEO_RATE) * 1000;
+  }
+
   /** The ingest wall-clock time (ms) of a media time, from the nearest entry at or before it. */
   wallClockAt(mediaTime: number): number | undefined {
     for (let i = this.entries.length - 1; i >= 0; i--) {
@@ -30,6 +43,8 @@ export class ClockMap {
     return undefined;
   }
 }
+
+const RTP_VIDEO_RATE = 90_000;
 
 /** Whether playback wants data it does not have. */
 export const waiting = (video: HTMLVideoElement): boolean => !video.paused && video.readyState < HTMLMediaElement.HAVE_FUTURE_DATA;
@@ -80,7 +95,7 @@ const NTP_UNIX_OFFSET_MS = 2208988800000;
  * Returns the stop.
  */
 /** A glass-to-glass figure above this is not one. */
-const MAX_PLAUSIBLE_MS = 60_000;
+export const MAX_PLAUSIBLE_MS = 60_000;
 
 export function watchRtcLatency(pc: RTCPeerConnection, latency: (ms: number) => void): () => void {
   const timer = setInterval(() => {

@@ -9,7 +9,7 @@
 import type { ControlMessage, RenditionInfo, StreamInfo } from '../../protocol.ts';
 import { AbrController, autoRenditions, type AbrLogEntry, type AbrRendition } from './abr.ts';
 import { presentationTime, readPrft, startsWithKeyframe } from './fmp4.ts';
-import { ClockMap, keepLive, watchRtcLatency } from './latency.ts';
+import { ClockMap, MAX_PLAUSIBLE_MS, keepLive, watchRtcLatency } from './latency.ts';
 import { canPlay, MediaBuffer, renditionMime } from './media-buffer.ts';
 import { RenditionSwitch, type InitMessage } from './switching.ts';
 import { Transport } from './transport.ts';
@@ -112,6 +112,9 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
   let firstFrameSeen = false;
   /** While a WebRTC fast start runs (MSE shows pictures, WHEP connects beside it): when it began. */
   let fastStartAt: number | undefined;
+  /** Over WebRTC, pictures are timed by their RTP timestamps (then sender reports are not needed). */
+  let rtcFramesTimed = false;
+  let latencyShownAt = 0;
   let rxBytes = 0; // media bytes received on every socket: over a congested link, its rate is the link's
   let resumeFrom: number | undefined; // after an urgent switch: the new rendition's keyframe, which may be behind the playhead
 
@@ -403,16 +406,28 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       firstFrameSeen = true;
       player.ttffMs = performance.now() - openedAt;
     }
-    // Over WebRTC the element's media time is the MediaStream's own: its latency comes from sender reports instead.
+    // Over WebRTC the element's media time is the MediaStream's own: the picture's RTP timestamp says which
+    // one it is (where the engine gives it), mapped by what the fast start's socket read.
     const wall =
       player.protocol === 'webrtc'
-        ? undefined
+        ? meta.rtpTimestamp === undefined
+          ? undefined
+          : clock.wallClockAtRtp(meta.rtpTimestamp)
         : player.protocol === 'hls'
           ? hlsSession?.wallClockAt(meta.mediaTime)
           : clock.wallClockAt(meta.mediaTime - buffer.offset);
-    if (wall !== undefined) {
-      player.glassToGlassMs.push(performance.timeOrigin + meta.expectedDisplayTime - wall);
+    const g2g = wall === undefined ? undefined : performance.timeOrigin + meta.expectedDisplayTime - wall;
+    if (g2g !== undefined && g2g < MAX_PLAUSIBLE_MS) {
+      player.glassToGlassMs.push(g2g);
       if (player.glassToGlassMs.length > 600) player.glassToGlassMs.shift();
+      if (player.protocol === 'webrtc') {
+        rtcFramesTimed = true;
+        player.latencyMs = Math.max(0, g2g);
+        if (now - latencyShownAt >= 500) {
+          latencyShownAt = now;
+          ui.latency(player.latencyMs);
+        }
+      }
     }
     video.requestVideoFrameCallback(onFrame);
   }
@@ -623,8 +638,10 @@ export function createPlayer(el: PlayerElements, options: PlayerOptions): Player
       // Leave at once (DELETE) rather than when the edge notices the peer is gone.
       addEventListener('pagehide', session.close);
       cleanups.push(() => removeEventListener('pagehide', session.close), session.close);
+      rtcFramesTimed = false;
       cleanups.push(
         watchRtcLatency(session.pc, (ms) => {
+          if (rtcFramesTimed) return; // each picture timed already
           player.latencyMs = ms;
           player.glassToGlassMs.push(ms);
           if (player.glassToGlassMs.length > 600) player.glassToGlassMs.shift();
