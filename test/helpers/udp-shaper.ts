@@ -3,8 +3,8 @@ import dgram from 'node:dgram';
 /**
  * A loopback UDP relay that squeezes one direction like a slow access link: a WebRTC viewer sends
  * to it instead of the server (its answer's candidate rewritten), it forwards both ways, and what
- * the server sends the viewer leaves through a token bucket at `rate` bit/s with a bounded queue
- * (drop-tail, `queueMs` of the rate): real queueing delay, then real loss. No rate: a plain relay.
+ * the server sends the viewer leaves at `rate` bit/s, one packet at a time (no burst), through a bounded
+ * queue (drop-tail, `queueMs` of the rate): real queueing delay, then real loss. No rate: a plain relay.
  */
 export interface UdpShaper {
   readonly port: number;
@@ -34,7 +34,11 @@ export async function startUdpShaper(queueMs = 200): Promise<UdpShaper> {
   const drain = () => {
     if (rate === undefined) return;
     const now = performance.now();
-    tokens = Math.min(tokens + ((now - last) / 1000) * rate, rate * 0.02 + 12_000); // bursts of 20 ms at most
+    // No burst: tokens never outgrow what the packet at the head of the queue needs, so that packets leave
+    // spaced at the link's rate even when this timer fires late (a busy machine). With a burst allowance,
+    // a late tick let a bandwidth probe's small packets through together, and the sender read them as a
+    // link far faster than this one (measured in CI: a squeezed viewer climbed back to the top layer).
+    tokens = Math.min(tokens + ((now - last) / 1000) * rate, (queue[0]?.length ?? 0) * 8);
     last = now;
     while (queue.length > 0 && tokens >= queue[0]!.length * 8) {
       const msg = queue.shift()!;

@@ -46,7 +46,10 @@ export interface PlayerStats {
   ttffMs: number | undefined;
   /** WHEP start -> WebRTC's own first decoded frame (what a bare WHEP client would wait). */
   webrtcFirstFrameMs: number | undefined;
-  /** Ingest -> displayed (last 600): per displayed frame over MSE, every 0.5 s over WebRTC (from sender reports). */
+  /**
+   * Ingest -> displayed (last 600): per displayed frame over MSE and HLS, and over WebRTC by each picture's RTP
+   * timestamp (after a fast start; without one, every 0.5 s from sender reports that carry wall-clock time).
+   */
   glassToGlassMs: number[];
   reconnects: number;
   /** WHEP sessions made again after one that played ended (its worker restarted, its edge went away). */
