@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { launchChromium } from '../helpers/browser.ts';
+import { launchChromium, webRtcOrFallback } from '../helpers/browser.ts';
 import { findLog } from '../helpers/logs.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { startPublisher, type Publisher } from '../helpers/publisher.ts';
@@ -140,15 +140,7 @@ describe('WebRTC viewers through mediasoup: simulcast over the ladder, bandwidth
   test('the watch page plays the ladder as simulcast over WHEP: the first picture at once from the WebSocket, then WebRTC at its first keyframe, the top layer with the network free, frames rising and Opus arriving', async () => {
     const page = await chromium.browser.newPage();
     await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
-    const first = await waitFor(
-      'playing over WebRTC (or a fallback)',
-      async () => {
-        const v = await view(page);
-        return v.protocol === 'webrtc' || v.fallback !== undefined ? v : undefined;
-      },
-      15_000,
-      100,
-    );
+    const first = await webRtcOrFallback(() => view(page));
     assert.equal(first.protocol, 'webrtc', `fell back: ${first.fallback}`);
     // Fast start: the socket's cached keyframe was shown while WHEP waited for the rung's next one.
     assert.ok(first.events.includes('fast start: over to WebRTC'), first.events.join(', '));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { signPlaybackToken } from '../../server/core/auth/signatures.ts';
-import { launchChromium } from '../helpers/browser.ts';
+import { launchChromium, webRtcOrFallback } from '../helpers/browser.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { startPublisher, type Publisher } from '../helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
@@ -110,15 +110,7 @@ describe('WHEP playback on the edge, from an OBS-like RTMP source with B-frames'
   test('the player asked for WebRTC plays the transcoded rendition (no B-frames, Opus) over WHEP: frames and audio packets keep coming', async () => {
     const page = await chromium.browser.newPage();
     await page.goto(`${relay.http}/watch/demo?protocol=webrtc&token=${token('demo')}`);
-    const first = await waitFor(
-      'playing over WebRTC (or a fallback)',
-      async () => {
-        const v = await view(page);
-        return v.protocol === 'webrtc' || v.fallback !== undefined ? v : undefined;
-      },
-      15_000,
-      100,
-    );
+    const first = await webRtcOrFallback(() => view(page));
     assert.equal(first.protocol, 'webrtc', `fell back: ${first.fallback}`);
     assert.equal(first.state, 'live');
     await new Promise((r) => setTimeout(r, 3000));
@@ -268,16 +260,7 @@ describe('WHEP on the werift engine (webrtc.engine "werift": in Node, no simulca
       'playing over WebRTC',
       async () => {
         await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
-        const v = await waitFor(
-          'WebRTC or a fallback',
-          async () => {
-            const x = await view(page);
-            return x.protocol === 'webrtc' || x.fallback !== undefined ? x : undefined;
-          },
-          15_000,
-          100,
-        );
-        return v.protocol === 'webrtc';
+        return (await webRtcOrFallback(() => view(page))).protocol === 'webrtc';
       },
       60_000,
       0,

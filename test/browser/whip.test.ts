@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { FAKE_MEDIA_ARGS, launchChromium } from '../helpers/browser.ts';
+import { FAKE_MEDIA_ARGS, launchChromium, webRtcOrFallback } from '../helpers/browser.ts';
 import { whipPublish } from '../helpers/whip-browser.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
@@ -119,15 +119,7 @@ describe('WHIP ingest from Chromium', { timeout: 180_000 }, () => {
         });
         return { protocol: p.protocol, fallback: p.fallback, frames: p.framesDecoded(), audio };
       });
-    const a = await waitFor(
-      'playing over WebRTC (or a fallback)',
-      async () => {
-        const x = await look();
-        return x.protocol === 'webrtc' || x.fallback !== undefined ? x : undefined;
-      },
-      15_000,
-      100,
-    );
+    const a = await webRtcOrFallback(look);
     assert.equal(a.protocol, 'webrtc', `fell back: ${a.fallback}`);
     await new Promise((r) => setTimeout(r, 2000));
     const b = await look();

@@ -113,3 +113,20 @@ export async function launchWebKit(options: WebKitOptions = {}): Promise<{ drive
     throw err;
   }
 }
+
+/**
+ * Waits until the watch page's player plays over WebRTC or has given up on it (its `fallback` says why:
+ * asked for WebRTC, it shows the WebSocket's picture first, so "playing" alone is not the answer).
+ * Returns what `look` saw then.
+ */
+export function webRtcOrFallback<T extends { protocol?: string; fallback?: string }>(look: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
+  return waitFor(
+    'playing over WebRTC (or a fallback)',
+    async () => {
+      const seen = await look();
+      return seen.protocol === 'webrtc' || seen.fallback !== undefined ? seen : undefined;
+    },
+    timeoutMs,
+    100,
+  );
+}

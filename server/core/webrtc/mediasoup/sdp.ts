@@ -28,12 +28,8 @@ export interface WhepOffer {
 /** The codecs sent: H.264 (packetization mode 1) and Opus. */
 const WANTED = /^(video\/h264|audio\/opus|video\/rtx)$/i;
 
-/**
- * Reads a WHEP offer. Refusals: SDP_INVALID for text that is not an SDP offer with
- * ICE credentials and a DTLS fingerprint, CODEC_UNSUPPORTED when no section can
- * receive H.264 or Opus.
- */
-export function parseWhepOffer(sdp: string): WhepOffer {
+/** The offer's grammar read, with at least one media section; else SDP_INVALID. */
+function parseOffer(sdp: string): sdpTransform.SessionDescription {
   let session: sdpTransform.SessionDescription;
   try {
     session = sdpTransform.parse(sdp);
@@ -41,27 +37,53 @@ export function parseWhepOffer(sdp: string): WhepOffer {
     throw new RelayError('SDP_INVALID', (err as Error).message);
   }
   if (!Array.isArray(session.media) || session.media.length === 0) throw new RelayError('SDP_INVALID', 'the offer has no media section');
+  return session;
+}
+
+/** A section's mid, or its index where it has none. */
+const midOf = (m: sdpTransform.MediaDescription, index: number): string => (m.mid === undefined ? String(index) : String(m.mid));
+
+/** sdp-transform reads digits as a number: profile-level-id 640032 is hex text. */
+function hexProfile(params: sdpTransform.ParamMap): sdpTransform.ParamMap {
+  const pli = params['profile-level-id'];
+  if (typeof pli === 'number') params['profile-level-id'] = String(pli).padStart(6, '0');
+  return params;
+}
+
+/**
+ * The offerer's DTLS parameters (it is the DTLS client: it offers actpass, the answer says passive), from
+ * the session's fingerprint or the first section's. SDP_INVALID without ICE credentials or a fingerprint.
+ */
+function clientDtls(session: sdpTransform.SessionDescription): types.DtlsParameters {
+  if (!session.iceUfrag && !session.media.some((m) => m.iceUfrag)) throw new RelayError('SDP_INVALID', 'the offer has no ICE credentials');
+  const fingerprint = session.fingerprint ?? session.media.find((m) => m.fingerprint)?.fingerprint;
+  if (!fingerprint) throw new RelayError('SDP_INVALID', 'the offer has no DTLS fingerprint');
+  return { role: 'client', fingerprints: [{ algorithm: fingerprint.type as types.FingerprintAlgorithm, value: fingerprint.hash }] };
+}
+
+/**
+ * Reads a WHEP offer. Refusals: SDP_INVALID for text that is not an SDP offer with
+ * ICE credentials and a DTLS fingerprint, CODEC_UNSUPPORTED when no section can
+ * receive H.264 or Opus.
+ */
+export function parseWhepOffer(sdp: string): WhepOffer {
+  const session = parseOffer(sdp);
   const codecs: types.RtpCodecCapability[] = [];
   const headerExtensions: types.RtpHeaderExtension[] = [];
   const sections: OfferSection[] = [];
-  let fingerprint = session.fingerprint;
   for (const [index, m] of session.media.entries()) {
-    const mid = m.mid === undefined ? String(index) : String(m.mid);
+    const mid = midOf(m, index);
     const receives = m.port !== 0 && (m.direction === undefined || m.direction === 'recvonly' || m.direction === 'sendrecv');
     sections.push({ mid, kind: m.type, protocol: m.protocol, receives });
-    fingerprint ??= m.fingerprint;
     if (!receives || (m.type !== 'audio' && m.type !== 'video')) continue;
     const kind: MediaKind = m.type;
     // One section per kind is enough: a second video section would carry the same stream.
     if (codecs.some((c) => c.kind === kind)) continue;
-    const fmtp = new Map((m.fmtp ?? []).map((f) => [f.payload, sdpTransform.parseParams(f.config)]));
+    const fmtp = new Map((m.fmtp ?? []).map((f) => [f.payload, hexProfile(sdpTransform.parseParams(f.config))]));
     for (const rtp of m.rtp ?? []) {
       const mimeType = `${kind}/${rtp.codec}`;
       if (!WANTED.test(mimeType)) continue;
       const parameters = fmtp.get(rtp.payload) ?? {};
-      // sdp-transform reads digits as a number: profile-level-id 640032 is hex text.
-      const pli = parameters['profile-level-id'];
-      if (typeof pli === 'number') parameters['profile-level-id'] = String(pli).padStart(6, '0');
       codecs.push({
         kind,
         mimeType,
@@ -76,13 +98,12 @@ export function parseWhepOffer(sdp: string): WhepOffer {
     }
     for (const ext of m.ext ?? []) headerExtensions.push({ kind, uri: ext.uri as types.RtpHeaderExtensionUri, preferredId: ext.value, direction: 'sendrecv' });
   }
-  if (!session.iceUfrag && !session.media.some((m) => m.iceUfrag)) throw new RelayError('SDP_INVALID', 'the offer has no ICE credentials');
-  if (!fingerprint) throw new RelayError('SDP_INVALID', 'the offer has no DTLS fingerprint');
+  const dtls = clientDtls(session);
   if (!codecs.some((c) => /h264|opus/i.test(c.mimeType))) throw new RelayError('CODEC_UNSUPPORTED', 'the offer can receive neither H.264 video nor Opus audio');
   return {
     sections,
     rtpCapabilities: { codecs, headerExtensions },
-    dtls: { role: 'client', fingerprints: [{ algorithm: fingerprint.type as types.FingerprintAlgorithm, value: fingerprint.hash }] },
+    dtls,
   };
 }
 
@@ -310,38 +331,28 @@ const PRODUCER_EXTENSIONS = new Set<string>([
  * CODEC_UNSUPPORTED when it sends neither H.264 nor Opus, and for simulcast (one picture per stream here).
  */
 export function parseWhipOffer(sdp: string): WhipOffer {
-  let session: sdpTransform.SessionDescription;
-  try {
-    session = sdpTransform.parse(sdp);
-  } catch (err) {
-    throw new RelayError('SDP_INVALID', (err as Error).message);
-  }
-  if (!Array.isArray(session.media) || session.media.length === 0) throw new RelayError('SDP_INVALID', 'the offer has no media section');
+  const session = parseOffer(sdp);
   const sections: OfferSection[] = [];
   const tracks: WhipTrack[] = [];
-  let fingerprint = session.fingerprint;
   for (const [index, m] of session.media.entries()) {
-    const mid = m.mid === undefined ? String(index) : String(m.mid);
+    const mid = midOf(m, index);
     const sends = m.port !== 0 && (m.direction === undefined || m.direction === 'sendonly' || m.direction === 'sendrecv');
     sections.push({ mid, kind: m.type, protocol: m.protocol, receives: false });
-    fingerprint ??= m.fingerprint;
     if (!sends || (m.type !== 'audio' && m.type !== 'video') || tracks.some((t) => t.kind === m.type)) continue;
     const kind: MediaKind = m.type;
     if (m.simulcast || m.rids?.length)
       throw new RelayError('CODEC_UNSUPPORTED', 'simulcast publishing is not taken: send one encoding (the origin makes the ladder)');
-    const fmtp = new Map((m.fmtp ?? []).map((f) => [f.payload, sdpTransform.parseParams(f.config)]));
+    const fmtp = new Map((m.fmtp ?? []).map((f) => [f.payload, hexProfile(sdpTransform.parseParams(f.config))]));
     const feedback = (pt: number) =>
       (m.rtcpFb ?? []).filter((fb) => String(fb.payload) === String(pt) || fb.payload === '*').map((fb) => ({ type: fb.type, parameter: fb.subtype ?? '' }));
     const chosen = (m.rtp ?? []).find((rtp) => {
       const params = fmtp.get(rtp.payload) ?? {};
       if (kind === 'audio') return /^opus$/i.test(rtp.codec);
-      const profile =
-        typeof params['profile-level-id'] === 'number' ? String(params['profile-level-id']).padStart(6, '0') : String(params['profile-level-id'] ?? '42e01f');
+      const profile = String(params['profile-level-id'] ?? '42e01f');
       return /^h264$/i.test(rtp.codec) && String(params['packetization-mode']) === '1' && ROUTER_H264_PROFILES.has(profile.slice(0, 2).toLowerCase());
     });
     if (!chosen) continue;
     const parameters = { ...(fmtp.get(chosen.payload) ?? {}) };
-    if (typeof parameters['profile-level-id'] === 'number') parameters['profile-level-id'] = String(parameters['profile-level-id']).padStart(6, '0');
     const codecs: types.RtpCodecParameters[] = [
       {
         mimeType: `${kind}/${chosen.codec}`,
@@ -374,12 +385,11 @@ export function parseWhipOffer(sdp: string): WhipOffer {
       },
     });
   }
-  if (!session.iceUfrag && !session.media.some((m) => m.iceUfrag)) throw new RelayError('SDP_INVALID', 'the offer has no ICE credentials');
-  if (!fingerprint) throw new RelayError('SDP_INVALID', 'the offer has no DTLS fingerprint');
+  const dtls = clientDtls(session);
   if (tracks.length === 0) throw new RelayError('CODEC_UNSUPPORTED', 'the offer sends neither H.264 video (packetization mode 1) nor Opus audio');
   return {
     sections,
     tracks,
-    dtls: { role: 'client', fingerprints: [{ algorithm: fingerprint.type as types.FingerprintAlgorithm, value: fingerprint.hash }] },
+    dtls,
   };
 }
