@@ -78,6 +78,16 @@ const view = (page: Page): Promise<RtcView> =>
     return out;
   });
 
+/** The page's WHEP viewer reaches the worker through the shaper: its answer's candidate is rewritten on the way. */
+const throughShaper = (page: Page, shaper: UdpShaper) =>
+  page.route('**/whep/demo*', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    const response = await route.fetch();
+    const through = answerThrough(await response.text(), shaper.port);
+    shaper.target = through.target;
+    await route.fulfill({ response, body: through.answer });
+  });
+
 /** The mediasoup workers the relay runs (its child processes). */
 const workerPids = (relay: RelayProcess): number[] => {
   try {
@@ -163,14 +173,7 @@ describe('WebRTC viewers through mediasoup: simulcast over the ladder, bandwidth
     const shaper: UdpShaper = await startUdpShaper(800);
     const page = await chromium.browser.newPage();
     try {
-      // The viewer reaches the worker through the shaper: its answer's candidate is rewritten on the way.
-      await page.route('**/whep/demo*', async (route) => {
-        if (route.request().method() !== 'POST') return route.continue();
-        const response = await route.fetch();
-        const through = answerThrough(await response.text(), shaper.port);
-        shaper.target = through.target;
-        await route.fulfill({ response, body: through.answer });
-      });
+      await throughShaper(page, shaper);
       await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
       await waitFor('the top layer', async () => (await view(page)).height === 360, 20_000, 250);
       // 600 kbit/s with 800 ms of buffer: the 360p layer (900 kbit/s) does not fit, 240p (400) and 144p (150) do.
@@ -202,6 +205,36 @@ describe('WebRTC viewers through mediasoup: simulcast over the ladder, bandwidth
       process.stderr.write(
         `ABR: down to ${steady.height} lines, playing steadily ${settledS.toFixed(1)} s after the squeeze; frozen ${(steady.freezeS - squeezed.freezeS).toFixed(2)} s on the way; the shaper dropped ${shaper.stats.dropped} packets\n`,
       );
+    } finally {
+      await page.close();
+      await shaper.close();
+    }
+  });
+
+  test('a viewer whose link narrows step by step (a throttled connection, 1.2 Mbit/s down to 600 kbit/s) steps down to a lower layer with no freeze and no packet lost', async () => {
+    const shaper: UdpShaper = await startUdpShaper(800);
+    const page = await chromium.browser.newPage();
+    try {
+      await throughShaper(page, shaper);
+      await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
+      await waitFor('the top layer', async () => (await view(page)).height === 360, 20_000, 250);
+      const before = await view(page);
+      // Each step lasts 2 s: the estimate follows the link down while the queue still holds (800 ms of it), and the
+      // consumer moves to a lower layer at its next keyframe before anything overflows.
+      const steps: string[] = [];
+      for (const kbps of [1200, 1000, 900, 800, 700, 600]) {
+        shaper.setRate(kbps * 1000);
+        const a = await view(page);
+        await new Promise((r) => setTimeout(r, 2000));
+        const b = await view(page);
+        steps.push(`${kbps}k: ${b.height}p`);
+        assert.ok(b.frames - a.frames >= 30, `decoded ${b.frames - a.frames} frames in 2 s at ${kbps} kbit/s`);
+      }
+      const after = await view(page);
+      assert.ok(after.height < 360, `a lower layer at 600 kbit/s: ${steps.join(', ')}`);
+      assert.equal(shaper.stats.dropped, 0, `the link's queue overflowed: ${steps.join(', ')}`);
+      assert.ok(after.freezeS - before.freezeS < 0.05, `froze ${(after.freezeS - before.freezeS).toFixed(2)} s: ${steps.join(', ')}`);
+      process.stderr.write(`# ABR, a narrowing link: ${steps.join(', ')}; frozen ${(after.freezeS - before.freezeS).toFixed(2)} s, nothing dropped\n`);
     } finally {
       await page.close();
       await shaper.close();
