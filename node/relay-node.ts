@@ -29,6 +29,8 @@ import { StreamLeases } from '../server/core/cluster/stream-lease.ts';
 import { EdgeDirectory, EdgeHeartbeat, openEdgeBucket } from '../server/core/cluster/edge-directory.ts';
 import type { EdgeMember } from '../server/core/cluster/placement-ring.ts';
 import { RenditionCatalog } from '../server/core/bus/rendition-catalog.ts';
+import { ShardLeaderBalancer } from '../server/core/bus/shard-leaders.ts';
+import { busLayout } from '../server/core/bus/shards.ts';
 import { publicHost } from '../server/core/http/net-address.ts';
 import { NodeHeartbeat, openNodeBucket, readNodes, type NodeRecord } from '../server/core/cluster/node-registry.ts';
 import { requestEndStream, requestRecording, requestTakeover, serveStreamControl, serveTakeovers } from '../server/core/cluster/stream-control.ts';
@@ -137,6 +139,10 @@ export async function startNode(
       void (async () => {
         for await (const s of nc.status()) if (s.type === 'reconnect') keepStream();
       })().catch(() => {});
+      // In a NATS cluster, the frame shards' leaders spread over the nodes (each stores its shards' frames).
+      const balancer = new ShardLeaderBalancer(nc, busLayout(config.bus), log.child({ module: 'bus' }), config.bus.balanceLeadersMs);
+      if (config.bus.balanceLeadersMs > 0) balancer.start();
+      closers.push(async () => balancer.close());
       const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () =>
         StreamLeases.open(nc, config.cluster, nodeId, log.child({ module: 'lease' }), registry),
       );
@@ -164,7 +170,7 @@ export async function startNode(
     await directory.start();
     closers.push(async () => directory.stop());
     readiness.edgeBucket = async () => (await edgeBucket.status()).bucket !== undefined;
-    const catalog = new RenditionCatalog(ncCluster, config.bus.streamName, config.bus.subjectPrefix);
+    const catalog = new RenditionCatalog(ncCluster, busLayout(config.bus));
     attachPublicApi(http, keys, directory, catalog);
 
     // Recordings: written by recorders, read by edges (rewind) and the admin API. A folder shared by the nodes.

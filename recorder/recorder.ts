@@ -1,6 +1,7 @@
 import type { StreamSettings } from '../server/core/auth/access-keys.ts';
 import { jetstreamManager, type NatsConnection, type Subscription } from '../server/core/bus/nats.ts';
 import { RenditionCatalog } from '../server/core/bus/rendition-catalog.ts';
+import { busLayout } from '../server/core/bus/shards.ts';
 import { SubjectKind } from '../server/core/bus/subjects.ts';
 import { readToken } from '../server/core/bus/frame-codec.ts';
 import { serveRecordingControl, type RecordReply, type RecordRequest } from '../server/core/cluster/stream-control.ts';
@@ -47,7 +48,7 @@ export class Recorder {
   /** What operators asked for a publication (start or stop recording it), by stream. */
   private readonly overrides = new Map<string, RecordRequest>();
   private stopServingControl: (() => void) | undefined;
-  private sub: Subscription | undefined;
+  private subs: Subscription[] = [];
   private retention: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly catalog: RenditionCatalog;
@@ -55,7 +56,7 @@ export class Recorder {
 
   constructor(private readonly deps: RecorderDeps) {
     this.library = new RecordingLibrary(deps.store);
-    this.catalog = new RenditionCatalog(deps.nc, deps.config.bus.streamName, deps.config.bus.subjectPrefix);
+    this.catalog = new RenditionCatalog(deps.nc, busLayout(deps.config.bus));
   }
 
   /** Whether publication `token` of `stream` is recorded: as an operator asked for it, else its own `record`, else `recording.enabled`. */
@@ -74,19 +75,24 @@ export class Recorder {
   async start(): Promise<void> {
     const { nc, config, log } = this.deps;
     const prefix = config.bus.subjectPrefix;
-    this.sub = nc.subscribe(`${prefix}.*.*.${SubjectKind.KEYFRAME}`, {
-      callback: (_err, msg) => {
-        const [, stream, rendition] = msg.subject.split('.').slice(-4);
-        if (stream && rendition) this.live(stream, rendition, readToken(msg.data));
-      },
-    });
+    const layout = busLayout(config.bus);
+    this.subs = layout.shards.map((shard) =>
+      nc.subscribe(`${shard.prefix}.*.*.${SubjectKind.KEYFRAME}`, {
+        callback: (_err, msg) => {
+          const [, stream, rendition] = msg.subject.split('.').slice(-4);
+          if (stream && rendition) this.live(stream, rendition, readToken(msg.data));
+        },
+      }),
+    );
     this.stopServingControl = serveRecordingControl(nc, prefix, (stream, request) => this.control(stream, request));
     // Consumers a recorder left behind: their streams are taken up again (the lease tells whether another has them).
     const jsm = await jetstreamManager(nc, { timeout: 5000 });
     const leftover = new Map<string, string[]>();
-    for await (const c of jsm.consumers.list(config.bus.streamName)) {
-      const parsed = parseDurableName(c.name);
-      if (parsed) leftover.set(parsed.stream, [...(leftover.get(parsed.stream) ?? []), parsed.rendition]);
+    for (const shard of layout.shards) {
+      for await (const c of jsm.consumers.list(shard.jsStream)) {
+        const parsed = parseDurableName(c.name);
+        if (parsed) leftover.set(parsed.stream, [...(leftover.get(parsed.stream) ?? []), parsed.rendition]);
+      }
     }
     for (const [stream, renditions] of leftover) void this.take(stream, renditions, true);
     // Recordings left open with no consumer to go on from (a recorder stopped while making the MP4, or down past the
@@ -218,7 +224,7 @@ export class Recorder {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.retention);
-    this.sub?.unsubscribe();
+    for (const s of this.subs.splice(0)) s.unsubscribe();
     this.stopServingControl?.();
     await Promise.all([...this.streams.values()].map((s) => s.close()));
   }
@@ -320,9 +326,8 @@ class StreamRecorder {
   private async firstKeyframe(rendition: string): Promise<number | undefined> {
     const { config, nc } = this.deps;
     const jsm = await jetstreamManager(nc, { timeout: 5000 });
-    const msg = await jsm.direct.getMessage(config.bus.streamName, {
-      last_by_subj: `${config.bus.subjectPrefix}.${this.stream}.${rendition}.${SubjectKind.KEYFRAME}`,
-    });
+    const shard = busLayout(config.bus).shardOf(this.stream);
+    const msg = await jsm.direct.getMessage(shard.jsStream, { last_by_subj: `${shard.prefix}.${this.stream}.${rendition}.${SubjectKind.KEYFRAME}` });
     return msg?.seq;
   }
 

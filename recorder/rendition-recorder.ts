@@ -8,7 +8,7 @@ import {
   type JsMsg,
   type NatsConnection,
 } from '../server/core/bus/nats.ts';
-import { StreamSubjects } from '../server/core/bus/subjects.ts';
+import { type BusShard, busLayout } from '../server/core/bus/shards.ts';
 import type { RelayConfig } from '../server/core/config/schema.ts';
 import type { Logger } from '../server/core/log.ts';
 import type { Frame } from '../server/core/media/frame.ts';
@@ -60,6 +60,8 @@ export class RenditionRecorder {
   idle = true;
   segments = 0;
   failed: Error | undefined;
+  /** The frame stream (the bus's shard) holding this stream's frames. */
+  private readonly shard: BusShard;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -70,6 +72,7 @@ export class RenditionRecorder {
     private readonly log: Logger,
   ) {
     this.tape = new RenditionTape(config.recording.segmentSeconds, config.cluster.leaseTtlMs + 2000);
+    this.shard = busLayout(config.bus).shardOf(stream);
   }
 
   get gaps(): number {
@@ -85,7 +88,7 @@ export class RenditionRecorder {
   /** Whether this rendition's durable consumer exists: a recorder left it (a crash, a restart, a lost lease). */
   async exists(): Promise<boolean> {
     const jsm = await jetstreamManager(this.nc, { timeout: 5000 });
-    return jsm.consumers.info(this.config.bus.streamName, durableName(this.stream, this.rendition)).then(
+    return jsm.consumers.info(this.shard.jsStream, durableName(this.stream, this.rendition)).then(
       () => true,
       (err: Error) => {
         if (/consumer not found/i.test(err.message)) return false;
@@ -99,7 +102,7 @@ export class RenditionRecorder {
    * publication's first keyframe the recorder knows of).
    */
   async start(startSeq: number | undefined): Promise<void> {
-    const { bus } = this.config;
+    const { jsStream } = this.shard;
     const jsm = await jetstreamManager(this.nc, { timeout: 5000 });
     const name = durableName(this.stream, this.rendition);
     let resumeSeq: number | undefined;
@@ -107,14 +110,14 @@ export class RenditionRecorder {
       // The consumer goes on from the first message not acknowledged. JetStream would send what the last recorder
       // had pulled but not acknowledged only after ack_wait, and newer messages first: so the consumer is made again
       // at that sequence (the lease says no other recorder uses it).
-      const info = await jsm.consumers.info(bus.streamName, name);
+      const info = await jsm.consumers.info(jsStream, name);
       resumeSeq = info.ack_floor.stream_seq > 0 ? info.ack_floor.stream_seq + 1 : (info.config.opt_start_seq ?? 1);
-      await jsm.consumers.delete(bus.streamName, name);
+      await jsm.consumers.delete(jsStream, name);
     }
     {
-      const subjects = new StreamSubjects(bus.subjectPrefix, this.stream, this.rendition);
+      const subjects = busLayout(this.config.bus).subjects(this.stream, this.rendition);
       const from = resumeSeq ?? startSeq;
-      await jsm.consumers.add(bus.streamName, {
+      await jsm.consumers.add(jsStream, {
         durable_name: name,
         filter_subject: subjects.all,
         ack_policy: AckPolicy.All,
@@ -126,7 +129,7 @@ export class RenditionRecorder {
       if (resumeSeq !== undefined) this.log.info({ consumer: name, from: resumeSeq }, 'recording consumer resumed after its last acknowledgement');
       else this.log.info({ consumer: name, from: startSeq }, 'recording consumer created');
     }
-    const consumer = await jetstream(this.nc, { timeout: 5000 }).consumers.get(bus.streamName, name);
+    const consumer = await jetstream(this.nc, { timeout: 5000 }).consumers.get(jsStream, name);
     if (this.closed) return;
     this.messages = await consumer.consume({
       max_messages: 512,
@@ -195,6 +198,6 @@ export class RenditionRecorder {
   async remove(): Promise<void> {
     await this.close();
     const jsm = await jetstreamManager(this.nc, { timeout: 5000 });
-    await jsm.consumers.delete(this.config.bus.streamName, durableName(this.stream, this.rendition)).catch(() => {});
+    await jsm.consumers.delete(this.shard.jsStream, durableName(this.stream, this.rendition)).catch(() => {});
   }
 }

@@ -110,6 +110,7 @@ async function start(): Promise<void> {
     NATS_URL: natsUrl,
     RELAY_STREAMS: process.env.RELAY_STREAMS ?? JSON.stringify([{ name: DEMO_STREAM, key: demo.key }]),
     RELAY_BUS_REPLICAS: '3',
+    RELAY_BUS_SHARDS: '6',
     RELAY_CLUSTER_KV_REPLICAS: '3',
     RELAY_NATS_CONNECT_TIMEOUT_MS: '60000',
     RELAY_HTTP_HOST: '127.0.0.1',

@@ -34,6 +34,11 @@ export interface FeedStats {
  */
 const JS_TIMEOUT_MS = 2000;
 
+/** How often (in watchdog ticks) the consumer's node is checked against its stream's leader. */
+const PLACEMENT_CHECK_TICKS = 10;
+/** Consumers made again, at most, to land on the stream leader's node (each lands on one of R replicas at random). */
+const PLACEMENT_ATTEMPTS = 5;
+
 /** Where a new consumer should start. */
 export type StartPoint = { kind: 'sequence'; seq: number } | { kind: 'new' };
 
@@ -52,6 +57,7 @@ export class StreamFeed {
   private lastMessageAt = Date.now();
   private closed = false;
   private checking = false;
+  private ticks = 0;
   readonly stats: FeedStats = { received: 0, restarts: 0, lastSeq: 0 };
   /** The last message delivered: its reply subject says how many are still pending, read at scrape time only. */
   private lastMessage: JsMsg | undefined;
@@ -68,6 +74,7 @@ export class StreamFeed {
     this.jsm = await jetstreamManager(this.nc, { timeout: JS_TIMEOUT_MS });
     const start = await this.findStart();
     await this.consumeFrom(start);
+    await this.placeOnLeader(start);
     this.watchdog = setInterval(() => void this.check(), this.options.watchdogIntervalMs);
     this.watchdog.unref();
     return start;
@@ -116,6 +123,28 @@ export class StreamFeed {
     });
   }
 
+  /**
+   * In a NATS cluster, moves the consumer to the node that leads its stream. nats-server places a
+   * one-replica consumer on any of the stream's replicas at random, and one placed elsewhere
+   * stops when that other node dies although the stream (its shard) is fine: measured, a node's
+   * loss paused streams it did not lead for 6-9 s. On the leader's node, the consumer shares its
+   * stream's fate only. Made again from the next message, so nothing is skipped or repeated.
+   */
+  private async placeOnLeader(start: StartPoint): Promise<void> {
+    for (let attempt = 1; attempt <= PLACEMENT_ATTEMPTS && !this.closed && this.consumer; attempt++) {
+      const [consumer, stream] = await Promise.all([this.consumer.info(true), this.jsm!.streams.info(this.options.jsStream)]);
+      const leader = stream.cluster?.leader;
+      const at = consumer.cluster?.leader;
+      if (!leader || !at || at === leader || (stream.cluster?.replicas ?? []).length === 0) return;
+      if (attempt === PLACEMENT_ATTEMPTS) {
+        this.options.log.debug({ leader, at }, 'stream consumer left off its stream leader');
+        return;
+      }
+      await this.release();
+      await this.consumeFrom(this.stats.lastSeq > 0 ? { kind: 'sequence', seq: this.stats.lastSeq + 1 } : start);
+    }
+  }
+
   /** Messages stored for this consumer and not yet delivered (the consumer lag), as of the last delivery. */
   get pending(): number {
     return this.lastMessage?.info.pending ?? 0;
@@ -128,7 +157,16 @@ export class StreamFeed {
    * memory stream and its sequences start again): start over at its last keyframe.
    */
   private async check(): Promise<void> {
-    if (this.closed || this.checking || Date.now() - this.lastMessageAt < this.options.watchdogIntervalMs) return;
+    if (this.closed || this.checking) return;
+    if (++this.ticks % PLACEMENT_CHECK_TICKS === 0 && Date.now() - this.lastMessageAt < this.options.watchdogIntervalMs) {
+      // Flowing: is it still where its stream's leader is (leaders move: elections, the origins' balancing)?
+      this.checking = true;
+      await this.placeOnLeader({ kind: 'new' })
+        .catch((err: Error) => this.options.log.debug({ err: err.message }, 'placement check failed (NATS unreachable?)'))
+        .finally(() => (this.checking = false));
+      return;
+    }
+    if (Date.now() - this.lastMessageAt < this.options.watchdogIntervalMs) return;
     this.checking = true;
     try {
       const last = await this.jsm!.direct.getMessage(this.options.jsStream, { last_by_subj: this.options.subjects.all });
@@ -153,6 +191,7 @@ export class StreamFeed {
     await this.release();
     this.onRestart(reason);
     await this.consumeFrom(start);
+    await this.placeOnLeader(start);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '../../server/core/bus/nats.ts';
-import { StreamSubjects } from '../../server/core/bus/subjects.ts';
+import { busLayout } from '../../server/core/bus/shards.ts';
 import type { RelayConfig } from '../../server/core/config/schema.ts';
 import type { Logger } from '../../server/core/log.ts';
 import { isRandomAccess, type Frame, type StreamInit } from '../../server/core/media/frame.ts';
@@ -68,8 +68,8 @@ export class Rendition implements RenditionView {
     this.feed = new StreamFeed(
       deps.nc,
       {
-        jsStream: config.bus.streamName,
-        subjects: new StreamSubjects(config.bus.subjectPrefix, stream, rendition),
+        jsStream: busLayout(config.bus).shardOf(stream).jsStream,
+        subjects: busLayout(config.bus).subjects(stream, rendition),
         maxMessages: config.edge.consumerMaxMessages,
         watchdogIntervalMs: config.edge.watchdogIntervalMs,
         log,

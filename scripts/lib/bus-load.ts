@@ -20,7 +20,7 @@ import { FrameDecoder } from '../../server/core/bus/frame-codec.ts';
 import { FramePublisher, type Publication } from '../../server/core/bus/frame-publisher.ts';
 import { ensureFrameStream } from '../../server/core/bus/frame-stream.ts';
 import { connectNats } from '../../server/core/bus/nats.ts';
-import { StreamSubjects } from '../../server/core/bus/subjects.ts';
+import { busLayout } from '../../server/core/bus/shards.ts';
 import { loadConfig } from '../../server/core/config/load.ts';
 import { createLogger } from '../../server/core/log.ts';
 import type { Frame, StreamInit } from '../../server/core/media/frame.ts';
@@ -87,7 +87,7 @@ if (role === 'origin') {
     const now = performance.now();
     for (const name of names) {
       renditions.push({
-        pub: publisher.open(config.bus.subjectPrefix, name, 'source', 1),
+        pub: publisher.open(busLayout(config.bus).subjects(name, 'source'), 1),
         videoDue: now + Math.random() * 33,
         audioDue: now + Math.random() * 21,
         n: 0,
@@ -132,8 +132,8 @@ if (role === 'origin') {
       const feed = new StreamFeed(
         nc,
         {
-          jsStream: config.bus.streamName,
-          subjects: new StreamSubjects(config.bus.subjectPrefix, name, 'source'),
+          jsStream: busLayout(config.bus).shardOf(name).jsStream,
+          subjects: busLayout(config.bus).subjects(name, 'source'),
           maxMessages: config.edge.consumerMaxMessages,
           watchdogIntervalMs: config.edge.watchdogIntervalMs,
           log,

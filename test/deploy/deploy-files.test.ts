@@ -81,6 +81,7 @@ describe('deployment files', () => {
       const env = s.environment as Record<string, string>;
       assert.equal(env.NATS_URL, 'nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222');
       assert.equal(env.RELAY_BUS_REPLICAS, '3');
+      assert.equal(env.RELAY_BUS_SHARDS, '6', 'frames spread over six shards, two leaders per NATS node');
       assert.equal(env.RELAY_CLUSTER_NODE_ID, name);
       assert.match(env.RELAY_NATS_AUTH_TOKEN!, /^\$\{RELAY_NATS_TOKEN:\?/, `${name} authenticates to NATS`);
       assert.equal(env.RELAY_RECORDING_STORAGE, 'nats', `${name} reads and writes recordings in the NATS cluster (no shared folder)`);

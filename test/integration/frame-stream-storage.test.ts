@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ensureFrameStream, frameStorage } from '../../server/core/bus/frame-stream.ts';
 import { loadConfig } from '../../server/core/config/load.ts';
@@ -58,5 +58,23 @@ describe('where the frame stream keeps frames (bus.storage)', { timeout: 60_000 
       return true;
     });
     assert.equal(await storageOf('FRAMES_CLASH'), StorageType.Memory);
+  });
+
+  test('with shards, one frame stream per shard binding its own subjects, the size cap shared, beside a single stream of before', async () => {
+    const jsm = await jetstreamManager(nc);
+    // A deployment switching: the single stream of before (prefix "m") is there, and stays.
+    await ensureFrameStream(nc, { ...defaults, streamName: 'FRAMES_MIG', subjectPrefix: 'm' }, log);
+    await ensureFrameStream(nc, { ...defaults, streamName: 'FRAMES_MIG', subjectPrefix: 'm', shards: 4, maxBytes: 400_000_000 }, log);
+    const shards = await Promise.all([0, 1, 2, 3].map((i) => jsm.streams.info(`FRAMES_MIG_${i}`)));
+    assert.deepEqual(
+      shards.map((s) => s.config.subjects),
+      [0, 1, 2, 3].map((i) => [`m_s${i}.>`]),
+    );
+    for (const s of shards) assert.equal(s.config.max_bytes, 100_000_000);
+    assert.deepEqual((await jsm.streams.info('FRAMES_MIG')).config.subjects, ['m.>']);
+    // A frame lands in its own shard only.
+    const js = jetstream(nc);
+    const ack = await js.publish('m_s2.cam.source.k', new Uint8Array([1]));
+    assert.equal(ack.stream, 'FRAMES_MIG_2');
   });
 });

@@ -4,7 +4,7 @@ import { isRandomAccess, type Frame, type StreamInit } from '../media/frame.ts';
 import { encodeEnd, encodeFrame, encodeInit } from './frame-codec.ts';
 import { isStoredAck, newInbox, type NatsConnection, type Msg, type Subscription } from './nats.ts';
 import { PendingAcks } from './pending-acks.ts';
-import { StreamSubjects } from './subjects.ts';
+import type { StreamSubjects } from './subjects.ts';
 
 export interface PublisherOptions {
   /** Messages published and not yet acknowledged, across all publications, before pushing back. */
@@ -99,12 +99,12 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
   }
 
   /**
-   * Starts a publication: one stream rendition under one lease. `token` is the
+   * Starts a publication: one stream rendition (its subjects, in its shard: BusLayout) under one lease. `token` is the
    * lease's fencing token; `mayPublish` is asked before every message and a
    * false stops the publication for good (a lease that may have been lost).
    */
-  open(prefix: string, stream: string, rendition: string, token: number, mayPublish: () => boolean = () => true): Publication {
-    return new Publication(this, new StreamSubjects(prefix, stream, rendition), token, this.maxMessageBytes, mayPublish);
+  open(subjects: StreamSubjects, token: number, mayPublish: () => boolean = () => true): Publication {
+    return new Publication(this, subjects, token, this.maxMessageBytes, mayPublish);
   }
 
   /** Resolves when every message sent so far has been acknowledged or has failed. */

@@ -1,8 +1,8 @@
 import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { type NatsConnection, DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type StreamConfig, nanos } from './nats.ts';
-import { allStreamsSubject } from './subjects.ts';
+import { type JetStreamManager, type NatsConnection, DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type StreamConfig, nanos } from './nats.ts';
+import { type BusShard, busLayout } from './shards.ts';
 
 /**
  * The storage `bus.storage` asks for, given whether the frame stream exists already.
@@ -19,54 +19,60 @@ export function frameStorage(bus: Pick<RelayConfig['bus'], 'storage' | 'replicas
 }
 
 /**
- * Creates or updates the JetStream stream that holds every frame: memory or file
- * storage (see frameStorage), a retention of a few GOPs, direct gets allowed (late
- * consumers look up the last keyframe with them).
+ * Creates or updates the JetStream streams that hold the frames, one per shard (see BusLayout):
+ * memory or file storage (see frameStorage), a retention of a few GOPs, direct gets allowed (late
+ * consumers look up the last keyframe with them). The shards are made side by side.
  */
 export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bus'], log: Logger): Promise<void> {
   const jsm = await jetstreamManager(nc);
+  const layout = busLayout(bus);
+  await Promise.all(layout.shards.map((shard) => ensureShard(jsm, bus, shard, Math.ceil(bus.maxBytes / layout.shards.length), log)));
+}
+
+async function ensureShard(jsm: JetStreamManager, bus: RelayConfig['bus'], shard: BusShard, maxBytes: number, log: Logger): Promise<void> {
   const maxAge = nanos(bus.maxAgeSeconds * 1000);
+  const name = shard.jsStream;
   const wanted: Partial<StreamConfig> & { name: string } = {
-    name: bus.streamName,
-    subjects: [allStreamsSubject(bus.subjectPrefix)],
+    name,
+    subjects: [shard.wildcard],
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
     max_age: maxAge,
-    max_bytes: bus.maxBytes,
+    max_bytes: maxBytes,
     num_replicas: bus.replicas,
     allow_direct: true,
     duplicate_window: Math.min(maxAge, nanos(10_000)),
   };
   let existing: StreamConfig | undefined;
   try {
-    existing = (await jsm.streams.info(bus.streamName)).config;
+    existing = (await jsm.streams.info(name)).config;
   } catch (err) {
     if (!/stream not found/i.test((err as Error).message))
-      throw new RelayError('BUS_UNAVAILABLE', `cannot read stream ${bus.streamName}: ${(err as Error).message}`, { cause: err });
+      throw new RelayError('BUS_UNAVAILABLE', `cannot read stream ${name}: ${(err as Error).message}`, { cause: err });
   }
   const storage = frameStorage(bus, existing?.storage);
   try {
     if (!existing) {
       await jsm.streams.add({ ...wanted, storage });
-      log.info({ stream: bus.streamName, storage, maxAgeSeconds: bus.maxAgeSeconds, replicas: bus.replicas }, 'frame stream created');
+      log.info({ stream: name, storage, maxAgeSeconds: bus.maxAgeSeconds, replicas: bus.replicas }, 'frame stream created');
       return;
     }
     if (existing.storage !== storage) {
       throw new RelayError(
         'CONFIG_INVALID',
-        `JetStream stream ${bus.streamName} exists with ${existing.storage} storage, not ${storage} (bus.storage ${bus.storage}); delete it, pick another bus.streamName, or set bus.storage to auto`,
+        `JetStream stream ${name} exists with ${existing.storage} storage, not ${storage} (bus.storage ${bus.storage}); delete it, pick another bus.streamName, or set bus.storage to auto`,
       );
     }
-    await jsm.streams.update(bus.streamName, wanted);
-    log.debug({ stream: bus.streamName }, 'frame stream updated');
+    await jsm.streams.update(name, wanted);
+    log.debug({ stream: name }, 'frame stream updated');
   } catch (err) {
     if (err instanceof RelayError) throw err;
-    throw new RelayError('BUS_UNAVAILABLE', `cannot create or update stream ${bus.streamName}: ${(err as Error).message}`, { cause: err });
+    throw new RelayError('BUS_UNAVAILABLE', `cannot create or update stream ${name}: ${(err as Error).message}`, { cause: err });
   }
 }
 
 /**
- * Returns a trigger that (re)creates the frame stream, at most once per
+ * Returns a trigger that (re)creates the frame streams, at most once per
  * `minIntervalMs` and one attempt at a time: a memory stream does not survive a
  * nats-server restart, so publish failures and reconnects call it.
  */

@@ -1,6 +1,7 @@
 import type { StreamInit } from '../media/frame.ts';
 import { FrameDecoder } from './frame-codec.ts';
 import { type NatsConnection, jetstreamManager, type JetStreamManager } from './nats.ts';
+import type { BusLayout } from './shards.ts';
 import { SubjectKind } from './subjects.ts';
 
 export interface RenditionInfo {
@@ -27,7 +28,7 @@ export interface RenditionInfo {
 
 /**
  * A stream's renditions, read from the bus itself: which renditions have a
- * keyframe in the frame stream, and each one's init from its last keyframe. No
+ * keyframe in its frame stream (its shard), and each one's init from its last keyframe. No
  * registry to keep in sync. Answers are cached for a second; an empty one (no live
  * rendition) for a fifth of that, so a stream that has just gone live is not refused
  * for long by a node that asked a moment before.
@@ -38,8 +39,7 @@ export class RenditionCatalog {
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly jsStream: string,
-    private readonly prefix: string,
+    private readonly layout: BusLayout,
   ) {}
 
   renditions(stream: string): Promise<RenditionInfo[]> {
@@ -56,13 +56,14 @@ export class RenditionCatalog {
 
   private async read(stream: string): Promise<RenditionInfo[]> {
     this.jsm ??= await jetstreamManager(this.nc, { timeout: 2000 });
-    const info = await this.jsm.streams.info(this.jsStream, { subjects_filter: `${this.prefix}.${stream}.*.${SubjectKind.KEYFRAME}` });
+    const { jsStream, prefix } = this.layout.shardOf(stream);
+    const info = await this.jsm.streams.info(jsStream, { subjects_filter: `${prefix}.${stream}.*.${SubjectKind.KEYFRAME}` });
     const names = Object.keys(info.state.subjects ?? {}).map((s) => s.split('.').at(-2)!);
     const out: RenditionInfo[] = [];
     for (const name of names) {
       const [key, end] = await Promise.all([
-        this.jsm.direct.getMessage(this.jsStream, { last_by_subj: `${this.prefix}.${stream}.${name}.${SubjectKind.KEYFRAME}` }),
-        this.jsm.direct.getMessage(this.jsStream, { last_by_subj: `${this.prefix}.${stream}.${name}.${SubjectKind.END}` }),
+        this.jsm.direct.getMessage(jsStream, { last_by_subj: `${prefix}.${stream}.${name}.${SubjectKind.KEYFRAME}` }),
+        this.jsm.direct.getMessage(jsStream, { last_by_subj: `${prefix}.${stream}.${name}.${SubjectKind.END}` }),
       ]);
       if (!key || (end && end.seq > key.seq)) continue; // ended: not a live rendition
       let init;

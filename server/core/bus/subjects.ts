@@ -50,8 +50,3 @@ export class StreamSubjects {
     this.end = `${this.base}.${SubjectKind.END}`;
   }
 }
-
-/** The wildcard a JetStream stream binds to hold every rendition of every stream. */
-export function allStreamsSubject(prefix: string): string {
-  return `${prefix}.>`;
-}

@@ -94,14 +94,31 @@ export const configSchema = z
           .string()
           .regex(/^[A-Za-z0-9_-]+$/)
           .describe('Name of the JetStream stream holding frames; created or updated at start.'),
-        replicas: z.number().int().min(1).max(5).describe('JetStream replicas of the frame stream (3 in a 3-node cluster).'),
+        shards: z
+          .number()
+          .int()
+          .min(1)
+          .max(256)
+          .describe(
+            "JetStream streams the frames spread over, each stream's frames in one of them (by its name's hash); each has its own leader, so in a NATS cluster the work spreads over the nodes. 1: one stream named streamName (binding <subjectPrefix>.>); more: streamName_0..N-1 (binding <subjectPrefix>_s<i>.>). Every node must use the same value. A few per NATS node (6 for 3 nodes).",
+          ),
+        replicas: z.number().int().min(1).max(5).describe('JetStream replicas of each frame stream (3 in a 3-node cluster).'),
+        balanceLeadersMs: z
+          .number()
+          .int()
+          .min(0)
+          .describe(
+            "How often an origin checks that the shards' leaders are spread over the NATS nodes, and asks one shard to change leader if not (with more than one shard and replica); 0: never.",
+          ),
         maxAgeSeconds: positiveInt.describe('How long frames are kept: a few GOPs, so a late edge can start at the last keyframe.'),
         storage: z
           .enum(['auto', 'file', 'memory'])
           .describe(
             "Where JetStream keeps frames. file: a restarted nats-server still has them, and viewers lose no frame across a restart within maxAgeSeconds. memory: a lower p99 on a busy bus, but a single nats-server's restart loses the stream (a cluster with replicas 3 keeps it through one node's restart). auto (the default): file with replicas 1, memory with more; an existing frame stream keeps its storage.",
           ),
-        maxBytes: positiveInt.describe('Size cap of the frame stream, on disk or in memory (oldest frames are dropped first).'),
+        maxBytes: positiveInt.describe(
+          'Size cap of the frames on the bus, on disk or in memory, shared equally by the shards (oldest frames are dropped first).',
+        ),
         publishWindow: positiveInt.describe(
           'Frames in flight (published, not yet acknowledged) per publishing origin before ingest pushes back on the publisher.',
         ),
