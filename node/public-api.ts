@@ -15,17 +15,27 @@ function publicAnswer(reply: FastifyReply): void {
  * (`/api/streams/<stream>`). Both are public: names and routes, no media, so no
  * playback token.
  */
-export function attachPublicApi(app: FastifyInstance, access: ViewerAccess, directory: EdgeDirectory, catalog: RenditionCatalog): void {
-  app.get<{ Params: { stream: string }; Querystring: { exclude?: string } }>('/api/route/:stream', async (req, reply) => {
+export function attachPublicApi(
+  app: FastifyInstance,
+  access: ViewerAccess,
+  directory: EdgeDirectory,
+  catalog: RenditionCatalog,
+  regionHeader = 'x-relay-region',
+): void {
+  app.get<{ Params: { stream: string }; Querystring: { exclude?: string; region?: string } }>('/api/route/:stream', async (req, reply) => {
     const { stream } = req.params;
     publicAnswer(reply);
     admitViewer(access, { stream }, { playback: false });
     const exclude = new Set((req.query.exclude ?? '').split(',').filter(Boolean));
-    const edge = directory.route(stream, exclude);
+    // The viewer's region: asked for, or set by the load balancer in front; else this node's own.
+    const header = req.headers[regionHeader];
+    const region = req.query.region || (typeof header === 'string' ? header : undefined);
+    const edge = directory.route(stream, exclude, { region });
     if (!edge) throw new RelayError('NO_EDGE_AVAILABLE');
     return {
       stream,
       edge: edge.id,
+      ...(edge.region && { region: edge.region }),
       url: edge.url,
       watch: `${edge.url}/watch/${stream}?routed=1`,
       ws: `${edge.url.replace(/^http/, 'ws')}/ws/${stream}?routed=1`,

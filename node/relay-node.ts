@@ -171,7 +171,7 @@ export async function startNode(
     closers.push(async () => directory.stop());
     readiness.edgeBucket = async () => (await edgeBucket.status()).bucket !== undefined;
     const catalog = new RenditionCatalog(ncCluster, busLayout(config.bus));
-    attachPublicApi(http, keys, directory, catalog);
+    attachPublicApi(http, keys, directory, catalog, config.cluster.regionHeader);
 
     // Recordings: written by recorders, read by edges (rewind) and the admin API. A folder shared by the nodes.
     const recordingStore: RecordingStore =
@@ -188,7 +188,13 @@ export async function startNode(
       readiness.natsEdge = () => isNatsConnected(nc);
       if (!origin) await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
       let publicUrl = config.http.publicUrl.replace(/\/$/, '');
-      const self = (): EdgeMember => ({ id: nodeId, url: publicUrl, capacity: config.cluster.edgeCapacity, load: edge?.load ?? 0 });
+      const self = (): EdgeMember => ({
+        id: nodeId,
+        url: publicUrl,
+        capacity: config.cluster.edgeCapacity,
+        load: edge?.load ?? 0,
+        ...(config.cluster.region && { region: config.cluster.region }),
+      });
       heartbeat = new EdgeHeartbeat(edgeBucket, config.cluster, self, log.child({ module: 'cluster' }));
       edge = new Edge(
         config,

@@ -9,6 +9,8 @@ export interface EdgeMember {
   capacity: number;
   /** Viewers it serves now. */
   load: number;
+  /** Where it is (`cluster.region`): viewers are placed in their own region first. Empty or absent: no region. */
+  region?: string;
 }
 
 export interface PlacementOptions {
@@ -95,10 +97,10 @@ export class PlacementRing {
    * with room under its bound. `loads` overrides the members' loads (a router's
    * own view, counting viewers it sent since the last heartbeat).
    */
-  place(stream: string, options: { exclude?: ReadonlySet<string>; loads?: ReadonlyMap<string, number> } = {}): EdgeMember | undefined {
+  place(stream: string, options: PlaceOptions = {}): EdgeMember | undefined {
     const { exclude, loads } = options;
-    let total = this.totalLoad;
-    if (loads) {
+    let total = options.totalLoad ?? this.totalLoad;
+    if (loads && options.totalLoad === undefined) {
       total = 0;
       for (const m of this.members) total += loads.get(m.id) ?? m.load;
     }
@@ -109,6 +111,15 @@ export class PlacementRing {
     }
     return undefined;
   }
+}
+
+export interface PlaceOptions {
+  /** Edges not to use (they failed this viewer). */
+  exclude?: ReadonlySet<string>;
+  /** Loads that override the members' own (a router's view, counting viewers it sent since the last heartbeat). */
+  loads?: ReadonlyMap<string, number>;
+  /** The members' total load under `loads`, when the caller keeps it (else summed here, once per call). */
+  totalLoad?: number;
 }
 
 function lowerBound(sorted: Uint32Array, value: number): number {

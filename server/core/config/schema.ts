@@ -313,6 +313,16 @@ export const configSchema = z
           .string()
           .regex(/^[A-Za-z0-9_-]{0,64}$/)
           .describe("This node's name in leases and the edge ring; empty: hostname-pid."),
+        region: z
+          .string()
+          .regex(/^[a-z0-9-]{0,32}$/)
+          .describe(
+            "This node's region (e.g. eu-west): an edge advertises it, and a viewer routed by this node goes to an edge of the viewer's region (from regionHeader or ?region=), else of this node's region, else anywhere. Empty: no region.",
+          ),
+        regionHeader: z
+          .string()
+          .regex(/^[a-z0-9-]{1,64}$/)
+          .describe('HTTP header where a load balancer or GeoDNS front says which region a viewer is in (the route API reads it).'),
         kvReplicas: z.number().int().min(1).max(5).describe('Replicas of the lease and membership KV buckets (3 in a 3-node NATS cluster).'),
         leaseBucket: z
           .string()
