@@ -6,6 +6,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { admitViewer, tokenQuery, type ViewerAccess } from '../server/core/auth/viewer-access.ts';
 import { requestKeyframe } from '../server/core/bus/keyframe-requests.ts';
 import type { NatsConnection } from '../server/core/bus/nats.ts';
+import { RegionalBus } from '../server/core/bus/regional-bus.ts';
 import type { RenditionInfo } from '../server/core/bus/rendition-catalog.ts';
 import { SOURCE_RENDITION } from '../server/core/bus/subjects.ts';
 import type { EdgeDirectory, EdgeHeartbeat } from '../server/core/cluster/edge-directory.ts';
@@ -31,6 +32,9 @@ import { refuseWebSocket, Viewer } from './egress/ws/ws-viewer.ts';
 import { attachPlayerAssets, watchPage } from './player/watch-page.ts';
 import { CloseCode, type ControlMessage } from './protocol.ts';
 import { Rendition } from './rendition/rendition.ts';
+
+/** How long after the last viewer here leaves a stream (and its renditions linger out) this region's copy of it is looked at for removal. */
+const COPY_RELEASE_MS = 5000;
 
 /** The edge's place in the cluster: who it is, the directory it routes with, its heartbeat. */
 export interface EdgeCluster {
@@ -66,6 +70,8 @@ export class Edge {
   private readonly egresses: EgressFactory[];
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
   private readonly log: Logger;
+  /** Where streams are read from: this node's shards, or this region's copies of other regions' streams. */
+  private readonly bus: RegionalBus;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -85,6 +91,7 @@ export class Edge {
     } = { renditions: async () => [] },
   ) {
     this.log = log.child({ module: 'edge' });
+    this.bus = new RegionalBus(nc, config, this.log.child({ module: 'bus' }));
     this.metrics = createEdgeMetrics(registry, () => this.consumers());
     const { edge, webrtc: rtc } = config;
     const limits = { skipBytes: edge.viewerSkipBytes, maxBytes: edge.viewerMaxBytes, maxLagMs: edge.viewerMaxLagMs };
@@ -176,12 +183,17 @@ export class Edge {
           new Rendition(
             stream,
             name,
-            { nc: this.nc, config: this.config, metrics: this.metrics, log: this.log.child({ stream, rendition: name }) },
+            { nc: this.nc, bus: this.bus, config: this.config, metrics: this.metrics, log: this.log.child({ stream, rendition: name }) },
             this.egresses,
             viewerLeft,
           ),
         this.config.edge.renditionLingerMs,
-        (emptied) => this.streams.get(stream) === emptied && this.streams.delete(stream),
+        (emptied) => {
+          if (this.streams.get(stream) !== emptied) return;
+          this.streams.delete(stream);
+          // Nobody here watches it any more: once its consumers are gone, this region's copy goes too if no other edge reads it.
+          setTimeout(() => void (!this.streams.has(stream) && this.bus.releaseCopies(stream).catch(() => {})), COPY_RELEASE_MS).unref();
+        },
       );
       this.streams.set(stream, s);
     }

@@ -30,7 +30,8 @@ import { EdgeDirectory, EdgeHeartbeat, openEdgeBucket } from '../server/core/clu
 import type { EdgeMember } from '../server/core/cluster/placement-ring.ts';
 import { RenditionCatalog } from '../server/core/bus/rendition-catalog.ts';
 import { ShardLeaderBalancer } from '../server/core/bus/shard-leaders.ts';
-import { busLayout } from '../server/core/bus/shards.ts';
+import { RegionalBus } from '../server/core/bus/regional-bus.ts';
+import { ownBusLayout } from '../server/core/bus/shards.ts';
 import { publicHost } from '../server/core/http/net-address.ts';
 import { NodeHeartbeat, openNodeBucket, readNodes, type NodeRecord } from '../server/core/cluster/node-registry.ts';
 import { requestEndStream, requestRecording, requestTakeover, serveStreamControl, serveTakeovers } from '../server/core/cluster/stream-control.ts';
@@ -122,7 +123,7 @@ export async function startNode(
       const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs, security);
       closers.push(() => nc.close());
       readiness.natsPublish = () => isNatsConnected(nc);
-      await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
+      await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }), ownBusLayout(config)));
       const publisher = new FramePublisher(nc, {
         window: config.bus.publishWindow,
         timeoutMs: config.bus.publishTimeoutMs,
@@ -134,13 +135,13 @@ export async function startNode(
       // After origin.stop() (closers run in reverse): its last frames and end markers acknowledged, then the ack timer stops.
       closers.push(() => publisher.close());
       // A restarted nats-server has lost the memory stream: recreate it when publishing fails or NATS comes back.
-      const keepStream = frameStreamKeeper(nc, config.bus, log.child({ module: 'bus' }));
+      const keepStream = frameStreamKeeper(nc, config.bus, log.child({ module: 'bus' }), ownBusLayout(config));
       publisher.on('failure', keepStream);
       void (async () => {
         for await (const s of nc.status()) if (s.type === 'reconnect') keepStream();
       })().catch(() => {});
       // In a NATS cluster, the frame shards' leaders spread over the nodes (each stores its shards' frames).
-      const balancer = new ShardLeaderBalancer(nc, busLayout(config.bus), log.child({ module: 'bus' }), config.bus.balanceLeadersMs);
+      const balancer = new ShardLeaderBalancer(nc, ownBusLayout(config), log.child({ module: 'bus' }), config.bus.balanceLeadersMs);
       if (config.bus.balanceLeadersMs > 0) balancer.start();
       closers.push(async () => balancer.close());
       const leases = await retrying('lease bucket', config.nats.connectTimeoutMs, log, () =>
@@ -170,7 +171,8 @@ export async function startNode(
     await directory.start();
     closers.push(async () => directory.stop());
     readiness.edgeBucket = async () => (await edgeBucket.status()).bucket !== undefined;
-    const catalog = new RenditionCatalog(ncCluster, busLayout(config.bus));
+    const regionalBus = new RegionalBus(ncCluster, config, log.child({ module: 'bus' }));
+    const catalog = new RenditionCatalog(ncCluster, (s) => regionalBus.locate(s));
     attachPublicApi(http, keys, directory, catalog, config.cluster.regionHeader);
 
     // Recordings: written by recorders, read by edges (rewind) and the admin API. A folder shared by the nodes.
@@ -186,7 +188,7 @@ export async function startNode(
       const nc: NatsConnection = await connectNats(natsUrl, 'relay-edge', log, config.nats.connectTimeoutMs, security);
       closers.push(() => nc.close());
       readiness.natsEdge = () => isNatsConnected(nc);
-      if (!origin) await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
+      if (!origin) await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }), ownBusLayout(config)));
       let publicUrl = config.http.publicUrl.replace(/\/$/, '');
       const self = (): EdgeMember => ({
         id: nodeId,
@@ -227,7 +229,7 @@ export async function startNode(
       closers.push(() => nc.close());
       readiness.natsRecorder = () => isNatsConnected(nc);
       if (!origin && !edge)
-        await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' })));
+        await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }), ownBusLayout(config)));
       // Recorders' leases (one recorder per stream) in a bucket of their own, beside the origins'.
       const recorderLeases = await retrying('recorder lease bucket', config.nats.connectTimeoutMs, log, () =>
         StreamLeases.open(nc, { ...config.cluster, leaseBucket: `${config.cluster.leaseBucket}_recorders` }, nodeId, log.child({ module: 'recorder.lease' })),

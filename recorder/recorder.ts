@@ -1,7 +1,7 @@
 import type { StreamSettings } from '../server/core/auth/access-keys.ts';
 import { jetstreamManager, type NatsConnection, type Subscription } from '../server/core/bus/nats.ts';
 import { RenditionCatalog } from '../server/core/bus/rendition-catalog.ts';
-import { busLayout } from '../server/core/bus/shards.ts';
+import { ownBusLayout } from '../server/core/bus/shards.ts';
 import { SubjectKind } from '../server/core/bus/subjects.ts';
 import { readToken } from '../server/core/bus/frame-codec.ts';
 import { serveRecordingControl, type RecordReply, type RecordRequest } from '../server/core/cluster/stream-control.ts';
@@ -56,7 +56,7 @@ export class Recorder {
 
   constructor(private readonly deps: RecorderDeps) {
     this.library = new RecordingLibrary(deps.store);
-    this.catalog = new RenditionCatalog(deps.nc, busLayout(deps.config.bus));
+    this.catalog = new RenditionCatalog(deps.nc, async () => ownBusLayout(deps.config));
   }
 
   /** Whether publication `token` of `stream` is recorded: as an operator asked for it, else its own `record`, else `recording.enabled`. */
@@ -75,7 +75,7 @@ export class Recorder {
   async start(): Promise<void> {
     const { nc, config, log } = this.deps;
     const prefix = config.bus.subjectPrefix;
-    const layout = busLayout(config.bus);
+    const layout = ownBusLayout(config);
     this.subs = layout.shards.map((shard) =>
       nc.subscribe(`${shard.prefix}.*.*.${SubjectKind.KEYFRAME}`, {
         callback: (_err, msg) => {
@@ -326,7 +326,7 @@ class StreamRecorder {
   private async firstKeyframe(rendition: string): Promise<number | undefined> {
     const { config, nc } = this.deps;
     const jsm = await jetstreamManager(nc, { timeout: 5000 });
-    const shard = busLayout(config.bus).shardOf(this.stream);
+    const shard = ownBusLayout(config).shardOf(this.stream);
     const msg = await jsm.direct.getMessage(shard.jsStream, { last_by_subj: `${shard.prefix}.${this.stream}.${rendition}.${SubjectKind.KEYFRAME}` });
     return msg?.seq;
   }

@@ -8,7 +8,7 @@ import {
   type JsMsg,
   type NatsConnection,
 } from '../server/core/bus/nats.ts';
-import { type BusShard, busLayout } from '../server/core/bus/shards.ts';
+import { type BusShard, ownBusLayout } from '../server/core/bus/shards.ts';
 import type { RelayConfig } from '../server/core/config/schema.ts';
 import type { Logger } from '../server/core/log.ts';
 import type { Frame } from '../server/core/media/frame.ts';
@@ -72,7 +72,7 @@ export class RenditionRecorder {
     private readonly log: Logger,
   ) {
     this.tape = new RenditionTape(config.recording.segmentSeconds, config.cluster.leaseTtlMs + 2000);
-    this.shard = busLayout(config.bus).shardOf(stream);
+    this.shard = ownBusLayout(config).shardOf(stream);
   }
 
   get gaps(): number {
@@ -115,7 +115,7 @@ export class RenditionRecorder {
       await jsm.consumers.delete(jsStream, name);
     }
     {
-      const subjects = busLayout(this.config.bus).subjects(this.stream, this.rendition);
+      const subjects = ownBusLayout(this.config).subjects(this.stream, this.rendition);
       const from = resumeSeq ?? startSeq;
       await jsm.consumers.add(jsStream, {
         durable_name: name,

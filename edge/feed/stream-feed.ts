@@ -8,13 +8,15 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from '../../server/core/bus/nats.ts';
-import type { StreamSubjects } from '../../server/core/bus/subjects.ts';
+import type { FeedSource } from '../../server/core/bus/regional-bus.ts';
 import type { Logger } from '../../server/core/log.ts';
 
 export interface StreamFeedOptions {
-  /** The JetStream stream holding frames. */
-  jsStream: string;
-  subjects: StreamSubjects;
+  /**
+   * Where the rendition's frames are: the JetStream stream (its shard, or in another region's
+   * stream a copy in this region) and its subjects. Asked at start and at each restart.
+   */
+  locate: () => Promise<FeedSource>;
   /** Messages one pull may bring (bounded: see field notes on stalled ordered consumers). */
   maxMessages: number;
   watchdogIntervalMs: number;
@@ -62,6 +64,8 @@ export class StreamFeed {
   /** The last message delivered: its reply subject says how many are still pending, read at scrape time only. */
   private lastMessage: JsMsg | undefined;
 
+  private source: FeedSource | undefined;
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly options: StreamFeedOptions,
@@ -72,6 +76,7 @@ export class StreamFeed {
   /** Starts consuming; returns where: the last keyframe, or new messages only (the stream is not live). */
   async start(): Promise<StartPoint> {
     this.jsm = await jetstreamManager(this.nc, { timeout: JS_TIMEOUT_MS });
+    this.source = await this.options.locate();
     const start = await this.findStart();
     await this.consumeFrom(start);
     await this.placeOnLeader(start);
@@ -83,7 +88,7 @@ export class StreamFeed {
   /** The last keyframe, unless the stream ended after it. */
   async findStart(): Promise<StartPoint> {
     const jsm = this.jsm!;
-    const { jsStream, subjects } = this.options;
+    const { jsStream, subjects } = this.source!;
     const [key, end] = await Promise.all([
       jsm.direct.getMessage(jsStream, { last_by_subj: subjects.keyframe }),
       jsm.direct.getMessage(jsStream, { last_by_subj: subjects.end }),
@@ -94,8 +99,8 @@ export class StreamFeed {
 
   private async consumeFrom(start: StartPoint): Promise<void> {
     const js = jetstream(this.nc, { timeout: JS_TIMEOUT_MS });
-    const consumer = await js.consumers.get(this.options.jsStream, {
-      filter_subjects: this.options.subjects.all,
+    const consumer = await js.consumers.get(this.source!.jsStream, {
+      filter_subjects: this.source!.subjects.all,
       ...(start.kind === 'sequence' ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start.seq } : { deliver_policy: DeliverPolicy.New }),
     });
     this.consumer = consumer;
@@ -132,7 +137,7 @@ export class StreamFeed {
    */
   private async placeOnLeader(start: StartPoint): Promise<void> {
     for (let attempt = 1; attempt <= PLACEMENT_ATTEMPTS && !this.closed && this.consumer; attempt++) {
-      const [consumer, stream] = await Promise.all([this.consumer.info(true), this.jsm!.streams.info(this.options.jsStream)]);
+      const [consumer, stream] = await Promise.all([this.consumer.info(true), this.jsm!.streams.info(this.source!.jsStream)]);
       const leader = stream.cluster?.leader;
       const at = consumer.cluster?.leader;
       if (!leader || !at || at === leader || (stream.cluster?.replicas ?? []).length === 0) return;
@@ -169,7 +174,16 @@ export class StreamFeed {
     if (Date.now() - this.lastMessageAt < this.options.watchdogIntervalMs) return;
     this.checking = true;
     try {
-      const last = await this.jsm!.direct.getMessage(this.options.jsStream, { last_by_subj: this.options.subjects.all });
+      // Quiet: is the stream somewhere else now (published in another region, or this region's copy of it gone)?
+      const now = await this.options.locate();
+      if (now.jsStream !== this.source!.jsStream || now.subjects.all !== this.source!.subjects.all) {
+        this.options.log.warn({ from: this.source!.jsStream, to: now.jsStream }, 'the stream is read from elsewhere now; restarting the consumer there');
+        this.source = now;
+        this.stats.lastSeq = 0;
+        await this.restart(await this.findStart(), 'moved');
+        return;
+      }
+      const last = await this.jsm!.direct.getMessage(this.source!.jsStream, { last_by_subj: this.source!.subjects.all });
       if (!last || last.seq === this.stats.lastSeq || this.closed) return;
       const recreated = last.seq < this.stats.lastSeq;
       this.options.log.warn(

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '../../server/core/bus/nats.ts';
-import { busLayout } from '../../server/core/bus/shards.ts';
+import type { RegionalBus } from '../../server/core/bus/regional-bus.ts';
 import type { RelayConfig } from '../../server/core/config/schema.ts';
 import type { Logger } from '../../server/core/log.ts';
 import { isRandomAccess, type Frame, type StreamInit } from '../../server/core/media/frame.ts';
@@ -27,6 +27,8 @@ const FRAGMENT_HEADROOM = 16;
 
 export interface RenditionDeps {
   nc: NatsConnection;
+  /** Where each stream's frames are read from (its shard, or a copy in this region). */
+  bus: RegionalBus;
   config: RelayConfig;
   metrics: EdgeMetrics;
   log: Logger;
@@ -68,8 +70,7 @@ export class Rendition implements RenditionView {
     this.feed = new StreamFeed(
       deps.nc,
       {
-        jsStream: busLayout(config.bus).shardOf(stream).jsStream,
-        subjects: busLayout(config.bus).subjects(stream, rendition),
+        locate: () => deps.bus.source(stream, rendition),
         maxMessages: config.edge.consumerMaxMessages,
         watchdogIntervalMs: config.edge.watchdogIntervalMs,
         log,

@@ -132,8 +132,7 @@ if (role === 'origin') {
       const feed = new StreamFeed(
         nc,
         {
-          jsStream: busLayout(config.bus).shardOf(name).jsStream,
-          subjects: busLayout(config.bus).subjects(name, 'source'),
+          locate: async () => ({ jsStream: busLayout(config.bus).shardOf(name).jsStream, subjects: busLayout(config.bus).subjects(name, 'source') }),
           maxMessages: config.edge.consumerMaxMessages,
           watchdogIntervalMs: config.edge.watchdogIntervalMs,
           log,

@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client';
 import type { AccessKeys } from '../core/auth/access-keys.ts';
 import type { FramePublisher, Publication } from '../core/bus/frame-publisher.ts';
 import { SOURCE_RENDITION } from '../core/bus/subjects.ts';
-import { busLayout } from '../core/bus/shards.ts';
+import { ownBusLayout } from '../core/bus/shards.ts';
 import type { StreamLease, StreamLeases } from '../core/cluster/stream-lease.ts';
 import type { RelayConfig } from '../core/config/schema.ts';
 import { RelayError } from '../core/errors.ts';
@@ -221,7 +221,7 @@ export class Origin {
     const { stream } = entry;
     entry.control = control;
     const log = this.log.child({ stream });
-    const open = (rendition: string) => this.publisher.open(busLayout(this.config.bus).subjects(stream, rendition), lease.token, () => lease.valid);
+    const open = (rendition: string) => this.publisher.open(ownBusLayout(this.config).subjects(stream, rendition), lease.token, () => lease.valid);
     const publication: Publication = open(SOURCE_RENDITION);
     const transcodeOn = this.config.transcode.enabled && this.keys.entry(stream)?.transcode !== false;
     const transcoding = transcodeOn ? new StreamTranscoding(this.config.transcode, open, log.child({ module: 'transcode' }), this.transcodeMetrics) : undefined;

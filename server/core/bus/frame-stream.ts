@@ -2,7 +2,7 @@ import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type JetStreamManager, type NatsConnection, DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type StreamConfig, nanos } from './nats.ts';
-import { type BusShard, busLayout } from './shards.ts';
+import { type BusLayout, type BusShard, busLayout } from './shards.ts';
 
 /**
  * The storage `bus.storage` asks for, given whether the frame stream exists already.
@@ -23,13 +23,13 @@ export function frameStorage(bus: Pick<RelayConfig['bus'], 'storage' | 'replicas
  * memory or file storage (see frameStorage), a retention of a few GOPs, direct gets allowed (late
  * consumers look up the last keyframe with them). The shards are made side by side.
  */
-export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bus'], log: Logger): Promise<void> {
+export async function ensureFrameStream(nc: NatsConnection, bus: RelayConfig['bus'], log: Logger, layout: BusLayout = busLayout(bus)): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  const layout = busLayout(bus);
-  await Promise.all(layout.shards.map((shard) => ensureShard(jsm, bus, shard, Math.ceil(bus.maxBytes / layout.shards.length), log)));
+  const maxBytes = Math.ceil(bus.maxBytes / layout.shards.length);
+  await Promise.all(layout.shards.map((shard) => ensureShard(jsm, bus, shard, maxBytes, layout.region, log)));
 }
 
-async function ensureShard(jsm: JetStreamManager, bus: RelayConfig['bus'], shard: BusShard, maxBytes: number, log: Logger): Promise<void> {
+async function ensureShard(jsm: JetStreamManager, bus: RelayConfig['bus'], shard: BusShard, maxBytes: number, region: string, log: Logger): Promise<void> {
   const maxAge = nanos(bus.maxAgeSeconds * 1000);
   const name = shard.jsStream;
   const wanted: Partial<StreamConfig> & { name: string } = {
@@ -42,6 +42,8 @@ async function ensureShard(jsm: JetStreamManager, bus: RelayConfig['bus'], shard
     num_replicas: bus.replicas,
     allow_direct: true,
     duplicate_window: Math.min(maxAge, nanos(10_000)),
+    // A region's frames stay in its own NATS cluster (named as the region).
+    ...(region && { placement: { cluster: region, tags: [] } }),
   };
   let existing: StreamConfig | undefined;
   try {
@@ -76,7 +78,7 @@ async function ensureShard(jsm: JetStreamManager, bus: RelayConfig['bus'], shard
  * `minIntervalMs` and one attempt at a time: a memory stream does not survive a
  * nats-server restart, so publish failures and reconnects call it.
  */
-export function frameStreamKeeper(nc: NatsConnection, bus: RelayConfig['bus'], log: Logger, minIntervalMs = 1000): () => void {
+export function frameStreamKeeper(nc: NatsConnection, bus: RelayConfig['bus'], log: Logger, layout: BusLayout = busLayout(bus), minIntervalMs = 1000): () => void {
   let running = false;
   let lastRun = 0;
   return () => {
@@ -84,7 +86,7 @@ export function frameStreamKeeper(nc: NatsConnection, bus: RelayConfig['bus'], l
     if (running || now - lastRun < minIntervalMs || nc.isClosed()) return;
     running = true;
     lastRun = now;
-    ensureFrameStream(nc, bus, log)
+    ensureFrameStream(nc, bus, log, layout)
       .catch((err: Error) => log.warn({ code: 'BUS_UNAVAILABLE', err: err.message }, 'cannot (re)create the frame stream yet'))
       .finally(() => {
         running = false;

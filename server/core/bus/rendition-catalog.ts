@@ -39,7 +39,8 @@ export class RenditionCatalog {
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly layout: BusLayout,
+    /** The bus layout a stream is published in (its region's, with several). */
+    private readonly locate: (stream: string) => Promise<BusLayout>,
   ) {}
 
   renditions(stream: string): Promise<RenditionInfo[]> {
@@ -56,7 +57,7 @@ export class RenditionCatalog {
 
   private async read(stream: string): Promise<RenditionInfo[]> {
     this.jsm ??= await jetstreamManager(this.nc, { timeout: 2000 });
-    const { jsStream, prefix } = this.layout.shardOf(stream);
+    const { jsStream, prefix } = (await this.locate(stream)).shardOf(stream);
     const info = await this.jsm.streams.info(jsStream, { subjects_filter: `${prefix}.${stream}.*.${SubjectKind.KEYFRAME}` });
     const names = Object.keys(info.state.subjects ?? {}).map((s) => s.split('.').at(-2)!);
     const out: RenditionInfo[] = [];

@@ -32,14 +32,35 @@ export class BusLayout {
   readonly shards: readonly BusShard[];
   private readonly memo = new Map<string, BusShard>();
 
-  constructor(bus: Pick<RelayConfig['bus'], 'streamName' | 'subjectPrefix' | 'shards'>) {
+  /**
+   * `region`: the bus of one region of several (`cluster.regions`): its names carry the region
+   * (`<streamName>_<region>[_<i>]`, `<prefix>_<region>[_s<i>]`), so that the regions' streams, in
+   * one JetStream supercluster, never bind the same subjects. Empty: the one bus of a single region.
+   */
+  constructor(
+    bus: Pick<RelayConfig['bus'], 'streamName' | 'subjectPrefix' | 'shards'>,
+    readonly region = '',
+  ) {
     const n = bus.shards;
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`bus.shards must be a whole number from 1: ${n}`);
+    const name = region ? `${bus.streamName}_${region}` : bus.streamName;
+    const base = region ? `${bus.subjectPrefix}_${region}` : bus.subjectPrefix;
     this.shards = Array.from({ length: n }, (_, index) => {
-      const jsStream = n === 1 ? bus.streamName : `${bus.streamName}_${index}`;
-      const prefix = n === 1 ? bus.subjectPrefix : `${bus.subjectPrefix}_s${index}`;
+      const jsStream = n === 1 ? name : `${name}_${index}`;
+      const prefix = n === 1 ? base : `${base}_s${index}`;
       return { index, jsStream, prefix, wildcard: `${prefix}.>` };
     });
+  }
+
+  /**
+   * The copy of `stream` that region `to` keeps while its viewers watch it (this layout being the
+   * stream's origin region's): a JetStream stream in `to` sourcing the stream's subjects alone
+   * from its shard, so that the frames cross the link between the regions once, however many
+   * edges there consume them.
+   */
+  copyOf(stream: string, to: string): { jsStream: string; from: BusShard; filter: string } {
+    const from = this.shardOf(stream);
+    return { jsStream: `${from.jsStream}_${stream}_IN_${to}`, from, filter: `${from.prefix}.${stream}.>` };
   }
 
   /** The shard that holds `stream`'s frames. */
@@ -64,13 +85,20 @@ export class BusLayout {
   }
 }
 
-const layouts = new WeakMap<object, BusLayout>();
+const layouts = new WeakMap<object, Map<string, BusLayout>>();
 
-/** The layout of a config's `bus`, made once per config object. */
-export function busLayout(bus: RelayConfig['bus']): BusLayout {
-  let layout = layouts.get(bus);
-  if (!layout) layouts.set(bus, (layout = new BusLayout(bus)));
+/** The layout of a config's `bus` (in `region`, for a bus of several regions), made once per config object. */
+export function busLayout(bus: RelayConfig['bus'], region = ''): BusLayout {
+  let byRegion = layouts.get(bus);
+  if (!byRegion) layouts.set(bus, (byRegion = new Map<string, BusLayout>()));
+  let layout = byRegion.get(region);
+  if (!layout) byRegion.set(region, (layout = new BusLayout(bus, region)));
   return layout;
+}
+
+/** Where this node's bus is: its own region's when the NATS supercluster has several (`cluster.regions`), else the single bus. */
+export function ownBusLayout(config: Pick<RelayConfig, 'bus' | 'cluster'>): BusLayout {
+  return busLayout(config.bus, config.cluster.regions.length > 0 ? config.cluster.region : '');
 }
 
 const MASK64 = (1n << 64n) - 1n;

@@ -319,6 +319,11 @@ export const configSchema = z
           .describe(
             "This node's region (e.g. eu-west): an edge advertises it, and a viewer routed by this node goes to an edge of the viewer's region (from regionHeader or ?region=), else of this node's region, else anywhere. Empty: no region.",
           ),
+        regions: z
+          .array(z.string().regex(/^[a-z0-9-]{1,32}$/))
+          .describe(
+            'Every region of a NATS supercluster (its clusters joined by gateways, each cluster named as its region): frames are published in their origin region, and a region copies a stream from another only while its viewers watch it. Empty: one bus, wherever its nodes are. Each node names its own in region.',
+          ),
         regionHeader: z
           .string()
           .regex(/^[a-z0-9-]{1,64}$/)
@@ -357,7 +362,11 @@ export const configSchema = z
           .min(0)
           .describe('Viewers an edge always takes before a stream spills to the next edge, whatever the average (keeps quiet streams on one edge).'),
       })
-      .strict(),
+      .strict()
+      .refine(
+        (c) => c.regions.length === 0 || c.regions.includes(c.region),
+        'cluster.region must be one of cluster.regions when regions are listed (the NATS cluster this node is in)',
+      ),
     auth: z
       .object({
         publishSecrets: z
