@@ -123,7 +123,9 @@ export async function startNode(
       const nc = await connectNats(natsUrl, 'relay-origin-publish', log, config.nats.connectTimeoutMs, security);
       closers.push(() => nc.close());
       readiness.natsPublish = () => isNatsConnected(nc);
-      await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }), ownBusLayout(config)));
+      await retrying('frame stream', config.nats.connectTimeoutMs, log, () =>
+        ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }), ownBusLayout(config)),
+      );
       const publisher = new FramePublisher(nc, {
         window: config.bus.publishWindow,
         timeoutMs: config.bus.publishTimeoutMs,
@@ -188,7 +190,10 @@ export async function startNode(
       const nc: NatsConnection = await connectNats(natsUrl, 'relay-edge', log, config.nats.connectTimeoutMs, security);
       closers.push(() => nc.close());
       readiness.natsEdge = () => isNatsConnected(nc);
-      if (!origin) await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }), ownBusLayout(config)));
+      if (!origin)
+        await retrying('frame stream', config.nats.connectTimeoutMs, log, () =>
+          ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }), ownBusLayout(config)),
+        );
       let publicUrl = config.http.publicUrl.replace(/\/$/, '');
       const self = (): EdgeMember => ({
         id: nodeId,
@@ -229,7 +234,9 @@ export async function startNode(
       closers.push(() => nc.close());
       readiness.natsRecorder = () => isNatsConnected(nc);
       if (!origin && !edge)
-        await retrying('frame stream', config.nats.connectTimeoutMs, log, () => ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }), ownBusLayout(config)));
+        await retrying('frame stream', config.nats.connectTimeoutMs, log, () =>
+          ensureFrameStream(nc, config.bus, log.child({ module: 'bus' }), ownBusLayout(config)),
+        );
       // Recorders' leases (one recorder per stream) in a bucket of their own, beside the origins'.
       const recorderLeases = await retrying('recorder lease bucket', config.nats.connectTimeoutMs, log, () =>
         StreamLeases.open(nc, { ...config.cluster, leaseBucket: `${config.cluster.leaseBucket}_recorders` }, nodeId, log.child({ module: 'recorder.lease' })),

@@ -78,7 +78,13 @@ async function ensureShard(jsm: JetStreamManager, bus: RelayConfig['bus'], shard
  * `minIntervalMs` and one attempt at a time: a memory stream does not survive a
  * nats-server restart, so publish failures and reconnects call it.
  */
-export function frameStreamKeeper(nc: NatsConnection, bus: RelayConfig['bus'], log: Logger, layout: BusLayout = busLayout(bus), minIntervalMs = 1000): () => void {
+export function frameStreamKeeper(
+  nc: NatsConnection,
+  bus: RelayConfig['bus'],
+  log: Logger,
+  layout: BusLayout = busLayout(bus),
+  minIntervalMs = 1000,
+): () => void {
   let running = false;
   let lastRun = 0;
   return () => {
