@@ -11,7 +11,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ShardLeaderBalancer } from '../server/core/bus/shard-leaders.ts';
 import { BusLayout } from '../server/core/bus/shards.ts';
 import { createLogger } from '../server/core/log.ts';
@@ -42,6 +43,17 @@ interface Setup {
   replicas: number;
 }
 
+/** How many of the shards each node leads. */
+async function leadersPerNode(nc: NatsConnection, shards: number): Promise<Record<string, number>> {
+  const jsm = await jetstreamManager(nc);
+  const out: Record<string, number> = {};
+  for (const s of new BusLayout({ streamName: 'RELAY_FRAMES', subjectPrefix: 'relay', shards }).shards) {
+    const leader = (await jsm.streams.info(s.jsStream)).cluster?.leader ?? 'n1';
+    out[leader] = (out[leader] ?? 0) + 1;
+  }
+  return out;
+}
+
 async function measure(setup: Setup) {
   const single = setup.nodes === 1 ? await startNats() : undefined;
   const cluster = setup.nodes > 1 ? await startNatsCluster(setup.nodes) : undefined;
@@ -53,11 +65,7 @@ async function measure(setup: Setup) {
   const nc = await connect({ servers: url });
   try {
     await waitFor('the bus processes to report', () => origin.report && edge.report, 60_000, 100);
-    const names = Array.from({ length: renditions }, (_, i) => `b${i}`);
-    edge.send({ streams: names });
-    await waitFor(`${renditions} consumers`, () => edge.report!.streams >= renditions, 60_000, 100);
-    origin.send({ streams: names });
-    // The origins' balancer, as a relay origin runs it, until the leaders are as even as they get.
+    // The origins' balancer, as a relay origin runs it at start (the shards idle), until the leaders are as even as they get.
     let moves = 0;
     if (setup.shards > 1 && setup.replicas > 1) {
       const balancer = new ShardLeaderBalancer(
@@ -72,10 +80,15 @@ async function measure(setup: Setup) {
         await sleep(1500);
       }
     }
+    const names = Array.from({ length: renditions }, (_, i) => `b${i}`);
+    edge.send({ streams: names });
+    await waitFor(`${renditions} consumers`, () => edge.report!.streams >= renditions, 60_000, 100);
+    origin.send({ streams: names });
     await sleep(5000);
     [origin, edge].forEach((p) => p.send({ mark: true }));
     await Promise.all([origin, edge].map((p) => p.next()));
     const o0 = origin.report!;
+    const failed0 = origin.report!.failed + edge.report!.failed;
     const n0 = pids.map((p) => processStat(p.pid).cpu);
     const m0 = machineTicks();
     const t0 = performance.now();
@@ -90,8 +103,9 @@ async function measure(setup: Setup) {
       renditions,
       moves,
       framesPerSecond: Math.round((origin.report!.frames - o0.frames) / dt),
-      failed: origin.report!.failed + edge.report!.failed,
-      p99Ms: edge.report!.p99Ms,
+      failed: origin.report!.failed + edge.report!.failed - failed0,
+      p99Ms: round(edge.report!.p99Ms ?? NaN, 1),
+      leaders: await leadersPerNode(nc, setup.shards),
       nodeCpuPercent: Object.fromEntries(pids.map((p, i) => [p.name, nodeCpu[i]!])),
       natsCpuPercent: round(total),
       busiestOverEven: round(Math.max(...nodeCpu) / even, 2),
@@ -124,7 +138,9 @@ const lines = [
   '|---|---|---|---|---|---|---|---|',
   ...rows.map(
     (r) =>
-      `| ${r.label}${r.moves ? ` (leaders spread in ${r.moves} moves)` : ''} | ${Object.entries(r.nodeCpuPercent)
+      `| ${r.label} (shards led: ${Object.entries(r.leaders)
+        .map(([n, c]) => `${n} ${c}`)
+        .join(', ')}${r.moves ? `, after ${r.moves} moves` : ''}) | ${Object.entries(r.nodeCpuPercent)
         .map(([n, c]) => `${n} ${c}%`)
         .join(', ')} | ${r.natsCpuPercent}% | ${r.busiestOverEven}x | ${r.renditionsPerNatsCore} | ${r.p99Ms} ms | ${r.failed} | ${r.machineCpuPercent}% |`,
   ),

@@ -53,7 +53,7 @@ export function render(r: SimReport): string {
     '',
     `Cross-region traffic per stream = (regions watching it outside its origin region) x its bitrate: ${r.copyMismatches === 0 ? 'yes, at every sample' : `NO (${r.copyMismatches} mismatches)`}.` +
       (r.gateway
-        ? ` Gateway failure (${r.gateway.region}): ${f(r.gateway.stalledViewers)} viewers of streams across it paused, ${f(r.gateway.backlogMbit / 8000, 1)} GB to catch up when it returns.`
+        ? ` Gateway failure (${r.gateway.region}): ${f(r.gateway.stalledViewers)} viewers of streams across it paused, ${f(r.gateway.backlogMbit / 8000, 1)} GB to catch up when it returns (at most the origin's ${o.busRetentionS} s of frames per copy).`
         : ''),
     '',
     '| NATS server | messages/s (in + out) | JetStream streams | consumers | leads |',

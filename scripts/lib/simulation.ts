@@ -39,6 +39,8 @@ export interface SimOptions {
   renditions: number;
   streamKbps: number;
   messagesPerRendition: number;
+  /** How long the origin region keeps frames (bus.maxAgeSeconds): a copy cut off for longer resumes at the oldest kept. */
+  busRetentionS: number;
   sampleEveryS: number;
   seed: number;
 }
@@ -63,6 +65,7 @@ export const DEFAULTS: SimOptions = {
   renditions: 3,
   streamKbps: 4500,
   messagesPerRendition: 80,
+  busRetentionS: 30,
   sampleEveryS: 60,
   seed: 1,
 };
@@ -371,8 +374,10 @@ export function simulate(partial: Partial<SimOptions> = {}): SimReport {
           backlogKbps += o.streamKbps;
         }
       }
-      // When the gateway comes back, each copy catches up from where it stopped: the outage's frames cross at once.
-      gateway = { region: o.regions[gw]!.name, stalledViewers: stalled, backlogMbit: (backlogKbps * o.gatewayFailure!.forS) / 1000 };
+      // When the gateway comes back, each copy catches up from where it stopped, or from the oldest frame its origin
+      // still keeps after a longer outage: that much crosses at once.
+      const behindS = Math.min(o.gatewayFailure!.forS, o.busRetentionS);
+      gateway = { region: o.regions[gw]!.name, stalledViewers: stalled, backlogMbit: (backlogKbps * behindS) / 1000 };
     }
     if (t % o.sampleEveryS === 0) sample(t);
   }

@@ -36,3 +36,12 @@ test('one replica (its own leader, no follower to take over) or a shard without 
   // No leader at all (an election under way): nothing to do.
   assert.equal(shardToMove([{ jsStream: 'S0', leader: undefined, followers: ['n1', 'n2'] }]), undefined);
 });
+
+test('an idle shard is moved before a busy one, and a busy one only when allowed (its in-flight frames fail while its leader changes)', () => {
+  const shards: ShardLeadership[] = [{ ...r3('S0', 'n1'), idle: false }, { ...r3('S1', 'n1'), idle: true }, { ...r3('S2', 'n1'), idle: false }, r3('S3', 'n2')];
+  assert.equal(shardToMove(shards), 'S1');
+  assert.equal(shardToMove(shards, { busy: false }), 'S1');
+  const busy = shards.map((s) => ({ ...s, idle: false }));
+  assert.equal(shardToMove(busy, { busy: false }), undefined);
+  assert.equal(shardToMove(busy, { busy: true }), 'S0');
+});
