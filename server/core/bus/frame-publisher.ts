@@ -7,7 +7,10 @@ import { PendingAcks } from './pending-acks.ts';
 import type { StreamSubjects } from './subjects.ts';
 
 export interface PublisherOptions {
-  /** Messages published and not yet acknowledged, across all publications, before pushing back. */
+  /**
+   * Messages published and not yet acknowledged, per lane (a lane per bus shard: the frame stream
+   * its publications' subjects go to), before pushing back on that lane's publishers.
+   */
   window: number;
   timeoutMs: number;
   log: Logger;
@@ -30,6 +33,16 @@ interface Held {
   onFailure: () => void;
   onStored: (() => void) | undefined;
   valid: () => boolean;
+}
+
+/**
+ * The frames in flight to one JetStream stream (one shard), counted apart so that a shard whose
+ * leader is gone, its acknowledgements waiting out their timeout, pauses only its own
+ * publishers: with one window for all, it filled the window and paused every stream of the
+ * origin (measured: a 1.25 s gap in a stream of a healthy shard).
+ */
+export interface Lane {
+  inFlight: number;
 }
 
 /** Bytes held while NATS is away, beyond which new messages fail (a WHIP source cannot be paused). */
@@ -62,6 +75,7 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
   private readonly acks: Subscription;
   private readonly expiry: NodeJS.Timeout;
   private readonly publishOptions: { reply: string } = { reply: '' };
+  private readonly lanes = new Map<string, Lane>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -94,8 +108,15 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
     this.expiry.unref();
   }
 
-  get full(): boolean {
-    return this.stats.inFlight >= this.options.window;
+  /** Whether a lane's window is full: its publishers pause until 'drain'. */
+  full(lane: Lane): boolean {
+    return lane.inFlight >= this.options.window;
+  }
+
+  /** @internal One of a lane's messages was stored or failed: 'drain' when half its window is free again. */
+  laneSettled(lane: Lane): void {
+    lane.inFlight--;
+    if (lane.inFlight === Math.floor(this.options.window / 2)) this.emit('drain');
   }
 
   /**
@@ -104,7 +125,11 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
    * false stops the publication for good (a lease that may have been lost).
    */
   open(subjects: StreamSubjects, token: number, mayPublish: () => boolean = () => true): Publication {
-    return new Publication(this, subjects, token, this.maxMessageBytes, mayPublish);
+    // The lane of the subjects' shard: their prefix, the subject without <stream>.<rendition>.
+    const key = subjects.base.slice(0, subjects.base.lastIndexOf('.', subjects.base.lastIndexOf('.') - 1));
+    let lane = this.lanes.get(key);
+    if (!lane) this.lanes.set(key, (lane = { inFlight: 0 }));
+    return new Publication(this, subjects, lane, token, this.maxMessageBytes, mayPublish);
   }
 
   /** Resolves when every message sent so far has been acknowledged or has failed. */
@@ -118,11 +143,10 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
    * `valid` is asked again before a message held while NATS was away goes out: a
    * publication whose lease may have run out meanwhile must not land late.
    */
-  send(subject: string, data: Buffer, onFailure: () => void, onStored?: () => void, valid: () => boolean = always): boolean {
+  send(subject: string, data: Buffer, onFailure: () => void, onStored?: () => void, valid: () => boolean = always): void {
     this.stats.inFlight++;
     if (this.connected) this.publishNow(subject, data, onFailure, onStored, valid);
     else this.hold({ subject, data, onFailure, onStored, valid });
-    return !this.full;
   }
 
   private publishNow(subject: string, data: Buffer, onFailure: () => void, onStored: (() => void) | undefined, valid: () => boolean): void {
@@ -209,7 +233,6 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
 
   private settle(): void {
     this.stats.inFlight--;
-    if (this.stats.inFlight === Math.floor(this.options.window / 2)) this.emit('drain');
     if (this.stats.inFlight === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
@@ -239,11 +262,14 @@ export class Publication {
   /** A message of this publication was not stored: resume at the next keyframe. */
   private readonly lost = () => {
     this.resync = true;
+    this.publisher.laneSettled(this.lane);
   };
+  private readonly stored = () => this.publisher.laneSettled(this.lane);
 
   constructor(
     private readonly publisher: FramePublisher,
     readonly subjects: StreamSubjects,
+    private readonly lane: Lane,
     readonly token: number,
     private readonly maxMessageBytes: number,
     private readonly mayPublish: () => boolean,
@@ -259,7 +285,7 @@ export class Publication {
     // A random access point (a video keyframe; any frame of an audio-only stream) carries the init, on the keyframe subject.
     const isKey = isRandomAccess(frame);
     if (this.resync) {
-      if (!isKey) return !this.publisher.full;
+      if (!isKey) return !this.publisher.full(this.lane);
       this.resync = false;
     }
     let initBytes: Buffer | undefined;
@@ -278,10 +304,11 @@ export class Publication {
         : frame.codec === frame.init.audio?.codec
           ? this.subjects.audio
           : this.subjects.opus;
-    let ok = true;
-    for (let i = 0; i < messages.length; i++)
-      ok = this.publisher.send(i === 0 ? subject : this.subjects.part, messages[i]!, this.lost, undefined, this.mayPublish);
-    return ok;
+    for (let i = 0; i < messages.length; i++) {
+      this.lane.inFlight++;
+      this.publisher.send(i === 0 ? subject : this.subjects.part, messages[i]!, this.lost, this.stored, this.mayPublish);
+    }
+    return !this.publisher.full(this.lane);
   }
 
   /**

@@ -40,6 +40,8 @@ export function shardToMove(shards: readonly ShardLeadership[], options: { busy?
 
 /** A shard with no frame stored for this long is idle. */
 const IDLE_MS = 5000;
+/** A follower last heard from longer ago than this is not counted (nanoseconds, as the server reports it). */
+const FOLLOWER_ACTIVE_NS = 2e9;
 /** Uneven checks in a row before a busy shard is moved. */
 const BUSY_AFTER_CHECKS = 6;
 
@@ -88,7 +90,9 @@ export class ShardLeaderBalancer {
           return {
             jsStream,
             leader: info.cluster?.leader,
-            followers: (info.cluster?.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name),
+            // Followers that are up to date and heard from lately: a node that just died still shows as current for a
+            // while, and moving a shard towards it (while the cluster recovers from its loss) only adds an election.
+            followers: (info.cluster?.replicas ?? []).filter((r) => r.current && !r.offline && r.active < FOLLOWER_ACTIVE_NS).map((r) => r.name),
             idle: info.state.messages === 0 || Date.now() - new Date(info.state.last_ts).getTime() > IDLE_MS,
           };
         }),

@@ -120,7 +120,7 @@ export const configSchema = z
           'Size cap of the frames on the bus, on disk or in memory, shared equally by the shards (oldest frames are dropped first).',
         ),
         publishWindow: positiveInt.describe(
-          'Frames in flight (published, not yet acknowledged) per publishing origin before ingest pushes back on the publisher.',
+          "Messages in flight (published, not yet acknowledged) per publishing origin and bus shard before ingest pushes back on that shard's publishers (a shard whose leader is gone pauses only its own streams).",
         ),
         publishTimeoutMs: positiveInt.describe('How long the origin waits for JetStream to acknowledge a frame before counting it as failed.'),
       })
