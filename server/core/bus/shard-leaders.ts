@@ -42,8 +42,11 @@ export function shardToMove(shards: readonly ShardLeadership[], options: { busy?
 const IDLE_MS = 5000;
 /** A follower last heard from longer ago than this is not counted (nanoseconds, as the server reports it). */
 const FOLLOWER_ACTIVE_NS = 2e9;
-/** Uneven checks in a row before a busy shard is moved. */
-const BUSY_AFTER_CHECKS = 6;
+/**
+ * How long the spread stays uneven before a busy shard is moved: longer than a node's loss and
+ * its shards' re-elections take to settle (moving a shard then only adds to the pause).
+ */
+const BUSY_AFTER_MS = 60_000;
 
 /**
  * Keeps the frame shards' leaders spread over a NATS cluster: every `intervalMs` (with jitter,
@@ -54,8 +57,8 @@ const BUSY_AFTER_CHECKS = 6;
 export class ShardLeaderBalancer {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
-  /** Checks in a row that found the spread uneven with only busy shards to move. */
-  private unevenChecks = 0;
+  /** Since when the spread has been uneven with only busy shards to move (0: it is not). */
+  private unevenSince = 0;
   moves = 0;
 
   constructor(
@@ -97,15 +100,16 @@ export class ShardLeaderBalancer {
           };
         }),
       );
-      // A busy shard is moved only once the spread has stayed uneven for BUSY_AFTER_CHECKS checks (a node that came
+      // A busy shard is moved only once the spread has stayed uneven for BUSY_AFTER_MS (a node that came
       // back after a restart leads nothing until then): a short hole in a few streams, once, against a node doing
       // twice its share for good.
-      const move = shardToMove(shards, { busy: this.unevenChecks >= BUSY_AFTER_CHECKS });
+      const now = Date.now();
+      const move = shardToMove(shards, { busy: this.unevenSince > 0 && now - this.unevenSince >= BUSY_AFTER_MS });
       if (!move) {
-        this.unevenChecks = shardToMove(shards) ? this.unevenChecks + 1 : 0;
+        this.unevenSince = shardToMove(shards) ? this.unevenSince || now : 0;
         return undefined;
       }
-      this.unevenChecks = 0;
+      this.unevenSince = 0;
       const from = shards.find((s) => s.jsStream === move)!.leader;
       await this.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${move}`, undefined, { timeout: 5000 });
       this.moves++;
