@@ -92,8 +92,17 @@ describe('the cluster dashboard in Chromium', { timeout: 120_000 }, () => {
   });
 
   test('ends a stream from the dashboard: it turns offline and its publisher is disconnected', async () => {
+    // The admin API's answer, to say why if the stream stays live (one CI run saw it stay live past 10 s).
+    const answered = page
+      .waitForResponse((r) => r.url().endsWith('/streams/live-one/end'), { timeout: 10_000 })
+      .then(
+        async (r) => `${r.status()} ${await r.text()}`,
+        (err: Error) => `no answer: ${err.message}`,
+      );
     await page.click('[data-testid=end-live-one]');
-    await waitFor('the stream offline', async () => /offline/.test(await text('[data-testid=stream-live-one]')), 10_000, 200);
+    await waitFor('the stream offline', async () => /offline/.test(await text('[data-testid=stream-live-one]')), 10_000, 200).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the end request answered ${await answered}`);
+    });
     const status = await Promise.race([publisher.exited, new Promise((r) => setTimeout(() => r('running'), 10_000))]);
     assert.notEqual(status, 'running');
     assert.equal(await text('[data-testid=count-live-streams] b'), '0');
