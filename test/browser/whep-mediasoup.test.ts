@@ -139,6 +139,22 @@ describe('WebRTC viewers through mediasoup: simulcast over the ladder, bandwidth
     await relay?.stop();
   });
 
+  /** A WebRTC viewer reaching the worker through a shaping relay (800 ms of queue, no limit yet), playing the top layer. */
+  const atTopLayerThroughShaper = async (): Promise<{ shaper: UdpShaper; page: Page }> => {
+    const shaper = await startUdpShaper(800);
+    const page = await chromium.browser.newPage();
+    try {
+      await throughShaper(page, shaper);
+      await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
+      await waitFor('the top layer', async () => (await view(page)).height === 360, 20_000, 250);
+      return { shaper, page };
+    } catch (err) {
+      await page.close();
+      await shaper.close();
+      throw err;
+    }
+  };
+
   test('the relay runs mediasoup workers, one per configured worker, from the patched build', () => {
     const up = findLog(relay.output(), 'mediasoup workers up');
     assert.ok(up, 'the workers-up log line');
@@ -170,12 +186,8 @@ describe('WebRTC viewers through mediasoup: simulcast over the ladder, bandwidth
   });
 
   test('a viewer whose link is squeezed below the top layer (a shaping UDP relay) steps down to a lower layer by its bandwidth estimate, and plays on there', async () => {
-    const shaper: UdpShaper = await startUdpShaper(800);
-    const page = await chromium.browser.newPage();
+    const { shaper, page } = await atTopLayerThroughShaper();
     try {
-      await throughShaper(page, shaper);
-      await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
-      await waitFor('the top layer', async () => (await view(page)).height === 360, 20_000, 250);
       // 600 kbit/s with 800 ms of buffer: the 360p layer (900 kbit/s) does not fit, 240p (400) and 144p (150) do.
       shaper.setRate(600_000);
       const squeezedAt = Date.now();
@@ -212,12 +224,8 @@ describe('WebRTC viewers through mediasoup: simulcast over the ladder, bandwidth
   });
 
   test('a viewer whose link narrows step by step (a throttled connection, 1.2 Mbit/s down to 600 kbit/s) steps down to a lower layer with no freeze and no packet lost', async () => {
-    const shaper: UdpShaper = await startUdpShaper(800);
-    const page = await chromium.browser.newPage();
+    const { shaper, page } = await atTopLayerThroughShaper();
     try {
-      await throughShaper(page, shaper);
-      await page.goto(`${relay.http}/watch/demo?protocol=webrtc`);
-      await waitFor('the top layer', async () => (await view(page)).height === 360, 20_000, 250);
       const before = await view(page);
       // Each step lasts 2 s: the estimate follows the link down while the queue still holds (800 ms of it), and the
       // consumer moves to a lower layer at its next keyframe before anything overflows.
