@@ -27,6 +27,7 @@ export const ErrorCodes = {
   TOO_MANY_CONNECTIONS: { status: 429, message: 'too many connections from this address' },
   CODEC_UNSUPPORTED: { status: 415, message: 'the codec is not supported' },
   BUS_PUBLISH_FAILED: { status: 503, message: 'a frame could not be stored in JetStream' },
+  BUS_TRIM_FAILED: { status: 503, message: "a stream's frames older than its retention could not be purged from the bus" },
   BUS_MESSAGE_INVALID: { status: 502, message: 'a message on the bus is not a frame this relay can read' },
   BUS_UNAVAILABLE: { status: 503, message: 'NATS is not reachable' },
   BUS_AUTH_FAILED: { status: 503, message: "NATS refused the relay's credentials (nats.auth)" },

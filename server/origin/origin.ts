@@ -221,7 +221,14 @@ export class Origin {
     const { stream } = entry;
     entry.control = control;
     const log = this.log.child({ stream });
-    const open = (rendition: string) => this.publisher.open(ownBusLayout(this.config).subjects(stream, rendition), lease.token, () => lease.valid);
+    const layout = ownBusLayout(this.config);
+    // A stream that keeps less than its shard (streams[].busMaxAgeSeconds) is trimmed by its origin.
+    const keepS = this.keys.entry(stream)?.busMaxAgeSeconds ?? Infinity;
+    const open = (rendition: string) => {
+      const subjects = layout.subjects(stream, rendition);
+      const retention = keepS < this.config.bus.maxAgeSeconds ? this.publisher.retention(layout.shardOf(stream).jsStream, subjects, keepS * 1000) : undefined;
+      return this.publisher.open(subjects, lease.token, () => lease.valid, retention);
+    };
     const publication: Publication = open(SOURCE_RENDITION);
     const transcodeOn = this.config.transcode.enabled && this.keys.entry(stream)?.transcode !== false;
     const transcoding = transcodeOn ? new StreamTranscoding(this.config.transcode, open, log.child({ module: 'transcode' }), this.transcodeMetrics) : undefined;

@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.ts';
 import { isRandomAccess, type Frame, type StreamInit } from '../media/frame.ts';
 import { encodeEnd, encodeFrame, encodeInit } from './frame-codec.ts';
-import { isStoredAck, newInbox, type NatsConnection, type Msg, type Subscription } from './nats.ts';
-import { PendingAcks } from './pending-acks.ts';
+import { isStoredAck, newInbox, purgeSubjectBefore, storedAckSeq, type NatsConnection, type Msg, type Subscription } from './nats.ts';
+import { PendingAcks, type OnStored } from './pending-acks.ts';
+import { RetentionTrimmer } from './stream-retention.ts';
 import type { StreamSubjects } from './subjects.ts';
 
 export interface PublisherOptions {
@@ -31,7 +32,7 @@ interface Held {
   subject: string;
   data: Buffer;
   onFailure: () => void;
-  onStored: (() => void) | undefined;
+  onStored: OnStored | undefined;
   valid: () => boolean;
 }
 
@@ -84,8 +85,8 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
     super();
     this.setMaxListeners(0); // one 'drain' listener per paused stream: as many as the origin carries
     this.pending = new PendingAcks(
-      (ok, subject, onFailure, onStored, expired) => {
-        if (ok) this.stored(onStored);
+      (ok, subject, onFailure, onStored, expired, seq) => {
+        if (ok) this.stored(onStored, seq);
         else this.failed(subject, new Error(expired ? 'no acknowledgement from JetStream in time' : 'JetStream refused the message'), onFailure);
       },
       Math.max(1024, options.window * 4),
@@ -122,14 +123,44 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
   /**
    * Starts a publication: one stream rendition (its subjects, in its shard: BusLayout) under one lease. `token` is the
    * lease's fencing token; `mayPublish` is asked before every message and a
-   * false stops the publication for good (a lease that may have been lost).
+   * false stops the publication for good (a lease that may have been lost). `retention`, when the
+   * stream keeps less than its shard, hears where each keyframe was stored and trims what is older.
    */
-  open(subjects: StreamSubjects, token: number, mayPublish: () => boolean = () => true): Publication {
+  open(subjects: StreamSubjects, token: number, mayPublish: () => boolean = () => true, retention?: RetentionTrimmer): Publication {
     // The lane of the subjects' shard: their prefix, the subject without <stream>.<rendition>.
     const key = subjects.base.slice(0, subjects.base.lastIndexOf('.', subjects.base.lastIndexOf('.') - 1));
     let lane = this.lanes.get(key);
     if (!lane) this.lanes.set(key, (lane = { inFlight: 0 }));
-    return new Publication(this, subjects, lane, token, this.maxMessageBytes, mayPublish);
+    return new Publication(this, subjects, lane, token, this.maxMessageBytes, mayPublish, retention);
+  }
+
+  /**
+   * A trimmer keeping one rendition's frames `maxAgeMs` in its shard `jsStream` (which keeps
+   * every stream longer): for `open`. A failed purge is logged (at most every 5 s) and retried at
+   * the next keyframe; the shard's own max age bounds what stays meanwhile.
+   */
+  retention(jsStream: string, subjects: StreamSubjects, maxAgeMs: number): RetentionTrimmer {
+    let trimmed = 0;
+    const trimmer = new RetentionTrimmer(maxAgeMs, (beforeSeq) => {
+      purgeSubjectBefore(this.nc, jsStream, subjects.all, beforeSeq).then(
+        (purged) => {
+          trimmed += purged;
+          this.options.log.debug({ subject: subjects.all, beforeSeq, purged, trimmed }, 'stream trimmed to its retention');
+        },
+        (err: unknown) => {
+          trimmer.failed(beforeSeq);
+          const now = Date.now();
+          if (now - this.lastFailureLog > 5000) {
+            this.lastFailureLog = now;
+            this.options.log.warn(
+              { code: 'BUS_TRIM_FAILED', subject: subjects.all, err: (err as Error).message },
+              'could not trim a stream to its retention; retrying',
+            );
+          }
+        },
+      );
+    });
+    return trimmer;
   }
 
   /** Resolves when every message sent so far has been acknowledged or has failed. */
@@ -143,13 +174,13 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
    * `valid` is asked again before a message held while NATS was away goes out: a
    * publication whose lease may have run out meanwhile must not land late.
    */
-  send(subject: string, data: Buffer, onFailure: () => void, onStored?: () => void, valid: () => boolean = always): void {
+  send(subject: string, data: Buffer, onFailure: () => void, onStored?: OnStored, valid: () => boolean = always): void {
     this.stats.inFlight++;
     if (this.connected) this.publishNow(subject, data, onFailure, onStored, valid);
     else this.hold({ subject, data, onFailure, onStored, valid });
   }
 
-  private publishNow(subject: string, data: Buffer, onFailure: () => void, onStored: (() => void) | undefined, valid: () => boolean): void {
+  private publishNow(subject: string, data: Buffer, onFailure: () => void, onStored: OnStored | undefined, valid: () => boolean): void {
     const id = this.pending.add(performance.now(), subject, data, valid, onFailure, onStored);
     this.publishOptions.reply = this.inbox + id;
     try {
@@ -202,7 +233,7 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
   private onAck(msg: Msg): void {
     const id = Number(msg.subject.slice(this.inbox.length));
     const ok = isStoredAck(msg.data);
-    const ms = this.pending.settle(id, ok, performance.now());
+    const ms = this.pending.settle(id, ok, performance.now(), ok ? storedAckSeq(msg.data) : 0);
     if (ok && ms >= 0) this.options.acked?.(ms / 1000);
   }
 
@@ -210,9 +241,9 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
     this.pending.expire(performance.now(), this.options.timeoutMs);
   }
 
-  private stored(onStored?: () => void): void {
+  private stored(onStored: OnStored | undefined, seq: number): void {
     this.stats.published++;
-    onStored?.();
+    onStored?.(seq);
     this.settle();
   }
 
@@ -265,6 +296,11 @@ export class Publication {
     this.publisher.laneSettled(this.lane);
   };
   private readonly stored = () => this.publisher.laneSettled(this.lane);
+  /** A keyframe was stored at `seq`: where a trimmed stream may start. */
+  private readonly storedKeyframe = (seq: number) => {
+    this.publisher.laneSettled(this.lane);
+    this.retention?.keyframeStored(seq, Date.now());
+  };
 
   constructor(
     private readonly publisher: FramePublisher,
@@ -273,6 +309,7 @@ export class Publication {
     readonly token: number,
     private readonly maxMessageBytes: number,
     private readonly mayPublish: () => boolean,
+    private readonly retention?: RetentionTrimmer,
   ) {}
 
   /** Publishes a frame; false means the window is full (pause the source until 'drain'). */
@@ -306,7 +343,13 @@ export class Publication {
           : this.subjects.opus;
     for (let i = 0; i < messages.length; i++) {
       this.lane.inFlight++;
-      this.publisher.send(i === 0 ? subject : this.subjects.part, messages[i]!, this.lost, this.stored, this.mayPublish);
+      this.publisher.send(
+        i === 0 ? subject : this.subjects.part,
+        messages[i]!,
+        this.lost,
+        i === 0 && isKey ? this.storedKeyframe : this.stored,
+        this.mayPublish,
+      );
     }
     return !this.publisher.full(this.lane);
   }
@@ -328,7 +371,8 @@ export class Publication {
     }
     this.ended = true;
     return new Promise((resolve) => {
-      this.publisher.send(this.subjects.end, encodeEnd({ counter: this.counter++, token: this.token }, Date.now()), resolve, resolve, this.mayPublish);
+      const done = () => resolve();
+      this.publisher.send(this.subjects.end, encodeEnd({ counter: this.counter++, token: this.token }, Date.now()), done, done, this.mayPublish);
     });
   }
 }

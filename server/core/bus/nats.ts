@@ -56,6 +56,39 @@ export function isStoredAck(data: Uint8Array): boolean {
   return data.length > 2 && data[2] !== 0x65; // {"e...: an error
 }
 
+const SEQ_KEY = [0x22, 0x73, 0x65, 0x71, 0x22, 0x3a]; // "seq":
+
+/** The stream sequence in a stored JetStream publish ack (`{"stream":"..","seq":123}`), read without parsing JSON or allocating; 0 when absent. */
+export function storedAckSeq(data: Uint8Array): number {
+  const last = data.length - SEQ_KEY.length;
+  let at = -1;
+  for (let i = 0; i <= last && at < 0; i++) {
+    let j = 0;
+    while (j < SEQ_KEY.length && data[i + j] === SEQ_KEY[j]) j++;
+    if (j === SEQ_KEY.length) at = i + j;
+  }
+  if (at < 0) return 0;
+  let seq = 0;
+  for (let i = at; i < data.length; i++) {
+    const c = data[i]!;
+    if (c === 0x20) continue;
+    if (c < 0x30 || c > 0x39) break;
+    seq = seq * 10 + (c - 0x30);
+  }
+  return seq;
+}
+
+/**
+ * Purges a JetStream stream's messages on `filter` below sequence `beforeSeq` (the JetStream API's
+ * purge request with a filter and a sequence): one stream's frames trimmed out of a shared shard.
+ */
+export async function purgeSubjectBefore(nc: NatsConnection, jsStream: string, filter: string, beforeSeq: number): Promise<number> {
+  const reply = await nc.request(`$JS.API.STREAM.PURGE.${jsStream}`, JSON.stringify({ filter, seq: beforeSeq }), { timeout: 5000 });
+  const answer = reply.json<{ success?: boolean; purged?: number; error?: { description?: string } }>();
+  if (answer.error) throw new Error(`purge of ${filter} in ${jsStream}: ${answer.error.description ?? 'refused'}`);
+  return answer.purged ?? 0;
+}
+
 /** A new inbox subject under the connection's own inbox prefix (set when the server requires one). */
 export function newInbox(nc: NatsConnection): string {
   return createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { isStoredAck, storedAckSeq } from './nats.ts';
 import { PendingAcks } from './pending-acks.ts';
 
 const DATA = Buffer.from('frame');
@@ -7,9 +8,9 @@ const VALID = () => true;
 
 function tracker(capacity = 4) {
   const log: string[] = [];
-  const acks = new PendingAcks((ok, subject, onFailure, onStored, expired) => {
+  const acks = new PendingAcks((ok, subject, onFailure, onStored, expired, seq) => {
     log.push(`${subject}:${ok ? 'stored' : expired ? 'expired' : 'refused'}`);
-    if (ok) onStored?.();
+    if (ok) onStored?.(seq);
     else onFailure();
   }, capacity);
   return { acks, log };
@@ -81,4 +82,23 @@ test('unsettled messages are handed back oldest first with what they were sent w
   assert.deepEqual(settled, ['s1:true']);
   const next = acks.add(30, 'n', DATA, VALID, () => {});
   assert.ok(acks.settle(next, true, 31) >= 0, 'ids go on after a hand-back');
+});
+
+test("a stored message's sequence in the frame stream reaches its callback, read from the ack without JSON", () => {
+  const seqs: number[] = [];
+  const acks = new PendingAcks((ok, _subject, _onFailure, onStored, _expired, seq) => ok && onStored?.(seq));
+  const id = acks.add(
+    0,
+    'k',
+    DATA,
+    VALID,
+    () => {},
+    (seq) => seqs.push(seq),
+  );
+  const ack = Buffer.from('{"stream":"RELAY_FRAMES_3","seq":123456789,"duplicate":false}');
+  acks.settle(id, isStoredAck(ack), 1, storedAckSeq(ack));
+  assert.deepEqual(seqs, [123456789]);
+  assert.equal(storedAckSeq(Buffer.from('{"stream":"S", "seq": 42}')), 42);
+  assert.equal(storedAckSeq(Buffer.from('{"error":{"code":503}}')), 0);
+  assert.equal(storedAckSeq(new Uint8Array(0)), 0);
 });

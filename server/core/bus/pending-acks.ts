@@ -4,11 +4,14 @@
  * when full): no object, promise or timer per message. Acknowledgements may
  * arrive in any order; expiry walks from the oldest entry only.
  */
-/** How an entry ended: stored (`ok`), refused by JetStream, or expired (`ok` false). */
-export type Settled = (ok: boolean, subject: string, onFailure: () => void, onStored: (() => void) | undefined, expired: boolean) => void;
+/** Called once a message is stored, with its sequence in the frame stream (0 when the ack did not say). */
+export type OnStored = (seq: number) => void;
+
+/** How an entry ended: stored (`ok`, at `seq`), refused by JetStream, or expired (`ok` false). */
+export type Settled = (ok: boolean, subject: string, onFailure: () => void, onStored: OnStored | undefined, expired: boolean, seq: number) => void;
 
 /** An unsettled entry handed back (to be sent again): what it was sent with. */
-export type Unsettled = (subject: string, data: Buffer, onFailure: () => void, onStored: (() => void) | undefined, valid: () => boolean) => void;
+export type Unsettled = (subject: string, data: Buffer, onFailure: () => void, onStored: OnStored | undefined, valid: () => boolean) => void;
 
 export class PendingAcks {
   private capacity: number;
@@ -17,7 +20,7 @@ export class PendingAcks {
   private valid: ((() => boolean) | undefined)[];
   private sentAt: Float64Array;
   private onFailure: ((() => void) | undefined)[];
-  private onStored: ((() => void) | undefined)[];
+  private onStored: (OnStored | undefined)[];
   private waiting: Uint8Array;
   /** Id of the oldest entry still in the ring (settled or not), and the next id to hand out. */
   private head = 0;
@@ -35,7 +38,7 @@ export class PendingAcks {
     this.valid = new Array<(() => boolean) | undefined>(this.capacity);
     this.sentAt = new Float64Array(this.capacity);
     this.onFailure = new Array<(() => void) | undefined>(this.capacity);
-    this.onStored = new Array<(() => void) | undefined>(this.capacity);
+    this.onStored = new Array<OnStored | undefined>(this.capacity);
     this.waiting = new Uint8Array(this.capacity);
   }
 
@@ -43,7 +46,7 @@ export class PendingAcks {
    * Registers a message sent at `now`; returns its id. `data` and `valid` are kept
    * so that an unacknowledged message can be sent again (`takeUnsettled`).
    */
-  add(now: number, subject: string, data: Buffer, valid: () => boolean, onFailure: () => void, onStored?: () => void): number {
+  add(now: number, subject: string, data: Buffer, valid: () => boolean, onFailure: () => void, onStored?: OnStored): number {
     if (this.next - this.head === this.capacity) this.grow();
     const id = this.next++;
     const i = id & (this.capacity - 1);
@@ -62,7 +65,7 @@ export class PendingAcks {
    * Settles a message: stored (`ok`) or refused. Returns its publish -> settle time
    * in ms, or -1 when the id is unknown or already settled (a late or repeated ack).
    */
-  settle(id: number, ok: boolean, now: number): number {
+  settle(id: number, ok: boolean, now: number, seq = 0): number {
     if (id < this.head || id >= this.next) return -1;
     const i = id & (this.capacity - 1);
     if (!this.waiting[i]) return -1;
@@ -72,7 +75,7 @@ export class PendingAcks {
     const onStored = this.onStored[i];
     this.clear(i);
     this.advance();
-    this.settled(ok, subject, onFailure, onStored, false);
+    this.settled(ok, subject, onFailure, onStored, false, seq);
     return elapsed;
   }
 
@@ -88,7 +91,7 @@ export class PendingAcks {
         const onStored = this.onStored[i];
         this.clear(i);
         failed++;
-        this.settled(false, subject, onFailure, onStored, true);
+        this.settled(false, subject, onFailure, onStored, true, 0);
       }
       this.head++;
     }
@@ -150,7 +153,7 @@ export class PendingAcks {
     this.data = new Array<Buffer | undefined>(this.capacity);
     this.valid = new Array<(() => boolean) | undefined>(this.capacity);
     this.onFailure = new Array<(() => void) | undefined>(this.capacity);
-    this.onStored = new Array<(() => void) | undefined>(this.capacity);
+    this.onStored = new Array<OnStored | undefined>(this.capacity);
     this.waiting = new Uint8Array(this.capacity);
     for (let id = this.head; id < this.next; id++) {
       const from = id & (old.capacity - 1);

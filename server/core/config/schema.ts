@@ -24,6 +24,14 @@ export const streamEntry = z
       .optional()
       .describe("This stream's HLS DVR window (s), whatever hls.dvrWindowS says; 0: off. Read by edges (they make the playlists)."),
     record: z.boolean().optional().describe('Record this stream (true) or not (false), whatever recording.enabled says. Read by recorders.'),
+    busMaxAgeSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        "How long the bus keeps this stream's frames, when less than bus.maxAgeSeconds (what its shard keeps every stream): its origin trims older ones, from a keyframe. More is capped at bus.maxAgeSeconds. Read by origins.",
+      ),
   })
   .strict();
 
