@@ -137,10 +137,31 @@ function skipScalingList(r: BitReader, size: number): void {
   }
 }
 
-/** An AVCDecoderConfigurationRecord from one SPS and one PPS (NAL units, header byte included), 4-byte lengths. */
+/** Profiles whose avcC carries chroma format and bit depths after the PPS (ISO/IEC 14496-15 5.3.3.1.1). */
+const AVCC_EXTENDED_PROFILES = new Set([100, 110, 122, 144]);
+
+/** chroma_format_idc and bit depths of a High-family SPS (header byte included). */
+function spsFormat(spsNal: Uint8Array): { chroma: number; lumaDepth: number; chromaDepth: number } {
+  try {
+    const r = new BitReader(unescapeRbsp(spsNal.subarray(1)));
+    r.bits(24); // profile, constraint flags, level
+    r.ue(); // seq_parameter_set_id
+    const chroma = r.ue();
+    if (chroma === 3) r.bool(); // separate_colour_plane_flag
+    return { chroma, lumaDepth: r.ue(), chromaDepth: r.ue() };
+  } catch (err) {
+    throw new RelayError('CODEC_UNSUPPORTED', `unreadable SPS (${(err as Error).message})`);
+  }
+}
+
+/**
+ * An AVCDecoderConfigurationRecord from one SPS and one PPS (NAL units, header byte included), 4-byte
+ * lengths; for High profiles with the chroma format and bit depths, as x264 and ffmpeg write it.
+ */
 export function buildAvcC(sps: Buffer, pps: Buffer): Buffer {
   if (sps.length < 4) throw new RelayError('CODEC_UNSUPPORTED', 'SPS too short');
-  const out = Buffer.alloc(6 + 2 + sps.length + 1 + 2 + pps.length);
+  const extended = AVCC_EXTENDED_PROFILES.has(sps[1]!);
+  const out = Buffer.alloc(6 + 2 + sps.length + 1 + 2 + pps.length + (extended ? 4 : 0));
   out[0] = 1;
   out[1] = sps[1]!; // profile
   out[2] = sps[2]!; // compatibility
@@ -152,6 +173,13 @@ export function buildAvcC(sps: Buffer, pps: Buffer): Buffer {
   let p = 8 + sps.length;
   out[p++] = 1;
   out.writeUInt16BE(pps.length, p);
-  pps.copy(out, p + 2);
+  p += 2 + pps.copy(out, p + 2);
+  if (extended) {
+    const { chroma, lumaDepth, chromaDepth } = spsFormat(sps);
+    out[p] = 0xfc | (chroma & 3);
+    out[p + 1] = 0xf8 | (lumaDepth & 7);
+    out[p + 2] = 0xf8 | (chromaDepth & 7);
+    out[p + 3] = 0; // no SPS extensions
+  }
   return out;
 }
