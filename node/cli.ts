@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   process.on('SIGHUP', () => keys.reload());
   if (!config.admin.token) log.warn({ code: 'ADMIN_DISABLED' }, 'no admin token (admin.token, RELAY_ADMIN_TOKEN): the admin API and dashboard are off');
   if (command === 'all' || command === 'origin')
-    printBanner(config, node.httpPort, node.origin?.rtmp.port ?? config.rtmp.port, node.origin?.rtmps?.port, demo, command === 'all', admin);
+    printBanner(config, node.httpPort, node.origin?.rtmp.port ?? config.rtmp.port, node.origin?.rtmps?.port, node.origin?.srt?.port, demo, command === 'all', admin);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -87,6 +87,7 @@ function printBanner(
   httpPort: number,
   rtmpPort: number,
   rtmpsPort: number | undefined,
+  srtPort: number | undefined,
   demo: KeptSecret | undefined,
   withEdge: boolean,
   admin: KeptSecret | undefined,
@@ -99,6 +100,10 @@ function printBanner(
     const where = demo.source === 'env' ? 'from RELAY_DEMO_KEY' : `kept in ${demo.file}; RELAY_DEMO_KEY sets another`;
     lines.push(`  Stream Key: ${demo.key}    (stream "${DEMO_STREAM}", ${where})`);
   } else lines.push(`  Stream Key: the key configured for your stream (streams[].key)`);
+  if (srtPort !== undefined) {
+    const key = demo ? demo.key : '<key>';
+    lines.push('', 'Or over SRT (OBS: Service "Custom...", Server the URL, Stream Key empty):', `  srt://${host}:${srtPort}?streamid=${key}&latency=${config.srt.latencyMs * 1000}`);
+  }
   if (config.webrtc.enabled) {
     const stream = demo ? DEMO_STREAM : '<stream>';
     lines.push('', 'Or, OBS 30+: Service "WHIP"', `  Server:       ${web}/whip/${stream}`, '  Bearer Token: the same stream key');

@@ -275,6 +275,7 @@ export async function startNode(
       origin: origin && {
         rtmp: rtmpUrl(),
         rtmps: origin.rtmps && `rtmps://${publicHost(config.rtmps.host)}:${origin.rtmps.port}/${config.rtmp.app}`,
+        srt: origin.srt && `srt://${publicHost(config.srt.host)}:${origin.srt.port}`,
         streams: origin
           .liveStreams()
           .filter((l) => l.token > 0 && !l.leaving)

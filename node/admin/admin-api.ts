@@ -91,7 +91,7 @@ const streamView = z.object({
   origin: z.string().nullable().describe('The origin holding the lease'),
   leaseToken: z.number().int().nullable().describe('Fencing token: the lease revision every frame carries'),
   since: z.number().nullable().describe('Publisher accepted at (ms since the epoch)'),
-  protocol: z.enum(['rtmp', 'rtmps', 'whip']).nullable(),
+  protocol: z.enum(['rtmp', 'rtmps', 'whip', 'srt']).nullable(),
   bitsPerSecond: z.number().nullable(),
   framesPerSecond: z.number().nullable(),
   renditions: z.array(rendition),
@@ -100,7 +100,7 @@ const streamView = z.object({
 });
 const originStream = z.object({
   stream: z.string(),
-  protocol: z.enum(['rtmp', 'rtmps', 'whip']),
+  protocol: z.enum(['rtmp', 'rtmps', 'whip', 'srt']),
   since: z.number(),
   token: z.number().int(),
   bitsPerSecond: z.number(),
@@ -113,7 +113,7 @@ const nodeView = z.object({
   url: z.string(),
   startedAt: z.number(),
   draining: z.boolean(),
-  origin: z.object({ rtmp: z.string(), rtmps: z.string().optional(), streams: z.array(originStream) }).optional(),
+  origin: z.object({ rtmp: z.string(), rtmps: z.string().optional(), srt: z.string().optional(), streams: z.array(originStream) }).optional(),
   edge: z.object({ capacity: z.number().int(), load: z.number().int(), viewers: z.record(z.string(), viewerCounts) }).optional(),
 });
 const ringView = z.object({

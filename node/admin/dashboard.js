@@ -106,7 +106,7 @@ function render(cluster) {
             [
               el('td', n.id + (n.draining ? ' (draining)' : ''), n.draining ? 'draining' : ''),
               n.url,
-              [n.origin?.rtmp, n.origin?.rtmps].filter(Boolean).join(' · '),
+              [n.origin?.rtmp, n.origin?.rtmps, n.origin?.srt].filter(Boolean).join(' · '),
               n.origin ? n.origin.streams.map((s) => `${s.stream} (${s.protocol})`).join(', ') || '—' : '',
               ago(n.startedAt),
             ],

@@ -10,6 +10,7 @@ import type { Logger } from '../core/log.ts';
 import type { IngestAdapter, IngestGateway, IngestProtocol, IngestPublication, OpenRequest, PublisherControl } from './ingest/ingest.ts';
 import { createIngestMetrics, RateMeter, type IngestMetrics } from './ingest/ingest-metrics.ts';
 import { RtmpIngest } from './ingest/rtmp-ingest.ts';
+import { SrtIngest } from './ingest/srt/srt-ingest.ts';
 import { StreamTranscoding } from './transcode/stream-transcoding.ts';
 import { createTranscodeMetrics, type TranscodeMetrics } from './transcode/transcode-metrics.ts';
 
@@ -40,6 +41,8 @@ export class Origin {
   readonly rtmp: RtmpIngest;
   /** RTMP over TLS, when `rtmps.certFile` and `rtmps.keyFile` are set. */
   readonly rtmps: RtmpIngest | undefined;
+  /** SRT (UDP), when `srt.enabled`. */
+  readonly srt: SrtIngest | undefined;
   private readonly ingests: IngestAdapter[] = [];
   private readonly live = new Map<string, LiveStream>();
   private readonly log: Logger;
@@ -75,6 +78,10 @@ export class Origin {
       // The same RTMP, limits and timeouts inside TLS, on a port of its own.
       const options = { ...config.rtmp, host: rtmps.host, port: rtmps.port, tls: rtmps, log: log.child({ module: 'ingest.rtmps' }) };
       this.rtmps = this.addIngest(new RtmpIngest(options, this.gateway));
+    }
+    if (config.srt.enabled) {
+      const { enabled: _enabled, ...srt } = config.srt;
+      this.srt = this.addIngest(new SrtIngest({ ...srt, log: log.child({ module: 'ingest.srt' }), registry }, this.gateway));
     }
   }
 

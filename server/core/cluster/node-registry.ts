@@ -6,7 +6,7 @@ import { Heartbeat, openTtlBucket, readRecords, type TtlBucket } from './kv-buck
 /** A stream live on an origin, as that origin reports it. */
 export interface OriginStreamRecord {
   stream: string;
-  protocol: 'rtmp' | 'rtmps' | 'whip';
+  protocol: 'rtmp' | 'rtmps' | 'whip' | 'srt';
   /** Wall-clock ms the publisher was accepted. */
   since: number;
   /** The lease's fencing token. */
@@ -26,8 +26,8 @@ export interface NodeRecord {
   startedAt: number;
   /** Set while it shuts down. */
   draining: boolean;
-  /** `rtmps`: the RTMPS URL, when this origin takes RTMP over TLS. */
-  origin?: { rtmp: string; rtmps?: string; streams: OriginStreamRecord[] };
+  /** `rtmps`: the RTMPS URL, when this origin takes RTMP over TLS; `srt`: the SRT URL, when it takes SRT. */
+  origin?: { rtmp: string; rtmps?: string; srt?: string; streams: OriginStreamRecord[] };
   /** Viewers per stream by protocol (`hls`: clients seen lately; absent from nodes of earlier versions). */
   edge?: { capacity: number; load: number; viewers: Record<string, { ws: number; webrtc: number; hls?: number }> };
 }

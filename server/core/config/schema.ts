@@ -233,6 +233,33 @@ export const configSchema = z
       })
       .strict()
       .refine((r) => (r.certFile === '') === (r.keyFile === ''), 'set both rtmps.certFile and rtmps.keyFile, or neither'),
+    srt: z
+      .object({
+        enabled: z.boolean().describe('SRT ingest on origins: a UDP listener taking MPEG-TS from encoders (OBS, ffmpeg, hardware) in SRT live mode.'),
+        host: z.string().describe('Address the SRT listener (UDP) binds to.'),
+        port: port.describe('SRT listener port, UDP (OBS: srt://<host>:<port>?streamid=<key>).'),
+        latencyMs: z
+          .number()
+          .int()
+          .min(20)
+          .max(8000)
+          .describe(
+            "SRT receive latency (ms): how long a packet may take, retransmissions included, before the relay gives it up; every frame reaches viewers this much later. The caller's own latency wins when larger. 4 x the round trip on lossy links.",
+          ),
+        passphrase: z
+          .string()
+          .refine((p) => p === '' || (p.length >= 10 && p.length <= 79), 'SRT passphrases are 10 to 79 characters')
+          .describe('Encryption (AES-128/192/256, the caller chooses) with this passphrase; callers without it, or with another, are refused. Empty: no encryption.'),
+        idleTimeoutMs: positiveInt.describe('A caller that sends nothing (not even a keepalive) for this long is gone: its stream ends.'),
+        mediaTimeoutMs: positiveInt.describe('A caller that sends no audio or video for this long is disconnected with PUBLISHER_SILENT.'),
+        maxConnections: positiveInt.describe('SRT callers accepted at once; more are refused (SRT_TOO_MANY_CONNECTIONS).'),
+        maxConnectionsPerAddress: z
+          .number()
+          .int()
+          .min(0)
+          .describe('SRT callers one remote address may hold at once; more are refused (TOO_MANY_CONNECTIONS). 0: no limit.'),
+      })
+      .strict(),
     http: z
       .object({
         host: z.string().describe('Address the HTTP listener (watch page, WebSocket, health) binds to.'),

@@ -44,7 +44,7 @@ export class RateMeter {
 
 export interface IngestSample {
   stream: string;
-  protocol: 'rtmp' | 'rtmps' | 'whip';
+  protocol: 'rtmp' | 'rtmps' | 'whip' | 'srt';
   meter: RateMeter;
 }
 
@@ -60,7 +60,7 @@ export function createIngestMetrics(registry: Registry, live: () => Iterable<Ing
       labelNames: ['protocol'] as const,
       registers: [registry],
       collect() {
-        const counts = { rtmp: 0, rtmps: 0, whip: 0 };
+        const counts = { rtmp: 0, rtmps: 0, whip: 0, srt: 0 };
         for (const s of live()) counts[s.protocol]++;
         for (const [protocol, n] of Object.entries(counts)) this.set({ protocol }, n);
       },

@@ -2,7 +2,7 @@ import type { RelayError } from '../../core/errors.ts';
 import type { Frame } from '../../core/media/frame.ts';
 
 /** The protocols publishers use; the label of ingest metrics and the node record. */
-export type IngestProtocol = 'rtmp' | 'rtmps' | 'whip';
+export type IngestProtocol = 'rtmp' | 'rtmps' | 'whip' | 'srt';
 
 /** What an ingest adapter lets the origin do to its publisher's connection. */
 export interface PublisherControl {

@@ -10,9 +10,9 @@ import { splitAnnexB } from './elementary.ts';
 import { crc32Mpeg, TS_PACKET_SIZE, TsDemuxer } from './ts-demuxer.ts';
 
 /** The OBS-like fixture (H.264 High with B-frames, AAC-LC 48 kHz) remuxed by ffmpeg into MPEG-TS with -c copy. */
-const OBS_TS = readFileSync(new URL('../../../../test/fixtures/obs-like-2s.ts', import.meta.url));
+const OBS_TS = readFileSync(new URL('../../../../test/fixtures/obs-like-2s.mpegts', import.meta.url));
 /** One second of Opus (stereo, 48 kHz, 20 ms packets) in MPEG-TS, by ffmpeg's libopus and mpegts muxer. */
-const OPUS_TS = readFileSync(new URL('../../../../test/fixtures/opus-1s.ts', import.meta.url));
+const OPUS_TS = readFileSync(new URL('../../../../test/fixtures/opus-1s.mpegts', import.meta.url));
 /** ffmpeg's mpegts muxer starts timestamps at 1.4 s (its default muxdelay + preload). */
 const MUX_OFFSET = 126_000;
 
