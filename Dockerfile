@@ -45,7 +45,7 @@ USER node
 # RTMP, HTTP (watch page, WebSocket, WHIP/WHEP, /metrics, /admin), WebRTC media: WHIP on werift (set
 # RELAY_WEBRTC_PORT_MIN/MAX to this range and RELAY_WEBRTC_ANNOUNCED_ADDRESSES to the host's address),
 # WHEP on mediasoup (RELAY_WEBRTC_SERVER_PORT=40100: worker i listens on 40100+i, UDP and TCP).
-EXPOSE 1935 8080 40000-40099/udp 40100-40115/udp 40100-40115/tcp
+EXPOSE 1935 8890/udp 8080 40000-40099/udp 40100-40115/udp 40100-40115/tcp
 VOLUME ["/data"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.RELAY_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"

@@ -67,7 +67,16 @@ async function main(): Promise<void> {
   process.on('SIGHUP', () => keys.reload());
   if (!config.admin.token) log.warn({ code: 'ADMIN_DISABLED' }, 'no admin token (admin.token, RELAY_ADMIN_TOKEN): the admin API and dashboard are off');
   if (command === 'all' || command === 'origin')
-    printBanner(config, node.httpPort, node.origin?.rtmp.port ?? config.rtmp.port, node.origin?.rtmps?.port, node.origin?.srt?.port, demo, command === 'all', admin);
+    printBanner(
+      config,
+      node.httpPort,
+      node.origin?.rtmp.port ?? config.rtmp.port,
+      node.origin?.rtmps?.port,
+      node.origin?.srt?.port,
+      demo,
+      command === 'all',
+      admin,
+    );
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -102,7 +111,11 @@ function printBanner(
   } else lines.push(`  Stream Key: the key configured for your stream (streams[].key)`);
   if (srtPort !== undefined) {
     const key = demo ? demo.key : '<key>';
-    lines.push('', 'Or over SRT (OBS: Service "Custom...", Server the URL, Stream Key empty):', `  srt://${host}:${srtPort}?streamid=${key}&latency=${config.srt.latencyMs * 1000}`);
+    lines.push(
+      '',
+      'Or over SRT (OBS: Service "Custom...", Server the URL, Stream Key empty):',
+      `  srt://${host}:${srtPort}?streamid=${key}&latency=${config.srt.latencyMs * 1000}`,
+    );
   }
   if (config.webrtc.enabled) {
     const stream = demo ? DEMO_STREAM : '<stream>';

@@ -23,8 +23,8 @@ const NATS_PORTS = [
   { client: 4233, cluster: 6233 },
 ];
 const ORIGINS = [
-  { id: 'origin-1', rtmp: 1935, http: 8081 },
-  { id: 'origin-2', rtmp: 1936, http: 8082 },
+  { id: 'origin-1', rtmp: 1935, http: 8081, srt: 8890 },
+  { id: 'origin-2', rtmp: 1936, http: 8082, srt: 8891 },
 ];
 const EDGES = [
   { id: 'edge-1', http: 8091 },
@@ -115,6 +115,7 @@ async function start(): Promise<void> {
     RELAY_NATS_CONNECT_TIMEOUT_MS: '60000',
     RELAY_HTTP_HOST: '127.0.0.1',
     RELAY_RTMP_HOST: '127.0.0.1',
+    RELAY_SRT_HOST: '127.0.0.1',
     RELAY_LOG_PRETTY: 'false',
     RELAY_ADMIN_TOKEN: admin.key,
   };
@@ -124,6 +125,7 @@ async function start(): Promise<void> {
         ...common,
         RELAY_CLUSTER_NODE_ID: o.id,
         RELAY_RTMP_PORT: String(o.rtmp),
+        RELAY_SRT_PORT: String(o.srt),
         RELAY_HTTP_PORT: String(o.http),
       }),
     );
@@ -148,6 +150,7 @@ async function start(): Promise<void> {
       'OBS (either origin; a TCP balancer in front of both would do the same):',
       ...ORIGINS.map((o) => `  Server: rtmp://127.0.0.1:${o.rtmp}/live   (${o.id})`),
       `  Stream Key: ${demo.key}   (stream "${DEMO_STREAM}")`,
+      `  or SRT: ${ORIGINS.map((o) => `srt://127.0.0.1:${o.srt}?streamid=${demo.key}`).join('  or  ')}`,
       '',
       'Watch on any edge (it sends you to the edge that serves the stream):',
       ...EDGES.map((e) => `  http://127.0.0.1:${e.http}/watch/${DEMO_STREAM}   (${e.id})`),

@@ -159,6 +159,10 @@ describe('deployment files', () => {
     const originService = find('Service', 'relay-origin').spec as { type: string; ports: { port: number; protocol: string }[] };
     assert.equal(originService.type, 'LoadBalancer');
     assert.ok(originService.ports.some((p) => p.port === 1935 && p.protocol === 'TCP'));
+    assert.ok(
+      originService.ports.some((p) => p.port === 8890 && p.protocol === 'UDP'),
+      'SRT (UDP) reaches the origins',
+    );
     for (const name of ['relay-origin', 'relay-edge', 'relay-recorder']) {
       const pod = (
         find('Deployment', name).spec as {

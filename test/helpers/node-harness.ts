@@ -26,6 +26,8 @@ export async function startTestNode(roles: Role[], natsUrl: string, overrides: R
       // Tests measure passthrough unless they ask for transcoding (2 cores are shared).
       transcode: { enabled: false },
       ...overrides,
+      // SRT listens on a port of its own per node, whatever else a test sets of it.
+      srt: { host: '127.0.0.1', port: 0, ...(overrides.srt as object | undefined) },
     },
   });
   let lines = '';

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import dgram from 'node:dgram';
 import net from 'node:net';
 
 /**
@@ -20,11 +21,18 @@ function ephemeralRange(): [number, number] {
 
 const handedOut = new Set<number>();
 
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
+/** Free for TCP and for UDP (a relay binds its SRT listener on the port it is given, as others bind TCP). */
+async function bindable(port: number): Promise<boolean> {
+  const tcp = await new Promise<boolean>((resolve) => {
     const server = net.createServer();
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+  if (!tcp) return false;
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket('udp4');
+    socket.once('error', () => resolve(false));
+    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
   });
 }
 

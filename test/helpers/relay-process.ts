@@ -13,6 +13,8 @@ export interface RelayProcess {
   rtmpPort: number;
   http: string;
   rtmpUrl(key: string): string;
+  /** The SRT URL ffmpeg publishes to (`-f mpegts`). */
+  srtUrl(key: string): string;
   output(): string;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -27,6 +29,7 @@ export async function startRelay(
   const dataDir = mkdtempSync(join(tmpdir(), 'relay-data-'));
   const httpPort = await freePort();
   const rtmpPort = await freePort();
+  const srtPort = await freePort();
   // `launcher`: a command the relay runs under (e.g. `ip netns exec <ns>`); `host`: the address it listens on and is reached at.
   const host = where.host ?? '127.0.0.1';
   const [bin, ...args] = [...(where.launcher ?? []), process.execPath, ...nodeArgs, '--import', 'tsx', join(ROOT, 'node/cli.ts'), command];
@@ -39,6 +42,8 @@ export async function startRelay(
       RELAY_HTTP_PORT: String(httpPort),
       RELAY_RTMP_HOST: host,
       RELAY_RTMP_PORT: String(rtmpPort),
+      RELAY_SRT_HOST: host,
+      RELAY_SRT_PORT: String(srtPort),
       RELAY_NATS_EMBEDDED_PORT: '0',
       RELAY_LOG_PRETTY: 'false',
       RELAY_TRANSCODE_ENABLED: 'false',
@@ -77,6 +82,7 @@ export async function startRelay(
     rtmpPort,
     http: `http://${host}:${httpPort}`,
     rtmpUrl: (key) => `rtmp://${host}:${rtmpPort}/live/${key}`,
+    srtUrl: (key) => `srt://${host}:${srtPort}?streamid=${key}`,
     output: () => out,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -249,7 +249,9 @@ export const configSchema = z
         passphrase: z
           .string()
           .refine((p) => p === '' || (p.length >= 10 && p.length <= 79), 'SRT passphrases are 10 to 79 characters')
-          .describe('Encryption (AES-128/192/256, the caller chooses) with this passphrase; callers without it, or with another, are refused. Empty: no encryption.'),
+          .describe(
+            'Encryption (AES-128/192/256, the caller chooses) with this passphrase; callers without it, or with another, are refused. Empty: no encryption.',
+          ),
         idleTimeoutMs: positiveInt.describe('A caller that sends nothing (not even a keepalive) for this long is gone: its stream ends.'),
         mediaTimeoutMs: positiveInt.describe('A caller that sends no audio or video for this long is disconnected with PUBLISHER_SILENT.'),
         maxConnections: positiveInt.describe('SRT callers accepted at once; more are refused (SRT_TOO_MANY_CONNECTIONS).'),

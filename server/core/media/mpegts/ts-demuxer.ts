@@ -138,10 +138,14 @@ export class TsDemuxer {
     for (const track of [this.video, this.audio]) if (track) this.breakPes(track);
   }
 
-  /** The end of the stream: the PES still open (the last picture) is read. */
+  /** The end of the stream: the PES still open (the last picture, of unbounded length) is read; one cut short is dropped. */
   end(receivedAt: number): Frame[] {
     this.out.length = 0;
-    for (const track of [this.video, this.audio]) if (track) this.finishPes(track, receivedAt);
+    for (const track of [this.video, this.audio]) {
+      if (!track) continue;
+      if (track.expected !== 0) this.breakPes(track);
+      else this.finishPes(track, receivedAt);
+    }
     return this.out;
   }
 

@@ -37,11 +37,6 @@ export interface KeyingMaterial {
   odd?: Buffer;
 }
 
-/** Passphrases libsrt accepts (SRTO_PASSPHRASE): 10 to 79 characters. */
-export function isValidPassphrase(passphrase: string): boolean {
-  return passphrase.length >= 10 && passphrase.length <= 79;
-}
-
 /** Reads a KM message (the KMREQ extension's content) and unwraps its keys with the passphrase. */
 export function readKeyingMaterial(km: Buffer, passphrase: string): KeyingMaterial {
   if (km.length < KM_HEADER) throw new SrtCryptoError('malformed', `a ${km.length}-byte keying material message`);
@@ -58,7 +53,8 @@ export function readKeyingMaterial(km: Buffer, passphrase: string): KeyingMateri
   if (keyLength !== 16 && keyLength !== 24 && keyLength !== 32) throw new SrtCryptoError('malformed', `a ${keyLength}-byte key`);
   const count = keys === 3 ? 2 : 1;
   const wrappedLength = count * keyLength + 8;
-  if (km.length !== KM_HEADER + saltLength + wrappedLength) throw new SrtCryptoError('malformed', `a ${km.length}-byte keying material message for ${count} key(s) of ${keyLength}`);
+  if (km.length !== KM_HEADER + saltLength + wrappedLength)
+    throw new SrtCryptoError('malformed', `a ${km.length}-byte keying material message for ${count} key(s) of ${keyLength}`);
   const salt = Buffer.from(km.subarray(KM_HEADER, KM_HEADER + saltLength));
   const kek = pbkdf2Sync(passphrase, salt.subarray(saltLength - PBKDF2_SALT_BYTES), PBKDF2_ITERATIONS, keyLength, 'sha1');
   let unwrapped: Buffer;
@@ -111,7 +107,12 @@ export class SrtDecryptor {
 
   /** A refreshed keying material (a KMREQ after the handshake): its keys replace the ones it carries. */
   update(material: KeyingMaterial): void {
-    this.material = { keys: material.keys | this.material.keys, salt: material.salt, even: material.even ?? this.material.even, odd: material.odd ?? this.material.odd };
+    this.material = {
+      keys: material.keys | this.material.keys,
+      salt: material.salt,
+      even: material.even ?? this.material.even,
+      odd: material.odd ?? this.material.odd,
+    };
   }
 
   /** The payload of the data packet `seq` sent with key flag `key` (1 even, 2 odd); undefined without that key. */

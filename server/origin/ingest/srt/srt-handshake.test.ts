@@ -4,13 +4,26 @@ import { RelayError, type ErrorCode } from '../../../core/errors.ts';
 import { codeOfHandshakeRefusal, readStreamId, srtRejectionOf } from './srt-access.ts';
 import { KeyFlag, newKeyingMaterial, writeKeyingMaterial } from './srt-crypto.ts';
 import { cookieValid, inductionResponse, peerIpField, readConclusion, rejection, SrtReject, synCookie, type ListenerSettings } from './srt-handshake.ts';
-import { HandshakeType, HsExt, readHsReq, SRT_MAGIC, SrtCommand, SrtFlag, writeHsReq, writeStringExtension, type Handshake, type HandshakeExtension } from './srt-packet.ts';
+import {
+  HandshakeType,
+  HsExt,
+  readHsReq,
+  SRT_MAGIC,
+  SrtCommand,
+  SrtFlag,
+  writeHsReq,
+  writeStringExtension,
+  type Handshake,
+  type HandshakeExtension,
+} from './srt-packet.ts';
 
 const SETTINGS: ListenerSettings = { latencyMs: 120, passphrase: '', mss: 1500, flowWindow: 8192 };
 const LIVE_FLAGS = SrtFlag.TSBPDSND | SrtFlag.TSBPDRCV | SrtFlag.HAICRYPT | SrtFlag.TLPKTDROP | SrtFlag.NAKREPORT | SrtFlag.REXMITFLG;
 
 /** A conclusion as libsrt 1.5's caller sends it (ffmpeg's defaults), with what a test changes. */
-function conclusion(options: { streamId?: string; flags?: number; latency?: [number, number]; extra?: HandshakeExtension[]; version?: number } = {}): Handshake {
+function conclusion(
+  options: { streamId?: string; flags?: number; latency?: [number, number]; extra?: HandshakeExtension[]; version?: number } = {},
+): Handshake {
   const [receiverLatency, senderLatency] = options.latency ?? [120, 120];
   const extensions: HandshakeExtension[] = [
     { type: SrtCommand.HSREQ, content: writeHsReq({ version: 0x010501, flags: options.flags ?? LIVE_FLAGS, receiverLatency, senderLatency }) },
@@ -41,7 +54,10 @@ test('a live-mode caller is accepted: its stream id, ISN, and the larger latency
   assert.equal(result.latencyMs, 120, "what the caller sends: max(our 120, its sender's 80)");
   assert.equal(result.peerLatencyMs, 300, 'what we would send: max(120, its receiver 300)');
   const response = result.response(0x1234);
-  assert.deepEqual([response.version, response.type, response.socketId, response.isn, response.extensionField], [5, HandshakeType.CONCLUSION, 0x1234, 555, HsExt.HSREQ]);
+  assert.deepEqual(
+    [response.version, response.type, response.socketId, response.isn, response.extensionField],
+    [5, HandshakeType.CONCLUSION, 0x1234, 555, HsExt.HSREQ],
+  );
   const hsrsp = response.extensions.find((e) => e.type === SrtCommand.HSRSP)!;
   assert.deepEqual(readHsReq(hsrsp.content), { version: 0x010501, flags: LIVE_FLAGS, receiverLatency: 120, senderLatency: 300 });
 });

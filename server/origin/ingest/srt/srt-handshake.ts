@@ -141,7 +141,8 @@ export function readConclusion(request: Handshake, settings: ListenerSettings): 
   if (hsreq.flags & SrtFlag.STREAM) return refuse(SrtReject.MESSAGEAPI, 'stream (file) transmission: the relay takes live mode');
   if (!(hsreq.flags & SrtFlag.TSBPDSND)) return refuse(SrtReject.MESSAGEAPI, 'a sender without TSBPD: the relay takes live mode');
   const congestion = find(SrtCommand.CONGESTION);
-  if (congestion && readStringExtension(congestion.content) !== 'live') return refuse(SrtReject.CONGESTION, `congestion control "${readStringExtension(congestion.content)}": the relay takes live`);
+  if (congestion && readStringExtension(congestion.content) !== 'live')
+    return refuse(SrtReject.CONGESTION, `congestion control "${readStringExtension(congestion.content)}": the relay takes live`);
   if (find(SrtCommand.FILTER)) return refuse(SrtReject.FILTER, 'packet filters (FEC) are not supported');
   if (find(SrtCommand.GROUP)) return refuse(SrtReject.GROUP, 'socket groups (bonding) are not supported');
   const sid = find(SrtCommand.SID);
@@ -184,7 +185,10 @@ export function readConclusion(request: Handshake, settings: ListenerSettings): 
       cookie: 0,
       peerIp: request.peerIp,
       extensions: [
-        { type: SrtCommand.HSRSP, content: writeHsReq({ version: SRT_VERSION, flags: RESPONSE_FLAGS, receiverLatency: latencyMs, senderLatency: peerLatencyMs }) },
+        {
+          type: SrtCommand.HSRSP,
+          content: writeHsReq({ version: SRT_VERSION, flags: RESPONSE_FLAGS, receiverLatency: latencyMs, senderLatency: peerLatencyMs }),
+        },
         ...(km ? [{ type: SrtCommand.KMRSP, content: km.content }] : []),
       ],
     }),

@@ -12,7 +12,17 @@ import { TsDemuxer } from '../../../core/media/mpegts/ts-demuxer.ts';
 import type { IngestAdapter, IngestGateway, IngestPublication, PublisherControl } from '../ingest.ts';
 import { codeOfHandshakeRefusal, readStreamId, srtRejectionOf } from './srt-access.ts';
 import { cookieValid, inductionResponse, peerIpField, readConclusion, rejection, synCookie, type AcceptedConclusion } from './srt-handshake.ts';
-import { ControlType, HandshakeType, readHandshake, readPacket, SrtPacketError, writeControl, writeHandshake, type Handshake, type SrtPacket } from './srt-packet.ts';
+import {
+  ControlType,
+  HandshakeType,
+  readHandshake,
+  readPacket,
+  SrtPacketError,
+  writeControl,
+  writeHandshake,
+  type Handshake,
+  type SrtPacket,
+} from './srt-packet.ts';
 import { SrtReceiver } from './srt-receiver.ts';
 
 export interface SrtIngestOptions {
@@ -193,7 +203,16 @@ export class SrtIngest implements IngestAdapter {
     this.decisions.set(id, { state: 'deciding' });
     this.perAddress.set(host, (this.perAddress.get(host) ?? 0) + 1);
     const arrival = performance.now();
-    const session = new SrtSession(this, { id: this.newSocketId(), address, port, host, stream, conclusion, peerStart: arrival - timestamp / 1000, options: this.options });
+    const session = new SrtSession(this, {
+      id: this.newSocketId(),
+      address,
+      port,
+      host,
+      stream,
+      conclusion,
+      peerStart: arrival - timestamp / 1000,
+      options: this.options,
+    });
     this.gateway.open({ stream, remote, protocol: this.protocol, control: session }).then(
       (publication) => {
         if (!this.bound) {
@@ -396,13 +415,19 @@ export class SrtSession implements PublisherControl {
         retransmitted: s.retransmitted,
         dropped: s.dropped,
         rttMs: Math.round(s.rttUs / 100) / 10,
+        maxLateMs: Math.round(s.maxLateMs * 10) / 10,
         videoFrames: this.demuxer.stats.videoFrames,
         audioFrames: this.demuxer.stats.audioFrames,
       },
       'SRT publisher left',
     );
     if (this.publication) {
-      for (const frame of this.demuxer.end(performance.timeOrigin + performance.now())) this.publication.frame(frame);
+      try {
+        for (const frame of this.demuxer.end(performance.timeOrigin + performance.now())) this.publication.frame(frame);
+      } catch (err) {
+        // The last picture was unreadable: the stream ends without it.
+        this.log.debug({ err: (err as Error).message }, 'the last PES of the stream could not be read');
+      }
       this.publication.close(reason);
     }
   }
@@ -424,8 +449,16 @@ function createSrtMetrics(registry: Registry, sessions: () => Iterable<SrtSessio
   gauge('relay_srt_rtt_seconds', 'Smoothed round-trip time to the SRT caller, per live stream.', (s) => s.receiver.stats.rttUs / 1e6);
   gauge('relay_srt_latency_seconds', 'SRT latency in force (TSBPD): frames wait this long for retransmissions, per live stream.', (s) => s.latencyMs / 1000);
   gauge('relay_srt_received_packets', 'SRT data packets received since the caller connected, per live stream.', (s) => s.receiver.stats.packets);
-  gauge('relay_srt_lost_packets', 'SRT data packets found missing (reported in NAKs) since the caller connected, per live stream.', (s) => s.receiver.stats.lost);
-  gauge('relay_srt_retransmitted_packets', 'SRT data packets received as retransmissions since the caller connected, per live stream.', (s) => s.receiver.stats.retransmitted);
+  gauge(
+    'relay_srt_lost_packets',
+    'SRT data packets found missing (reported in NAKs) since the caller connected, per live stream.',
+    (s) => s.receiver.stats.lost,
+  );
+  gauge(
+    'relay_srt_retransmitted_packets',
+    'SRT data packets received as retransmissions since the caller connected, per live stream.',
+    (s) => s.receiver.stats.retransmitted,
+  );
   gauge(
     'relay_srt_dropped_packets',
     'SRT data packets given up because they came too late (after the latency) or never, since the caller connected, per live stream.',

@@ -22,12 +22,31 @@ import {
 
 test('a data packet reads back its sequence, flags, message number, timestamp and payload', () => {
   const payload = Buffer.from('188 bytes of TS, or seven of them');
-  const wire = writeData({ seq: 0x7ffffffe, position: 3, inOrder: false, key: 2, retransmitted: true, messageNumber: 12345, timestamp: 0xfffffff0, destination: 42, payload });
+  const wire = writeData({
+    seq: 0x7ffffffe,
+    position: 3,
+    inOrder: false,
+    key: 2,
+    retransmitted: true,
+    messageNumber: 12345,
+    timestamp: 0xfffffff0,
+    destination: 42,
+    payload,
+  });
   const p = readPacket(wire);
   assert.equal(p.kind, 'data');
   if (p.kind !== 'data') return;
   assert.deepEqual(
-    { seq: p.seq, position: p.position, inOrder: p.inOrder, key: p.key, retransmitted: p.retransmitted, messageNumber: p.messageNumber, timestamp: p.timestamp, destination: p.destination },
+    {
+      seq: p.seq,
+      position: p.position,
+      inOrder: p.inOrder,
+      key: p.key,
+      retransmitted: p.retransmitted,
+      messageNumber: p.messageNumber,
+      timestamp: p.timestamp,
+      destination: p.destination,
+    },
     { seq: 0x7ffffffe, position: 3, inOrder: false, key: 2, retransmitted: true, messageNumber: 12345, timestamp: 0xfffffff0, destination: 42 },
   );
   assert.ok(p.payload.equals(payload));
@@ -59,7 +78,10 @@ test('a handshake with extensions round-trips, and the stream id is stored as by
     ],
   };
   const back = readHandshake(writeHandshake(hs));
-  assert.deepEqual({ ...back, peerIp: [...back.peerIp], extensions: back.extensions.map((e) => e.type) }, { ...hs, peerIp: [...hs.peerIp], extensions: [1, 5] });
+  assert.deepEqual(
+    { ...back, peerIp: [...back.peerIp], extensions: back.extensions.map((e) => e.type) },
+    { ...hs, peerIp: [...hs.peerIp], extensions: [1, 5] },
+  );
   assert.deepEqual(readHsReq(back.extensions[0]!.content), { version: 0x010501, flags: 0xbf, receiverLatency: 120, senderLatency: 200 });
   assert.equal(readStringExtension(back.extensions[1]!.content), '#!::r=key,m=publish');
   assert.deepEqual([...writeStringExtension('abcde')], [0x64, 0x63, 0x62, 0x61, 0, 0, 0, 0x65]);

@@ -251,7 +251,12 @@ export interface HsReq {
 
 export function readHsReq(content: Buffer): HsReq {
   if (content.length < 12) throw new SrtPacketError('HSREQ shorter than 3 words');
-  return { version: content.readUInt32BE(0), flags: content.readUInt32BE(4), receiverLatency: content.readUInt16BE(8), senderLatency: content.readUInt16BE(10) };
+  return {
+    version: content.readUInt32BE(0),
+    flags: content.readUInt32BE(4),
+    receiverLatency: content.readUInt16BE(8),
+    senderLatency: content.readUInt16BE(10),
+  };
 }
 
 export function writeHsReq(r: HsReq): Buffer {

@@ -43,6 +43,8 @@ export interface ReceiverStats {
   /** Smoothed round-trip time and its variation (microseconds), from ACK/ACKACK. */
   rttUs: number;
   rttVarUs: number;
+  /** The most a packet was delivered after its TSBPD time (ms): the receiver's own delay beyond the latency. */
+  maxLateMs: number;
 }
 
 /** SRT's SYN interval: a full ACK at most this often. */
@@ -76,6 +78,7 @@ export class SrtReceiver {
     acksSent: 0,
     rttUs: 100_000,
     rttVarUs: 50_000,
+    maxLateMs: 0,
   };
   private readonly capacity: number;
   private readonly slots: (Buffer | undefined)[];
@@ -221,7 +224,9 @@ export class SrtReceiver {
       const slot = this.head % this.capacity;
       const payload = this.slots[slot];
       if (payload !== undefined) {
-        if (this.dueAt(this.times[slot]!, latencyUs) > now) return;
+        const due = this.dueAt(this.times[slot]!, latencyUs);
+        if (due > now) return;
+        if (now !== Infinity && now - due > this.stats.maxLateMs) this.stats.maxLateMs = now - due;
         this.slots[slot] = undefined;
         this.head = seqAdd(this.head, 1);
         this.options.deliver(payload);
