@@ -15,6 +15,7 @@ ensure_deps() {
       nginx-light) bin=nginx ;;
       webkit2gtk-driver) bin=WebKitWebDriver ;;
       xvfb) bin=xvfb-run ;;
+      srt-tools) bin=srt-live-transmit ;;
       gstreamer1.0-*) bin="" ;; # plugins, not commands: asked of dpkg
       *) bin="$pkg" ;;
     esac
