@@ -17,6 +17,10 @@ import { waitFor } from '../helpers/ports.ts';
 import { startPublisher, type Publisher } from '../helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 import { watch } from '../helpers/ws-viewer.ts';
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { srtOpen } from '../helpers/srt-caller.ts';
+import { ControlType, HandshakeType, SrtCommand, writeControl, writeData, writeHandshake } from '../../server/origin/ingest/srt/srt-packet.ts';
 
 /**
  * Hostile input over real sockets to a real relay process (origin and edge, its own
@@ -122,6 +126,8 @@ describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeo
       RELAY_ADMIN_TOKEN: ADMIN,
       RELAY_HTTP_MAX_CONNECTIONS_PER_ADDRESS: '0',
       RELAY_RTMP_MAX_CONNECTIONS_PER_ADDRESS: '0',
+      RELAY_SRT_MAX_CONNECTIONS_PER_ADDRESS: '0',
+      RELAY_SRT_IDLE_TIMEOUT_MS: '2000',
       RELAY_RTMP_HANDSHAKE_TIMEOUT_MS: '2000',
       RELAY_RTMP_IDLE_TIMEOUT_MS: '2000',
       RELAY_LOG_LEVEL: 'warn',
@@ -265,6 +271,68 @@ describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeo
         });
       });
     });
+  });
+
+  test('SRT: random datagrams, mutated handshakes, and accepted callers sending mutated data and control packets end their own session and nothing else', async () => {
+    const rng = new Rng(FUZZ_SEED + 8);
+    const port = Number(new URL(relay.srtUrl(FUZZ_KEY)).port);
+    const ts = readFileSync(new URL('../fixtures/obs-like-2s.mpegts', import.meta.url));
+    const fuzzViewer = watch(`ws://127.0.0.1:${relay.httpPort}/ws/fuzz`); // the edge decodes whatever gets through
+    const junk = dgram.createSocket('udp4');
+    const induction = writeControl(
+      ControlType.HANDSHAKE,
+      0,
+      0,
+      0,
+      0,
+      writeHandshake({
+        version: 4,
+        encryption: 0,
+        extensionField: 2,
+        isn: 1,
+        mss: 1500,
+        flowWindow: 8192,
+        type: HandshakeType.INDUCTION,
+        socketId: 77,
+        cookie: 0,
+        peerIp: Buffer.alloc(16),
+        extensions: [],
+      }),
+    );
+    for (let i = 0; i < iterations(500); i++) junk.send(i % 2 ? rng.bytes(rng.int(1500)) : mutate(rng, induction), port, '127.0.0.1');
+    junk.close();
+    for (let session = 0; session < iterations(12); session++) {
+      const { result, connection } = await srtOpen(port, FUZZ_KEY);
+      assert.ok(result.accepted && connection, `seed ${FUZZ_SEED}: the fuzz caller was refused: ${JSON.stringify(result)}`);
+      const controls = [
+        writeControl(ControlType.ACKACK, 0, 1, 0, connection.socketId),
+        writeControl(ControlType.KEEPALIVE, 0, 0, 0, connection.socketId),
+        writeControl(ControlType.DROPREQ, 0, 0, 0, connection.socketId, Buffer.from([0, 0, 0, 1, 0, 0, 0, 9])),
+        writeControl(ControlType.USER, SrtCommand.KMREQ, 0, 0, connection.socketId, rng.bytes(48)),
+        writeControl(ControlType.NAK, 0, 0, 0, connection.socketId, rng.bytes(16)),
+      ];
+      const started = performance.now();
+      for (let n = 0, at = 0; at + 1316 <= ts.length && n < 200; n++, at += 1316) {
+        const data = writeData({
+          seq: (connection.isn + n) % 2 ** 31,
+          position: 3,
+          inOrder: false,
+          key: 0,
+          retransmitted: false,
+          messageNumber: n + 1,
+          timestamp: Math.round((performance.now() - started) * 1000),
+          destination: connection.socketId,
+          payload: ts.subarray(at, at + 1316),
+        });
+        const roll = rng.int(10);
+        if (roll === 0) connection.send(mutate(rng, data));
+        else if (roll === 1) connection.send(mutate(rng, rng.pick(controls)));
+        else if (roll !== 2) connection.send(data); // 2: lost
+        if (n % 20 === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      connection.close();
+    }
+    fuzzViewer.close();
   });
 
   test('afterwards the relay is up, the good viewer missed no fragment, nothing was logged as an error, and memory is bounded', async () => {

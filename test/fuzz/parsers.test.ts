@@ -12,9 +12,27 @@ import { RtpFrameAssembler } from '../../server/origin/ingest/rtp-frame-assemble
 import { parseAvcC } from '../../server/core/media/h264.ts';
 import type { Frame } from '../../server/core/media/frame.ts';
 import { readOffer } from '../../server/core/webrtc/sdp-sessions.ts';
+import { TS_PACKET_SIZE, TsDemuxer } from '../../server/core/media/mpegts/ts-demuxer.ts';
+import { newKeyingMaterial, SrtDecryptor, writeKeyingMaterial } from '../../server/origin/ingest/srt/srt-crypto.ts';
+import { readConclusion } from '../../server/origin/ingest/srt/srt-handshake.ts';
+import {
+  HandshakeType,
+  HsExt,
+  readHandshake,
+  readPacket,
+  SrtCommand,
+  SrtPacketError,
+  writeControl,
+  writeData,
+  writeHandshake,
+  writeHsReq,
+  writeStringExtension,
+} from '../../server/origin/ingest/srt/srt-packet.ts';
+import { SrtReceiver } from '../../server/origin/ingest/srt/srt-receiver.ts';
 import { enhancedRtmpClip } from '../helpers/enhanced-rtmp.ts';
 import { FIXTURE_OBS_LIKE, readFlvFile } from '../helpers/flv-file.ts';
 import { FUZZ_SEED, iterations, mutate, mutateText, Rng } from '../helpers/fuzz.ts';
+import { readFileSync } from 'node:fs';
 
 /**
  * Fuzzing of everything that reads bytes from outside, as pure functions: FLV tags
@@ -187,6 +205,105 @@ describe(`fuzzing the parsers (seed ${FUZZ_SEED}; RELAY_FUZZ_SEED=${FUZZ_SEED} r
         () => readOffer(type, body),
         () => JSON.stringify(body.slice(0, 80)),
       );
+    }
+  });
+  test('mutated MPEG-TS (the OBS-like clip remuxed by ffmpeg) gives frames or CODEC_UNSUPPORTED, never another exception, with bounded frames', () => {
+    const ts = readFileSync(new URL('../fixtures/obs-like-2s.mpegts', import.meta.url));
+    const packets = Array.from({ length: ts.length / TS_PACKET_SIZE }, (_, i) => ts.subarray(i * TS_PACKET_SIZE, (i + 1) * TS_PACKET_SIZE));
+    const rng = new Rng(FUZZ_SEED + 5);
+    for (let session = 0; session < iterations(30); session++) {
+      const demuxer = new TsDemuxer();
+      // SRT-sized chunks of seven packets, some mutated (PSI and PES headers included), some lost.
+      for (let i = 0; i < packets.length; i += 7) {
+        const chunk = Buffer.concat(packets.slice(i, i + 7).map((p) => (rng.int(10) === 0 ? mutate(rng, p, packets) : p)));
+        if (rng.int(30) === 0) {
+          demuxer.lost();
+          continue;
+        }
+        const out = expectOnly(
+          ['CODEC_UNSUPPORTED'],
+          () => demuxer.push(chunk, 1),
+          () => hex(chunk),
+        );
+        if (!out) break; // refused: the caller is disconnected
+        for (const f of out)
+          assert.ok(Number.isFinite(f.dts) && Number.isFinite(f.cto) && f.payload.length <= 8 * 1024 * 1024, `seed ${FUZZ_SEED}: a bad frame`);
+      }
+      expectOnly(
+        ['CODEC_UNSUPPORTED'],
+        () => demuxer.end(1),
+        () => 'end',
+      );
+    }
+  });
+
+  test('mutated SRT packets and handshakes are read or refused with SrtPacketError; conclusions are accepted or refused, never thrown; the receiver takes anything', () => {
+    const rng = new Rng(FUZZ_SEED + 6);
+    const passphrase = 'fuzzing passphrase';
+    const hsreq = writeHsReq({ version: 0x010501, flags: 0x3f, receiverLatency: 120, senderLatency: 120 });
+    const conclusion = writeControl(
+      0,
+      0,
+      0,
+      0,
+      0,
+      writeHandshake({
+        version: 5,
+        encryption: 0,
+        extensionField: HsExt.HSREQ | HsExt.KMREQ | HsExt.CONFIG,
+        isn: 1,
+        mss: 1500,
+        flowWindow: 8192,
+        type: HandshakeType.CONCLUSION,
+        socketId: 5,
+        cookie: 9,
+        peerIp: Buffer.alloc(16),
+        extensions: [
+          { type: SrtCommand.HSREQ, content: hsreq },
+          { type: SrtCommand.SID, content: writeStringExtension('#!::r=key,m=publish') },
+          { type: SrtCommand.KMREQ, content: writeKeyingMaterial(newKeyingMaterial(16), passphrase) },
+        ],
+      }),
+    );
+    const material = newKeyingMaterial(16);
+    const receiver = new SrtReceiver({
+      isn: 1,
+      latencyMs: 120,
+      peerSocketId: 5,
+      startTime: 0,
+      peerStart: 0,
+      send: () => {},
+      deliver: () => {},
+      lost: () => {},
+      decryptor: new SrtDecryptor(material),
+      passphrase,
+      bufferPackets: 1024,
+    });
+    const data = writeData({
+      seq: 1,
+      position: 3,
+      inOrder: false,
+      key: 1,
+      retransmitted: false,
+      messageNumber: 1,
+      timestamp: 0,
+      destination: 5,
+      payload: Buffer.alloc(1316, 0x47),
+    });
+    const ack = writeControl(6, 0, 1, 0, 5);
+    const km = writeControl(0x7fff, SrtCommand.KMREQ, 0, 0, 5, writeKeyingMaterial(material, passphrase));
+    const samples = [conclusion, data, ack, km];
+    for (let i = 0; i < iterations(5000); i++) {
+      const input = i % 5 === 0 ? rng.bytes(rng.int(200)) : mutate(rng, rng.pick(samples), samples);
+      try {
+        const packet = readPacket(input);
+        if (packet.kind === 'data') receiver.data(packet, i);
+        else if (packet.type === 0) readConclusion(readHandshake(packet.body), { latencyMs: 120, passphrase, mss: 1500, flowWindow: 8192 });
+        else receiver.control(packet, i);
+        receiver.tick(i);
+      } catch (err) {
+        assert.ok(err instanceof SrtPacketError, `seed ${FUZZ_SEED}: ${(err as Error).stack} for ${hex(input)}`);
+      }
     }
   });
 });

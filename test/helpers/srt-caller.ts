@@ -17,7 +17,15 @@ import {
   type Handshake,
 } from '../../server/origin/ingest/srt/srt-packet.ts';
 
-export type SrtHandshakeResult = { accepted: true; socketId: number; latencyMs: number } | { accepted: false; reason: number };
+export type SrtHandshakeResult = { accepted: true; socketId: number; latencyMs: number; isn: number } | { accepted: false; reason: number };
+
+/** An accepted connection kept open: send raw packets on it (fuzzing), then close it. */
+export interface SrtOpenConnection {
+  socketId: number;
+  isn: number;
+  send(packet: Buffer): void;
+  close(): void;
+}
 
 /**
  * A bare SRT caller for tests: it does the HSv5 handshake (induction, then conclusion with
@@ -30,6 +38,17 @@ export async function srtHandshake(
   streamId: string,
   options: { passphrase?: string; host?: string; timeoutMs?: number } = {},
 ): Promise<SrtHandshakeResult> {
+  const { result, connection } = await srtOpen(port, streamId, options);
+  connection?.close();
+  return result;
+}
+
+/** The handshake, and when accepted the connection left open. */
+export async function srtOpen(
+  port: number,
+  streamId: string,
+  options: { passphrase?: string; host?: string; timeoutMs?: number } = {},
+): Promise<{ result: SrtHandshakeResult; connection?: SrtOpenConnection }> {
   const host = options.host ?? '127.0.0.1';
   const socket = dgram.createSocket('udp4');
   const mySocketId = randomInt(1, 0x7fffffff);
@@ -59,6 +78,7 @@ export async function srtHandshake(
       });
     });
   await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  let keep = false;
   try {
     send(base);
     const induction = await next();
@@ -84,11 +104,23 @@ export async function srtHandshake(
       extensions,
     });
     const answer = await next();
-    if (answer.type >= REJECTION_BASE) return { accepted: false, reason: answer.type - REJECTION_BASE };
+    if (answer.type >= REJECTION_BASE) return { result: { accepted: false, reason: answer.type - REJECTION_BASE } };
     const hsrsp = answer.extensions.find((e) => e.type === SrtCommand.HSRSP);
-    socket.send(writeControl(ControlType.SHUTDOWN, 0, 0, 0, answer.socketId, Buffer.alloc(4)), port, host);
-    return { accepted: true, socketId: answer.socketId, latencyMs: hsrsp ? hsrsp.content.readUInt16BE(8) : 0 };
+    keep = true;
+    socket.on('message', () => {}); // ACKs, NAKs, keepalives: not read
+    let closed = false;
+    const connection: SrtOpenConnection = {
+      socketId: answer.socketId,
+      isn,
+      send: (packet) => !closed && socket.send(packet, port, host),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        socket.send(writeControl(ControlType.SHUTDOWN, 0, 0, 0, answer.socketId, Buffer.alloc(4)), port, host, () => socket.close());
+      },
+    };
+    return { result: { accepted: true, socketId: answer.socketId, latencyMs: hsrsp ? hsrsp.content.readUInt16BE(8) : 0, isn }, connection };
   } finally {
-    socket.close();
+    if (!keep) socket.close();
   }
 }
