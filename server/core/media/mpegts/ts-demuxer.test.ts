@@ -202,6 +202,47 @@ test('fuzz: random bytes and random damage to a real stream never throw anything
   }
 });
 
+test("a picture is read at the stuffed packet that ends its PES, not a frame later at the next PES's start", () => {
+  const demuxer = new TsDemuxer();
+  let early = 0;
+  let video = 0;
+  for (let p = 0; p < OBS_TS.length; p += TS_PACKET_SIZE) {
+    const packet = OBS_TS.subarray(p, p + TS_PACKET_SIZE);
+    const videoStart = (((packet[1]! & 0x1f) << 8) | packet[2]!) === 0x100 && (packet[1]! & 0x40) !== 0;
+    for (const f of demuxer.push(packet, p)) {
+      if (f.track !== 'video') continue;
+      video++;
+      if (!videoStart) early++; // out before the next picture's first packet came
+    }
+  }
+  assert.equal(video, 60);
+  // All but a picture whose last packet it filled exactly (no stuffing to tell its end): that one waits for the next.
+  assert.ok(early >= 58, `${early} of 60 pictures as soon as their last packet came`);
+  assert.equal(demuxer.stats.earlyEndMisses, 0);
+});
+
+test('a stuffed packet in the middle of a PES turns early ends off for the stream: that picture is dropped, video resumes at a keyframe', () => {
+  const ts = Buffer.from(OBS_TS);
+  // The third packet of the first big picture gets an adaptation field of stuffing (its payload cut by as much).
+  let seen = 0;
+  let patched = -1;
+  for (let p = 0; p < ts.length && patched < 0; p += TS_PACKET_SIZE) {
+    if ((((ts[p + 1]! & 0x1f) << 8) | ts[p + 2]!) !== 0x100 || (ts[p + 3]! & 0x30) !== 0x10) continue;
+    if (++seen === 3) patched = p;
+  }
+  ts[patched + 3] = (ts[patched + 3]! & 0xcf) | 0x30; // adaptation field and payload
+  ts.copyWithin(patched + 4 + 12, patched + 4, patched + TS_PACKET_SIZE - 12);
+  ts[patched + 4] = 11;
+  ts[patched + 5] = 0;
+  ts.fill(0xff, patched + 6, patched + 16);
+  const demuxer = new TsDemuxer();
+  const got = demux(ts, 1316, demuxer);
+  assert.equal(demuxer.stats.earlyEndMisses, 1);
+  const video = got.filter((f) => f.track === 'video');
+  assert.ok(video.length >= 30 && video.length < 60, `${video.length} pictures: the first GOP given up from the cut one`);
+  assert.ok(video.filter((f) => f.keyframe).length >= 1);
+});
+
 test('Annex B: 3- and 4-byte start codes, trailing zeros dropped', () => {
   const nals = splitAnnexB(Buffer.from([0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 0, 1, 0x68, 3, 0, 0]));
   assert.deepEqual(

@@ -38,6 +38,10 @@ interface EsTrack {
   expected: number;
   /** Channels of an Opus stream (its PMT descriptor). */
   channels: number;
+  /** Unbounded PES end at a stuffed packet (see `packet`); off after one proved otherwise. */
+  earlyEnd: boolean;
+  /** The last PES was read at a stuffed packet: more of it would prove the guess wrong. */
+  endedEarly: boolean;
 }
 
 export interface TsDemuxerStats {
@@ -54,6 +58,8 @@ export interface TsDemuxerStats {
   videoDropped: number;
   videoFrames: number;
   audioFrames: number;
+  /** Unbounded PES read at a stuffed packet that turned out to go on (early ends are off after the first). */
+  earlyEndMisses: number;
 }
 
 /** A bound on one PES: a larger one means a broken stream. */
@@ -67,8 +73,9 @@ const MAX_PENDING_VIDEO = 240;
  * Reads the PAT, then its first program's PMT, and of that program the first
  * H.264 video stream and the first AAC (ADTS) or Opus audio stream. PES packets
  * are gathered per PID and read when complete: at their PES_packet_length, or
- * for unbounded video PES at the next one's start (so a picture leaves one frame
- * interval after it arrived, as in every TS demuxer). Timestamps are the PES's
+ * for unbounded video PES at the packet a muxer stuffed to end it (falling back to
+ * the next PES's start, a frame interval later, for a stream where that guess
+ * proves wrong once). Timestamps are the PES's
  * PTS and DTS, 90 kHz as the relay's frames are, unwrapped past 2^33: exact,
  * B-frames kept (cto = PTS - DTS). A continuity gap drops the PES it hits and
  * video resumes at its next keyframe. Streams it cannot carry (MPEG-2 video,
@@ -77,7 +84,17 @@ const MAX_PENDING_VIDEO = 240;
  * `push` returns an array reused by the next call: read it before pushing again.
  */
 export class TsDemuxer {
-  readonly stats: TsDemuxerStats = { packets: 0, resyncBytes: 0, ccErrors: 0, errorPackets: 0, pesDropped: 0, videoDropped: 0, videoFrames: 0, audioFrames: 0 };
+  readonly stats: TsDemuxerStats = {
+    packets: 0,
+    resyncBytes: 0,
+    ccErrors: 0,
+    errorPackets: 0,
+    pesDropped: 0,
+    videoDropped: 0,
+    videoFrames: 0,
+    audioFrames: 0,
+    earlyEndMisses: 0,
+  };
   private readonly out: Frame[] = [];
   private remainder: Buffer | undefined;
   private pmtPid = -1;
@@ -163,10 +180,12 @@ export class TsDemuxer {
     const cc = b[3]! & 0x0f;
     let p = 4;
     let discontinuity = false;
+    let stuffed = false;
     if (control & 2) {
       const length = b[4]!;
       if (length > 0) discontinuity = (b[5]! & 0x80) !== 0;
       p = 5 + length;
+      stuffed = length === 0 || stuffingAt(b, length) < p;
     }
     if (!(control & 1) || p >= TS_PACKET_SIZE) return; // no payload: the counter does not move
     const payload = b.subarray(p);
@@ -189,10 +208,19 @@ export class TsDemuxer {
       track.chunks.push(payload);
       track.bytes = payload.length;
       track.expected = -1;
+      track.endedEarly = false;
     } else if (track.chunks.length > 0) {
       track.chunks.push(payload);
       track.bytes += payload.length;
     } else {
+      if (track.endedEarly) {
+        // A stuffed packet was not the end of its PES after all: that picture went out cut short.
+        // Early ends are off for this stream from now on, and video waits for a keyframe.
+        this.stats.earlyEndMisses++;
+        track.earlyEnd = false;
+        track.endedEarly = false;
+        this.breakPes(track);
+      }
       return; // the middle of a PES whose start was lost or not seen yet
     }
     if (track.expected < 0 && track.bytes >= 6) {
@@ -202,6 +230,12 @@ export class TsDemuxer {
     }
     if (track.bytes > MAX_PES_BYTES) this.breakPes(track);
     else if (track.expected > 0 && track.bytes >= track.expected) this.finishPes(track, at);
+    else if (track.expected === 0 && stuffed && track.earlyEnd) {
+      // An unbounded (video) PES ends where a muxer stuffs a packet: nothing but the last packet of a
+      // PES needs stuffing. Reading it now rather than at the next PES's start saves a frame interval.
+      this.finishPes(track, at);
+      track.endedEarly = true;
+    }
   }
 
   private trackOf(pid: number): EsTrack | undefined {
@@ -403,7 +437,17 @@ export class TsDemuxer {
   private track(pid: number, kind: EsKind, descriptors: Buffer): EsTrack {
     const current = this.trackOf(pid);
     if (current?.kind === kind) return current;
-    return { pid, kind, cc: -1, chunks: [], bytes: 0, expected: -1, channels: kind === 'opus' ? opusChannels(descriptors) : 0 };
+    return {
+      pid,
+      kind,
+      cc: -1,
+      chunks: [],
+      bytes: 0,
+      expected: -1,
+      channels: kind === 'opus' ? opusChannels(descriptors) : 0,
+      earlyEnd: true,
+      endedEarly: false,
+    };
   }
 }
 
@@ -427,6 +471,22 @@ function opusChannels(descriptors: Buffer): number {
   const ext = findDescriptor(descriptors, 0x7f);
   if (ext && ext.length >= 2 && ext[0] === 0x80 && ext[1]! >= 1 && ext[1]! <= 8) return ext[1]!;
   return 2;
+}
+
+/**
+ * Where the stuffing bytes of a packet's adaptation field (of `length` bytes, at byte 4) begin:
+ * after its flags and the optional fields they announce. At its end: no stuffing.
+ */
+function stuffingAt(b: Buffer, length: number): number {
+  const end = 5 + length;
+  const flags = b[5]!;
+  let p = 6;
+  if (flags & 0x10) p += 6; // PCR
+  if (flags & 0x08) p += 6; // OPCR
+  if (flags & 0x04) p += 1; // splice countdown
+  if (flags & 0x02 && p < end) p += 1 + b[p]!; // private data
+  if (flags & 0x01 && p < end) p += 1 + b[p]!; // extension
+  return p < end && b[p] === 0xff ? p : end;
 }
 
 /** A PES timestamp: 33 bits in 5 bytes with marker bits. */

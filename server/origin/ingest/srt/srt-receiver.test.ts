@@ -109,10 +109,18 @@ test('ACK every 10 ms carries the first missing sequence; an ACKACK gives the ro
   assert.ok(acks[0]!.body.readUInt32BE(12) > 8000, 'the free buffer (flow window)');
   r.tick(15);
   assert.equal(sent.filter((p) => p.type === ControlType.ACK).length, 1, 'no new ACK when nothing new came');
-  r.control({ kind: 'control', type: ControlType.ACKACK, subtype: 0, info: acks[0]!.info, timestamp: 0, destination: 1, body: Buffer.alloc(0) }, 10 + 30);
-  assert.equal(r.stats.rttUs, (7 * 100_000 + 30_000) / 8);
-  r.control({ kind: 'control', type: ControlType.ACKACK, subtype: 0, info: acks[0]!.info, timestamp: 0, destination: 1, body: Buffer.alloc(0) }, 10 + 90);
-  assert.equal(r.stats.rttUs, (7 * 100_000 + 30_000) / 8, 'an ACKACK counts once');
+  const ackack = (info: number, at: number) =>
+    r.control({ kind: 'control', type: ControlType.ACKACK, subtype: 0, info, timestamp: 0, destination: 1, body: Buffer.alloc(0) }, at);
+  ackack(acks[0]!.info, 10 + 30);
+  assert.deepEqual([r.stats.rttUs, r.stats.rttVarUs], [30_000, 15_000], 'the first sample replaces the initial guess');
+  ackack(acks[0]!.info, 10 + 90);
+  assert.equal(r.stats.rttUs, 30_000, 'an ACKACK counts once');
+  r.data(data(1002, 2), 20);
+  r.tick(25);
+  const second = sent.filter((p) => p.type === ControlType.ACK)[1]!;
+  assert.equal(second.body.readUInt32BE(0), 1004);
+  ackack(second.info, 25 + 10);
+  assert.deepEqual([r.stats.rttUs, r.stats.rttVarUs], [(7 * 30_000 + 10_000) / 8, (3 * 15_000 + 20_000) / 4], 'then smoothed (RFC 6298)');
 });
 
 test('sequence numbers and the microsecond timestamps wrap without a hiccup', () => {

@@ -98,6 +98,7 @@ export class SrtReceiver {
   private readonly ackSentAt = new Float64Array(64);
   private readonly ackIds = new Int32Array(64).fill(-1);
   private lastNakAt = -Infinity;
+  private rttMeasured = false;
   private lastSentAt = -Infinity;
   /** Packets received since the last rate sample, for the ACK's receiving rate. */
   private rateCount = 0;
@@ -190,7 +191,9 @@ export class SrtReceiver {
   tick(now: number): void {
     this.deliverDue(now);
     if (now - this.lastAckAt >= ACK_INTERVAL_MS) this.ack(now);
-    const nakInterval = Math.max(MIN_NAK_INTERVAL_MS, (this.stats.rttUs + 4 * this.stats.rttVarUs) / 1000 / 2);
+    // Half the retransmission timeout (RTT + 4 RTTVar), as libsrt; and at most a quarter of the latency, so that a
+    // lost packet is asked for several times before its time comes, whatever the RTT estimate says.
+    const nakInterval = Math.max(MIN_NAK_INTERVAL_MS, Math.min((this.stats.rttUs + 4 * this.stats.rttVarUs) / 1000 / 2, this.options.latencyMs / 4));
     if (this.losses.size > 0 && now - this.lastNakAt >= nakInterval) {
       const due: [number, number][] = [];
       for (const [start, loss] of this.losses) {
@@ -319,6 +322,14 @@ export class SrtReceiver {
     this.ackIds[id & 63] = -1;
     const sample = (now - this.ackSentAt[id & 63]!) * 1000;
     const s = this.stats;
+    if (!this.rttMeasured) {
+      // The first sample replaces the initial guess (100 ms): smoothing from it took a second or more,
+      // and the NAK interval, which follows the RTT, stayed longer than the latency meanwhile.
+      this.rttMeasured = true;
+      s.rttUs = sample;
+      s.rttVarUs = sample / 2;
+      return;
+    }
     s.rttVarUs = (3 * s.rttVarUs + Math.abs(s.rttUs - sample)) / 4;
     s.rttUs = (7 * s.rttUs + sample) / 8;
   }
