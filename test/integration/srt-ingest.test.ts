@@ -14,6 +14,7 @@ const SECURE_KEY = 'srt-secure-key-0123456789';
 const TAKEOVER_KEY = 'srt-takeover-key-0123456789';
 const TOOL_KEY = 'srt-tool-key-0123456789';
 const PASSPHRASE = 'relay-srt-passphrase';
+const ADMIN = 'srt-admin-token-0123456789abcdef';
 const FPS = 30;
 const FRAME_TICKS = 90_000 / FPS;
 
@@ -104,7 +105,7 @@ describe('SRT ingest with real callers (ffmpeg libsrt, srt-live-transmit) and a 
       { name: 'tool', key: TOOL_KEY },
       { name: 'lossy', key: 'srt-lossy-key-0123456789' },
     ];
-    relay = await startTestNode(['origin', 'edge'], nats.url, { streams, srt: { latencyMs: 120 } });
+    relay = await startTestNode(['origin', 'edge'], nats.url, { streams, srt: { latencyMs: 120 }, admin: { token: ADMIN } });
     // A second origin on the same bus: encrypted, one caller per address.
     secure = await startTestNode(['origin'], nats.url, { streams, srt: { passphrase: PASSPHRASE, maxConnectionsPerAddress: 1 } });
   });
@@ -120,6 +121,24 @@ describe('SRT ingest with real callers (ffmpeg libsrt, srt-live-transmit) and a 
     const publisher = ffmpegSrt(srtUrl(relay, KEY), 4);
     await waitFor('the publisher on the origin', () => relay.node.origin!.liveStreams().find((l) => l.stream === 'cam'), 10_000);
     assert.equal(relay.node.origin!.liveStreams().find((l) => l.stream === 'cam')!.protocol, 'srt');
+    // The dashboard's view: the stream's protocol, and the origin's SRT address.
+    const cluster = await waitFor(
+      'the stream in the admin view',
+      async () => {
+        const c = (await (await fetch(`${relay.http}/admin/api/cluster`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as {
+          streams: { name: string; live: boolean; protocol: string }[];
+          nodes: { origin?: { srt?: string } }[];
+        };
+        return c.streams.some((x) => x.name === 'cam' && x.protocol === 'srt') ? c : undefined;
+      },
+      10_000,
+      200,
+    );
+    const port = relay.node.origin!.srt!.port;
+    assert.ok(
+      cluster.nodes.some((n) => n.origin?.srt === `srt://127.0.0.1:${port}`),
+      JSON.stringify(cluster.nodes.map((n) => n.origin)),
+    );
     assert.equal(await publisher.exited, 0, publisher.stderr());
     await waitFor('the end at the viewer', () => viewer.record.controls.some((c) => c.type === 'status' && c.state === 'ended'), 10_000);
     assertEveryFrame(videoRuns(viewer.record), 4 * FPS, 'cam');
