@@ -26,7 +26,7 @@ const child = (parent: Box, type: string): Box => {
 };
 
 /** The one video track of a plain (not fragmented) MP4: its samples from the sample tables. */
-function readMp4Video(file: string, entry: string, configBox: string): Mp4Video {
+export function readMp4Video(file: string, entry: string, configBox: string): Mp4Video {
   const mp4 = readFileSync(file);
   const moov = boxes(mp4).find((b) => b.type === 'moov')!;
   const trak = boxes(moov.body).find((b) => b.type === 'trak')!;

@@ -104,6 +104,7 @@ describe('SRT ingest with real callers (ffmpeg libsrt, srt-live-transmit) and a 
       { name: 'takeover', key: TAKEOVER_KEY },
       { name: 'tool', key: TOOL_KEY },
       { name: 'lossy', key: 'srt-lossy-key-0123456789' },
+      { name: 'hevc', key: 'srt-hevc-key-0123456789' },
     ];
     relay = await startTestNode(['origin', 'edge'], nats.url, { streams, srt: { latencyMs: 120 }, admin: { token: ADMIN } });
     // A second origin on the same bus: encrypted, one caller per address.
@@ -145,6 +146,52 @@ describe('SRT ingest with real callers (ffmpeg libsrt, srt-live-transmit) and a 
     const left = leftLine(relay, 'cam')!;
     assert.equal(left.why, 'the caller closed the connection');
     assert.equal(left.dropped, 0);
+    viewer.close();
+  });
+
+  test('HEVC (libx265, with B-frames) over SRT is listed as hvc1 and reaches the viewer, every frame', async () => {
+    const viewer = watch(relay.wsUrl('hevc'));
+    await viewer.opened;
+    const args = [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-re',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=320x180:rate=${FPS}`,
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=sample_rate=48000',
+    ];
+    args.push(
+      '-t',
+      '3',
+      '-c:v',
+      'libx265',
+      '-preset',
+      'ultrafast',
+      '-x265-params',
+      `bframes=2:keyint=${FPS}:min-keyint=${FPS}:log-level=error`,
+      '-pix_fmt',
+      'yuv420p',
+    );
+    args.push('-c:a', 'aac', '-ar', '48000', '-f', 'mpegts', srtUrl(relay, 'srt-hevc-key-0123456789'));
+    const publisher = run('ffmpeg', args);
+    const info = await waitFor(
+      'the HEVC rendition listed',
+      async () => {
+        const r = (await (await fetch(`${relay.http}/api/streams/hevc`)).json()) as { renditions: { codecs: string }[] };
+        return r.renditions.length > 0 ? r : undefined;
+      },
+      15_000,
+    );
+    assert.match(info.renditions[0]!.codecs, /^hvc1\.1\.6\.L\d+\.[0-9A-F]+,mp4a\.40\.2$/);
+    assert.equal(await publisher.exited, 0, publisher.stderr());
+    await waitFor('the end at the viewer', () => viewer.record.controls.some((c) => c.type === 'status' && c.state === 'ended'), 10_000);
+    assertEveryFrame(videoRuns(viewer.record), 3 * FPS, 'hevc');
     viewer.close();
   });
 

@@ -101,3 +101,86 @@ export function parseHevcSpsDimensions(spsNal: Uint8Array): { width: number; hei
   }
   return { width, height };
 }
+
+/** What an hvcC needs of an SPS: the profile_tier_level's general part as it is, and the formats. */
+interface HevcSpsHeader {
+  /** general_profile_space, tier, profile_idc, compatibility flags, 48 constraint bits, level_idc: 12 bytes. */
+  generalProfile: Buffer;
+  maxSubLayersMinus1: number;
+  temporalIdNesting: boolean;
+  chromaFormatIdc: number;
+  bitDepthLumaMinus8: number;
+  bitDepthChromaMinus8: number;
+}
+
+function readHevcSpsHeader(spsNal: Uint8Array): HevcSpsHeader {
+  const rbsp = unescapeRbsp(spsNal.subarray(2));
+  const r = new BitReader(rbsp);
+  r.bits(4); // sps_video_parameter_set_id
+  const maxSubLayersMinus1 = r.bits(3);
+  const temporalIdNesting = r.bool();
+  // The general profile_tier_level: 96 bits, byte-aligned here (the header above is one byte).
+  const generalProfile = Buffer.from(rbsp.subarray(1, 13));
+  if (generalProfile.length < 12) throw new RangeError('SPS too short');
+  r.bits(32);
+  r.bits(32);
+  r.bits(32);
+  const subLayers: { profile: boolean; level: boolean }[] = [];
+  for (let i = 0; i < maxSubLayersMinus1; i++) subLayers.push({ profile: r.bool(), level: r.bool() });
+  if (maxSubLayersMinus1 > 0) for (let i = maxSubLayersMinus1; i < 8; i++) r.bits(2);
+  for (const s of subLayers) {
+    if (s.profile) {
+      r.bits(32);
+      r.bits(32);
+      r.bits(24);
+    }
+    if (s.level) r.bits(8);
+  }
+  r.ue(); // sps_seq_parameter_set_id
+  const chromaFormatIdc = r.ue();
+  if (chromaFormatIdc === 3) r.bool(); // separate_colour_plane_flag
+  r.ue(); // pic_width_in_luma_samples
+  r.ue(); // pic_height_in_luma_samples
+  if (r.bool()) for (let i = 0; i < 4; i++) r.ue(); // conformance window
+  return { generalProfile, maxSubLayersMinus1, temporalIdNesting, chromaFormatIdc, bitDepthLumaMinus8: r.ue(), bitDepthChromaMinus8: r.ue() };
+}
+
+/**
+ * An HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 8.3.3.1) from one VPS, SPS and PPS (NAL units,
+ * 2-byte headers included), 4-byte lengths, the arrays marked complete (hvc1: parameter sets only
+ * here). What no parameter set says is written as unknown: no minimum spatial segmentation, mixed
+ * parallelism, no frame rate.
+ */
+export function buildHvcC(vps: Buffer, sps: Buffer, pps: Buffer): Buffer {
+  let h: HevcSpsHeader;
+  try {
+    h = readHevcSpsHeader(sps);
+  } catch (err) {
+    throw new RelayError('CODEC_UNSUPPORTED', `unreadable HEVC SPS (${(err as Error).message})`);
+  }
+  const sets: [number, Buffer][] = [
+    [32, vps],
+    [SPS_NAL_TYPE, sps],
+    [34, pps],
+  ];
+  const out = Buffer.alloc(23 + sets.reduce((n, [, nal]) => n + 5 + nal.length, 0));
+  out[0] = 1;
+  h.generalProfile.copy(out, 1);
+  out.writeUInt16BE(0xf000, 13); // reserved, min_spatial_segmentation_idc 0
+  out[15] = 0xfc; // reserved, parallelismType 0 (unknown)
+  out[16] = 0xfc | (h.chromaFormatIdc & 3);
+  out[17] = 0xf8 | (h.bitDepthLumaMinus8 & 7);
+  out[18] = 0xf8 | (h.bitDepthChromaMinus8 & 7);
+  out.writeUInt16BE(0, 19); // avgFrameRate: unknown
+  out[21] = ((h.maxSubLayersMinus1 + 1) << 3) | ((h.temporalIdNesting ? 1 : 0) << 2) | 3; // constantFrameRate 0, lengthSizeMinusOne 3
+  out[22] = sets.length;
+  let p = 23;
+  for (const [type, nal] of sets) {
+    out[p] = 0x80 | type; // array_completeness
+    out.writeUInt16BE(1, p + 1);
+    out.writeUInt16BE(nal.length, p + 3);
+    nal.copy(out, p + 5);
+    p += 5 + nal.length;
+  }
+  return out;
+}

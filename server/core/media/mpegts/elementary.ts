@@ -2,11 +2,12 @@ import { RelayError } from '../../errors.ts';
 import { parseAudioSpecificConfig } from '../aac.ts';
 import type { AudioConfig, VideoConfig } from '../frame.ts';
 import { buildAvcC, parseAvcC } from '../h264.ts';
+import { buildHvcC, parseHvcC } from '../hevc.ts';
 import { opusPacketSamples } from '../opus.ts';
 
 /**
  * The elementary streams MPEG-TS carries, read into what the relay's frames hold:
- * H.264 in Annex B into length-prefixed NAL units and an avcC, AAC in ADTS into raw
+ * H.264 and HEVC in Annex B into length-prefixed NAL units and an avcC or hvcC, AAC in ADTS into raw
  * access units and an AudioSpecificConfig, Opus behind its TS control headers into
  * Opus packets. Pure functions of bytes.
  */
@@ -98,6 +99,60 @@ export class H264AnnexBReader {
     if (this.config?.config.equals(avcC)) return;
     const parsed = parseAvcC(avcC);
     this.config = { codec: 'h264', config: avcC, codecString: parsed.codecString, width: parsed.width, height: parsed.height };
+  }
+}
+
+const HEVC_VPS = 32;
+const HEVC_SPS = 33;
+const HEVC_PPS = 34;
+const HEVC_AUD = 35;
+
+/**
+ * HEVC access units in Annex B -> pictures (the same shape as H.264's), keeping the VPS, SPS and
+ * PPS in force for the hvcC. A keyframe is an IRAP picture (BLA, IDR, CRA: NAL types 16-23).
+ */
+export class HevcAnnexBReader {
+  private vps: Buffer | undefined;
+  private sps: Buffer | undefined;
+  private pps: Buffer | undefined;
+  config: VideoConfig | undefined;
+
+  read(accessUnit: Buffer): H264Picture | undefined {
+    const nalus = splitAnnexB(accessUnit).filter((n) => n.length >= 2);
+    let size = 0;
+    let keyframe = false;
+    let slices = 0;
+    const kept: Buffer[] = [];
+    for (const nal of nalus) {
+      const type = (nal[0]! >> 1) & 0x3f;
+      if (type === HEVC_VPS) this.vps = Buffer.from(nal);
+      else if (type === HEVC_SPS) this.sps = Buffer.from(nal);
+      else if (type === HEVC_PPS) this.pps = Buffer.from(nal);
+      else if (type !== HEVC_AUD) {
+        kept.push(nal);
+        size += 4 + nal.length;
+        if (type <= 31) slices++; // VCL NAL units
+        if (type >= 16 && type <= 23) keyframe = true;
+      }
+    }
+    if (slices === 0) return undefined;
+    if (size > MAX_PICTURE_BYTES) throw new RelayError('CODEC_UNSUPPORTED', `HEVC picture of ${size} bytes`);
+    if (keyframe) this.updateConfig();
+    const payload = Buffer.allocUnsafe(size);
+    let p = 0;
+    for (const nal of kept) {
+      payload.writeUInt32BE(nal.length, p);
+      p += 4 + nal.copy(payload, p + 4);
+    }
+    return { payload, keyframe };
+  }
+
+  private updateConfig(): void {
+    if (!this.vps || !this.sps || !this.pps) throw new RelayError('CODEC_UNSUPPORTED', 'an HEVC keyframe without VPS, SPS and PPS before it');
+    const hvcC = buildHvcC(this.vps, this.sps, this.pps);
+    if (this.config?.config.equals(hvcC)) return;
+    const parsed = parseHvcC(hvcC);
+    this.config = { codec: 'hevc', config: hvcC, codecString: parsed.codecString, width: parsed.width, height: parsed.height };
   }
 }
 

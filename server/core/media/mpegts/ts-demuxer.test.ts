@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { readMp4Video } from '../../../../test/helpers/enhanced-rtmp.ts';
 import { readFlvFile, FIXTURE_OBS_LIKE } from '../../../../test/helpers/flv-file.ts';
 import { RelayError } from '../../errors.ts';
 import { FlvFrameReader } from '../flv/flv-frame-reader.ts';
 import { isRandomAccess, type Frame } from '../frame.ts';
 import { parseAvcC } from '../h264.ts';
+import { parseHvcC } from '../hevc.ts';
 import { splitAnnexB } from './elementary.ts';
 import { crc32Mpeg, TS_PACKET_SIZE, TsDemuxer } from './ts-demuxer.ts';
 
@@ -154,11 +156,38 @@ test('timestamps run on across the 33-bit wrap', () => {
   assert.ok(got.at(-1)!.dts > 2 ** 33, 'past the wrap');
 });
 
+test('HEVC with B-frames comes out of MPEG-TS as ffmpeg put it in MP4: pictures, keyframes, composition offsets, and the same codec string', () => {
+  const fixture = (name: string) => new URL(`../../../../test/fixtures/${name}`, import.meta.url).pathname;
+  const mp4 = readMp4Video(fixture('hevc-1s.mp4'), 'hvc1', 'hvcC');
+  const demuxer = new TsDemuxer();
+  const video = demux(readFileSync(fixture('hevc-1s.mpegts')), 1316, demuxer).filter((f) => f.track === 'video');
+  assert.deepEqual(demuxer.tracks, { video: 'hevc', audio: 'aac' });
+  assert.equal(video.length, mp4.samples.length);
+  for (let i = 0; i < video.length; i++) {
+    const [got, want] = [video[i]!, mp4.samples[i]!];
+    assert.equal(got.codec, 'hevc');
+    assert.equal(got.keyframe, want.keyframe, `picture ${i} keyframe`);
+    assert.equal(got.cto, (want.cto * 90_000) / mp4.timescale, `picture ${i} composition offset`);
+    assert.equal(got.dts - video[0]!.dts, ((want.dts - mp4.samples[0]!.dts) * 90_000) / mp4.timescale, `picture ${i} decode time`);
+    // The same NAL units; ffmpeg's MP4 muxer moved x265's SEI (its settings) from the first picture into the hvcC.
+    assert.ok(withoutSei(got.payload).equals(withoutSei(want.data)), `picture ${i} payload`);
+  }
+  assert.ok(
+    video.some((f) => f.cto > 0),
+    'B-frames',
+  );
+  const built = parseHvcC(video[0]!.init.video!.config);
+  const expected = parseHvcC(mp4.config);
+  assert.deepEqual(built, expected, "the hvcC built from the parameter sets reads as ffmpeg's own");
+  assert.deepEqual([video[0]!.init.video!.width, video[0]!.init.video!.height], [192, 108]);
+  assert.ok(video[0]!.init.video!.config.subarray(1, 13).equals(mp4.config.subarray(1, 13)), 'profile, tier, constraints, level');
+});
+
 test('a program the relay cannot carry is refused with CODEC_UNSUPPORTED, naming what it holds', () => {
-  const pmt = patchedPmt(0x1b, 0x24); // H.264 -> HEVC
+  const pmt = patchedPmt(0x1b, 0x02); // H.264 -> MPEG-2 video
   assert.throws(
     () => demux(pmt, 1316),
-    (err: unknown) => err instanceof RelayError && err.code === 'CODEC_UNSUPPORTED' && /HEVC \(stream type 0x24\)/.test(err.message),
+    (err: unknown) => err instanceof RelayError && err.code === 'CODEC_UNSUPPORTED' && /MPEG-2 video \(stream type 0x2\)/.test(err.message),
   );
   const mp3 = patchedPmt(0x0f, 0x03);
   assert.throws(
@@ -258,6 +287,17 @@ test('Annex B: 3- and 4-byte start codes, trailing zeros dropped', () => {
 test('CRC-32/MPEG-2: the check value of "123456789"', () => {
   assert.equal(crc32Mpeg(Buffer.from('123456789')), 0x0376e6e7);
 });
+
+/** Length-prefixed HEVC NAL units without prefix SEI (type 39). */
+function withoutSei(payload: Buffer): Buffer {
+  const kept: Buffer[] = [];
+  for (let p = 0; p < payload.length;) {
+    const n = payload.readUInt32BE(p);
+    if (((payload[p + 4]! >> 1) & 0x3f) !== 39) kept.push(payload.subarray(p, p + 4 + n));
+    p += 4 + n;
+  }
+  return Buffer.concat(kept);
+}
 
 function readTs(b: Buffer, p: number): number {
   return (b[p]! & 0x0e) * 2 ** 29 + b[p + 1]! * 2 ** 22 + (b[p + 2]! & 0xfe) * 2 ** 14 + b[p + 3]! * 2 ** 7 + (b[p + 4]! >> 1);

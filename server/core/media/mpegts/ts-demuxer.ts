@@ -2,7 +2,7 @@ import { RelayError } from '../../errors.ts';
 import type { AudioConfig, Frame, StreamInit, VideoConfig } from '../frame.ts';
 import { TICKS_PER_SECOND } from '../frame.ts';
 import { OPUS_SAMPLE_RATE, opusConfig } from '../opus.ts';
-import { AdtsReader, H264AnnexBReader, readOpusPes } from './elementary.ts';
+import { AdtsReader, H264AnnexBReader, HevcAnnexBReader, readOpusPes } from './elementary.ts';
 
 export const TS_PACKET_SIZE = 188;
 const SYNC = 0x47;
@@ -10,7 +10,7 @@ const PID_PAT = 0;
 const TS_WRAP = 2 ** 33;
 
 /** What the relay reads out of an MPEG-TS program: its first video and first audio stream. */
-type EsKind = 'h264' | 'aac' | 'opus';
+type EsKind = 'h264' | 'hevc' | 'aac' | 'opus';
 
 /** Stream types (ISO/IEC 13818-1 table 2-34, and registrations) the relay refuses by name rather than ignore. */
 const REFUSED_TYPES: Record<number, string> = {
@@ -20,7 +20,6 @@ const REFUSED_TYPES: Record<number, string> = {
   0x04: 'MPEG-2 audio (MP2/MP3)',
   0x10: 'MPEG-4 part 2 video',
   0x11: 'AAC in LATM',
-  0x24: 'HEVC',
   0x33: 'VVC',
   0x81: 'AC-3',
   0x87: 'E-AC-3',
@@ -71,7 +70,7 @@ const MAX_PENDING_VIDEO = 240;
  * MPEG-TS -> the relay's frames. Pure: bytes in (any chunking), frames out.
  *
  * Reads the PAT, then its first program's PMT, and of that program the first
- * H.264 video stream and the first AAC (ADTS) or Opus audio stream. PES packets
+ * H.264 or HEVC video stream and the first AAC (ADTS) or Opus audio stream. PES packets
  * are gathered per PID and read when complete: at their PES_packet_length, or
  * for unbounded video PES at the packet a muxer stuffed to end it (falling back to
  * the next PES's start, a frame interval later, for a stream where that guess
@@ -79,7 +78,7 @@ const MAX_PENDING_VIDEO = 240;
  * PTS and DTS, 90 kHz as the relay's frames are, unwrapped past 2^33: exact,
  * B-frames kept (cto = PTS - DTS). A continuity gap drops the PES it hits and
  * video resumes at its next keyframe. Streams it cannot carry (MPEG-2 video,
- * MP3, AC-3, HEVC...) are refused with CODEC_UNSUPPORTED.
+ * MP3, AC-3, VVC...) are refused with CODEC_UNSUPPORTED.
  *
  * `push` returns an array reused by the next call: read it before pushing again.
  */
@@ -103,6 +102,7 @@ export class TsDemuxer {
   private video: EsTrack | undefined;
   private audio: EsTrack | undefined;
   private readonly h264 = new H264AnnexBReader();
+  private readonly hevc = new HevcAnnexBReader();
   private readonly adts = new AdtsReader();
   private opus: AudioConfig | undefined;
   private lastTs: number | undefined;
@@ -282,7 +282,9 @@ export class TsDemuxer {
   }
 
   private videoPes(payload: Buffer, pts: number, dts: number, at: number): void {
-    const picture = this.h264.read(payload);
+    const hevc = this.video!.kind === 'hevc';
+    const reader = hevc ? this.hevc : this.h264;
+    const picture = reader.read(payload);
     if (!picture) return;
     if (this.needKeyframe) {
       if (!picture.keyframe) {
@@ -291,9 +293,18 @@ export class TsDemuxer {
       }
       this.needKeyframe = false;
     }
-    this.initVideo = this.h264.config;
+    this.initVideo = reader.config;
     const init = this.currentInit();
-    const frame: Frame = { track: 'video', codec: 'h264', dts, cto: pts - dts, keyframe: picture.keyframe, payload: picture.payload, receivedAt: at, init };
+    const frame: Frame = {
+      track: 'video',
+      codec: hevc ? 'hevc' : 'h264',
+      dts,
+      cto: pts - dts,
+      keyframe: picture.keyframe,
+      payload: picture.payload,
+      receivedAt: at,
+      init,
+    };
     // A declared audio stream whose configuration is not known yet: its frames' init would come
     // after the video's. Hold the pictures (a few seconds at most) so that one init carries both.
     if (this.audio && !this.initAudio && this.pending.length < MAX_PENDING_VIDEO) {
@@ -421,12 +432,12 @@ export class TsDemuxer {
       const descriptors = table.subarray(p + 5, Math.min(end, p + 5 + infoLength));
       p += 5 + infoLength;
       const kind = esKind(type, descriptors);
-      if (kind === 'h264') video ??= this.track(pid, kind, descriptors);
+      if (kind === 'h264' || kind === 'hevc') video ??= this.track(pid, kind, descriptors);
       else if (kind === 'aac' || kind === 'opus') audio ??= this.track(pid, kind, descriptors);
       else if (REFUSED_TYPES[type]) refused.push(`${REFUSED_TYPES[type]} (stream type 0x${type.toString(16)})`);
     }
     if (refused.length > 0 || (!video && !audio)) {
-      const carried = 'the relay takes H.264 video with AAC (ADTS) or Opus audio over MPEG-TS';
+      const carried = 'the relay takes H.264 or HEVC video with AAC (ADTS) or Opus audio over MPEG-TS';
       throw new RelayError('CODEC_UNSUPPORTED', refused.length > 0 ? `${refused.join(', ')}: ${carried}` : `no stream the relay can carry: ${carried}`);
     }
     this.video = video;
@@ -454,6 +465,7 @@ export class TsDemuxer {
 /** What an elementary stream of the PMT is, from its stream type and descriptors. */
 function esKind(type: number, descriptors: Buffer): EsKind | undefined {
   if (type === 0x1b) return 'h264';
+  if (type === 0x24) return 'hevc';
   if (type === 0x0f) return 'aac';
   if (type === 0x06 && findDescriptor(descriptors, 0x05)?.toString('latin1', 0, 4) === 'Opus') return 'opus';
   return undefined;
