@@ -416,6 +416,7 @@ export class SrtSession implements PublisherControl {
         dropped: s.dropped,
         rttMs: Math.round(s.rttUs / 100) / 10,
         maxLateMs: Math.round(s.maxLateMs * 10) / 10,
+        driftMs: Math.round(s.driftMs * 10) / 10,
         videoFrames: this.demuxer.stats.videoFrames,
         audioFrames: this.demuxer.stats.audioFrames,
       },

@@ -202,3 +202,31 @@ test('a keepalive goes out after a second with nothing else sent; duplicates and
   assert.deepEqual(delivered, ['p1000']);
   assert.throws(() => receiver({ bufferPackets: 1000 }), RangeError);
 });
+
+test("the time base follows the sender's clock: 1000 ppm fast for a minute, each packet still waits the latency, within 10 ms", () => {
+  let now = 0;
+  const arrivals = new Map<string, number>();
+  const waits: number[] = [];
+  const r = new SrtReceiver({
+    isn: 0,
+    latencyMs: LATENCY,
+    peerSocketId: 7,
+    startTime: 0,
+    peerStart: 0,
+    send: () => {},
+    deliver: (payload) => waits.push(now - arrivals.get(payload.toString())!),
+    lost: () => {},
+  });
+  for (let i = 0; i < 60_000; i++, now++) {
+    const packet = data(i, 0, { timestamp: Math.round(i * 1001) % 2 ** 32 }); // the sender's clock runs 0.1% fast
+    arrivals.set(`p${i}`, now);
+    r.data(packet, now);
+    r.tick(now);
+  }
+  const late = waits.slice(-1000);
+  assert.ok(
+    late.every((w) => Math.abs(w - LATENCY) <= 10),
+    `the last second's waits: ${Math.min(...late)}-${Math.max(...late)} ms`,
+  );
+  assert.ok(r.stats.driftMs < -50 && r.stats.driftMs > -70, `the base moved ${r.stats.driftMs} ms`);
+});

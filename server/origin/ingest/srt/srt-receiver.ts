@@ -45,6 +45,8 @@ export interface ReceiverStats {
   rttVarUs: number;
   /** The most a packet was delivered after its TSBPD time (ms): the receiver's own delay beyond the latency. */
   maxLateMs: number;
+  /** How far the time base has followed the sender's clock (ms; positive: the sender's clock runs slow). */
+  driftMs: number;
 }
 
 /** SRT's SYN interval: a full ACK at most this often. */
@@ -53,6 +55,9 @@ const MIN_NAK_INTERVAL_MS = 20;
 const KEEPALIVE_MS = 1000;
 const TS_WRAP = 2 ** 32;
 const KM_STATE_BADSECRET = 4;
+/** Clock drift: packets averaged per estimate, and the drift that moves the time base (libsrt's DriftTracer: 1000, 5 ms). */
+const DRIFT_SAMPLES = 1000;
+const DRIFT_MAX_MS = 5;
 
 /**
  * The receiving side of one SRT connection in live mode (the Internet-Draft's 4.5,
@@ -79,6 +84,7 @@ export class SrtReceiver {
     rttUs: 100_000,
     rttVarUs: 50_000,
     maxLateMs: 0,
+    driftMs: 0,
   };
   private readonly capacity: number;
   private readonly slots: (Buffer | undefined)[];
@@ -97,6 +103,11 @@ export class SrtReceiver {
   /** ACK number -> when it was sent, for the round trip (a small ring). */
   private readonly ackSentAt = new Float64Array(64);
   private readonly ackIds = new Int32Array(64).fill(-1);
+  /** Our clock (ms) at the sender's timestamp 0: from the handshake, then moved with the sender's clock drift. */
+  private peerStart: number;
+  /** First-time packets' (arrival - send time) since the last estimate, and how many. */
+  private driftSum = 0;
+  private driftCount = 0;
   private lastNakAt = -Infinity;
   private rttMeasured = false;
   private lastSentAt = -Infinity;
@@ -116,6 +127,7 @@ export class SrtReceiver {
     this.head = options.isn;
     this.top = seqAdd(options.isn, -1);
     this.rateFrom = options.startTime;
+    this.peerStart = options.peerStart;
   }
 
   /** Packets buffered, waiting for their time. */
@@ -150,7 +162,9 @@ export class SrtReceiver {
       payload = clear;
     }
     this.slots[slot] = payload;
-    this.times[slot] = this.unwrap(packet.timestamp);
+    const sent = this.unwrap(packet.timestamp);
+    this.times[slot] = sent;
+    if (!packet.retransmitted) this.trackDrift(now - (this.peerStart + sent / 1000));
     const ahead = seqDiff(packet.seq, this.top);
     if (ahead > 1) {
       // A gap: report it now.
@@ -254,7 +268,23 @@ export class SrtReceiver {
   }
 
   private dueAt(timestampUs: number, latencyUs: number): number {
-    return this.options.peerStart + (timestampUs + latencyUs) / 1000;
+    return this.peerStart + (timestampUs + latencyUs) / 1000;
+  }
+
+  /**
+   * The sender's clock runs at its own rate: 50 ppm apart is 180 ms an hour, which would grow or eat
+   * the latency. Every 1000 first-time packets, the average of (arrival - send time) against the time
+   * base says how far the clocks have moved apart; past 5 ms the base follows (as libsrt's DriftTracer).
+   */
+  private trackDrift(sample: number): void {
+    this.driftSum += sample;
+    if (++this.driftCount < DRIFT_SAMPLES) return;
+    const drift = this.driftSum / this.driftCount;
+    this.driftSum = 0;
+    this.driftCount = 0;
+    if (Math.abs(drift) <= DRIFT_MAX_MS) return;
+    this.peerStart += drift;
+    this.stats.driftMs += drift;
   }
 
   /** The peer's 32-bit microsecond timestamp, placed next to the last one (it wraps every 71 minutes). */
