@@ -24,7 +24,8 @@ export function readStreamId(streamId: string): SrtPublishRequest {
   const fields = new Map<string, string>();
   for (const part of streamId.slice(4).split(',')) {
     const eq = part.indexOf('=');
-    if (eq <= 0) throw new RelayError('SRT_STREAMID_INVALID', `"${part.slice(0, 32)}" is not key=value`);
+    // The field itself is not repeated: it may be a key written in the wrong place, and refusals are logged.
+    if (eq <= 0) throw new RelayError('SRT_STREAMID_INVALID', 'a field that is not key=value');
     fields.set(part.slice(0, eq), part.slice(eq + 1));
   }
   const mode = fields.get('m') ?? 'request';
