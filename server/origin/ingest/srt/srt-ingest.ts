@@ -132,6 +132,18 @@ export class SrtIngest implements IngestAdapter {
   }
 
   private receive(msg: Buffer, address: string, port: number): void {
+    try {
+      this.receiveOrThrow(msg, address, port);
+    } catch (err) {
+      // A bug, not bad input (that is counted, or refused): logged, and the listener serves everyone else.
+      if (Date.now() - this.lastWarned > 1000) {
+        this.lastWarned = Date.now();
+        this.options.log.error({ code: 'INTERNAL', err, remote: `${address}:${port}` }, 'SRT packet handling failed');
+      }
+    }
+  }
+
+  private receiveOrThrow(msg: Buffer, address: string, port: number): void {
     let packet: SrtPacket;
     try {
       packet = readPacket(msg);
