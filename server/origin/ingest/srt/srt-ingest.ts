@@ -227,7 +227,9 @@ export class SrtIngest implements IngestAdapter {
     });
     this.gateway.open({ stream, remote, protocol: this.protocol, control: session }).then(
       (publication) => {
-        if (!this.bound) {
+        if (!this.bound || session.isClosed) {
+          this.released(host);
+          this.decisions.delete(id);
           publication.close(new RelayError('ORIGIN_SHUTTING_DOWN'));
           return;
         }
@@ -352,6 +354,10 @@ export class SrtSession implements PublisherControl {
       passphrase: options.passphrase || undefined,
       bufferPackets: BUFFER_PACKETS,
     });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** The origin accepted the publisher: the caller gets its answer and may send. */
