@@ -99,7 +99,7 @@ export class SrtIngest implements IngestAdapter {
           new RelayError(
             'CONFIG_INVALID',
             err.code === 'EADDRINUSE'
-              ? `srt.port ${this.options.port} is already in use on ${this.options.host}`
+              ? `srt.port ${this.options.port} is already in use on ${this.options.host} (set another srt.port, or srt.enabled false)`
               : `cannot listen for SRT on ${this.options.host}:${this.options.port}: ${err.message}`,
           ),
         );
