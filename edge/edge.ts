@@ -72,6 +72,8 @@ export class Edge {
   private readonly log: Logger;
   /** Where streams are read from: this node's shards, or this region's copies of other regions' streams. */
   private readonly bus: RegionalBus;
+  /** With regions: the sweep of copies nobody reads. */
+  private copySweep: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -92,6 +94,12 @@ export class Edge {
   ) {
     this.log = log.child({ module: 'edge' });
     this.bus = new RegionalBus(nc, config, this.log.child({ module: 'bus' }));
+    if (config.cluster.regions.length > 1 && config.bus.copySweepMs > 0) {
+      // Idle two sweeps at least, and 10 s: an edge making a consumer again leaves a copy unread for well under a second.
+      const minIdleMs = Math.max(10_000, 2 * config.bus.copySweepMs);
+      this.copySweep = setInterval(() => void this.bus.sweepCopies(minIdleMs).catch(() => {}), config.bus.copySweepMs);
+      this.copySweep.unref();
+    }
     this.metrics = createEdgeMetrics(registry, () => this.consumers());
     const { edge, webrtc: rtc } = config;
     const limits = { skipBytes: edge.viewerSkipBytes, maxBytes: edge.viewerMaxBytes, maxLagMs: edge.viewerMaxLagMs };
@@ -375,6 +383,7 @@ export class Edge {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.draining = true;
+      clearInterval(this.copySweep);
       await this.cluster?.heartbeat.stop();
       this.cluster?.directory.stop();
       const draining = { edge: this.cluster?.self().id };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { startNats } from '../helpers/nats.ts';
 import { startSupercluster } from '../helpers/nats-supercluster.ts';
 import { waitFor } from '../helpers/ports.ts';
@@ -102,6 +102,7 @@ describe('two regions of a NATS supercluster: an origin in eu, edges in eu and u
       RELAY_CLUSTER_REGION: region,
       RELAY_CLUSTER_REGIONS: JSON.stringify(['eu', 'us']),
       RELAY_BUS_SHARDS: '2',
+      RELAY_BUS_COPY_SWEEP_MS: '1000',
       RELAY_NATS_CONNECT_TIMEOUT_MS: '30000',
     });
     origin = await startRelay('origin', env('origin-eu', 'eu', eu!.url));
@@ -139,6 +140,30 @@ describe('two regions of a NATS supercluster: an origin in eu, edges in eu and u
     // Both us edges consume the copy: one crossing of the link for two edges.
     const copy = await jsm.streams.info(copies[0]!.name);
     assert.equal(copy.state.consumer_count, 2);
+  });
+
+  test("a copy in us that nobody reads (its release missed) is swept by us's edges, and the copy they read is left alone", async () => {
+    const jsm = await jetstreamManager(nc);
+    // A stale copy, as one left behind by an edge killed while NATS was away: no consumer.
+    await jsm.streams.add({
+      name: 'RELAY_FRAMES_eu_1_gone_IN_us',
+      subjects: ['stale-copy.gone'],
+      storage: StorageType.Memory,
+      placement: { cluster: 'us', tags: [] },
+    });
+    await waitFor(
+      'the stale copy swept (unread for 10 s)',
+      async () =>
+        !(await jsm.streams.info('RELAY_FRAMES_eu_1_gone_IN_us').then(
+          () => true,
+          () => false,
+        )),
+      25_000,
+      250,
+    );
+    let inUse = 0;
+    for await (const info of jsm.streams.list()) if (/_cam_IN_us$/.test(info.config.name)) inUse += info.state.consumer_count;
+    assert.equal(inUse, 2, 'the copy both us edges read is still there');
   });
 
   test('when the gateway between the regions is cut and restored, us pauses and resumes where it left off: no frame missing; eu never stops', async () => {

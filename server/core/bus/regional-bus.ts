@@ -140,6 +140,38 @@ export class RegionalBus {
     return copy.jsStream;
   }
 
+  /** Copies seen with no consumer, and since when (they are removed once idle long enough). */
+  private idleCopies = new Map<string, number>();
+
+  /**
+   * Removes this region's copies that no consumer has read for `minIdleMs`, seen at each sweep in
+   * between: those whose release was missed (NATS away when the last edge let go, an edge killed).
+   * A copy being made, or whose consumer an edge is making again, is idle for well under a second.
+   * Returns how many went.
+   */
+  async sweepCopies(minIdleMs: number, now = Date.now()): Promise<number> {
+    if (this.layouts.length === 1) return 0;
+    const jsm = await this.manager();
+    const suffix = `_IN_${this.own.region}`;
+    const prefix = `${this.config.bus.streamName}_`;
+    const idle = new Map<string, number>();
+    let removed = 0;
+    for await (const info of jsm.streams.list()) {
+      const name = info.config.name;
+      if (!name.endsWith(suffix) || !name.startsWith(prefix) || info.state.consumer_count > 0) continue;
+      const since = this.idleCopies.get(name) ?? now;
+      if (now - since < minIdleMs) {
+        idle.set(name, since);
+        continue;
+      }
+      await jsm.streams.delete(name).catch(() => {});
+      removed++;
+      this.log.info({ copy: name, idleMs: now - since }, 'a copy no consumer reads removed (its release was missed)');
+    }
+    this.idleCopies = idle;
+    return removed;
+  }
+
   /** Removes this region's copies of `stream` that no consumer reads any more (an edge calls it a while after it stopped watching). */
   async releaseCopies(stream: string): Promise<void> {
     if (this.layouts.length === 1) return;

@@ -118,6 +118,13 @@ export const configSchema = z
           .describe(
             "How often an origin checks that the shards' leaders are spread over the NATS nodes, and asks one shard to change leader if not (with more than one shard and replica); 0: never.",
           ),
+        copySweepMs: z
+          .number()
+          .int()
+          .min(0)
+          .describe(
+            "With regions: how often an edge removes its region's stream copies that no consumer has read for two sweeps and at least 10 s (a release missed while NATS was away, an edge killed); 0: never.",
+          ),
         maxAgeSeconds: positiveInt.describe('How long frames are kept: a few GOPs, so a late edge can start at the last keyframe.'),
         storage: z
           .enum(['auto', 'file', 'memory'])
