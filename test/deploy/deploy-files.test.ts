@@ -13,6 +13,7 @@ import { createLeaseMetrics } from '../../server/core/cluster/lease-metrics.ts';
 import { createIngestMetrics } from '../../server/origin/ingest/ingest-metrics.ts';
 import { createNodeRegistry } from '../../node/node-metrics.ts';
 import { createTranscodeMetrics } from '../../server/origin/transcode/transcode-metrics.ts';
+import { createSrtMetrics } from '../../server/origin/ingest/srt/srt-ingest.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -27,6 +28,7 @@ function metricCatalogue(): Set<string> {
   createLeaseMetrics(reg, () => 0);
   createEdgeMetrics(reg);
   createTranscodeMetrics(reg, () => []);
+  createSrtMetrics(reg, () => []);
   const names = new Set<string>();
   for (const m of reg.getMetricsAsArray()) {
     const { name, type } = m as unknown as { name: string; type: string };
@@ -206,7 +208,7 @@ describe('deployment files', () => {
     const promql = new Set(['by', 'le', 'instance', 'stream', 'protocol', 'rendition', 'reason', 'how', 'job']);
     const unknown = [...used].filter((n) => !promql.has(n) && !catalogue.has(n));
     assert.deepEqual(unknown, [], 'every queried metric exists');
-    for (const family of ['relay_ingest_', 'relay_bus_', 'relay_leases_', 'relay_edge_', 'relay_transcode_', 'process_']) {
+    for (const family of ['relay_ingest_', 'relay_srt_', 'relay_bus_', 'relay_leases_', 'relay_edge_', 'relay_transcode_', 'process_']) {
       assert.ok(
         [...used].some((n) => n.startsWith(family)),
         `the dashboard shows ${family}*`,

@@ -453,8 +453,8 @@ export class SrtSession implements PublisherControl {
 }
 
 /** Per-stream SRT figures, read from the live sessions at scrape time. */
-function createSrtMetrics(registry: Registry, sessions: () => Iterable<SrtSession>): void {
-  const gauge = (name: string, help: string, value: (s: SrtSession) => number) =>
+export function createSrtMetrics(registry: Registry, sessions: () => Iterable<Pick<SrtSession, 'stream' | 'latencyMs' | 'receiver'>>): void {
+  const gauge = (name: string, help: string, value: (s: Pick<SrtSession, 'stream' | 'latencyMs' | 'receiver'>) => number) =>
     new Gauge({
       name,
       help,
