@@ -38,12 +38,13 @@ describe('per-stream retention on a shared frame stream (streams[].busMaxAgeSeco
   /** The oldest message the frame stream still holds for a stream's source rendition (a message get by subject, from sequence 1). */
   const oldest = async (stream: string) => {
     const request = { next_by_subj: `${relay.config.bus.subjectPrefix}.${stream}.source.>`, seq: 1 };
-    // An API error (a busy server) is asked again; "no message" is an answer.
     for (let attempt = 0; ; attempt++) {
       const reply = await nc.request(`$JS.API.STREAM.MSG.GET.${relay.config.bus.streamName}`, JSON.stringify(request));
       const answer = reply.json<{ message?: { seq: number; subject: string; time: string }; error?: { code: number; description: string } }>();
-      if (answer.error && answer.error.code !== 404 && attempt < 5) continue;
-      if (answer.error && answer.error.code !== 404) throw new Error(`message get: ${JSON.stringify(answer.error)}`);
+      // One CI run read no frame of a stream 2.7 s in, before any purge could have removed one (the first trim
+      // cannot cut before the stream's first keyframe); the cause was not found, the server's answer is the
+      // suspect. An error answer is asked again a few times before it counts; a real loss stays a failure.
+      if (answer.error && attempt < 5) continue;
       const m = answer.message;
       if (!m) {
         const trims = relay
