@@ -83,6 +83,9 @@ export function storedAckSeq(data: Uint8Array): number {
  * purge request with a filter and a sequence): one stream's frames trimmed out of a shared shard.
  */
 export async function purgeSubjectBefore(nc: NatsConnection, jsStream: string, filter: string, beforeSeq: number): Promise<number> {
+  // Nothing comes before sequence 1; and nats-server reads a sequence of 0 or 1 as no bound at all: it would purge every
+  // message on the filter (a CI run lost a whole stream that way when its first keyframe was the frame stream's first message).
+  if (beforeSeq <= 1) return 0;
   const reply = await nc.request(`$JS.API.STREAM.PURGE.${jsStream}`, JSON.stringify({ filter, seq: beforeSeq }), { timeout: 5000 });
   const answer = reply.json<{ success?: boolean; purged?: number; error?: { description?: string } }>();
   if (answer.error) throw new Error(`purge of ${filter} in ${jsStream}: ${answer.error.description ?? 'refused'}`);

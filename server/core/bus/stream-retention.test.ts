@@ -17,10 +17,10 @@ test('purges up to the newest keyframe at least the retention old, so what stays
   const purges: number[] = [];
   const trimmer = new RetentionTrimmer(10_000, (seq) => purges.push(seq), 1000);
   run(trimmer, 10_000);
-  // At 10 s the keyframe stored at 0 (seq 1) is exactly 10 s old: nothing before it to drop yet, but it is the cut.
-  assert.deepEqual(purges, [1]);
+  // At 10 s the keyframe stored at 0 (seq 1) is exactly 10 s old: the cut, with nothing before it to drop.
+  assert.deepEqual(purges, []);
   trimmer.keyframeStored(301, 12_000); // the keyframe of 2 s (seq 51) is now 10 s old
-  assert.deepEqual(purges, [1, 51]);
+  assert.deepEqual(purges, [51]);
 });
 
 test('what is kept spans between the retention and the retention plus one GOP', () => {
@@ -70,4 +70,13 @@ test('a purge that failed is asked again at the next keyframe', () => {
   trimmer.failed(10);
   trimmer.keyframeStored(30, 1500);
   assert.deepEqual(purges, [10, 10]);
+});
+
+test("a keyframe that is the frame stream's first message (sequence 1) is never a purge bound: there is nothing before it", () => {
+  const purges: number[] = [];
+  const trimmer = new RetentionTrimmer(1000, (seq) => purges.push(seq), 0);
+  trimmer.keyframeStored(1, 0);
+  trimmer.keyframeStored(40, 1000);
+  trimmer.keyframeStored(80, 2000);
+  assert.deepEqual(purges, [40]);
 });

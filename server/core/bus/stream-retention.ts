@@ -41,7 +41,8 @@ export class RetentionTrimmer {
     const before = this.seqs[cut]!;
     this.times.splice(0, cut);
     this.seqs.splice(0, cut);
-    if (before <= this.purgedBefore) return;
+    // Nothing is before the stream's first message (and a purge "before 1" would be read as unbounded).
+    if (before <= this.purgedBefore || before <= 1) return;
     this.purgedBefore = before;
     this.lastPurgeAt = now;
     this.purge(before);
