@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { StreamInfo } from '../../edge/protocol.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { waitFor } from '../helpers/ports.ts';
+import { startPublisher, type Publisher } from '../helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
 
 const KEY = 'srt-browser-key-0123456789';
@@ -26,36 +26,20 @@ const decoded = (page: Page) =>
 describe('an SRT publisher watched in Chromium (the relay CLI, ffmpeg over libsrt)', { timeout: 120_000 }, () => {
   let relay: RelayProcess;
   let chromium: Awaited<ReturnType<typeof launchChromium>>;
-  let encoder: ReturnType<typeof spawn> | undefined;
+  let encoder: Publisher | undefined;
 
   before(async () => {
     relay = await startRelay('all', { RELAY_STREAMS: JSON.stringify([{ name: 'srtcam', key: KEY }]) });
     chromium = await launchChromium();
   });
   after(async () => {
-    encoder?.kill('SIGKILL');
+    await encoder?.stop();
     await chromium?.close();
     await relay?.stop();
   });
 
   test('an OBS-like ffmpeg publishing over srt://127.0.0.1:<port>?streamid=<key> plays: pictures decoded, the clock moving', async () => {
-    const args = [
-      '-hide_banner',
-      '-loglevel',
-      'error',
-      '-re',
-      '-f',
-      'lavfi',
-      '-i',
-      'testsrc2=size=640x360:rate=30',
-      '-f',
-      'lavfi',
-      '-i',
-      'sine=frequency=440:sample_rate=48000',
-    ];
-    args.push('-t', '60', '-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-bf', '2', '-g', '60', '-pix_fmt', 'yuv420p', '-b:v', '1000k');
-    args.push('-c:a', 'aac', '-b:a', '128k', '-ar', '48000', '-f', 'mpegts', `${relay.srtUrl(KEY)}&latency=120000`);
-    encoder = spawn('ffmpeg', args, { stdio: 'ignore' });
+    encoder = startPublisher({ url: `${relay.srtUrl(KEY)}&latency=120000`, seconds: 60 });
     const info = await waitFor(
       'the SRT stream live',
       async () => {

@@ -29,8 +29,8 @@ export interface Publisher {
 }
 
 /**
- * An OBS-like publisher: H.264 High with B-frames, AAC-LC 48 kHz stereo, over RTMP
- * (the command in shared/docs/field-notes.md, smaller by default to spare 2 cores).
+ * An OBS-like publisher: H.264 High with B-frames, AAC-LC 48 kHz stereo, over RTMP, RTMPS or
+ * SRT (the command in shared/docs/field-notes.md, smaller by default to spare 2 cores).
  */
 export function startPublisher(options: PublisherOptions): Publisher {
   const { url, size = '640x360', fps = 30, gop = fps * 2, bitrate = '1000k', seconds, file, loops, fast = false, tracks = 'audio+video' } = options;
@@ -50,7 +50,19 @@ export function startPublisher(options: PublisherOptions): Publisher {
   const tlsArgs = options.tlsCa ? ['-tls_verify', '1', '-ca_file', options.tlsCa] : [];
   const child = spawn(
     'ffmpeg',
-    ['-hide_banner', '-v', 'error', '-nostdin', ...args, ...(seconds ? ['-t', String(seconds)] : []), '-f', 'flv', ...tlsArgs, url],
+    // srt:// carries MPEG-TS (the URL says the latency, linger and the rest); rtmp(s):// FLV.
+    [
+      '-hide_banner',
+      '-v',
+      'error',
+      '-nostdin',
+      ...args,
+      ...(seconds ? ['-t', String(seconds)] : []),
+      '-f',
+      url.startsWith('srt://') ? 'mpegts' : 'flv',
+      ...tlsArgs,
+      url,
+    ],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },

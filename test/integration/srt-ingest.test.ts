@@ -6,6 +6,7 @@ import { startLossyUdp } from '../helpers/lossy-udp.ts';
 import { startNats } from '../helpers/nats.ts';
 import { startTestNode, type TestNode } from '../helpers/node-harness.ts';
 import { waitFor } from '../helpers/ports.ts';
+import { startPublisher } from '../helpers/publisher.ts';
 import { srtHandshake } from '../helpers/srt-caller.ts';
 import { videoRuns, watch } from '../helpers/ws-viewer.ts';
 
@@ -19,40 +20,7 @@ const FPS = 30;
 const FRAME_TICKS = 90_000 / FPS;
 
 /** An OBS-like encoder (H.264 High with B-frames, AAC-LC 48 kHz) writing MPEG-TS to `url` for `seconds`, as ffmpeg's libsrt caller. */
-function ffmpegSrt(url: string, seconds: number) {
-  const args = [
-    '-hide_banner',
-    '-loglevel',
-    'warning',
-    '-re',
-    '-f',
-    'lavfi',
-    '-i',
-    `testsrc2=size=640x360:rate=${FPS}`,
-    '-f',
-    'lavfi',
-    '-i',
-    'sine=frequency=440:sample_rate=48000',
-  ];
-  args.push(
-    '-t',
-    String(seconds),
-    '-c:v',
-    'libx264',
-    '-profile:v',
-    'high',
-    '-preset',
-    'veryfast',
-    '-bf',
-    '2',
-    '-g',
-    String(FPS * 2),
-    '-keyint_min',
-    String(FPS * 2),
-  );
-  args.push('-sc_threshold', '0', '-pix_fmt', 'yuv420p', '-b:v', '1000k', '-c:a', 'aac', '-b:a', '128k', '-ar', '48000', '-ac', '2', '-f', 'mpegts', url);
-  return run('ffmpeg', args);
-}
+const ffmpegSrt = (url: string, seconds: number) => startPublisher({ url, seconds, fps: FPS });
 
 function run(command: string, args: string[], shell = false) {
   const child = shell ? spawn('sh', ['-c', command]) : spawn(command, args);
@@ -278,7 +246,7 @@ describe('SRT ingest with real callers (ffmpeg libsrt, srt-live-transmit) and a 
     await waitFor('the end at the viewer', () => viewer.record.controls.some((c) => c.type === 'status' && c.state === 'ended'), 10_000);
     assert.ok(videoRuns(viewer.record).length >= before + 2 * FPS, 'the second publication reached the viewer');
     assert.ok(!viewer.record.closed, 'the viewer stayed connected');
-    first.child.kill('SIGKILL');
+    first.process.kill('SIGKILL');
     viewer.close();
   });
 });

@@ -77,6 +77,8 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
   private readonly expiry: NodeJS.Timeout;
   private readonly publishOptions: { reply: string } = { reply: '' };
   private readonly lanes = new Map<string, Lane>();
+  /** Some publication is trimmed to its own retention: acks' sequences are read (see `retention`). */
+  private trimming = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -140,6 +142,7 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
    * the next keyframe; the shard's own max age bounds what stays meanwhile.
    */
   retention(jsStream: string, subjects: StreamSubjects, maxAgeMs: number): RetentionTrimmer {
+    this.trimming = true;
     let trimmed = 0;
     const trimmer = new RetentionTrimmer(maxAgeMs, (beforeSeq) => {
       purgeSubjectBefore(this.nc, jsStream, subjects.all, beforeSeq).then(
@@ -233,7 +236,8 @@ export class FramePublisher extends EventEmitter<{ drain: []; failure: [Error] }
   private onAck(msg: Msg): void {
     const id = Number(msg.subject.slice(this.inbox.length));
     const ok = isStoredAck(msg.data);
-    const ms = this.pending.settle(id, ok, performance.now(), ok ? storedAckSeq(msg.data) : 0);
+    // The stored sequence matters only to a stream trimmed to its own retention: read it only then.
+    const ms = this.pending.settle(id, ok, performance.now(), ok && this.trimming ? storedAckSeq(msg.data) : 0);
     if (ok && ms >= 0) this.options.acked?.(ms / 1000);
   }
 

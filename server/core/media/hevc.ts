@@ -64,13 +64,18 @@ export function parseHvcC(hvcC: Buffer): HevcDecoderConfig {
   return { lengthSize, codecString: parts.join('.'), ...size };
 }
 
-/** Picture size after the conformance window, from an HEVC SPS NAL unit (2-byte header included). */
-export function parseHevcSpsDimensions(spsNal: Uint8Array): { width: number; height: number } {
-  const r = new BitReader(unescapeRbsp(spsNal.subarray(2)));
+/**
+ * An SPS read up to the picture size after the conformance window: what the picture size and the
+ * hvcC need. `r` stands at the bit depths, for a caller that wants them.
+ */
+function readSpsStart(spsNal: Uint8Array) {
+  const rbsp = unescapeRbsp(spsNal.subarray(2));
+  const r = new BitReader(rbsp);
   r.bits(4); // sps_video_parameter_set_id
   const maxSubLayersMinus1 = r.bits(3);
-  r.bits(1); // sps_temporal_id_nesting_flag
-  // profile_tier_level(1, maxSubLayersMinus1): the general part is 88 bits of profile and 8 of level.
+  const temporalIdNesting = r.bool();
+  // profile_tier_level(1, maxSubLayersMinus1): the general part is 88 bits of profile and 8 of level, byte-aligned here.
+  const generalProfile = Buffer.from(rbsp.subarray(1, 13));
   r.bits(32);
   r.bits(32);
   r.bits(32);
@@ -99,6 +104,12 @@ export function parseHevcSpsDimensions(spsNal: Uint8Array): { width: number; hei
     width -= subWidthC * (left + right);
     height -= subHeightC * (top + bottom);
   }
+  return { r, generalProfile, maxSubLayersMinus1, temporalIdNesting, chromaFormatIdc, width, height };
+}
+
+/** Picture size after the conformance window, from an HEVC SPS NAL unit (2-byte header included). */
+export function parseHevcSpsDimensions(spsNal: Uint8Array): { width: number; height: number } {
+  const { width, height } = readSpsStart(spsNal);
   return { width, height };
 }
 
@@ -114,34 +125,8 @@ interface HevcSpsHeader {
 }
 
 function readHevcSpsHeader(spsNal: Uint8Array): HevcSpsHeader {
-  const rbsp = unescapeRbsp(spsNal.subarray(2));
-  const r = new BitReader(rbsp);
-  r.bits(4); // sps_video_parameter_set_id
-  const maxSubLayersMinus1 = r.bits(3);
-  const temporalIdNesting = r.bool();
-  // The general profile_tier_level: 96 bits, byte-aligned here (the header above is one byte).
-  const generalProfile = Buffer.from(rbsp.subarray(1, 13));
+  const { r, generalProfile, maxSubLayersMinus1, temporalIdNesting, chromaFormatIdc } = readSpsStart(spsNal);
   if (generalProfile.length < 12) throw new RangeError('SPS too short');
-  r.bits(32);
-  r.bits(32);
-  r.bits(32);
-  const subLayers: { profile: boolean; level: boolean }[] = [];
-  for (let i = 0; i < maxSubLayersMinus1; i++) subLayers.push({ profile: r.bool(), level: r.bool() });
-  if (maxSubLayersMinus1 > 0) for (let i = maxSubLayersMinus1; i < 8; i++) r.bits(2);
-  for (const s of subLayers) {
-    if (s.profile) {
-      r.bits(32);
-      r.bits(32);
-      r.bits(24);
-    }
-    if (s.level) r.bits(8);
-  }
-  r.ue(); // sps_seq_parameter_set_id
-  const chromaFormatIdc = r.ue();
-  if (chromaFormatIdc === 3) r.bool(); // separate_colour_plane_flag
-  r.ue(); // pic_width_in_luma_samples
-  r.ue(); // pic_height_in_luma_samples
-  if (r.bool()) for (let i = 0; i < 4; i++) r.ue(); // conformance window
   return { generalProfile, maxSubLayersMinus1, temporalIdNesting, chromaFormatIdc, bitDepthLumaMinus8: r.ue(), bitDepthChromaMinus8: r.ue() };
 }
 
