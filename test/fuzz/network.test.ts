@@ -51,7 +51,13 @@ function publishSession(key: string): Buffer {
 }
 
 /** One raw exchange (over TLS with `secure`): send, collect what comes back until the server closes or `ms` pass. */
-function exchange(port: number, send: (socket: net.Socket, received: () => Buffer) => void, ms: number, secure = false): Promise<Buffer> {
+function exchange(
+  port: number,
+  send: (socket: net.Socket, received: () => Buffer) => void,
+  ms: number,
+  secure = false,
+  whole: (received: Buffer) => boolean = () => false,
+): Promise<Buffer> {
   return new Promise((resolve) => {
     const socket = secure ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : net.connect(port, '127.0.0.1');
     let got = Buffer.alloc(0);
@@ -63,11 +69,38 @@ function exchange(port: number, send: (socket: net.Socket, received: () => Buffe
     const timer = setTimeout(done, ms);
     socket.on('data', (d: Buffer) => {
       got = Buffer.concat([got, d]).subarray(0, 1 << 20);
+      if (whole(got)) done();
     });
     socket.on('error', done);
     socket.on('close', done);
     socket.on(secure ? 'secureConnect' : 'connect', () => send(socket, () => got));
   });
+}
+
+/**
+ * An HTTP/1.1 answer received whole: its head, and its body by Content-Length or to the last chunk. A mutated
+ * request that lost `Connection: close` keeps the connection open after its answer: no need to wait for the timeout.
+ */
+function wholeHttpAnswer(received: Buffer): boolean {
+  const end = received.indexOf('\r\n\r\n');
+  if (end < 0) return false;
+  const head = received.subarray(0, end).toString('latin1');
+  if (/^HTTP\/1\.1 101/.test(head)) return true;
+  const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+  if (length) return received.length - end - 4 >= Number(length[1]);
+  // From the head's last CRLF on, so that an empty chunked body ("0\r\n\r\n") is found too.
+  return /\r\ntransfer-encoding: *chunked/i.test(head) && received.subarray(end + 2).includes('\r\n0\r\n\r\n');
+}
+
+/**
+ * Writes a request; one cut short (no end of head, or less body than its Content-Length) is followed by the end of
+ * the stream, as a client that went away: the server could only wait for the rest until its timeout.
+ */
+function sendHttp(socket: net.Socket, request: string): void {
+  socket.write(Buffer.from(request, 'latin1'));
+  const end = request.indexOf('\r\n\r\n');
+  const length = end < 0 ? undefined : /\r\ncontent-length: *(\d+)/i.exec(request.slice(0, end));
+  if (end < 0 || (length && request.length - end - 4 < Number(length[1]))) socket.end();
 }
 
 /** The first bytes a TLS client sends (its ClientHello), caught by a plain TCP listener. */
@@ -228,7 +261,7 @@ describe(`fuzzing a running relay over its sockets (seed ${FUZZ_SEED})`, { timeo
     await inParallel(iterations(600), 8, async (i) => {
       const template = templates[i % templates.length]!;
       const request = i < templates.length ? template : mutateText(rng, template, templates);
-      const reply = (await exchange(relay.httpPort, (socket) => void socket.write(Buffer.from(request, 'latin1')), 3000)).toString('latin1');
+      const reply = (await exchange(relay.httpPort, (socket) => sendHttp(socket, request), 3000, false, wholeHttpAnswer)).toString('latin1');
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(reply)?.[1] ?? 0);
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
       if (status === 0 || status === 101 || status < 400) return; // closed without a word (a dropped connection), upgraded, or served
