@@ -288,6 +288,7 @@ export async function startNode(
               token: l.token,
               bitsPerSecond: Math.round(rate.bitsPerSecond),
               framesPerSecond: Math.round(rate.framesPerSecond * 10) / 10,
+              forwards: l.forwarding?.statuses(),
             };
           }),
       },

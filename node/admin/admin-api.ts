@@ -85,6 +85,13 @@ const rendition = z.object({
   webrtc: z.boolean().describe('Playable over WHEP (H.264 without B-frames, Opus)'),
   tracks: z.enum(['audio+video', 'audio', 'video']).describe('Both tracks, audio only or video only'),
 });
+const forwardView = z.object({
+  target: z.string().describe("The target's URL, its stream key and SRT secrets shown as ***"),
+  state: z.enum(['waiting', 'running', 'retrying', 'unsupported', 'closed']),
+  restarts: z.number().int().describe('Times ffmpeg stopped on its own (the target refused or went away) and was tried again'),
+  droppedFrames: z.number().int().describe('Frames dropped because the target read too slowly (forward.maxQueueBytes)'),
+  error: z.string().optional().describe('Why it last stopped, or why the target cannot take this stream'),
+});
 const streamView = z.object({
   name: z.string(),
   live: z.boolean().describe('An origin holds its lease'),
@@ -94,6 +101,7 @@ const streamView = z.object({
   protocol: z.enum(['rtmp', 'rtmps', 'whip', 'srt']).nullable(),
   bitsPerSecond: z.number().nullable(),
   framesPerSecond: z.number().nullable(),
+  forwards: z.array(forwardView).describe('Its forwards to other servers (streams[].forward), as its origin reports them'),
   renditions: z.array(rendition),
   viewers: z.object({ total: z.number().int(), byEdge: z.record(z.string(), viewerCounts) }),
   placedOn: z.string().nullable().describe("The edge the ring sends this stream's next viewer to"),
@@ -105,6 +113,7 @@ const originStream = z.object({
   token: z.number().int(),
   bitsPerSecond: z.number(),
   framesPerSecond: z.number(),
+  forwards: z.array(forwardView).optional(),
 });
 const nodeView = z.object({
   id: z.string(),
@@ -399,6 +408,7 @@ async function clusterNow(backend: AdminBackend, only?: string[]): Promise<Clust
         protocol: reported?.protocol ?? null,
         bitsPerSecond: reported?.bitsPerSecond ?? null,
         framesPerSecond: reported?.framesPerSecond ?? null,
+        forwards: reported?.forwards ?? [],
         renditions: renditions.map(({ name: n, width, height, codecs, audio, webrtc, tracks }) => ({ name: n, width, height, codecs, audio, webrtc, tracks })),
         viewers: { total, byEdge },
         placedOn: ring.placements[name] ?? null,

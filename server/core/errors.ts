@@ -42,6 +42,7 @@ export const ErrorCodes = {
   BUS_UNAVAILABLE: { status: 503, message: 'NATS is not reachable' },
   BUS_AUTH_FAILED: { status: 503, message: "NATS refused the relay's credentials (nats.auth)" },
   TRANSCODE_BEHIND: { status: 503, message: 'ffmpeg could not keep up with real time; a rung was shed' },
+  FORWARD_FAILED: { status: 502, message: 'forwarding the stream to another server (streams[].forward) stopped; it is tried again from the next keyframe' },
   VIEWER_TOO_SLOW: { status: 408, message: 'the viewer stayed too far behind live and was disconnected' },
   SDP_INVALID: { status: 400, message: 'the SDP offer cannot be read' },
   CONTENT_TYPE_INVALID: { status: 415, message: 'WHIP and WHEP take an SDP offer as application/sdp' },

@@ -11,6 +11,9 @@ import type { IngestAdapter, IngestGateway, IngestProtocol, IngestPublication, O
 import { createIngestMetrics, RateMeter, type IngestMetrics } from './ingest/ingest-metrics.ts';
 import { RtmpIngest } from './ingest/rtmp-ingest.ts';
 import { SrtIngest } from './ingest/srt/srt-ingest.ts';
+import { parseForwardUrl, type ForwardTarget } from '../core/config/forward-url.ts';
+import { createForwardMetrics, type ForwardMetrics } from './forward/forward-metrics.ts';
+import { StreamForwarding } from './forward/stream-forwarding.ts';
 import { StreamTranscoding } from './transcode/stream-transcoding.ts';
 import { createTranscodeMetrics, type TranscodeMetrics } from './transcode/transcode-metrics.ts';
 
@@ -27,6 +30,8 @@ export interface LiveStream {
   leaving?: Promise<void>;
   /** The stream's transcoding, when on. */
   transcoding?: StreamTranscoding;
+  /** The stream's forwards to other servers (streams[].forward), when it has any. */
+  forwarding?: StreamForwarding;
   /** The publisher's connection, once accepted. */
   control?: PublisherControl;
 }
@@ -48,6 +53,7 @@ export class Origin {
   private readonly log: Logger;
   private readonly transcodeMetrics: TranscodeMetrics | undefined;
   private readonly ingestMetrics: IngestMetrics | undefined;
+  private readonly forwardMetrics: ForwardMetrics | undefined;
   private stopped: Promise<void> | undefined;
   /**
    * Asks whichever origin holds a stream to hand it over (set by the node: over NATS);
@@ -72,6 +78,7 @@ export class Origin {
     this.log = log.child({ module: 'origin' });
     this.transcodeMetrics = registry && createTranscodeMetrics(registry, () => this.transcodeProgress());
     this.ingestMetrics = registry && createIngestMetrics(registry, () => this.live.values());
+    this.forwardMetrics = registry && createForwardMetrics(registry, () => this.forwardStates());
     this.rtmp = this.addIngest(new RtmpIngest({ ...config.rtmp, log: log.child({ module: 'ingest.rtmp' }) }, this.gateway));
     const { rtmps } = config;
     if (rtmps.certFile && rtmps.keyFile) {
@@ -128,6 +135,10 @@ export class Origin {
       const stats = live.transcoding?.transcoderStats;
       if (stats) yield { stream: live.stream, speed: stats.speed, backlogMs: stats.backlogMs };
     }
+  }
+
+  private *forwardStates() {
+    for (const live of this.live.values()) if (live.forwarding) yield* live.forwarding.states();
   }
 
   liveStreams(): LiveStream[] {
@@ -240,6 +251,11 @@ export class Origin {
     const transcodeOn = this.config.transcode.enabled && this.keys.entry(stream)?.transcode !== false;
     const transcoding = transcodeOn ? new StreamTranscoding(this.config.transcode, open, log.child({ module: 'transcode' }), this.transcodeMetrics) : undefined;
     entry.transcoding = transcoding;
+    // Checked by the configuration schema: every URL here reads.
+    const targets = (this.keys.entry(stream)?.forward ?? []).map((url) => parseForwardUrl(url)).filter((t): t is ForwardTarget => typeof t !== 'string');
+    const forwarding =
+      targets.length > 0 ? new StreamForwarding(targets, this.config.forward, log.child({ module: 'forward' }), this.forwardMetrics) : undefined;
+    entry.forwarding = forwarding;
     lease.once('lost', (err) => control.disconnect(err));
     let waiting = false;
     const resume = () => {
@@ -260,6 +276,7 @@ export class Origin {
           this.publisher.once('drain', resume);
         }
         transcoding?.push(frame);
+        forwarding?.push(frame);
       },
       close: (reason) => {
         if (entry.leaving) return; // closed already
@@ -270,7 +287,7 @@ export class Origin {
         // seeing the stream end; its higher fencing token makes edges drop anything of ours still in flight.
         const replaced = reason?.code === 'PUBLISHER_REPLACED';
         if (replaced) publication.abandon();
-        entry.leaving = Promise.all([replaced ? undefined : publication.end(), transcoding?.close(replaced)])
+        entry.leaving = Promise.all([replaced ? undefined : publication.end(), transcoding?.close(replaced), forwarding?.close()])
           .then(() => lease.release())
           .finally(() => {
             if (this.live.get(stream) === entry) this.live.delete(stream);

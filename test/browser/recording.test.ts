@@ -16,7 +16,7 @@ import { startTestNode, type TestNode } from '../helpers/node-harness.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { startPublisher } from '../helpers/publisher.ts';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.ts';
-import { watch } from '../helpers/ws-viewer.ts';
+import { deliveredSamples, watch } from '../helpers/ws-viewer.ts';
 
 const TOKEN = 'recording-test-admin-token-0123456789';
 const key = (stream: string) => `${stream}-recording-key-0123456789`;
@@ -52,14 +52,7 @@ function probe(file: string): Probe {
 
 /** What a WebSocket viewer of the edge received: video and audio samples, counted from its fragments. */
 function delivered(viewer: ReturnType<typeof watch>): { video: number; audio: number } {
-  let video = 0;
-  let audio = 0;
-  for (const f of viewer.record.fragments)
-    for (const t of f.tracks) {
-      if (t.trackId === 1) video += t.samples;
-      else audio += t.samples;
-    }
-  return { video, audio };
+  return deliveredSamples(viewer.record);
 }
 
 /**

@@ -44,3 +44,15 @@ export function watch(url: string): { ws: WebSocket; record: ViewerRecord; opene
 }
 
 export const videoRuns = (r: ViewerRecord) => r.fragments.flatMap((f) => f.tracks.filter((t) => t.trackId === 1));
+
+/** Pictures (track 1) and audio frames a viewer was sent, over every fragment so far. */
+export function deliveredSamples(record: ViewerRecord): { video: number; audio: number } {
+  let video = 0;
+  let audio = 0;
+  for (const f of record.fragments)
+    for (const t of f.tracks) {
+      if (t.trackId === 1) video += t.samples;
+      else audio += t.samples;
+    }
+  return { video, audio };
+}

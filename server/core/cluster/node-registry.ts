@@ -3,6 +3,23 @@ import type { Logger } from '../log.ts';
 import type { NatsConnection } from '../bus/nats.ts';
 import { Heartbeat, openTtlBucket, readRecords, type TtlBucket } from './kv-bucket.ts';
 
+/**
+ * waiting: for a keyframe to start from; running: ffmpeg is sending; retrying: ffmpeg stopped, waiting out its
+ * backoff; unsupported: the stream's codecs cannot go to this target as they are; closed: the publication ended.
+ */
+export type ForwardState = 'waiting' | 'running' | 'retrying' | 'unsupported' | 'closed';
+
+export interface ForwardStatus {
+  /** The target's URL with its secrets hidden. */
+  target: string;
+  state: ForwardState;
+  /** ffmpeg processes that stopped on their own and were tried again. */
+  restarts: number;
+  droppedFrames: number;
+  /** Why the last one stopped (ffmpeg's last words, secrets hidden), or why the target cannot take the stream. */
+  error?: string;
+}
+
 /** A stream live on an origin, as that origin reports it. */
 export interface OriginStreamRecord {
   stream: string;
@@ -13,6 +30,8 @@ export interface OriginStreamRecord {
   token: number;
   bitsPerSecond: number;
   framesPerSecond: number;
+  /** Its forwards to other servers (streams[].forward), their URLs' secrets hidden; absent when none. */
+  forwards?: ForwardStatus[];
 }
 
 /** What one node runs, as it heartbeats it into the node bucket. */

@@ -49,6 +49,15 @@ test('stream entries with bad names or short keys are refused', () => {
   assert.equal(codeOf(() => loadConfig({ env: { RELAY_STREAMS: 'not json' } }))?.code, 'CONFIG_INVALID');
 });
 
+test('a forward URL that is not RTMP, RTMPS or SRT stops start-up with the reason, and good ones are kept', () => {
+  const key = 'forward-key-0123456789';
+  const bad = codeOf(() => loadConfig({ overrides: { streams: [{ name: 'cam', key, forward: ['http://example.com/live/x'] }] }, env: {} }));
+  assert.equal(bad?.code, 'CONFIG_INVALID');
+  assert.match(bad.message, /streams\.0\.forward\.0.*forward URL: http is not a forward protocol/);
+  const forward = ['rtmp://a.rtmp.youtube.com/live2/abcd', 'srt://10.0.0.2:9000?streamid=k'];
+  assert.deepEqual(loadConfig({ overrides: { streams: [{ name: 'cam', key, forward }] }, env: {} }).streams[0]!.forward, forward);
+});
+
 test('a missing or broken config file is a clear error', () => {
   assert.match(codeOf(() => loadConfig({ file: '/nonexistent/relay.json', env: {} }))!.message, /cannot read config file/);
   const dir = mkdtempSync(join(tmpdir(), 'cfg-'));

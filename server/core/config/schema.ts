@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isStreamName } from '../media/stream-name.ts';
+import { parseForwardUrl } from './forward-url.ts';
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
@@ -31,6 +32,18 @@ export const streamEntry = z
       .optional()
       .describe(
         "How long the bus keeps this stream's frames, when less than bus.maxAgeSeconds (what its shard keeps every stream): its origin trims older ones, from a keyframe. More is capped at bus.maxAgeSeconds. Read by origins.",
+      ),
+    forward: z
+      .array(
+        z.string().superRefine((text, ctx) => {
+          const target = parseForwardUrl(text);
+          if (typeof target === 'string') ctx.addIssue({ code: z.ZodIssueCode.custom, message: `forward URL: ${target}` });
+        }),
+      )
+      .max(8)
+      .optional()
+      .describe(
+        'Other servers this stream is forwarded to (restreamed) while it is live, copied as it is (no re-encoding): rtmp://host/app/key, rtmps://..., srt://host:port?streamid=... Read by origins.',
       ),
   })
   .strict();
@@ -492,6 +505,16 @@ export const configSchema = z
           ),
         restartMinMs: positiveInt.describe('First delay before restarting an ffmpeg that failed; doubles on each failure in a row.'),
         restartMaxMs: positiveInt.describe('Longest delay between ffmpeg restarts.'),
+      })
+      .strict(),
+    forward: z
+      .object({
+        restartMinMs: positiveInt.describe('First delay before forwarding again after the target refused or went away; doubles on each failure in a row.'),
+        restartMaxMs: positiveInt.describe('Longest delay between tries; a forward that ran this long before failing starts again from restartMinMs.'),
+        maxQueueBytes: positiveInt.describe(
+          'Bytes waiting for a target that reads too slowly, beyond which frames are dropped until the next keyframe (counted).',
+        ),
+        timeoutMs: positiveInt.describe('A target that reads nothing for this long is given up on (then tried again).'),
       })
       .strict(),
     recording: z

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { startNats } from '../helpers/nats.ts';
+import { startTestNode, type TestNode } from '../helpers/node-harness.ts';
+import { freePort, waitFor } from '../helpers/ports.ts';
+import { startPublisher } from '../helpers/publisher.ts';
+import { isSyncFlags } from '../helpers/mp4-read.ts';
+import { deliveredSamples, videoRuns, watch } from '../helpers/ws-viewer.ts';
+
+const KEY = 'forward-source-key-0123456789';
+const MIRROR_KEY = 'forward-mirror-key-0123456789';
+const MIRROR_SRT_KEY = 'forward-mirror-srt-key-012345';
+const LATE_KEY = 'forward-late-key-0123456789ab';
+const TOKEN = 'forward-admin-token-0123456789';
+
+interface ForwardView {
+  target: string;
+  state: string;
+  restarts: number;
+  droppedFrames: number;
+  error?: string;
+}
+
+const delivered = (viewer: ReturnType<typeof watch>) => deliveredSamples(viewer.record);
+
+/**
+ * Forwarding (restreaming) with real parts: a relay forwards its live stream to another relay's RTMP and SRT
+ * listeners, as it would to YouTube, Twitch or a CDN, and to a third that is not up yet. Each relay has its own
+ * nats-server: the targets are other platforms, not the same cluster.
+ */
+describe('a live stream forwarded to other servers over RTMP and SRT (streams[].forward)', { timeout: 120_000 }, () => {
+  let natsA: Awaited<ReturnType<typeof startNats>>;
+  let natsB: Awaited<ReturnType<typeof startNats>>;
+  let source: TestNode;
+  let target: TestNode;
+  let late: TestNode | undefined;
+  let latePort: number;
+
+  before(async () => {
+    [natsA, natsB] = await Promise.all([startNats(), startNats()]);
+    const targetStreams = [
+      { name: 'mirror', key: MIRROR_KEY },
+      { name: 'mirror-srt', key: MIRROR_SRT_KEY },
+      { name: 'late', key: LATE_KEY },
+    ];
+    target = await startTestNode(['origin', 'edge'], natsB.url, { streams: targetStreams });
+    latePort = await freePort();
+    const forward = [
+      target.rtmpUrl(MIRROR_KEY),
+      `srt://127.0.0.1:${target.node.origin!.srt!.port}?streamid=${MIRROR_SRT_KEY}&latency=120000`,
+      `rtmp://127.0.0.1:${latePort}/live/${LATE_KEY}`,
+    ];
+    source = await startTestNode(['origin', 'edge'], natsA.url, {
+      streams: [{ name: 'main', key: KEY, forward }],
+      admin: { token: TOKEN },
+      forward: { restartMinMs: 500, restartMaxMs: 2000, maxQueueBytes: 8 << 20, timeoutMs: 5000 },
+    });
+  });
+
+  after(async () => {
+    await late?.node.close();
+    await source?.node.close();
+    await target?.node.close();
+    await natsA?.cleanup();
+    await natsB?.cleanup();
+  });
+
+  const forwards = async (): Promise<ForwardView[]> => {
+    const res = await fetch(`${source.http}/admin/api/streams/main`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    return res.ok ? ((await res.json()) as { forwards: ForwardView[] }).forwards : [];
+  };
+
+  test('every picture and AAC frame arrives at both targets; a target that is down is tried again and gets the stream from a keyframe once it is up', async () => {
+    const here = watch(source.wsUrl('main'));
+    const mirror = watch(target.wsUrl('mirror'));
+    const mirrorSrt = watch(target.wsUrl('mirror-srt'));
+    await Promise.all([here.opened, mirror.opened, mirrorSrt.opened]);
+    const publisher = startPublisher({ url: source.rtmpUrl(KEY), size: '320x180', bitrate: '400k', seconds: 12 });
+
+    // The third target refuses (nothing listens): retried with backoff, its key never shown.
+    const refused = await waitFor(
+      'the late target retried, and the other two running',
+      async () => {
+        const f = await forwards();
+        return f.length === 3 && f[0]!.state === 'running' && f[1]!.state === 'running' && f[2]!.restarts >= 2 ? f : undefined;
+      },
+      20_000,
+      200,
+    );
+    assert.equal(refused[0]!.target, `rtmp://127.0.0.1:${new URL(target.rtmpUrl(MIRROR_KEY)).port}/live/***`);
+    assert.match(refused[1]!.target, /^srt:\/\/127\.0\.0\.1:\d+\?streamid=\*\*\*&latency=120000$/);
+    assert.match(refused[2]!.error ?? '', /refused|error/i);
+    assert.ok(!JSON.stringify(refused).includes(LATE_KEY) && !JSON.stringify(refused).includes(MIRROR_SRT_KEY), JSON.stringify(refused));
+
+    // It comes up: the next try after its backoff gets the stream, starting at a keyframe.
+    late = await startTestNode(['origin', 'edge'], natsB.url, { streams: [{ name: 'late', key: LATE_KEY }], rtmp: { host: '127.0.0.1', port: latePort } });
+    const lateViewer = watch(late.wsUrl('late'));
+    await lateViewer.opened;
+    await waitFor('pictures at the target that came up late', () => delivered(lateViewer).video > 30, 15_000);
+    assert.ok(isSyncFlags(videoRuns(lateViewer.record)[0]!.firstSampleFlags), 'it starts at a keyframe');
+
+    assert.equal(await publisher.exited, 0, publisher.stderr());
+    const ended = (v: ReturnType<typeof watch>) => v.record.controls.some((c) => c.type === 'status' && c.state === 'ended');
+    await waitFor('the end of the stream at the source and both targets', () => ended(here) && ended(mirror) && ended(mirrorSrt), 20_000);
+    const sent = delivered(here);
+    process.stderr.write(
+      `# forwarded: source ${JSON.stringify(sent)}; over RTMP ${JSON.stringify(delivered(mirror))}; over SRT ${JSON.stringify(delivered(mirrorSrt))}; late ${JSON.stringify(delivered(lateViewer))}\n`,
+    );
+    assert.equal(sent.video, 360, 'every picture of 12 s at 30 fps at the source');
+    assert.deepEqual(delivered(mirror), sent, 'every picture and AAC frame over RTMP');
+    assert.deepEqual(delivered(mirrorSrt), sent, 'every picture and AAC frame over SRT');
+    for (const v of [here, mirror, mirrorSrt, lateViewer]) v.close();
+
+    // The publication ended: so did every forward, and its ffmpeg.
+    const targetPort = new URL(target.rtmpUrl(MIRROR_KEY)).port;
+    await waitFor(
+      'no forwarding ffmpeg left',
+      () => {
+        try {
+          execFileSync('pgrep', ['-f', `127.0.0.1:${targetPort}/live/`]);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      10_000,
+    );
+    assert.deepEqual(await forwards(), []);
+    const logs = source.logs();
+    for (const key of [MIRROR_KEY, MIRROR_SRT_KEY, LATE_KEY]) assert.ok(!logs.includes(key), `the target's key ${key} is not logged`);
+    assert.match(logs, /"code":"FORWARD_FAILED"/);
+  });
+});
