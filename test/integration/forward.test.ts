@@ -1,17 +1,20 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startNats } from '../helpers/nats.ts';
 import { startTestNode, type TestNode } from '../helpers/node-harness.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { startPublisher } from '../helpers/publisher.ts';
 import { isSyncFlags } from '../helpers/mp4-read.ts';
+import { sample, scrape } from '../helpers/prometheus.ts';
 import { deliveredSamples, videoRuns, watch } from '../helpers/ws-viewer.ts';
 
 const KEY = 'forward-source-key-0123456789';
 const MIRROR_KEY = 'forward-mirror-key-0123456789';
 const MIRROR_SRT_KEY = 'forward-mirror-srt-key-012345';
 const LATE_KEY = 'forward-late-key-0123456789ab';
+const SILENT_KEY = 'forward-silent-key-0123456789';
 const TOKEN = 'forward-admin-token-0123456789';
 
 interface ForwardView {
@@ -36,6 +39,9 @@ describe('a live stream forwarded to other servers over RTMP and SRT (streams[].
   let target: TestNode;
   let late: TestNode | undefined;
   let latePort: number;
+  /** A target that takes the connection and never reads from it. */
+  const silent = net.createServer(() => {});
+  const sockets = new Set<net.Socket>();
 
   before(async () => {
     [natsA, natsB] = await Promise.all([startNats(), startNats()]);
@@ -46,19 +52,27 @@ describe('a live stream forwarded to other servers over RTMP and SRT (streams[].
     ];
     target = await startTestNode(['origin', 'edge'], natsB.url, { streams: targetStreams });
     latePort = await freePort();
+    silent.on('connection', (socket) => {
+      sockets.add(socket.pause());
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const forward = [
       target.rtmpUrl(MIRROR_KEY),
       `srt://127.0.0.1:${target.node.origin!.srt!.port}?streamid=${MIRROR_SRT_KEY}&latency=120000`,
       `rtmp://127.0.0.1:${latePort}/live/${LATE_KEY}`,
+      `rtmp://127.0.0.1:${(silent.address() as net.AddressInfo).port}/live/${SILENT_KEY}`,
     ];
     source = await startTestNode(['origin', 'edge'], natsA.url, {
       streams: [{ name: 'main', key: KEY, forward }],
       admin: { token: TOKEN },
-      forward: { restartMinMs: 500, restartMaxMs: 2000, maxQueueBytes: 8 << 20, timeoutMs: 5000 },
+      forward: { restartMinMs: 500, restartMaxMs: 2000, maxQueueBytes: 64 << 10, timeoutMs: 4000 },
     });
   });
 
   after(async () => {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
     await late?.node.close();
     await source?.node.close();
     await target?.node.close();
@@ -71,7 +85,7 @@ describe('a live stream forwarded to other servers over RTMP and SRT (streams[].
     return res.ok ? ((await res.json()) as { forwards: ForwardView[] }).forwards : [];
   };
 
-  test('every picture and AAC frame arrives at both targets; a target that is down is tried again and gets the stream from a keyframe once it is up', async () => {
+  test('every picture and AAC frame arrives at both targets; a target that is down, or never reads, is tried again; one that comes up gets the stream from a keyframe', async () => {
     const here = watch(source.wsUrl('main'));
     const mirror = watch(target.wsUrl('mirror'));
     const mirrorSrt = watch(target.wsUrl('mirror-srt'));
@@ -83,7 +97,7 @@ describe('a live stream forwarded to other servers over RTMP and SRT (streams[].
       'the late target retried, and the other two running',
       async () => {
         const f = await forwards();
-        return f.length === 3 && f[0]!.state === 'running' && f[1]!.state === 'running' && f[2]!.restarts >= 2 ? f : undefined;
+        return f.length === 4 && f[0]!.state === 'running' && f[1]!.state === 'running' && f[2]!.restarts >= 2 ? f : undefined;
       },
       20_000,
       200,
@@ -92,6 +106,23 @@ describe('a live stream forwarded to other servers over RTMP and SRT (streams[].
     assert.match(refused[1]!.target, /^srt:\/\/127\.0\.0\.1:\d+\?streamid=\*\*\*&latency=120000$/);
     assert.match(refused[2]!.error ?? '', /refused|error/i);
     assert.ok(!JSON.stringify(refused).includes(LATE_KEY) && !JSON.stringify(refused).includes(MIRROR_SRT_KEY), JSON.stringify(refused));
+
+    const metrics = await scrape(source.http);
+    assert.equal(sample(metrics, 'relay_forward_targets', { state: 'running' }), refused[3]!.state === 'running' ? 3 : 2);
+    assert.ok(sample(metrics, 'relay_forward_restarts_total')! >= 2);
+
+    // The fourth never reads: frames wait up to forward.maxQueueBytes, then are dropped (counted) until it is given up on.
+    const stuck = await waitFor(
+      'the silent target given up on after forward.timeoutMs, its frames dropped meanwhile',
+      async () => {
+        const f = (await forwards())[3];
+        return f && f.restarts >= 1 && f.droppedFrames > 0 ? f : undefined;
+      },
+      15_000,
+      200,
+    );
+    assert.ok(!JSON.stringify(stuck).includes(SILENT_KEY));
+    assert.ok(sample(await scrape(source.http), 'relay_forward_dropped_frames_total')! > 0);
 
     // It comes up: the next try after its backoff gets the stream, starting at a keyframe.
     late = await startTestNode(['origin', 'edge'], natsB.url, { streams: [{ name: 'late', key: LATE_KEY }], rtmp: { host: '127.0.0.1', port: latePort } });
@@ -128,7 +159,7 @@ describe('a live stream forwarded to other servers over RTMP and SRT (streams[].
     );
     assert.deepEqual(await forwards(), []);
     const logs = source.logs();
-    for (const key of [MIRROR_KEY, MIRROR_SRT_KEY, LATE_KEY]) assert.ok(!logs.includes(key), `the target's key ${key} is not logged`);
+    for (const key of [MIRROR_KEY, MIRROR_SRT_KEY, LATE_KEY, SILENT_KEY]) assert.ok(!logs.includes(key), `the target's key ${key} is not logged`);
     assert.match(logs, /"code":"FORWARD_FAILED"/);
   });
 });
