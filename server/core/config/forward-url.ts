@@ -23,6 +23,8 @@ export function parseForwardUrl(text: string): ForwardTarget | string {
     return 'not a URL';
   }
   if (!url.hostname) return 'no host';
+  // A fragment never leaves ffmpeg, and would keep a secret out of the redaction: SRT's "#!::" stream ids are written %23!::.
+  if (url.hash || text.includes('#')) return 'a # in a URL starts a fragment: write it as %23 (an SRT stream id #!::r=... is %23!::r=...)';
   if (url.protocol === 'rtmp:' || url.protocol === 'rtmps:') {
     const path = url.pathname.split('/').filter(Boolean);
     if (path.length < 2) return 'an RTMP URL names an application and a stream key: rtmp://host/app/key';

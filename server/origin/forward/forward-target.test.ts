@@ -35,6 +35,7 @@ describe('forward targets (streams[].forward)', () => {
     assert.match(parseForwardUrl('rtmp://host/live') as string, /application and a stream key/);
     assert.match(parseForwardUrl('srt://host?streamid=x') as string, /names its port/);
     assert.match(parseForwardUrl('http://host/live/key') as string, /http is not a forward protocol/);
+    assert.match(parseForwardUrl('srt://host:9000?streamid=#!::r=cam,m=publish') as string, /write it as %23/);
   });
 
   test('codecs go as they are: FLV (RTMP) takes H.264 and AAC only here, MPEG-TS (SRT) everything but AV1', () => {
