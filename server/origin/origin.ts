@@ -54,6 +54,8 @@ export class Origin {
   private readonly transcodeMetrics: TranscodeMetrics | undefined;
   private readonly ingestMetrics: IngestMetrics | undefined;
   private readonly forwardMetrics: ForwardMetrics | undefined;
+  /** Forwards of streams that ended, still finishing (their ffmpeg sending what it has): stop() waits for them. */
+  private readonly endingForwards = new Set<Promise<void>>();
   private stopped: Promise<void> | undefined;
   /**
    * Asks whichever origin holds a stream to hand it over (set by the node: over NATS);
@@ -124,6 +126,7 @@ export class Origin {
       }
       const leaving = [...this.live.values()].map((l) => l.leaving).filter((p): p is Promise<void> => p !== undefined);
       await Promise.race([Promise.all(leaving), new Promise((r) => setTimeout(r, 5000).unref())]);
+      await Promise.all(this.endingForwards);
       for (const ingest of this.ingests) await ingest.close();
       await this.publisher.idle();
     })();
@@ -135,6 +138,11 @@ export class Origin {
       const stats = live.transcoding?.transcoderStats;
       if (stats) yield { stream: live.stream, speed: stats.speed, backlogMs: stats.backlogMs };
     }
+  }
+
+  private track(ending: Promise<void>): void {
+    this.endingForwards.add(ending);
+    void ending.finally(() => this.endingForwards.delete(ending));
   }
 
   private *forwardStates() {
@@ -287,7 +295,9 @@ export class Origin {
         // seeing the stream end; its higher fencing token makes edges drop anything of ours still in flight.
         const replaced = reason?.code === 'PUBLISHER_REPLACED';
         if (replaced) publication.abandon();
-        entry.leaving = Promise.all([replaced ? undefined : publication.end(), transcoding?.close(replaced), forwarding?.close()])
+        // Forwards end beside the handover, never delaying the lease a new publisher waits for.
+        if (forwarding) this.track(forwarding.close());
+        entry.leaving = Promise.all([replaced ? undefined : publication.end(), transcoding?.close(replaced)])
           .then(() => lease.release())
           .finally(() => {
             if (this.live.get(stream) === entry) this.live.delete(stream);

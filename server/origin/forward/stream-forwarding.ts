@@ -9,6 +9,9 @@ import { MatroskaWriter } from '../../core/media/matroska/matroska-writer.ts';
 import type { ForwardMetrics } from './forward-metrics.ts';
 import { cannotCarry, forwardArgs, inputContainer, redact } from './forward-target.ts';
 
+/** How long an ending ffmpeg may take to send what it has and close the target's stream before it is killed. */
+const END_GRACE_MS = 2000;
+
 /** Timestamps go in this much after the first frame's: audio read just before the first keyframe is never negative. */
 const START_MARGIN_TICKS = TICKS_PER_SECOND;
 
@@ -132,7 +135,7 @@ class Forwarder {
     this.child = undefined;
     if (!child) return;
     child.stdin!.end();
-    const kill = setTimeout(() => child.kill('SIGKILL'), this.options.timeoutMs);
+    const kill = setTimeout(() => child.kill('SIGKILL'), Math.min(END_GRACE_MS, this.options.timeoutMs));
     kill.unref();
     child.once('close', () => clearTimeout(kill));
   }
