@@ -34,7 +34,16 @@ import { RegionalBus } from '../server/core/bus/regional-bus.ts';
 import { ownBusLayout } from '../server/core/bus/shards.ts';
 import { publicHost } from '../server/core/http/net-address.ts';
 import { NodeHeartbeat, openNodeBucket, readNodes, type NodeRecord } from '../server/core/cluster/node-registry.ts';
-import { requestEndStream, requestRecording, requestTakeover, serveStreamControl, serveTakeovers } from '../server/core/cluster/stream-control.ts';
+import {
+  requestEndStream,
+  requestForwardsChanged,
+  requestRecording,
+  requestTakeover,
+  serveForwardChanges,
+  serveStreamControl,
+  serveTakeovers,
+} from '../server/core/cluster/stream-control.ts';
+import { ForwardList } from '../server/core/cluster/forward-list.ts';
 import { attachIndexPage, attachPublicApi } from './public-api.ts';
 import { attachHealth } from './health.ts';
 import { startEmbeddedNats } from './embedded-nats.ts';
@@ -262,6 +271,10 @@ export async function startNode(
       openNodeBucket(ncCluster, config.cluster, log.child({ module: 'cluster' })),
     );
     readiness.nodeBucket = async () => (await nodeBucket.status()).bucket !== undefined;
+    // Forwards operators add at run time (the admin API on any node writes them, the stream's origin applies them).
+    const forwardList = await retrying('forward bucket', config.nats.connectTimeoutMs, log, () =>
+      ForwardList.open(ncCluster, config.forward.bucket, config.cluster.kvReplicas),
+    );
     const startedAt = Date.now();
     let baseUrl = config.http.publicUrl.replace(/\/$/, '');
     const rtmpUrl = () => `rtmp://${publicHost(config.rtmp.host)}:${origin?.rtmp.port ?? config.rtmp.port}/${config.rtmp.app}`;
@@ -288,7 +301,7 @@ export async function startNode(
               token: l.token,
               bitsPerSecond: Math.round(rate.bitsPerSecond),
               framesPerSecond: Math.round(rate.framesPerSecond * 10) / 10,
-              forwards: l.forwarding?.statuses(),
+              forwards: l.forwarding?.statuses().length ? l.forwarding.statuses() : undefined,
             };
           }),
       },
@@ -301,8 +314,11 @@ export async function startNode(
       const unsubscribe = serveStreamControl(ncCluster, config.bus.subjectPrefix, nodeId, (stream, reason) => o.end(stream, reason));
       const unsubscribeTakeovers = serveTakeovers(ncCluster, config.bus.subjectPrefix, nodeId, (stream) => o.release(stream));
       o.handOver = async (stream) => (await requestTakeover(ncCluster, config.bus.subjectPrefix, stream)) !== undefined;
+      o.forwardList = forwardList;
+      const unsubscribeForwards = serveForwardChanges(ncCluster, config.bus.subjectPrefix, nodeId, (stream) => o.applyForwards(stream));
       closers.push(async () => {
         o.handOver = undefined;
+        unsubscribeForwards();
         unsubscribeTakeovers();
         unsubscribe();
       });
@@ -321,6 +337,12 @@ export async function startNode(
         place: (stream) => directory.route(stream, undefined, { count: false })?.id,
       }),
       endStream: async (stream, reason) => (await requestEndStream(ncCluster, config.bus.subjectPrefix, stream, reason))?.origin,
+      forwards: {
+        list: (stream) => forwardList.get(stream),
+        add: (stream, url) => forwardList.add(stream, url),
+        remove: (stream, id) => forwardList.remove(stream, id),
+        changed: (stream) => requestForwardsChanged(ncCluster, config.bus.subjectPrefix, stream),
+      },
       recordings: new RecordingLibrary(recordingStore),
       record: (stream, request) => requestRecording(ncCluster, config.bus.subjectPrefix, stream, request, request.record ? 8000 : 3000),
     });

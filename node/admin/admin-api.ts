@@ -13,6 +13,8 @@ import { RELAY_VERSION } from '../../server/core/version.ts';
 import type { Readable } from 'node:stream';
 import type { RecordingMeta } from '../../server/core/recording/model.ts';
 import type { RecordReply, RecordRequest } from '../../server/core/cluster/stream-control.ts';
+import type { RuntimeForward } from '../../server/core/cluster/forward-list.ts';
+import { parseForwardUrl } from '../../server/core/config/forward-url.ts';
 
 /** What the admin API reads and does; the node wires it to NATS. */
 export interface AdminBackend {
@@ -29,6 +31,13 @@ export interface AdminBackend {
   ring(): { members: readonly EdgeMember[]; balanceFactor: number; spillAfter: number; place(stream: string): string | undefined };
   /** Asks the stream's origin to end it: the origin that did, or undefined if none answered. */
   endStream(stream: string, reason: string): Promise<string | undefined>;
+  /** The forwards operators add at run time (NATS KV), and the stream's origin told of a change (the origin that applied it). */
+  forwards: {
+    list(stream: string): Promise<RuntimeForward[]>;
+    add(stream: string, url: string): Promise<RuntimeForward>;
+    remove(stream: string, id: string): Promise<boolean>;
+    changed(stream: string): Promise<string | undefined>;
+  };
   /** The recordings this node reads (its store: a NATS Object Store, or a folder it shares with recorders). */
   recordings?: RecordingsBackend | undefined;
   /** Asks recorders (any node) to start or stop recording publication `token` of a stream: who did, or undefined if none answered. */
@@ -86,6 +95,7 @@ const rendition = z.object({
   tracks: z.enum(['audio+video', 'audio', 'video']).describe('Both tracks, audio only or video only'),
 });
 const forwardView = z.object({
+  id: z.string().optional().describe('Set for forwards added through this API (DELETE .../forwards/<id> removes one)'),
   target: z.string().describe("The target's URL, its stream key and SRT secrets shown as ***"),
   state: z.enum(['waiting', 'running', 'retrying', 'unsupported', 'closed']),
   restarts: z.number().int().describe('Times ffmpeg stopped on its own (the target refused or went away) and was tried again'),
@@ -138,6 +148,26 @@ export const endStreamBody = z
   })
   .strict();
 const endStreamReply = z.object({ stream: z.string(), ended: z.literal(true), origin: z.string() });
+export const addForwardBody = z
+  .object({
+    url: z.string().min(1).max(2000).describe('rtmp://host/app/key, rtmps://host/app/key or srt://host:port?streamid=... (a # written %23)'),
+  })
+  .strict();
+const runtimeForwardView = z.object({
+  id: z.string(),
+  target: z.string().describe('The URL with its stream key and SRT secrets shown as ***'),
+  addedAt: z.number().describe('Added at (ms since the epoch)'),
+});
+const forwardsReply = z.object({ stream: z.string(), forwards: z.array(runtimeForwardView) });
+const forwardAdded = runtimeForwardView.extend({
+  stream: z.string(),
+  appliedBy: z.string().nullable().describe('The origin forwarding it now (from its next keyframe); null when the stream is not live: it applies when it is'),
+});
+const forwardParams = {
+  type: 'object',
+  properties: { stream: streamParamsPattern(), id: { type: 'string', pattern: '^[0-9a-f]{12}$' } },
+  required: ['stream', 'id'],
+} as const;
 const recordingView = z.object({
   id: z.string(),
   stream: z.string(),
@@ -168,7 +198,10 @@ export type StreamView = z.infer<typeof streamView>;
 export type ClusterView = z.infer<typeof clusterView>;
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { target: 'openapi-3.0' });
-const streamParams = { type: 'object', properties: { stream: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }, required: ['stream'] } as const;
+function streamParamsPattern() {
+  return { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
+}
+const streamParams = { type: 'object', properties: { stream: streamParamsPattern() }, required: ['stream'] } as const;
 const errors = { 400: json(problem), 401: json(problem), 403: json(problem), 404: json(problem), 503: json(problem) };
 
 function tokenMatches(given: string, expected: string): boolean {
@@ -276,6 +309,65 @@ export async function registerAdminApi(app: FastifyInstance, backend: AdminBacke
           const origin = await backend.endStream(stream, req.body?.reason ?? 'ended by an operator');
           if (!origin) throw new RelayError('ORIGIN_UNREACHABLE', `origin ${lease.origin} holds ${stream}`);
           return { stream, ended: true as const, origin };
+        },
+      );
+
+      const knownStream = (stream: string) => {
+        if (!isStreamName(stream) || !backend.isKnownStream(stream)) throw new RelayError('STREAM_UNKNOWN', stream);
+      };
+      const shown = (f: RuntimeForward) => {
+        const target = parseForwardUrl(f.url);
+        return { id: f.id, target: typeof target === 'string' ? '(unreadable)' : target.shown, addedAt: f.addedAt };
+      };
+      api.get<{ Params: { stream: string } }>(
+        '/streams/:stream/forwards',
+        {
+          schema: {
+            summary:
+              "The forwards added to the stream through this API (its configured ones are in streams[].forward; each one's state is in the stream's view)",
+            params: streamParams,
+            response: { 200: json(forwardsReply), ...errors },
+          },
+        },
+        async (req) => {
+          knownStream(req.params.stream);
+          return { stream: req.params.stream, forwards: (await backend.forwards.list(req.params.stream)).map(shown) };
+        },
+      );
+      api.post<{ Params: { stream: string }; Body: z.infer<typeof addForwardBody> }>(
+        '/streams/:stream/forwards',
+        {
+          schema: {
+            summary:
+              'Forward (restream) the stream to another server, copied as it is: now if it is live (from its next keyframe), and every time it goes live until removed. Kept in NATS KV.',
+            params: streamParams,
+            body: json(addForwardBody),
+            response: { 201: json(forwardAdded), 409: json(problem), ...errors },
+          },
+        },
+        async (req, reply) => {
+          const { stream } = req.params;
+          knownStream(stream);
+          const added = await backend.forwards.add(stream, req.body.url);
+          const appliedBy = (await backend.forwards.changed(stream)) ?? null;
+          return reply.code(201).send({ stream, ...shown(added), appliedBy });
+        },
+      );
+      api.delete<{ Params: { stream: string; id: string } }>(
+        '/streams/:stream/forwards/:id',
+        {
+          schema: {
+            summary: 'Stop forwarding the stream to a target added through this API: its ffmpeg ends now, and it is not used again.',
+            params: forwardParams,
+            response: { 204: { type: 'null' }, ...errors },
+          },
+        },
+        async (req, reply) => {
+          const { stream, id } = req.params;
+          knownStream(stream);
+          if (!(await backend.forwards.remove(stream, id))) throw new RelayError('FORWARD_UNKNOWN', id);
+          await backend.forwards.changed(stream);
+          return reply.code(204).send();
         },
       );
 

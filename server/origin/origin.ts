@@ -11,9 +11,10 @@ import type { IngestAdapter, IngestGateway, IngestProtocol, IngestPublication, O
 import { createIngestMetrics, RateMeter, type IngestMetrics } from './ingest/ingest-metrics.ts';
 import { RtmpIngest } from './ingest/rtmp-ingest.ts';
 import { SrtIngest } from './ingest/srt/srt-ingest.ts';
-import { parseForwardUrl, type ForwardTarget } from '../core/config/forward-url.ts';
+import type { ForwardList, RuntimeForward } from '../core/cluster/forward-list.ts';
+import { parseForwardUrl } from '../core/config/forward-url.ts';
 import { createForwardMetrics, type ForwardMetrics } from './forward/forward-metrics.ts';
-import { StreamForwarding } from './forward/stream-forwarding.ts';
+import { StreamForwarding, type KeyedTarget } from './forward/stream-forwarding.ts';
 import { StreamTranscoding } from './transcode/stream-transcoding.ts';
 import { createTranscodeMetrics, type TranscodeMetrics } from './transcode/transcode-metrics.ts';
 
@@ -30,7 +31,7 @@ export interface LiveStream {
   leaving?: Promise<void>;
   /** The stream's transcoding, when on. */
   transcoding?: StreamTranscoding;
-  /** The stream's forwards to other servers (streams[].forward), when it has any. */
+  /** The stream's forwards to other servers (streams[].forward, and those added at run time). */
   forwarding?: StreamForwarding;
   /** The publisher's connection, once accepted. */
   control?: PublisherControl;
@@ -62,6 +63,8 @@ export class Origin {
    * resolves true when it did, false when nobody answered (a dead holder's lease expires instead).
    */
   handOver: ((stream: string) => Promise<boolean>) | undefined;
+  /** The forwards operators added at run time (set by the node: NATS KV); none without it. */
+  forwardList: ForwardList | undefined;
   /** What ingest adapters may ask of the origin. */
   readonly gateway: IngestGateway = {
     authenticate: (key, context) => this.authenticate(key, context),
@@ -184,6 +187,8 @@ export class Origin {
     if (this.live.has(stream)) refuse(new RelayError('STREAM_ALREADY_PUBLISHING', `stream ${stream} is live on this origin`));
     const entry: LiveStream = { stream, remote, protocol, since: Date.now(), token: 0, frames: 0, meter: new RateMeter(performance.now()) };
     this.live.set(stream, entry);
+    // The run-time forwards, read beside the lease: every forward starts at the publication's first keyframe.
+    const runtimeForwards = this.readForwards(stream);
     let lease: StreamLease;
     try {
       // Live on another origin: ask it to hand the stream over (it answers once its lease is released).
@@ -200,7 +205,7 @@ export class Origin {
       return refuse(err instanceof RelayError ? err : new RelayError('BUS_UNAVAILABLE', String(err)));
     }
     entry.token = lease.token;
-    return this.accept(entry, lease, control);
+    return this.accept(entry, lease, control, await runtimeForwards);
   }
 
   /**
@@ -243,7 +248,44 @@ export class Origin {
     return true;
   }
 
-  private accept(entry: LiveStream, lease: StreamLease, control: PublisherControl): IngestPublication {
+  /** A stream's run-time forwards; none (logged) when they cannot be read: the stream goes live regardless. */
+  private readForwards(stream: string): Promise<RuntimeForward[]> {
+    if (!this.forwardList) return Promise.resolve([]);
+    return this.forwardList.get(stream).catch((err: Error) => {
+      this.log.warn({ stream, err: err.message }, 'cannot read the run-time forwards; forwarding to the configured ones');
+      return [];
+    });
+  }
+
+  /** The configured forwards of a stream and those added at run time, as the forwarding takes them. */
+  private forwardTargets(stream: string, runtime: readonly RuntimeForward[]): KeyedTarget[] {
+    const keyed = [
+      ...(this.keys.entry(stream)?.forward ?? []).map((url) => ({ key: `config ${url}`, url, id: undefined })),
+      ...runtime.map((f) => ({ key: `api ${f.id}`, url: f.url, id: f.id })),
+    ];
+    const targets: KeyedTarget[] = [];
+    for (const { key, url, id } of keyed) {
+      // Checked when configured or added: a URL that does not read here is skipped.
+      const target = parseForwardUrl(url);
+      if (typeof target !== 'string') targets.push({ key, id, target });
+    }
+    return targets;
+  }
+
+  /**
+   * An operator changed a stream's run-time forwards: if it is live here, forward to the list as it is now (new ones
+   * from the next keyframe). False when the stream is not live here.
+   */
+  async applyForwards(stream: string): Promise<boolean> {
+    const entry = this.live.get(stream);
+    if (!entry?.forwarding || !this.forwardList) return false;
+    const runtime = await this.forwardList.get(stream);
+    if (this.live.get(stream) !== entry || entry.leaving) return false;
+    this.track(entry.forwarding.set(this.forwardTargets(stream, runtime)));
+    return true;
+  }
+
+  private accept(entry: LiveStream, lease: StreamLease, control: PublisherControl, runtimeForwards: readonly RuntimeForward[]): IngestPublication {
     const { stream } = entry;
     entry.control = control;
     const log = this.log.child({ stream });
@@ -259,10 +301,8 @@ export class Origin {
     const transcodeOn = this.config.transcode.enabled && this.keys.entry(stream)?.transcode !== false;
     const transcoding = transcodeOn ? new StreamTranscoding(this.config.transcode, open, log.child({ module: 'transcode' }), this.transcodeMetrics) : undefined;
     entry.transcoding = transcoding;
-    // Checked by the configuration schema: every URL here reads.
-    const targets = (this.keys.entry(stream)?.forward ?? []).map((url) => parseForwardUrl(url)).filter((t): t is ForwardTarget => typeof t !== 'string');
-    const forwarding =
-      targets.length > 0 ? new StreamForwarding(targets, this.config.forward, log.child({ module: 'forward' }), this.forwardMetrics) : undefined;
+    const forwarding = new StreamForwarding(this.config.forward, log.child({ module: 'forward' }), this.forwardMetrics);
+    this.track(forwarding.set(this.forwardTargets(stream, runtimeForwards)));
     entry.forwarding = forwarding;
     lease.once('lost', (err) => control.disconnect(err));
     let waiting = false;
@@ -284,7 +324,7 @@ export class Origin {
           this.publisher.once('drain', resume);
         }
         transcoding?.push(frame);
-        forwarding?.push(frame);
+        forwarding.push(frame);
       },
       close: (reason) => {
         if (entry.leaving) return; // closed already
@@ -296,7 +336,7 @@ export class Origin {
         const replaced = reason?.code === 'PUBLISHER_REPLACED';
         if (replaced) publication.abandon();
         // Forwards end beside the handover, never delaying the lease a new publisher waits for.
-        if (forwarding) this.track(forwarding.close());
+        this.track(forwarding.close());
         entry.leaving = Promise.all([replaced ? undefined : publication.end(), transcoding?.close(replaced)])
           .then(() => lease.release())
           .finally(() => {

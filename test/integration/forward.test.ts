@@ -15,6 +15,7 @@ const MIRROR_KEY = 'forward-mirror-key-0123456789';
 const MIRROR_SRT_KEY = 'forward-mirror-srt-key-012345';
 const LATE_KEY = 'forward-late-key-0123456789ab';
 const SILENT_KEY = 'forward-silent-key-0123456789';
+const API_KEY = 'forward-api-key-0123456789abcd';
 const TOKEN = 'forward-admin-token-0123456789';
 
 interface ForwardView {
@@ -26,6 +27,13 @@ interface ForwardView {
 }
 
 const delivered = (viewer: ReturnType<typeof watch>) => deliveredSamples(viewer.record);
+
+/** The stream went live for this viewer and then ended (a viewer joining an ended stream is told so first). */
+const endedAfterLive = (viewer: ReturnType<typeof watch>) => {
+  const states = viewer.record.controls.filter((c) => c.type === 'status').map((c) => c.state);
+  const live = states.lastIndexOf('live');
+  return live >= 0 && states.indexOf('ended', live) > live;
+};
 
 /**
  * Forwarding (restreaming) with real parts: a relay forwards its live stream to another relay's RTMP and SRT
@@ -49,6 +57,7 @@ describe('a live stream forwarded to other servers over RTMP and SRT (streams[].
       { name: 'mirror', key: MIRROR_KEY },
       { name: 'mirror-srt', key: MIRROR_SRT_KEY },
       { name: 'late', key: LATE_KEY },
+      { name: 'api', key: API_KEY },
     ];
     target = await startTestNode(['origin', 'edge'], natsB.url, { streams: targetStreams });
     latePort = await freePort();
@@ -66,7 +75,7 @@ describe('a live stream forwarded to other servers over RTMP and SRT (streams[].
     source = await startTestNode(['origin', 'edge'], natsA.url, {
       streams: [{ name: 'main', key: KEY, forward }],
       admin: { token: TOKEN },
-      forward: { restartMinMs: 500, restartMaxMs: 2000, maxQueueBytes: 64 << 10, timeoutMs: 4000 },
+      forward: { restartMinMs: 500, restartMaxMs: 2000, maxQueueBytes: 64 << 10, timeoutMs: 4000, bucket: 'relay_forwards' },
     });
   });
 
@@ -132,8 +141,7 @@ describe('a live stream forwarded to other servers over RTMP and SRT (streams[].
     assert.ok(isSyncFlags(videoRuns(lateViewer.record)[0]!.firstSampleFlags), 'it starts at a keyframe');
 
     assert.equal(await publisher.exited, 0, publisher.stderr());
-    const ended = (v: ReturnType<typeof watch>) => v.record.controls.some((c) => c.type === 'status' && c.state === 'ended');
-    await waitFor('the end of the stream at the source and both targets', () => ended(here) && ended(mirror) && ended(mirrorSrt), 20_000);
+    await waitFor('the end of the stream at the source and both targets', () => [here, mirror, mirrorSrt].every(endedAfterLive), 20_000);
     const sent = delivered(here);
     process.stderr.write(
       `# forwarded: source ${JSON.stringify(sent)}; over RTMP ${JSON.stringify(delivered(mirror))}; over SRT ${JSON.stringify(delivered(mirrorSrt))}; late ${JSON.stringify(delivered(lateViewer))}\n`,
@@ -161,5 +169,69 @@ describe('a live stream forwarded to other servers over RTMP and SRT (streams[].
     const logs = source.logs();
     for (const key of [MIRROR_KEY, MIRROR_SRT_KEY, LATE_KEY, SILENT_KEY]) assert.ok(!logs.includes(key), `the target's key ${key} is not logged`);
     assert.match(logs, /"code":"FORWARD_FAILED"/);
+  });
+
+  test('an operator adds a forward to a live stream through the admin API, removes it, and one added stays for the next publication', async () => {
+    const admin = (method: string, path: string, body?: unknown) =>
+      fetch(`${source.http}/admin/api/streams/${path}`, {
+        method,
+        headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    const refused = await admin('POST', 'main/forwards', { url: 'http://example.com/live/key' });
+    assert.equal(refused.status, 400);
+    assert.equal(((await refused.json()) as { code: string }).code, 'FORWARD_URL_INVALID');
+    assert.equal((await admin('POST', 'nope/forwards', { url: target.rtmpUrl(API_KEY) })).status, 404);
+
+    const first = watch(target.wsUrl('api'));
+    await first.opened;
+    const publisher = startPublisher({ url: source.rtmpUrl(KEY), size: '320x180', bitrate: '400k', seconds: 16 });
+    await waitFor('the stream live at the source', async () => ((await (await admin('GET', 'main')).json()) as { live: boolean }).live, 10_000);
+    const added = await admin('POST', 'main/forwards', { url: target.rtmpUrl(API_KEY) });
+    assert.equal(added.status, 201);
+    const forward = (await added.json()) as { id: string; target: string; appliedBy: string | null };
+    assert.equal(forward.target, `rtmp://127.0.0.1:${new URL(target.rtmpUrl(API_KEY)).port}/live/***`);
+    const view = (await (await admin('GET', 'main')).json()) as { origin: string; forwards: ForwardView[] & { id?: string }[] };
+    assert.equal(forward.appliedBy, view.origin, 'the origin holding the stream applied it at once');
+    await waitFor('pictures at the target added at run time', () => delivered(first).video > 30, 15_000);
+    assert.ok(isSyncFlags(videoRuns(first.record)[0]!.firstSampleFlags), 'from a keyframe');
+
+    // Removed while the stream is live: the target's stream ends now, the source's goes on.
+    assert.equal((await admin('DELETE', `main/forwards/${forward.id}`)).status, 204);
+    await waitFor('the end at the target', () => endedAfterLive(first), 10_000);
+    assert.equal(publisher.process.exitCode, null, 'the publisher still publishing');
+    await waitFor(
+      "the origin's report without it",
+      async () => ((await (await admin('GET', 'main')).json()) as { forwards: { id?: string }[] }).forwards.every((f) => f.id === undefined),
+      10_000,
+      200,
+    );
+
+    // Added again: it stays for the next publication, which it forwards whole from its first keyframe.
+    const again = (await (await admin('POST', 'main/forwards', { url: target.rtmpUrl(API_KEY) })).json()) as { id: string };
+    assert.equal(await publisher.exited, 0, publisher.stderr());
+    await waitFor('the first publication over', async () => !((await (await admin('GET', 'main')).json()) as { live: boolean }).live, 10_000);
+    // The forward of the first publication's tail ends at the target too, before the next begins.
+    await waitFor('the target idle', () => !target.node.origin!.liveStreams().some((l) => l.stream === 'api'), 10_000);
+    const here = watch(source.wsUrl('main'));
+    const second = watch(target.wsUrl('api'));
+    await Promise.all([here.opened, second.opened]);
+    const next = startPublisher({ url: source.rtmpUrl(KEY), size: '320x180', bitrate: '400k', seconds: 6 });
+    assert.equal(await next.exited, 0, next.stderr());
+    await waitFor('the end at the source and the target', () => endedAfterLive(here) && endedAfterLive(second), 15_000);
+    assert.equal(delivered(here).video, 180);
+    assert.deepEqual(delivered(second), delivered(here), 'every picture and AAC frame of the next publication');
+    for (const v of [first, here, second]) v.close();
+
+    const listed = (await (await admin('GET', 'main/forwards')).json()) as { forwards: { id: string; target: string }[] };
+    assert.deepEqual(
+      listed.forwards.map((f) => f.id),
+      [again.id],
+    );
+    assert.ok(!JSON.stringify(listed).includes(API_KEY));
+    assert.equal((await admin('DELETE', `main/forwards/${again.id}`)).status, 204);
+    const unknown = await admin('DELETE', `main/forwards/${again.id}`);
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { code: string }).code, 'FORWARD_UNKNOWN');
   });
 });

@@ -10,6 +10,8 @@ import { Heartbeat, openTtlBucket, readRecords, type TtlBucket } from './kv-buck
 export type ForwardState = 'waiting' | 'running' | 'retrying' | 'unsupported' | 'closed';
 
 export interface ForwardStatus {
+  /** Its id, when added at run time through the admin API (which removes it by id); absent for configured ones. */
+  id?: string;
   /** The target's URL with its secrets hidden. */
   target: string;
   state: ForwardState;

@@ -133,3 +133,30 @@ export function serveRecordingControl(
   });
   return () => sub.unsubscribe();
 }
+
+const forwardsSubject = (prefix: string, stream: string) => `${prefix}_control.${stream}.forwards`;
+
+/** Tells the origin publishing `stream` that its run-time forwards changed: the origin that applied them, or undefined (not live). */
+export async function requestForwardsChanged(nc: NatsConnection, prefix: string, stream: string, timeoutMs = 3000): Promise<string | undefined> {
+  try {
+    const reply = await nc.request(forwardsSubject(prefix, stream), '', { timeout: timeoutMs });
+    return reply.json<EndReply>().origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Serves forward changes: `apply` resolves true once the stream, live here, forwards to its list as it is now. Returns the unsubscribe. */
+export function serveForwardChanges(nc: NatsConnection, prefix: string, origin: string, apply: (stream: string) => Promise<boolean>): () => void {
+  const sub = nc.subscribe(`${prefix}_control.*.forwards`, {
+    callback: (err, msg) => {
+      if (err) return;
+      const stream = msg.subject.slice(prefix.length + '_control.'.length, -'.forwards'.length);
+      void apply(stream).then(
+        (applied) => applied && msg.respond(JSON.stringify({ ended: false, origin } satisfies EndReply)),
+        () => {},
+      );
+    },
+  });
+  return () => sub.unsubscribe();
+}

@@ -515,6 +515,10 @@ export const configSchema = z
           'Bytes waiting for a target that reads too slowly, beyond which frames are dropped until the next keyframe (counted).',
         ),
         timeoutMs: positiveInt.describe('A target that reads nothing for this long is given up on (then tried again).'),
+        bucket: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+$/)
+          .describe('NATS KV bucket of the forwards operators add at run time (the admin API), read by the origin holding each stream.'),
       })
       .strict(),
     recording: z

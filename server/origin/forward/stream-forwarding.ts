@@ -12,6 +12,9 @@ import { cannotCarry, forwardArgs, inputContainer, redact } from './forward-targ
 /** How long an ending ffmpeg may take to send what it has and close the target's stream before it is killed. */
 const END_GRACE_MS = 2000;
 
+/** Audio kept from a publication's start until its first keyframe, at most (about 2 s of AAC). */
+const LEAD_MAX_FRAMES = 100;
+
 /** Timestamps go in this much after the first frame's: audio read just before the first keyframe is never negative. */
 const START_MARGIN_TICKS = TICKS_PER_SECOND;
 
@@ -42,22 +45,26 @@ class Forwarder {
 
   constructor(
     readonly target: ForwardTarget,
+    /** Its id, when an operator added it at run time (the admin API removes it by id). */
+    private readonly id: string | undefined,
     private readonly options: RelayConfig['forward'],
     private readonly log: Logger,
     private readonly metrics: ForwardMetrics | undefined,
   ) {}
 
-  push(frame: Frame): void {
+  /** `lead`: audio the publication began with, before this first keyframe: sent ahead of it. */
+  push(frame: Frame, lead: readonly Frame[] = []): void {
     if (this.state === 'closed' || this.state === 'retrying') return;
     const access = isRandomAccess(frame);
     // New codec parameters: a new ffmpeg, whose input starts with them.
     if (access && this.init && frame.init !== this.init) this.stopChild();
     if (!this.child) {
       if (!access || (this.state === 'unsupported' && frame.init === this.init)) return;
-      this.launch(frame);
+      this.launch(frame, lead);
     }
     const stdin = this.child?.stdin;
     if (!stdin || !this.writer) return;
+    for (const early of lead) stdin.write(this.writer.frame({ ...early, dts: early.dts - this.base }));
     if (stdin.writableLength > this.options.maxQueueBytes || (this.resync && !access)) {
       this.resync = true;
       this.droppedFrames++;
@@ -68,7 +75,7 @@ class Forwarder {
     stdin.write(this.writer.frame({ ...frame, dts: frame.dts - this.base }));
   }
 
-  private launch(first: Frame): void {
+  private launch(first: Frame, lead: readonly Frame[]): void {
     const init = first.init;
     this.init = init;
     const why = cannotCarry(this.target.container, init);
@@ -80,7 +87,7 @@ class Forwarder {
     }
     const input = inputContainer(init);
     this.writer = input === 'flv' ? new FlvWriter() : new MatroskaWriter();
-    this.base = first.dts - START_MARGIN_TICKS;
+    this.base = Math.min(first.dts, lead[0]?.dts ?? first.dts) - START_MARGIN_TICKS;
     this.stderr = '';
     const child = spawn('ffmpeg', forwardArgs(this.target, input, this.options.timeoutMs), { stdio: ['pipe', 'ignore', 'pipe'] });
     this.child = child;
@@ -141,7 +148,7 @@ class Forwarder {
   }
 
   status(): ForwardStatus {
-    return { target: this.target.shown, state: this.state, restarts: this.restarts, droppedFrames: this.droppedFrames, error: this.error };
+    return { id: this.id, target: this.target.shown, state: this.state, restarts: this.restarts, droppedFrames: this.droppedFrames, error: this.error };
   }
 
   /** Resolves once ffmpeg is gone. Safe to call twice. */
@@ -153,30 +160,76 @@ class Forwarder {
   }
 }
 
+/** A forward as the origin asks for it: `key` tells one apart across changes (the configured URL, or the run-time id). */
+export interface KeyedTarget {
+  key: string;
+  /** Set for forwards added at run time. */
+  id?: string;
+  target: ForwardTarget;
+}
+
 /**
- * A live stream's forwards (streams[].forward): one ffmpeg per target, started at the publication's first keyframe,
- * ended with it. Owned by the origin's live stream, beside its transcoding.
+ * A live stream's forwards (streams[].forward, and those added at run time): one ffmpeg per target, started at a
+ * keyframe, ended with the publication. Owned by the origin's live stream, beside its transcoding.
  */
 export class StreamForwarding {
-  private readonly forwarders: Forwarder[];
+  private readonly forwarders = new Map<string, Forwarder>();
+  private closed = false;
+  /** Until the publication's first keyframe: the audio before it, which the forwards send ahead of it (every frame). */
+  private lead: Frame[] | undefined = [];
 
-  constructor(targets: readonly ForwardTarget[], options: RelayConfig['forward'], log: Logger, metrics?: ForwardMetrics) {
-    this.forwarders = targets.map((t) => new Forwarder(t, options, log, metrics));
+  constructor(
+    private readonly options: RelayConfig['forward'],
+    private readonly log: Logger,
+    private readonly metrics?: ForwardMetrics,
+  ) {}
+
+  /**
+   * Forwards to exactly these targets: new ones start at the next keyframe, ones no longer listed end, the others
+   * go on untouched. Resolves once the ended ones' ffmpeg are gone.
+   */
+  set(targets: readonly KeyedTarget[]): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const keep = new Set(targets.map((t) => t.key));
+    const ending: Promise<void>[] = [];
+    for (const [key, forwarder] of this.forwarders) {
+      if (keep.has(key)) continue;
+      this.forwarders.delete(key);
+      ending.push(forwarder.close());
+    }
+    for (const t of targets) {
+      if (!this.forwarders.has(t.key)) this.forwarders.set(t.key, new Forwarder(t.target, t.id, this.options, this.log, this.metrics));
+    }
+    return Promise.all(ending).then(() => undefined);
   }
 
   push(frame: Frame): void {
-    for (const f of this.forwarders) f.push(frame);
+    if (this.lead) {
+      if (!isRandomAccess(frame)) {
+        if (frame.track === 'audio' && this.lead.length < LEAD_MAX_FRAMES) this.lead.push(frame);
+        return; // nothing to start from yet
+      }
+      const lead = this.lead;
+      this.lead = undefined;
+      for (const f of this.forwarders.values()) f.push(frame, lead);
+      return;
+    }
+    for (const f of this.forwarders.values()) f.push(frame);
   }
 
   statuses(): ForwardStatus[] {
-    return this.forwarders.map((f) => f.status());
+    return [...this.forwarders.values()].map((f) => f.status());
   }
 
   *states(): Iterable<ForwardState> {
-    for (const f of this.forwarders) yield f.state;
+    for (const f of this.forwarders.values()) yield f.state;
   }
 
+  /** Ends every forward; resolves once their ffmpeg are gone. Safe to call twice. */
   close(): Promise<void> {
-    return Promise.all(this.forwarders.map((f) => f.close())).then(() => undefined);
+    this.closed = true;
+    const all = [...this.forwarders.values()];
+    this.forwarders.clear();
+    return Promise.all(all.map((f) => f.close())).then(() => undefined);
   }
 }
