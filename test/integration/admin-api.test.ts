@@ -171,6 +171,8 @@ describe('the admin API and readiness', { timeout: 120_000 }, () => {
       '/admin/api/streams',
       '/admin/api/streams/{stream}',
       '/admin/api/streams/{stream}/end',
+      '/admin/api/streams/{stream}/forwards',
+      '/admin/api/streams/{stream}/forwards/{id}',
       '/admin/api/streams/{stream}/recording/start',
       '/admin/api/streams/{stream}/recording/stop',
     ]);
