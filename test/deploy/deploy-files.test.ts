@@ -14,6 +14,7 @@ import { createIngestMetrics } from '../../server/origin/ingest/ingest-metrics.t
 import { createNodeRegistry } from '../../node/node-metrics.ts';
 import { createTranscodeMetrics } from '../../server/origin/transcode/transcode-metrics.ts';
 import { createSrtMetrics } from '../../server/origin/ingest/srt/srt-ingest.ts';
+import { createForwardMetrics } from '../../server/origin/forward/forward-metrics.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -29,6 +30,7 @@ function metricCatalogue(): Set<string> {
   createEdgeMetrics(reg);
   createTranscodeMetrics(reg, () => []);
   createSrtMetrics(reg, () => []);
+  createForwardMetrics(reg, () => []);
   const names = new Set<string>();
   for (const m of reg.getMetricsAsArray()) {
     const { name, type } = m as unknown as { name: string; type: string };
@@ -205,10 +207,10 @@ describe('deployment files', () => {
       // Metric names: identifiers followed by a selector, a range or an operator, minus PromQL's own words.
       for (const m of expr.matchAll(/\b([a-z_][a-z0-9_]*)\s*(?=\{|\[|\)|\s*[*><=]|$)/g)) used.add(m[1]!);
     }
-    const promql = new Set(['by', 'le', 'instance', 'stream', 'protocol', 'rendition', 'reason', 'how', 'job']);
+    const promql = new Set(['by', 'le', 'instance', 'stream', 'protocol', 'rendition', 'reason', 'how', 'job', 'state']);
     const unknown = [...used].filter((n) => !promql.has(n) && !catalogue.has(n));
     assert.deepEqual(unknown, [], 'every queried metric exists');
-    for (const family of ['relay_ingest_', 'relay_srt_', 'relay_bus_', 'relay_leases_', 'relay_edge_', 'relay_transcode_', 'process_']) {
+    for (const family of ['relay_ingest_', 'relay_srt_', 'relay_forward_', 'relay_bus_', 'relay_leases_', 'relay_edge_', 'relay_transcode_', 'process_']) {
       assert.ok(
         [...used].some((n) => n.startsWith(family)),
         `the dashboard shows ${family}*`,
