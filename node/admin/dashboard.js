@@ -11,6 +11,17 @@ function el(tag, text, cls) {
   return e;
 }
 
+/** What a live stream takes in, and under it each of its forwards to other servers with its state. */
+function ingestCell(s) {
+  const td = el('td', [s.protocol, sourceCodecs(s.renditions), kbps(s.bitsPerSecond), s.framesPerSecond ? `${s.framesPerSecond} fps` : ''].filter(Boolean).join(' · '));
+  for (const f of s.forwards ?? []) {
+    const line = el('div', `→ ${f.target} ${f.state}${f.restarts ? ` (${f.restarts} restarts)` : ''}`, `forward ${f.state}`);
+    if (f.error) line.title = f.error;
+    td.append(line);
+  }
+  return td;
+}
+
 function row(cells, testid) {
   const tr = document.createElement('tr');
   if (testid) tr.dataset.testid = testid;
@@ -158,9 +169,7 @@ function render(cluster) {
           s.name,
           el('td', s.live ? 'live' : 'offline', s.live ? 'live' : 'offline'),
           s.live ? `${s.origin} · ${s.leaseToken ?? '?'}` : '',
-          s.live
-            ? [s.protocol, sourceCodecs(s.renditions), kbps(s.bitsPerSecond), s.framesPerSecond ? `${s.framesPerSecond} fps` : ''].filter(Boolean).join(' · ')
-            : '',
+          s.live ? ingestCell(s) : '',
           s.renditions.map((r) => `${r.name}${r.height ? ` ${r.height}p` : ''}${r.webrtc ? ' (WebRTC)' : ''}`).join(', '),
           Object.entries(s.viewers.byEdge)
             .map(([edge, v]) => `${edge}: ${v.ws + v.webrtc + (v.hls ?? 0)}`)

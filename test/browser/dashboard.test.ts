@@ -23,7 +23,8 @@ describe('the cluster dashboard in Chromium', { timeout: 120_000 }, () => {
   before(async () => {
     nats = await startNats();
     const streams = [
-      { name: 'live-one', key: KEY },
+      // A forward to a server that is not there: retried, shown with its state, its key hidden.
+      { name: 'live-one', key: KEY, forward: ['rtmp://127.0.0.1:9/live/forward-secret-key'] },
       { name: 'idle-one', key: 'idle-key-0123456789abcdef' },
     ];
     const cluster = (nodeId: string) => ({ nodeId, edgeHeartbeatMs: 300 });
@@ -89,6 +90,16 @@ describe('the cluster dashboard in Chromium', { timeout: 120_000 }, () => {
     assert.match(live, /edge-a: 2, edge-b: 1/);
     assert.match(live, /edge-(a|b)/, 'placed on an edge');
     assert.match(await text('[data-testid=stream-idle-one]'), /idle-one\s+offline/);
+  });
+
+  test("shows each live stream's forwards to other servers with their state, keys hidden", async () => {
+    await waitFor(
+      'the forward shown as retrying',
+      async () => /→ rtmp:\/\/127\.0\.0\.1:9\/live\/\*\*\* (retrying|waiting) \(\d+ restarts\)/.test(await text('[data-testid=stream-live-one]')),
+      15_000,
+      200,
+    );
+    assert.ok(!(await page.content()).includes('forward-secret-key'));
   });
 
   test('ends a stream from the dashboard: it turns offline and its publisher is disconnected', async () => {
