@@ -13,7 +13,10 @@ function el(tag, text, cls) {
 
 /** What a live stream takes in, and under it each of its forwards to other servers with its state. */
 function ingestCell(s) {
-  const td = el('td', [s.protocol, sourceCodecs(s.renditions), kbps(s.bitsPerSecond), s.framesPerSecond ? `${s.framesPerSecond} fps` : ''].filter(Boolean).join(' · '));
+  const td = el(
+    'td',
+    [s.protocol, sourceCodecs(s.renditions), kbps(s.bitsPerSecond), s.framesPerSecond ? `${s.framesPerSecond} fps` : ''].filter(Boolean).join(' · '),
+  );
   for (const f of s.forwards ?? []) {
     const line = el('div', `→ ${f.target} ${f.state}${f.restarts ? ` (${f.restarts} restarts)` : ''}`, `forward ${f.state}`);
     if (f.error) line.title = f.error;
