@@ -41,7 +41,39 @@ export function serveStreamControl(nc: NatsConnection, prefix: string, origin: s
   return () => sub.unsubscribe();
 }
 
-const takeoverSubject = (prefix: string, stream: string) => `${prefix}_control.${stream}.takeover`;
+const originCommandSubject = (prefix: string, stream: string, verb: string) => `${prefix}_control.${stream}.${verb}`;
+
+/** A command the origin holding `stream` answers once it has acted; undefined when none answered in time. */
+async function requestOriginCommand(nc: NatsConnection, prefix: string, stream: string, verb: string, timeoutMs: number): Promise<EndReply | undefined> {
+  try {
+    const reply = await nc.request(originCommandSubject(prefix, stream, verb), '', { timeout: timeoutMs });
+    return reply.json<EndReply>();
+  } catch {
+    return undefined; // no responders, or a timeout
+  }
+}
+
+/** Serves one command for every stream: `act` resolves true once it acted on the stream, live here. Returns the unsubscribe. */
+function serveOriginCommand(
+  nc: NatsConnection,
+  prefix: string,
+  origin: string,
+  verb: string,
+  ended: boolean,
+  act: (stream: string) => Promise<boolean>,
+): () => void {
+  const sub = nc.subscribe(originCommandSubject(prefix, '*', verb), {
+    callback: (err, msg) => {
+      if (err) return;
+      const stream = msg.subject.slice(prefix.length + '_control.'.length, -(verb.length + 1));
+      void act(stream).then(
+        (acted) => acted && msg.respond(JSON.stringify({ ended, origin } satisfies EndReply)),
+        () => {},
+      );
+    },
+  });
+  return () => sub.unsubscribe();
+}
 
 /**
  * Asks the origin publishing `stream` to let a new publisher with the stream's key
@@ -49,28 +81,13 @@ const takeoverSubject = (prefix: string, stream: string) => `${prefix}_control.$
  * marker and releases the lease, and only then answers. Undefined when no origin
  * answered (none has the stream live, or the one holding it is gone: its lease expires).
  */
-export async function requestTakeover(nc: NatsConnection, prefix: string, stream: string, timeoutMs = 3000): Promise<EndReply | undefined> {
-  try {
-    const reply = await nc.request(takeoverSubject(prefix, stream), '', { timeout: timeoutMs });
-    return reply.json<EndReply>();
-  } catch {
-    return undefined;
-  }
+export function requestTakeover(nc: NatsConnection, prefix: string, stream: string, timeoutMs = 3000): Promise<EndReply | undefined> {
+  return requestOriginCommand(nc, prefix, stream, 'takeover', timeoutMs);
 }
 
 /** Serves takeover requests: `release` resolves true once the stream, live here, has been let go. Returns the unsubscribe. */
 export function serveTakeovers(nc: NatsConnection, prefix: string, origin: string, release: (stream: string) => Promise<boolean>): () => void {
-  const sub = nc.subscribe(`${prefix}_control.*.takeover`, {
-    callback: (err, msg) => {
-      if (err) return;
-      const stream = msg.subject.slice(prefix.length + '_control.'.length, -'.takeover'.length);
-      void release(stream).then(
-        (released) => released && msg.respond(JSON.stringify({ ended: true, origin } satisfies EndReply)),
-        () => {},
-      );
-    },
-  });
-  return () => sub.unsubscribe();
+  return serveOriginCommand(nc, prefix, origin, 'takeover', true, release);
 }
 
 const recordSubject = (prefix: string, stream: string) => `${prefix}_control.${stream}.record`;
@@ -134,29 +151,12 @@ export function serveRecordingControl(
   return () => sub.unsubscribe();
 }
 
-const forwardsSubject = (prefix: string, stream: string) => `${prefix}_control.${stream}.forwards`;
-
 /** Tells the origin publishing `stream` that its run-time forwards changed: the origin that applied them, or undefined (not live). */
 export async function requestForwardsChanged(nc: NatsConnection, prefix: string, stream: string, timeoutMs = 3000): Promise<string | undefined> {
-  try {
-    const reply = await nc.request(forwardsSubject(prefix, stream), '', { timeout: timeoutMs });
-    return reply.json<EndReply>().origin;
-  } catch {
-    return undefined;
-  }
+  return (await requestOriginCommand(nc, prefix, stream, 'forwards', timeoutMs))?.origin;
 }
 
 /** Serves forward changes: `apply` resolves true once the stream, live here, forwards to its list as it is now. Returns the unsubscribe. */
 export function serveForwardChanges(nc: NatsConnection, prefix: string, origin: string, apply: (stream: string) => Promise<boolean>): () => void {
-  const sub = nc.subscribe(`${prefix}_control.*.forwards`, {
-    callback: (err, msg) => {
-      if (err) return;
-      const stream = msg.subject.slice(prefix.length + '_control.'.length, -'.forwards'.length);
-      void apply(stream).then(
-        (applied) => applied && msg.respond(JSON.stringify({ ended: false, origin } satisfies EndReply)),
-        () => {},
-      );
-    },
-  });
-  return () => sub.unsubscribe();
+  return serveOriginCommand(nc, prefix, origin, 'forwards', false, apply);
 }

@@ -64,7 +64,7 @@ class Forwarder {
     }
     const stdin = this.child?.stdin;
     if (!stdin || !this.writer) return;
-    for (const early of lead) stdin.write(this.writer.frame({ ...early, dts: early.dts - this.base }));
+    for (const early of lead) stdin.write(this.writer.frame(early, -this.base));
     if (stdin.writableLength > this.options.maxQueueBytes || (this.resync && !access)) {
       this.resync = true;
       this.droppedFrames++;
@@ -72,7 +72,7 @@ class Forwarder {
       return;
     }
     this.resync = false;
-    stdin.write(this.writer.frame({ ...frame, dts: frame.dts - this.base }));
+    stdin.write(this.writer.frame(frame, -this.base));
   }
 
   private launch(first: Frame, lead: readonly Frame[]): void {

@@ -54,7 +54,7 @@ export class FfmpegTranscoder extends EventEmitter<{
 }> {
   private child: ChildProcess | undefined;
   /** FLV for H.264 with AAC; Matroska for Opus (a WHIP source), HEVC and AV1. */
-  private readonly writer: { start(init: StreamInit): Buffer; frame(frame: Frame): Buffer };
+  private readonly writer: { start(init: StreamInit): Buffer; frame(frame: Frame, shiftTicks?: number): Buffer };
   private readonly receivedAt = new Map<number, number>();
   /** Source audio, oldest first: [presentation ms, ingest time]; Opus packets do not line up with AAC frames. */
   private readonly audioReceivedAt: [number, number][] = [];
@@ -301,7 +301,7 @@ export class FfmpegTranscoder extends EventEmitter<{
       if (this.audioReceivedAt.length > RECEIVED_AT_MEMORY) this.audioReceivedAt.shift();
     }
     this.stats.framesIn++;
-    stdin.write(this.writer.frame({ ...frame, dts: frame.dts + INPUT_OFFSET_TICKS }));
+    stdin.write(this.writer.frame(frame, INPUT_OFFSET_TICKS));
   }
 
   /** The ingest time of the source frame presented at this frame's time (ffmpeg re-rounds by a millisecond or so). */

@@ -23,9 +23,12 @@ export class FlvWriter {
     return Buffer.concat(parts);
   }
 
-  /** One frame as an FLV tag; a frame whose init changed is preceded by the new configuration. */
-  frame(frame: Frame): Buffer {
-    const ms = Math.max(0, Math.round(frame.dts / TICKS_PER_MS));
+  /**
+   * One frame as an FLV tag; a frame whose init changed is preceded by the new configuration. `shiftTicks` moves
+   * its timestamp (what a reader's timeline starts from) without a copy of the frame.
+   */
+  frame(frame: Frame, shiftTicks = 0): Buffer {
+    const ms = Math.max(0, Math.round((frame.dts + shiftTicks) / TICKS_PER_MS));
     let config: Buffer | undefined;
     if (frame.init !== this.init && isRandomAccess(frame)) {
       this.init = frame.init;

@@ -129,9 +129,12 @@ export class MatroskaWriter {
     return Buffer.concat([header, id(SEGMENT), UNKNOWN_SIZE, info, master(TRACKS, tracks)]);
   }
 
-  /** One frame as a SimpleBlock, after a new cluster at a video keyframe (or when the offset would not fit). */
-  frame(frame: Frame): Buffer {
-    const ms = Math.max(0, Math.round((frame.dts + frame.cto) / TICKS_PER_MS));
+  /**
+   * One frame as a SimpleBlock, after a new cluster at a video keyframe (or when the offset would not fit).
+   * `shiftTicks` moves its timestamp without a copy of the frame.
+   */
+  frame(frame: Frame, shiftTicks = 0): Buffer {
+    const ms = Math.max(0, Math.round((frame.dts + shiftTicks + frame.cto) / TICKS_PER_MS));
     const parts: Buffer[] = [];
     const offset = this.clusterMs === undefined ? undefined : ms - this.clusterMs;
     if (offset === undefined || (frame.track === 'video' && frame.keyframe) || offset > MAX_BLOCK_OFFSET_MS || offset < -MAX_BLOCK_OFFSET_MS) {
